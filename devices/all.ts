@@ -1,0 +1,6 @@
+/**
+ * Registers every device kind with the registry (the console is built in:
+ * every guest has exactly one, last in its table).
+ *
+ * @module
+ */

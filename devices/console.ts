@@ -1,0 +1,201 @@
+/**
+ * Console device (protocol §10.2), backed by stdio or by any byte source
+ * and sink.
+ *
+ * Output: the guest sends to key 0; the sections go to the sink and the
+ * byte count becomes used_len. Input: the guest binds one 256-byte buffer
+ * on key 0. We read the source only while we hold no undelivered bytes, so
+ * a guest that is slow to hand its buffer back makes us stop reading:
+ * backpressure, and piped input of any size arrives whole (the original
+ * dropped or overwrote input instead, §14.1).
+ *
+ * @module
+ */
+
+import { LGUEST_CONSOLE_DMA_KEY, LGUEST_DEVICE_T_CONSOLE } from "../abi/constants.ts";
+import type { Device, DeviceContext } from "./registry.ts";
+
+/** Bytes read from the source at a time: the guest's buffer size. */
+const CHUNK = 256;
+/** Retry delays while the guest's buffer stays full (ms). */
+const RETRY_MIN_MS = 1;
+const RETRY_MAX_MS = 20;
+
+/** Where console bytes come from and go to. */
+export interface ConsoleBackend {
+  /** Read up to `buf.length` bytes; null at end of input. */
+  read(buf: Uint8Array): Promise<number | null>;
+  /** Write all of `data` (synchronously, so a later crash loses nothing). */
+  write(data: Uint8Array): void;
+  /** Called when the run ends. */
+  close?(): void;
+}
+
+/** stdin/stdout as a console backend. */
+export function stdioBackend(): ConsoleBackend {
+  return {
+    read: (buf) => Deno.stdin.read(buf),
+    write(data) {
+      let off = 0;
+      while (off < data.length) {
+        try {
+          off += Deno.stdout.writeSync(data.subarray(off));
+        } catch {
+          return; // stdout closed (EPIPE): the output has nowhere to go
+        }
+      }
+    },
+  };
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
+/** The console: key 0 out, key 0 in, no pages. */
+export class ConsoleDevice implements Device {
+  readonly type = LGUEST_DEVICE_T_CONSOLE;
+  readonly features = 0;
+  readonly numPages = 0;
+  readonly label: string;
+  readonly #backend: ConsoleBackend;
+  #ctx: DeviceContext | null = null;
+  #pending: Uint8Array | null = null;
+  #drained: (() => void) | null = null;
+  #eof = false;
+  #closed = false;
+  #retry: ReturnType<typeof setTimeout> | undefined;
+  #retryMs = RETRY_MIN_MS;
+  #ctrlC: number[] = [];
+  /** Bytes delivered to the guest and bytes written out, for --verbose. */
+  readonly stats = { in: 0, out: 0 };
+
+  constructor(backend: ConsoleBackend, label = "console: stdio") {
+    this.#backend = backend;
+    this.label = label;
+  }
+
+  init(ctx: DeviceContext): void {
+    this.#ctx = ctx;
+    this.#pump();
+  }
+
+  watchKey(): number {
+    return LGUEST_CONSOLE_DMA_KEY;
+  }
+
+  output(sections: Uint8Array[]): number {
+    let n = 0;
+    for (const s of sections) {
+      this.#backend.write(s);
+      n += s.length;
+    }
+    this.stats.out += n;
+    return n;
+  }
+
+  hasPendingInput(): boolean {
+    return this.#pending !== null;
+  }
+
+  input(ctx: DeviceContext): void {
+    const data = this.#pending;
+    if (data === null) return;
+    const n = ctx.deliver(LGUEST_CONSOLE_DMA_KEY, data);
+    if (n < 0) {
+      this.#scheduleRetry();
+      return;
+    }
+    this.stats.in += n;
+    this.#retryMs = RETRY_MIN_MS;
+    this.#pending = n < data.length ? data.subarray(n) : null;
+    if (this.#pending === null) {
+      const d = this.#drained;
+      this.#drained = null;
+      d?.();
+    } else {
+      ctx.requestInput();
+    }
+  }
+
+  /** The guest's buffer was full: ask again a little later (backing off). */
+  #scheduleRetry(): void {
+    if (this.#retry !== undefined || this.#closed) return;
+    this.#retry = setTimeout(() => {
+      this.#retry = undefined;
+      this.#ctx?.requestInput();
+    }, this.#retryMs);
+    this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
+  }
+
+  /** Read the source one chunk at a time, never ahead of the guest. */
+  async #pump(): Promise<void> {
+    while (!this.#closed) {
+      const buf = new Uint8Array(CHUNK);
+      let n: number | null;
+      try {
+        n = await this.#backend.read(buf);
+      } catch {
+        n = null;
+      }
+      if (this.#closed) return;
+      if (n === null) {
+        this.#eof = true;
+        this.#ctx?.log("console: end of input");
+        return;
+      }
+      if (n === 0) continue;
+      const chunk = buf.subarray(0, n);
+      if (this.#isExitHack(chunk)) return;
+      this.#pending = this.#pending === null ? chunk : concat(this.#pending, chunk);
+      const drained = new Promise<void>((resolve) => (this.#drained = resolve));
+      this.#ctx?.requestInput();
+      await drained;
+    }
+  }
+
+  /** Three lone Ctrl-C reads within a second end the run (§10.2). */
+  #isExitHack(chunk: Uint8Array): boolean {
+    if (chunk.length !== 1 || chunk[0] !== 3) {
+      this.#ctrlC = [];
+      return false;
+    }
+    const now = performance.now();
+    this.#ctrlC.push(now);
+    if (this.#ctrlC.length >= 3 && now - this.#ctrlC[0] <= 1000) {
+      this.#ctx?.exit(130, "three Ctrl-C within a second");
+      return true;
+    }
+    if (this.#ctrlC.length >= 3) this.#ctrlC.shift();
+    return false;
+  }
+
+  /**
+   * Ctrl-C at the terminal (arrives as SIGINT in cbreak mode): hand the
+   * guest a 0x03 byte, and count it for the three-in-a-second exit.
+   */
+  interrupt(): void {
+    const chunk = new Uint8Array([3]);
+    if (this.#isExitHack(chunk)) return;
+    const old = this.#pending;
+    this.#pending = old === null ? chunk : concat(old, chunk);
+    this.#ctx?.requestInput();
+  }
+
+  /** Has the source ended? */
+  get eof(): boolean {
+    return this.#eof;
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#retry !== undefined) clearTimeout(this.#retry);
+    const d = this.#drained;
+    this.#drained = null;
+    d?.();
+    this.#backend.close?.();
+  }
+}

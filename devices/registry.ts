@@ -1,0 +1,95 @@
+/**
+ * The device registry: a small, dependency-free table of device kinds.
+ *
+ * A device module calls {@link registerDevice} with its name, CLI option,
+ * usage text, a parser for the option's value and a factory. The CLI and
+ * the config-file loader are built from this table, so adding a device
+ * touches no core file. A device instance (frontend) talks to the guest
+ * only through its {@link DeviceContext}; its backend (stdio, file, tap,
+ * segment) stays inside the module.
+ *
+ * @module
+ */
+
+import type { GuestMemory } from "../host/memory.ts";
+
+/** A user error in a device option: one line, exit code 2. */
+export class UsageError extends Error {}
+
+/** What the Launcher offers a device. */
+export interface DeviceContext {
+  /** Descriptor index; the device's IRQ is index + 1. */
+  readonly index: number;
+  /** Guest-physical address of the device's first page (0 if none). */
+  readonly pageAddr: number;
+  /** The guest's memory through the one checked path. */
+  readonly memory: GuestMemory;
+  /**
+   * Feed input: GETDMA on `key`, copy `data` into the buffer's sections,
+   * store the byte count in used_len and raise the buffer's IRQ. Returns
+   * the bytes delivered, or -1 if the guest has no free buffer (nothing is
+   * written: the caller keeps its data). Only valid inside input().
+   */
+  deliver(key: number, data: Uint8Array): number;
+  /** Ask for input() to be called soon (the Waker's BREAK). */
+  requestInput(): void;
+  /** A line for --verbose. */
+  log(msg: string): void;
+  /** Kill the guest (bad guest-supplied data the device cannot serve). */
+  kill(reason: string): void;
+  /** End the whole run with an exit code (e.g. three Ctrl-C). */
+  exit(code: number, why: string): void;
+}
+
+/** One device as the Launcher drives it. */
+export interface Device {
+  readonly type: number;
+  readonly features: number;
+  readonly numPages: number;
+  /** Short description for --verbose and `devices` listings. */
+  readonly label: string;
+  /** Called once the layout is known and before the guest starts. */
+  init?(ctx: DeviceContext): void | Promise<void>;
+  /** The key whose Launcher-bound DMA this device serves (after init). */
+  watchKey?(): number;
+  /** Serve a Launcher-bound DMA; the result becomes the sender's used_len. */
+  output?(sections: Uint8Array[], ctx: DeviceContext): number;
+  /** Move pending input into the guest (the guest is stopped). */
+  input?(ctx: DeviceContext): void;
+  /** Does the device hold input it could not deliver yet? */
+  hasPendingInput?(): boolean;
+  /** Release host resources (files, fds, listeners). */
+  close?(): void | Promise<void>;
+}
+
+/** A kind of device: how to parse its option and make instances. */
+export interface DeviceKind<Spec = unknown> {
+  /** Registry name, e.g. "block". */
+  readonly name: string;
+  /** Long CLI option without dashes, e.g. "block"; repeatable. */
+  readonly option: string;
+  /** One line of help: `--block FILE[,ro|,sync|,direct]  ...`. */
+  readonly usage: string;
+  /** Parse an option value; throw UsageError with one clear line. */
+  parse(value: string): Spec;
+  /** Make a device (open files etc.); throw UsageError on user errors. */
+  create(spec: Spec): Device | Promise<Device>;
+}
+
+const kinds = new Map<string, DeviceKind>();
+
+/** Add a device kind to the registry. */
+export function registerDevice<S>(kind: DeviceKind<S>): void {
+  if (kinds.has(kind.name)) throw new Error(`registry: device ${kind.name} registered twice`);
+  kinds.set(kind.name, kind as DeviceKind);
+}
+
+/** Every registered kind, in registration order. */
+export function deviceKinds(): DeviceKind[] {
+  return [...kinds.values()];
+}
+
+/** The kind whose CLI option is `option`, if any. */
+export function kindByOption(option: string): DeviceKind | undefined {
+  return [...kinds.values()].find((k) => k.option === option);
+}

@@ -1,0 +1,29 @@
+/**
+ * Typed access to WebAssembly JSPI (`Suspending`, `promising`), which this
+ * Deno's V8 has on by default but TypeScript's lib does not declare yet.
+ *
+ * @module
+ */
+
+interface JspiNamespace {
+  Suspending: new (fn: (...args: never[]) => Promise<unknown>) => WebAssembly.ImportValue;
+  promising: (fn: (...args: never[]) => unknown) => (...args: unknown[]) => Promise<unknown>;
+}
+
+const jspi = WebAssembly as unknown as Partial<JspiNamespace>;
+
+/** Is JSPI available in this runtime? */
+export const hasJspi: boolean = typeof jspi.Suspending === "function" &&
+  typeof jspi.promising === "function";
+
+/** Wrap an async host function as a suspending wasm import. */
+export function suspending(fn: () => Promise<void>): WebAssembly.ImportValue {
+  if (!jspi.Suspending) throw new Error("wasm: this runtime has no WebAssembly JSPI");
+  return new jspi.Suspending(fn);
+}
+
+/** Wrap a wasm export so calling it returns a promise (and may suspend). */
+export function promising(fn: () => unknown): () => Promise<unknown> {
+  if (!jspi.promising) throw new Error("wasm: this runtime has no WebAssembly JSPI");
+  return jspi.promising(fn);
+}

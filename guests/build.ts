@@ -1,0 +1,321 @@
+/**
+ * guests/build.ts: build every guest image from the C sources.
+ *
+ *   deno run --allow-read --allow-write --allow-run guests/build.ts [--check]
+ *
+ * - `guests/*.c`      -> `guests/images/NAME.wasm` (built-in guests)
+ * - `guests/test/*.c` -> `guests/images/test-NAME.wasm` (host test guests)
+ * - `guests/images/manifest.json` lists them all: [{name, file, description,
+ *   test?}]. The description is the `@guest:` line in each source's header.
+ *
+ * Every guest links the kit (`kit/*.c` and `kit/arch/wasm32/*.c`); then the
+ * all-zero data segments (.bss) are dropped, since guest RAM starts zeroed.
+ * Builds are byte-reproducible: no debug info, relative paths only, fixed
+ * flags. See docs/guest-abi.md §12.
+ *
+ * `--check` rebuilds into a temporary directory and exits 1, listing the
+ * images that differ from the committed ones. A missing clang or wasm-ld is
+ * one line on stderr and exit code 2.
+ */
+
+const GUESTS_DIR = decodeURIComponent(new URL(".", import.meta.url).pathname)
+  .replace(/\/$/, "");
+const ARCH = "wasm32";
+
+/** Compiler flags; sources and include paths are relative to guests/. */
+export const CFLAGS = [
+  "--target=wasm32",
+  "-std=gnu11",
+  "-O2",
+  "-ffreestanding",
+  "-nostdlib",
+  "-Wall",
+  "-Wextra",
+  "-Werror",
+  "-Iinclude",
+  "-Ikit",
+];
+
+/** Linker flags (wasm-ld). The host creates the memory; image at 1 MiB. */
+export const LDFLAGS = [
+  "--no-entry",
+  "--import-memory",
+  "--global-base=1048576",
+  "-z",
+  "stack-size=65536",
+  "--export=start",
+];
+
+interface Guest {
+  name: string; // manifest name, e.g. "hello" or "test-crash"
+  source: string; // relative to guests/
+  description: string;
+  test: boolean;
+}
+
+interface ManifestEntry {
+  name: string;
+  file: string;
+  description: string;
+  test?: boolean;
+}
+
+class BuildError extends Error {}
+
+async function findTool(candidates: string[]): Promise<string | null> {
+  for (const tool of candidates) {
+    try {
+      const out = await new Deno.Command(tool, {
+        args: ["--version"],
+        stdout: "null",
+        stderr: "null",
+      }).output();
+      if (out.success) return tool;
+    } catch (e) {
+      if (!(e instanceof Deno.errors.NotFound)) throw e;
+    }
+  }
+  return null;
+}
+
+async function listC(dir: string): Promise<string[]> {
+  const names: string[] = [];
+  try {
+    for await (const e of Deno.readDir(`${GUESTS_DIR}/${dir}`)) {
+      if (e.isFile && e.name.endsWith(".c")) names.push(e.name);
+    }
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return [];
+    throw e;
+  }
+  return names.sort().map((n) => (dir === "." ? n : `${dir}/${n}`));
+}
+
+async function describe(source: string): Promise<string> {
+  const text = await Deno.readTextFile(`${GUESTS_DIR}/${source}`);
+  const m = text.match(/@guest:\s*(.+?)\s*$/m);
+  if (!m) throw new BuildError(`${source}: no "@guest: description" line`);
+  return m[1];
+}
+
+async function findGuests(): Promise<Guest[]> {
+  const guests: Guest[] = [];
+  for (const source of await listC(".")) {
+    const name = source.replace(/\.c$/, "");
+    guests.push({ name, source, description: await describe(source), test: false });
+  }
+  for (const source of await listC("test")) {
+    const name = "test-" + source.replace(/^test\//, "").replace(/\.c$/, "");
+    guests.push({ name, source, description: await describe(source), test: true });
+  }
+  return guests;
+}
+
+async function run(cmd: string, args: string[]): Promise<void> {
+  const out = await new Deno.Command(cmd, {
+    args,
+    cwd: GUESTS_DIR,
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) +
+    new TextDecoder().decode(out.stderr);
+  if (!out.success) {
+    throw new BuildError(`${cmd} ${args.join(" ")}\n${text.trimEnd()}`);
+  }
+  if (text.trim()) console.error(text.trimEnd());
+}
+
+/** Build all images and the manifest into outDir; returns the file names. */
+async function build(
+  clang: string,
+  wasmLd: string,
+  outDir: string,
+): Promise<string[]> {
+  const guests = await findGuests();
+  const kit = [...await listC("kit"), ...await listC(`kit/arch/${ARCH}`)];
+  const objDir = await Deno.makeTempDir({ prefix: "lguest-guests-obj-" });
+  try {
+    const obj = (src: string) => `${objDir}/${src.replace(/\//g, "__")}.o`;
+    const sources = [...kit, ...guests.map((g) => g.source)];
+    await Promise.all(
+      sources.map((src) => run(clang, [...CFLAGS, "-c", src, "-o", obj(src)])),
+    );
+
+    await Deno.mkdir(outDir, { recursive: true });
+    const files: string[] = [];
+    const manifest: ManifestEntry[] = [];
+    for (const g of guests) {
+      const file = `${g.name}.wasm`;
+      await run(wasmLd, [
+        ...LDFLAGS,
+        "-o",
+        `${outDir}/${file}`,
+        obj(g.source),
+        ...kit.map(obj),
+      ]);
+      const image = `${outDir}/${file}`;
+      await Deno.writeFile(image, dropZeroSegments(await Deno.readFile(image)));
+      await Deno.chmod(image, 0o644); // wasm-ld marks its output executable
+      files.push(file);
+      manifest.push({
+        name: g.name,
+        file,
+        description: g.description,
+        ...(g.test ? { test: true } : {}),
+      });
+    }
+    await Deno.writeTextFile(
+      `${outDir}/manifest.json`,
+      JSON.stringify(manifest, null, 2) + "\n",
+    );
+    files.push("manifest.json");
+    return files;
+  } finally {
+    await Deno.remove(objDir, { recursive: true });
+  }
+}
+
+async function readOrNull(path: string): Promise<Uint8Array | null> {
+  try {
+    return await Deno.readFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return null;
+    throw e;
+  }
+}
+
+/** LEB128 helpers for the tiny wasm rewrite below. */
+function readLeb(b: Uint8Array, pos: number): [number, number] {
+  let v = 0, shift = 0;
+  for (;;) {
+    const x = b[pos++];
+    v += (x & 0x7f) * 2 ** shift;
+    shift += 7;
+    if (!(x & 0x80)) return [v, pos];
+  }
+}
+
+function leb(v: number): number[] {
+  const out: number[] = [];
+  do {
+    let x = v % 128;
+    v = Math.floor(v / 128);
+    if (v) x |= 0x80;
+    out.push(x);
+  } while (v);
+  return out;
+}
+
+/**
+ * Drop the data segments that are all zeros (.bss). With an imported memory
+ * wasm-ld must write .bss out as zeros, but guest RAM always starts zeroed
+ * (the Launcher's RAM is fresh anonymous memory), so they are dead weight:
+ * about 20 KB per image. Only active segments with an `i32.const` offset are
+ * expected; anything else leaves the module unchanged.
+ */
+export function dropZeroSegments(wasm: Uint8Array): Uint8Array {
+  let pos = 8;
+  while (pos < wasm.length) {
+    const id = wasm[pos];
+    const [size, body] = readLeb(wasm, pos + 1);
+    const end = body + size;
+    if (id !== 11) {
+      pos = end;
+      continue;
+    }
+    let [count, p] = readLeb(wasm, body);
+    const kept: Uint8Array[] = [];
+    for (; count > 0; count--) {
+      const start = p;
+      if (wasm[p] !== 0 || wasm[p + 1] !== 0x41) return wasm;
+      [, p] = readLeb(wasm, p + 2); // the offset (signed, but we skip it)
+      if (wasm[p++] !== 0x0b) return wasm;
+      const [len, data] = readLeb(wasm, p);
+      p = data + len;
+      if (wasm.subarray(data, p).some((x) => x !== 0)) {
+        kept.push(wasm.subarray(start, p));
+      }
+    }
+    const payload = [...leb(kept.length), ...kept.flatMap((k) => [...k])];
+    return new Uint8Array([
+      ...wasm.subarray(0, pos),
+      11,
+      ...leb(payload.length),
+      ...payload,
+      ...wasm.subarray(end),
+    ]);
+  }
+  return wasm;
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+async function main(args: string[]): Promise<number> {
+  const check = args.includes("--check");
+  const unknown = args.filter((a) => a !== "--check");
+  if (unknown.length) {
+    console.error(`guests/build.ts: unknown argument ${unknown[0]} (usage: build.ts [--check])`);
+    return 2;
+  }
+  const clang = await findTool(["clang", "clang-14"]);
+  if (!clang) {
+    console.error(
+      "guests/build.ts: clang not found (need clang 14 with the wasm32 target: apt-get install clang lld)",
+    );
+    return 2;
+  }
+  const wasmLd = await findTool(["wasm-ld", "wasm-ld-14"]);
+  if (!wasmLd) {
+    console.error("guests/build.ts: wasm-ld not found (apt-get install lld)");
+    return 2;
+  }
+
+  const imagesDir = `${GUESTS_DIR}/images`;
+  if (!check) {
+    const files = await build(clang, wasmLd, imagesDir);
+    for (const f of files) {
+      const size = (await Deno.stat(`${imagesDir}/${f}`)).size;
+      console.log(`${String(size).padStart(8)}  guests/images/${f}`);
+    }
+    return 0;
+  }
+
+  const tmp = await Deno.makeTempDir({ prefix: "lguest-guests-check-" });
+  try {
+    const files = await build(clang, wasmLd, tmp);
+    const stale: string[] = [];
+    for (const f of files) {
+      const committed = await readOrNull(`${imagesDir}/${f}`);
+      const fresh = await Deno.readFile(`${tmp}/${f}`);
+      if (!committed) stale.push(`${f} (missing)`);
+      else if (!sameBytes(committed, fresh)) stale.push(`${f} (differs)`);
+    }
+    for await (const e of Deno.readDir(imagesDir)) {
+      if (e.isFile && !files.includes(e.name)) stale.push(`${e.name} (no source)`);
+    }
+    if (stale.length) {
+      console.error("guests/build.ts: images out of date; run `deno task guests`:");
+      for (const s of stale.sort()) console.error(`  guests/images/${s}`);
+      return 1;
+    }
+    console.log(`guests/build.ts: ${files.length} images up to date`);
+    return 0;
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}
+
+if (import.meta.main) {
+  try {
+    Deno.exit(await main(Deno.args));
+  } catch (e) {
+    if (e instanceof BuildError) {
+      console.error(`guests/build.ts: ${e.message}`);
+      Deno.exit(1);
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,130 @@
+/*
+ * kit.h: the lguest guest kit API. A guest includes only this header.
+ *
+ * Boot order (lguest.c): read boot params -> LGUEST_INIT -> timer_init ->
+ * bus_scan (drivers probe) -> main(). If main returns 0 the guest powers
+ * off; any other value panics with "main returned N".
+ *
+ * Interrupts arrive only at hypercall boundaries: the arch shim runs the
+ * handler you registered before the hypercall returns. Handlers run with
+ * interrupts off; they must not sleep or call getchar-style blocking reads.
+ */
+#ifndef LGUEST_KIT_H
+#define LGUEST_KIT_H
+
+#include "lguest.h"
+#include "libc.h"
+
+/* ---- Arch seam: implemented once per architecture under arch/<arch>/ ---- */
+
+/* Make a hypercall; returns EAX (the call number, or BIND_DMA's 1/0). Any
+ * interrupts the host delivers at this boundary run before it returns. */
+u32 hcall(u32 call, u32 arg1, u32 arg2, u32 arg3);
+/* First free byte after the image (data + stack). */
+uintptr_t arch_heap_start(void);
+/* First byte of the loaded image (the lowest address the linker used). */
+uintptr_t arch_image_start(void);
+
+/* Guest-physical <-> pointer. Guest-physical address == linear address. */
+static inline u32 lg_pa(const volatile void *p) { return (u32)(uintptr_t)p; }
+static inline void *lg_va(u32 pa) { return (void *)(uintptr_t)pa; }
+
+/* Compiler barrier: the host only looks at memory during a hypercall, so
+ * ordering against the compiler is all the ordering we need. */
+#define barrier() __atomic_signal_fence(__ATOMIC_SEQ_CST)
+#define READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
+#define WRITE_ONCE(x, v) (*(volatile __typeof__(x) *)&(x) = (v))
+
+/* ---- lguest.c: boot, interrupts, idle, power ----------------------------- */
+
+extern struct lguest_data lguest_data;      /* shared with the host */
+extern u32 lg_mem;                          /* RAM size = e820 size */
+extern const char *lg_cmdline;              /* copy of the command line */
+
+typedef void (*irq_handler_t)(unsigned irq, void *arg);
+
+/* Install handler for IRQ irq (0..31): loads the IDT entry for vector
+ * 0x20+irq and unmasks the IRQ. Returns 0, or -1 for a bad irq. */
+int irq_register(unsigned irq, irq_handler_t handler, void *arg);
+void irq_mask(unsigned irq);                /* sets blocked_interrupts bit */
+void irq_unmask(unsigned irq);
+static inline void irq_disable(void) { WRITE_ONCE(lguest_data.irq_enabled, 0); }
+static inline void irq_enable(void) { WRITE_ONCE(lguest_data.irq_enabled, X86_EFLAGS_IF); }
+unsigned long irq_count(unsigned irq);      /* times IRQ irq has run */
+
+/* Called by the arch shim for every interrupt the host delivers. */
+void lguest_do_irq(unsigned irq);
+
+/* HALT until an interrupt has been delivered; interrupts are on after. */
+void halt(void);
+/* Sleep (HALT) until ready(arg) is true. ready() is checked with interrupts
+ * off, so a wake-up between the check and the HALT cannot be lost. */
+void idle_until(bool (*ready)(void *arg), void *arg);
+
+noreturn void power_off(void);              /* CRASH "Power down" */
+noreturn void panic(const char *fmt, ...) PRINTF_LIKE(1, 2);
+noreturn void lguest_crash(const char *msg);/* CRASH with msg verbatim */
+
+void lguest_boot(void);                     /* called by the arch entry */
+int main(void);                             /* the guest's own code */
+
+/* ---- dma.c: the two I/O hypercalls --------------------------------------- */
+
+/* Describe buf[0..len) in dma, split at page boundaries (protocol §11:
+ * sections <= 4096 bytes, never crossing a page). used_len = 0.
+ * Returns 0, or -1 if it needs more than 16 sections. */
+int dma_fill(struct lguest_dma *dma, const void *buf, size_t len);
+/* SEND_DMA: sets used_len = 0 first, returns used_len afterwards. */
+u32 send_dma(u32 key, struct lguest_dma *dma);
+/* BIND_DMA num buffers on key with irq. Returns 0, or -1 if the host
+ * refused (irq >= 32 or all 32 bindings in use). */
+int bind_dma(u32 key, struct lguest_dma *dmas, unsigned num, unsigned irq);
+void unbind_dma(u32 key, struct lguest_dma *dmas);
+
+/* ---- bus.c: the lguest bus --------------------------------------------- */
+
+struct lg_device {
+	unsigned index;                          /* slot 0..15 */
+	volatile struct lguest_device_desc *desc;/* in the descriptor page */
+	unsigned irq;                            /* index + 1 */
+	void *mem;                               /* pfn << 12, NULL if no pages */
+	const struct lg_driver *driver;          /* NULL: no driver */
+	void *priv;                              /* the driver's state */
+};
+
+struct lg_driver {
+	const char *name;
+	u16 type;                                /* LGUEST_DEVICE_T_* */
+	int (*probe)(struct lg_device *dev);     /* 0 = ok */
+};
+
+void bus_scan(void);
+struct lg_device *bus_device(unsigned index);   /* NULL for empty slots */
+struct lg_device *bus_find(u16 type, unsigned nth);
+const char *bus_type_name(u16 type);
+u32 bus_desc_addr(void);                        /* = lg_mem */
+
+/* ---- console.c ---------------------------------------------------------- */
+
+/* Write n bytes, verbatim (no "\r\n" translation). Works from the first
+ * hypercall on, before and without the console driver. */
+void console_write(const char *s, size_t n);
+/* Next input byte, or -1 if none is buffered right now. */
+int console_trygetc(void);
+/* Next input byte; halts while there is none. -1 if there is no input
+ * (no console device, or its probe failed). */
+int console_getc(void);
+bool console_has_input(void);
+
+/* ---- timer.c ------------------------------------------------------------ */
+
+void timer_init(void);                      /* IRQ 0, called at boot */
+void timer_set(u32 ns);                     /* one-shot, 0 cancels */
+/* Host wall-clock time, fresh (costs one 1 us timer round trip). */
+struct lguest_timespec time_now(void);
+/* Time since LGUEST_INIT. */
+void uptime(u32 *sec, u32 *nsec);
+void sleep_ns(u32 ns);
+void sleep_ms(u32 ms);
+
+#endif /* LGUEST_KIT_H */

@@ -1,0 +1,271 @@
+/**
+ * Host: the keyed DMA engine of 2.6.23's drivers/lguest/io.c (protocol §5).
+ *
+ * Keys are guest-physical addresses. The engine never compares raw keys: it
+ * canonicalises them first (The Futex Trick, §5.1). A key in a guest's
+ * private memory becomes `{private: guest, addr}` and always routes to that
+ * guest's Launcher; a key inside a shared region (a net segment page mapped
+ * into several guests) becomes `{shared: object, offset}` and is the same
+ * canonical key in every guest that maps the object, so a send there lands
+ * in another guest's bound buffers.
+ *
+ * Canonical keys are plain numbers: `guestid * 2^32 + addr` for private
+ * keys and `(16 + objectId) * 2^32 + offset` for shared ones.
+ *
+ * @module
+ */
+
+import {
+  LGUEST_IRQS,
+  LGUEST_MAX_DMA_SECTIONS,
+  MAX_LGUEST_GUESTS,
+  PAGE_SIZE,
+} from "../abi/constants.ts";
+import { DMA_ADDR, DMA_LEN, DMA_SIZE, DMA_USED_LEN } from "../abi/structs.ts";
+import type { Binding, Guest } from "./guest.ts";
+import { hex } from "./memory.ts";
+
+const KEY_SPACE = 2 ** 32;
+const SHARED_BASE = MAX_LGUEST_GUESTS;
+
+/** Is a canonical key in a shared region? */
+export function isShared(ckey: number): boolean {
+  return ckey >= SHARED_BASE * KEY_SPACE;
+}
+
+/**
+ * Canonicalise `key` in `g`'s address space, or return -1 if it is not a
+ * valid key: not a multiple of 4 (as get_futex_key), or outside
+ * `[0, top)` (our added bound, §5.1 "you may add a < pfn_limit check").
+ */
+export function canonicalKey(g: Guest, key: number): number {
+  key >>>= 0;
+  if ((key & 3) !== 0 || key >= g.mem.top) return -1;
+  for (const r of g.shared) {
+    if (key >= r.start && key < r.start + r.length) {
+      return (SHARED_BASE + r.objectId) * KEY_SPACE + r.objectOffset + (key - r.start);
+    }
+  }
+  return g.id * KEY_SPACE + key;
+}
+
+/** Result of one dma_transfer attempt. */
+const enum Transfer {
+  Delivered,
+  Full,
+  Abandoned,
+}
+
+/** The host-wide binding chains, one per canonical key (§5.2). */
+export class DmaEngine {
+  /** Most recent binding first, as the kernel pushed on the hash chain. */
+  readonly #chains = new Map<number, Binding[]>();
+
+  /**
+   * BIND_DMA(key, dmas, (num<<8)|irq) (§5.3). Returns the hypercall's EAX:
+   * 1 on success, 0 on failure.
+   */
+  bind(g: Guest, key: number, dmas: number, ecx: number): number {
+    const irq = ecx & 0xff;
+    const num = (ecx >>> 8) & 0xffff; // bits 24..31 are lost, as in 2.6.23
+    if (irq >= LGUEST_IRQS) return 0;
+    const ckey = canonicalKey(g, key);
+    if (ckey < 0) {
+      g.kill(`BIND_DMA: bad dma key ${hex(key)}`);
+      return 0;
+    }
+    dmas >>>= 0;
+    if (irq === 0) return this.#unbind(g, ckey, dmas);
+    const slot = g.bindings.indexOf(null);
+    if (slot < 0) return 0; // all 32 in use: the guest wrapper's -ENOMEM
+    const b: Binding = { key: ckey, dmas, numDmas: num, nextDma: 0, interrupt: irq, owner: g };
+    g.bindings[slot] = b;
+    const chain = this.#chains.get(ckey);
+    if (chain) chain.unshift(b);
+    else this.#chains.set(ckey, [b]);
+    return 1;
+  }
+
+  /**
+   * Unbind: the first of this guest's *active* slots with this key and
+   * array (our fix of quirk §14.2: the original also matched free slots).
+   */
+  #unbind(g: Guest, ckey: number, dmas: number): number {
+    const slot = g.bindings.findIndex((b) => b !== null && b.key === ckey && b.dmas === dmas);
+    if (slot < 0) return 0;
+    this.#release(g.bindings[slot]!);
+    g.bindings[slot] = null;
+    return 1;
+  }
+
+  #release(b: Binding): void {
+    const chain = this.#chains.get(b.key);
+    if (!chain) return;
+    const i = chain.indexOf(b);
+    if (i >= 0) chain.splice(i, 1);
+    if (chain.length === 0) this.#chains.delete(b.key);
+  }
+
+  /** Release every binding of a guest (its /dev/lguest fd was closed). */
+  releaseAll(g: Guest): void {
+    for (let i = 0; i < g.bindings.length; i++) {
+      const b = g.bindings[i];
+      if (b) this.#release(b);
+      g.bindings[i] = null;
+    }
+  }
+
+  /** Bindings on a canonical key, most recent first (for tests and tools). */
+  chain(ckey: number): readonly Binding[] {
+    return this.#chains.get(ckey) ?? [];
+  }
+
+  /**
+   * SEND_DMA(key, udma) (§5.4). A private key records a Launcher-bound DMA;
+   * a shared key goes to the most recent *other* binder, retried once if
+   * its buffers are full.
+   */
+  send(g: Guest, key: number, udma: number): void {
+    const ckey = canonicalKey(g, key);
+    if (ckey < 0) {
+      g.kill(`SEND_DMA: bad sending DMA key ${hex(key)}`);
+      return;
+    }
+    if (!isShared(ckey)) {
+      g.pendingDma = { dma: udma >>> 0, key: key >>> 0 };
+      g.counters.dmaToLauncher++;
+      return;
+    }
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const chain = this.#chains.get(ckey);
+      const dest = chain?.find((b) => b.owner !== g);
+      if (!dest) {
+        g.counters.dmaNoReceiver++;
+        return;
+      }
+      if (this.#transfer(g, udma >>> 0, dest) !== Transfer.Full) return;
+    }
+    g.counters.dmaDroppedFull++;
+  }
+
+  /** dma_transfer(): one attempt into one destination binding (§5.5). */
+  #transfer(src: Guest, udma: number, dest: Binding): Transfer {
+    const dst = dest.owner;
+    // Step 1: the sender's descriptor. A bad address kills the sender; we
+    // then abandon the transfer instead of copying "all zeros" (deviation).
+    if (!src.mem.ok(udma, DMA_SIZE)) {
+      src.kill(`SEND_DMA: bad address in sending DMA ${hex(udma)}`);
+      src.counters.dmaAbandoned++;
+      return Transfer.Abandoned;
+    }
+    // Step 2: the first free element, circularly from next_dma.
+    let found = -1;
+    for (let i = 0; i < dest.numDmas; i++) {
+      const el = dest.dmas + ((dest.nextDma + i) % dest.numDmas) * DMA_SIZE;
+      if (!dst.mem.ok(el, DMA_SIZE)) {
+        dst.kill(`SEND_DMA: bad address in registered DMA struct ${hex(el)}`);
+        src.counters.dmaAbandoned++;
+        return Transfer.Abandoned;
+      }
+      if (dst.mem.u32(el + DMA_USED_LEN) === 0) {
+        found = el;
+        break;
+      }
+    }
+    if (found >= 0) {
+      // Step 3.1: destination sections, then source sections (§5.6).
+      if (!checkSections(dst, found, "registered") || !checkSections(src, udma, "sending")) {
+        if (src.dead === null) src.mem.setU32(udma + DMA_USED_LEN, 0);
+        src.counters.dmaAbandoned++;
+        return Transfer.Abandoned;
+      }
+      const count = copySections(src, udma, dst, found);
+      src.mem.setU32(udma + DMA_USED_LEN, count);
+      if (count === 0 && src.mem.u16(udma + DMA_LEN) !== 0) {
+        src.counters.dmaAbandoned++;
+        return Transfer.Abandoned; // step 5: no write to R, no interrupt
+      }
+      dst.mem.setU32(found + DMA_USED_LEN, count);
+      dest.nextDma = (dest.nextDma + 1) & 0xffff;
+      src.counters.dmaToGuest++;
+      src.counters.dmaBytesToGuest += count;
+    }
+    // Step 4: the receiver's interrupt, full or not, and wake it.
+    dst.pending |= 1 << dest.interrupt;
+    dst.wake();
+    return found >= 0 ? Transfer.Delivered : Transfer.Full;
+  }
+
+  /**
+   * get_dma_buffer() behind LHREQ_GETDMA (§5.7): the first free element of
+   * this guest's first binding on `key`, scanning from index 0. Returns its
+   * address, or 0 for none. Our fix of quirk §14.1: a full array gives 0
+   * (the Launcher then drops and counts), never the last, still-full element.
+   */
+  getDma(g: Guest, key: number): { addr: number; irq: number } | null {
+    const ckey = canonicalKey(g, key);
+    if (ckey < 0) {
+      g.kill(`GETDMA: bad registered DMA buffer key ${hex(key)}`);
+      return null;
+    }
+    const b = this.#chains.get(ckey)?.find((x) => x.owner === g);
+    if (!b) return null;
+    for (let i = 0; i < b.numDmas; i++) {
+      const el = b.dmas + i * DMA_SIZE;
+      if (!g.mem.ok(el, DMA_SIZE)) {
+        g.kill(`GETDMA: bad address in registered DMA struct ${hex(el)}`);
+        return null;
+      }
+      if (g.mem.u32(el + DMA_USED_LEN) === 0) return { addr: el, irq: b.interrupt };
+    }
+    g.counters.getDmaNone++;
+    return null;
+  }
+}
+
+/**
+ * check_dma_list() (§5.6): each section until the first zero length must be
+ * in bounds, at most a page, and must not cross a page. A failure kills the
+ * owner with "bad DMA entry: LEN@0xADDR".
+ */
+function checkSections(g: Guest, dma: number, which: string): boolean {
+  for (let i = 0; i < LGUEST_MAX_DMA_SECTIONS; i++) {
+    const len = g.mem.u16(dma + DMA_LEN + 2 * i);
+    if (len === 0) return true;
+    const addr = g.mem.u32(dma + DMA_ADDR + 4 * i);
+    if (!g.mem.ok(addr, len) || len > PAGE_SIZE || (addr % PAGE_SIZE) + len > PAGE_SIZE) {
+      g.kill(`SEND_DMA: bad DMA entry in ${which} DMA: ${len}@${hex(addr)}`);
+      return false;
+    }
+  }
+  return true;
+}
+
+/**
+ * copy_data() (§5.5 step 3.3): walk both section lists in parallel, each
+ * step copying min(rest of source section, rest of destination section);
+ * stop when either side ends. Excess source data is truncated.
+ */
+function copySections(src: Guest, sdma: number, dst: Guest, ddma: number): number {
+  const s = src.mem, d = dst.mem;
+  let si = 0, di = 0, so = 0, doff = 0, total = 0;
+  let slen = s.u16(sdma + DMA_LEN), dlen = d.u16(ddma + DMA_LEN);
+  while (slen !== 0 && dlen !== 0) {
+    const n = Math.min(slen - so, dlen - doff);
+    const sa = s.u32(sdma + DMA_ADDR + 4 * si) + so;
+    const da = d.u32(ddma + DMA_ADDR + 4 * di) + doff;
+    d.bytes.set(s.bytes.subarray(sa, sa + n), da);
+    total += n;
+    so += n;
+    doff += n;
+    if (so === slen) {
+      so = 0;
+      slen = ++si < LGUEST_MAX_DMA_SECTIONS ? s.u16(sdma + DMA_LEN + 2 * si) : 0;
+    }
+    if (doff === dlen) {
+      doff = 0;
+      dlen = ++di < LGUEST_MAX_DMA_SECTIONS ? d.u16(ddma + DMA_LEN + 2 * di) : 0;
+    }
+  }
+  return total;
+}

@@ -1,0 +1,162 @@
+/**
+ * Host: the state the lguest module kept per guest (`struct lguest`).
+ *
+ * @module
+ */
+
+import { GDT_ENTRIES, IDT_ENTRIES, LGUEST_MAX_DMA } from "../abi/constants.ts";
+import type { GuestMemory } from "./memory.ts";
+
+/** One DMA binding slot (protocol §5.2). `interrupt === 0` marks it free. */
+export interface Binding {
+  /** Canonical key (see `dma.ts`). */
+  key: number;
+  /** Guest-physical address of the lguest_dma array. */
+  dmas: number;
+  /** Elements in the array (u16). */
+  numDmas: number;
+  /** Circular search hint (u16). */
+  nextDma: number;
+  /** IRQ raised on delivery; 0 = free slot. */
+  interrupt: number;
+  owner: Guest;
+}
+
+/** A Launcher-bound DMA waiting for the Launcher's next read(). */
+export interface PendingDma {
+  dma: number;
+  key: number;
+}
+
+/** A region of guest-physical space backed by a shared object (§5.1). */
+export interface SharedRegion {
+  /** First guest-physical address of the region (page aligned). */
+  start: number;
+  /** Length in bytes (whole pages). */
+  length: number;
+  /** Identity of the shared object, 0..2^20. */
+  objectId: number;
+  /** Byte offset of `start` within the shared object. */
+  objectOffset: number;
+}
+
+/** Drop and event counters of one guest, for --verbose and the tests. */
+export interface GuestCounters {
+  hypercalls: number;
+  asyncHypercalls: number;
+  dmaToLauncher: number;
+  dmaToGuest: number;
+  dmaBytesToGuest: number;
+  /** Inter-guest sends that found no bound receiver. */
+  dmaNoReceiver: number;
+  /** Inter-guest sends dropped because the receiver stayed full. */
+  dmaDroppedFull: number;
+  /** Transfers abandoned on an error (no receiver interrupt). */
+  dmaAbandoned: number;
+  /** GETDMA calls that found no free buffer. */
+  getDmaNone: number;
+  interrupts: number;
+}
+
+/** Registers the hypercall convention uses (EAX = nr, EDX, EBX, ECX). */
+export interface Regs {
+  eax: number;
+  edx: number;
+  ebx: number;
+  ecx: number;
+  /** True while a synchronous hypercall is trapped and not yet done. */
+  trapped: boolean;
+}
+
+/** What a guest wakes on while halted. */
+type Waiter = () => void;
+
+/** Per-guest Host state. */
+export class Guest {
+  readonly id: number;
+  readonly mem: GuestMemory;
+  readonly pfnLimit: number;
+  readonly pgdir: number;
+  readonly start: number;
+  readonly pageOffset: number;
+  readonly regs: Regs = { eax: 0, edx: 0, ebx: 0, ecx: 0, trapped: false };
+
+  /** Guest-physical address of lguest_data; 0 until LGUEST_INIT. */
+  lguestData = 0;
+  noirqStart = 0;
+  noirqEnd = 0;
+  /** Host cursor into the async hypercall ring. */
+  nextHcall = 0;
+
+  /** The first kill reason; null while alive. */
+  dead: string | null = null;
+  /** The reason was already reported once as ENOENT (§6.2). */
+  deathReported = false;
+
+  /** Pending interrupt bitmap (32 IRQs). */
+  pending = 0;
+  halted = false;
+  breakOut = false;
+  /** Set when the guest used up its time slice (checked at hypercalls). */
+  preempt = false;
+  pendingDma: PendingDma | null = null;
+
+  readonly bindings: (Binding | null)[] = new Array(LGUEST_MAX_DMA).fill(null);
+  readonly shared: SharedRegion[] = [];
+
+  /** CPU state kept for fidelity (the wasm engine has no segments or MMU). */
+  readonly gdt = new Uint32Array(GDT_ENTRIES * 2);
+  readonly idt = new Uint32Array(IDT_ENTRIES * 2);
+  readonly syscallIdt = new Uint32Array(2);
+  readonly pgdirs: number[] = [];
+  ts = 0;
+  stack = { ss: 0, esp: 0, pages: 0 };
+  clockTimer: ReturnType<typeof setTimeout> | undefined;
+
+  readonly counters: GuestCounters = {
+    hypercalls: 0,
+    asyncHypercalls: 0,
+    dmaToLauncher: 0,
+    dmaToGuest: 0,
+    dmaBytesToGuest: 0,
+    dmaNoReceiver: 0,
+    dmaDroppedFull: 0,
+    dmaAbandoned: 0,
+    getDmaNone: 0,
+    interrupts: 0,
+  };
+
+  #waiters: Waiter[] = [];
+
+  constructor(
+    id: number,
+    mem: GuestMemory,
+    args: { pfnLimit: number; pgdir: number; start: number; pageOffset: number },
+  ) {
+    this.id = id;
+    this.mem = mem;
+    this.pfnLimit = args.pfnLimit;
+    this.pgdir = args.pgdir;
+    this.start = args.start;
+    this.pageOffset = args.pageOffset;
+  }
+
+  /** kill_guest(): keep the first reason only; the guest never runs again. */
+  kill(reason: string): void {
+    if (this.dead === null) this.dead = reason;
+    this.wake();
+  }
+
+  /** Sleep until woken (timer, inter-guest DMA, BREAK, kill). */
+  sleep(): Promise<void> {
+    return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Wake the guest's run loop if it sleeps. */
+  wake(): void {
+    const w = this.#waiters;
+    if (w.length === 0) return;
+    this.#waiters = [];
+    for (const f of w) f();
+  }
+}

@@ -1,0 +1,294 @@
+/**
+ * Host: what the lguest kernel module was — the guest table, the keyed DMA
+ * engine, and `/dev/lguest` as an object ({@link LguestFile}), with the
+ * semantics of protocol §6.
+ *
+ * @module
+ */
+
+import {
+  EAGAIN,
+  EBUSY,
+  EFAULT,
+  EINVAL,
+  ENOENT,
+  ENOSPC,
+  EPERM,
+  ERESTARTSYS,
+  LGUEST_IRQS,
+  LHREQ_BREAK,
+  LHREQ_GETDMA,
+  LHREQ_INITIALIZE,
+  LHREQ_IRQ,
+  MAX_LGUEST_GUESTS,
+  SWITCHER_ADDR,
+} from "../abi/constants.ts";
+import { DMA_USED_LEN } from "../abi/structs.ts";
+import { type GuestCpu, type HypercallPort, LG_EV_DONE, LG_EV_WAIT, LG_EVENT } from "../engines/engine.ts";
+import { setImmediate } from "node:timers";
+import { DmaEngine } from "./dma.ts";
+import { Guest, type SharedRegion } from "./guest.ts";
+import { doHypercalls } from "./hypercalls.ts";
+import { interruptDeliverable, takeInterrupt } from "./interrupts.ts";
+import { GuestMemory } from "./memory.ts";
+
+/** What read() returned (§6.2). `result` is the original's return value. */
+export type ReadResult =
+  | { kind: "dma"; result: 8; dma: number; key: number }
+  | { kind: "errno"; result: number; errno: number }
+  | { kind: "reason"; result: number; reason: string };
+
+/** How long a guest runs before it must let the event loop in. */
+const TIME_SLICE_MS = 4;
+/** Check the clock every this many hypercalls. */
+const SLICE_CHECK_EVERY = 1024;
+
+/** A caller identity for the owner-task rule of §6.1 (rule 3). */
+export type Task = object;
+const DEFAULT_TASK: Task = {};
+
+/** The host: up to 16 guests sharing one DMA engine. */
+export class Host {
+  readonly guests: (Guest | null)[] = new Array(MAX_LGUEST_GUESTS).fill(null);
+  readonly dma = new DmaEngine();
+
+  /** open("/dev/lguest"): a file for one guest run by `cpu`. */
+  open(cpu: GuestCpu): LguestFile {
+    return new LguestFile(this, cpu);
+  }
+
+  /** Number of guests alive in the table. */
+  get count(): number {
+    return this.guests.filter((g) => g !== null).length;
+  }
+}
+
+function errno(e: number): ReadResult {
+  return { kind: "errno", result: -e, errno: e };
+}
+
+/** One open /dev/lguest: controls at most one guest. */
+export class LguestFile implements HypercallPort {
+  readonly host: Host;
+  readonly cpu: GuestCpu;
+  #guest: Guest | null = null;
+  #owner: Task | null = null;
+  #closed = false;
+  #breakWaiters: (() => void)[] = [];
+  #sliceCount = 0;
+  #sliceStart = 0;
+
+  constructor(host: Host, cpu: GuestCpu) {
+    this.host = host;
+    this.cpu = cpu;
+  }
+
+  /** The guest, once initialised (tests and the Launcher inspect it). */
+  get guest(): Guest | null {
+    return this.#guest;
+  }
+
+  /**
+   * write(): the first word is the request, arguments follow (§6.1).
+   * Returns the original's result: a byte count, an address, 0, or -errno.
+   * LHREQ_BREAK with "on" returns 0 at once; {@link breakReleased} is the
+   * original's blocking part.
+   */
+  write(req: ArrayLike<number>, task: Task = DEFAULT_TASK): number {
+    if (req.length < 1) return -EFAULT;
+    const kind = req[0] >>> 0;
+    const g = this.#guest;
+    if (kind === LHREQ_INITIALIZE) {
+      if (g !== null) return -EBUSY;
+      return this.#initialize(req, task);
+    }
+    if (g === null || this.#closed) return -EINVAL;
+    if (g.dead !== null) return -ENOENT;
+    if (task !== this.#owner && kind !== LHREQ_BREAK) return -EPERM;
+    if (req.length < 2) return -EFAULT;
+    const arg = req[1] >>> 0;
+    switch (kind) {
+      case LHREQ_GETDMA: {
+        const found = this.host.dma.getDma(g, arg);
+        if (found === null) return -ENOENT;
+        g.mem.setU32(found.addr + DMA_USED_LEN, found.irq);
+        return found.addr;
+      }
+      case LHREQ_IRQ:
+        if (arg >= LGUEST_IRQS) return -EINVAL;
+        g.pending |= 1 << arg;
+        return 0; // does not wake the guest (§6.1)
+      case LHREQ_BREAK:
+        if (arg !== 0) {
+          g.breakOut = true;
+          g.wake();
+        } else {
+          g.breakOut = false;
+          this.#releaseBreak();
+        }
+        return 0;
+      default:
+        return -EINVAL;
+    }
+  }
+
+  /** Resolves when BREAK is turned off again (the Waker's blocked write). */
+  breakReleased(): Promise<void> {
+    const g = this.#guest;
+    if (g === null || !g.breakOut) return Promise.resolve();
+    return new Promise((resolve) => this.#breakWaiters.push(resolve));
+  }
+
+  #releaseBreak(): void {
+    const w = this.#breakWaiters;
+    this.#breakWaiters = [];
+    for (const f of w) f();
+  }
+
+  #initialize(req: ArrayLike<number>, task: Task): number {
+    if (req.length < 5) return -EFAULT;
+    const [pfnLimit, pgdir, start, pageOffset] = [1, 2, 3, 4].map((i) => req[i] >>> 0);
+    if (pageOffset >= SWITCHER_ADDR) return -EINVAL; // collides with the switcher slot
+    if (pfnLimit * 4096 > this.cpu.memory.length) return -EINVAL; // ours: RAM must cover top
+    const id = this.host.guests.indexOf(null);
+    if (id < 0) return -ENOSPC;
+    const g = new Guest(id, new GuestMemory(this.cpu.memory, pfnLimit), {
+      pfnLimit,
+      pgdir,
+      start,
+      pageOffset,
+    });
+    this.host.guests[id] = g;
+    this.#guest = g;
+    this.#owner = task;
+    this.cpu.attach(this);
+    return 16;
+  }
+
+  /**
+   * Map a shared object over `[start, start+length)` of this guest (the
+   * Launcher's MAP_SHARED of a segment page, §10.4b). Keys inside it
+   * canonicalise to the object.
+   */
+  mapShared(region: SharedRegion): void {
+    if (this.#guest === null) throw new Error("host: mapShared before LHREQ_INITIALIZE");
+    this.#guest.shared.push(region);
+  }
+
+  /**
+   * read(): run the guest (§6.2). Resolves with a Launcher-bound DMA, an
+   * errno (-EAGAIN on BREAK, -ENOENT on death, …) or, after death has been
+   * reported, the reason.
+   */
+  async read(task: Task = DEFAULT_TASK): Promise<ReadResult> {
+    const g = this.#guest;
+    if (g === null || this.#closed) return errno(EINVAL);
+    if (task !== this.#owner) return errno(EPERM);
+    if (g.dead !== null && g.deathReported) {
+      return { kind: "reason", result: new TextEncoder().encode(g.dead).length + 1, reason: g.dead };
+    }
+    g.pendingDma = null;
+    while (g.dead === null) {
+      if (g.regs.trapped) doHypercalls(g, this.host.dma);
+      if (g.pendingDma !== null) {
+        const { dma, key } = g.pendingDma;
+        return { kind: "dma", result: 8, dma, key };
+      }
+      if (this.#closed) return errno(ERESTARTSYS);
+      if (g.breakOut) return errno(EAGAIN);
+      if (g.dead !== null) break;
+      if (g.halted && !interruptDeliverable(g)) {
+        await g.sleep();
+        continue;
+      }
+      if (g.preempt) {
+        g.preempt = false;
+        await yieldToEventLoop();
+        continue;
+      }
+      this.#sliceStart = performance.now();
+      this.#sliceCount = 0;
+      await this.cpu.run();
+    }
+    g.deathReported = true;
+    this.#stopTimer(g);
+    return errno(ENOENT);
+  }
+
+  /** Alias of {@link read}: run the guest until the Launcher is needed. */
+  run(task?: Task): Promise<ReadResult> {
+    return this.read(task);
+  }
+
+  /**
+   * Kill the guest from the Launcher's side (an extension: the original
+   * Launcher exited instead, e.g. on a bad DMA address, §9.6).
+   */
+  kill(reason: string): void {
+    this.#guest?.kill(reason);
+  }
+
+  /** close(): release the guest's slot, bindings and timer (§6.4). */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const g = this.#guest;
+    if (g !== null) {
+      this.#stopTimer(g);
+      this.host.dma.releaseAll(g);
+      if (this.host.guests[g.id] === g) this.host.guests[g.id] = null;
+      g.wake();
+    }
+    this.#releaseBreak();
+    this.cpu.close();
+  }
+
+  #stopTimer(g: Guest): void {
+    if (g.clockTimer !== undefined) clearTimeout(g.clockTimer);
+    g.clockTimer = undefined;
+  }
+
+  // --- HypercallPort: called by the engine at every hypercall. ---
+
+  get dead(): string | null {
+    return this.#guest === null ? "no guest" : this.#guest.dead;
+  }
+
+  hypercall(eax: number, edx: number, ebx: number, ecx: number): number {
+    const g = this.#guest!;
+    const r = g.regs;
+    r.eax = eax;
+    r.edx = edx;
+    r.ebx = ebx;
+    r.ecx = ecx;
+    r.trapped = true;
+    doHypercalls(g, this.host.dma);
+    if (++this.#sliceCount >= SLICE_CHECK_EVERY) {
+      this.#sliceCount = 0;
+      if (performance.now() - this.#sliceStart > TIME_SLICE_MS) g.preempt = true;
+    }
+    if (
+      r.trapped || g.dead !== null || g.pendingDma !== null || g.halted || g.breakOut ||
+      g.preempt || g.pending !== 0
+    ) {
+      return LG_EVENT;
+    }
+    return r.eax >>> 0;
+  }
+
+  event(): number {
+    const g = this.#guest!;
+    if (g.dead !== null) return LG_EV_WAIT; // the engine unwinds on `dead`
+    if (g.regs.trapped || g.pendingDma !== null || g.breakOut || g.preempt) return LG_EV_WAIT;
+    const irq = takeInterrupt(g);
+    if (irq >= 0) return irq;
+    if (g.halted) return LG_EV_WAIT;
+    return (LG_EV_DONE | (g.regs.eax & 0x7fffffff)) >>> 0;
+  }
+}
+
+/** Let timers and I/O callbacks run before the guest continues. */
+function yieldToEventLoop(): Promise<void> {
+  // setImmediate, not setTimeout(0): nested zero timers are clamped to ms.
+  return new Promise((resolve) => setImmediate(resolve));
+}

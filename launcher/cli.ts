@@ -1,0 +1,195 @@
+/**
+ * The `lguest` command line: `run`, `guests`, `--help`, `--version`.
+ *
+ * Exit codes (README "Exit codes"): 0 the guest powered off; 1 it crashed
+ * or was killed (reason on stderr); 2 usage error (bad option, missing or
+ * invalid image, bad size); 124 --timeout expired; 128+N ended by signal N
+ * (130 also for three Ctrl-C within a second).
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { deviceKinds, UsageError } from "../devices/registry.ts";
+import "../devices/all.ts";
+import { ConsoleDevice, stdioBackend } from "../devices/console.ts";
+import { compileImage, ImageError, WasmCpu } from "../engines/wasm.ts";
+import { hasJspi } from "../engines/jspi.ts";
+import { Host } from "../host/host.ts";
+import { VERSION } from "../version.ts";
+import { builtinGuests, loadImage } from "./images.ts";
+import { GuestRun, type Outcome } from "./launcher.ts";
+import { MAX_MEMORY, MIN_MEMORY } from "./layout.ts";
+import { Supervisor } from "./supervisor.ts";
+
+/** Exit codes, as documented in the README. */
+export const EXIT = {
+  OK: 0,
+  GUEST_FAILED: 1,
+  USAGE: 2,
+  TIMEOUT: 124,
+} as const;
+
+const DEFAULT_MEMORY = "32M";
+
+function usage(): string {
+  const devices = deviceKinds().map((k) => `  ${k.usage}`).join("\n");
+  return `lguest ${VERSION}: run lguest (Linux 2.6.23) paravirtual guests on Deno
+
+Usage:
+  lguest run [options] GUEST [-- ARGS...]   run a guest; ARGS become its command line
+  lguest guests                             list the built-in guests
+  lguest --help | --version
+
+GUEST is a built-in guest name (see 'lguest guests') or a path to a .wasm image.
+
+Options for run:
+  -m, --memory SIZE     guest RAM, e.g. 16M, 512K, 1G (plain number: MiB; default ${DEFAULT_MEMORY})
+      --timeout SECS    end the run after SECS seconds (e.g. 10, 2.5, 500ms)
+  -v, --verbose         show the memory layout, device status bits and counters
+${devices}
+Exit codes: 0 powered off, 1 guest crashed or was killed, 2 usage error,
+124 timeout, 128+N signal N (130: Ctrl-C).`;
+}
+
+/** Parse a memory size: K/M/G suffixes; a plain number is MiB. */
+export function parseSize(text: string): number {
+  const m = /^(\d+)\s*([kmg]?)(i?b)?$/i.exec(text.trim());
+  if (!m) throw new UsageError(`invalid memory size '${text}' (use e.g. 16M, 512K, 1G)`);
+  const unit = (m[2] || "m").toLowerCase();
+  const bytes = Number(m[1]) * { k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[unit]!;
+  if (bytes % 4096 !== 0) throw new UsageError(`memory size '${text}' is not a multiple of 4K`);
+  if (bytes < MIN_MEMORY || bytes > MAX_MEMORY) {
+    throw new UsageError(`memory size '${text}' out of range (2M to 3G)`);
+  }
+  return bytes;
+}
+
+/** Parse a timeout: seconds, or with an s/ms suffix. Returns ms. */
+export function parseTimeout(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(ms|s)?$/.exec(text.trim());
+  const ms = m ? Number(m[1]) * (m[2] === "ms" ? 1 : 1000) : NaN;
+  if (!m || !(ms > 0) || ms > 2 ** 31 - 1) {
+    throw new UsageError(`invalid timeout '${text}' (use seconds, e.g. 10 or 2.5, or 500ms)`);
+  }
+  return ms;
+}
+
+function fail(msg: string): number {
+  console.error(`lguest: ${msg}`);
+  return EXIT.USAGE;
+}
+
+/** Run the CLI; returns the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  try {
+    return await dispatch(argv);
+  } catch (e) {
+    if (e instanceof UsageError || e instanceof ImageError) return fail(e.message);
+    throw e;
+  }
+}
+
+async function dispatch(argv: string[]): Promise<number> {
+  const [cmd, ...rest] = argv;
+  switch (cmd) {
+    case undefined:
+    case "-h":
+    case "--help":
+    case "help":
+      console.log(usage());
+      return cmd === undefined ? EXIT.USAGE : EXIT.OK;
+    case "-V":
+    case "--version":
+      console.log(`lguest ${VERSION}`);
+      return EXIT.OK;
+    case "guests":
+      for (const g of await builtinGuests()) console.log(`${g.name.padEnd(10)} ${g.description}`);
+      return EXIT.OK;
+    case "run":
+      return await runCommand(rest);
+    default:
+      return fail(`unknown command '${cmd}' (try 'lguest --help')`);
+  }
+}
+
+function parseRunArgs(argv: string[]) {
+  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {
+    memory: { type: "string", short: "m" },
+    timeout: { type: "string" },
+    verbose: { type: "boolean", short: "v" },
+    help: { type: "boolean", short: "h" },
+  };
+  for (const k of deviceKinds()) options[k.option] = { type: "string", multiple: true };
+  try {
+    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+  } catch (e) {
+    const msg = (e as Error).message;
+    const opt = /'(-[^']*)'/.exec(msg)?.[1];
+    if (/Unknown option/.test(msg)) throw new UsageError(`unknown option ${opt} (see 'lguest --help')`);
+    if (/argument missing/.test(msg)) throw new UsageError(`option ${opt} needs a value`);
+    throw new UsageError(msg.split("\n")[0]);
+  }
+}
+
+async function runCommand(argv: string[]): Promise<number> {
+  const { values, positionals } = parseRunArgs(argv);
+  if (values.help) {
+    console.log(usage());
+    return EXIT.OK;
+  }
+  const [guest, ...args] = positionals;
+  if (guest === undefined) throw new UsageError("run needs a GUEST (see 'lguest guests')");
+  const memory = parseSize((values.memory as string | undefined) ?? DEFAULT_MEMORY);
+  const timeoutMs = values.timeout === undefined ? 0 : parseTimeout(values.timeout as string);
+  const verbose = values.verbose ? (line: string) => console.error(`lguest: ${line}`) : undefined;
+  if (!hasJspi) throw new UsageError("this Deno has no WebAssembly JSPI; use Deno 2.9 or later");
+
+  const image = await loadImage(guest);
+  const module = await compileImage(image.bytes, image.name);
+
+  const devices = [];
+  for (const kind of deviceKinds()) {
+    for (const value of (values[kind.option] as string[] | undefined) ?? []) {
+      devices.push(await kind.create(kind.parse(value)));
+    }
+  }
+  if (devices.length >= 16) throw new UsageError("too many devices: a guest has at most 15 plus the console");
+  const console_ = new ConsoleDevice(stdioBackend());
+  devices.push(console_);
+
+  const supervisor = new Supervisor({ timeoutMs, terminal: Deno.stdin.isTerminal() });
+  const host = new Host();
+  let run: GuestRun;
+  try {
+    run = await GuestRun.create(host, {
+      name: image.name,
+      memory,
+      cmdline: args.join(" "),
+      devices,
+      makeCpu: (bytes) => new WasmCpu(module, bytes),
+      verbose,
+    });
+  } catch (e) {
+    supervisor.close();
+    for (const d of devices) await d.close?.();
+    if (e instanceof ImageError || e instanceof UsageError) throw e;
+    throw new ImageError((e as Error).message);
+  }
+  supervisor.onStop((code, why) => run.stop(code, why));
+  supervisor.onInterrupt(() => console_.interrupt());
+  let outcome: Outcome;
+  try {
+    outcome = await run.run();
+  } finally {
+    supervisor.close();
+  }
+  if (verbose) {
+    const c = run.file.guest?.counters;
+    if (c) verbose(`${image.name}: counters ${JSON.stringify(c)}`);
+    verbose(`${image.name}: console in ${console_.stats.in} bytes, out ${console_.stats.out} bytes`);
+  }
+  if (outcome.code === EXIT.OK) verbose?.(`${image.name}: powered off`);
+  else console.error(`lguest: ${image.name}: ${outcome.reason}`);
+  return outcome.code;
+}

@@ -1,0 +1,245 @@
+/**
+ * Launcher: lays out one guest's memory, creates its devices, initialises
+ * it through `/dev/lguest` and runs the main loop of protocol §9.6:
+ * Launcher-bound DMA goes to the device watching that key; device input
+ * goes in by GETDMA + copy + LHREQ_IRQ while the guest is stopped, with
+ * LHREQ_BREAK playing the Waker's part.
+ *
+ * @module
+ */
+
+import {
+  EAGAIN,
+  ENOENT,
+  LGUEST_DEVICE_S_ACKNOWLEDGE,
+  LGUEST_DEVICE_S_DRIVER,
+  LGUEST_DEVICE_S_DRIVER_OK,
+  LGUEST_DEVICE_S_FAILED,
+  LGUEST_DEVICE_S_REMOVED,
+  LGUEST_DEVICE_S_REMOVED_ACK,
+  LHREQ_BREAK,
+  LHREQ_GETDMA,
+  LHREQ_INITIALIZE,
+  LHREQ_IRQ,
+} from "../abi/constants.ts";
+import { DESC_SIZE, DESC_STATUS, DMA_USED_LEN } from "../abi/structs.ts";
+import type { Device, DeviceContext } from "../devices/registry.ts";
+import type { GuestCpu } from "../engines/engine.ts";
+import type { Host, LguestFile } from "../host/host.ts";
+import { GuestMemory, hex } from "../host/memory.ts";
+import { type Layout, planLayout, writeBootParams, writeDeviceTable } from "./layout.ts";
+
+/** The CRASH message of a clean power-off. */
+export const POWER_DOWN = "CRASH: Power down";
+
+/** How a guest run ended. */
+export interface Outcome {
+  /** Process exit code: 0 powered off, 1 crashed or killed, other: see README. */
+  code: number;
+  /** The guest's death reason, or why the run was stopped. */
+  reason: string;
+}
+
+/** Everything needed to start one guest. */
+export interface GuestSpec {
+  name: string;
+  /** RAM size in bytes (whole pages). */
+  memory: number;
+  cmdline: string;
+  /** Devices in table order; the console should be last (§9.1). */
+  devices: Device[];
+  /** Makes the engine instance for a RAM size (the image is bound in). */
+  makeCpu(bytes: number): GuestCpu;
+  /** Diagnostic sink for --verbose lines; undefined = quiet. */
+  verbose?: (line: string) => void;
+}
+
+const STATUS_BITS: [number, string][] = [
+  [LGUEST_DEVICE_S_ACKNOWLEDGE, "ACKNOWLEDGE"],
+  [LGUEST_DEVICE_S_DRIVER, "DRIVER"],
+  [LGUEST_DEVICE_S_DRIVER_OK, "DRIVER_OK"],
+  [LGUEST_DEVICE_S_REMOVED, "REMOVED"],
+  [LGUEST_DEVICE_S_REMOVED_ACK, "REMOVED_ACK"],
+  [LGUEST_DEVICE_S_FAILED, "FAILED"],
+];
+
+/** Name the bits of a device status word. */
+export function statusNames(status: number): string {
+  const names = STATUS_BITS.filter(([b]) => status & b).map(([, n]) => n);
+  return names.length ? names.join("|") : "none";
+}
+
+/** One guest under a Launcher. */
+export class GuestRun {
+  readonly spec: GuestSpec;
+  readonly layout: Layout;
+  readonly file: LguestFile;
+  readonly memory: GuestMemory;
+  readonly #contexts: DeviceContext[];
+  #stopped: Outcome | null = null;
+  #breaking = false;
+  #status: number[];
+
+  private constructor(spec: GuestSpec, layout: Layout, file: LguestFile, memory: GuestMemory) {
+    this.spec = spec;
+    this.layout = layout;
+    this.file = file;
+    this.memory = memory;
+    this.#status = spec.devices.map(() => 0);
+    this.#contexts = spec.devices.map((_, i) => this.#context(i));
+  }
+
+  /** Lay out memory, write boot data, LHREQ_INITIALIZE, init devices. */
+  static async create(host: Host, spec: GuestSpec): Promise<GuestRun> {
+    const layout = planLayout(spec.memory, spec.devices.map((d) => d.numPages));
+    const cpu = spec.makeCpu(layout.top);
+    const memory = new GuestMemory(cpu.memory, layout.pfnLimit);
+    writeBootParams(memory, layout.mem, spec.cmdline);
+    writeDeviceTable(memory, layout, spec.devices);
+    const file = host.open(cpu);
+    const r = file.write([LHREQ_INITIALIZE, layout.pfnLimit, 0, 0, 0]);
+    if (r < 0) {
+      file.close();
+      throw new Error(
+        r === -28 ? "too many guests: a host runs at most 16" : `LHREQ_INITIALIZE failed: ${r}`,
+      );
+    }
+    const run = new GuestRun(spec, layout, file, memory);
+    for (let i = 0; i < spec.devices.length; i++) {
+      await spec.devices[i].init?.(run.#contexts[i]);
+    }
+    spec.verbose?.(
+      `${spec.name}: ${layout.mem} bytes RAM, devices at ${hex(layout.mem)}, top ${
+        hex(layout.top)
+      }, ${spec.devices.length} device(s)`,
+    );
+    spec.devices.forEach((d, i) =>
+      spec.verbose?.(
+        `${spec.name}: device ${i}: ${d.label}, irq ${i + 1}, page ${hex(layout.pageAddr[i])}`,
+      )
+    );
+    return run;
+  }
+
+  #context(index: number): DeviceContext {
+    const pageAddr = this.layout.pageAddr[index];
+    return {
+      index,
+      pageAddr,
+      memory: this.memory,
+      deliver: (key, data) => this.#deliver(key, data),
+      requestInput: () => this.#requestInput(),
+      log: (msg) => this.spec.verbose?.(`${this.spec.name}: ${msg}`),
+      kill: (reason) => this.file.kill(reason),
+      exit: (code, why) => this.stop(code, why),
+    };
+  }
+
+  /** GETDMA + copy + used_len + LHREQ_IRQ (§9.6 "Feeding input"). */
+  #deliver(key: number, data: Uint8Array): number {
+    const addr = this.file.write([LHREQ_GETDMA, key]);
+    if (addr < 0) return -1;
+    const irq = this.memory.u32(addr + DMA_USED_LEN);
+    const sections = this.memory.sections(addr);
+    if (typeof sections === "string") {
+      this.file.kill(`GETDMA buffer for key ${hex(key)}: ${sections}`);
+      return -1;
+    }
+    let n = 0;
+    for (const s of sections) {
+      if (n >= data.length) break;
+      const part = data.subarray(n, n + s.length);
+      s.set(part);
+      n += part.length;
+    }
+    this.memory.setU32(addr + DMA_USED_LEN, n);
+    this.file.write([LHREQ_IRQ, irq]);
+    return n;
+  }
+
+  #requestInput(): void {
+    if (this.#breaking || this.#stopped) return;
+    this.#breaking = true;
+    this.file.write([LHREQ_BREAK, 1]);
+  }
+
+  /** Stop the run from outside (timeout, signal, a device's exit). */
+  stop(code: number, reason: string): void {
+    if (this.#stopped) return;
+    this.#stopped = { code, reason };
+    this.file.kill(reason);
+  }
+
+  /** The main loop; resolves when the guest is dead. */
+  async run(): Promise<Outcome> {
+    const file = this.file;
+    for (;;) {
+      const r = await file.read();
+      if (this.spec.verbose) this.#reportStatus();
+      if (r.kind === "dma") {
+        this.#output(r.dma, r.key);
+        this.#pollInput();
+        continue;
+      }
+      if (r.kind === "errno" && r.errno === EAGAIN) {
+        this.#breaking = false;
+        this.#handleInput();
+        file.write([LHREQ_BREAK, 0]);
+        continue;
+      }
+      if (r.kind === "errno" && r.errno === ENOENT) {
+        const why = await file.read();
+        const reason = why.kind === "reason" ? why.reason : "guest died";
+        return this.#finish(reason);
+      }
+      return this.#finish(`running guest failed: ${r.kind === "errno" ? -r.errno : r.kind}`);
+    }
+  }
+
+  async #finish(reason: string): Promise<Outcome> {
+    for (const d of this.spec.devices) await d.close?.();
+    this.file.close();
+    if (this.#stopped) return this.#stopped;
+    return { code: reason === POWER_DOWN ? 0 : 1, reason };
+  }
+
+  /** handle_output(): the first device watching `key` serves it (§9.6). */
+  #output(dma: number, key: number): void {
+    const dev = this.spec.devices.find((d) => d.output && d.watchKey?.() === key);
+    if (!dev) {
+      this.spec.verbose?.(`${this.spec.name}: pending dma ${hex(dma)}, key ${hex(key)}`);
+      return;
+    }
+    const sections = this.memory.sections(dma);
+    if (typeof sections === "string") {
+      this.file.kill(`SEND_DMA to the Launcher (key ${hex(key)}): ${sections}`);
+      return;
+    }
+    const i = this.spec.devices.indexOf(dev);
+    const used = dev.output!(sections, this.#contexts[i]);
+    this.memory.setU32(dma + DMA_USED_LEN, used);
+  }
+
+  /** The guest is stopped: give waiting input another chance now. */
+  #pollInput(): void {
+    if (this.spec.devices.some((d) => d.hasPendingInput?.())) this.#handleInput();
+  }
+
+  #handleInput(): void {
+    this.spec.devices.forEach((d, i) => {
+      if (d.input && this.file.guest?.dead === null) d.input(this.#contexts[i]);
+    });
+  }
+
+  #reportStatus(): void {
+    this.spec.devices.forEach((d, i) => {
+      const s = this.memory.u16(this.layout.mem + i * DESC_SIZE + DESC_STATUS);
+      if (s !== this.#status[i]) {
+        this.#status[i] = s;
+        this.spec.verbose?.(
+          `${this.spec.name}: device ${i} (${d.label}) status ${hex(s)} (${statusNames(s)})`,
+        );
+      }
+    });
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * Launcher: the supervisor — signals, --timeout and the terminal.
+ *
+ * Guests run on the main thread, so a guest spinning without hypercalls
+ * blocks the event loop. A small Worker keeps watch: the main thread beats
+ * a heartbeat in shared memory; if a signal arrives or the timeout passes
+ * while the heartbeat is stale, the Worker restores the terminal and ends
+ * the process itself (libc `_exit`), with the documented exit code.
+ *
+ * @module
+ */
+
+import { enterCbreak, restoreTerminal, TERMIOS_SIZE } from "./termios.ts";
+
+/** Signals that end a run, with their numbers. */
+const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+type SignalName = keyof typeof SIGNALS;
+
+/** Heartbeat period, and how stale it may get before the Worker acts. */
+export const HEARTBEAT_MS = 50;
+export const STALE_MS = 750;
+
+/** Layout of the shared block: heartbeat, state, termios. */
+const HB = 0; // Int32: Date.now() mod 2^31 of the last beat
+const TERM = 1; // Int32: 1 if the terminal must be restored on a hard exit
+const TERMIOS_OFF = 8;
+
+/** What the Worker is told at start. */
+export interface SupervisorInit {
+  shared: SharedArrayBuffer;
+  timeoutMs: number;
+}
+
+/** Stops the run on a signal or timeout, even if the guest spins. */
+export class Supervisor {
+  readonly #shared = new SharedArrayBuffer(TERMIOS_OFF + TERMIOS_SIZE);
+  readonly #i32 = new Int32Array(this.#shared, 0, 2);
+  readonly #termios = new Uint8Array(this.#shared, TERMIOS_OFF, TERMIOS_SIZE);
+  readonly #worker: Worker;
+  readonly #beat: ReturnType<typeof setInterval>;
+  readonly #timer: ReturnType<typeof setTimeout> | undefined;
+  readonly #listeners: [SignalName, () => void][] = [];
+  readonly #terminal: boolean;
+  #stop: (code: number, why: string) => void = () => {};
+  #interrupt: (() => void) | null = null;
+  #closed = false;
+
+  constructor(opts: { timeoutMs: number; terminal: boolean }) {
+    this.#terminal = opts.terminal && enterCbreak(this.#termios);
+    Atomics.store(this.#i32, TERM, this.#terminal ? 1 : 0);
+    this.#heartbeat();
+    this.#beat = setInterval(() => this.#heartbeat(), HEARTBEAT_MS);
+    this.#worker = new Worker(new URL("./supervisor_worker.ts", import.meta.url).href, {
+      type: "module",
+    });
+    const init: SupervisorInit = { shared: this.#shared, timeoutMs: opts.timeoutMs };
+    this.#worker.postMessage(init);
+    for (const name of Object.keys(SIGNALS) as SignalName[]) {
+      const fn = () => this.#signal(name);
+      Deno.addSignalListener(name, fn);
+      this.#listeners.push([name, fn]);
+    }
+    if (opts.timeoutMs > 0) {
+      this.#timer = setTimeout(
+        () => this.#stop(124, `timed out after ${opts.timeoutMs / 1000} s`),
+        opts.timeoutMs,
+      );
+    }
+  }
+
+  #heartbeat(): void {
+    Atomics.store(this.#i32, HB, Date.now() % 2 ** 31);
+  }
+
+  #signal(name: SignalName): void {
+    this.#heartbeat();
+    if (name === "SIGINT" && this.#terminal && this.#interrupt) {
+      this.#interrupt(); // Ctrl-C at the terminal: a 0x03 for the guest
+      return;
+    }
+    this.#stop(128 + SIGNALS[name], `ended by ${name}`);
+  }
+
+  /** Called with the exit code and reason when the run must stop. */
+  onStop(fn: (code: number, why: string) => void): void {
+    this.#stop = fn;
+  }
+
+  /** Called on Ctrl-C at a terminal (the console turns it into input). */
+  onInterrupt(fn: () => void): void {
+    this.#interrupt = fn;
+  }
+
+  /** Restore the terminal and stop watching. Safe to call twice. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    clearInterval(this.#beat);
+    if (this.#timer !== undefined) clearTimeout(this.#timer);
+    for (const [name, fn] of this.#listeners) Deno.removeSignalListener(name, fn);
+    this.#worker.terminate();
+    if (this.#terminal) restoreTerminal(this.#termios);
+  }
+}
+
+export { HB, SIGNALS, TERM, TERMIOS_OFF };

@@ -1,0 +1,40 @@
+/**
+ * The supervisor's Worker: ends the process when the main thread cannot
+ * (a guest spinning without hypercalls). See `supervisor.ts`.
+ *
+ * @module
+ */
+
+/// <reference lib="deno.worker" />
+
+import { HB, SIGNALS, STALE_MS, type SupervisorInit, TERM, TERMIOS_OFF } from "./supervisor.ts";
+import { restoreTerminal, TERMIOS_SIZE } from "./termios.ts";
+
+self.onmessage = (e: MessageEvent<SupervisorInit>) => {
+  const { shared, timeoutMs } = e.data;
+  const i32 = new Int32Array(shared, 0, 2);
+  const termios = new Uint8Array(shared, TERMIOS_OFF, TERMIOS_SIZE);
+  const libc = Deno.dlopen("libc.so.6", { _exit: { parameters: ["i32"], result: "void" } });
+
+  const stale = () => (Date.now() % 2 ** 31) - Atomics.load(i32, HB) > STALE_MS;
+  const hardExit = (code: number, why: string) => {
+    if (Atomics.load(i32, TERM) === 1) restoreTerminal(termios.slice());
+    Deno.stderr.writeSync(new TextEncoder().encode(`\nlguest: ${why}\n`));
+    libc.symbols._exit(code);
+  };
+
+  for (const [name, num] of Object.entries(SIGNALS)) {
+    Deno.addSignalListener(name as Deno.Signal, () => {
+      // The main thread handles signals itself while it is responsive.
+      setTimeout(() => {
+        if (stale()) hardExit(128 + num, `ended by ${name} (guest not responding)`);
+      }, STALE_MS);
+    });
+  }
+  if (timeoutMs > 0) {
+    setTimeout(function check() {
+      if (stale()) hardExit(124, `timed out after ${timeoutMs / 1000} s (guest not responding)`);
+      else setTimeout(check, STALE_MS);
+    }, timeoutMs + STALE_MS);
+  }
+};

@@ -37,7 +37,10 @@ const REQUIRED_IMPORTS = new Set(["env.memory", "env.hcall", "env.event", "env.w
 
 /** Compile and validate a guest image. */
 export async function compileImage(bytes: Uint8Array, name: string): Promise<WebAssembly.Module> {
-  if (bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 || bytes[3] !== 0x6d) {
+  if (
+    bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 ||
+    bytes[3] !== 0x6d
+  ) {
     throw new ImageError(`${name}: not a WebAssembly guest image (bad magic)`);
   }
   let mod: WebAssembly.Module;
@@ -57,6 +60,21 @@ export async function compileImage(bytes: Uint8Array, name: string): Promise<Web
     throw new ImageError(`${name}: does not export a start() function`);
   }
   return mod;
+}
+
+/**
+ * The plain `env.hcall` import over a port: the fast path is one call into
+ * the Host; a dead guest's stack is unwound by throwing through it.
+ */
+export function hcallImport(
+  port: () => HypercallPort,
+): (eax: number, edx: number, ebx: number, ecx: number) => number {
+  return (eax, edx, ebx, ecx) => {
+    const p = port();
+    const r = p.hypercall(eax >>> 0, edx >>> 0, ebx >>> 0, ecx >>> 0);
+    if (r === LG_EVENT && p.dead !== null) throw GUEST_EXIT;
+    return r | 0;
+  };
 }
 
 /** Describe an exception that came out of guest code as a kill reason. */
@@ -88,12 +106,7 @@ export class WasmCpu implements GuestCpu {
     this.wasmMemory = new WebAssembly.Memory({ initial: pages, maximum: pages });
     this.memory = new Uint8Array(this.wasmMemory.buffer);
     const port = (): HypercallPort => this.#port!;
-    const hcall = (eax: number, edx: number, ebx: number, ecx: number): number => {
-      const p = port();
-      const r = p.hypercall(eax >>> 0, edx >>> 0, ebx >>> 0, ecx >>> 0);
-      if (r === LG_EVENT && p.dead !== null) throw GUEST_EXIT;
-      return r | 0;
-    };
+    const hcall = hcallImport(port);
     const event = (): number => {
       const p = port();
       if (p.dead !== null) throw GUEST_EXIT;

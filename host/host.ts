@@ -24,7 +24,13 @@ import {
   SWITCHER_ADDR,
 } from "../abi/constants.ts";
 import { DMA_USED_LEN } from "../abi/structs.ts";
-import { type GuestCpu, type HypercallPort, LG_EV_DONE, LG_EV_WAIT, LG_EVENT } from "../engines/engine.ts";
+import {
+  type GuestCpu,
+  type HypercallPort,
+  LG_EV_DONE,
+  LG_EV_WAIT,
+  LG_EVENT,
+} from "../engines/engine.ts";
 import { setImmediate } from "node:timers";
 import { DmaEngine } from "./dma.ts";
 import { Guest, type SharedRegion } from "./guest.ts";
@@ -185,7 +191,11 @@ export class LguestFile implements HypercallPort {
     if (g === null || this.#closed) return errno(EINVAL);
     if (task !== this.#owner) return errno(EPERM);
     if (g.dead !== null && g.deathReported) {
-      return { kind: "reason", result: new TextEncoder().encode(g.dead).length + 1, reason: g.dead };
+      return {
+        kind: "reason",
+        result: new TextEncoder().encode(g.dead).length + 1,
+        reason: g.dead,
+      };
     }
     g.pendingDma = null;
     while (g.dead === null) {

@@ -8,11 +8,7 @@
  * @module
  */
 
-import {
-  FIRST_EXTERNAL_VECTOR,
-  LGUEST_IRQS,
-  X86_EFLAGS_IF,
-} from "../abi/constants.ts";
+import { FIRST_EXTERNAL_VECTOR, LGUEST_IRQS, X86_EFLAGS_IF } from "../abi/constants.ts";
 import {
   LD_BLOCKED_INTERRUPTS,
   LD_IRQ_ENABLED,

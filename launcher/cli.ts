@@ -114,7 +114,10 @@ async function dispatch(argv: string[]): Promise<number> {
 }
 
 function parseRunArgs(argv: string[]) {
-  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {
+  const options: Record<
+    string,
+    { type: "string" | "boolean"; short?: string; multiple?: boolean }
+  > = {
     memory: { type: "string", short: "m" },
     timeout: { type: "string" },
     verbose: { type: "boolean", short: "v" },
@@ -126,7 +129,9 @@ function parseRunArgs(argv: string[]) {
   } catch (e) {
     const msg = (e as Error).message;
     const opt = /'(-[^']*)'/.exec(msg)?.[1];
-    if (/Unknown option/.test(msg)) throw new UsageError(`unknown option ${opt} (see 'lguest --help')`);
+    if (/Unknown option/.test(msg)) {
+      throw new UsageError(`unknown option ${opt} (see 'lguest --help')`);
+    }
     if (/argument missing/.test(msg)) throw new UsageError(`option ${opt} needs a value`);
     throw new UsageError(msg.split("\n")[0]);
   }
@@ -154,7 +159,9 @@ async function runCommand(argv: string[]): Promise<number> {
       devices.push(await kind.create(kind.parse(value)));
     }
   }
-  if (devices.length >= 16) throw new UsageError("too many devices: a guest has at most 15 plus the console");
+  if (devices.length >= 16) {
+    throw new UsageError("too many devices: a guest has at most 15 plus the console");
+  }
   const console_ = new ConsoleDevice(stdioBackend());
   devices.push(console_);
 
@@ -187,7 +194,9 @@ async function runCommand(argv: string[]): Promise<number> {
   if (verbose) {
     const c = run.file.guest?.counters;
     if (c) verbose(`${image.name}: counters ${JSON.stringify(c)}`);
-    verbose(`${image.name}: console in ${console_.stats.in} bytes, out ${console_.stats.out} bytes`);
+    verbose(
+      `${image.name}: console in ${console_.stats.in} bytes, out ${console_.stats.out} bytes`,
+    );
   }
   if (outcome.code === EXIT.OK) verbose?.(`${image.name}: powered off`);
   else console.error(`lguest: ${image.name}: ${outcome.reason}`);

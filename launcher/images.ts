@@ -47,7 +47,9 @@ export async function loadImage(guest: string): Promise<{ name: string; bytes: U
           : `unknown guest '${guest}' (not a built-in guest, see 'lguest guests', nor a file)`,
       );
     }
-    if (e instanceof Deno.errors.PermissionDenied) throw new UsageError(`${guest}: permission denied`);
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new UsageError(`${guest}: permission denied`);
+    }
     throw new UsageError(`${guest}: ${(e as Error).message}`);
   }
   if (info.isDirectory) throw new UsageError(`${guest}: is a directory, not a guest image`);
@@ -56,7 +58,9 @@ export async function loadImage(guest: string): Promise<{ name: string; bytes: U
     const name = guest.replace(/^.*\//, "").replace(/\.wasm$/, "");
     return { name, bytes: await Deno.readFile(guest) };
   } catch (e) {
-    if (e instanceof Deno.errors.PermissionDenied) throw new UsageError(`${guest}: permission denied`);
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new UsageError(`${guest}: permission denied`);
+    }
     throw new UsageError(`${guest}: ${(e as Error).message}`);
   }
 }

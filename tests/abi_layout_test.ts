@@ -84,7 +84,9 @@ function layoutAsserts(l: Layout): string[] {
     const size = KIND_SIZE[f.kind];
     out.push(
       `_Static_assert(OFF(${T}, ${path}) == ${f.offset}, "${what}: offset ${f.offset}");`,
-      `_Static_assert(FSIZE(${T}, ${path}) == ${size * f.count}, "${what}: ${f.count} x ${f.kind}");`,
+      `_Static_assert(FSIZE(${T}, ${path}) == ${
+        size * f.count
+      }, "${what}: ${f.count} x ${f.kind}");`,
     );
     const flat = FLATTENED[`${T}.${f.name}`];
     const isArray = f.count > 1 || ARRAYS_OF_ONE.has(`${T}.${f.name}`);
@@ -95,7 +97,9 @@ function layoutAsserts(l: Layout): string[] {
     }
     out.push(
       `_Static_assert(sizeof(${elem}) == ${size}, "${what}: element is ${f.kind}");`,
-      `_Static_assert(SIGNED(${elem}) == ${f.kind === "i32" ? 1 : 0}, "${what}: signedness of ${f.kind}");`,
+      `_Static_assert(SIGNED(${elem}) == ${
+        f.kind === "i32" ? 1 : 0
+      }, "${what}: signedness of ${f.kind}");`,
     );
   }
   return out;
@@ -146,7 +150,16 @@ async function compile(src: string): Promise<{ ok: boolean; stderr: string }> {
   try {
     await Deno.writeTextFile(file, src);
     const out = await new Deno.Command("gcc", {
-      args: ["-m32", "-ffreestanding", "-fsyntax-only", "-std=gnu11", "-Werror", "-I", ABI_DIR, file],
+      args: [
+        "-m32",
+        "-ffreestanding",
+        "-fsyntax-only",
+        "-std=gnu11",
+        "-Werror",
+        "-I",
+        ABI_DIR,
+        file,
+      ],
       stdout: "piped",
       stderr: "piped",
     }).output();

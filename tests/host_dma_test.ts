@@ -7,12 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  ENOENT,
-  LGUEST_MAX_DMA,
-  LHREQ_GETDMA,
-  PAGE_SIZE,
-} from "../abi/constants.ts";
+import { ENOENT, LGUEST_MAX_DMA, LHREQ_GETDMA, PAGE_SIZE } from "../abi/constants.ts";
 import { DMA_SIZE } from "../abi/structs.ts";
 import { canonicalKey, isShared } from "../host/dma.ts";
 import {
@@ -252,7 +247,12 @@ Deno.test("§5.4 send to a private key goes to the Launcher even if the sender b
   f.close();
 });
 
-function putTx(v: { setU32(a: number, x: number): void; setU16(a: number, x: number): void }, at: number, addr: number, len: number) {
+function putTx(
+  v: { setU32(a: number, x: number): void; setU16(a: number, x: number): void },
+  at: number,
+  addr: number,
+  len: number,
+) {
   v.setU32(at, 0);
   for (let i = 0; i < 16; i++) {
     v.setU32(at + 4 + 4 * i, i === 0 ? addr : 0);

@@ -1,0 +1,49 @@
+/**
+ * `deno task bench [-- --json FILE] [--only NAME,...]`: run every
+ * benchmark, print one table, optionally write JSON.
+ *
+ * @module
+ */
+
+import { parseArgs } from "node:util";
+import { benchBoot } from "./boot.ts";
+import { benchHypercall } from "./hypercall.ts";
+import { type Metric, table } from "./lib.ts";
+
+const SUITES: [string, () => Promise<Metric>][] = [
+  ["hypercall.nop.wasm", benchHypercall],
+  ["boot.first_byte", benchBoot],
+];
+
+function machine() {
+  let cpu = "unknown";
+  try {
+    cpu = /model name\s*:\s*(.*)/.exec(Deno.readTextFileSync("/proc/cpuinfo"))?.[1] ?? cpu;
+  } catch { /* not Linux */ }
+  return {
+    cpu,
+    cores: navigator.hardwareConcurrency,
+    os: `${Deno.build.os} ${Deno.osRelease()}`,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    date: new Date().toISOString(),
+  };
+}
+
+const { values } = parseArgs({
+  args: Deno.args,
+  options: { json: { type: "string" }, only: { type: "string" } },
+});
+const only = values.only?.split(",");
+const metrics: Metric[] = [];
+for (const [name, run] of SUITES) {
+  if (only && !only.includes(name)) continue;
+  console.error(`bench: ${name} ...`);
+  metrics.push(await run());
+}
+const m = machine();
+console.log(`Machine: ${m.cpu}, ${m.cores} cores, ${m.os}, Deno ${m.deno}\n`);
+console.log(table(metrics));
+if (values.json) {
+  await Deno.writeTextFile(values.json, JSON.stringify({ machine: m, metrics }, null, 2) + "\n");
+}

@@ -4,3 +4,5 @@
  *
  * @module
  */
+
+import "./block.ts";

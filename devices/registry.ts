@@ -16,6 +16,16 @@ import type { GuestMemory } from "../host/memory.ts";
 /** A user error in a device option: one line, exit code 2. */
 export class UsageError extends Error {}
 
+/** A guest input buffer obtained by GETDMA. */
+export interface InputBuffer {
+  /** Guest-physical address of the lguest_dma. */
+  readonly addr: number;
+  /** The binding's IRQ. */
+  readonly irq: number;
+  /** Its sections, checked, as live views of guest memory. */
+  readonly sections: Uint8Array[];
+}
+
 /** What the Launcher offers a device. */
 export interface DeviceContext {
   /** Descriptor index; the device's IRQ is index + 1. */
@@ -31,6 +41,16 @@ export interface DeviceContext {
    * written: the caller keeps its data). Only valid inside input().
    */
   deliver(key: number, data: Uint8Array): number;
+  /**
+   * GETDMA on `key`: a free input buffer of the guest with its sections as
+   * live views and the binding's IRQ, or null if there is none. Give it
+   * back with {@link complete}. Only valid while the guest is stopped.
+   */
+  takeBuffer(key: number): InputBuffer | null;
+  /** Store `usedLen` in the buffer's used_len and raise its IRQ. */
+  complete(buf: InputBuffer, usedLen: number): void;
+  /** Raise an IRQ (LHREQ_IRQ) without a buffer. */
+  raise(irq: number): void;
   /** Ask for input() to be called soon (the Waker's BREAK). */
   requestInput(): void;
   /** A line for --verbose. */

@@ -133,6 +133,13 @@ function parseRunArgs(argv: string[]) {
       throw new UsageError(`unknown option ${opt} (see 'lguest --help')`);
     }
     if (/argument missing/.test(msg)) throw new UsageError(`option ${opt} needs a value`);
+    const long = /use '(--[^'=]+)=/.exec(msg)?.[1];
+    if (/argument is ambiguous/.test(msg) && long) {
+      // `--timeout -1`: node:util takes "-1" for an option, not a value.
+      throw new UsageError(
+        `option ${opt} needs a value (write ${long}=VALUE for one starting with '-')`,
+      );
+    }
     throw new UsageError(msg.split("\n")[0]);
   }
 }

@@ -23,7 +23,7 @@ import {
   LHREQ_IRQ,
 } from "../abi/constants.ts";
 import { DESC_SIZE, DESC_STATUS, DMA_USED_LEN } from "../abi/structs.ts";
-import type { Device, DeviceContext } from "../devices/registry.ts";
+import type { Device, DeviceContext, InputBuffer } from "../devices/registry.ts";
 import type { GuestCpu } from "../engines/engine.ts";
 import type { Host, LguestFile } from "../host/host.ts";
 import { GuestMemory, hex } from "../host/memory.ts";
@@ -128,6 +128,9 @@ export class GuestRun {
       pageAddr,
       memory: this.memory,
       deliver: (key, data) => this.#deliver(key, data),
+      takeBuffer: (key) => this.#takeBuffer(key),
+      complete: (buf, usedLen) => this.#complete(buf, usedLen),
+      raise: (irq) => void this.file.write([LHREQ_IRQ, irq]),
       requestInput: () => this.#requestInput(),
       log: (msg) => this.spec.verbose?.(`${this.spec.name}: ${msg}`),
       kill: (reason) => this.file.kill(reason),
@@ -135,25 +138,36 @@ export class GuestRun {
     };
   }
 
-  /** GETDMA + copy + used_len + LHREQ_IRQ (§9.6 "Feeding input"). */
-  #deliver(key: number, data: Uint8Array): number {
+  /** GETDMA: a free buffer of the guest on `key`, checked (§9.6). */
+  #takeBuffer(key: number): InputBuffer | null {
     const addr = this.file.write([LHREQ_GETDMA, key]);
-    if (addr < 0) return -1;
+    if (addr < 0) return null;
     const irq = this.memory.u32(addr + DMA_USED_LEN);
     const sections = this.memory.sections(addr);
     if (typeof sections === "string") {
       this.file.kill(`GETDMA buffer for key ${hex(key)}: ${sections}`);
-      return -1;
+      return null;
     }
+    return { addr, irq, sections };
+  }
+
+  #complete(buf: InputBuffer, usedLen: number): void {
+    this.memory.setU32(buf.addr + DMA_USED_LEN, usedLen);
+    this.file.write([LHREQ_IRQ, buf.irq]);
+  }
+
+  /** GETDMA + copy + used_len + LHREQ_IRQ (§9.6 "Feeding input"). */
+  #deliver(key: number, data: Uint8Array): number {
+    const buf = this.#takeBuffer(key);
+    if (buf === null) return -1;
     let n = 0;
-    for (const s of sections) {
+    for (const s of buf.sections) {
       if (n >= data.length) break;
       const part = data.subarray(n, n + s.length);
       s.set(part);
       n += part.length;
     }
-    this.memory.setU32(addr + DMA_USED_LEN, n);
-    this.file.write([LHREQ_IRQ, irq]);
+    this.#complete(buf, n);
     return n;
   }
 

@@ -1,0 +1,264 @@
+/**
+ * Block device backed by a file (protocol §10.3).
+ *
+ * The guest fills its device page {type, sector, bytes, result = 0} and
+ * SEND_DMAs to the page key: the data sections for a write, an empty
+ * "ping" for a read (the destination is its bound reply buffer). We serve
+ * the request before the hypercall returns, write `result` (1 = OK,
+ * 2 = error) and raise the device's IRQ.
+ *
+ * Our deviation (docs/deviations.md): every error — offset or write past
+ * the end, no reply buffer, a read-only disk, an I/O error such as ENOSPC
+ * or EIO — answers `result = 2` and is counted; the file is never grown or
+ * truncated and the Launcher goes on. A write is acknowledged only after
+ * the data is in the file (page cache), and with `,sync` after fdatasync.
+ *
+ * @module
+ */
+
+import * as fs from "node:fs";
+import {
+  LGUEST_BLOCK_ERROR,
+  LGUEST_BLOCK_OK,
+  LGUEST_BLOCK_READ,
+  LGUEST_BLOCK_WRITE,
+  LGUEST_DEVICE_F_RANDOMNESS,
+  LGUEST_DEVICE_T_BLOCK,
+  SECTOR_SIZE,
+} from "../abi/constants.ts";
+import { BLK_BYTES, BLK_NUM_SECTORS, BLK_RESULT, BLK_SECTOR, BLK_TYPE } from "../abi/structs.ts";
+import {
+  type Device,
+  type DeviceContext,
+  type InputBuffer,
+  registerDevice,
+  UsageError,
+} from "./registry.ts";
+
+/** What `--block FILE[,ro][,sync][,direct]` asks for. */
+export interface BlockSpec {
+  path: string;
+  readOnly: boolean;
+  sync: boolean;
+  direct: boolean;
+}
+
+/** Parse the option value. */
+export function parseBlockSpec(value: string): BlockSpec {
+  const [path, ...opts] = value.split(",");
+  if (!path) throw new UsageError(`--block needs a FILE (got '${value}')`);
+  const spec: BlockSpec = { path, readOnly: false, sync: false, direct: false };
+  for (const o of opts) {
+    if (o === "ro") spec.readOnly = true;
+    else if (o === "sync") spec.sync = true;
+    else if (o === "direct") spec.direct = true;
+    else throw new UsageError(`--block ${value}: unknown option '${o}' (use ro, sync, direct)`);
+  }
+  return spec;
+}
+
+/** Counters of one disk. */
+export interface BlockStats {
+  reads: number;
+  writes: number;
+  bytesRead: number;
+  bytesWritten: number;
+  errors: number;
+}
+
+function describe(e: unknown): string {
+  const code = (e as { code?: string }).code;
+  return code ?? (e instanceof Error ? e.message : String(e));
+}
+
+/** Open the backing file; user errors become one UsageError line. */
+function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: number } {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(spec.path);
+  } catch (e) {
+    const code = describe(e);
+    if (code === "ENOENT") throw new UsageError(`--block ${spec.path}: no such file`);
+    if (code === "EACCES") throw new UsageError(`--block ${spec.path}: permission denied`);
+    throw new UsageError(`--block ${spec.path}: ${code}`);
+  }
+  if (st.isDirectory()) throw new UsageError(`--block ${spec.path}: is a directory`);
+  if (!st.isFile() && !st.isBlockDevice()) {
+    throw new UsageError(`--block ${spec.path}: not a regular file or block device`);
+  }
+  const mode = spec.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
+  let fd: number;
+  try {
+    fd = fs.openSync(spec.path, mode);
+  } catch (e) {
+    const code = describe(e);
+    if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
+      throw new UsageError(
+        `--block ${spec.path}: permission denied${spec.readOnly ? "" : " (try ,ro)"}`,
+      );
+    }
+    throw new UsageError(`--block ${spec.path}: ${code}`);
+  }
+  let directFd = -1;
+  if (spec.direct) {
+    try {
+      directFd = fs.openSync(spec.path, mode | fs.constants.O_DIRECT);
+    } catch {
+      directFd = -1; // the filesystem has no O_DIRECT (tmpfs): use the page cache
+    }
+  }
+  const length = st.isFile() ? st.size : fs.fstatSync(fd).size;
+  return { fd, directFd, length };
+}
+
+/** O_DIRECT needs 512-aligned buffer addresses, lengths and offsets. */
+function directOk(sections: Uint8Array[], offset: number): boolean {
+  if (offset % 512 !== 0) return false;
+  return sections.every((s) => s.byteOffset % 512 === 0 && s.length % 512 === 0);
+}
+
+/** One disk: the frontend of §10.3 over a file backend. */
+export class BlockDevice implements Device {
+  readonly type = LGUEST_DEVICE_T_BLOCK;
+  readonly features = LGUEST_DEVICE_F_RANDOMNESS;
+  readonly numPages = 1;
+  readonly label: string;
+  readonly spec: BlockSpec;
+  readonly stats: BlockStats = { reads: 0, writes: 0, bytesRead: 0, bytesWritten: 0, errors: 0 };
+  /** Addressable bytes: whole sectors of the file. */
+  readonly length: number;
+  readonly #fd: number;
+  readonly #directFd: number;
+  #ctx: DeviceContext | null = null;
+  #closed = false;
+
+  constructor(spec: BlockSpec) {
+    this.spec = spec;
+    const { fd, directFd, length } = openBacking(spec);
+    this.#fd = fd;
+    this.#directFd = directFd;
+    this.length = length - (length % SECTOR_SIZE);
+    const opts = [spec.readOnly && "ro", spec.sync && "sync", directFd >= 0 && "direct"]
+      .filter(Boolean).join(",");
+    this.label = `block: ${spec.path}${opts ? ` (${opts})` : ""}, ${this.length / SECTOR_SIZE} sectors`;
+    if (spec.direct && directFd < 0) this.label += " (no O_DIRECT on this filesystem)";
+    if (length % SECTOR_SIZE !== 0) {
+      this.label += `, last ${length % SECTOR_SIZE} bytes not addressable`;
+    }
+  }
+
+  init(ctx: DeviceContext): void {
+    this.#ctx = ctx;
+    ctx.memory.setU32(ctx.pageAddr + BLK_NUM_SECTORS, this.length / SECTOR_SIZE);
+  }
+
+  watchKey(): number {
+    return this.#ctx!.pageAddr;
+  }
+
+  /** Serve one request; the sender's used_len becomes 0 (§10.3 step 8). */
+  output(sections: Uint8Array[], ctx: DeviceContext): number {
+    const m = ctx.memory, page = ctx.pageAddr;
+    const type = m.i32(page + BLK_TYPE);
+    const offset = m.u32(page + BLK_SECTOR) * SECTOR_SIZE;
+    const bytes = m.u32(page + BLK_BYTES);
+    const reply = ctx.takeBuffer(page);
+    let result = LGUEST_BLOCK_ERROR;
+    let used = 0;
+    if (reply === null) {
+      this.#error(`request without a reply buffer bound on ${page}`);
+    } else if (type === LGUEST_BLOCK_WRITE) {
+      result = this.#write(sections, offset, bytes);
+    } else if (type === LGUEST_BLOCK_READ) {
+      used = this.#read(reply, offset);
+      result = used >= 0 && used === bytes ? LGUEST_BLOCK_OK : LGUEST_BLOCK_ERROR;
+      if (used < 0) used = 0;
+    } else {
+      this.#error(`unknown request type ${type}`);
+    }
+    m.setI32(page + BLK_RESULT, result);
+    if (reply !== null) ctx.complete(reply, used);
+    else ctx.raise(ctx.index + 1);
+    return 0;
+  }
+
+  #error(why: string): void {
+    this.stats.errors++;
+    this.#ctx?.log(`block ${this.spec.path}: ${why}`);
+  }
+
+  #write(sections: Uint8Array[], offset: number, bytes: number): number {
+    const total = sections.reduce((n, s) => n + s.length, 0);
+    if (this.spec.readOnly) {
+      this.#error("write to a read-only disk");
+      return LGUEST_BLOCK_ERROR;
+    }
+    if (offset + total > this.length) {
+      this.#error(`write of ${total} bytes at ${offset} past the end (${this.length})`);
+      return LGUEST_BLOCK_ERROR;
+    }
+    const fd = this.#directFd >= 0 && directOk(sections, offset) ? this.#directFd : this.#fd;
+    let pos = offset;
+    try {
+      for (const s of sections) {
+        let done = 0;
+        while (done < s.length) {
+          done += fs.writeSync(fd, s, done, s.length - done, pos + done);
+        }
+        pos += s.length;
+      }
+      if (this.spec.sync) fs.fdatasyncSync(fd);
+    } catch (e) {
+      this.#error(`write at ${offset}: ${describe(e)}`);
+      return LGUEST_BLOCK_ERROR;
+    }
+    this.stats.writes++;
+    this.stats.bytesWritten += total;
+    return total === bytes ? LGUEST_BLOCK_OK : LGUEST_BLOCK_ERROR;
+  }
+
+  /** Read into the reply buffer; returns the byte count or -1. */
+  #read(reply: InputBuffer, offset: number): number {
+    if (offset >= this.length) {
+      this.#error(`read at ${offset} past the end (${this.length})`);
+      return -1;
+    }
+    const fd = this.#directFd >= 0 && directOk(reply.sections, offset) ? this.#directFd : this.#fd;
+    let pos = offset;
+    try {
+      for (const s of reply.sections) {
+        const want = Math.min(s.length, this.length - pos);
+        let done = 0;
+        while (done < want) {
+          const n = fs.readSync(fd, s, done, want - done, pos + done);
+          if (n === 0) break;
+          done += n;
+        }
+        pos += done;
+        if (done < s.length) break;
+      }
+    } catch (e) {
+      this.#error(`read at ${offset}: ${describe(e)}`);
+      return -1;
+    }
+    this.stats.reads++;
+    this.stats.bytesRead += pos - offset;
+    return pos - offset;
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#directFd >= 0) fs.closeSync(this.#directFd);
+    fs.closeSync(this.#fd);
+    this.#ctx?.log(`block ${this.spec.path}: ${JSON.stringify(this.stats)}`);
+  }
+}
+
+registerDevice<BlockSpec>({
+  name: "block",
+  option: "block",
+  usage: "    --block FILE[,ro|,sync|,direct]  a disk backed by FILE (repeatable)",
+  parse: parseBlockSpec,
+  create: (spec) => new BlockDevice(spec),
+});

@@ -140,7 +140,9 @@ export class BlockDevice implements Device {
     this.length = length - (length % SECTOR_SIZE);
     const opts = [spec.readOnly && "ro", spec.sync && "sync", directFd >= 0 && "direct"]
       .filter(Boolean).join(",");
-    this.label = `block: ${spec.path}${opts ? ` (${opts})` : ""}, ${this.length / SECTOR_SIZE} sectors`;
+    this.label = `block: ${spec.path}${opts ? ` (${opts})` : ""}, ${
+      this.length / SECTOR_SIZE
+    } sectors`;
     if (spec.direct && directFd < 0) this.label += " (no O_DIRECT on this filesystem)";
     if (length % SECTOR_SIZE !== 0) {
       this.label += `, last ${length % SECTOR_SIZE} bytes not addressable`;
@@ -197,17 +199,13 @@ export class BlockDevice implements Device {
       this.#error(`write of ${total} bytes at ${offset} past the end (${this.length})`);
       return LGUEST_BLOCK_ERROR;
     }
-    const fd = this.#directFd >= 0 && directOk(sections, offset) ? this.#directFd : this.#fd;
-    let pos = offset;
     try {
-      for (const s of sections) {
+      this.#io(sections, offset, (fd, s, pos) => {
         let done = 0;
-        while (done < s.length) {
-          done += fs.writeSync(fd, s, done, s.length - done, pos + done);
-        }
-        pos += s.length;
-      }
-      if (this.spec.sync) fs.fdatasyncSync(fd);
+        while (done < s.length) done += fs.writeSync(fd, s, done, s.length - done, pos + done);
+        return done;
+      });
+      if (this.spec.sync) fs.fdatasyncSync(this.#fd);
     } catch (e) {
       this.#error(`write at ${offset}: ${describe(e)}`);
       return LGUEST_BLOCK_ERROR;
@@ -223,27 +221,56 @@ export class BlockDevice implements Device {
       this.#error(`read at ${offset} past the end (${this.length})`);
       return -1;
     }
-    const fd = this.#directFd >= 0 && directOk(reply.sections, offset) ? this.#directFd : this.#fd;
-    let pos = offset;
+    let total = 0;
     try {
-      for (const s of reply.sections) {
-        const want = Math.min(s.length, this.length - pos);
+      total = this.#io(reply.sections, offset, (fd, s, pos) => {
+        const n = Math.min(s.length, this.length - pos);
         let done = 0;
-        while (done < want) {
-          const n = fs.readSync(fd, s, done, want - done, pos + done);
-          if (n === 0) break;
-          done += n;
+        while (done < n) {
+          const got = fs.readSync(fd, s, done, n - done, pos + done);
+          if (got === 0) break;
+          done += got;
         }
-        pos += done;
-        if (done < s.length) break;
-      }
+        return done;
+      });
     } catch (e) {
       this.#error(`read at ${offset}: ${describe(e)}`);
       return -1;
     }
+    const pos = offset + total;
     this.stats.reads++;
     this.stats.bytesRead += pos - offset;
     return pos - offset;
+  }
+
+  /**
+   * Run `op` over the sections at consecutive file positions, stopping at
+   * the first short one; returns the bytes moved. With `,direct` the
+   * O_DIRECT descriptor is tried first, and a request it refuses (EINVAL:
+   * memory not aligned as O_DIRECT needs) is redone through the page cache.
+   */
+  #io(
+    sections: Uint8Array[],
+    offset: number,
+    op: (fd: number, s: Uint8Array, pos: number) => number,
+  ): number {
+    const run = (fd: number) => {
+      let pos = offset;
+      for (const s of sections) {
+        const n = op(fd, s, pos);
+        pos += n;
+        if (n < s.length) break;
+      }
+      return pos - offset;
+    };
+    if (this.#directFd >= 0 && directOk(sections, offset)) {
+      try {
+        return run(this.#directFd);
+      } catch (e) {
+        if (describe(e) !== "EINVAL") throw e;
+      }
+    }
+    return run(this.#fd);
   }
 
   close(): void {

@@ -23,7 +23,7 @@ import {
   MAX_LGUEST_GUESTS,
   SWITCHER_ADDR,
 } from "../abi/constants.ts";
-import { DMA_USED_LEN } from "../abi/structs.ts";
+import { DMA_USED_LEN, LD_HCALL_STATUS } from "../abi/structs.ts";
 import {
   type GuestCpu,
   type HypercallPort,
@@ -34,7 +34,7 @@ import {
 import { setImmediate } from "node:timers";
 import { DmaEngine } from "./dma.ts";
 import { Guest, type SharedRegion } from "./guest.ts";
-import { doHypercalls } from "./hypercalls.ts";
+import { doHcall, doHypercalls } from "./hypercalls.ts";
 import { interruptDeliverable, takeInterrupt } from "./interrupts.ts";
 import { GuestMemory } from "./memory.ts";
 
@@ -267,23 +267,27 @@ export class LguestFile implements HypercallPort {
   hypercall(eax: number, edx: number, ebx: number, ecx: number): number {
     const g = this.#guest!;
     const r = g.regs;
-    r.eax = eax;
-    r.edx = edx;
-    r.ebx = ebx;
-    r.ecx = ecx;
-    r.trapped = true;
-    doHypercalls(g, this.host.dma);
-    if (++this.#sliceCount >= SLICE_CHECK_EVERY) {
-      this.#sliceCount = 0;
+    if (g.lguestData !== 0 && g.mem.bytes[g.lguestData + LD_HCALL_STATUS + g.nextHcall] === 0xff) {
+      // Hot path: initialised, async ring empty: just the call.
+      r.eax = doHcall(g, this.host.dma, eax, edx, ebx, ecx);
+    } else {
+      r.eax = eax;
+      r.edx = edx;
+      r.ebx = ebx;
+      r.ecx = ecx;
+      r.trapped = true;
+      doHypercalls(g, this.host.dma);
+    }
+    if ((++this.#sliceCount & (SLICE_CHECK_EVERY - 1)) === 0) {
       if (performance.now() - this.#sliceStart > TIME_SLICE_MS) g.preempt = true;
     }
     if (
-      r.trapped || g.dead !== null || g.pendingDma !== null || g.halted || g.breakOut ||
-      g.preempt || g.pending !== 0
+      r.trapped || g.pending !== 0 || g.halted || g.pendingDma !== null || g.dead !== null ||
+      g.breakOut || g.preempt
     ) {
       return LG_EVENT;
     }
-    return r.eax >>> 0;
+    return r.eax;
   }
 
   event(): number {

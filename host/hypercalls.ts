@@ -78,7 +78,8 @@ export function doHypercalls(g: Guest, dma: DmaEngine): void {
     r.trapped = false;
     return;
   }
-  doAsyncHcalls(g, dma);
+  // The ring is usually empty: one byte read decides (hot path).
+  if (g.mem.bytes[g.lguestData + LD_HCALL_STATUS + g.nextHcall] !== 0xff) doAsyncHcalls(g, dma);
   if (g.pendingDma === null && g.dead === null) {
     r.eax = doHcall(g, dma, r.eax >>> 0, r.edx >>> 0, r.ebx >>> 0, r.ecx >>> 0);
     r.trapped = false;

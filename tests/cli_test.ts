@@ -7,14 +7,7 @@
  */
 
 import assert from "node:assert/strict";
-import {
-  type CliResult,
-  describe,
-  hasStackTrace,
-  lines,
-  ROOT,
-  runCli,
-} from "./helpers/run_cli.ts";
+import { type CliResult, describe, hasStackTrace, lines, ROOT, runCli } from "./helpers/run_cli.ts";
 
 const HELLO_WASM = new URL("guests/images/hello.wasm", ROOT);
 

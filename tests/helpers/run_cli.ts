@@ -156,15 +156,19 @@ export class LiveProcess {
     for (const w of ws) w();
   }
 
-  /** Wait until stdout (or `which`) matches; throws after `ms` or at exit. */
+  /**
+   * Wait until stdout (or `which`) includes a string, matches a RegExp or
+   * satisfies a predicate; throws after `ms` or when the process exits.
+   */
   async waitFor(
-    pattern: string | RegExp,
+    pattern: string | RegExp | ((text: string) => boolean),
     ms = 10_000,
     which: "stdout" | "stderr" = "stdout",
   ): Promise<void> {
     const test = () => {
       const text = which === "stdout" ? this.stdout : this.stderr;
-      return typeof pattern === "string" ? text.includes(pattern) : pattern.test(text);
+      if (typeof pattern === "string") return text.includes(pattern);
+      return pattern instanceof RegExp ? pattern.test(text) : pattern(text);
     };
     const deadline = performance.now() + ms;
     let ended = false;
@@ -173,7 +177,9 @@ export class LiveProcess {
       const left = deadline - performance.now();
       if (ended || left <= 0) {
         throw new Error(
-          `waiting for ${pattern} on ${which}: ${ended ? "process exited" : "timed out"}\n` +
+          `waiting for ${
+            typeof pattern === "string" ? JSON.stringify(pattern) : pattern
+          } on ${which}: ${ended ? "process exited" : "timed out"}\n` +
             `stdout: ${JSON.stringify(this.stdout)}\nstderr: ${JSON.stringify(this.stderr)}`,
         );
       }
@@ -239,7 +245,9 @@ export function hasStackTrace(text: string): boolean {
 
 /** A one-line description of a result, for assertion messages. */
 export function describe(r: CliResult): string {
-  return `exit ${r.code}${r.signal ? ` (${r.signal})` : ""}${r.killed ? " KILLED by timeout" : ""}` +
+  return `exit ${r.code}${r.signal ? ` (${r.signal})` : ""}${
+    r.killed ? " KILLED by timeout" : ""
+  }` +
     ` after ${Math.round(r.ms)} ms\nstdout: ${JSON.stringify(r.stdout.slice(0, 2000))}` +
     `\nstderr: ${JSON.stringify(r.stderr.slice(0, 2000))}`;
 }

@@ -1,0 +1,201 @@
+/**
+ * `lguest run shell` interactively, in a pseudo-terminal made by
+ * util-linux `script`: typing at the prompt (cbreak mode: the guest sees
+ * each key and does the echoing), Ctrl-C as SIGINT turned into a 0x03 for
+ * the guest, three Ctrl-C within a second ending the run with 130, and the
+ * terminal settings restored on every way out.
+ *
+ * Each session runs `bash -c` inside the pty: it saves `stty -g`, runs
+ * lguest, then prints lguest's exit code, whether `stty -g` is unchanged
+ * and `stty -a`. (bash, not sh: bash waits out a Ctrl-C that its child
+ * handles, dash would die of it.)
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import {
+  hasStackTrace,
+  LGUEST_CMD,
+  type LiveProcess,
+  shellQuote,
+  sleep,
+  spawnProcess,
+} from "./helpers/run_cli.ts";
+
+/** Run a probe command; its output, or null if it cannot run. */
+async function probe(cmd: string, args: string[]): Promise<string | null> {
+  try {
+    const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+    const dec = new TextDecoder();
+    return r.success ? dec.decode(r.stdout) + dec.decode(r.stderr) : null;
+  } catch {
+    return null;
+  }
+}
+
+const SCRIPT = "script";
+/** bash's full path (the session's $SHELL), or null. */
+const BASH = (await probe("bash", ["-c", 'printf %s "$BASH"']))?.trim() || null;
+
+/** Why the pty tests cannot run here, or null if they can. */
+async function unavailable(): Promise<string | null> {
+  if (Deno.build.os !== "linux") return `needs Linux (util-linux script), not ${Deno.build.os}`;
+  const script = await probe(SCRIPT, ["--version"]);
+  if (script === null) return `'${SCRIPT}' (util-linux) is not available`;
+  if (!/util-linux/.test(script)) return `'${SCRIPT}' is not util-linux script: ${script.trim()}`;
+  if (BASH === null) return "'bash' is not available";
+  return null;
+}
+
+const skip = await unavailable();
+if (skip) console.log(`pty_test: skipping the pseudo-terminal tests: ${skip}`);
+
+/** A pty session running `lguest ARGS...` under bash. */
+function session(args: string[]): LiveProcess {
+  const lguest = [...LGUEST_CMD, ...args].map(shellQuote).join(" ");
+  const cmd = `S0=$(stty -g); ${lguest}; echo "LGUEST_EXIT=$?"; ` +
+    `if [ "$(stty -g)" = "$S0" ]; then echo STTY_SAME=yes; else echo STTY_SAME=no; fi; stty -a`;
+  // -q quiet, -f flush output at once, -e return the child's exit code, -c command.
+  return spawnProcess(SCRIPT, ["-qfec", cmd, "/dev/null"], {
+    stdin: "piped",
+    killAfterMs: 20_000,
+    env: { SHELL: BASH!, TERM: "dumb" },
+  });
+}
+
+/** The session's output with the pty's "\r\n" turned into "\n". */
+function output(p: LiveProcess): string {
+  return p.stdout.replaceAll("\r\n", "\n");
+}
+
+/** Count the occurrences of `s` in `text`. */
+function count(text: string, s: string): number {
+  return text.split(s).length - 1;
+}
+
+/** End the session; check lguest's exit code and the restored terminal. */
+async function finish(p: LiveProcess, wantExit: number): Promise<string> {
+  const r = await p.result();
+  const out = output(p);
+  const why = `script exit ${r.code}${r.killed ? " (KILLED by timeout)" : ""}\n` +
+    `output: ${JSON.stringify(out)}\nstderr: ${JSON.stringify(r.stderr)}`;
+  assert.ok(!r.killed, why);
+  assert.match(out, new RegExp(`^LGUEST_EXIT=${wantExit}$`, "m"), why);
+  assert.equal(r.code, 0, `the session's shell failed\n${why}`);
+  // The saved settings are back, byte for byte, and the usual modes are on.
+  assert.match(out, /^STTY_SAME=yes$/m, `terminal settings not restored\n${why}`);
+  const stty = out.slice(out.indexOf("STTY_SAME="));
+  for (const flag of ["icanon", "echo", "isig"]) {
+    assert.match(stty, new RegExp(`(^|\\s)${flag}(\\s|$)`), `stty: ${flag} off\n${why}`);
+    assert.doesNotMatch(stty, new RegExp(`(^|\\s)-${flag}(\\s|$)`), `stty: -${flag}\n${why}`);
+  }
+  assert.ok(!hasStackTrace(out + r.stderr), `stack trace\n${why}`);
+  return out;
+}
+
+/** Wait until the output holds `n` occurrences of `s`. */
+function waitForCount(p: LiveProcess, s: string, n: number): Promise<void> {
+  return p.waitFor((text) => count(text.replaceAll("\r\n", "\n"), s) >= n);
+}
+
+/** Run the interaction; if it fails, end the session before rethrowing. */
+async function interact(p: LiveProcess, fn: () => Promise<void>): Promise<void> {
+  try {
+    await fn();
+  } catch (e) {
+    p.kill("SIGKILL");
+    await p.result();
+    throw e;
+  }
+}
+
+/** Write, ignoring a closed pipe (the session may already have ended). */
+async function send(p: LiveProcess, data: string): Promise<void> {
+  try {
+    await p.write(data);
+  } catch { /* the session ended */ }
+}
+
+Deno.test({
+  name: "pty: hello in a terminal exits 0 and restores the terminal",
+  ignore: skip !== null,
+  async fn() {
+    const p = session(["run", "hello"]);
+    const out = await finish(p, 0);
+    assert.match(out, /^Hello from an lguest guest!/m, out);
+    assert.doesNotMatch(out, /^lguest: /m, out);
+  },
+});
+
+Deno.test({
+  name: "pty: typing 'echo marker' and 'poweroff' at the shell prompt",
+  ignore: skip !== null,
+  async fn() {
+    const p = session(["run", "shell"]);
+    await interact(p, async () => {
+      await p.waitFor("lguest$ ");
+      // cbreak: the guest gets (and echoes) each key before Enter.
+      await p.type("echo marker");
+      await p.waitFor("lguest$ echo marker");
+      await p.type("\r");
+      await p.waitFor("\r\nmarker\r\n");
+      await p.waitFor(/marker\r\nlguest\$ $/);
+      await p.type("poweroff\r");
+    });
+    const out = await finish(p, 0);
+    // Echoed once, by the guest: the terminal's own echo was off.
+    assert.equal(count(out, "echo marker"), 1, out);
+    assert.match(out, /^lguest\$ echo marker\nmarker\nlguest\$ poweroff\nPowering off\.\n/m, out);
+    assert.doesNotMatch(out, /^lguest: /m, out);
+  },
+});
+
+Deno.test({
+  name: "pty: one Ctrl-C reaches the shell, three within a second end the run with 130",
+  ignore: skip !== null,
+  async fn() {
+    const p = session(["run", "shell"]);
+    await interact(p, async () => {
+      await p.waitFor("lguest$ ");
+      // A single Ctrl-C: the guest gets 0x03, drops the line and prompts again.
+      await p.type("echo dropped");
+      await p.waitFor("lguest$ echo dropped");
+      await send(p, "\x03");
+      await waitForCount(p, "^C\nlguest$ ", 1);
+      await p.type("echo after\r");
+      await p.waitFor("\r\nafter\r\n");
+      await p.waitFor(/after\r\nlguest\$ $/);
+      // Three Ctrl-C, but not within one second: the run goes on.
+      await send(p, "\x03");
+      await waitForCount(p, "^C\nlguest$ ", 2);
+      await sleep(1_200);
+      await send(p, "\x03");
+      await waitForCount(p, "^C\nlguest$ ", 3);
+      await send(p, "\x03");
+      await waitForCount(p, "^C\nlguest$ ", 4);
+      // A third one within the second: the end.
+      await send(p, "\x03");
+    });
+    const out = await finish(p, 130);
+    assert.doesNotMatch(out, /^dropped$/m, "the Ctrl-C'd line must not run");
+    const run = out.slice(0, out.indexOf("LGUEST_EXIT=")); // not stty's "intr = ^C"
+    assert.equal(count(run, "^C"), 4, out);
+    assert.match(out, /^lguest: shell: three Ctrl-C within a second$/m, out);
+    assert.equal(out.match(/^lguest: /gm)?.length, 1, out);
+  },
+});
+
+Deno.test({
+  name: "pty: Ctrl-C ends a spinning guest with 130 and restores the terminal",
+  ignore: skip !== null,
+  async fn() {
+    const p = session(["run", "test-spin"]);
+    await interact(p, async () => {
+      await p.waitFor("spinning");
+      await send(p, "\x03");
+    });
+    const out = await finish(p, 130);
+    assert.match(out, /^lguest: .*SIGINT.*$/m, out);
+  },
+});

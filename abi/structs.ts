@@ -17,41 +17,41 @@ import {
 import { LGUEST_MAX_DMA_SECTIONS } from "./constants.ts";
 
 /** `struct lguest_dma` offsets. */
-export const DMA_SIZE = LGUEST_DMA.size;
-export const DMA_USED_LEN = offsetOf(LGUEST_DMA, "used_len");
-export const DMA_ADDR = offsetOf(LGUEST_DMA, "addr");
-export const DMA_LEN = offsetOf(LGUEST_DMA, "len");
+export const DMA_SIZE: number = LGUEST_DMA.size;
+export const DMA_USED_LEN: number = offsetOf(LGUEST_DMA, "used_len");
+export const DMA_ADDR: number = offsetOf(LGUEST_DMA, "addr");
+export const DMA_LEN: number = offsetOf(LGUEST_DMA, "len");
 
 /** `struct lguest_data` offsets. */
-export const LD_SIZE = LGUEST_DATA.size;
-export const LD_IRQ_ENABLED = offsetOf(LGUEST_DATA, "irq_enabled");
-export const LD_BLOCKED_INTERRUPTS = offsetOf(LGUEST_DATA, "blocked_interrupts");
-export const LD_CR2 = offsetOf(LGUEST_DATA, "cr2");
-export const LD_TIME_SEC = offsetOf(LGUEST_DATA, "time_sec");
-export const LD_TIME_NSEC = offsetOf(LGUEST_DATA, "time_nsec");
-export const LD_HCALL_STATUS = offsetOf(LGUEST_DATA, "hcall_status");
-export const LD_HCALLS = offsetOf(LGUEST_DATA, "hcalls");
-export const LD_RESERVE_MEM = offsetOf(LGUEST_DATA, "reserve_mem");
-export const LD_GUESTID = offsetOf(LGUEST_DATA, "guestid");
-export const LD_TSC_KHZ = offsetOf(LGUEST_DATA, "tsc_khz");
-export const LD_NOIRQ_START = offsetOf(LGUEST_DATA, "noirq_start");
-export const LD_NOIRQ_END = offsetOf(LGUEST_DATA, "noirq_end");
-export const HCALL_RING_ENTRY = HCALL_RING.size;
+export const LD_SIZE: number = LGUEST_DATA.size;
+export const LD_IRQ_ENABLED: number = offsetOf(LGUEST_DATA, "irq_enabled");
+export const LD_BLOCKED_INTERRUPTS: number = offsetOf(LGUEST_DATA, "blocked_interrupts");
+export const LD_CR2: number = offsetOf(LGUEST_DATA, "cr2");
+export const LD_TIME_SEC: number = offsetOf(LGUEST_DATA, "time_sec");
+export const LD_TIME_NSEC: number = offsetOf(LGUEST_DATA, "time_nsec");
+export const LD_HCALL_STATUS: number = offsetOf(LGUEST_DATA, "hcall_status");
+export const LD_HCALLS: number = offsetOf(LGUEST_DATA, "hcalls");
+export const LD_RESERVE_MEM: number = offsetOf(LGUEST_DATA, "reserve_mem");
+export const LD_GUESTID: number = offsetOf(LGUEST_DATA, "guestid");
+export const LD_TSC_KHZ: number = offsetOf(LGUEST_DATA, "tsc_khz");
+export const LD_NOIRQ_START: number = offsetOf(LGUEST_DATA, "noirq_start");
+export const LD_NOIRQ_END: number = offsetOf(LGUEST_DATA, "noirq_end");
+export const HCALL_RING_ENTRY: number = HCALL_RING.size;
 
 /** `struct lguest_device_desc` offsets. */
-export const DESC_SIZE = LGUEST_DEVICE_DESC.size;
-export const DESC_TYPE = offsetOf(LGUEST_DEVICE_DESC, "type");
-export const DESC_FEATURES = offsetOf(LGUEST_DEVICE_DESC, "features");
-export const DESC_STATUS = offsetOf(LGUEST_DEVICE_DESC, "status");
-export const DESC_NUM_PAGES = offsetOf(LGUEST_DEVICE_DESC, "num_pages");
-export const DESC_PFN = offsetOf(LGUEST_DEVICE_DESC, "pfn");
+export const DESC_SIZE: number = LGUEST_DEVICE_DESC.size;
+export const DESC_TYPE: number = offsetOf(LGUEST_DEVICE_DESC, "type");
+export const DESC_FEATURES: number = offsetOf(LGUEST_DEVICE_DESC, "features");
+export const DESC_STATUS: number = offsetOf(LGUEST_DEVICE_DESC, "status");
+export const DESC_NUM_PAGES: number = offsetOf(LGUEST_DEVICE_DESC, "num_pages");
+export const DESC_PFN: number = offsetOf(LGUEST_DEVICE_DESC, "pfn");
 
 /** `struct lguest_block_page` offsets. */
-export const BLK_TYPE = offsetOf(LGUEST_BLOCK_PAGE, "type");
-export const BLK_SECTOR = offsetOf(LGUEST_BLOCK_PAGE, "sector");
-export const BLK_BYTES = offsetOf(LGUEST_BLOCK_PAGE, "bytes");
-export const BLK_RESULT = offsetOf(LGUEST_BLOCK_PAGE, "result");
-export const BLK_NUM_SECTORS = offsetOf(LGUEST_BLOCK_PAGE, "num_sectors");
+export const BLK_TYPE: number = offsetOf(LGUEST_BLOCK_PAGE, "type");
+export const BLK_SECTOR: number = offsetOf(LGUEST_BLOCK_PAGE, "sector");
+export const BLK_BYTES: number = offsetOf(LGUEST_BLOCK_PAGE, "bytes");
+export const BLK_RESULT: number = offsetOf(LGUEST_BLOCK_PAGE, "result");
+export const BLK_NUM_SECTORS: number = offsetOf(LGUEST_BLOCK_PAGE, "num_sectors");
 
 /** Little-endian scalar access to a byte array (no bounds policy of its own). */
 export class LeView {

@@ -105,9 +105,9 @@ export class Guest {
   readonly shared: SharedRegion[] = [];
 
   /** CPU state kept for fidelity (the wasm engine has no segments or MMU). */
-  readonly gdt = new Uint32Array(GDT_ENTRIES * 2);
-  readonly idt = new Uint32Array(IDT_ENTRIES * 2);
-  readonly syscallIdt = new Uint32Array(2);
+  readonly gdt: Uint32Array = new Uint32Array(GDT_ENTRIES * 2);
+  readonly idt: Uint32Array = new Uint32Array(IDT_ENTRIES * 2);
+  readonly syscallIdt: Uint32Array = new Uint32Array(2);
   readonly pgdirs: number[] = [];
   ts = 0;
   stack = { ss: 0, esp: 0, pages: 0 };

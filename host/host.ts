@@ -56,7 +56,7 @@ const DEFAULT_TASK: Task = {};
 /** The host: up to 16 guests sharing one DMA engine. */
 export class Host {
   readonly guests: (Guest | null)[] = new Array(MAX_LGUEST_GUESTS).fill(null);
-  readonly dma = new DmaEngine();
+  readonly dma: DmaEngine = new DmaEngine();
 
   /** open("/dev/lguest"): a file for one guest run by `cpu`. */
   open(cpu: GuestCpu): LguestFile {

@@ -1,5 +1,5 @@
 /*
- * @guest: Interactive line shell (help, echo, devices, mem, uptime, poweroff).
+ * @guest: Interactive line shell (help, echo, devices, mem, uptime, blk, poweroff).
  *
  * Reads the console a byte at a time, echoes, and edits the line (backspace
  * 0x7f/0x08, Ctrl-C drops the line, Ctrl-U clears it). "\r", "\n" and
@@ -7,7 +7,14 @@
  * with piped input. At EOF the host simply stops sending: we wait.
  *
  * Adding a command: write `static int cmd_foo(int argc, char **argv)` and
- * add a line to commands[].
+ * add a line to commands[]. Entries with run == NULL are extra help lines
+ * (the blk subcommands, dispatched by cmd_blk).
+ *
+ * blk (docs/guest-abi.md §15.2): `blk` lists the disks; `blk read DISK
+ * SECTOR [COUNT]` hex-dumps, `blk write DISK SECTOR TEXT...` writes the rest
+ * of the line zero-padded to whole sectors, `blk crc DISK` prints `crc32
+ * <8 hex digits>` (zlib CRC-32 of the whole disk), `blk bench DISK` times a
+ * sequential read in 64 KiB requests.
  */
 #include "kit.h"
 
@@ -19,8 +26,34 @@ struct command {
 	const char *name;
 	const char *args;
 	const char *help;
-	int (*run)(int argc, char **argv);
+	int (*run)(int argc, char **argv);   /* NULL: a help line only */
 };
+
+/* The line being run: a copy from before tokenising (for "rest of the
+ * line" arguments) and where the tokens live. */
+static char raw_line[LINE_MAX];
+static const char *token_base;
+
+/* The rest of the command line from token argv[i] on, spaces kept. */
+static const char *rest_of_line(char **argv, int i)
+{
+	return raw_line + (argv[i] - token_base);
+}
+
+/* Parse a whole decimal (or 0x hex) number; false if s is not one. */
+static bool parse_u32(const char *s, u32 *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!isdigit(*s))
+		return false;
+	v = strtoul(s, &end, 0);
+	if (*end || v > 0xFFFFFFFFul)
+		return false;
+	*out = (u32)v;
+	return true;
+}
 
 /* ---- Commands ------------------------------------------------------------ */
 
@@ -85,6 +118,282 @@ static int cmd_uptime(int argc, char **argv)
 	return 0;
 }
 
+/* ---- blk: the block devices ------------------------------------------------ */
+
+#define BLK_DUMP_MAX 64                 /* sectors per "blk read" */
+
+/* One 64 KiB page-aligned buffer for the blk commands: a 64 KiB request
+ * into it is exactly 16 whole pages, one request, no copy. */
+static u8 *blk_buffer(void)
+{
+	static u8 *buf;
+
+	if (!buf && !(buf = alloc_pages(BLK_MAX_REQUEST / LGUEST_PAGE_SIZE)))
+		printf("blk: out of memory\n");
+	return buf;
+}
+
+/* DISK argument: a disk that exists and is ready, or -1 (message printed). */
+static int blk_disk_arg(const char *s)
+{
+	u32 disk;
+	struct lg_device *dev;
+
+	if (!parse_u32(s, &disk)) {
+		printf("blk: bad disk number '%s'\n", s);
+		return -1;
+	}
+	dev = blk_device((int)disk);
+	if (!dev) {
+		printf("blk: no disk %u (%d disk(s); see 'blk')\n", disk, blk_count());
+		return -1;
+	}
+	if (!(dev->desc->status & LGUEST_DEVICE_S_DRIVER_OK)) {
+		printf("blk: disk %u is not ready (its probe failed)\n", disk);
+		return -1;
+	}
+	return (int)disk;
+}
+
+/* Are sectors [sector, sector + count) on the disk? Prints if not. */
+static bool blk_range_ok(int disk, u32 sector, u32 count)
+{
+	u32 n = blk_sectors(disk);
+
+	if (sector < n && count <= n - sector)
+		return true;
+	if (count <= 1)
+		printf("blk: sector %u out of range (disk %d has %u sectors)\n", sector, disk, n);
+	else
+		printf("blk: sectors %u..%u out of range (disk %d has %u sectors)\n", sector,
+		       sector + count - 1, disk, n);
+	return false;
+}
+
+static void blk_io_error(const char *what, int disk, u32 sector, int rc)
+{
+	printf("blk: %s error on disk %d at sector %u: %s\n", what, disk, sector,
+	       blk_strerror(rc));
+}
+
+static void blk_list(void)
+{
+	if (blk_count() == 0) {
+		printf("no block devices\n");
+		return;
+	}
+	for (int i = 0; i < blk_count(); i++) {
+		struct lg_device *dev = blk_device(i);
+		u32 n = blk_sectors(i);
+
+		if (!(dev->desc->status & LGUEST_DEVICE_S_DRIVER_OK)) {
+			printf("disk %d: not ready (probe failed), features 0x%04x, irq %u, device %u\n",
+			       i, dev->desc->features, dev->irq, dev->index);
+			continue;
+		}
+		printf("disk %d: %u sectors, %llu bytes (%u.%02u MiB), features 0x%04x, irq %u, device %u\n",
+		       i, n, (unsigned long long)n * BLK_SECTOR_SIZE, n / 2048,
+		       (n % 2048) * 100 / 2048, dev->desc->features, dev->irq, dev->index);
+	}
+}
+
+/* hexdump -C style: offset (bytes from the start of the disk), 16 bytes
+ * in two groups of 8, the printable ones between bars. */
+static void hexdump(const u8 *p, u32 len, u64 offset)
+{
+	static const char hexd[] = "0123456789abcdef";
+	static char out[4096];
+	size_t n = 0;
+
+	for (u32 i = 0; i < len; i += 16) {
+		char *l;
+
+		if (n + 128 > sizeof(out)) {
+			console_write(out, n);
+			n = 0;
+		}
+		l = out + n;
+		n += (size_t)snprintf(l, 16, "%08llx  ", (unsigned long long)(offset + i));
+		for (u32 k = 0; k < 16; k++) {
+			u8 b = p[i + k];
+
+			out[n++] = hexd[b >> 4];
+			out[n++] = hexd[b & 15];
+			out[n++] = ' ';
+			if (k == 7)
+				out[n++] = ' ';
+		}
+		out[n++] = ' ';
+		out[n++] = '|';
+		for (u32 k = 0; k < 16; k++)
+			out[n++] = isprint(p[i + k]) ? (char)p[i + k] : '.';
+		out[n++] = '|';
+		out[n++] = '\n';
+	}
+	console_write(out, n);
+}
+
+static int blk_cmd_read(int argc, char **argv)
+{
+	u32 sector, count = 1;
+	int disk, rc;
+	u8 *buf;
+
+	if (argc < 4 || argc > 5) {
+		printf("usage: blk read DISK SECTOR [COUNT]\n");
+		return 1;
+	}
+	if ((disk = blk_disk_arg(argv[2])) < 0)
+		return 1;
+	if (!parse_u32(argv[3], &sector) || (argc == 5 && !parse_u32(argv[4], &count))) {
+		printf("blk: bad number\n");
+		return 1;
+	}
+	if (count == 0)
+		count = 1;
+	if (count > BLK_DUMP_MAX) {
+		printf("blk: COUNT capped at %u sectors\n", BLK_DUMP_MAX);
+		count = BLK_DUMP_MAX;
+	}
+	if (!blk_range_ok(disk, sector, count) || !(buf = blk_buffer()))
+		return 1;
+	rc = blk_read(disk, sector, buf, count * BLK_SECTOR_SIZE);
+	if (rc) {
+		blk_io_error("read", disk, sector, rc);
+		return 1;
+	}
+	hexdump(buf, count * BLK_SECTOR_SIZE, (u64)sector * BLK_SECTOR_SIZE);
+	return 0;
+}
+
+static int blk_cmd_write(int argc, char **argv)
+{
+	const char *text;
+	u32 sector, len, count;
+	int disk, rc;
+	u8 *buf;
+
+	if (argc < 5) {
+		printf("usage: blk write DISK SECTOR TEXT...\n");
+		return 1;
+	}
+	if ((disk = blk_disk_arg(argv[2])) < 0)
+		return 1;
+	if (!parse_u32(argv[3], &sector)) {
+		printf("blk: bad sector number '%s'\n", argv[3]);
+		return 1;
+	}
+	text = rest_of_line(argv, 4);
+	len = (u32)strlen(text);
+	count = (len + BLK_SECTOR_SIZE - 1) / BLK_SECTOR_SIZE;
+	if (!blk_range_ok(disk, sector, count) || !(buf = blk_buffer()))
+		return 1;
+	memset(buf, 0, count * BLK_SECTOR_SIZE);
+	memcpy(buf, text, len);
+	rc = blk_write(disk, sector, buf, count * BLK_SECTOR_SIZE);
+	if (rc) {
+		blk_io_error("write", disk, sector, rc);
+		return 1;
+	}
+	printf("wrote %u sector(s)\n", count);
+	return 0;
+}
+
+static int blk_cmd_crc(int argc, char **argv)
+{
+	u32 n, crc = 0;
+	int disk;
+	u8 *buf;
+
+	if (argc != 3) {
+		printf("usage: blk crc DISK\n");
+		return 1;
+	}
+	if ((disk = blk_disk_arg(argv[2])) < 0 || !(buf = blk_buffer()))
+		return 1;
+	n = blk_sectors(disk);
+	for (u32 s = 0; s < n;) {
+		u32 count = n - s < BLK_MAX_REQUEST / BLK_SECTOR_SIZE ? n - s
+								     : BLK_MAX_REQUEST / BLK_SECTOR_SIZE;
+		int rc = blk_read(disk, s, buf, count * BLK_SECTOR_SIZE);
+
+		if (rc) {
+			blk_io_error("read", disk, s, rc);
+			return 1;
+		}
+		crc = crc32(crc, buf, count * BLK_SECTOR_SIZE);
+		s += count;
+	}
+	printf("crc32 %08x\n", crc);
+	return 0;
+}
+
+static int blk_cmd_bench(int argc, char **argv)
+{
+	const u32 per = BLK_MAX_REQUEST / BLK_SECTOR_SIZE;
+	struct lguest_timespec t0, t1;
+	unsigned long irqs = 0, requests = 0;
+	u64 bytes, ns, rate;
+	u32 n;
+	int disk;
+	u8 *buf;
+
+	if (argc != 3) {
+		printf("usage: blk bench DISK\n");
+		return 1;
+	}
+	if ((disk = blk_disk_arg(argv[2])) < 0 || !(buf = blk_buffer()))
+		return 1;
+	n = blk_sectors(disk);
+	t0 = time_now();                    /* fresh: right after IRQ 0 */
+	for (u32 s = 0; s < n; s += per) {
+		u32 count = n - s < per ? n - s : per;
+		int rc;
+
+		irqs = irq_count(blk_device(disk)->irq);
+		rc = blk_read(disk, s, buf, count * BLK_SECTOR_SIZE);
+		if (rc) {
+			blk_io_error("read", disk, s, rc);
+			return 1;
+		}
+		requests++;
+	}
+	/* The host writes the time at every interrupt delivery: if the last
+	 * request's IRQ has been delivered, that time is its completion. */
+	if (requests && irq_count(blk_device(disk)->irq) != irqs)
+		t1 = time_last();
+	else
+		t1 = time_now();
+	bytes = (u64)n * BLK_SECTOR_SIZE;
+	ns = time_diff_ns(t0, t1);
+	if (ns == 0)
+		ns = 1;
+	rate = bytes * 100000u / ns;        /* MB/s (10^6 bytes), x100 */
+	printf("read %llu bytes in %llu.%03llu ms, %llu.%02llu MB/s (%lu request(s) of up to 64 KiB)\n",
+	       (unsigned long long)bytes, (unsigned long long)(ns / 1000000),
+	       (unsigned long long)(ns / 1000 % 1000), (unsigned long long)(rate / 100),
+	       (unsigned long long)(rate % 100), requests);
+	return 0;
+}
+
+static int cmd_blk(int argc, char **argv)
+{
+	if (argc == 1) {
+		blk_list();
+		return 0;
+	}
+	if (strcmp(argv[1], "read") == 0)
+		return blk_cmd_read(argc, argv);
+	if (strcmp(argv[1], "write") == 0)
+		return blk_cmd_write(argc, argv);
+	if (strcmp(argv[1], "crc") == 0)
+		return blk_cmd_crc(argc, argv);
+	if (strcmp(argv[1], "bench") == 0)
+		return blk_cmd_bench(argc, argv);
+	printf("blk: unknown subcommand '%s' (try help)\n", argv[1]);
+	return 1;
+}
+
 static int cmd_poweroff(int argc, char **argv)
 {
 	(void)argc;
@@ -99,6 +408,11 @@ static const struct command commands[] = {
 	{ "devices",  "",        "list the devices on the lguest bus", cmd_devices },
 	{ "mem",      "",        "show the memory layout",             cmd_mem },
 	{ "uptime",   "",        "time since boot",                    cmd_uptime },
+	{ "blk",      "",        "list the block devices (disks)",     cmd_blk },
+	{ "blk",      "read DISK SECTOR [COUNT]", "hex dump COUNT sectors (default 1, max 64)", NULL },
+	{ "blk",      "write DISK SECTOR TEXT...", "write TEXT, zero-padded to whole sectors", NULL },
+	{ "blk",      "crc DISK", "CRC-32 (zlib) of the whole disk",   NULL },
+	{ "blk",      "bench DISK", "time reading the whole disk in 64 KiB requests", NULL },
 	{ "poweroff", "",        "power the guest off",                cmd_poweroff },
 };
 
@@ -107,10 +421,10 @@ static int cmd_help(int argc, char **argv)
 	(void)argc;
 	(void)argv;
 	for (unsigned i = 0; i < ARRAY_SIZE(commands); i++) {
-		char usage[40];
+		char usage[48];
 
 		snprintf(usage, sizeof(usage), "%s %s", commands[i].name, commands[i].args);
-		printf("  %-20s %s\n", usage, commands[i].help);
+		printf("  %-30s %s\n", usage, commands[i].help);
 	}
 	return 0;
 }
@@ -120,6 +434,8 @@ static void run_line(char *line)
 	char *argv[ARGS_MAX + 1], *save;
 	int argc = 0;
 
+	strlcpy(raw_line, line, sizeof(raw_line));
+	token_base = line;
 	for (char *tok = strtok_r(line, " \t", &save); tok && argc < ARGS_MAX;
 	     tok = strtok_r(NULL, " \t", &save))
 		argv[argc++] = tok;
@@ -127,7 +443,7 @@ static void run_line(char *line)
 	if (argc == 0)
 		return;
 	for (unsigned i = 0; i < ARRAY_SIZE(commands); i++)
-		if (strcmp(argv[0], commands[i].name) == 0) {
+		if (commands[i].run && strcmp(argv[0], commands[i].name) == 0) {
 			commands[i].run(argc, argv);
 			return;
 		}

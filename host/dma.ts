@@ -15,13 +15,8 @@
  * @module
  */
 
-import {
-  LGUEST_IRQS,
-  LGUEST_MAX_DMA_SECTIONS,
-  MAX_LGUEST_GUESTS,
-  PAGE_SIZE,
-} from "../abi/constants.ts";
-import { DMA_ADDR, DMA_LEN, DMA_SIZE, DMA_USED_LEN } from "../abi/structs.ts";
+import { LGUEST_IRQS, MAX_LGUEST_GUESTS, PAGE_SIZE } from "../abi/constants.ts";
+import { DMA_SIZE, DMA_USED_LEN, type DmaDesc, readDma } from "../abi/structs.ts";
 import type { Binding, Guest } from "./guest.ts";
 import { hex } from "./memory.ts";
 
@@ -173,15 +168,19 @@ export class DmaEngine {
       }
     }
     if (found >= 0) {
+      // Both descriptors as read now: the original copied them into the
+      // kernel first, so data landing on a descriptor cannot steer the copy.
+      const dd = readDma(dst.mem, found);
+      const sd = readDma(src.mem, udma);
       // Step 3.1: destination sections, then source sections (§5.6).
-      if (!checkSections(dst, found, "registered") || !checkSections(src, udma, "sending")) {
+      if (!checkSections(dst, dd, "registered") || !checkSections(src, sd, "sending")) {
         if (src.dead === null) src.mem.setU32(udma + DMA_USED_LEN, 0);
         src.counters.dmaAbandoned++;
         return Transfer.Abandoned;
       }
-      const count = copySections(src, udma, dst, found);
+      const count = copySections(src, sd, dst, dd);
       src.mem.setU32(udma + DMA_USED_LEN, count);
-      if (count === 0 && src.mem.u16(udma + DMA_LEN) !== 0) {
+      if (count === 0 && sd.len.length !== 0) {
         src.counters.dmaAbandoned++;
         return Transfer.Abandoned; // step 5: no write to R, no interrupt
       }
@@ -228,11 +227,9 @@ export class DmaEngine {
  * in bounds, at most a page, and must not cross a page. A failure kills the
  * owner with "bad DMA entry: LEN@0xADDR".
  */
-function checkSections(g: Guest, dma: number, which: string): boolean {
-  for (let i = 0; i < LGUEST_MAX_DMA_SECTIONS; i++) {
-    const len = g.mem.u16(dma + DMA_LEN + 2 * i);
-    if (len === 0) return true;
-    const addr = g.mem.u32(dma + DMA_ADDR + 4 * i);
+function checkSections(g: Guest, d: DmaDesc, which: string): boolean {
+  for (let i = 0; i < d.len.length; i++) {
+    const len = d.len[i], addr = d.addr[i];
     if (!g.mem.ok(addr, len) || len > PAGE_SIZE || (addr % PAGE_SIZE) + len > PAGE_SIZE) {
       g.kill(`SEND_DMA: bad DMA entry in ${which} DMA: ${len}@${hex(addr)}`);
       return false;
@@ -246,25 +243,22 @@ function checkSections(g: Guest, dma: number, which: string): boolean {
  * step copying min(rest of source section, rest of destination section);
  * stop when either side ends. Excess source data is truncated.
  */
-function copySections(src: Guest, sdma: number, dst: Guest, ddma: number): number {
-  const s = src.mem, d = dst.mem;
+function copySections(src: Guest, s: DmaDesc, dst: Guest, d: DmaDesc): number {
   let si = 0, di = 0, so = 0, doff = 0, total = 0;
-  let slen = s.u16(sdma + DMA_LEN), dlen = d.u16(ddma + DMA_LEN);
-  while (slen !== 0 && dlen !== 0) {
-    const n = Math.min(slen - so, dlen - doff);
-    const sa = s.u32(sdma + DMA_ADDR + 4 * si) + so;
-    const da = d.u32(ddma + DMA_ADDR + 4 * di) + doff;
-    d.bytes.set(s.bytes.subarray(sa, sa + n), da);
+  while (si < s.len.length && di < d.len.length) {
+    const n = Math.min(s.len[si] - so, d.len[di] - doff);
+    const sa = s.addr[si] + so;
+    dst.mem.bytes.set(src.mem.bytes.subarray(sa, sa + n), d.addr[di] + doff);
     total += n;
     so += n;
     doff += n;
-    if (so === slen) {
+    if (so === s.len[si]) {
+      si++;
       so = 0;
-      slen = ++si < LGUEST_MAX_DMA_SECTIONS ? s.u16(sdma + DMA_LEN + 2 * si) : 0;
     }
-    if (doff === dlen) {
+    if (doff === d.len[di]) {
+      di++;
       doff = 0;
-      dlen = ++di < LGUEST_MAX_DMA_SECTIONS ? d.u16(ddma + DMA_LEN + 2 * di) : 0;
     }
   }
   return total;

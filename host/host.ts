@@ -83,6 +83,10 @@ export class LguestFile implements HypercallPort {
   #breakWaiters: (() => void)[] = [];
   #sliceCount = 0;
   #sliceStart = 0;
+  /** Event loops the guest is in: hypercalls that returned LG_EVENT, not yet done. */
+  #depth = 0;
+  /** EAX of hypercalls interrupted by an IRQ handler, with their event-loop depth. */
+  #savedEax: { depth: number; eax: number }[] = [];
 
   constructor(host: Host, cpu: GuestCpu) {
     this.host = host;
@@ -104,13 +108,13 @@ export class LguestFile implements HypercallPort {
     if (req.length < 1) return -EFAULT;
     const kind = req[0] >>> 0;
     const g = this.#guest;
-    if (kind === LHREQ_INITIALIZE) {
-      if (g !== null) return -EBUSY;
-      return this.#initialize(req, task);
-    }
-    if (g === null || this.#closed) return -EINVAL;
+    if (this.#closed) return -EINVAL;
+    // The original's order (§6.1): no guest, dead, not the owner, then the request.
+    if (g === null) return kind === LHREQ_INITIALIZE ? this.#initialize(req, task) : -EINVAL;
     if (g.dead !== null) return -ENOENT;
     if (task !== this.#owner && kind !== LHREQ_BREAK) return -EPERM;
+    if (kind === LHREQ_INITIALIZE) return -EBUSY;
+    if (kind !== LHREQ_GETDMA && kind !== LHREQ_IRQ && kind !== LHREQ_BREAK) return -EINVAL;
     if (req.length < 2) return -EFAULT;
     const arg = req[1] >>> 0;
     switch (kind) {
@@ -199,7 +203,9 @@ export class LguestFile implements HypercallPort {
     }
     g.pendingDma = null;
     while (g.dead === null) {
-      if (g.regs.trapped) doHypercalls(g, this.host.dma);
+      // Not while a Launcher DMA is unserviced: the engine's hypercall() already
+      // ran the ring up to it (the original ran do_hypercalls once per exit).
+      if (g.regs.trapped && g.pendingDma === null) doHypercalls(g, this.host.dma);
       if (g.pendingDma !== null) {
         const { dma, key } = g.pendingDma;
         return { kind: "dma", result: 8, dma, key };
@@ -266,6 +272,7 @@ export class LguestFile implements HypercallPort {
 
   hypercall(eax: number, edx: number, ebx: number, ecx: number): number {
     const g = this.#guest!;
+    if (g.dead !== null) return LG_EVENT; // a dead guest never runs again (§0)
     const r = g.regs;
     if (g.lguestData !== 0 && g.mem.bytes[g.lguestData + LD_HCALL_STATUS + g.nextHcall] === 0xff) {
       // Hot path: initialised, async ring empty: just the call.
@@ -285,6 +292,7 @@ export class LguestFile implements HypercallPort {
       r.trapped || g.pending !== 0 || g.halted || g.pendingDma !== null || g.dead !== null ||
       g.breakOut || g.preempt
     ) {
+      this.#depth++;
       return LG_EVENT;
     }
     return r.eax;
@@ -293,10 +301,23 @@ export class LguestFile implements HypercallPort {
   event(): number {
     const g = this.#guest!;
     if (g.dead !== null) return LG_EV_WAIT; // the engine unwinds on `dead`
+    // Asked again at the depth where we handed out an IRQ: its handler has
+    // returned ("iret"), so EAX is the interrupted hypercall's again.
+    const saved = this.#savedEax.at(-1);
+    if (saved !== undefined && saved.depth === this.#depth) {
+      this.#savedEax.pop();
+      g.regs.eax = saved.eax;
+    }
     if (g.regs.trapped || g.pendingDma !== null || g.breakOut || g.preempt) return LG_EV_WAIT;
     const irq = takeInterrupt(g);
-    if (irq >= 0) return irq;
+    if (irq >= 0) {
+      // The handler's own hypercalls overwrite regs.eax; x86 restores EAX on
+      // iret, so keep it until the handler returns.
+      this.#savedEax.push({ depth: this.#depth, eax: g.regs.eax });
+      return irq;
+    }
     if (g.halted) return LG_EV_WAIT;
+    this.#depth--;
     return (LG_EV_DONE | (g.regs.eax & 0x7fffffff)) >>> 0;
   }
 }

@@ -23,6 +23,8 @@
 
 #include "lguest.h"
 
+struct lg_device;
+
 #define BLK_SECTOR_SIZE   512u
 #define BLK_MAX_REQUEST   (LGUEST_MAX_DMA_SECTIONS * LGUEST_PAGE_SIZE) /* 64 KiB */
 /* How long to wait for a request the Launcher did not answer inside its
@@ -48,12 +50,19 @@ int blk_read(int disk, u32 sector, void *buf, u32 bytes);
 int blk_write(int disk, u32 sector, const void *buf, u32 bytes);
 
 /*
- * One raw request, exactly as it goes to the device: type 0 read / 1 write,
+ * One raw request, exactly as it goes to the device: type 0 read; any other
+ * type (1 = write) sends buf as the data, like a write;
  * no range check (a request past the end is the device's to refuse), no
  * splitting: buf[0..bytes) must fit in 16 page-bounded sections (else
  * BLK_EINVAL). bytes should be whole sectors. For testing the device.
  */
 int blk_submit(int disk, int type, u32 sector, void *buf, u32 bytes);
+
+/* For tests of the device: the disk's key (= its page address) and its
+ * bound one-element reply buffer (unbind/rebind it to test "no reply
+ * buffer"; leave it alone otherwise). 0 / NULL for a bad disk. */
+u32 blk_key(int disk);
+struct lguest_dma *blk_reply(int disk);
 
 /* Requests completed (result 1), failed (result 2 or no answer), and the
  * number of interrupts seen, on disk. */

@@ -12,9 +12,11 @@
 #include "kit.h"
 
 extern const struct lg_driver console_driver;
+extern const struct lg_driver blk_driver;
 
 static const struct lg_driver *const drivers[] = {
 	&console_driver,
+	&blk_driver,
 };
 
 static struct lg_device devices[LGUEST_MAX_DEVICES];

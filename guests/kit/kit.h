@@ -122,9 +122,18 @@ void timer_init(void);                      /* IRQ 0, called at boot */
 void timer_set(u32 ns);                     /* one-shot, 0 cancels */
 /* Host wall-clock time, fresh (costs one 1 us timer round trip). */
 struct lguest_timespec time_now(void);
+/* The time as of the last interrupt delivery (the host writes it at every
+ * delivery, of any IRQ): no hypercall. Fresh right after an interrupt. */
+struct lguest_timespec time_last(void);
+/* b - a in nanoseconds (0 if b is before a). */
+u64 time_diff_ns(struct lguest_timespec a, struct lguest_timespec b);
 /* Time since LGUEST_INIT. */
 void uptime(u32 *sec, u32 *nsec);
 void sleep_ns(u32 ns);
 void sleep_ms(u32 ms);
+
+/* ---- blk.c: the block driver ------------------------------------------------ */
+
+#include "blk.h"
 
 #endif /* LGUEST_KIT_H */

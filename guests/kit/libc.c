@@ -128,6 +128,16 @@ char *strrchr(const char *s, int c)
 	}
 }
 
+char *strstr(const char *haystack, const char *needle)
+{
+	size_t n = strlen(needle);
+
+	for (; *haystack; haystack++)
+		if (strncmp(haystack, needle, n) == 0)
+			return (char *)haystack;
+	return n ? NULL : (char *)haystack;
+}
+
 char *strcpy(char *dst, const char *src)
 {
 	char *d = dst;
@@ -214,6 +224,28 @@ long strtol(const char *s, char **end, int base)
 int atoi(const char *s)
 {
 	return (int)strtol(s, NULL, 10);
+}
+
+/* ---- CRC-32 (zlib) ------------------------------------------------------- */
+
+uint32_t crc32(uint32_t crc, const void *buf, size_t len)
+{
+	static uint32_t table[256];         /* built on first use */
+	const unsigned char *p = buf;
+
+	if (!table[1]) {
+		for (uint32_t i = 0; i < 256; i++) {
+			uint32_t c = i;
+
+			for (int k = 0; k < 8; k++)
+				c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+			table[i] = c;
+		}
+	}
+	crc = ~crc;
+	while (len--)
+		crc = table[(crc ^ *p++) & 0xFF] ^ (crc >> 8);
+	return ~crc;
 }
 
 /* ---- The printf engine --------------------------------------------------- */

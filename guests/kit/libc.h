@@ -38,6 +38,7 @@ int strcmp(const char *a, const char *b);
 int strncmp(const char *a, const char *b, size_t n);
 char *strchr(const char *s, int c);
 char *strrchr(const char *s, int c);
+char *strstr(const char *haystack, const char *needle);
 char *strcpy(char *dst, const char *src);
 size_t strlcpy(char *dst, const char *src, size_t size);
 char *strtok_r(char *s, const char *delim, char **save);
@@ -65,6 +66,11 @@ int vprintf(const char *fmt, va_list ap);
 int printf(const char *fmt, ...) PRINTF_LIKE(1, 2);
 int puts(const char *s);           /* writes s and "\n" */
 int putchar(int c);
+
+/* CRC-32 as zlib's crc32(): IEEE polynomial (reflected 0xEDB88320), init
+ * and final xor ~0 handled inside. Start with crc = 0 and feed the result
+ * back in: crc32(crc32(0, a, n), b, m) == crc32(0, a||b, n+m). */
+uint32_t crc32(uint32_t crc, const void *buf, size_t len);
 
 /* Heap: a bump allocator from the end of the image to the end of RAM.
  * free() does nothing. malloc returns 16-byte aligned memory or NULL. */

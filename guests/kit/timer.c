@@ -55,14 +55,27 @@ void sleep_ms(u32 ms)
 	}
 }
 
-struct lguest_timespec time_now(void)
+struct lguest_timespec time_last(void)
 {
 	struct lguest_timespec t;
 
-	sleep_ns(1000);
 	t.tv_sec = READ_ONCE(lguest_data.time.tv_sec);
 	t.tv_nsec = READ_ONCE(lguest_data.time.tv_nsec);
 	return t;
+}
+
+struct lguest_timespec time_now(void)
+{
+	sleep_ns(1000);
+	return time_last();
+}
+
+u64 time_diff_ns(struct lguest_timespec a, struct lguest_timespec b)
+{
+	u64 ta = (u64)a.tv_sec * 1000000000u + a.tv_nsec;
+	u64 tb = (u64)b.tv_sec * 1000000000u + b.tv_nsec;
+
+	return tb > ta ? tb - ta : 0;
 }
 
 void uptime(u32 *sec, u32 *nsec)

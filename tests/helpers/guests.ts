@@ -174,28 +174,31 @@ export function openGuest(
   return { file, cpu, result };
 }
 
+/** Open, LHREQ_INITIALIZE and (unless `init: false`) LGUEST_INIT one more guest on `host`. */
+export function addGuest(host: Host, opts: HostOptions = {}): TestGuest {
+  const { file, cpu, result } = openGuest(host, opts);
+  assert.equal(result, 16, "LHREQ_INITIALIZE");
+  const t = testGuest(file);
+  if (opts.sharedObject !== undefined) {
+    file.mapShared({
+      start: t.mem.top - PAGE_SIZE,
+      length: PAGE_SIZE,
+      objectId: opts.sharedObject,
+      objectOffset: 0,
+    });
+  }
+  if (opts.init ?? true) {
+    writeLguestData(cpu.view, LD, opts.data);
+    t.eax(LHCALL_LGUEST_INIT, LD);
+  }
+  return t;
+}
+
 /** A host with `n` initialised guests (LHREQ_INITIALIZE, then LGUEST_INIT). */
 export function makeHost(n: number, opts: HostOptions = {}): { host: Host; guests: TestGuest[] } {
   const host = new Host();
   const guests: TestGuest[] = [];
-  for (let i = 0; i < n; i++) {
-    const { file, cpu, result } = openGuest(host, opts);
-    assert.equal(result, 16, "LHREQ_INITIALIZE");
-    const t = testGuest(file);
-    if (opts.sharedObject !== undefined) {
-      file.mapShared({
-        start: t.mem.top - PAGE_SIZE,
-        length: PAGE_SIZE,
-        objectId: opts.sharedObject,
-        objectOffset: 0,
-      });
-    }
-    if (opts.init ?? true) {
-      writeLguestData(cpu.view, LD, opts.data);
-      t.eax(LHCALL_LGUEST_INIT, LD);
-    }
-    guests.push(t);
-  }
+  for (let i = 0; i < n; i++) guests.push(addGuest(host, opts));
   return { host, guests };
 }
 

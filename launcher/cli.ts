@@ -194,6 +194,7 @@ async function runCommand(argv: string[]): Promise<number> {
   supervisor.onInterrupt(() => console_.interrupt());
   let outcome: Outcome;
   try {
+    await supervisor.ready;
     outcome = await run.run();
   } finally {
     supervisor.close();

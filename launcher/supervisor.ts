@@ -44,6 +44,14 @@ export class Supervisor {
   #stop: (code: number, why: string) => void = () => {};
   #interrupt: (() => void) | null = null;
   #closed = false;
+  /**
+   * Resolves once the Worker listens for signals. Start the guest only
+   * then: a signal that comes while the main thread is already blocked in
+   * a spinning guest and the Worker's listeners are not yet in place is
+   * never delivered to the Worker either (seen on Deno 2.9), and the run
+   * would hang.
+   */
+  readonly ready: Promise<void>;
 
   constructor(opts: { timeoutMs: number; terminal: boolean }) {
     this.#terminal = opts.terminal && enterCbreak(this.#termios);
@@ -53,6 +61,7 @@ export class Supervisor {
     this.#worker = new Worker(new URL("./supervisor_worker.ts", import.meta.url).href, {
       type: "module",
     });
+    this.ready = new Promise((resolve) => (this.#worker.onmessage = () => resolve()));
     const init: SupervisorInit = { shared: this.#shared, timeoutMs: opts.timeoutMs };
     this.#worker.postMessage(init);
     for (const name of Object.keys(SIGNALS) as SignalName[]) {

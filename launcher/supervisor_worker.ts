@@ -7,7 +7,15 @@
 
 /// <reference lib="deno.worker" />
 
-import { HB, SIGNALS, STALE_MS, type SupervisorInit, TERM, TERMIOS_OFF } from "./supervisor.ts";
+import {
+  HB,
+  HEARTBEAT_MS,
+  SIGNALS,
+  STALE_MS,
+  type SupervisorInit,
+  TERM,
+  TERMIOS_OFF,
+} from "./supervisor.ts";
 import { restoreTerminal, TERMIOS_SIZE } from "./termios.ts";
 
 self.onmessage = (e: MessageEvent<SupervisorInit>) => {
@@ -25,12 +33,19 @@ self.onmessage = (e: MessageEvent<SupervisorInit>) => {
 
   for (const [name, num] of Object.entries(SIGNALS)) {
     Deno.addSignalListener(name as Deno.Signal, () => {
-      // The main thread handles signals itself while it is responsive.
-      setTimeout(() => {
+      // The main thread handles signals itself while it is responsive. It
+      // may also handle this one and only then block in a spinning guest:
+      // keep checking for a while, not just once (its last beat may be a
+      // little younger than the signal).
+      const heard = performance.now();
+      const check = () => {
         if (stale()) hardExit(128 + num, `ended by ${name} (guest not responding)`);
-      }, STALE_MS);
+        else if (performance.now() - heard < 2 * STALE_MS) setTimeout(check, HEARTBEAT_MS);
+      };
+      setTimeout(check, STALE_MS);
     });
   }
+  self.postMessage("ready"); // see Supervisor.ready
   if (timeoutMs > 0) {
     setTimeout(function check() {
       if (stale()) hardExit(124, `timed out after ${timeoutMs / 1000} s (guest not responding)`);

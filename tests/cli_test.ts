@@ -24,6 +24,12 @@ function assertUsageError(r: CliResult, expect: RegExp | string): void {
   assert.ok(!hasStackTrace(r.stderr + r.stdout), `stack trace\n${why}`);
 }
 
+/** Run the command lines concurrently; each must be a usage error matching its pattern. */
+async function assertUsageErrors(cases: [string[], RegExp | string][]): Promise<void> {
+  const results = await Promise.all(cases.map(([args]) => runCli(args)));
+  results.forEach((r, i) => assertUsageError(r, cases[i][1]));
+}
+
 /** A temporary directory for the test's files, removed afterwards. */
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "lguest_cli_test_" });
@@ -62,8 +68,11 @@ Deno.test("cli: --version prints 'lguest X.Y.Z' from deno.json", async () => {
 });
 
 Deno.test("cli: --help prints the usage and exits 0", async () => {
-  for (const args of [["--help"], ["-h"], ["help"], ["run", "--help"]]) {
-    const r = await runCli(args);
+  for (
+    const r of await Promise.all(
+      [["--help"], ["-h"], ["help"], ["run", "--help"]].map((a) => runCli(a)),
+    )
+  ) {
     assert.equal(r.code, 0, describe(r));
     assert.equal(r.stderr, "", describe(r));
     assert.match(r.stdout, /Usage:/, describe(r));
@@ -99,9 +108,12 @@ Deno.test("cli: guests lists the built-in guests, not the test guests", async ()
 // ---- Bad command lines ------------------------------------------------------
 
 Deno.test("cli: an unknown option is a usage error", async () => {
-  assertUsageError(await runCli(["run", "--bogus", "hello"]), "unknown option --bogus");
-  assertUsageError(await runCli(["run", "-x", "hello"]), "unknown option -x");
-  assertUsageError(await runCli(["--bogus"]), "--bogus");
+  await assertUsageErrors([
+    [["run", "--bogus", "hello"], "unknown option --bogus"],
+    [["run", "-x", "hello"], "unknown option -x"],
+    [["run", "hello", "--bogus=1"], "unknown option --bogus"],
+    [["--bogus"], "--bogus"],
+  ]);
 });
 
 Deno.test("cli: an unknown command is a usage error", async () => {
@@ -109,14 +121,18 @@ Deno.test("cli: an unknown command is a usage error", async () => {
 });
 
 Deno.test("cli: run without a GUEST is a usage error", async () => {
-  assertUsageError(await runCli(["run"]), "needs a GUEST");
-  assertUsageError(await runCli(["run", "-m", "16M"]), "needs a GUEST");
+  await assertUsageErrors([
+    [["run"], "needs a GUEST"],
+    [["run", "-m", "16M"], "needs a GUEST"],
+  ]);
 });
 
 Deno.test("cli: an option missing its value is a usage error", async () => {
-  assertUsageError(await runCli(["run", "hello", "-m"]), /option .*-m.* needs a value/);
-  assertUsageError(await runCli(["run", "hello", "--memory"]), /option .*--memory.* needs a value/);
-  assertUsageError(await runCli(["run", "hello", "--timeout"]), /option --timeout.* needs a value/);
+  await assertUsageErrors([
+    [["run", "hello", "-m"], /option .*-m.* needs a value/],
+    [["run", "hello", "--memory"], /option .*--memory.* needs a value/],
+    [["run", "hello", "--timeout"], /option --timeout.* needs a value/],
+  ]);
 });
 
 // ---- Bad guests -------------------------------------------------------------
@@ -216,32 +232,32 @@ Deno.test("cli: a built-in guest also runs by path", async () => {
 // ---- Bad sizes and timeouts -------------------------------------------------
 
 Deno.test("cli: bad memory sizes are usage errors", async () => {
-  assertUsageError(await runCli(["run", "-m", "abc", "hello"]), "invalid memory size 'abc'");
-  assertUsageError(await runCli(["run", "-m", "1k", "hello"]), "'1k'");
-  assertUsageError(await runCli(["run", "-m", "100G", "hello"]), "'100G' out of range");
-  assertUsageError(await runCli(["run", "-m", "0", "hello"]), "'0' out of range");
-  assertUsageError(await runCli(["run", "--memory=-5M", "hello"]), "invalid memory size '-5M'");
+  await assertUsageErrors([
+    [["run", "-m", "abc", "hello"], "invalid memory size 'abc'"],
+    [["run", "-m", "1k", "hello"], "'1k'"],
+    [["run", "-m", "100G", "hello"], "'100G' out of range"],
+    [["run", "-m", "0", "hello"], "'0' out of range"],
+    [["run", "-m", "1M", "hello"], "'1M' out of range"],
+    [["run", "--memory=-5M", "hello"], "invalid memory size '-5M'"],
+  ]);
 });
 
 Deno.test("cli: good memory sizes reach the guest", async () => {
-  for (const [size, mib] of [["16M", 16], ["16", 16], ["4096K", 4], ["1G", 1024]] as const) {
-    const r = await runCli(["run", "-m", size, "hello"]);
+  const cases = [["16M", 16], ["16", 16], ["4096K", 4], ["2M", 2], ["1G", 1024]] as const;
+  const results = await Promise.all(cases.map(([size]) => runCli(["run", "-m", size, "hello"])));
+  results.forEach((r, i) => {
     assert.equal(r.code, 0, describe(r));
-    assert.match(r.stdout, new RegExp(`I have ${mib} MiB of RAM`), describe(r));
-  }
+    assert.match(r.stdout, new RegExp(`I have ${cases[i][1]} MiB of RAM`), describe(r));
+  });
 });
 
 Deno.test("cli: bad timeouts are usage errors", async () => {
-  assertUsageError(await runCli(["run", "--timeout", "abc", "hello"]), "invalid timeout 'abc'");
-  assertUsageError(await runCli(["run", "--timeout=-1", "hello"]), "invalid timeout '-1'");
-  assertUsageError(await runCli(["run", "--timeout", "0", "hello"]), "invalid timeout '0'");
-  // A value starting with '-' looks like an option to the parser: say how to write it.
-  assertUsageError(
-    await runCli(["run", "--timeout", "-1", "hello"]),
-    "option --timeout needs a value (write --timeout=VALUE",
-  );
-  assertUsageError(
-    await runCli(["run", "-m", "-1", "hello"]),
-    "option -m needs a value (write --memory=VALUE",
-  );
+  await assertUsageErrors([
+    [["run", "--timeout", "abc", "hello"], "invalid timeout 'abc'"],
+    [["run", "--timeout=-1", "hello"], "invalid timeout '-1'"],
+    [["run", "--timeout", "0", "hello"], "invalid timeout '0'"],
+    // A value starting with '-' looks like an option to the parser: say how to write it.
+    [["run", "--timeout", "-1", "hello"], "option --timeout needs a value (write --timeout=VALUE"],
+    [["run", "-m", "-1", "hello"], "option -m needs a value (write --memory=VALUE"],
+  ]);
 });

@@ -6,3 +6,4 @@
  */
 
 import "./block.ts";
+import "./net/net.ts";

@@ -11,6 +11,8 @@
  * @module
  */
 
+import type { Host } from "../host/host.ts";
+import type { Guest } from "../host/guest.ts";
 import type { GuestMemory } from "../host/memory.ts";
 
 /** A user error in a device option: one line, exit code 2. */
@@ -34,6 +36,18 @@ export interface DeviceContext {
   readonly pageAddr: number;
   /** The guest's memory through the one checked path. */
   readonly memory: GuestMemory;
+  /** The host this guest runs in (shared objects, the DMA engine). */
+  readonly host: Host;
+  /** The guest's Host state (its id, counters), once initialised. */
+  readonly guest: Guest;
+  /** The guest's name in this run. */
+  readonly name: string;
+  /**
+   * Map shared object `objectId` over this device's pages (the Launcher's
+   * MAP_SHARED of a file, §10.4b): keys in the pages canonicalise to the
+   * object. `sync` keeps this guest's copy coherent (see SharedRegion).
+   */
+  mapShared(objectId: number, sync?: (g: Guest) => void): void;
   /**
    * Feed input: GETDMA on `key`, copy `data` into the buffer's sections,
    * store the byte count in used_len and raise the buffer's IRQ. Returns
@@ -59,6 +73,17 @@ export interface DeviceContext {
   kill(reason: string): void;
   /** End the whole run with an exit code (e.g. three Ctrl-C). */
   exit(code: number, why: string): void;
+}
+
+/** Run-wide settings a device may use. */
+export interface DeviceEnv {
+  /** `--pcap FILE`: every frame of every net device of the run. */
+  pcap?: FrameSink;
+}
+
+/** Where captured frames go (a pcap writer). */
+export interface FrameSink {
+  frame(data: Uint8Array): void;
 }
 
 /** One device as the Launcher drives it. */
@@ -93,7 +118,7 @@ export interface DeviceKind<Spec = unknown> {
   /** Parse an option value; throw UsageError with one clear line. */
   parse(value: string): Spec;
   /** Make a device (open files etc.); throw UsageError on user errors. */
-  create(spec: Spec): Device | Promise<Device>;
+  create(spec: Spec, env: DeviceEnv): Device | Promise<Device>;
 }
 
 const kinds = new Map<string, DeviceKind>();

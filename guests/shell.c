@@ -14,7 +14,8 @@
  * SECTOR [COUNT]` hex-dumps, `blk write DISK SECTOR TEXT...` writes the rest
  * of the line zero-padded to whole sectors, `blk crc DISK` prints `crc32
  * <8 hex digits>` (zlib CRC-32 of the whole disk), `blk bench DISK` times a
- * sequential read in 64 KiB requests.
+ * sequential read in 64 KiB requests, `blk bench DISK write` a sequential
+ * write of the whole disk (it overwrites the disk).
  */
 #include "kit.h"
 
@@ -334,26 +335,33 @@ static int blk_cmd_bench(int argc, char **argv)
 	struct lguest_timespec t0, t1;
 	unsigned long irqs = 0, requests = 0;
 	u64 bytes, ns, rate;
+	bool write = false;
 	u32 n;
 	int disk;
 	u8 *buf;
 
-	if (argc != 3) {
-		printf("usage: blk bench DISK\n");
+	if (argc == 4 && strcmp(argv[3], "write") == 0)
+		write = true;
+	else if (argc != 3) {
+		printf("usage: blk bench DISK [write]\n");
 		return 1;
 	}
 	if ((disk = blk_disk_arg(argv[2])) < 0 || !(buf = blk_buffer()))
 		return 1;
 	n = blk_sectors(disk);
+	if (write)                          /* a recognisable pattern, not zeros */
+		for (u32 i = 0; i < BLK_MAX_REQUEST; i++)
+			buf[i] = (u8)(i * 7 + 1);
 	t0 = time_now();                    /* fresh: right after IRQ 0 */
 	for (u32 s = 0; s < n; s += per) {
 		u32 count = n - s < per ? n - s : per;
 		int rc;
 
 		irqs = irq_count(blk_device(disk)->irq);
-		rc = blk_read(disk, s, buf, count * BLK_SECTOR_SIZE);
+		rc = write ? blk_write(disk, s, buf, count * BLK_SECTOR_SIZE)
+			   : blk_read(disk, s, buf, count * BLK_SECTOR_SIZE);
 		if (rc) {
-			blk_io_error("read", disk, s, rc);
+			blk_io_error(write ? "write" : "read", disk, s, rc);
 			return 1;
 		}
 		requests++;
@@ -369,8 +377,8 @@ static int blk_cmd_bench(int argc, char **argv)
 	if (ns == 0)
 		ns = 1;
 	rate = bytes * 100000u / ns;        /* MB/s (10^6 bytes), x100 */
-	printf("read %llu bytes in %llu.%03llu ms, %llu.%02llu MB/s (%lu request(s) of up to 64 KiB)\n",
-	       (unsigned long long)bytes, (unsigned long long)(ns / 1000000),
+	printf("%s %llu bytes in %llu.%03llu ms, %llu.%02llu MB/s (%lu request(s) of up to 64 KiB)\n",
+	       write ? "wrote" : "read", (unsigned long long)bytes, (unsigned long long)(ns / 1000000),
 	       (unsigned long long)(ns / 1000 % 1000), (unsigned long long)(rate / 100),
 	       (unsigned long long)(rate % 100), requests);
 	return 0;
@@ -412,7 +420,7 @@ static const struct command commands[] = {
 	{ "blk",      "read DISK SECTOR [COUNT]", "hex dump COUNT sectors (default 1, max 64)", NULL },
 	{ "blk",      "write DISK SECTOR TEXT...", "write TEXT, zero-padded to whole sectors", NULL },
 	{ "blk",      "crc DISK", "CRC-32 (zlib) of the whole disk",   NULL },
-	{ "blk",      "bench DISK", "time reading the whole disk in 64 KiB requests", NULL },
+	{ "blk",      "bench DISK [write]", "time reading (or overwriting!) the whole disk in 64 KiB requests", NULL },
 	{ "poweroff", "",        "power the guest off",                cmd_poweroff },
 };
 

@@ -44,6 +44,15 @@ export function canonicalKey(g: Guest, key: number): number {
   return g.id * KEY_SPACE + key;
 }
 
+/** Sees one successful inter-guest transfer (see DmaEngine.observe). */
+export type TransferObserver = (
+  src: Guest,
+  udma: number,
+  dst: Guest,
+  element: number,
+  count: number,
+) => void;
+
 /** Result of one dma_transfer attempt. */
 const enum Transfer {
   Delivered,
@@ -55,6 +64,17 @@ const enum Transfer {
 export class DmaEngine {
   /** Most recent binding first, as the kernel pushed on the hash chain. */
   readonly #chains = new Map<number, Binding[]>();
+  readonly #observers = new Map<number, TransferObserver>();
+
+  /**
+   * Watch successful transfers on shared object `objectId` (packet
+   * capture); `null` stops watching. The observer sees the receiver's
+   * element after the copy, with the byte count.
+   */
+  observe(objectId: number, fn: TransferObserver | null): void {
+    if (fn) this.#observers.set(objectId, fn);
+    else this.#observers.delete(objectId);
+  }
 
   /**
    * BIND_DMA(key, dmas, (num<<8)|irq) (§5.3). Returns the hypercall's EAX:
@@ -188,6 +208,15 @@ export class DmaEngine {
       dest.nextDma = (dest.nextDma + 1) & 0xffff;
       src.counters.dmaToGuest++;
       src.counters.dmaBytesToGuest += count;
+      if (this.#observers.size !== 0) {
+        this.#observers.get(Math.floor(dest.key / KEY_SPACE) - SHARED_BASE)?.(
+          src,
+          udma,
+          dst,
+          found,
+          count,
+        );
+      }
     }
     // Step 4: the receiver's interrupt, full or not, and wake it.
     dst.pending |= 1 << dest.interrupt;

@@ -38,6 +38,12 @@ export interface SharedRegion {
   objectId: number;
   /** Byte offset of `start` within the shared object. */
   objectOffset: number;
+  /**
+   * Make this guest's view of the region coherent with the other mappers'
+   * (the wasm engine gives each guest its own copy of the page). Called at
+   * the guest's BIND_DMA, SEND_DMA and HALT hypercalls, before the call.
+   */
+  sync?: (g: Guest) => void;
 }
 
 /** Drop and event counters of one guest, for --verbose and the tests. */

@@ -34,7 +34,7 @@ import {
 import { setImmediate } from "node:timers";
 import { DmaEngine } from "./dma.ts";
 import { Guest, type SharedRegion } from "./guest.ts";
-import { doHcall, doHypercalls } from "./hypercalls.ts";
+import { doHcall, doHypercalls, syncShared } from "./hypercalls.ts";
 import { interruptDeliverable, takeInterrupt } from "./interrupts.ts";
 import { GuestMemory } from "./memory.ts";
 
@@ -61,6 +61,13 @@ export class Host {
   /** open("/dev/lguest"): a file for one guest run by `cpu`. */
   open(cpu: GuestCpu): LguestFile {
     return new LguestFile(this, cpu);
+  }
+
+  #nextObject = 0;
+
+  /** A new shared-object identity (a net segment's page, …). */
+  allocObjectId(): number {
+    return this.#nextObject++;
   }
 
   /** Number of guests alive in the table. */
@@ -224,6 +231,7 @@ export class LguestFile implements HypercallPort {
       }
       this.#sliceStart = performance.now();
       this.#sliceCount = 0;
+      if (g.shared.length !== 0) syncShared(g);
       await this.cpu.run();
     }
     g.deathReported = true;

@@ -154,8 +154,10 @@ export function doHcall(
       if (edx !== 0) g.pgdirs.length = 0; // no shadow tables to drop in wasm
       break;
     case LHCALL_BIND_DMA:
+      if (g.shared.length !== 0) syncShared(g);
       return dma.bind(g, edx, ebx, ecx);
     case LHCALL_SEND_DMA:
+      if (g.shared.length !== 0) syncShared(g);
       dma.send(g, edx, ebx);
       break;
     case LHCALL_LOAD_GDT:
@@ -192,12 +194,18 @@ export function doHcall(
       g.ts = edx;
       break;
     case LHCALL_HALT:
+      if (g.shared.length !== 0) syncShared(g);
       g.halted = true;
       break;
     default:
       g.kill(`Bad hypercall ${eax >>> 0}`);
   }
   return eax;
+}
+
+/** Bring the guest's copies of shared regions up to date (see SharedRegion.sync). */
+export function syncShared(g: Guest): void {
+  for (const r of g.shared) r.sync?.(g);
 }
 
 /** LOAD_GDT: more than 32 entries kills (the original then overflowed). */

@@ -12,15 +12,13 @@
 import { parseArgs } from "node:util";
 import { deviceKinds, UsageError } from "../devices/registry.ts";
 import "../devices/all.ts";
-import { ConsoleDevice, stdioBackend } from "../devices/console.ts";
-import { compileImage, ImageError, WasmCpu } from "../engines/wasm.ts";
+import { ImageError } from "../engines/wasm.ts";
 import { hasJspi } from "../engines/jspi.ts";
-import { Host } from "../host/host.ts";
 import { VERSION } from "../version.ts";
-import { builtinGuests, loadImage } from "./images.ts";
-import { GuestRun, type Outcome } from "./launcher.ts";
+import { builtinGuests } from "./images.ts";
+import { loadConfig } from "./config.ts";
+import { runGuests } from "./runner.ts";
 import { MAX_MEMORY, MIN_MEMORY } from "./layout.ts";
-import { Supervisor } from "./supervisor.ts";
 
 /** Exit codes, as documented in the README. */
 export const EXIT = {
@@ -38,6 +36,7 @@ function usage(): string {
 
 Usage:
   lguest run [options] GUEST [-- ARGS...]   run a guest; ARGS become its command line
+  lguest run [options] --config FILE.json   run several guests in one host
   lguest guests                             list the built-in guests
   lguest --help | --version
 
@@ -47,6 +46,8 @@ Options for run:
   -m, --memory SIZE     guest RAM, e.g. 16M, 512K, 1G (plain number: MiB; default ${DEFAULT_MEMORY})
       --timeout SECS    end the run after SECS seconds (e.g. 10, 2.5, 500ms)
   -v, --verbose         show the memory layout, device status bits and counters
+      --config FILE     run several guests in one host (JSON; see README)
+      --pcap FILE       record every frame of every net device (pcap format)
 ${devices}
 Exit codes: 0 powered off, 1 guest crashed or was killed, 2 usage error,
 124 timeout, 128+N signal N (130: Ctrl-C).`;
@@ -120,6 +121,8 @@ function parseRunArgs(argv: string[]) {
   > = {
     memory: { type: "string", short: "m" },
     timeout: { type: "string" },
+    config: { type: "string" },
+    pcap: { type: "string" },
     verbose: { type: "boolean", short: "v" },
     help: { type: "boolean", short: "h" },
   };
@@ -150,63 +153,47 @@ async function runCommand(argv: string[]): Promise<number> {
     console.log(usage());
     return EXIT.OK;
   }
-  const [guest, ...args] = positionals;
-  if (guest === undefined) throw new UsageError("run needs a GUEST (see 'lguest guests')");
-  const memory = parseSize((values.memory as string | undefined) ?? DEFAULT_MEMORY);
   const timeoutMs = values.timeout === undefined ? 0 : parseTimeout(values.timeout as string);
   const verbose = values.verbose ? (line: string) => console.error(`lguest: ${line}`) : undefined;
   if (!hasJspi) throw new UsageError("this Deno has no WebAssembly JSPI; use Deno 2.9 or later");
-
-  const image = await loadImage(guest);
-  const module = await compileImage(image.bytes, image.name);
-
-  const devices = [];
+  const opts = {
+    timeoutMs,
+    verbose,
+    pcap: values.pcap as string | undefined,
+    parseSize,
+    defaultMemory: parseSize(DEFAULT_MEMORY),
+  };
+  if (values.config !== undefined) {
+    if (positionals.length > 0) {
+      throw new UsageError("give either --config FILE or a GUEST, not both");
+    }
+    const devOpts = deviceKinds().filter((k) => values[k.option] !== undefined);
+    if (devOpts.length > 0 || values.memory !== undefined) {
+      throw new UsageError(
+        "with --config, put memory and devices in the file (per guest), not on the command line",
+      );
+    }
+    const plan = await loadConfig(values.config as string);
+    opts.pcap ??= plan.pcap;
+    return await runGuests(plan.guests, opts);
+  }
+  const [guest, ...args] = positionals;
+  if (guest === undefined) throw new UsageError("run needs a GUEST (see 'lguest guests')");
+  const memory = values.memory as string | undefined;
+  if (memory !== undefined) parseSize(memory); // report a bad size before loading anything
+  const devices: [string, string][] = [];
   for (const kind of deviceKinds()) {
     for (const value of (values[kind.option] as string[] | undefined) ?? []) {
-      devices.push(await kind.create(kind.parse(value)));
+      kind.parse(value);
+      devices.push([kind.option, value]);
     }
   }
-  if (devices.length >= 16) {
-    throw new UsageError("too many devices: a guest has at most 15 plus the console");
-  }
-  const console_ = new ConsoleDevice(stdioBackend());
-  devices.push(console_);
-
-  const supervisor = new Supervisor({ timeoutMs, terminal: Deno.stdin.isTerminal() });
-  const host = new Host();
-  let run: GuestRun;
-  try {
-    run = await GuestRun.create(host, {
-      name: image.name,
-      memory,
-      cmdline: args.join(" "),
-      devices,
-      makeCpu: (bytes) => new WasmCpu(module, bytes),
-      verbose,
-    });
-  } catch (e) {
-    supervisor.close();
-    for (const d of devices) await d.close?.();
-    if (e instanceof ImageError || e instanceof UsageError) throw e;
-    throw new ImageError((e as Error).message);
-  }
-  supervisor.onStop((code, why) => run.stop(code, why));
-  supervisor.onInterrupt(() => console_.interrupt());
-  let outcome: Outcome;
-  try {
-    await supervisor.ready;
-    outcome = await run.run();
-  } finally {
-    supervisor.close();
-  }
-  if (verbose) {
-    const c = run.file.guest?.counters;
-    if (c) verbose(`${image.name}: counters ${JSON.stringify(c)}`);
-    verbose(
-      `${image.name}: console in ${console_.stats.in} bytes, out ${console_.stats.out} bytes`,
-    );
-  }
-  if (outcome.code === EXIT.OK) verbose?.(`${image.name}: powered off`);
-  else console.error(`lguest: ${image.name}: ${outcome.reason}`);
-  return outcome.code;
+  return await runGuests([{
+    name: "",
+    image: guest,
+    memory,
+    args: args.join(" "),
+    stdio: true,
+    devices,
+  }], opts);
 }

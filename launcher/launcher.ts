@@ -95,7 +95,6 @@ export class GuestRun {
     const cpu = spec.makeCpu(layout.top);
     const memory = new GuestMemory(cpu.memory, layout.pfnLimit);
     writeBootParams(memory, layout.mem, spec.cmdline);
-    writeDeviceTable(memory, layout, spec.devices);
     const file = host.open(cpu);
     const r = file.write([LHREQ_INITIALIZE, layout.pfnLimit, 0, 0, 0]);
     if (r < 0) {
@@ -108,6 +107,8 @@ export class GuestRun {
     for (let i = 0; i < spec.devices.length; i++) {
       await spec.devices[i].init?.(run.#contexts[i]);
     }
+    // After init: a device may learn its features there (a segment slot).
+    writeDeviceTable(memory, layout, spec.devices);
     spec.verbose?.(
       `${spec.name}: ${layout.mem} bytes RAM, devices at ${hex(layout.mem)}, top ${
         hex(layout.top)
@@ -123,10 +124,24 @@ export class GuestRun {
 
   #context(index: number): DeviceContext {
     const pageAddr = this.layout.pageAddr[index];
+    const file = this.file;
     return {
       index,
       pageAddr,
       memory: this.memory,
+      host: this.file.host,
+      get guest() {
+        return file.guest!;
+      },
+      name: this.spec.name,
+      mapShared: (objectId, sync) =>
+        this.file.mapShared({
+          start: pageAddr,
+          length: this.spec.devices[index].numPages * 4096,
+          objectId,
+          objectOffset: 0,
+          sync,
+        }),
       deliver: (key, data) => this.#deliver(key, data),
       takeBuffer: (key) => this.#takeBuffer(key),
       complete: (buf, usedLen) => this.#complete(buf, usedLen),

@@ -84,7 +84,9 @@ export function writeDeviceTable(
 ): void {
   devices.forEach((d, i) => {
     writeDesc(v, layout.mem + i * DESC_SIZE, {
-      ...d,
+      type: d.type,
+      features: d.features, // may be a getter (a segment's slot)
+      numPages: d.numPages,
       status: 0,
       pfn: layout.pageAddr[i] / PAGE_SIZE,
     });

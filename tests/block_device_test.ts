@@ -30,6 +30,10 @@ function rig(): Rig {
     index: 0,
     pageAddr: PAGE,
     memory: mem,
+    host: undefined as never,
+    guest: undefined as never,
+    name: "test",
+    mapShared() {},
     deliver: () => -1,
     takeBuffer(): InputBuffer | null {
       if (!r.replyBound) return null;

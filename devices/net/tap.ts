@@ -1,0 +1,264 @@
+/**
+ * The tap backend (`--net tap:IFNAME[,ip=ADDR/PREFIX][,bridge=BR]`), as
+ * lguest's `--tunnet` (protocol §10.4a).
+ *
+ * The host sits in slot 0 of the device page with the promiscuous bit in
+ * its MAC, so the guest (slot 1, no NOCSUM: these frames can reach a real
+ * network) sends every frame to key page+0, a private key that routes to
+ * the Launcher, which writes it to the tap. Frames from the tap go in by
+ * GETDMA on page+4, copy, used_len, IRQ; when the guest has no free buffer
+ * the frame is dropped and counted, never written over unread data.
+ *
+ * `/dev/net/tun` is driven through libc by FFI (open, ioctl TUNSETIFF,
+ * non-blocking read/write, poll on a worker thread of Deno's FFI).
+ *
+ * @module
+ */
+
+import {
+  LGUEST_DEVICE_F_RANDOMNESS,
+  LGUEST_DEVICE_T_NET,
+  LGUEST_NET_PROMISC,
+} from "../../abi/constants.ts";
+import type { Device, DeviceContext, FrameSink } from "../registry.ts";
+import { UsageError } from "../registry.ts";
+
+const TUNSETIFF = 0x400454ca;
+const IFF_TAP = 0x0002;
+const IFF_NO_PI = 0x1000;
+const O_RDWR = 2;
+const O_NONBLOCK = 0x800;
+const O_CLOEXEC = 0x80000;
+const F_SETFL = 4;
+const POLLIN = 1;
+const EAGAIN = 11;
+/** ETH_HLEN and ETH_HLEN + 1500: frames outside are malformed here. */
+export const MIN_FRAME = 14;
+export const MAX_FRAME = 1514;
+/** Frames held for the guest between two input() calls. */
+const QUEUE = 64;
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32"], result: "i32" },
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  close: { parameters: ["i32"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  __errno_location: { parameters: [], result: "pointer" },
+} as const;
+
+let libc: Deno.DynamicLibrary<typeof SYMBOLS> | null = null;
+function lib(): Deno.DynamicLibrary<typeof SYMBOLS> {
+  libc ??= Deno.dlopen("libc.so.6", SYMBOLS);
+  return libc;
+}
+
+function errno(): number {
+  const p = lib().symbols.__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+function cstr(s: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(s + "\0") as Uint8Array<ArrayBuffer>;
+}
+
+async function ip(args: string[]): Promise<void> {
+  let out: Deno.CommandOutput;
+  try {
+    out = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
+  } catch {
+    throw new UsageError(`cannot run 'ip ${args.join(" ")}' (is iproute2 installed?)`);
+  }
+  if (!out.success) {
+    const why = new TextDecoder().decode(out.stderr).trim().split("\n")[0];
+    throw new UsageError(`ip ${args.join(" ")}: ${why}`);
+  }
+}
+
+/** Counters of one tap device. */
+export interface TapStats {
+  rxFrames: number;
+  txFrames: number;
+  rxDroppedNoBuffer: number;
+  rxDroppedMalformed: number;
+  rxDroppedQueue: number;
+  txErrors: number;
+}
+
+/** A guest's net device on a host tap interface. */
+export class TapNetDevice implements Device {
+  readonly type = LGUEST_DEVICE_T_NET;
+  readonly numPages = 1;
+  /** Slot 1 (the guest), RANDOMNESS, no NOCSUM (§10.4a). */
+  readonly features = 1 | LGUEST_DEVICE_F_RANDOMNESS;
+  readonly label: string;
+  readonly ifname: string;
+  readonly stats: TapStats = {
+    rxFrames: 0,
+    txFrames: 0,
+    rxDroppedNoBuffer: 0,
+    rxDroppedMalformed: 0,
+    rxDroppedQueue: 0,
+    txErrors: 0,
+  };
+  readonly #fd: number;
+  readonly #sinks: FrameSink[];
+  readonly #queue: Uint8Array[] = [];
+  readonly #buf = new Uint8Array(65536);
+  #ctx: DeviceContext | null = null;
+  #closed = false;
+
+  private constructor(ifname: string, fd: number, sinks: FrameSink[]) {
+    this.ifname = ifname;
+    this.#fd = fd;
+    this.#sinks = sinks;
+    this.label = `net: tap ${ifname}`;
+  }
+
+  /** Open /dev/net/tun, create or attach IFNAME, configure it. */
+  static async open(
+    ifname: string,
+    opts: { ip?: string; bridge?: string },
+    sinks: FrameSink[],
+  ): Promise<TapNetDevice> {
+    let c: Deno.DynamicLibrary<typeof SYMBOLS>;
+    try {
+      c = lib();
+    } catch (e) {
+      throw new UsageError(`tap ${ifname}: cannot load libc: ${(e as Error).message}`);
+    }
+    const fd = c.symbols.open(cstr("/dev/net/tun"), O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+      const e = errno();
+      throw new UsageError(
+        `tap ${ifname}: cannot open /dev/net/tun (${
+          e === 2 ? "no tun device" : e === 13 || e === 1 ? "permission denied" : `errno ${e}`
+        })`,
+      );
+    }
+    const ifr = new Uint8Array(40);
+    ifr.set(new TextEncoder().encode(ifname));
+    new DataView(ifr.buffer).setUint16(16, IFF_TAP | IFF_NO_PI, true);
+    if (c.symbols.ioctl(fd, BigInt(TUNSETIFF), ifr) < 0) {
+      const e = errno();
+      c.symbols.close(fd);
+      throw new UsageError(
+        `tap ${ifname}: TUNSETIFF failed (${
+          e === 1 ? "permission denied" : e === 16 ? "interface busy" : `errno ${e}`
+        })`,
+      );
+    }
+    c.symbols.fcntl(fd, F_SETFL, O_NONBLOCK | O_RDWR);
+    const dev = new TapNetDevice(ifname, fd, sinks);
+    try {
+      if (opts.bridge) {
+        await ip(["link", "set", ifname, "master", opts.bridge]);
+        await ip(["link", "set", ifname, "up"]);
+      } else if (opts.ip) {
+        await ip(["addr", "add", opts.ip, "dev", ifname]);
+        await ip(["link", "set", ifname, "up"]);
+      }
+    } catch (e) {
+      dev.close();
+      throw e;
+    }
+    return dev;
+  }
+
+  init(ctx: DeviceContext): void {
+    this.#ctx = ctx;
+    // Slot 0: the tap's own MAC with the promiscuous bit (§10.4a step 6).
+    let mac = [0x02, 0, 0, 0, 0, 0xfe];
+    try {
+      const text = Deno.readTextFileSync(`/sys/class/net/${this.ifname}/address`).trim();
+      mac = text.split(":").map((h) => parseInt(h, 16));
+    } catch { /* keep the fallback MAC */ }
+    mac[0] |= LGUEST_NET_PROMISC;
+    ctx.memory.bytes.set(mac, ctx.pageAddr);
+    this.#pump();
+  }
+
+  /** Slot 0 is the host: the guest sends every frame there. */
+  watchKey(): number {
+    return this.#ctx!.pageAddr;
+  }
+
+  output(sections: Uint8Array[]): number {
+    const total = sections.reduce((n, s) => n + s.length, 0);
+    const frame = sections.length === 1 ? sections[0] : new Uint8Array(total);
+    if (sections.length !== 1) {
+      let off = 0;
+      for (const s of sections) {
+        frame.set(s, off);
+        off += s.length;
+      }
+    }
+    const copy = frame.slice() as Uint8Array<ArrayBuffer>;
+    const n = Number(lib().symbols.write(this.#fd, copy, BigInt(copy.length)));
+    if (n < 0) {
+      this.stats.txErrors++;
+      return 0;
+    }
+    this.stats.txFrames++;
+    for (const s of this.#sinks) s.frame(copy);
+    return n;
+  }
+
+  hasPendingInput(): boolean {
+    return this.#queue.length !== 0;
+  }
+
+  /** Move queued frames into the guest's buffers; drop what does not fit. */
+  input(ctx: DeviceContext): void {
+    while (this.#queue.length !== 0) {
+      const frame = this.#queue.shift()!;
+      if (ctx.deliver(ctx.pageAddr + 4, frame) < 0) this.stats.rxDroppedNoBuffer++;
+      else this.stats.rxFrames++;
+    }
+  }
+
+  /** Wait for the tap to be readable (on an FFI thread), then drain it. */
+  async #pump(): Promise<void> {
+    const pfd = new Uint8Array(8);
+    const dv = new DataView(pfd.buffer);
+    dv.setInt32(0, this.#fd, true);
+    dv.setInt16(4, POLLIN, true);
+    while (!this.#closed) {
+      const r = await lib().symbols.poll(pfd, 1n, 200);
+      if (this.#closed) return;
+      if (r <= 0) continue;
+      let got = false;
+      for (;;) {
+        const n = Number(lib().symbols.read(this.#fd, this.#buf, BigInt(this.#buf.length)));
+        if (n < 0) {
+          const e = errno();
+          if (e !== EAGAIN) this.#ctx?.log(`tap ${this.ifname}: read failed, errno ${e}`);
+          if (e !== EAGAIN) this.#closed = true;
+          break;
+        }
+        if (n < MIN_FRAME || n > MAX_FRAME) {
+          this.stats.rxDroppedMalformed++;
+          continue;
+        }
+        const frame = this.#buf.slice(0, n);
+        for (const s of this.#sinks) s.frame(frame);
+        if (this.#queue.length >= QUEUE) {
+          this.stats.rxDroppedQueue++;
+          continue;
+        }
+        this.#queue.push(frame);
+        got = true;
+      }
+      if (got) this.#ctx?.requestInput();
+    }
+  }
+
+  close(): void {
+    if (this.#closed && this.#fd < 0) return;
+    this.#closed = true;
+    lib().symbols.close(this.#fd);
+    this.#ctx?.log(`tap ${this.ifname}: ${JSON.stringify(this.stats)}`);
+  }
+}

@@ -1,0 +1,199 @@
+/**
+ * Launcher: the `--config FILE.json` format for several guests in one host.
+ *
+ * ```json
+ * { "guests": [
+ *     { "name": "a", "image": "netd",  "memory": "16M", "net": ["segment:lan"], "args": "ip=10.0.0.1/24" },
+ *     { "name": "b", "image": "shell", "net": ["segment:lan"], "args": "ip=10.0.0.2/24", "console": "stdio" } ],
+ *   "pcap": "all.pcap" }
+ * ```
+ *
+ * Per-guest fields mirror the CLI: `name` (required, unique), `image`
+ * (required: built-in name or path), `memory`, `args` (the command line),
+ * `console` (`"stdio"` for at most one guest), and one array per device
+ * option (`net`, `block`). Errors name the field and its line.
+ *
+ * @module
+ */
+
+import { deviceKinds, UsageError } from "../devices/registry.ts";
+
+/** One guest of a config file, validated. */
+export interface GuestPlan {
+  name: string;
+  image: string;
+  memory?: string;
+  args: string;
+  stdio: boolean;
+  /** [device option, value] in file order, by option. */
+  devices: [string, string][];
+}
+
+/** A whole config file. */
+export interface RunPlan {
+  guests: GuestPlan[];
+  pcap?: string;
+}
+
+type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
+
+/** A JSON parser that remembers where each value starts (for messages). */
+class Parser {
+  readonly text: string;
+  pos = 0;
+  readonly where = new Map<string, number>();
+  constructor(text: string) {
+    this.text = text;
+  }
+  line(at: number): number {
+    return this.text.slice(0, at).split("\n").length;
+  }
+  fail(msg: string, at = this.pos): never {
+    throw new UsageError(`line ${this.line(at)}: ${msg}`);
+  }
+  ws(): void {
+    while (/\s/.test(this.text[this.pos] ?? "")) this.pos++;
+  }
+  value(path: string): Json {
+    this.ws();
+    this.where.set(path, this.pos);
+    const c = this.text[this.pos];
+    if (c === "{") return this.object(path);
+    if (c === "[") return this.array(path);
+    if (c === '"') return this.string();
+    const m = /^(-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null)/.exec(this.text.slice(this.pos));
+    if (!m) this.fail(c === undefined ? "unexpected end of file" : `unexpected '${c}'`);
+    this.pos += m[0].length;
+    return JSON.parse(m[0]);
+  }
+  string(): string {
+    const m = /^"(?:[^"\\\n]|\\.)*"/.exec(this.text.slice(this.pos));
+    if (!m) this.fail("unterminated string");
+    this.pos += m[0].length;
+    return JSON.parse(m[0]);
+  }
+  object(path: string): { [k: string]: Json } {
+    const out: { [k: string]: Json } = {};
+    this.pos++;
+    this.ws();
+    if (this.text[this.pos] === "}") return this.pos++, out;
+    for (;;) {
+      this.ws();
+      if (this.text[this.pos] !== '"') this.fail("expected a field name in quotes");
+      const key = this.string();
+      this.ws();
+      if (this.text[this.pos++] !== ":") this.fail(`expected ':' after "${key}"`, this.pos - 1);
+      out[key] = this.value(path ? `${path}.${key}` : key);
+      this.ws();
+      const c = this.text[this.pos++];
+      if (c === "}") return out;
+      if (c !== ",") this.fail("expected ',' or '}'", this.pos - 1);
+    }
+  }
+  array(path: string): Json[] {
+    const out: Json[] = [];
+    this.pos++;
+    this.ws();
+    if (this.text[this.pos] === "]") return this.pos++, out;
+    for (;;) {
+      out.push(this.value(`${path}[${out.length}]`));
+      this.ws();
+      const c = this.text[this.pos++];
+      if (c === "]") return out;
+      if (c !== ",") this.fail("expected ',' or ']'", this.pos - 1);
+    }
+  }
+}
+
+const GUEST_FIELDS = ["name", "image", "memory", "args", "console"];
+
+/** Parse and validate a config file's text. */
+export function parseConfig(text: string): RunPlan {
+  const p = new Parser(text);
+  const root = p.value("");
+  p.ws();
+  if (p.pos < text.length) p.fail("unexpected text after the end");
+  const at = (path: string) => `line ${p.line(p.where.get(path) ?? 0)}: ${path}`;
+  const bad = (path: string, msg: string): never => {
+    throw new UsageError(`${at(path)}: ${msg}`);
+  };
+  if (root === null || typeof root !== "object" || Array.isArray(root)) {
+    bad("", 'the file must hold an object with a "guests" array');
+  }
+  const top = root as { [k: string]: Json };
+  for (const k of Object.keys(top)) {
+    if (k !== "guests" && k !== "pcap") bad(k, "unknown field (use guests, pcap)");
+  }
+  if (!Array.isArray(top.guests) || top.guests.length === 0) {
+    bad("guests", "must be a non-empty array of guests");
+  }
+  if (top.pcap !== undefined && typeof top.pcap !== "string") bad("pcap", "must be a file name");
+  const optionNames = deviceKinds().map((k) => k.option);
+  const names = new Set<string>();
+  let stdio = 0;
+  const guests = (top.guests as Json[]).map((g, i): GuestPlan => {
+    const base = `guests[${i}]`;
+    if (g === null || typeof g !== "object" || Array.isArray(g)) bad(base, "must be an object");
+    const o = g as { [k: string]: Json };
+    for (const k of Object.keys(o)) {
+      if (!GUEST_FIELDS.includes(k) && !optionNames.includes(k)) {
+        bad(`${base}.${k}`, `unknown field (use ${[...GUEST_FIELDS, ...optionNames].join(", ")})`);
+      }
+    }
+    const str = (k: string, required: boolean): string | undefined => {
+      const v = o[k];
+      if (v === undefined) return required ? bad(base, `missing "${k}"`) : undefined;
+      if (typeof v !== "string" || (required && v === "")) bad(`${base}.${k}`, "must be a string");
+      return v as string;
+    };
+    const name = str("name", true)!;
+    if (!/^[A-Za-z0-9_.-]{1,32}$/.test(name)) {
+      bad(`${base}.name`, "must be 1-32 letters, digits, . _ -");
+    }
+    if (names.has(name)) bad(`${base}.name`, `duplicate guest name '${name}'`);
+    names.add(name);
+    const console_ = str("console", false);
+    if (console_ !== undefined && console_ !== "stdio") {
+      bad(`${base}.console`, 'must be "stdio" (or left out)');
+    }
+    if (console_ === "stdio" && ++stdio > 1) {
+      bad(`${base}.console`, "only one guest can have stdio");
+    }
+    const devices: [string, string][] = [];
+    for (const opt of optionNames) {
+      const v = o[opt];
+      if (v === undefined) continue;
+      if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+        bad(`${base}.${opt}`, "must be an array of strings");
+      }
+      (v as string[]).forEach((x) => devices.push([opt, x]));
+    }
+    return {
+      name,
+      image: str("image", true)!,
+      memory: str("memory", false),
+      args: str("args", false) ?? "",
+      stdio: console_ === "stdio",
+      devices,
+    };
+  });
+  return { guests, pcap: top.pcap as string | undefined };
+}
+
+/** Where a config error came from: prefix the message with the file. */
+export async function loadConfig(path: string): Promise<RunPlan> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) throw new UsageError(`${path}: no such file`);
+    if (e instanceof Deno.errors.IsADirectory) throw new UsageError(`${path}: is a directory`);
+    throw new UsageError(`${path}: ${(e as Error).message}`);
+  }
+  try {
+    return parseConfig(text);
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(`${path}: ${e.message}`);
+    throw e;
+  }
+}

@@ -1,0 +1,166 @@
+/**
+ * Launcher: run one or several guests in one host.
+ *
+ * The guest with stdio gets stdin and stdout; every other guest's console
+ * output goes to stdout with a `[name] ` prefix at each line start, and it
+ * gets no input. When the stdio guest ends, the others are stopped and the
+ * run exits with its code; with no stdio guest the run ends when all have
+ * ended (exit 0 only if all powered off).
+ *
+ * @module
+ */
+
+import { type ConsoleBackend, ConsoleDevice, stdioBackend } from "../devices/console.ts";
+import { type Device, type DeviceEnv, deviceKinds, UsageError } from "../devices/registry.ts";
+import { acquirePcap, releasePcap } from "../devices/net/pcap.ts";
+import { compileImage, ImageError, WasmCpu } from "../engines/wasm.ts";
+import { Host } from "../host/host.ts";
+import type { GuestPlan } from "./config.ts";
+import { loadImage } from "./images.ts";
+import { GuestRun, type Outcome } from "./launcher.ts";
+import { Supervisor } from "./supervisor.ts";
+
+/** Options of a whole run. */
+export interface RunOptions {
+  timeoutMs: number;
+  verbose?: (line: string) => void;
+  /** `--pcap FILE`: every frame of every net device. */
+  pcap?: string;
+  /** Parse a memory size (the CLI's rules). */
+  parseSize(text: string): number;
+  defaultMemory: number;
+}
+
+/** Console output of a guest without stdio: `[name] ` at each line start. */
+export function prefixBackend(name: string, out: (b: Uint8Array) => void): ConsoleBackend {
+  const prefix = new TextEncoder().encode(`[${name}] `);
+  let lineStart = true;
+  return {
+    read: () => Promise.resolve(null),
+    write(data) {
+      let from = 0;
+      for (let i = 0; i < data.length; i++) {
+        if (lineStart) {
+          out(prefix);
+          lineStart = false;
+        }
+        if (data[i] === 0x0a) {
+          out(data.subarray(from, i + 1));
+          from = i + 1;
+          lineStart = true;
+        }
+      }
+      if (from < data.length) out(data.subarray(from));
+    },
+  };
+}
+
+interface Prepared {
+  plan: GuestPlan;
+  devices: Device[];
+  console: ConsoleDevice;
+  module: WebAssembly.Module;
+  memory: number;
+  name: string;
+}
+
+async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promise<Prepared> {
+  const where = (msg: string) => (plan.stdio && plan.name === "" ? msg : `${plan.name}: ${msg}`);
+  try {
+    const memory = plan.memory === undefined ? opts.defaultMemory : opts.parseSize(plan.memory);
+    const image = await loadImage(plan.image);
+    const module = await compileImage(image.bytes, image.name);
+    const devices: Device[] = [];
+    for (const [option, value] of plan.devices) {
+      const kind = deviceKinds().find((k) => k.option === option)!;
+      devices.push(await kind.create(kind.parse(value), env));
+    }
+    if (devices.length >= 16) {
+      throw new UsageError("too many devices: a guest has at most 15 plus the console");
+    }
+    const stdout = stdioBackend();
+    const backend = plan.stdio ? stdout : prefixBackend(plan.name, (b) => stdout.write(b));
+    const console_ = new ConsoleDevice(backend, plan.stdio ? "console: stdio" : "console: output");
+    devices.push(console_);
+    return { plan, devices, console: console_, module, memory, name: plan.name || image.name };
+  } catch (e) {
+    if (e instanceof UsageError) throw new UsageError(where(e.message));
+    if (e instanceof ImageError) throw new ImageError(where(e.message));
+    throw e;
+  }
+}
+
+/** Run the guests; returns the process exit code. */
+export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<number> {
+  const pcap = opts.pcap ? acquirePcap(opts.pcap) : undefined;
+  const env: DeviceEnv = { pcap };
+  const prepared: Prepared[] = [];
+  const closeAll = async () => {
+    for (const p of prepared) for (const d of p.devices) await d.close?.();
+    if (pcap) releasePcap(pcap);
+  };
+  try {
+    for (const plan of plans) prepared.push(await prepare(plan, env, opts));
+  } catch (e) {
+    await closeAll();
+    throw e;
+  }
+  const stdioGuest = prepared.find((p) => p.plan.stdio);
+  const supervisor = new Supervisor({
+    timeoutMs: opts.timeoutMs,
+    terminal: stdioGuest !== undefined && Deno.stdin.isTerminal(),
+  });
+  const host = new Host();
+  const runs: GuestRun[] = [];
+  try {
+    for (const p of prepared) {
+      runs.push(
+        await GuestRun.create(host, {
+          name: p.name,
+          memory: p.memory,
+          cmdline: p.plan.args,
+          devices: p.devices,
+          makeCpu: (bytes) => new WasmCpu(p.module, bytes),
+          verbose: opts.verbose,
+        }),
+      );
+    }
+  } catch (e) {
+    supervisor.close();
+    for (const r of runs) r.stop(1, "start-up failed");
+    await closeAll();
+    if (e instanceof ImageError || e instanceof UsageError) throw e;
+    throw new ImageError((e as Error).message);
+  }
+  const stopAll = (code: number, why: string) => runs.forEach((r) => r.stop(code, why));
+  supervisor.onStop(stopAll);
+  if (stdioGuest) supervisor.onInterrupt(() => stdioGuest.console.interrupt());
+  let outcomes: Outcome[];
+  try {
+    await supervisor.ready;
+    const done = runs.map((r, i) =>
+      r.run().then((o) => {
+        if (prepared[i] === stdioGuest) stopAll(o.code, `stopped: ${stdioGuest.name} ended`);
+        return o;
+      })
+    );
+    outcomes = await Promise.all(done);
+  } finally {
+    supervisor.close();
+    if (pcap) releasePcap(pcap);
+  }
+  const several = runs.length > 1;
+  outcomes.forEach((o, i) => {
+    const name = prepared[i].name;
+    if (opts.verbose) {
+      const c = runs[i].file.guest?.counters;
+      if (c) opts.verbose(`${name}: counters ${JSON.stringify(c)}`);
+    }
+    if (o.code === 0) opts.verbose?.(`${name}: powered off`);
+    else if (!(several && o.reason.startsWith("stopped: "))) {
+      console.error(`lguest: ${name}: ${o.reason}`);
+    }
+  });
+  if (stdioGuest) return outcomes[prepared.indexOf(stdioGuest)].code;
+  return outcomes.every((o) => o.code === 0) ? 0 : outcomes.find((o) => o.code !== 0)!.code;
+}

@@ -6,6 +6,7 @@
  */
 
 import { parseArgs } from "node:util";
+import { benchBlockRead, benchBlockWrite } from "./block.ts";
 import { benchBoot } from "./boot.ts";
 import { benchHypercall } from "./hypercall.ts";
 import { type Metric, table } from "./lib.ts";
@@ -13,6 +14,8 @@ import { type Metric, table } from "./lib.ts";
 const SUITES: [string, () => Promise<Metric>][] = [
   ["hypercall.nop.wasm", benchHypercall],
   ["boot.first_byte", benchBoot],
+  ["block.read.seq", benchBlockRead],
+  ["block.write.seq", benchBlockWrite],
 ];
 
 function machine() {

@@ -14,6 +14,7 @@ if (import.meta.main) {
   if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
     console.log(`lguest ${VERSION}`);
   } else {
+    if (args[0] === "run") (await import("./launcher/supervisor.ts")).prestartWatchdog();
     const { main } = await import("./launcher/cli.ts");
     Deno.exit(await main(args));
   }

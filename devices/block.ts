@@ -16,7 +16,6 @@
  * @module
  */
 
-import * as fs from "node:fs";
 import {
   LGUEST_BLOCK_ERROR,
   LGUEST_BLOCK_OK,
@@ -34,6 +33,22 @@ import {
   registerDevice,
   UsageError,
 } from "./registry.ts";
+import {
+  errno,
+  libc,
+  O_DIRECT,
+  O_RDONLY,
+  O_RDWR,
+  openFile,
+  pread,
+  pwrite,
+  SysError,
+} from "../sys/libc.ts";
+
+/** fdatasync(2); throws SysError. */
+function fdatasync(fd: number): void {
+  if (libc().fdatasync(fd) !== 0) throw new SysError("fdatasync", errno());
+}
 
 /** What `--block FILE[,ro][,sync][,direct]` asks for. */
 export interface BlockSpec {
@@ -67,29 +82,31 @@ export interface BlockStats {
 }
 
 function describe(e: unknown): string {
-  const code = (e as { code?: string }).code;
-  return code ?? (e instanceof Error ? e.message : String(e));
+  return e instanceof SysError ? e.code : e instanceof Error ? e.message : String(e);
 }
 
 /** Open the backing file; user errors become one UsageError line. */
 function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: number } {
-  let st: fs.Stats;
+  let st: Deno.FileInfo;
   try {
-    st = fs.statSync(spec.path);
+    st = Deno.statSync(spec.path);
   } catch (e) {
-    const code = describe(e);
-    if (code === "ENOENT") throw new UsageError(`--block ${spec.path}: no such file`);
-    if (code === "EACCES") throw new UsageError(`--block ${spec.path}: permission denied`);
-    throw new UsageError(`--block ${spec.path}: ${code}`);
+    if (e instanceof Deno.errors.NotFound) {
+      throw new UsageError(`--block ${spec.path}: no such file`);
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new UsageError(`--block ${spec.path}: permission denied`);
+    }
+    throw new UsageError(`--block ${spec.path}: ${describe(e)}`);
   }
-  if (st.isDirectory()) throw new UsageError(`--block ${spec.path}: is a directory`);
-  if (!st.isFile() && !st.isBlockDevice()) {
+  if (st.isDirectory) throw new UsageError(`--block ${spec.path}: is a directory`);
+  if (!st.isFile && !st.isBlockDevice) {
     throw new UsageError(`--block ${spec.path}: not a regular file or block device`);
   }
-  const mode = spec.readOnly ? fs.constants.O_RDONLY : fs.constants.O_RDWR;
+  const mode = spec.readOnly ? O_RDONLY : O_RDWR;
   let fd: number;
   try {
-    fd = fs.openSync(spec.path, mode);
+    fd = openFile(spec.path, mode);
   } catch (e) {
     const code = describe(e);
     if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
@@ -102,13 +119,31 @@ function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: n
   let directFd = -1;
   if (spec.direct) {
     try {
-      directFd = fs.openSync(spec.path, mode | fs.constants.O_DIRECT);
+      directFd = openFile(spec.path, mode | O_DIRECT);
     } catch {
       directFd = -1; // the filesystem has no O_DIRECT (tmpfs): use the page cache
     }
   }
-  const length = st.isFile() ? st.size : fs.fstatSync(fd).size;
+  // The file's length, or a block device's size (seek to the end, §10.3).
+  const length = st.isFile ? st.size : Number(libc().lseek(fd, 0n, 2));
   return { fd, directFd, length };
+}
+
+/**
+ * Merge sections that follow each other in the same memory into one view,
+ * so a request of 16 contiguous pages is one pread/pwrite.
+ */
+function coalesce(sections: Uint8Array[]): Uint8Array[] {
+  const out: Uint8Array[] = [];
+  for (const s of sections) {
+    const last = out[out.length - 1];
+    if (last && last.buffer === s.buffer && last.byteOffset + last.length === s.byteOffset) {
+      out[out.length - 1] = new Uint8Array(s.buffer, last.byteOffset, last.length + s.length);
+    } else {
+      out.push(s);
+    }
+  }
+  return out;
 }
 
 /** O_DIRECT needs 512-aligned buffer addresses, lengths and offsets. */
@@ -202,10 +237,10 @@ export class BlockDevice implements Device {
     try {
       this.#io(sections, offset, (fd, s, pos) => {
         let done = 0;
-        while (done < s.length) done += fs.writeSync(fd, s, done, s.length - done, pos + done);
+        while (done < s.length) done += pwrite(fd, s.subarray(done), pos + done);
         return done;
       });
-      if (this.spec.sync) fs.fdatasyncSync(this.#fd);
+      if (this.spec.sync) fdatasync(this.#fd);
     } catch (e) {
       this.#error(`write at ${offset}: ${describe(e)}`);
       return LGUEST_BLOCK_ERROR;
@@ -227,7 +262,7 @@ export class BlockDevice implements Device {
         const n = Math.min(s.length, this.length - pos);
         let done = 0;
         while (done < n) {
-          const got = fs.readSync(fd, s, done, n - done, pos + done);
+          const got = pread(fd, s.subarray(done, n), pos + done);
           if (got === 0) break;
           done += got;
         }
@@ -254,6 +289,7 @@ export class BlockDevice implements Device {
     offset: number,
     op: (fd: number, s: Uint8Array, pos: number) => number,
   ): number {
+    sections = coalesce(sections);
     const run = (fd: number) => {
       let pos = offset;
       for (const s of sections) {
@@ -276,8 +312,8 @@ export class BlockDevice implements Device {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (this.#directFd >= 0) fs.closeSync(this.#directFd);
-    fs.closeSync(this.#fd);
+    if (this.#directFd >= 0) libc().close(this.#directFd);
+    libc().close(this.#fd);
     this.#ctx?.log(`block ${this.spec.path}: ${JSON.stringify(this.stats)}`);
   }
 }

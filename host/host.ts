@@ -31,7 +31,6 @@ import {
   LG_EV_WAIT,
   LG_EVENT,
 } from "../engines/engine.ts";
-import { setImmediate } from "node:timers";
 import { DmaEngine } from "./dma.ts";
 import { Guest, type SharedRegion } from "./guest.ts";
 import { doHcall, doHypercalls, syncShared } from "./hypercalls.ts";
@@ -330,8 +329,30 @@ export class LguestFile implements HypercallPort {
   }
 }
 
-/** Let timers and I/O callbacks run before the guest continues. */
+/**
+ * Let timers and I/O callbacks run before the guest continues: a
+ * MessageChannel message is a macrotask without the millisecond clamp of
+ * nested zero-delay timers (and without loading node:timers).
+ */
 function yieldToEventLoop(): Promise<void> {
-  // setImmediate, not setTimeout(0): nested zero timers are clamped to ms.
-  return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => {
+    yieldWaiters.push(resolve);
+    if (yieldWaiters.length === 1) yieldPort().postMessage(0);
+  });
+}
+
+const yieldWaiters: (() => void)[] = [];
+let channel: MessageChannel | null = null;
+
+function yieldPort(): MessagePort {
+  if (channel === null) {
+    channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      const ws = yieldWaiters.splice(0);
+      for (const w of ws) w();
+    };
+    // Do not keep the process alive just for this channel.
+    (channel.port1 as unknown as { unref?: () => void }).unref?.();
+  }
+  return channel.port2;
 }

@@ -9,7 +9,7 @@
  * @module
  */
 
-import { parseArgs } from "node:util";
+import { type OptionSpec, parseOptions } from "./args.ts";
 import { deviceKinds, UsageError } from "../devices/registry.ts";
 import "../devices/all.ts";
 import { ImageError } from "../engines/wasm.ts";
@@ -115,10 +115,7 @@ async function dispatch(argv: string[]): Promise<number> {
 }
 
 function parseRunArgs(argv: string[]) {
-  const options: Record<
-    string,
-    { type: "string" | "boolean"; short?: string; multiple?: boolean }
-  > = {
+  const options: Record<string, OptionSpec> = {
     memory: { type: "string", short: "m" },
     timeout: { type: "string" },
     config: { type: "string" },
@@ -127,24 +124,7 @@ function parseRunArgs(argv: string[]) {
     help: { type: "boolean", short: "h" },
   };
   for (const k of deviceKinds()) options[k.option] = { type: "string", multiple: true };
-  try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
-  } catch (e) {
-    const msg = (e as Error).message;
-    const opt = /'(-[^']*)'/.exec(msg)?.[1];
-    if (/Unknown option/.test(msg)) {
-      throw new UsageError(`unknown option ${opt} (see 'lguest --help')`);
-    }
-    if (/argument missing/.test(msg)) throw new UsageError(`option ${opt} needs a value`);
-    const long = /use '(--[^'=]+)=/.exec(msg)?.[1];
-    if (/argument is ambiguous/.test(msg) && long) {
-      // `--timeout -1`: node:util takes "-1" for an option, not a value.
-      throw new UsageError(
-        `option ${opt} needs a value (write ${long}=VALUE for one starting with '-')`,
-      );
-    }
-    throw new UsageError(msg.split("\n")[0]);
-  }
+  return parseOptions(argv, options);
 }
 
 async function runCommand(argv: string[]): Promise<number> {

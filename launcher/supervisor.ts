@@ -31,6 +31,21 @@ export interface SupervisorInit {
   timeoutMs: number;
 }
 
+let early: Worker | null = null;
+
+function startWorker(): Worker {
+  return new Worker(new URL("./supervisor_worker.ts", import.meta.url).href, { type: "module" });
+}
+
+/**
+ * Start the watchdog Worker now, so that its start-up overlaps the main
+ * thread's own (main.ts calls this first thing for `run`); the next
+ * Supervisor adopts it.
+ */
+export function prestartWatchdog(): void {
+  early ??= startWorker();
+}
+
 /** Stops the run on a signal or timeout, even if the guest spins. */
 export class Supervisor {
   readonly #shared = new SharedArrayBuffer(TERMIOS_OFF + TERMIOS_SIZE);
@@ -58,9 +73,8 @@ export class Supervisor {
     Atomics.store(this.#i32, TERM, this.#terminal ? 1 : 0);
     this.#heartbeat();
     this.#beat = setInterval(() => this.#heartbeat(), HEARTBEAT_MS);
-    this.#worker = new Worker(new URL("./supervisor_worker.ts", import.meta.url).href, {
-      type: "module",
-    });
+    this.#worker = early ?? startWorker();
+    early = null;
     this.ready = new Promise((resolve) => (this.#worker.onmessage = () => resolve()));
     const init: SupervisorInit = { shared: this.#shared, timeoutMs: opts.timeoutMs };
     this.#worker.postMessage(init);

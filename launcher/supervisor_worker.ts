@@ -17,18 +17,18 @@ import {
   TERMIOS_OFF,
 } from "./supervisor.ts";
 import { restoreTerminal, TERMIOS_SIZE } from "./termios.ts";
+import { libc } from "../sys/libc.ts";
 
 self.onmessage = (e: MessageEvent<SupervisorInit>) => {
   const { shared, timeoutMs } = e.data;
   const i32 = new Int32Array(shared, 0, 2);
   const termios = new Uint8Array(shared, TERMIOS_OFF, TERMIOS_SIZE);
-  const libc = Deno.dlopen("libc.so.6", { _exit: { parameters: ["i32"], result: "void" } });
 
   const stale = () => (Date.now() % 2 ** 31) - Atomics.load(i32, HB) > STALE_MS;
   const hardExit = (code: number, why: string) => {
     if (Atomics.load(i32, TERM) === 1) restoreTerminal(termios.slice());
     Deno.stderr.writeSync(new TextEncoder().encode(`\nlguest: ${why}\n`));
-    libc.symbols._exit(code);
+    libc()._exit(code);
   };
 
   for (const [name, num] of Object.entries(SIGNALS)) {

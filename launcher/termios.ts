@@ -11,6 +11,8 @@
  * @module
  */
 
+import { libc } from "../sys/libc.ts";
+
 /** sizeof(struct termios) on Linux x86-64 (glibc). */
 export const TERMIOS_SIZE = 60;
 const LFLAG = 12;
@@ -21,34 +23,19 @@ const VTIME = 5;
 const VMIN = 6;
 const TCSANOW = 0;
 
-type Libc = Deno.DynamicLibrary<{
-  tcgetattr: { parameters: ["i32", "buffer"]; result: "i32" };
-  tcsetattr: { parameters: ["i32", "i32", "buffer"]; result: "i32" };
-}>;
-
-let libc: Libc | null = null;
-
-function open(): Libc {
-  libc ??= Deno.dlopen("libc.so.6", {
-    tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
-    tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
-  });
-  return libc;
-}
-
 /** Save fd 0's settings into `saved` and switch it to cbreak mode. */
 export function enterCbreak(saved: Uint8Array): boolean {
-  const c = open();
-  if (c.symbols.tcgetattr(0, saved) !== 0) return false;
+  const c = libc();
+  if (c.tcgetattr(0, saved as Uint8Array<ArrayBuffer>) !== 0) return false;
   const t = saved.slice();
   const dv = new DataView(t.buffer);
   dv.setUint32(LFLAG, dv.getUint32(LFLAG, true) & ~(ICANON | ECHO), true);
   t[CC + VMIN] = 1;
   t[CC + VTIME] = 0;
-  return c.symbols.tcsetattr(0, TCSANOW, t) === 0;
+  return c.tcsetattr(0, TCSANOW, t) === 0;
 }
 
 /** Put back the settings saved by {@link enterCbreak}. */
 export function restoreTerminal(saved: Uint8Array): void {
-  open().symbols.tcsetattr(0, TCSANOW, saved);
+  libc().tcsetattr(0, TCSANOW, saved as Uint8Array<ArrayBuffer>);
 }

@@ -6,7 +6,7 @@
  * @module
  */
 
-import * as fs from "node:fs";
+import { libc, O_CREAT, O_TRUNC, O_WRONLY, openFile, SysError, writeAll } from "../../sys/libc.ts";
 import type { FrameSink } from "../registry.ts";
 import { UsageError } from "../registry.ts";
 
@@ -22,9 +22,9 @@ export class PcapWriter implements FrameSink {
   constructor(path: string) {
     this.path = path;
     try {
-      this.#fd = fs.openSync(path, "w");
+      this.#fd = openFile(path, O_WRONLY | O_CREAT | O_TRUNC);
     } catch (e) {
-      const code = (e as { code?: string }).code ?? (e as Error).message;
+      const code = e instanceof SysError ? e.code : (e as Error).message;
       throw new UsageError(`pcap ${path}: cannot create (${code})`);
     }
     const h = new DataView(new ArrayBuffer(24));
@@ -33,7 +33,7 @@ export class PcapWriter implements FrameSink {
     h.setUint16(6, 4, true);
     h.setUint32(16, SNAPLEN, true);
     h.setUint32(20, LINKTYPE_ETHERNET, true);
-    fs.writeSync(this.#fd, new Uint8Array(h.buffer));
+    writeAll(this.#fd, new Uint8Array(h.buffer));
   }
 
   /** Append one frame, time-stamped now. */
@@ -47,12 +47,12 @@ export class PcapWriter implements FrameSink {
     h.setUint32(8, rec.length - 16, true);
     h.setUint32(12, data.length, true);
     rec.set(data.subarray(0, rec.length - 16), 16);
-    fs.writeSync(this.#fd, rec);
+    writeAll(this.#fd, rec);
     this.frames++;
   }
 
   close(): void {
-    if (this.#fd >= 0) fs.closeSync(this.#fd);
+    if (this.#fd >= 0) libc().close(this.#fd);
     this.#fd = -1;
   }
 }

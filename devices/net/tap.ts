@@ -22,13 +22,11 @@ import {
 } from "../../abi/constants.ts";
 import type { Device, DeviceContext, FrameSink } from "../registry.ts";
 import { UsageError } from "../registry.ts";
+import { cstr, errno, type Libc, libc, O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../sys/libc.ts";
 
 const TUNSETIFF = 0x400454ca;
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
-const O_RDWR = 2;
-const O_NONBLOCK = 0x800;
-const O_CLOEXEC = 0x80000;
 const F_SETFL = 4;
 const POLLIN = 1;
 const EAGAIN = 11;
@@ -37,32 +35,6 @@ export const MIN_FRAME = 14;
 export const MAX_FRAME = 1514;
 /** Frames held for the guest between two input() calls. */
 const QUEUE = 64;
-
-const SYMBOLS = {
-  open: { parameters: ["buffer", "i32"], result: "i32" },
-  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
-  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
-  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
-  close: { parameters: ["i32"], result: "i32" },
-  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
-  __errno_location: { parameters: [], result: "pointer" },
-} as const;
-
-let libc: Deno.DynamicLibrary<typeof SYMBOLS> | null = null;
-function lib(): Deno.DynamicLibrary<typeof SYMBOLS> {
-  libc ??= Deno.dlopen("libc.so.6", SYMBOLS);
-  return libc;
-}
-
-function errno(): number {
-  const p = lib().symbols.__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
-}
-
-function cstr(s: string): Uint8Array<ArrayBuffer> {
-  return new TextEncoder().encode(s + "\0") as Uint8Array<ArrayBuffer>;
-}
 
 async function ip(args: string[]): Promise<void> {
   let out: Deno.CommandOutput;
@@ -123,13 +95,13 @@ export class TapNetDevice implements Device {
     opts: { ip?: string; bridge?: string },
     sinks: FrameSink[],
   ): Promise<TapNetDevice> {
-    let c: Deno.DynamicLibrary<typeof SYMBOLS>;
+    let c: Libc;
     try {
-      c = lib();
+      c = libc();
     } catch (e) {
       throw new UsageError(`tap ${ifname}: cannot load libc: ${(e as Error).message}`);
     }
-    const fd = c.symbols.open(cstr("/dev/net/tun"), O_RDWR | O_CLOEXEC);
+    const fd = c.open(cstr("/dev/net/tun"), O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {
       const e = errno();
       throw new UsageError(
@@ -141,16 +113,16 @@ export class TapNetDevice implements Device {
     const ifr = new Uint8Array(40);
     ifr.set(new TextEncoder().encode(ifname));
     new DataView(ifr.buffer).setUint16(16, IFF_TAP | IFF_NO_PI, true);
-    if (c.symbols.ioctl(fd, BigInt(TUNSETIFF), ifr) < 0) {
+    if (c.ioctl(fd, BigInt(TUNSETIFF), ifr) < 0) {
       const e = errno();
-      c.symbols.close(fd);
+      c.close(fd);
       throw new UsageError(
         `tap ${ifname}: TUNSETIFF failed (${
           e === 1 ? "permission denied" : e === 16 ? "interface busy" : `errno ${e}`
         })`,
       );
     }
-    c.symbols.fcntl(fd, F_SETFL, O_NONBLOCK | O_RDWR);
+    c.fcntl(fd, F_SETFL, O_NONBLOCK | O_RDWR);
     const dev = new TapNetDevice(ifname, fd, sinks);
     try {
       if (opts.bridge) {
@@ -196,7 +168,7 @@ export class TapNetDevice implements Device {
       }
     }
     const copy = frame.slice() as Uint8Array<ArrayBuffer>;
-    const n = Number(lib().symbols.write(this.#fd, copy, BigInt(copy.length)));
+    const n = Number(libc().write(this.#fd, copy, BigInt(copy.length)));
     if (n < 0) {
       this.stats.txErrors++;
       return 0;
@@ -226,12 +198,12 @@ export class TapNetDevice implements Device {
     dv.setInt32(0, this.#fd, true);
     dv.setInt16(4, POLLIN, true);
     while (!this.#closed) {
-      const r = await lib().symbols.poll(pfd, 1n, 200);
+      const r = await libc().poll(pfd, 1n, 200);
       if (this.#closed) return;
       if (r <= 0) continue;
       let got = false;
       for (;;) {
-        const n = Number(lib().symbols.read(this.#fd, this.#buf, BigInt(this.#buf.length)));
+        const n = Number(libc().read(this.#fd, this.#buf, BigInt(this.#buf.length)));
         if (n < 0) {
           const e = errno();
           if (e !== EAGAIN) this.#ctx?.log(`tap ${this.ifname}: read failed, errno ${e}`);
@@ -258,7 +230,7 @@ export class TapNetDevice implements Device {
   close(): void {
     if (this.#closed && this.#fd < 0) return;
     this.#closed = true;
-    lib().symbols.close(this.#fd);
+    libc().close(this.#fd);
     this.#ctx?.log(`tap ${this.ifname}: ${JSON.stringify(this.stats)}`);
   }
 }

@@ -1,0 +1,136 @@
+/**
+ * The few libc calls we need, through Deno FFI, loaded on first use.
+ *
+ * We use libc instead of `node:fs` on purpose: loading Deno's Node
+ * compatibility layer costs ~50 ms at start-up, and libc gives what the
+ * devices need anyway — positional I/O straight into guest memory
+ * (pread/pwrite on a view of the wasm memory), O_DIRECT, fdatasync, ioctl
+ * for /dev/net/tun, tcgetattr/tcsetattr for the terminal.
+ *
+ * @module
+ */
+
+const SYMBOLS = {
+  open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
+  close: { parameters: ["i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
+  pread: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
+  fdatasync: { parameters: ["i32"], result: "i32" },
+  lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
+  ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
+  fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
+  poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
+  tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
+  tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  __errno_location: { parameters: [], result: "pointer" },
+  _exit: { parameters: ["i32"], result: "void" },
+} as const;
+
+/** The loaded symbols. */
+export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+
+let lib: Deno.DynamicLibrary<typeof SYMBOLS> | null = null;
+
+/** libc's symbols (dlopen on first call). */
+export function libc(): Libc {
+  lib ??= Deno.dlopen("libc.so.6", SYMBOLS);
+  return lib.symbols;
+}
+
+/** errno of the last failed call on this thread. */
+export function errno(): number {
+  const p = libc().__errno_location();
+  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
+}
+
+/** Names of the errno values our messages mention. */
+const ERRNO_NAMES: Record<number, string> = {
+  1: "EPERM",
+  2: "ENOENT",
+  5: "EIO",
+  9: "EBADF",
+  11: "EAGAIN",
+  13: "EACCES",
+  16: "EBUSY",
+  17: "EEXIST",
+  19: "ENODEV",
+  21: "EISDIR",
+  22: "EINVAL",
+  27: "EFBIG",
+  28: "ENOSPC",
+  30: "EROFS",
+  122: "EDQUOT",
+};
+
+/** "ENOSPC" for 28, "errno 99" otherwise. */
+export function errnoName(e: number): string {
+  return ERRNO_NAMES[e] ?? `errno ${e}`;
+}
+
+/** A NUL-terminated C string. */
+export function cstr(s: string): Uint8Array<ArrayBuffer> {
+  return new TextEncoder().encode(s + "\0") as Uint8Array<ArrayBuffer>;
+}
+
+/** Open flags (Linux x86-64). */
+export const O_RDONLY = 0;
+export const O_WRONLY = 1;
+export const O_RDWR = 2;
+export const O_CREAT = 0x40;
+export const O_TRUNC = 0x200;
+export const O_NONBLOCK = 0x800;
+export const O_DIRECT = 0x4000;
+export const O_CLOEXEC = 0x80000;
+
+/** An error from a libc call: the errno and its name. */
+export class SysError extends Error {
+  readonly errno: number;
+  readonly code: string;
+  constructor(what: string, e: number) {
+    super(`${what}: ${errnoName(e)}`);
+    this.errno = e;
+    this.code = errnoName(e);
+  }
+}
+
+/** open(2); throws SysError. */
+export function openFile(path: string, flags: number, mode = 0o644): number {
+  const fd = libc().open(cstr(path), flags | O_CLOEXEC, mode);
+  if (fd < 0) throw new SysError(`open ${path}`, errno());
+  return fd;
+}
+
+/** pread(2) into a view (of guest memory, typically); throws SysError. */
+export function pread(fd: number, buf: Uint8Array, pos: number): number {
+  const n = Number(
+    libc().pread(fd, buf as Uint8Array<ArrayBuffer>, BigInt(buf.length), BigInt(pos)),
+  );
+  if (n < 0) throw new SysError("pread", errno());
+  return n;
+}
+
+/** pwrite(2) from a view; throws SysError. */
+export function pwrite(fd: number, buf: Uint8Array, pos: number): number {
+  const n = Number(
+    libc().pwrite(fd, buf as Uint8Array<ArrayBuffer>, BigInt(buf.length), BigInt(pos)),
+  );
+  if (n < 0) throw new SysError("pwrite", errno());
+  return n;
+}
+
+/** Write all of `buf` at the current position; throws SysError. */
+export function writeAll(fd: number, buf: Uint8Array): void {
+  let off = 0;
+  while (off < buf.length) {
+    const part = buf.subarray(off) as Uint8Array<ArrayBuffer>;
+    const n = Number(libc().write(fd, part, BigInt(part.length)));
+    if (n < 0) {
+      const e = errno();
+      if (e === 4) continue; // EINTR
+      throw new SysError("write", e);
+    }
+    off += n;
+  }
+}

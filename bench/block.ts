@@ -10,7 +10,8 @@
  *   same size in place with 64 KiB `writeSync` calls (page cache, no sync).
  *
  * One shell guest stays up per metric and is sent one `blk bench` per
- * sample; the figure is the guest's own (bytes / its elapsed time, clock
+ * sample, each followed by one host pass (interleaved, so both see the
+ * same machine load); the figure is the guest's own (bytes / its elapsed time, clock
  * read from the host at IRQs, sub-ms resolution). Each sample is also
  * timed from the host side, from writing the command to seeing the
  * result line, and that figure is printed on stderr as a cross-check.
@@ -37,7 +38,7 @@ const FLAGS = [
 ];
 const IMAGE = 256 << 20;
 const CHUNK = 64 << 10;
-const REPEAT = { min: 5, max: 9, tolerance: 0.1 };
+const REPEAT = { min: 7, max: 21, tolerance: 0.1 };
 
 /** A file of `bytes` real (not sparse) non-zero data. */
 function makeImage(path: string, bytes: number): void {
@@ -141,20 +142,23 @@ async function benchBlock(write: boolean): Promise<Metric> {
     hostPass(image, false); // page cache warm (it was just written, but make sure)
     const shell = new Shell(image);
     let values: number[];
-    const hostTimed: number[] = [];
+    const refs: number[] = [], hostTimed: number[] = [];
     try {
       await shell.ready();
       await shell.bench(write); // warm-up: JIT, the guest's buffer
+      hostPass(image, write);
+      // Guest and host samples interleaved, so both see the same machine load.
       values = await repeat(async () => {
         const [guest, host] = await shell.bench(write);
         hostTimed.push(host);
+        refs.push(hostPass(image, write));
         return guest;
       }, REPEAT);
     } finally {
       await shell.close();
     }
-    hostPass(image, write); // warm-up
-    const refs = await repeat(() => hostPass(image, write), REPEAT);
+    refs.splice(0, refs.length - values.length); // the samples repeat() kept
+    hostTimed.splice(0, hostTimed.length - values.length);
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
     console.error(
       `bench: ${name}: guest ${med(values).toFixed(0)} MB/s (timed from the host: ` +

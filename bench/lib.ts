@@ -93,6 +93,7 @@ export function fmt(x: number): string {
   if (Math.abs(x) >= 1e9) return (x / 1e9).toFixed(2) + "G";
   if (Math.abs(x) >= 1e6) return (x / 1e6).toFixed(2) + "M";
   if (Math.abs(x) >= 1e4) return (x / 1e3).toFixed(1) + "k";
+  if (Math.abs(x) >= 1e3) return x.toFixed(0); // toPrecision(3) would print 1.23e+3
   return x.toPrecision(3);
 }
 

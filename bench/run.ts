@@ -8,11 +8,13 @@
 import { parseArgs } from "node:util";
 import { benchBlockRead, benchBlockWrite } from "./block.ts";
 import { benchBoot } from "./boot.ts";
+import { benchDma } from "./dma.ts";
 import { benchHypercall } from "./hypercall.ts";
 import { type Metric, table } from "./lib.ts";
 
 const SUITES: [string, () => Promise<Metric>][] = [
   ["hypercall.nop.wasm", benchHypercall],
+  ["dma.send.64k", benchDma],
   ["boot.first_byte", benchBoot],
   ["block.read.seq", benchBlockRead],
   ["block.write.seq", benchBlockWrite],

@@ -1,5 +1,5 @@
 /*
- * @guest: Interactive line shell (help, echo, devices, mem, uptime, blk, poweroff).
+ * @guest: Interactive line shell (help, echo, devices, mem, uptime, blk, net, ping, udp, poweroff); ip=A.B.C.D/N.
  *
  * Reads the console a byte at a time, echoes, and edits the line (backspace
  * 0x7f/0x08, Ctrl-C drops the line, Ctrl-U clears it). "\r", "\n" and
@@ -421,6 +421,11 @@ static const struct command commands[] = {
 	{ "blk",      "write DISK SECTOR TEXT...", "write TEXT, zero-padded to whole sectors", NULL },
 	{ "blk",      "crc DISK", "CRC-32 (zlib) of the whole disk",   NULL },
 	{ "blk",      "bench DISK [write]", "time reading (or overwriting!) the whole disk in 64 KiB requests", NULL },
+	{ "net",      "",        "network devices, address, counters, ARP cache", netcmd_net },
+	{ "net",      "up|down NET", "open / close net device NET",    NULL },
+	{ "net",      "promisc NET on|off", "set / clear promiscuous mode", NULL },
+	{ "ping",     "ADDR [COUNT] [SIZE]", "ICMP echo, 1 s apart (default 4, 56 bytes)", netcmd_ping },
+	{ "udp",      "ADDR PORT TEXT...", "send a UDP datagram, show the reply", netcmd_udp },
 	{ "poweroff", "",        "power the guest off",                cmd_poweroff },
 };
 
@@ -534,6 +539,7 @@ int main(void)
 	static char line[LINE_MAX];
 
 	printf("lguest shell: %u MiB RAM. Type 'help' for commands.\n", lg_mem >> 20);
+	netcmd_init();              /* net0 up with ip= (kit/netcmd.c) */
 	for (;;) {
 		printf(PROMPT);
 		read_line(line, sizeof(line));

@@ -88,6 +88,7 @@ export class LguestFile implements HypercallPort {
   #closed = false;
   #breakWaiters: (() => void)[] = [];
   #sliceCount = 0;
+  #output: ((dma: number, key: number) => boolean) | null = null;
   #sliceStart = 0;
   /** Event loops the guest is in: hypercalls that returned LG_EVENT, not yet done. */
   #depth = 0;
@@ -266,6 +267,33 @@ export class LguestFile implements HypercallPort {
     this.cpu.close();
   }
 
+  /**
+   * The inline output path: serve Launcher-bound DMAs inside the hypercall
+   * while the handler takes them (then the ring and a deferred synchronous
+   * call go on, as after a read() round trip).
+   */
+  #serveInline(g: Guest): void {
+    while (g.pendingDma !== null && g.dead === null) {
+      const { dma, key } = g.pendingDma;
+      if (!this.#output!(dma, key)) return; // not served: the Launcher's read() gets it
+      g.pendingDma = null;
+      if (g.regs.trapped) doHypercalls(g, this.host.dma);
+    }
+  }
+
+  /**
+   * Install (or remove, with null) an inline output handler: an extension
+   * in the spirit of vhost. A Launcher-bound SEND_DMA is offered to it
+   * inside the hypercall; if it returns true it has served the DMA (and
+   * written used_len), and the guest goes on without stopping. If it
+   * returns false, the DMA takes the original path: read() returns
+   * `[dma, key]`. From the guest's side nothing changes: the send is
+   * complete when the hypercall returns.
+   */
+  setOutputHandler(fn: ((dma: number, key: number) => boolean) | null): void {
+    this.#output = fn;
+  }
+
   #stopTimer(g: Guest): void {
     if (g.clockTimer !== undefined) clearTimeout(g.clockTimer);
     g.clockTimer = undefined;
@@ -292,6 +320,7 @@ export class LguestFile implements HypercallPort {
       r.trapped = true;
       doHypercalls(g, this.host.dma);
     }
+    if (g.pendingDma !== null && this.#output !== null) this.#serveInline(g);
     if ((++this.#sliceCount & (SLICE_CHECK_EVERY - 1)) === 0) {
       if (performance.now() - this.#sliceStart > TIME_SLICE_MS) g.preempt = true;
     }

@@ -50,6 +50,11 @@ export interface GuestSpec {
   devices: Device[];
   /** Makes the engine instance for a RAM size (the image is bound in). */
   makeCpu(bytes: number): GuestCpu;
+  /**
+   * Serve Launcher-bound DMA inside the hypercall (default true); false
+   * runs every DMA through read() exactly as the 2.6.23 Launcher did.
+   */
+  inlineOutput?: boolean;
   /** Diagnostic sink for --verbose lines; undefined = quiet. */
   verbose?: (line: string) => void;
 }
@@ -104,6 +109,9 @@ export class GuestRun {
       );
     }
     const run = new GuestRun(spec, layout, file, memory);
+    // Serve device output inside the hypercall (LguestFile.setOutputHandler);
+    // `inlineOutput: false` keeps every DMA on the read() round trip.
+    if (spec.inlineOutput !== false) file.setOutputHandler((dma, key) => run.#output(dma, key));
     for (let i = 0; i < spec.devices.length; i++) {
       await spec.devices[i].init?.(run.#contexts[i]);
     }
@@ -233,20 +241,21 @@ export class GuestRun {
   }
 
   /** handle_output(): the first device watching `key` serves it (§9.6). */
-  #output(dma: number, key: number): void {
+  #output(dma: number, key: number): boolean {
     const dev = this.spec.devices.find((d) => d.output && d.watchKey?.() === key);
     if (!dev) {
       this.spec.verbose?.(`${this.spec.name}: pending dma ${hex(dma)}, key ${hex(key)}`);
-      return;
+      return true;
     }
     const sections = this.memory.sections(dma);
     if (typeof sections === "string") {
       this.file.kill(`SEND_DMA to the Launcher (key ${hex(key)}): ${sections}`);
-      return;
+      return true;
     }
     const i = this.spec.devices.indexOf(dev);
     const used = dev.output!(sections, this.#contexts[i]);
     this.memory.setU32(dma + DMA_USED_LEN, used);
+    return true;
   }
 
   /** The guest is stopped: give waiting input another chance now. */

@@ -164,6 +164,30 @@ Deno.test("e2e: blk write puts TEXT zero-padded at SECTOR x 512 (dd), nothing el
   });
 });
 
+Deno.test("e2e: blk bench reads and (with write) overwrites the whole disk, 64 KiB requests", async () => {
+  await withTempDir(async (dir) => {
+    const img = `${dir}/bench.img`;
+    const n = 300; // 2 full requests and a partial one
+    await Deno.writeFile(img, randomBytes(n * SECTOR + 7, 5));
+    const r = await shell(["--block", img], ["blk bench 0 write", "blk bench 0", "blk bench 0 x"]);
+    const out = lines(r.stdout);
+    const rate = String.raw`\d+\.\d{3} ms, \d+\.\d{2} MB/s \(3 request\(s\) of up to 64 KiB\)$`;
+    assert.ok(
+      out.some((l) => new RegExp(`^wrote ${n * SECTOR} bytes in ${rate}`).test(l)),
+      describe(r),
+    );
+    assert.ok(
+      out.some((l) => new RegExp(`^read ${n * SECTOR} bytes in ${rate}`).test(l)),
+      describe(r),
+    );
+    assert.ok(out.includes("usage: blk bench DISK [write]"), describe(r));
+    const after = await Deno.readFile(img);
+    const want = new Uint8Array(n * SECTOR).map((_, o) => ((o % 65536) * 7 + 1) & 0xff);
+    assert.deepEqual(after.subarray(0, n * SECTOR), want);
+    assert.equal(after.length, n * SECTOR + 7);
+  });
+});
+
 Deno.test("e2e: ,ro — blk write answers an error, the file is unchanged, the shell goes on", async () => {
   await withTempDir(async (dir) => {
     const img = `${dir}/ro.img`;

@@ -13,10 +13,12 @@
 
 extern const struct lg_driver console_driver;
 extern const struct lg_driver blk_driver;
+extern const struct lg_driver net_driver;
 
 static const struct lg_driver *const drivers[] = {
 	&console_driver,
 	&blk_driver,
+	&net_driver,
 };
 
 static struct lg_device devices[LGUEST_MAX_DEVICES];

@@ -97,8 +97,14 @@ char *ip_format(char *buf, u32 addr);
  * absent (a bare "key" gives ""). */
 const char *ip_cmdline_arg(const char *cmdline, const char *key, char *buf, size_t size);
 
+/* Could a packet to dst go out now (without asking ARP)? 0, IP_ENODEV,
+ * IP_ENOTCONF, IP_ENETDOWN (device closed) or IP_ENETUNREACH. */
+int ip_route_check(u32 dst);
+
 /* ARP: the cache (entries 0..IP_ARP_CACHE-1; false if empty) and a
- * resolution (main code only: it sleeps): 0, IP_EHOSTUNREACH, ... */
+ * resolution (main code only: it sleeps): 0, IP_EHOSTUNREACH, ... An entry
+ * whose MAC no peer took a frame for (ip_ping, ip_udp_request) is
+ * forgotten, so the next attempt asks again. */
 bool ip_arp_entry(unsigned i, struct ip_arp_entry *out);
 int ip_arp_resolve(u32 addr, u8 mac[6]);
 

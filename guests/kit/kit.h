@@ -136,4 +136,9 @@ void sleep_ms(u32 ms);
 
 #include "blk.h"
 
+/* ---- net.c, ip.c, netcmd.c: the network driver and a tiny IPv4 stack ------ */
+
+#include "net.h"
+#include "ip.h"
+
 #endif /* LGUEST_KIT_H */

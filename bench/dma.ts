@@ -1,0 +1,98 @@
+/**
+ * `dma.send.64k`: bytes/s of guest→Launcher SEND_DMA, each send 16 × 4 KiB
+ * sections that the Launcher's device copies out (the work a console or a
+ * tap write does), against `Uint8Array.prototype.set` of the same 16
+ * sections into the same sink. The guest is `test-dmabench`.
+ *
+ * @module
+ */
+
+import { ConsoleDevice } from "../devices/console.ts";
+import type { Device } from "../devices/registry.ts";
+import { compileImage, WasmCpu } from "../engines/wasm.ts";
+import { Host } from "../host/host.ts";
+import { GuestRun } from "../launcher/launcher.ts";
+import { type Metric, metric, repeat } from "./lib.ts";
+
+const SENDS = 20_000;
+const SECTION = 4096;
+const SINK = new Uint8Array(16 * SECTION);
+
+/** The Launcher side: a device that copies every section out. */
+function benchDevice(): Device & { key: number } {
+  const d = {
+    type: 0x7f, // no driver in the guest: it just sends to the key
+    features: 0,
+    numPages: 1,
+    label: "dma bench",
+    key: 0,
+    init(ctx: { pageAddr: number }) {
+      d.key = ctx.pageAddr;
+    },
+    watchKey: () => d.key,
+    output(sections: Uint8Array[]): number {
+      let off = 0;
+      for (const s of sections) {
+        SINK.set(s, off);
+        off += s.length;
+      }
+      return off;
+    },
+  };
+  return d;
+}
+
+async function guestRate(mod: WebAssembly.Module): Promise<number> {
+  const dev = benchDevice();
+  const out: string[] = [];
+  const console_ = new ConsoleDevice({
+    read: () => Promise.resolve(null),
+    write: (b) => void out.push(new TextDecoder().decode(b)),
+  });
+  const memory = 32 * 1024 * 1024;
+  const key = memory + 4096; // device 0's page (launcher/layout.ts)
+  const run = await GuestRun.create(new Host(), {
+    name: "dmabench",
+    memory,
+    cmdline: `count=${SENDS} key=${key}`,
+    devices: [dev, console_],
+    makeCpu: (bytes) => new WasmCpu(mod, bytes),
+  });
+  const t = performance.now();
+  const outcome = await run.run();
+  const s = (performance.now() - t) / 1000;
+  if (outcome.code !== 0 || !out.join("").includes(`${SENDS * 16 * SECTION} bytes`)) {
+    throw new Error(`bench: dmabench failed: ${outcome.reason} ${out.join("")}`);
+  }
+  return (SENDS * 16 * SECTION) / s;
+}
+
+function setRate(): number {
+  const src = new Uint8Array(16 * SECTION).fill(1);
+  const sections = Array.from(
+    { length: 16 },
+    (_, i) => src.subarray(i * SECTION, (i + 1) * SECTION),
+  );
+  const t = performance.now();
+  for (let n = 0; n < SENDS; n++) {
+    let off = 0;
+    for (const s of sections) {
+      SINK.set(s, off);
+      off += s.length;
+    }
+  }
+  return (SENDS * 16 * SECTION) / ((performance.now() - t) / 1000);
+}
+
+/** Measure the metric. */
+export async function benchDma(): Promise<Metric> {
+  const bytes = await Deno.readFile(
+    new URL("../guests/images/test-dmabench.wasm", import.meta.url),
+  );
+  const mod = await compileImage(bytes, "test-dmabench");
+  await guestRate(mod); // warm-up
+  setRate();
+  const values = await repeat(() => guestRate(mod), { min: 5, max: 10 });
+  const refs = await repeat(setRate, { min: 5, max: 10 });
+  return metric("dma.send.64k", "B/s", values, "Uint8Array.set of the sections", refs);
+}

@@ -9,15 +9,17 @@ import { parseArgs } from "node:util";
 import { benchBlockRead, benchBlockWrite } from "./block.ts";
 import { benchBoot } from "./boot.ts";
 import { benchDma } from "./dma.ts";
+import { benchSegment } from "./net.ts";
 import { benchHypercall } from "./hypercall.ts";
 import { type Metric, table } from "./lib.ts";
 
-const SUITES: [string, () => Promise<Metric>][] = [
+const SUITES: [string, () => Promise<Metric | Metric[]>][] = [
   ["hypercall.nop.wasm", benchHypercall],
   ["dma.send.64k", benchDma],
   ["boot.first_byte", benchBoot],
   ["block.read.seq", benchBlockRead],
   ["block.write.seq", benchBlockWrite],
+  ["net.segment", benchSegment],
 ];
 
 function machine() {
@@ -44,7 +46,7 @@ const metrics: Metric[] = [];
 for (const [name, run] of SUITES) {
   if (only && !only.includes(name)) continue;
   console.error(`bench: ${name} ...`);
-  metrics.push(await run());
+  metrics.push(...[await run()].flat());
 }
 const m = machine();
 console.log(`Machine: ${m.cpu}, ${m.cores} cores, ${m.os}, Deno ${m.deno}\n`);
@@ -52,3 +54,4 @@ console.log(table(metrics));
 if (values.json) {
   await Deno.writeTextFile(values.json, JSON.stringify({ machine: m, metrics }, null, 2) + "\n");
 }
+Deno.exit(0); // guests, timers and FFI threads must not keep the run alive

@@ -151,16 +151,39 @@ export class DmaEngine {
       g.counters.dmaToLauncher++;
       return;
     }
-    for (let attempt = 0; attempt < 2; attempt++) {
-      const chain = this.#chains.get(ckey);
-      const dest = chain?.find((b) => b.owner !== g);
-      if (!dest) {
-        g.counters.dmaNoReceiver++;
-        return;
-      }
-      if (this.#transfer(g, udma >>> 0, dest) !== Transfer.Full) return;
+    if (this.#attempt(g, ckey, udma >>> 0) !== Transfer.Full) return;
+    if (this.yieldOnFull) {
+      g.retryDma = { ckey, udma: udma >>> 0 };
+      return; // the Host lets the receiver run, then calls retry()
     }
-    g.counters.dmaDroppedFull++;
+    this.retry(g, { ckey, udma: udma >>> 0 });
+  }
+
+  /**
+   * When a receiver is full, the original dropped its locks and tried once
+   * more, which on SMP let the receiver restock meanwhile. With one thread
+   * that only helps if the receiver runs in between, so with
+   * `yieldOnFull` the sender's SEND_DMA stays unfinished (`retryDma`), the
+   * Host yields to the event loop, and then calls {@link retry}: the guest
+   * still sees one synchronous hypercall with at most one retry.
+   */
+  yieldOnFull = false;
+
+  /** The single retry of a send whose receiver was full (§5.4). */
+  retry(g: Guest, r: { ckey: number; udma: number }): void {
+    g.retryDma = null;
+    if (g.dead !== null) return;
+    if (this.#attempt(g, r.ckey, r.udma) === Transfer.Full) g.counters.dmaDroppedFull++;
+  }
+
+  /** One delivery attempt to the most recent other binder of `ckey`. */
+  #attempt(g: Guest, ckey: number, udma: number): Transfer {
+    const dest = this.#chains.get(ckey)?.find((b) => b.owner !== g);
+    if (!dest) {
+      g.counters.dmaNoReceiver++;
+      return Transfer.Abandoned;
+    }
+    return this.#transfer(g, udma, dest);
   }
 
   /** dma_transfer(): one attempt into one destination binding (§5.5). */

@@ -106,6 +106,8 @@ export class Guest {
   /** Set when the guest used up its time slice (checked at hypercalls). */
   preempt = false;
   pendingDma: PendingDma | null = null;
+  /** A shared-key send whose receiver was full, to retry once (see DmaEngine.retry). */
+  retryDma: { ckey: number; udma: number } | null = null;
 
   readonly bindings: (Binding | null)[] = new Array(LGUEST_MAX_DMA).fill(null);
   readonly shared: SharedRegion[] = [];

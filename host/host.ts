@@ -54,6 +54,11 @@ const DEFAULT_TASK: Task = {};
 
 /** The host: up to 16 guests sharing one DMA engine. */
 export class Host {
+  /** See DmaEngine.yieldOnFull; the Launcher turns it on. */
+  constructor(opts: { yieldOnFull?: boolean } = {}) {
+    this.dma.yieldOnFull = opts.yieldOnFull ?? false;
+  }
+
   readonly guests: (Guest | null)[] = new Array(MAX_LGUEST_GUESTS).fill(null);
   readonly dma: DmaEngine = new DmaEngine();
 
@@ -212,6 +217,11 @@ export class LguestFile implements HypercallPort {
     while (g.dead === null) {
       // Not while a Launcher DMA is unserviced: the engine's hypercall() already
       // ran the ring up to it (the original ran do_hypercalls once per exit).
+      if (g.retryDma !== null) {
+        await yieldToEventLoop(); // let the full receiver run first
+        this.host.dma.retry(g, g.retryDma);
+        continue;
+      }
       if (g.regs.trapped && g.pendingDma === null) doHypercalls(g, this.host.dma);
       if (g.pendingDma !== null) {
         const { dma, key } = g.pendingDma;
@@ -326,7 +336,7 @@ export class LguestFile implements HypercallPort {
     }
     if (
       r.trapped || g.pending !== 0 || g.halted || g.pendingDma !== null || g.dead !== null ||
-      g.breakOut || g.preempt
+      g.breakOut || g.preempt || g.retryDma !== null
     ) {
       this.#depth++;
       return LG_EVENT;
@@ -344,7 +354,11 @@ export class LguestFile implements HypercallPort {
       this.#savedEax.pop();
       g.regs.eax = saved.eax;
     }
-    if (g.regs.trapped || g.pendingDma !== null || g.breakOut || g.preempt) return LG_EV_WAIT;
+    if (
+      g.regs.trapped || g.pendingDma !== null || g.breakOut || g.preempt || g.retryDma !== null
+    ) {
+      return LG_EV_WAIT;
+    }
     const irq = takeInterrupt(g);
     if (irq >= 0) {
       // The handler's own hypercalls overwrite regs.eax; x86 restores EAX on

@@ -80,7 +80,7 @@ export function doHypercalls(g: Guest, dma: DmaEngine): void {
   }
   // The ring is usually empty: one byte read decides (hot path).
   if (g.mem.bytes[g.lguestData + LD_HCALL_STATUS + g.nextHcall] !== 0xff) doAsyncHcalls(g, dma);
-  if (g.pendingDma === null && g.dead === null) {
+  if (g.pendingDma === null && g.retryDma === null && g.dead === null) {
     r.eax = doHcall(g, dma, r.eax >>> 0, r.edx >>> 0, r.ebx >>> 0, r.ecx >>> 0);
     r.trapped = false;
   }
@@ -120,7 +120,7 @@ function doAsyncHcalls(g: Guest, dma: DmaEngine): void {
     g.counters.asyncHypercalls++;
     doHcall(g, dma, m.u32(e), m.u32(e + 4), m.u32(e + 8), m.u32(e + 12));
     m.setU8(status + i, 0xff);
-    if (g.pendingDma !== null || g.dead !== null) return;
+    if (g.pendingDma !== null || g.retryDma !== null || g.dead !== null) return;
   }
 }
 

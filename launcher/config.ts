@@ -166,7 +166,16 @@ export function parseConfig(text: string): RunPlan {
       if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
         bad(`${base}.${opt}`, "must be an array of strings");
       }
-      (v as string[]).forEach((x) => devices.push([opt, x]));
+      const kind = deviceKinds().find((k) => k.option === opt)!;
+      (v as string[]).forEach((x, j) => {
+        try {
+          kind.parse(x); // a bad value names its field and line, as other mistakes do
+        } catch (e) {
+          if (e instanceof UsageError) bad(`${base}.${opt}[${j}]`, e.message);
+          throw e;
+        }
+        devices.push([opt, x]);
+      });
     }
     return {
       name,

@@ -110,7 +110,7 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
     timeoutMs: opts.timeoutMs,
     terminal: stdioGuest !== undefined && Deno.stdin.isTerminal(),
   });
-  const host = new Host();
+  const host = new Host({ yieldOnFull: true });
   const runs: GuestRun[] = [];
   try {
     for (const p of prepared) {

@@ -1,0 +1,95 @@
+/**
+ * Inter-guest network benchmarks on one segment (two guests, one host):
+ * `net.segment.pps.64` (64-byte frames per second) and
+ * `net.segment.gbps.1514` (Gbit/s of 1514-byte frames), against
+ * `Uint8Array.set` of the same frames into a buffer (the copy every
+ * transfer is made of). The sender is `test-netblast` (straight to the
+ * peer's key), the receiver `test-netsink` (the driver's 8 buffers).
+ *
+ * @module
+ */
+
+import { ConsoleDevice } from "../devices/console.ts";
+import { SegmentNetDevice } from "../devices/net/segment.ts";
+import { compileImage, WasmCpu } from "../engines/wasm.ts";
+import { Host } from "../host/host.ts";
+import { GuestRun } from "../launcher/launcher.ts";
+import { type Metric, metric, repeat } from "./lib.ts";
+
+async function image(name: string): Promise<WebAssembly.Module> {
+  const url = new URL(`../guests/images/${name}.wasm`, import.meta.url);
+  return await compileImage(await Deno.readFile(url), name);
+}
+
+function quietConsole(out: string[]): ConsoleDevice {
+  return new ConsoleDevice({
+    read: () => Promise.resolve(null),
+    write: (b) => void out.push(new TextDecoder().decode(b)),
+  });
+}
+
+/** Frames per second from netblast to netsink, `count` frames of `size`. */
+async function blast(
+  mods: { blast: WebAssembly.Module; sink: WebAssembly.Module },
+  count: number,
+  size: number,
+): Promise<number> {
+  const host = new Host({ yieldOnFull: true });
+  const sinkOut: string[] = [], srcOut: string[] = [];
+  const memory = 16 * 1024 * 1024;
+  const sink = await GuestRun.create(host, {
+    name: "sink",
+    memory,
+    cmdline: "",
+    devices: [new SegmentNetDevice("bench", []), quietConsole(sinkOut)],
+    makeCpu: (bytes) => new WasmCpu(mods.sink, bytes),
+  });
+  const sinkDone = sink.run();
+  while (!sinkOut.join("").includes("netsink: up")) await new Promise((r) => setTimeout(r, 1));
+  const src = await GuestRun.create(host, {
+    name: "src",
+    memory,
+    cmdline: `count=${count} size=${size} peer=0`,
+    devices: [new SegmentNetDevice("bench", []), quietConsole(srcOut)],
+    makeCpu: (bytes) => new WasmCpu(mods.blast, bytes),
+  });
+  const t = performance.now();
+  const outcome = await src.run();
+  const s = (performance.now() - t) / 1000;
+  sink.stop(0, "bench done");
+  await sinkDone;
+  const m = /(\d+) taken/.exec(srcOut.join(""));
+  if (outcome.code !== 0 || !m) throw new Error(`bench: netblast failed: ${outcome.reason}`);
+  return Number(m[1]) / s;
+}
+
+/** Reference: Uint8Array.set of `size`-byte frames into a buffer, per second. */
+function copyRate(count: number, size: number): number {
+  const frame = new Uint8Array(size).fill(7);
+  const ring = new Uint8Array(8 * 2048);
+  const views = Array.from({ length: 8 }, (_, i) => ring.subarray(i * 2048, i * 2048 + size));
+  const t = performance.now();
+  for (let n = 0; n < count; n++) views[n & 7].set(frame);
+  return count / ((performance.now() - t) / 1000);
+}
+
+/** Measure both segment metrics. */
+export async function benchSegment(): Promise<Metric[]> {
+  const mods = { blast: await image("test-netblast"), sink: await image("test-netsink") };
+  await blast(mods, 20_000, 64); // warm-up
+  const pps = await repeat(() => blast(mods, 400_000, 64), { min: 5, max: 9 });
+  const ppsRef = await repeat(() => copyRate(4_000_000, 64), { min: 5, max: 9 });
+  const big = await repeat(() => blast(mods, 200_000, 1514), { min: 5, max: 9 });
+  const bigRef = await repeat(() => copyRate(2_000_000, 1514), { min: 5, max: 9 });
+  const gbit = (xs: number[]) => xs.map((fps) => (fps * 1514 * 8) / 1e9);
+  return [
+    metric("net.segment.pps.64", "frames/s", pps, "Uint8Array.set of the frame", ppsRef),
+    metric(
+      "net.segment.gbps.1514",
+      "Gbit/s",
+      gbit(big),
+      "Uint8Array.set of the frame",
+      gbit(bigRef),
+    ),
+  ];
+}

@@ -10,6 +10,7 @@ import { benchBlockRead, benchBlockWrite } from "./block.ts";
 import { benchBoot } from "./boot.ts";
 import { benchDma } from "./dma.ts";
 import { benchSegment } from "./net.ts";
+import { benchTap } from "./tap.ts";
 import { benchHypercall } from "./hypercall.ts";
 import { type Metric, table } from "./lib.ts";
 
@@ -20,6 +21,7 @@ const SUITES: [string, () => Promise<Metric | Metric[]>][] = [
   ["block.read.seq", benchBlockRead],
   ["block.write.seq", benchBlockWrite],
   ["net.segment", benchSegment],
+  ["net.tap.rtt", benchTap],
 ];
 
 function machine() {

@@ -35,7 +35,7 @@ export async function benchHypercall(): Promise<Metric> {
   file.write([LHREQ_INITIALIZE, ram.length / 4096, 0, 0, 0]);
   file.hypercall(LHCALL_LGUEST_INIT, 0x10000, 0, 0); // lguest_data at 64 KiB
   ram.fill(0xff, 0x10000 + 20, 0x10000 + 84); // hcall_status: ring empty
-  const real = instantiate(mod, hcallImport(() => file));
+  const real = instantiate(mod, hcallImport({ port: file }));
   const bare = instantiate(mod, (eax: number) => eax);
   real(N / 10); // warm both up
   bare(N / 10);

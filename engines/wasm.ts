@@ -67,10 +67,10 @@ export async function compileImage(bytes: Uint8Array, name: string): Promise<Web
  * the Host; a dead guest's stack is unwound by throwing through it.
  */
 export function hcallImport(
-  port: () => HypercallPort,
+  slot: { port: HypercallPort | null },
 ): (eax: number, edx: number, ebx: number, ecx: number) => number {
   return (eax, edx, ebx, ecx) => {
-    const p = port();
+    const p = slot.port!;
     const r = p.hypercall(eax >>> 0, edx >>> 0, ebx >>> 0, ecx >>> 0);
     if (r === LG_EVENT && p.dead !== null) throw GUEST_EXIT;
     return r | 0;
@@ -92,6 +92,8 @@ export class WasmCpu implements GuestCpu {
   readonly wasmMemory: WebAssembly.Memory;
   #instance: WebAssembly.Instance;
   #port: HypercallPort | null = null;
+  /** The port, where the hcall import finds it (set by attach). */
+  readonly #slot: { port: HypercallPort | null } = { port: null };
   #started = false;
   #closed = false;
   #stopped: (() => void) | undefined;
@@ -106,7 +108,7 @@ export class WasmCpu implements GuestCpu {
     this.wasmMemory = new WebAssembly.Memory({ initial: pages, maximum: pages });
     this.memory = new Uint8Array(this.wasmMemory.buffer);
     const port = (): HypercallPort => this.#port!;
-    const hcall = hcallImport(port);
+    const hcall = hcallImport(this.#slot);
     const event = (): number => {
       const p = port();
       if (p.dead !== null) throw GUEST_EXIT;
@@ -136,6 +138,7 @@ export class WasmCpu implements GuestCpu {
 
   attach(port: HypercallPort): void {
     this.#port = port;
+    this.#slot.port = port;
   }
 
   run(): Promise<void> {

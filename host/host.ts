@@ -317,18 +317,21 @@ export class LguestFile implements HypercallPort {
 
   hypercall(eax: number, edx: number, ebx: number, ecx: number): number {
     const g = this.#guest!;
-    if (g.dead !== null) return LG_EVENT; // a dead guest never runs again (§0)
     const r = g.regs;
-    if (g.lguestData !== 0 && g.mem.bytes[g.lguestData + LD_HCALL_STATUS + g.nextHcall] === 0xff) {
+    if (
+      g.dead === null && g.lguestData !== 0 &&
+      g.mem.bytes[g.lguestData + LD_HCALL_STATUS + g.nextHcall] === 0xff
+    ) {
       // Hot path: initialised, async ring empty: just the call.
-      r.eax = doHcall(g, this.host.dma, eax, edx, ebx, ecx);
-    } else {
+      eax = doHcall(g, this.host.dma, eax, edx, ebx, ecx);
+    } else if (g.dead === null) {
       r.eax = eax;
       r.edx = edx;
       r.ebx = ebx;
       r.ecx = ecx;
       r.trapped = true;
       doHypercalls(g, this.host.dma);
+      eax = r.eax;
     }
     if (g.pendingDma !== null && this.#output !== null) this.#serveInline(g);
     if ((++this.#sliceCount & (SLICE_CHECK_EVERY - 1)) === 0) {
@@ -338,10 +341,11 @@ export class LguestFile implements HypercallPort {
       r.trapped || g.pending !== 0 || g.halted || g.pendingDma !== null || g.dead !== null ||
       g.breakOut || g.preempt || g.retryDma !== null
     ) {
+      r.eax = eax;
       this.#depth++;
       return LG_EVENT;
     }
-    return r.eax;
+    return eax;
   }
 
   event(): number {

@@ -137,6 +137,19 @@ export function doHcall(
   ecx: number,
 ): number {
   g.counters.hypercalls++;
+  // FLUSH_ASYNC (the NOP) and HALT are the hot calls; keep them small.
+  if (eax === LHCALL_FLUSH_ASYNC) return eax;
+  return doHcallSlow(g, dma, eax, edx, ebx, ecx);
+}
+
+function doHcallSlow(
+  g: Guest,
+  dma: DmaEngine,
+  eax: number,
+  edx: number,
+  ebx: number,
+  ecx: number,
+): number {
   switch (eax) {
     case LHCALL_FLUSH_ASYNC:
       break; // trapping in drained the ring already

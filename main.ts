@@ -14,7 +14,13 @@ if (import.meta.main) {
   if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
     console.log(`lguest ${VERSION}`);
   } else {
-    if (args[0] === "run") (await import("./launcher/supervisor.ts")).prestartWatchdog();
+    // The watchdog Worker is only needed at a terminal or with --timeout.
+    if (
+      args[0] === "run" &&
+      (Deno.stdin.isTerminal() || args.some((a) => a.startsWith("--timeout")))
+    ) {
+      (await import("./launcher/supervisor.ts")).prestartWatchdog();
+    }
     const { main } = await import("./launcher/cli.ts");
     Deno.exit(await main(args));
   }

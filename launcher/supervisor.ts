@@ -51,7 +51,7 @@ export class Supervisor {
   readonly #shared = new SharedArrayBuffer(TERMIOS_OFF + TERMIOS_SIZE);
   readonly #i32 = new Int32Array(this.#shared, 0, 2);
   readonly #termios = new Uint8Array(this.#shared, TERMIOS_OFF, TERMIOS_SIZE);
-  readonly #worker: Worker;
+  readonly #worker: Worker | null;
   readonly #beat: ReturnType<typeof setInterval>;
   readonly #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #listeners: [SignalName, () => void][] = [];
@@ -73,15 +73,27 @@ export class Supervisor {
     Atomics.store(this.#i32, TERM, this.#terminal ? 1 : 0);
     this.#heartbeat();
     this.#beat = setInterval(() => this.#heartbeat(), HEARTBEAT_MS);
-    this.#worker = early ?? startWorker();
-    early = null;
-    this.ready = new Promise((resolve) => (this.#worker.onmessage = () => resolve()));
-    const init: SupervisorInit = { shared: this.#shared, timeoutMs: opts.timeoutMs };
-    this.#worker.postMessage(init);
-    for (const name of Object.keys(SIGNALS) as SignalName[]) {
-      const fn = () => this.#signal(name);
-      Deno.addSignalListener(name, fn);
-      this.#listeners.push([name, fn]);
+    // Without a terminal to restore and without --timeout, nothing needs
+    // watching: SIGINT/SIGTERM/SIGHUP keep their default action and end the
+    // process at once, even while a guest spins (every write a guest was
+    // told is done is already in its file). Starting the Worker costs the
+    // main thread ~45 ms, so only a run that needs it pays for it.
+    if (!this.#terminal && opts.timeoutMs <= 0) {
+      this.#worker = null;
+      early?.terminate();
+      early = null;
+      this.ready = Promise.resolve();
+    } else {
+      const worker = this.#worker = early ?? startWorker();
+      early = null;
+      this.ready = new Promise((resolve) => (worker.onmessage = () => resolve()));
+      const init: SupervisorInit = { shared: this.#shared, timeoutMs: opts.timeoutMs };
+      worker.postMessage(init);
+      for (const name of Object.keys(SIGNALS) as SignalName[]) {
+        const fn = () => this.#signal(name);
+        Deno.addSignalListener(name, fn);
+        this.#listeners.push([name, fn]);
+      }
     }
     if (opts.timeoutMs > 0) {
       this.#timer = setTimeout(
@@ -121,7 +133,7 @@ export class Supervisor {
     clearInterval(this.#beat);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
     for (const [name, fn] of this.#listeners) Deno.removeSignalListener(name, fn);
-    this.#worker.terminate();
+    this.#worker?.terminate();
     if (this.#terminal) restoreTerminal(this.#termios);
   }
 }

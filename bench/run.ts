@@ -40,7 +40,7 @@ function machine() {
 }
 
 const { values } = parseArgs({
-  args: Deno.args,
+  args: Deno.args.filter((a) => a !== "--"),
   options: { json: { type: "string" }, only: { type: "string" } },
 });
 const only = values.only?.split(",");

@@ -41,8 +41,13 @@ export class Segment {
   readonly #slots = new Set<number>();
   readonly sinks = new Set<FrameSink>();
   #version = 1;
-  /** Last frame recorded per sender, so a broadcast is captured once. */
-  readonly #last = new Map<Guest, { udma: number; frame: Uint8Array }>();
+  /**
+   * Last frame recorded per sender and the peers it reached, so a
+   * broadcast (N unicast DMAs of one buffer) is captured once, while the
+   * same frame sent again (an ARP retry) reaches a peer it already reached
+   * and is captured again.
+   */
+  readonly #last = new Map<Guest, { udma: number; frame: Uint8Array; to: Set<Guest> }>();
   /** Frames captured. */
   captured = 0;
 
@@ -123,8 +128,11 @@ export class Segment {
         n += part.length;
       }
       const last = this.#last.get(src);
-      if (last && last.udma === udma && equal(last.frame, frame)) return; // broadcast copy
-      this.#last.set(src, { udma, frame });
+      if (last && last.udma === udma && !last.to.has(dst) && equal(last.frame, frame)) {
+        last.to.add(dst); // another copy of a broadcast
+        return;
+      }
+      this.#last.set(src, { udma, frame, to: new Set([dst]) });
       this.captured++;
       for (const s of this.sinks) s.frame(frame);
     });

@@ -81,6 +81,7 @@ export class TapNetDevice implements Device {
   readonly #buf = new Uint8Array(65536);
   #ctx: DeviceContext | null = null;
   #closed = false;
+  #fdClosed = false;
 
   private constructor(ifname: string, fd: number, sinks: FrameSink[]) {
     this.ifname = ifname;
@@ -228,7 +229,8 @@ export class TapNetDevice implements Device {
   }
 
   close(): void {
-    if (this.#closed && this.#fd < 0) return;
+    if (this.#fdClosed) return;
+    this.#fdClosed = true;
     this.#closed = true;
     libc().close(this.#fd);
     this.#ctx?.log(`tap ${this.ifname}: ${JSON.stringify(this.stats)}`);

@@ -104,7 +104,9 @@ export function table(ms: Metric[]): string {
       ? `| ${m.name} | skipped: ${m.skipped} | | | |`
       : `| ${m.name} | ${fmt(m.value)} ${m.unit} | ${m.reference}: ${
         fmt(m.reference_value)
-      } ${m.unit} | **${m.ratio.toFixed(2)}** | ±${(m.spread * 50).toFixed(0)}% |`
+      } ${m.unit} | **${m.ratio < 0.1 ? m.ratio.toPrecision(2) : m.ratio.toFixed(2)}** | ±${
+        (m.spread * 50).toFixed(0)
+      }% |`
   );
   return [
     "| metric | value | reference (same run) | ratio | spread |",

@@ -11,6 +11,7 @@ import { benchBoot } from "./boot.ts";
 import { benchDma } from "./dma.ts";
 import { benchSegment } from "./net.ts";
 import { benchTap } from "./tap.ts";
+import { benchMemory } from "./memory.ts";
 import { benchHypercall } from "./hypercall.ts";
 import { type Metric, table } from "./lib.ts";
 
@@ -22,6 +23,7 @@ const SUITES: [string, () => Promise<Metric | Metric[]>][] = [
   ["block.write.seq", benchBlockWrite],
   ["net.segment", benchSegment],
   ["net.tap.rtt", benchTap],
+  ["memory.rss.per_guest", benchMemory],
 ];
 
 function machine() {

@@ -8,10 +8,12 @@
  * 2 = error) and raise the device's IRQ.
  *
  * Our deviation (docs/deviations.md): every error — offset or write past
- * the end, no reply buffer, a read-only disk, an I/O error such as ENOSPC
- * or EIO — answers `result = 2` and is counted; the file is never grown or
- * truncated and the Launcher goes on. A write is acknowledged only after
- * the data is in the file (page cache), and with `,sync` after fdatasync.
+ * the end, no reply buffer, a read-only disk, a write whose sections do not
+ * hold `bytes` bytes, an I/O error such as ENOSPC or EIO — answers
+ * `result = 2` and is counted; the file is never grown or truncated, a
+ * refused write writes nothing, and the Launcher goes on. A write is
+ * acknowledged only after the data is in the file (page cache), and with
+ * `,sync` after fdatasync.
  *
  * @module
  */
@@ -34,6 +36,7 @@ import {
   UsageError,
 } from "./registry.ts";
 import {
+  cstr,
   errno,
   libc,
   O_DIRECT,
@@ -85,11 +88,33 @@ function describe(e: unknown): string {
   return e instanceof SysError ? e.code : e instanceof Error ? e.message : String(e);
 }
 
+const S_IFMT = 0o170000, S_IFDIR = 0o040000, S_IFREG = 0o100000, S_IFBLK = 0o060000;
+
+/**
+ * The S_IFMT bits of `path` by statx(2), for paths Deno will not stat
+ * without --allow-all (/dev/...): a negative errno on failure, or null
+ * where libc has no statx.
+ */
+function fileType(path: string): number | null {
+  const statx = libc().statx;
+  if (!statx) return null;
+  const buf = new Uint8Array(256); // struct statx; stx_mode is the u16 at 28
+  const AT_FDCWD = -100, STATX_TYPE = 1;
+  if (statx(AT_FDCWD, cstr(path), 0, STATX_TYPE, buf) !== 0) return -errno();
+  return new DataView(buf.buffer).getUint16(28, true) & S_IFMT;
+}
+
 /** Open the backing file; user errors become one UsageError line. */
 function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: number } {
-  let st: Deno.FileInfo;
+  let isFile: boolean, isDirectory: boolean, isBlockDevice: boolean, size: number | null = null;
   try {
-    st = Deno.statSync(spec.path);
+    const st = Deno.statSync(spec.path);
+    [isFile, isDirectory, isBlockDevice, size] = [
+      st.isFile,
+      st.isDirectory,
+      !!st.isBlockDevice,
+      st.size,
+    ];
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) {
       throw new UsageError(`--block ${spec.path}: no such file`);
@@ -97,10 +122,20 @@ function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: n
     if (e instanceof Deno.errors.PermissionDenied) {
       throw new UsageError(`--block ${spec.path}: permission denied`);
     }
-    throw new UsageError(`--block ${spec.path}: ${describe(e)}`);
+    if (!(e instanceof Deno.errors.NotCapable)) {
+      throw new UsageError(`--block ${spec.path}: ${describe(e)}`);
+    }
+    // A device path (/dev/...), which Deno stats only with --allow-all: ask libc.
+    const type = fileType(spec.path);
+    if (type === -2) throw new UsageError(`--block ${spec.path}: no such file`);
+    if (type === -13 || type === -1) {
+      throw new UsageError(`--block ${spec.path}: permission denied`);
+    }
+    if (type === null || type < 0) throw new UsageError(`--block ${spec.path}: ${describe(e)}`);
+    [isFile, isDirectory, isBlockDevice] = [type === S_IFREG, type === S_IFDIR, type === S_IFBLK];
   }
-  if (st.isDirectory) throw new UsageError(`--block ${spec.path}: is a directory`);
-  if (!st.isFile && !st.isBlockDevice) {
+  if (isDirectory) throw new UsageError(`--block ${spec.path}: is a directory`);
+  if (!isFile && !isBlockDevice) {
     throw new UsageError(`--block ${spec.path}: not a regular file or block device`);
   }
   const mode = spec.readOnly ? O_RDONLY : O_RDWR;
@@ -125,7 +160,7 @@ function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: n
     }
   }
   // The file's length, or a block device's size (seek to the end, §10.3).
-  const length = st.isFile ? st.size : Number(libc().lseek(fd, 0n, 2));
+  const length = size ?? Number(libc().lseek(fd, 0n, 2));
   return { fd, directFd, length };
 }
 
@@ -209,6 +244,9 @@ export class BlockDevice implements Device {
     } else if (type === LGUEST_BLOCK_READ) {
       used = this.#read(reply, offset);
       result = used >= 0 && used === bytes ? LGUEST_BLOCK_OK : LGUEST_BLOCK_ERROR;
+      if (used >= 0 && used !== bytes) {
+        this.#error(`read of ${used} bytes into the reply buffer but ${bytes} in the request`);
+      }
       if (used < 0) used = 0;
     } else {
       this.#error(`unknown request type ${type}`);
@@ -230,6 +268,11 @@ export class BlockDevice implements Device {
       this.#error("write to a read-only disk");
       return LGUEST_BLOCK_ERROR;
     }
+    // Checked before writing: an error answer means nothing was written.
+    if (total !== bytes) {
+      this.#error(`write of ${total} bytes in the sections but ${bytes} in the request`);
+      return LGUEST_BLOCK_ERROR;
+    }
     if (offset + total > this.length) {
       this.#error(`write of ${total} bytes at ${offset} past the end (${this.length})`);
       return LGUEST_BLOCK_ERROR;
@@ -247,7 +290,7 @@ export class BlockDevice implements Device {
     }
     this.stats.writes++;
     this.stats.bytesWritten += total;
-    return total === bytes ? LGUEST_BLOCK_OK : LGUEST_BLOCK_ERROR;
+    return LGUEST_BLOCK_OK;
   }
 
   /** Read into the reply buffer; returns the byte count or -1. */

@@ -45,9 +45,14 @@ export interface DeviceContext {
   /**
    * Map shared object `objectId` over this device's pages (the Launcher's
    * MAP_SHARED of a file, §10.4b): keys in the pages canonicalise to the
-   * object. `sync` keeps this guest's copy coherent (see SharedRegion).
+   * object. `sync` keeps this guest's copy coherent, `mayBind` limits the
+   * keys the guest may bind there (see SharedRegion).
    */
-  mapShared(objectId: number, sync?: (g: Guest) => void): void;
+  mapShared(
+    objectId: number,
+    sync?: (g: Guest) => void,
+    mayBind?: (g: Guest, offset: number) => boolean,
+  ): void;
   /**
    * Feed input: GETDMA on `key`, copy `data` into the buffer's sections,
    * store the byte count in used_len and raise the buffer's IRQ. Returns

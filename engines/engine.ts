@@ -33,6 +33,14 @@ export interface HypercallPort {
   readonly dead: string | null;
   /** Kill the guest (a trap in guest code, a runaway guest, …). */
   kill(reason: string): void;
+  /**
+   * A preemption check from guest code between hypercalls (an instrumented
+   * loop ran out of fuel). If the guest's time slice is used up, mark it
+   * preempted and return true: the engine then stops the guest as for
+   * {@link LG_EV_WAIT}, and the Host lets the event loop in before it
+   * resumes it. Otherwise return false and the guest goes on.
+   */
+  preempt(): boolean;
 }
 
 /** One guest's virtual CPU plus RAM, as an engine provides it. */

@@ -6,7 +6,7 @@
  */
 
 interface JspiNamespace {
-  Suspending: new (fn: (...args: never[]) => Promise<unknown>) => WebAssembly.ImportValue;
+  Suspending: new (fn: (...args: never[]) => unknown) => WebAssembly.ImportValue;
   promising: (fn: (...args: never[]) => unknown) => (...args: unknown[]) => Promise<unknown>;
 }
 
@@ -16,8 +16,14 @@ const jspi = WebAssembly as unknown as Partial<JspiNamespace>;
 export const hasJspi: boolean = typeof jspi.Suspending === "function" &&
   typeof jspi.promising === "function";
 
-/** Wrap an async host function as a suspending wasm import. */
-export function suspending(fn: () => Promise<void>): WebAssembly.ImportValue {
+/**
+ * Wrap a host function as a suspending wasm import. The wasm caller's stack
+ * is suspended until the returned value settles; in this V8 (as the JSPI
+ * spec has said since 2025) a non-promise value is passed through
+ * `Promise.resolve` first, so a call always suspends, if only for a
+ * microtask.
+ */
+export function suspending(fn: () => Promise<void> | undefined): WebAssembly.ImportValue {
   if (!jspi.Suspending) throw new Error("wasm: this runtime has no WebAssembly JSPI");
   return new jspi.Suspending(fn);
 }

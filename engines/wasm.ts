@@ -12,12 +12,20 @@
  * cannot suspend through a JS frame, so the engine never calls guest code
  * from inside an import (the handler may itself need to wait).
  *
+ * Preemption: {@link compileImage} instruments every loop of the image
+ * (`wasm_fuel.ts`) to call `wait()` every {@link FUEL} iterations. A
+ * `wait()` that no `LG_EV_WAIT` asked for is such a fuel check: the guest
+ * goes on unless its time slice is over ({@link HypercallPort.preempt}),
+ * in which case it stops exactly as for `LG_EV_WAIT` and the Host lets the
+ * event loop in before resuming it.
+ *
  * @module
  */
 
 import type { GuestCpu, HypercallPort } from "./engine.ts";
-import { LG_EVENT } from "./engine.ts";
+import { LG_EV_WAIT, LG_EVENT } from "./engine.ts";
 import { promising, suspending } from "./jspi.ts";
+import { FUEL, instrumentFuel } from "./wasm_fuel.ts";
 
 /** Wasm page size. */
 export const WASM_PAGE = 65536;
@@ -35,7 +43,33 @@ export class ImageError extends Error {}
 
 const REQUIRED_IMPORTS = new Set(["env.memory", "env.hcall", "env.event", "env.wait"]);
 
-/** Compile and validate a guest image. */
+/** How an image was made preemptible: loops instrumented, or why not. */
+export type Preemption = { loops: number } | { error: string };
+
+const preemption = new WeakMap<WebAssembly.Module, Preemption>();
+
+/**
+ * Whether {@link compileImage} instrumented a module's loops for
+ * preemption, and if not, why (a guest that is not instrumented still
+ * runs; it just cannot be preempted between hypercalls).
+ */
+export function preemptionOf(mod: WebAssembly.Module): Preemption {
+  return preemption.get(mod) ?? { error: "not compiled by compileImage" };
+}
+
+/** One line for --verbose about {@link preemptionOf}. */
+export function describePreemption(mod: WebAssembly.Module): string {
+  const p = preemptionOf(mod);
+  return "error" in p
+    ? `not preemptible between hypercalls (loops not instrumented: ${p.error})`
+    : `preemptible: ${p.loops} loop(s) instrumented, a fuel check every ${FUEL} iterations`;
+}
+
+/**
+ * Compile and validate a guest image, with its loops instrumented for
+ * preemption (`wasm_fuel.ts`) when possible; when not, the original image
+ * is used and {@link preemptionOf} says why.
+ */
 export async function compileImage(bytes: Uint8Array, name: string): Promise<WebAssembly.Module> {
   if (
     bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 ||
@@ -43,12 +77,24 @@ export async function compileImage(bytes: Uint8Array, name: string): Promise<Web
   ) {
     throw new ImageError(`${name}: not a WebAssembly guest image (bad magic)`);
   }
-  let mod: WebAssembly.Module;
-  try {
-    mod = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-  } catch (e) {
-    throw new ImageError(`${name}: invalid WebAssembly image: ${(e as Error).message}`);
+  const fuel = instrumentFuel(bytes, { validate: false }); // compiling validates
+  let mod: WebAssembly.Module | undefined;
+  let how: Preemption = "error" in fuel ? fuel : { loops: fuel.loops };
+  if (!("error" in fuel)) {
+    try {
+      mod = await WebAssembly.compile(fuel.bytes as Uint8Array<ArrayBuffer>);
+    } catch (e) {
+      how = { error: `the instrumented image does not compile: ${(e as Error).message}` };
+    }
   }
+  if (mod === undefined) {
+    try {
+      mod = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    } catch (e) {
+      throw new ImageError(`${name}: invalid WebAssembly image: ${(e as Error).message}`);
+    }
+  }
+  preemption.set(mod, how);
   for (const imp of WebAssembly.Module.imports(mod)) {
     const id = `${imp.module}.${imp.name}`;
     if (!REQUIRED_IMPORTS.has(id)) {
@@ -109,12 +155,17 @@ export class WasmCpu implements GuestCpu {
     this.memory = new Uint8Array(this.wasmMemory.buffer);
     const port = (): HypercallPort => this.#port!;
     const hcall = hcallImport(this.#slot);
+    /** event() said LG_EV_WAIT: the next wait() is the protocol's, not a fuel check. */
+    let expected = false;
     const event = (): number => {
       const p = port();
       if (p.dead !== null) throw GUEST_EXIT;
-      return p.event() | 0;
+      const ev = p.event() | 0;
+      if (ev === LG_EV_WAIT) expected = true;
+      return ev;
     };
-    const wait = suspending(async () => {
+    /** Stop: run() resolves; the next run() resumes the guest. */
+    const park = async (): Promise<void> => {
       const stopped = this.#stopped;
       this.#stopped = undefined;
       await new Promise<void>((resolve) => {
@@ -122,6 +173,19 @@ export class WasmCpu implements GuestCpu {
         stopped?.();
       });
       if (this.#closed || port().dead !== null) throw GUEST_EXIT;
+    };
+    const wait = suspending((): Promise<void> | undefined => {
+      if (expected) {
+        expected = false;
+        return park();
+      }
+      // A fuel check from an instrumented loop. JSPI suspends even when this
+      // returns undefined (the value goes through Promise.resolve), but the
+      // guest resumes in a microtask: the event loop does not get in.
+      const p = this.#port;
+      if (p === null) return undefined;
+      if (this.#closed || p.dead !== null) throw GUEST_EXIT;
+      return p.preempt() ? park() : undefined;
     });
     try {
       this.#instance = new WebAssembly.Instance(mod, {

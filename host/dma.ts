@@ -44,6 +44,16 @@ export function canonicalKey(g: Guest, key: number): number {
   return g.id * KEY_SPACE + key;
 }
 
+/** Does the shared region holding `key` let `g` bind there (SharedRegion.mayBind)? */
+function mayBindShared(g: Guest, key: number): boolean {
+  for (const r of g.shared) {
+    if (key >= r.start && key < r.start + r.length) {
+      return r.mayBind?.(g, r.objectOffset + (key - r.start)) ?? true;
+    }
+  }
+  return true;
+}
+
 /** Sees one successful inter-guest transfer (see DmaEngine.observe). */
 export type TransferObserver = (
   src: Guest,
@@ -91,6 +101,7 @@ export class DmaEngine {
     }
     dmas >>>= 0;
     if (irq === 0) return this.#unbind(g, ckey, dmas);
+    if (isShared(ckey) && !mayBindShared(g, key >>> 0)) return 0; // not this guest's key
     const slot = g.bindings.indexOf(null);
     if (slot < 0) return 0; // all 32 in use: the guest wrapper's -ENOMEM
     const b: Binding = { key: ckey, dmas, numDmas: num, nextDma: 0, interrupt: irq, owner: g };
@@ -128,6 +139,13 @@ export class DmaEngine {
       if (b) this.#release(b);
       g.bindings[i] = null;
     }
+  }
+
+  /** Bindings on all keys of the host (for --verbose and the tests). */
+  get bindingCount(): number {
+    let n = 0;
+    for (const chain of this.#chains.values()) n += chain.length;
+    return n;
   }
 
   /** Bindings on a canonical key, most recent first (for tests and tools). */

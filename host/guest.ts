@@ -44,6 +44,12 @@ export interface SharedRegion {
    * the guest's BIND_DMA, SEND_DMA and HALT hypercalls, before the call.
    */
   sync?: (g: Guest) => void;
+  /**
+   * May `g` BIND_DMA a key at byte `offset` of the shared object? Absent:
+   * any key. A net segment allows only the binder's own slot key, so no
+   * guest can take frames meant for another (see docs/security.md).
+   */
+  mayBind?: (g: Guest, offset: number) => boolean;
 }
 
 /** Drop and event counters of one guest, for --verbose and the tests. */

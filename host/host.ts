@@ -45,6 +45,8 @@ export type ReadResult =
 
 /** How long a guest runs before it must let the event loop in. */
 const TIME_SLICE_MS = 4;
+/** Interrupt handlers a guest may have open inside each other (see event()). */
+const MAX_IRQ_NESTING = 256;
 /** Check the clock every this many hypercalls. */
 const SLICE_CHECK_EVERY = 1024;
 
@@ -215,11 +217,14 @@ export class LguestFile implements HypercallPort {
     }
     g.pendingDma = null;
     while (g.dead === null) {
+      // Closed while this read() waited: the guest is gone, run nothing more of
+      // it (a hypercall now could bind after close() released the bindings).
+      if (this.#closed) return errno(ERESTARTSYS);
       // Not while a Launcher DMA is unserviced: the engine's hypercall() already
       // ran the ring up to it (the original ran do_hypercalls once per exit).
       if (g.retryDma !== null) {
         await yieldToEventLoop(); // let the full receiver run first
-        this.host.dma.retry(g, g.retryDma);
+        if (!this.#closed) this.host.dma.retry(g, g.retryDma);
         continue;
       }
       if (g.regs.trapped && g.pendingDma === null) doHypercalls(g, this.host.dma);
@@ -315,6 +320,14 @@ export class LguestFile implements HypercallPort {
     return this.#guest === null ? "no guest" : this.#guest.dead;
   }
 
+  /** Guest code between hypercalls asks: is its time slice over? (It then stops.) */
+  preempt(): boolean {
+    const g = this.#guest;
+    if (g === null || performance.now() - this.#sliceStart <= TIME_SLICE_MS) return false;
+    g.preempt = true;
+    return true;
+  }
+
   hypercall(eax: number, edx: number, ebx: number, ecx: number): number {
     const g = this.#guest!;
     const r = g.regs;
@@ -333,7 +346,12 @@ export class LguestFile implements HypercallPort {
       doHypercalls(g, this.host.dma);
       eax = r.eax;
     }
-    if (g.pendingDma !== null && this.#output !== null) this.#serveInline(g);
+    if (g.pendingDma !== null && this.#output !== null) {
+      const deferred = r.trapped;
+      this.#serveInline(g);
+      // The deferred synchronous call may have run in there: its EAX is the result.
+      if (deferred) eax = r.eax;
+    }
     if ((++this.#sliceCount & (SLICE_CHECK_EVERY - 1)) === 0) {
       if (performance.now() - this.#sliceStart > TIME_SLICE_MS) g.preempt = true;
     }
@@ -365,6 +383,12 @@ export class LguestFile implements HypercallPort {
     }
     const irq = takeInterrupt(g);
     if (irq >= 0) {
+      // Handlers inside handlers, each level state we keep: bounded, as a
+      // kernel stack would be (a guest can nest without recursing in wasm).
+      if (this.#savedEax.length >= MAX_IRQ_NESTING) {
+        g.kill(`interrupts nested deeper than ${MAX_IRQ_NESTING} levels`);
+        return LG_EV_WAIT;
+      }
       // The handler's own hypercalls overwrite regs.eax; x86 restores EAX on
       // iret, so keep it until the handler returns.
       this.#savedEax.push({ depth: this.#depth, eax: g.regs.eax });

@@ -153,7 +153,7 @@ async function runCommand(argv: string[]): Promise<number> {
         "with --config, put memory and devices in the file (per guest), not on the command line",
       );
     }
-    const plan = await loadConfig(values.config as string);
+    const plan = await loadConfig(values.config as string, { memory: parseSize });
     opts.pcap ??= plan.pcap;
     return await runGuests(plan.guests, opts);
   }

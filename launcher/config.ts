@@ -107,8 +107,14 @@ class Parser {
 
 const GUEST_FIELDS = ["name", "image", "memory", "args", "console"];
 
+/** Value checks the CLI supplies (they throw a one-line UsageError). */
+export interface ConfigChecks {
+  /** A `memory` value, e.g. the CLI's size parser. */
+  memory?: (text: string) => unknown;
+}
+
 /** Parse and validate a config file's text. */
-export function parseConfig(text: string): RunPlan {
+export function parseConfig(text: string, checks: ConfigChecks = {}): RunPlan {
   const p = new Parser(text);
   const root = p.value("");
   p.ws();
@@ -177,10 +183,19 @@ export function parseConfig(text: string): RunPlan {
         devices.push([opt, x]);
       });
     }
+    const memory = str("memory", false);
+    if (memory !== undefined && checks.memory) {
+      try {
+        checks.memory(memory); // a bad size names its field and line too
+      } catch (e) {
+        if (e instanceof UsageError) bad(`${base}.memory`, e.message);
+        throw e;
+      }
+    }
     return {
       name,
       image: str("image", true)!,
-      memory: str("memory", false),
+      memory,
       args: str("args", false) ?? "",
       stdio: console_ === "stdio",
       devices,
@@ -190,17 +205,20 @@ export function parseConfig(text: string): RunPlan {
 }
 
 /** Where a config error came from: prefix the message with the file. */
-export async function loadConfig(path: string): Promise<RunPlan> {
+export async function loadConfig(path: string, checks: ConfigChecks = {}): Promise<RunPlan> {
   let text: string;
   try {
     text = await Deno.readTextFile(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) throw new UsageError(`${path}: no such file`);
     if (e instanceof Deno.errors.IsADirectory) throw new UsageError(`${path}: is a directory`);
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new UsageError(`${path}: permission denied`);
+    }
     throw new UsageError(`${path}: ${(e as Error).message}`);
   }
   try {
-    return parseConfig(text);
+    return parseConfig(text, checks);
   } catch (e) {
     if (e instanceof UsageError) throw new UsageError(`${path}: ${e.message}`);
     throw e;

@@ -142,13 +142,14 @@ export class GuestRun {
         return file.guest!;
       },
       name: this.spec.name,
-      mapShared: (objectId, sync) =>
+      mapShared: (objectId, sync, mayBind) =>
         this.file.mapShared({
           start: pageAddr,
           length: this.spec.devices[index].numPages * 4096,
           objectId,
           objectOffset: 0,
           sync,
+          mayBind,
         }),
       deliver: (key, data) => this.#deliver(key, data),
       takeBuffer: (key) => this.#takeBuffer(key),

@@ -13,12 +13,12 @@
 import { type ConsoleBackend, ConsoleDevice, stdioBackend } from "../devices/console.ts";
 import { type Device, type DeviceEnv, deviceKinds, UsageError } from "../devices/registry.ts";
 import { acquirePcap, releasePcap } from "../devices/net/pcap.ts";
-import { compileImage, ImageError, WasmCpu } from "../engines/wasm.ts";
+import { compileImage, describePreemption, ImageError, WasmCpu } from "../engines/wasm.ts";
 import { Host } from "../host/host.ts";
 import type { GuestPlan } from "./config.ts";
 import { loadImage } from "./images.ts";
 import { GuestRun, type Outcome } from "./launcher.ts";
-import { Supervisor } from "./supervisor.ts";
+import { STALE_MS, Supervisor } from "./supervisor.ts";
 
 /** Options of a whole run. */
 export interface RunOptions {
@@ -70,6 +70,7 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
     const memory = plan.memory === undefined ? opts.defaultMemory : opts.parseSize(plan.memory);
     const image = await loadImage(plan.image);
     const module = await compileImage(image.bytes, image.name);
+    opts.verbose?.(`${plan.name || image.name}: ${describePreemption(module)}`);
     const devices: Device[] = [];
     for (const [option, value] of plan.devices) {
       const kind = deviceKinds().find((k) => k.option === option)!;
@@ -134,18 +135,43 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
   }
   const stopAll = (code: number, why: string) => runs.forEach((r) => r.stop(code, why));
   supervisor.onStop(stopAll);
-  if (stdioGuest) supervisor.onInterrupt(() => stdioGuest.console.interrupt());
+  let notResponding: ReturnType<typeof setTimeout> | undefined;
+  if (stdioGuest) {
+    const file = runs[prepared.indexOf(stdioGuest)].file;
+    supervisor.onInterrupt(() => {
+      stdioGuest.console.interrupt();
+      // A guest spinning without hypercalls never reads its Ctrl-C; it is
+      // preempted, so the Launcher hears the signal, but the guest does not.
+      // As when such a guest blocked the whole process (supervisor.ts): a
+      // guest that is running and has made no hypercall for STALE_MS is not
+      // responding, and the Ctrl-C ends the run.
+      const g = file.guest;
+      const before = g?.counters.hypercalls;
+      clearTimeout(notResponding);
+      notResponding = setTimeout(() => {
+        if (g && g.dead === null && !g.halted && g.counters.hypercalls === before) {
+          stopAll(130, "ended by SIGINT (guest not responding)");
+        }
+      }, STALE_MS);
+    });
+  }
   let outcomes: Outcome[];
   try {
     await supervisor.ready;
     const done = runs.map((r, i) =>
       r.run().then((o) => {
+        // What the host still holds once this guest is gone (its slot, bindings released).
+        opts.verbose?.(
+          `${prepared[i].name}: gone; the host holds ${host.count} guest(s), ` +
+            `${host.dma.bindingCount} DMA binding(s)`,
+        );
         if (prepared[i] === stdioGuest) stopAll(o.code, `stopped: ${stdioGuest.name} ended`);
         return o;
       })
     );
     outcomes = await Promise.all(done);
   } finally {
+    clearTimeout(notResponding);
     supervisor.close();
     if (pcap) releasePcap(pcap);
   }

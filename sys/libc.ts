@@ -26,6 +26,12 @@ const SYMBOLS = {
   tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
   _exit: { parameters: ["i32"], result: "void" },
+  // statx(2) (glibc 2.28+): file types Deno will not stat without --allow-all (/dev paths).
+  statx: {
+    parameters: ["i32", "buffer", "i32", "u32", "buffer"],
+    result: "i32",
+    optional: true,
+  },
 } as const;
 
 /** The loaded symbols. */

@@ -30,6 +30,7 @@ const IFF_NO_PI = 0x1000;
 const F_SETFL = 4;
 const POLLIN = 1;
 const EAGAIN = 11;
+const EBADFD = 77;
 /** ETH_HLEN and ETH_HLEN + 1500: frames outside are malformed here. */
 export const MIN_FRAME = 14;
 export const MAX_FRAME = 1514;
@@ -207,8 +208,17 @@ export class TapNetDevice implements Device {
         const n = Number(libc().read(this.#fd, this.#buf, BigInt(this.#buf.length)));
         if (n < 0) {
           const e = errno();
-          if (e !== EAGAIN) this.#ctx?.log(`tap ${this.ifname}: read failed, errno ${e}`);
-          if (e !== EAGAIN) this.#closed = true;
+          if (e !== EAGAIN) {
+            // The interface went away (EBADFD after `ip link del`) or broke: say so
+            // once, even without -v; the guest runs on and its frames are dropped.
+            const name = this.#ctx ? `${this.#ctx.name}: ` : "";
+            console.error(
+              `lguest: ${name}tap ${this.ifname}: read failed (errno ${e}${
+                e === EBADFD ? ": the interface is gone" : ""
+              }); the guest's frames are dropped from now on`,
+            );
+            this.#closed = true;
+          }
           break;
         }
         if (n < MIN_FRAME || n > MAX_FRAME) {

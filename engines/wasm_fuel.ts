@@ -1,0 +1,465 @@
+/**
+ * Fuel instrumentation: rewrite a guest module so that a guest spinning
+ * without hypercalls can still be preempted.
+ *
+ * One mutable i32 global, `$fuel`, is appended to the global section (no
+ * existing global index moves). Right after every `loop` the rewriter
+ * inserts:
+ *
+ * ```wat
+ * global.get $fuel  i32.const 1  i32.sub  global.set $fuel
+ * global.get $fuel  i32.eqz
+ * if  i32.const FUEL  global.set $fuel  call $wait  end
+ * ```
+ *
+ * where `$wait` is the guest's own `env.wait` import (the suspending one):
+ * every {@link FUEL} loop iterations the engine gets a look in and decides
+ * whether the guest's time slice is over. Nothing else changes: every other
+ * section is copied byte for byte, the function bodies are decoded
+ * instruction by instruction (MVP, sign extension, multi-value block
+ * types, reference types, bulk memory, non-trapping float-to-int, tail
+ * calls) and copied through. Anything the decoder does not know (SIMD,
+ * exceptions, GC, threads, …) is an `{ error }`, and the caller keeps the
+ * original module.
+ *
+ * This runs once per image at start-up, cold (interpreted, no type
+ * feedback yet), so the decoder is one flat table-driven loop and the
+ * output is written into one buffer.
+ *
+ * @module
+ */
+
+import { CODE_AT, ERROR_AT, SCANNER_WASM } from "./wasm_fuel_scanner.ts";
+
+/** Loop iterations between two checks of the time slice. */
+export const FUEL = 100_000;
+
+/** What {@link instrumentFuel} returns. */
+export type FuelResult = { bytes: Uint8Array; loops: number } | { error: string };
+
+/** Options of {@link instrumentFuel}. */
+export interface FuelOptions {
+  /** Loop iterations between two calls of `env.wait` (default {@link FUEL}). */
+  fuel?: number;
+  /**
+   * Check the result with `WebAssembly.validate` (default true). A caller
+   * that compiles the result at once, and falls back on failure, can skip
+   * it: compiling validates too.
+   */
+  validate?: boolean;
+}
+
+/** The bytes are not a well-formed module. */
+class Malformed extends Error {}
+/** Something the decoder deliberately does not handle. */
+class Unsupported extends Error {}
+
+/** A cursor over the module bytes (for everything but the function bodies). */
+class Reader {
+  readonly b: Uint8Array;
+  pos: number;
+  readonly end: number;
+  constructor(b: Uint8Array, pos: number, end: number) {
+    this.b = b;
+    this.pos = pos;
+    this.end = end;
+  }
+  byte(): number {
+    if (this.pos >= this.end) throw new Malformed(`unexpected end at byte ${this.pos}`);
+    return this.b[this.pos++];
+  }
+  /** An unsigned LEB128 of at most 32 bits. */
+  u32(): number {
+    let result = 0, shift = 0;
+    for (;;) {
+      const x = this.byte();
+      if (shift === 28 && (x & 0x70) !== 0) throw new Malformed(`u32 too large at ${this.pos}`);
+      result |= (x & 0x7f) << shift;
+      if ((x & 0x80) === 0) return result >>> 0;
+      shift += 7;
+    }
+  }
+  /** Skip an LEB128 of at most `bits` bits. */
+  skipLeb(bits: number): void {
+    for (let i = Math.ceil(bits / 7); i > 0; i--) if ((this.byte() & 0x80) === 0) return;
+    throw new Malformed(`LEB128 longer than ${bits} bits at ${this.pos}`);
+  }
+  skip(n: number): void {
+    if (this.pos + n > this.end) throw new Malformed(`unexpected end at byte ${this.pos}`);
+    this.pos += n;
+  }
+  /** Read a name; is it `want` (ASCII)? (No TextDecoder: its first use costs ~1 ms.) */
+  nameIs(want: string): boolean {
+    const n = this.u32();
+    const start = this.pos;
+    this.skip(n);
+    if (n !== want.length) return false;
+    for (let i = 0; i < n; i++) if (this.b[start + i] !== want.charCodeAt(i)) return false;
+    return true;
+  }
+  valtype(): void {
+    const t = this.byte();
+    if (!isValtype(t)) throw new Unsupported(`value type 0x${t.toString(16)}`);
+  }
+  limits(): void {
+    const flags = this.byte();
+    if (flags > 0x07) throw new Unsupported(`limits flags 0x${flags.toString(16)}`);
+    this.skipLeb(64);
+    if (flags & 1) this.skipLeb(64);
+  }
+}
+
+/** Numeric value types and the two MVP reference types. */
+function isValtype(t: number): boolean {
+  return (t >= 0x7c && t <= 0x7f) || t === 0x70 || t === 0x6f;
+}
+
+/** Bytes of the unsigned LEB128 of `n`. */
+function ulebLength(n: number): number {
+  let len = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    len++;
+  }
+  return len;
+}
+
+/** Unsigned LEB128. */
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+/** Signed LEB128 of a 32-bit integer. */
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+// ---- function bodies: the scanner ---------------------------------------------
+
+// Decoding every instruction of every body is the bulk of the work. Done in
+// JavaScript it runs cold at start-up (interpreted, then fighting the JIT:
+// ~1 µs an instruction, 4–6 ms for `hello`); so it is done by a small wasm
+// module that walks the code section at native speed. Its source, with the
+// opcode table and the decoder, is `tools/wasm_fuel_scanner.ts`.
+
+let scanner:
+  | { code: (p: number, end: number, out: number) => number; memory: WebAssembly.Memory }
+  | undefined;
+
+/** What the scanner found: for each body [start (after its size), end, loops, positions…]. */
+interface Scan {
+  records: Int32Array;
+  /** Add to every position in `records` to get an offset into the module. */
+  delta: number;
+}
+
+/** A scanner memory grown past this is dropped after use, not kept for the next image. */
+const KEEP_SCANNER_BYTES = 16 << 20;
+
+/** Scan the code section `[start, end)` of `b`. */
+function scanCode(b: Uint8Array, start: number, end: number): Scan {
+  if (scanner === undefined) {
+    const mod = new WebAssembly.Module(new Uint8Array(SCANNER_WASM));
+    const inst = new WebAssembly.Instance(mod);
+    scanner = {
+      code: inst.exports.c as (p: number, end: number, out: number) => number,
+      memory: inst.exports.m as WebAssembly.Memory,
+    };
+  }
+  const len = end - start;
+  // Records need at most 12 bytes a body and 4 a loop, each of which takes 2+ bytes of code.
+  const out = (CODE_AT + len + 16 + 3) & ~3; // 16+ zero bytes between code and records
+  const need = out + 8 * len + 64;
+  const have = scanner.memory.buffer.byteLength;
+  if (need > have) scanner.memory.grow(Math.ceil((need - have) / 65536));
+  const mem = new Uint8Array(scanner.memory.buffer);
+  mem.set(b.subarray(start, end), CODE_AT);
+  mem.fill(0, CODE_AT + len, out); // a LEB128 cut short at the end stops here
+  let r: number;
+  try {
+    r = scanner.code(CODE_AT, CODE_AT + len, out);
+  } catch (e) {
+    // Only garbage can make it run off its memory.
+    if (e instanceof WebAssembly.RuntimeError) throw new Malformed("code section");
+    throw e;
+  }
+  const delta = start - CODE_AT;
+  if (r === -1) throw new Malformed("code section");
+  if (r === -2) {
+    const error = new Int32Array(scanner.memory.buffer, ERROR_AT, 2);
+    throw new Unsupported(unsupported(b, error[0] + delta, error[1] === 1));
+  }
+  const records = new Int32Array(scanner.memory.buffer, out, (r - out) >> 2).slice();
+  if (scanner.memory.buffer.byteLength > KEEP_SCANNER_BYTES) scanner = undefined;
+  return { records, delta };
+}
+
+/** Why the instruction (or, `local`, the local's value type) at `at` is not handled. */
+function unsupported(b: Uint8Array, at: number, local: boolean): string {
+  const op = b[at], hex = (x: number) => `0x${x.toString(16).padStart(2, "0")}`;
+  if (local) return `value type ${hex(op)} of a local at byte ${at}`;
+  if (op === 0xfd) return `SIMD instruction (0xfd) at byte ${at}`;
+  if (op === 0xfc) return `instruction 0xfc ${new Reader(b, at + 1, b.length).u32()} at byte ${at}`;
+  if (op >= 0x02 && op <= 0x04) return `block type ${hex(b[at + 1])} at byte ${at}`;
+  if (op === 0xd0) return `ref.null ${hex(b[at + 1])} at byte ${at}`;
+  if (op === 0x1c) return `a value type of select at byte ${at}`;
+  return `opcode ${hex(op)} at byte ${at}`;
+}
+
+// ---- sections ----------------------------------------------------------------
+
+/** Section ids in their required order (custom sections aside). */
+const SECTION_ORDER = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
+const TYPE = 1, IMPORT = 2, GLOBAL = 6, START = 8, CODE = 10;
+
+interface Section {
+  id: number;
+  /** The whole section: id, size and content. */
+  start: number;
+  end: number;
+  /** The content only. */
+  contentStart: number;
+}
+
+/** The section layout of a module, checked for order. */
+function sections(b: Uint8Array): Section[] {
+  if (
+    b.length < 8 || b[0] !== 0 || b[1] !== 0x61 || b[2] !== 0x73 || b[3] !== 0x6d ||
+    b[4] !== 1 || b[5] !== 0 || b[6] !== 0 || b[7] !== 0
+  ) {
+    throw new Malformed("not a WebAssembly version 1 module");
+  }
+  const r = new Reader(b, 8, b.length);
+  const out: Section[] = [];
+  let last = -1;
+  while (r.pos < r.end) {
+    const start = r.pos;
+    const id = r.byte();
+    const size = r.u32();
+    const contentStart = r.pos;
+    r.skip(size);
+    if (id !== 0) {
+      const rank = SECTION_ORDER.indexOf(id);
+      if (rank < 0) throw new Unsupported(`section id ${id}`);
+      if (rank <= last) throw new Malformed(`section ${id} out of order`);
+      last = rank;
+    }
+    out.push({ id, start, end: r.pos, contentStart });
+  }
+  return out;
+}
+
+/** The function index and type of `env.wait`, and the number of imported globals. */
+function scanImports(b: Uint8Array, s: Section | undefined) {
+  let funcs = 0, globals = 0, wait = -1, waitType = -1;
+  if (s === undefined) return { wait, waitType, globals };
+  const r = new Reader(b, s.contentStart, s.end);
+  for (let n = r.u32(); n > 0; n--) {
+    const env = r.nameIs("env");
+    const isWait = r.nameIs("wait") && env;
+    const kind = r.byte();
+    switch (kind) {
+      case 0: { // function
+        const type = r.u32();
+        if (isWait) {
+          wait = funcs;
+          waitType = type;
+        }
+        funcs++;
+        break;
+      }
+      case 1: // table
+        r.valtype();
+        r.limits();
+        break;
+      case 2: // memory
+        r.limits();
+        break;
+      case 3: // global
+        r.valtype();
+        r.byte();
+        globals++;
+        break;
+      default:
+        throw new Unsupported(`import kind ${kind}`);
+    }
+  }
+  return { wait, waitType, globals };
+}
+
+/** Is type `index` of the type section `() -> ()`? */
+function isVoidType(b: Uint8Array, s: Section | undefined, index: number): boolean {
+  if (s === undefined) return false;
+  const r = new Reader(b, s.contentStart, s.end);
+  const n = r.u32();
+  for (let i = 0; i < n && i <= index; i++) {
+    const form = r.byte();
+    if (form !== 0x60) throw new Unsupported(`type form 0x${form.toString(16)}`);
+    const params = r.u32();
+    for (let p = 0; p < params; p++) r.valtype();
+    const results = r.u32();
+    for (let p = 0; p < results; p++) r.valtype();
+    if (i === index) return params === 0 && results === 0;
+  }
+  return false;
+}
+
+// ---- the rewrite -------------------------------------------------------------
+
+/**
+ * Instrument a module for preemption (see the module doc). Any problem is
+ * an `{ error }`, never an exception or bad bytes.
+ */
+export function instrumentFuel(bytes: Uint8Array, opts: FuelOptions = {}): FuelResult {
+  const fuel = opts.fuel ?? FUEL;
+  if (!(Number.isInteger(fuel) && fuel >= 1 && fuel <= 0x7fffffff)) {
+    throw new RangeError(`fuel ${fuel} out of range`);
+  }
+  let out: { bytes: Uint8Array; loops: number } | { error: string };
+  try {
+    out = instrument(bytes, fuel);
+  } catch (e) {
+    if (e instanceof Malformed || e instanceof Unsupported) {
+      return { error: `${e instanceof Unsupported ? "unsupported" : "malformed"}: ${e.message}` };
+    }
+    throw e;
+  }
+  if ("error" in out || opts.validate === false) return out;
+  if (!WebAssembly.validate(out.bytes as Uint8Array<ArrayBuffer>)) {
+    return {
+      error: WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)
+        ? "the instrumented module does not validate"
+        : "the module does not validate",
+    };
+  }
+  return out;
+}
+
+function instrument(b: Uint8Array, fuel: number): FuelResult {
+  const secs = sections(b);
+  const find = (id: number) => secs.find((s) => s.id === id);
+  if (find(START) !== undefined) {
+    // It runs inside `new WebAssembly.Instance`, where nothing may suspend.
+    return { error: "the module has a start function (it would run outside JSPI)" };
+  }
+  const imports = scanImports(b, find(IMPORT));
+  if (imports.wait < 0) return { error: "no env.wait import" };
+  if (!isVoidType(b, find(TYPE), imports.waitType)) {
+    return { error: "env.wait is not of type () -> ()" };
+  }
+
+  // The new global section: the old entries, then $fuel (mut i32 = fuel).
+  const globalSec = find(GLOBAL);
+  let defined = 0, entries = 0, entriesEnd = 0;
+  if (globalSec !== undefined) {
+    const r = new Reader(b, globalSec.contentStart, globalSec.end);
+    defined = r.u32();
+    entries = r.pos;
+    entriesEnd = globalSec.end;
+  }
+  const fuelIndex = imports.globals + defined;
+  const globalHead = uleb(defined + 1);
+  const globalEntry = [0x7f, 0x01, 0x41, ...sleb(fuel), 0x0b];
+  const globalSize = globalHead.length + entriesEnd - entries + globalEntry.length;
+
+  const g = uleb(fuelIndex);
+  // deno-fmt-ignore
+  const check = new Uint8Array([
+    0x23, ...g, 0x41, 0x01, 0x6b, 0x24, ...g, // fuel = fuel - 1
+    0x23, ...g, 0x45, 0x04, 0x40, // if fuel == 0
+    0x41, ...sleb(fuel), 0x24, ...g, // fuel = FUEL
+    0x10, ...uleb(imports.wait), // call $wait
+    0x0b, // end
+  ]);
+
+  // Pass 1: every body's loops (the scanner).
+  const codeSec = find(CODE);
+  const scan = codeSec === undefined ? undefined : scanCode(b, codeSec.contentStart, codeSec.end);
+  const rec = scan?.records ?? new Int32Array(0);
+  let codeSize = 0, bodies = 0, loops = 0;
+  if (codeSec !== undefined) {
+    codeSize = ulebLength(new Reader(b, codeSec.contentStart, codeSec.end).u32());
+    for (let i = 0; i < rec.length; i += 3 + rec[i + 2]) {
+      const size = rec[i + 1] - rec[i] + rec[i + 2] * check.length;
+      codeSize += ulebLength(size) + size;
+      bodies++;
+      loops += rec[i + 2];
+    }
+  }
+
+  // Pass 2: one buffer; everything but the global and code sections byte for byte.
+  const globalRank = SECTION_ORDER.indexOf(GLOBAL);
+  const sectionSize = (content: number) => 1 + ulebLength(content) + content;
+  let total = 8;
+  let globalBefore: Section | undefined; // the section the new global section goes before
+  for (const s of secs) {
+    if (s === globalSec) total += sectionSize(globalSize);
+    else if (s === codeSec) total += sectionSize(codeSize);
+    else total += s.end - s.start;
+    if (
+      globalSec === undefined && globalBefore === undefined && s.id !== 0 &&
+      SECTION_ORDER.indexOf(s.id) > globalRank
+    ) {
+      globalBefore = s;
+    }
+  }
+  if (globalSec === undefined) total += sectionSize(globalSize);
+
+  const out = new Uint8Array(total);
+  let o = 0;
+  const put = (src: ArrayLike<number>) => {
+    out.set(src, o);
+    o += src.length;
+  };
+  const copy = (from: number, to: number) => put(b.subarray(from, to));
+  const head = (id: number, size: number) => {
+    out[o++] = id;
+    put(uleb(size));
+  };
+  const putGlobal = () => {
+    head(GLOBAL, globalSize);
+    put(globalHead);
+    copy(entries, entriesEnd);
+    put(globalEntry);
+  };
+  copy(0, 8);
+  for (const s of secs) {
+    if (s === globalBefore) putGlobal();
+    if (s === globalSec) putGlobal();
+    else if (s === codeSec) {
+      head(CODE, codeSize);
+      put(uleb(bodies));
+      const d = scan!.delta;
+      for (let i = 0; i < rec.length; i += 3 + rec[i + 2]) {
+        const [start, end, n] = [rec[i] + d, rec[i + 1] + d, rec[i + 2]];
+        put(uleb(end - start + n * check.length));
+        let from = start;
+        for (let j = i + 3; j < i + 3 + n; j++) {
+          copy(from, rec[j] + d);
+          put(check);
+          from = rec[j] + d;
+        }
+        copy(from, end);
+      }
+    } else copy(s.start, s.end);
+  }
+  if (globalSec === undefined && globalBefore === undefined) putGlobal();
+  if (o !== total) throw new Error(`wasm_fuel: wrote ${o} of ${total} bytes`);
+  return { bytes: out, loops };
+}

@@ -1,0 +1,60 @@
+/*
+ * @guest: Hostile: drives the engine's event protocol by hand, taking interrupts inside interrupts without ever finishing a hypercall (secs=N).
+ *
+ * The wasm event protocol (docs/guest-abi.md §4) says: a hypercall that
+ * returns LG_EVENT is finished by calling event() until it says "done";
+ * an IRQ number it returns is a handler to run, after which event() is
+ * called again. This guest calls the imports itself and never finishes
+ * anything: it arms the timer, HALTs (LG_EVENT), calls event() (and
+ * wait()) until it is handed the timer IRQ, turns interrupts back on and
+ * starts over from inside that "handler" — an interrupt nested in an
+ * interrupt, over and over, without a single wasm frame of recursion.
+ * Every level is state the host keeps for the guest (the EAX to restore
+ * at "iret"). It prints "nest: nesting" and, if it is still alive after
+ * SECS seconds (default 5), "nest: N levels and still alive" and goes on
+ * forever. The host must bound this state (and kill the guest) rather
+ * than grow without limit.
+ */
+#include "kit.h"
+
+#define WASM_IMPORT(name) __attribute__((import_module("env"), import_name(name)))
+
+WASM_IMPORT("hcall") u32 raw_hcall(u32 eax, u32 edx, u32 ebx, u32 ecx);
+WASM_IMPORT("event") u32 raw_event(void);
+WASM_IMPORT("wait") void raw_wait(void);
+
+static u32 arg_num(const char *key, u32 def)
+{
+	char v[16];
+
+	if (!ip_cmdline_arg(lg_cmdline, key, v, sizeof(v)))
+		return def;
+	return (u32)strtoul(v, NULL, 0);
+}
+
+int main(void)
+{
+	u32 secs = arg_num("secs", 5), levels = 0;
+	struct lguest_timespec start = time_now();
+	bool told = false;
+
+	printf("nest: nesting\n");
+	for (;;) {
+		u32 ev;
+
+		raw_hcall(LHCALL_SET_CLOCKEVENT, 1000, 0, 0);
+		if (raw_hcall(LHCALL_HALT, 0, 0, 0) != LG_EVENT)
+			continue;
+		while ((ev = raw_event()) == LG_EV_WAIT)
+			raw_wait();
+		if (ev & LG_EV_DONE)
+			continue;               /* finished after all: nothing nested */
+		levels++;                       /* inside IRQ ev's "handler" now */
+		WRITE_ONCE(lguest_data.irq_enabled, X86_EFLAGS_IF);
+		if (!told && levels % 64 == 0 &&
+		    time_diff_ns(start, time_last()) > (u64)secs * 1000000000ull) {
+			told = true;
+			printf("nest: %u levels and still alive\n", levels);
+		}
+	}
+}

@@ -1,0 +1,466 @@
+/**
+ * Fuel instrumentation (`engines/wasm_fuel.ts`) and preemption of guests
+ * that never make hypercalls: the rewriter on every built-in image and on
+ * hand-built modules, the engine falling back to the original image, and
+ * a spinning guest sharing a host with a shell that still answers.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { promising, suspending } from "../engines/jspi.ts";
+import { compileImage, preemptionOf } from "../engines/wasm.ts";
+import { FUEL, instrumentFuel } from "../engines/wasm_fuel.ts";
+import { builtinGuests, loadImage } from "../launcher/images.ts";
+import { scannerSource } from "../tools/wasm_fuel_scanner.ts";
+import { describe, hasStackTrace, runCli, spawnCli } from "./helpers/run_cli.ts";
+import { assemble, f32, f64, I32, i32, I64, i64, type ModuleDef } from "./helpers/wasm_asm.ts";
+
+// ---- helpers -----------------------------------------------------------------
+
+/** [id, content] of every section, in order. */
+function sectionsOf(b: Uint8Array): [number, Uint8Array][] {
+  const out: [number, Uint8Array][] = [];
+  let p = 8;
+  while (p < b.length) {
+    const id = b[p++];
+    let size = 0, shift = 0, x;
+    do {
+      x = b[p++];
+      size |= (x & 0x7f) << shift;
+      shift += 7;
+    } while (x & 0x80);
+    out.push([id, b.subarray(p, p + size)]);
+    p += size;
+  }
+  return out;
+}
+
+function instrumented(bytes: Uint8Array, fuel?: number): { bytes: Uint8Array; loops: number } {
+  const r = instrumentFuel(bytes, { fuel });
+  if ("error" in r) throw new Error(`instrumentFuel: ${r.error}`);
+  assert.ok(WebAssembly.validate(r.bytes as Uint8Array<ArrayBuffer>), "instrumented: invalid");
+  return r;
+}
+
+/** Every section but the global and code sections is byte-identical, in the same order. */
+function assertOtherSectionsKept(a: Uint8Array, b: Uint8Array): void {
+  const keep = (s: [number, Uint8Array][]) => s.filter(([id]) => id !== 6 && id !== 10);
+  const [x, y] = [keep(sectionsOf(a)), keep(sectionsOf(b))];
+  assert.deepEqual(x.map(([id]) => id), y.map(([id]) => id));
+  x.forEach(([, c], i) => assert.deepEqual(c, y[i][1], `section ${x[i][0]} changed`));
+  assert.deepEqual(b.subarray(0, 8), a.subarray(0, 8));
+}
+
+type Exports = Record<string, (...args: number[]) => Promise<unknown>>;
+
+/** Instantiate with a counting `env.wait` (a fuel check that never preempts). */
+function instantiate(bytes: Uint8Array, imports: Record<string, unknown> = {}) {
+  const counter = { waits: 0 };
+  const wait = suspending(() => {
+    counter.waits++;
+    return undefined;
+  });
+  const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), {
+    env: { wait, ...imports },
+  } as WebAssembly.Imports);
+  const exports: Exports = {};
+  for (const [k, v] of Object.entries(inst.exports)) {
+    if (typeof v === "function") {
+      exports[k] = promising(v as () => unknown) as (...args: number[]) => Promise<unknown>;
+    }
+  }
+  return { exports, counter };
+}
+
+// ---- opcodes -------------------------------------------------------------------
+
+const BLOCK = 0x02, LOOP = 0x03, IF = 0x04, ELSE = 0x05, END = 0x0b, BR = 0x0c, BR_IF = 0x0d;
+const BR_TABLE = 0x0e, RETURN = 0x0f, CALL = 0x10, CALL_INDIRECT = 0x11, DROP = 0x1a;
+const UNREACHABLE = 0x00, NOP = 0x01, SELECT_T = 0x1c;
+const GET = 0x20, SET = 0x21, TEE = 0x22, GGET = 0x23;
+const I32_ADD = 0x6a, I32_SUB = 0x6b, I32_MUL = 0x6c, I32_XOR = 0x73, I32_GE_S = 0x4e;
+const I32_GE_U = 0x4f, I64_ADD = 0x7c, I64_MUL = 0x7e, I64_XOR = 0x85;
+const I64_EXTEND_U = 0xad, I64_EXTEND_S = 0xac, I32_EXTEND8_S = 0xc0, I64_EXTEND32_S = 0xc4;
+const VOID = 0x40;
+
+/**
+ * The round-trip module. Imports `env.wait` (func 0) and `env.g` (global
+ * 0, i32 = 11); defines global 1 (mut i32 = 7), a 2-entry table, memory.
+ */
+function roundTripModule(): ModuleDef {
+  // deno-fmt-ignore
+  const nested = [ // nested(n): Σ_{i<n} Σ_{j<i} i*j, two loops
+    BLOCK, VOID, LOOP, VOID,
+      GET, 1, GET, 0, I32_GE_S, BR_IF, 1,
+      ...i32(0), SET, 2,
+      BLOCK, VOID, LOOP, VOID,
+        GET, 2, GET, 1, I32_GE_S, BR_IF, 1,
+        GET, 3, GET, 1, GET, 2, I32_MUL, I32_ADD, SET, 3,
+        GET, 2, ...i32(1), I32_ADD, SET, 2,
+        BR, 0,
+      END, END,
+      GET, 1, ...i32(1), I32_ADD, SET, 1,
+      BR, 0,
+    END, END,
+    GET, 3,
+  ];
+  // deno-fmt-ignore
+  const dispatch = [ // br_table over x; cases 0/1 call through the table
+    BLOCK, VOID, BLOCK, VOID, BLOCK, VOID, BLOCK, VOID,
+      GET, 0, BR_TABLE, 3, 0, 1, 2, 3,
+    END,
+    GET, 0, ...i32(0), CALL_INDIRECT, 1, 0, RETURN,
+    END,
+    GET, 0, ...i32(1), CALL_INDIRECT, 1, 0, RETURN,
+    END,
+    ...i32(1000), RETURN,
+    END,
+    GGET, 0, GGET, 1, I32_ADD,
+  ];
+  // deno-fmt-ignore
+  const mem = [ // memory ops, i64/f32/f64 constants, 0xfc ops, reference ops
+    ...i32(0), ...i32(0xab), ...i32(64), 0xfc, 11, 0, // memory.fill
+    ...i32(128), ...i32(0), ...i32(64), 0xfc, 10, 0, 0, // memory.copy
+    ...i32(200), ...i64(0x123456789abcdef0n), 0x37, 3, 8, // i64.store offset=8
+    ...i32(300), ...i32(-1), 0x3a, 0, 0, // i32.store8
+    BLOCK, VOID, LOOP, VOID,
+      GET, 1, GET, 0, I32_GE_U, BR_IF, 1,
+      GET, 2, GET, 1, 0x2d, 0, 0x80, 0x01, I64_EXTEND_U, I64_ADD, SET, 2, // load8_u offset=128
+      GET, 1, ...i32(1), I32_ADD, SET, 1,
+      BR, 0,
+    END, END,
+    GET, 2,
+    ...i32(200), 0x29, 3, 8, I64_XOR, // i64.load offset=8
+    ...i64(-5n), I64_EXTEND32_S, I64_ADD,
+    ...i64(-0x8000000000000000n), ...i64(3n), I64_MUL, I64_ADD,
+    0x3f, 0, I64_EXTEND_U, I64_ADD, // memory.size
+    ...i32(0), 0x40, 0, I64_EXTEND_S, I64_ADD, // memory.grow 0
+    ...f64(3.75), 0xfc, 6, I64_ADD, // i64.trunc_sat_f64_s
+    ...f32(-2.5), 0xfc, 0, I64_EXTEND_S, I64_ADD, // i32.trunc_sat_f32_s
+    ...i32(1), ...i32(2), GET, 0, SELECT_T, 1, I32, I64_EXTEND_U, I64_ADD,
+    0xd0, 0x70, 0xd1, I64_EXTEND_U, I64_ADD, // ref.null func; ref.is_null
+    0xd2, 2, 0xd1, I64_EXTEND_U, I64_ADD, // ref.func 2; ref.is_null
+    ...i32(300), 0x2c, 0, 0, I32_EXTEND8_S, I64_EXTEND_S, I64_ADD, // i32.load8_s
+    ...i32(0x7f), I32_EXTEND8_S, I64_EXTEND_S, I64_ADD,
+  ];
+  // deno-fmt-ignore
+  const params = [ // a loop with a parameter (block type = type index 1)
+    ...i32(0),
+    LOOP, 1,
+      GET, 0, I32_ADD,
+      GET, 0, ...i32(1), I32_SUB, TEE, 0,
+      BR_IF, 0,
+    END,
+    LOOP, I32, ...i32(5), END, I32_ADD, // a loop with a result type
+    GET, 0, IF, I32, ...i32(10), ELSE, ...i32(20), END, I32_ADD,
+    BLOCK, VOID, BR, 0, UNREACHABLE, END, NOP,
+    ...i32(9), DROP,
+  ];
+  return {
+    types: [[[], []], [[I32], [I32]], [[I32], [I64]]],
+    imports: [
+      { module: "env", name: "wait", func: 0 },
+      { module: "env", name: "g", global: { type: I32 } },
+    ],
+    funcs: [
+      { type: 1, locals: [I32, I32, I32], body: nested }, // 1
+      { type: 1, body: [GET, 0, ...i32(3), I32_MUL, ...i32(1), I32_ADD] }, // 2: fA
+      { type: 1, body: [GET, 0, ...i32(0x55), I32_XOR] }, // 3: fB
+      { type: 1, body: dispatch }, // 4
+      { type: 2, locals: [I32, I64], body: mem }, // 5
+      { type: 1, body: params }, // 6
+    ],
+    table: 2,
+    memory: { min: 1, max: 2 },
+    globals: [{ type: I32, mutable: true, init: i32(7) }],
+    exports: [
+      { name: "nested", func: 1 },
+      { name: "dispatch", func: 4 },
+      { name: "mem", func: 5 },
+      { name: "params", func: 6 },
+    ],
+    elems: [{ offset: 0, funcs: [2, 3] }],
+    data: [{ offset: 16, bytes: [1, 2, 3, 4] }],
+    custom: [{ name: "lguest.test", bytes: [1, 2, 3] }],
+  };
+}
+
+/** Loop headers nested(n) runs through: n+1 outer, i+1 inner for each i < n. */
+const nestedHeaders = (n: number) => n + 1 + (n * (n + 1)) / 2;
+
+// ---- the rewriter --------------------------------------------------------------
+
+Deno.test("fuel: engines/wasm_fuel_scanner.ts is what tools/wasm_fuel_scanner.ts makes", async () => {
+  const text = await Deno.readTextFile(new URL("../engines/wasm_fuel_scanner.ts", import.meta.url));
+  assert.ok(
+    text === scannerSource(),
+    "stale: run deno run --allow-write tools/wasm_fuel_scanner.ts",
+  );
+});
+
+Deno.test("fuel: every built-in and test guest image instruments and validates", async () => {
+  const guests = await builtinGuests(true);
+  assert.ok(guests.length >= 10);
+  for (const g of guests) {
+    const { bytes } = await loadImage(g.name);
+    const r = instrumented(bytes);
+    assert.ok(r.loops > 0, `${g.name}: no loops found`);
+    assertOtherSectionsKept(bytes, r.bytes);
+    const mod = await compileImage(bytes, g.name);
+    assert.deepEqual(preemptionOf(mod), { loops: r.loops }, g.name);
+  }
+});
+
+Deno.test("fuel: a hand-built module round-trips and computes the same results", async () => {
+  const bytes = assemble(roundTripModule());
+  assert.ok(WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>), "the test module is invalid");
+  const r = instrumented(bytes, 7);
+  assert.equal(r.loops, 5);
+  assertOtherSectionsKept(bytes, r.bytes);
+  // One more global, at the end: index = 1 imported + 1 defined.
+  const globals = (b: Uint8Array) => sectionsOf(b).find(([id]) => id === 6)![1][0];
+  assert.equal(globals(r.bytes), globals(bytes) + 1);
+
+  const g = new WebAssembly.Global({ value: "i32" }, 11);
+  const a = instantiate(bytes, { g }), b = instantiate(r.bytes, { g });
+  for (const n of [0, 1, 2, 5, 17, 40]) {
+    assert.equal(await b.exports.nested(n), await a.exports.nested(n), `nested(${n})`);
+  }
+  for (const x of [0, 1, 2, 3, 4, 99, -1]) {
+    assert.equal(await b.exports.dispatch(x), await a.exports.dispatch(x), `dispatch(${x})`);
+  }
+  assert.equal(await a.exports.dispatch(0), 1);
+  assert.equal(await a.exports.dispatch(1), 0x54);
+  assert.equal(await a.exports.dispatch(2), 1000);
+  assert.equal(await a.exports.dispatch(7), 18);
+  for (const n of [0, 1, 64, 100]) {
+    assert.equal(await b.exports.mem(n), await a.exports.mem(n), `mem(${n})`);
+  }
+  for (const n of [1, 2, 30]) {
+    assert.equal(await b.exports.params(n), await a.exports.params(n), `params(${n})`);
+  }
+  assert.equal(await a.exports.params(30), 465 + 5 + 20); // n is 0 after the loop
+  assert.equal(a.counter.waits, 0, "the original never calls wait");
+  assert.ok(b.counter.waits > 0, "the instrumented module calls wait");
+});
+
+Deno.test("fuel: wait is called once every FUEL loop iterations", async () => {
+  const r = instrumented(assemble(roundTripModule()), 7);
+  const g = new WebAssembly.Global({ value: "i32" }, 11);
+  for (const n of [0, 3, 10, 50]) {
+    const b = instantiate(r.bytes, { g });
+    await b.exports.nested(n);
+    assert.equal(b.counter.waits, Math.floor(nestedHeaders(n) / 7), `nested(${n})`);
+  }
+  // The default fuel: a million loop iterations make 10 checks.
+  const d = instantiate(instrumented(assemble(roundTripModule())).bytes, { g });
+  await d.exports.params(1_000_000);
+  assert.equal(d.counter.waits, Math.floor(1_000_000 / FUEL));
+});
+
+Deno.test("fuel: the global section is created in order when the module has none", () => {
+  const def = roundTripModule();
+  delete def.globals;
+  def.funcs[3].body = [...i32(4)]; // dispatch read global 1
+  const bytes = assemble(def);
+  const r = instrumented(bytes);
+  const ids = sectionsOf(r.bytes).map(([id]) => id);
+  assert.deepEqual(ids, [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11]);
+  assertOtherSectionsKept(bytes, r.bytes);
+  // Nothing but custom sections before the type section, no other sections at all.
+  const tiny = assemble({
+    types: [[[], []]],
+    imports: [{ module: "env", name: "wait", func: 0 }],
+    funcs: [{ type: 0, body: [LOOP, VOID, END] }],
+  });
+  const t = instrumented(tiny);
+  assert.deepEqual(sectionsOf(t.bytes).map(([id]) => id), [1, 2, 3, 6, 10]);
+  assert.equal(t.loops, 1);
+});
+
+Deno.test("fuel: what the rewriter refuses is an error, never bad bytes", () => {
+  const base = roundTripModule();
+  const cases: [string, ModuleDef, RegExp][] = [
+    ["SIMD", {
+      ...base,
+      funcs: [...base.funcs, {
+        type: 1,
+        body: [0xfd, 0x0c, ...new Array(16).fill(0), 0xfd, 0x1b, 0, GET, 0, I32_ADD],
+      }],
+    }, /SIMD/],
+    ["no env.wait", {
+      ...base,
+      imports: [{ module: "env", name: "other", func: 0 }, base.imports![1]],
+    }, /no env\.wait/],
+    ["env.wait of another type", {
+      ...base,
+      imports: [{ module: "env", name: "wait", func: 1 }, base.imports![1]],
+    }, /\(\) -> \(\)/],
+    [
+      "a start function",
+      { ...base, funcs: [...base.funcs, { type: 0, body: [] }], start: 7 },
+      /start/,
+    ],
+    ["exceptions (try)", {
+      ...base,
+      funcs: [...base.funcs, { type: 1, body: [0x06, VOID, END, GET, 0] }],
+    }, /opcode 0x06/],
+  ];
+  for (const [what, def, want] of cases) {
+    const bytes = assemble(def);
+    assert.ok(
+      WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>) || what.startsWith("exc"),
+      what,
+    );
+    const r = instrumentFuel(bytes);
+    assert.ok("error" in r, `${what}: expected an error`);
+    assert.match(r.error, want, what);
+  }
+  const r = instrumentFuel(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 10, 5, 1]));
+  assert.ok("error" in r && /malformed/.test(r.error));
+});
+
+Deno.test("fuel: damaged images give an error or valid bytes, never an exception", async () => {
+  const { bytes } = await loadImage("hello");
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (seed * 1103515245 + 12345) >>> 0;
+    return seed % n;
+  };
+  let errors = 0;
+  for (let i = 0; i < 400; i++) {
+    const b = bytes.slice();
+    for (let k = 1 + rand(4); k > 0; k--) b[8 + rand(b.length - 8)] = rand(256);
+    const r = instrumentFuel(i % 2 ? b : b.subarray(0, 8 + rand(b.length - 8)));
+    if ("error" in r) errors++;
+    else assert.ok(WebAssembly.validate(r.bytes as Uint8Array<ArrayBuffer>), `case ${i}`);
+  }
+  assert.ok(errors > 0);
+});
+
+// ---- the engine ----------------------------------------------------------------
+
+const LG_DATA = 0x100000, MSG = 0x100800;
+
+/**
+ * A minimal guest: LGUEST_INIT, a loop of `iterations`, CRASH "Power
+ * down" (exit 0); with `simd`, a SIMD instruction first.
+ */
+function miniGuest(opts: { simd?: boolean; iterations?: number } = {}): Uint8Array {
+  const ld = new Uint8Array(1128);
+  ld.set([0x00, 0x02, 0, 0, 0xff, 0xff, 0xff, 0xff]); // irq_enabled 0x200, all IRQs blocked
+  ld.fill(0xff, 20, 84); // hcall_status: ring empty
+  const hcall = (eax: number, edx: number) => [...i32(eax), ...i32(edx), ...i32(0), ...i32(0)];
+  // deno-fmt-ignore
+  const body = [
+    ...(opts.simd ? [0xfd, 0x0c, ...new Array(16).fill(0), 0xfd, 0x1b, 0, DROP] : []),
+    ...hcall(1, LG_DATA), CALL, 0, DROP,
+    ...i32(opts.iterations ?? 1000), SET, 0,
+    LOOP, VOID, GET, 0, ...i32(1), I32_SUB, TEE, 0, BR_IF, 0, END,
+    ...hcall(2, MSG), CALL, 0, DROP,
+    UNREACHABLE,
+  ];
+  return assemble({
+    types: [[[I32, I32, I32, I32], [I32]], [[], [I32]], [[], []]],
+    imports: [
+      { module: "env", name: "hcall", func: 0 },
+      { module: "env", name: "event", func: 1 },
+      { module: "env", name: "wait", func: 2 },
+      { module: "env", name: "memory", memory: { min: 17 } },
+    ],
+    funcs: [{ type: 2, locals: [I32], body }],
+    exports: [{ name: "start", func: 3 }],
+    data: [
+      { offset: LG_DATA, bytes: ld },
+      { offset: MSG, bytes: new TextEncoder().encode("Power down\0") },
+    ],
+  });
+}
+
+async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "lguest_fuel_test_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("fuel: an image the rewriter refuses runs as it is; --verbose says why", async () => {
+  const simd = miniGuest({ simd: true });
+  const mod = await compileImage(simd, "simd");
+  const p = preemptionOf(mod);
+  assert.ok("error" in p && /SIMD/.test(p.error), JSON.stringify(p));
+  assert.deepEqual(preemptionOf(await compileImage(miniGuest(), "plain")), { loops: 1 });
+  await withTemp(async (dir) => {
+    await Deno.writeFile(`${dir}/simd.wasm`, simd);
+    await Deno.writeFile(`${dir}/plain.wasm`, miniGuest({ iterations: 3_000_000 }));
+    const [a, b] = await Promise.all([
+      runCli(["run", "-v", `${dir}/simd.wasm`]),
+      runCli(["run", "-v", `${dir}/plain.wasm`]),
+    ]);
+    assert.equal(a.code, 0, describe(a));
+    assert.match(a.stderr, /simd: not preemptible .*SIMD/, describe(a));
+    assert.equal(b.code, 0, describe(b));
+    assert.match(b.stderr, /plain: preemptible: 1 loop\(s\) instrumented/, describe(b));
+  });
+});
+
+Deno.test("fuel: hello and the shell behave the same instrumented", async () => {
+  const [hello, shell] = await Promise.all([
+    runCli(["run", "-v", "hello"]),
+    runCli(["run", "shell"], { stdin: "echo one two\npoweroff\n" }),
+  ]);
+  assert.equal(hello.code, 0, describe(hello));
+  assert.match(hello.stdout, /^Hello from an lguest guest!/m, describe(hello));
+  assert.match(hello.stderr, /hello: preemptible: \d+ loop\(s\) instrumented/, describe(hello));
+  assert.equal(shell.code, 0, describe(shell));
+  assert.match(shell.stdout, /^one two$/m, describe(shell));
+  assert.match(shell.stdout, /Powering off\./, describe(shell));
+});
+
+// ---- preemption ------------------------------------------------------------------
+// Through the CLI, with a kill-timeout: without preemption these would block
+// the process (an in-process test would hang the test runner).
+
+Deno.test("fuel: the shell answers while test-spin spins in the same host", async () => {
+  await withTemp(async (dir) => {
+    const config = `${dir}/two.json`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        guests: [
+          { name: "spin", image: "test-spin" },
+          { name: "sh", image: "shell", console: "stdio" },
+        ],
+      }),
+    );
+    const p = spawnCli(["run", "--config", config], { stdin: "piped", killAfterMs: 20_000 });
+    try {
+      await p.waitFor("[spin] spinning");
+      await p.waitFor("lguest$ ");
+      await p.write("echo marker\n");
+      await p.waitFor(/^marker$/m);
+      await p.write("poweroff\n");
+    } finally {
+      await p.closeStdin();
+    }
+    const r = await p.result();
+    assert.equal(r.code, 0, describe(r));
+    assert.ok(!r.killed, describe(r));
+    assert.match(r.stdout, /^marker$/m, describe(r));
+    assert.match(r.stdout, /Powering off\./, describe(r));
+    assert.ok(!hasStackTrace(r.stderr), describe(r));
+  });
+});
+
+Deno.test("fuel: lguest run test-spin ended by SIGTERM still exits 143 at once", async () => {
+  const p = spawnCli(["run", "test-spin"], { killAfterMs: 15_000 });
+  await p.waitFor("spinning");
+  const sent = performance.now();
+  p.kill("SIGTERM");
+  const r = await p.result();
+  assert.equal(r.code, 143, describe(r));
+  assert.ok(performance.now() - sent < 2_000, describe(r));
+});

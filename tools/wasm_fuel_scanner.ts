@@ -1,0 +1,426 @@
+/**
+ * The source of the fuel rewriter's scanner (`engines/wasm_fuel.ts`): a
+ * small wasm module that walks a code section and finds every loop header.
+ * Its bytes are kept in `engines/wasm_fuel_scanner.ts`, so that nothing is
+ * assembled at start-up:
+ *
+ *   deno run --allow-write tools/wasm_fuel_scanner.ts           rewrite it
+ *   deno run --allow-read tools/wasm_fuel_scanner.ts --check    exit 1 if stale
+ *
+ * (`tests/wasm_fuel_test.ts` checks it too.) Why wasm: decoding every
+ * instruction of every body is the bulk of the work, and done in
+ * JavaScript it runs cold, interpreted and then fighting the JIT, at ~1 µs
+ * an instruction at start-up (4–6 ms for `hello`).
+ *
+ * Memory: [0, 256) what follows each opcode (K_*), [256, 266) the LEB128
+ * counts of 0xfc 8–17, ERROR_AT the error slot, the code section from
+ * CODE_AT, then the records the caller asks for.
+ *
+ * @module
+ */
+
+/** Unsigned LEB128. */
+function uleb(n: number): number[] {
+  const out: number[] = [];
+  do {
+    let b = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) b |= 0x80;
+    out.push(b);
+  } while (n !== 0);
+  return out;
+}
+
+/** Signed LEB128 of a 32-bit integer. */
+function sleb(n: number): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const b = n & 0x7f;
+    n >>= 7;
+    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
+      out.push(b);
+      return out;
+    }
+    out.push(b | 0x80);
+  }
+}
+
+// What follows an opcode: the scanner's table (its memory at 0), indexed by opcode.
+const K_NONE = 0, K_LEB = 1, K_BLOCK = 2, K_MEMARG = 3, K_LEB2 = 4, K_BR_TABLE = 5;
+const K_F32 = 6, K_F64 = 7, K_SELECT_T = 8, K_REF_NULL = 9, K_FC = 10, K_BAD = 255;
+
+function kindTable(): Uint8Array {
+  const kind = new Uint8Array(256).fill(K_BAD);
+  for (const op of [0x00, 0x01, 0x05, 0x0b, 0x0f, 0x1a, 0x1b, 0xd1]) kind[op] = K_NONE;
+  for (let op = 0x45; op <= 0xc4; op++) kind[op] = K_NONE; // numeric, sign extension
+  for (let op = 0x28; op <= 0x3e; op++) kind[op] = K_MEMARG; // loads and stores
+  kind[0x02] = kind[0x03] = kind[0x04] = K_BLOCK; // block loop if
+  // br br_if call return_call local.get/set/tee global.get/set table.get/set memory.size/grow
+  // i32.const i64.const ref.func
+  for (
+    const op of [0x0c, 0x0d, 0x10, 0x12, 0x20, 0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x3f, 0x40]
+  ) kind[op] = K_LEB;
+  kind[0x41] = kind[0x42] = kind[0xd2] = K_LEB;
+  kind[0x11] = kind[0x13] = K_LEB2; // call_indirect, return_call_indirect: type, table
+  kind[0x0e] = K_BR_TABLE;
+  kind[0x1c] = K_SELECT_T;
+  kind[0x43] = K_F32;
+  kind[0x44] = K_F64;
+  kind[0xd0] = K_REF_NULL;
+  kind[0xfc] = K_FC;
+  return kind;
+}
+
+/** LEB128 immediates of 0xfc 8–17, memory.init … table.fill (0–7, trunc_sat, have none). */
+const FC_LEBS = [2, 1, 2, 1, 2, 1, 2, 1, 1, 1];
+/** Scanner memory: the kind table, FC_LEBS, the error slot, then the code section. */
+export const FC_AT = 256, ERROR_AT = 268, CODE_AT = 1024;
+
+/** The few opcodes the scanner is written with. */
+const OP: Record<string, number> = {
+  "block": 0x02,
+  "loop": 0x03,
+  "if": 0x04,
+  "else": 0x05,
+  "end": 0x0b,
+  "br": 0x0c,
+  "br_if": 0x0d,
+  "return": 0x0f,
+  "call": 0x10,
+  "local.get": 0x20,
+  "local.set": 0x21,
+  "global.get": 0x23,
+  "global.set": 0x24,
+  "i32.load": 0x28,
+  "i32.load8_u": 0x2d,
+  "i32.store": 0x36,
+  "i32.const": 0x41,
+  "i32.eqz": 0x45,
+  "i32.eq": 0x46,
+  "i32.ne": 0x47,
+  "i32.lt_s": 0x48,
+  "i32.gt_u": 0x4b,
+  "i32.le_u": 0x4d,
+  "i32.ge_u": 0x4f,
+  "i32.add": 0x6a,
+  "i32.sub": 0x6b,
+  "i32.and": 0x71,
+  "i32.or": 0x72,
+  "i32.shl": 0x74,
+  "i32.shr_u": 0x76,
+};
+
+/**
+ * Assemble a function body from WAT-like tokens: `block`/`loop`/`if` take a
+ * label (`"$name"`) that `br`/`br_if` name instead of a depth; loads and
+ * stores take an offset; other immediates are numbers.
+ */
+function asm(locals: number, code: (string | number)[]): number[] {
+  const out = locals ? [1, ...uleb(locals), 0x7f] : [0];
+  const labels: string[] = [];
+  for (let i = 0; i < code.length; i++) {
+    const t = code[i] as string;
+    const op = OP[t];
+    if (op === undefined) throw new Error(`wasm_fuel: asm: unknown ${t}`);
+    out.push(op);
+    if (t === "block" || t === "loop" || t === "if") {
+      labels.push(code[++i] as string);
+      out.push(0x40);
+    } else if (t === "end") labels.pop();
+    else if (t === "br" || t === "br_if") {
+      const depth = labels.length - 1 - labels.lastIndexOf(code[++i] as string);
+      if (depth >= labels.length) throw new Error(`wasm_fuel: asm: no label ${code[i]}`);
+      out.push(...uleb(depth));
+    } else if (t.includes("load") || t.includes("store")) {
+      out.push(t === "i32.load8_u" ? 0 : 2, ...uleb(code[++i] as number));
+    } else if (t === "i32.const") out.push(...sleb(code[++i] as number));
+    else if (t.startsWith("local.") || t.startsWith("global.") || t === "call") {
+      out.push(...uleb(code[++i] as number));
+    }
+  }
+  if (labels.length !== 0) throw new Error(`wasm_fuel: asm: unclosed ${labels}`);
+  return [...out, 0x0b];
+}
+
+// Function indices and their parameters/locals (all i32).
+const F_LEB = 0, F_U32 = 1, F_VALTYPE = 2, F_SCAN = 3;
+const POS = 0; // the global: where u32() stopped
+
+/** leb(p): the position after the LEB128 at p. */
+// deno-fmt-ignore
+const LEB = asm(0, [
+  "loop", "$l",
+    "local.get", 0, "i32.load8_u", 0,
+    "local.get", 0, "i32.const", 1, "i32.add", "local.set", 0,
+    "i32.const", 0x80, "i32.and", "br_if", "$l",
+  "end",
+  "local.get", 0,
+]);
+
+/** u32(p): the LEB128 at p; `POS` = the position after it. */
+// deno-fmt-ignore
+const U32 = asm(3, [ // p; r s x
+  "loop", "$l",
+    "local.get", 0, "i32.load8_u", 0, "local.set", 3,
+    "local.get", 0, "i32.const", 1, "i32.add", "local.set", 0,
+    "local.get", 1, "local.get", 3, "i32.const", 0x7f, "i32.and", "local.get", 2, "i32.shl",
+    "i32.or", "local.set", 1,
+    "local.get", 2, "i32.const", 7, "i32.add", "local.set", 2,
+    "local.get", 3, "i32.const", 0x80, "i32.and", "br_if", "$l",
+  "end",
+  "local.get", 0, "global.set", POS,
+  "local.get", 1,
+]);
+
+/** valtype(t): 1 for i32 i64 f32 f64 funcref externref. */
+// deno-fmt-ignore
+const VALTYPE = asm(0, [
+  "local.get", 0, "i32.const", 0x7c, "i32.ge_u", "local.get", 0, "i32.const", 0x7f, "i32.le_u",
+  "i32.and",
+  "local.get", 0, "i32.const", 0x70, "i32.eq", "i32.or",
+  "local.get", 0, "i32.const", 0x6f, "i32.eq", "i32.or",
+]);
+
+/**
+ * scan(p, end, out): decode the instructions in [p, end); store the
+ * position after each loop header at out, out+4, …; return the new out,
+ * -1 (malformed) or -2 (unsupported: the instruction's position at
+ * ERROR_AT, 0 at ERROR_AT + 4).
+ */
+// deno-fmt-ignore
+const SCAN = asm(5, [ // p end out; at op k t n
+  "block", "$unsupported",
+  "block", "$done",
+  "loop", "$next",
+    "local.get", 0, "local.get", 1, "i32.ge_u", "br_if", "$done",
+    "local.get", 0, "local.set", 3,
+    "local.get", 0, "i32.load8_u", 0, "local.set", 4,
+    "local.get", 0, "i32.const", 1, "i32.add", "local.set", 0,
+    "local.get", 4, "i32.load8_u", 0, "local.set", 5, // k = kind[op]
+    "local.get", 5, "i32.eqz", "br_if", "$next", // K_NONE
+    "local.get", 5, "i32.const", K_LEB, "i32.eq",
+    "if", "$leb",
+      "local.get", 0, "call", F_LEB, "local.set", 0, "br", "$next",
+    "end",
+    "local.get", 5, "i32.const", K_MEMARG, "i32.eq",
+    "if", "$memarg", // align (bit 6: a memory index follows), offset
+      "local.get", 0, "i32.load8_u", 0, "local.set", 6,
+      "local.get", 0, "call", F_LEB, "local.set", 0,
+      "local.get", 6, "i32.const", 0x40, "i32.and",
+      "if", "$memidx", "local.get", 0, "call", F_LEB, "local.set", 0, "end",
+      "local.get", 0, "call", F_LEB, "local.set", 0, "br", "$next",
+    "end",
+    "local.get", 5, "i32.const", K_BLOCK, "i32.eq",
+    "if", "$block", // 0x40, a value type, or a type index (s33 >= 0)
+      "local.get", 0, "i32.load8_u", 0, "local.set", 6,
+      "local.get", 6, "i32.const", 0x40, "i32.eq", "local.get", 6, "call", F_VALTYPE, "i32.or",
+      "if", "$short",
+        "local.get", 0, "i32.const", 1, "i32.add", "local.set", 0,
+      "else",
+        "local.get", 6, "i32.const", 0xc0, "i32.and", "i32.const", 0x40, "i32.eq",
+        "br_if", "$unsupported", // another negative one-byte type (GC, v128, …)
+        "local.get", 0, "call", F_LEB, "local.set", 0,
+      "end",
+      "local.get", 4, "i32.const", 0x03, "i32.eq",
+      "if", "$loop", // a loop: record where its body starts
+        "local.get", 2, "local.get", 0, "i32.store", 0,
+        "local.get", 2, "i32.const", 4, "i32.add", "local.set", 2,
+      "end",
+      "br", "$next",
+    "end",
+    "local.get", 5, "i32.const", K_LEB2, "i32.eq",
+    "if", "$leb2",
+      "local.get", 0, "call", F_LEB, "call", F_LEB, "local.set", 0, "br", "$next",
+    "end",
+    "local.get", 5, "i32.const", K_BR_TABLE, "i32.eq",
+    "if", "$br_table", // n, then n + 1 labels
+      "local.get", 0, "call", F_U32, "local.set", 7, "global.get", POS, "local.set", 0,
+      "loop", "$labels",
+        "local.get", 0, "call", F_LEB, "local.set", 0,
+        "local.get", 7, "i32.eqz", "br_if", "$next",
+        "local.get", 0, "local.get", 1, "i32.ge_u", "br_if", "$done",
+        "local.get", 7, "i32.const", 1, "i32.sub", "local.set", 7,
+        "br", "$labels",
+      "end",
+    "end",
+    "local.get", 5, "i32.const", K_F32, "i32.eq",
+    "if", "$f32", "local.get", 0, "i32.const", 4, "i32.add", "local.set", 0, "br", "$next", "end",
+    "local.get", 5, "i32.const", K_F64, "i32.eq",
+    "if", "$f64", "local.get", 0, "i32.const", 8, "i32.add", "local.set", 0, "br", "$next", "end",
+    "local.get", 5, "i32.const", K_SELECT_T, "i32.eq",
+    "if", "$select", // n value types
+      "local.get", 0, "call", F_U32, "local.set", 7, "global.get", POS, "local.set", 0,
+      "loop", "$types",
+        "local.get", 7, "i32.eqz", "br_if", "$next",
+        "local.get", 0, "i32.load8_u", 0, "call", F_VALTYPE, "i32.eqz", "br_if", "$unsupported",
+        "local.get", 0, "i32.const", 1, "i32.add", "local.set", 0,
+        "local.get", 0, "local.get", 1, "i32.gt_u", "br_if", "$done",
+        "local.get", 7, "i32.const", 1, "i32.sub", "local.set", 7,
+        "br", "$types",
+      "end",
+    "end",
+    "local.get", 5, "i32.const", K_REF_NULL, "i32.eq",
+    "if", "$ref_null", // funcref or externref
+      "local.get", 0, "i32.load8_u", 0, "local.set", 6,
+      "local.get", 6, "i32.const", 0x70, "i32.ne", "local.get", 6, "i32.const", 0x6f, "i32.ne",
+      "i32.and", "br_if", "$unsupported",
+      "local.get", 0, "i32.const", 1, "i32.add", "local.set", 0, "br", "$next",
+    "end",
+    "local.get", 5, "i32.const", K_FC, "i32.eq",
+    "if", "$fc", // a sub-opcode 0–17, then FC_LEBS[sub - 8] LEB128s
+      "local.get", 0, "call", F_U32, "local.set", 6, "global.get", POS, "local.set", 0,
+      "local.get", 6, "i32.const", 17, "i32.gt_u", "br_if", "$unsupported",
+      "local.get", 6, "i32.const", 8, "i32.ge_u",
+      "if", "$with_immediates",
+        "local.get", 6, "i32.load8_u", FC_AT - 8, "local.set", 7,
+        "loop", "$lebs",
+          "local.get", 7, "i32.eqz", "br_if", "$next",
+          "local.get", 0, "call", F_LEB, "local.set", 0,
+          "local.get", 7, "i32.const", 1, "i32.sub", "local.set", 7,
+          "br", "$lebs",
+        "end",
+      "end",
+      "br", "$next",
+    "end",
+    "br", "$unsupported", // K_BAD
+  "end",
+  "end", // $done: the body must end exactly at `end`, on 0x0b
+  "local.get", 0, "local.get", 1, "i32.ne",
+  "if", "$overshot", "i32.const", -1, "return", "end",
+  "local.get", 1, "i32.const", 1, "i32.sub", "i32.load8_u", 0, "i32.const", 0x0b, "i32.ne",
+  "if", "$no_end", "i32.const", -1, "return", "end",
+  "local.get", 2, "return",
+  "end", // $unsupported
+  "i32.const", ERROR_AT, "local.get", 3, "i32.store", 0,
+  "i32.const", ERROR_AT, "i32.const", 0, "i32.store", 4,
+  "i32.const", -2,
+]);
+
+/**
+ * code(p, end, out): walk the code section's content in [p, end). For each
+ * body, write a record at out: its start (after the size), its end, the
+ * number of loops, then their positions. Returns the end of the records,
+ * -1 (malformed) or -2 (unsupported: the position at ERROR_AT, and at
+ * ERROR_AT + 4, 1 for a local's value type, 0 for an instruction).
+ */
+// deno-fmt-ignore
+const CODE_FN = asm(6, [ // p end out; n size bodyEnd m rec r
+  "local.get", 0, "call", F_U32, "local.set", 3, "global.get", POS, "local.set", 0,
+  "block", "$malformed",
+  "loop", "$body",
+    "local.get", 3, "i32.eqz",
+    "if", "$all",
+      "local.get", 0, "local.get", 1, "i32.ne", "br_if", "$malformed",
+      "local.get", 2, "return",
+    "end",
+    "local.get", 0, "call", F_U32, "local.set", 4, "global.get", POS, "local.set", 0,
+    "local.get", 0, "local.get", 4, "i32.add", "local.set", 5,
+    "local.get", 5, "local.get", 1, "i32.gt_u", "br_if", "$malformed",
+    "local.get", 2, "local.set", 7,
+    "local.get", 7, "local.get", 0, "i32.store", 0,
+    "local.get", 7, "local.get", 5, "i32.store", 4,
+    "local.get", 0, "call", F_U32, "local.set", 6, "global.get", POS, "local.set", 0,
+    "block", "$locals_done",
+    "loop", "$locals", // (count, value type) pairs
+      "local.get", 6, "i32.eqz", "br_if", "$locals_done",
+      "local.get", 0, "call", F_LEB, "local.set", 0,
+      "local.get", 0, "i32.load8_u", 0, "call", F_VALTYPE, "i32.eqz",
+      "if", "$bad_type",
+        "i32.const", ERROR_AT, "local.get", 0, "i32.store", 0,
+        "i32.const", ERROR_AT, "i32.const", 1, "i32.store", 4,
+        "i32.const", -2, "return",
+      "end",
+      "local.get", 0, "i32.const", 1, "i32.add", "local.set", 0,
+      "local.get", 0, "local.get", 5, "i32.gt_u", "br_if", "$malformed",
+      "local.get", 6, "i32.const", 1, "i32.sub", "local.set", 6,
+      "br", "$locals",
+    "end",
+    "end",
+    "local.get", 0, "local.get", 5, "local.get", 7, "i32.const", 12, "i32.add", "call", F_SCAN,
+    "local.set", 8,
+    "local.get", 8, "i32.const", 0, "i32.lt_s", "if", "$failed", "local.get", 8, "return", "end",
+    "local.get", 7, "local.get", 8, "local.get", 7, "i32.sub", "i32.const", 12, "i32.sub",
+    "i32.const", 2, "i32.shr_u", "i32.store", 8,
+    "local.get", 8, "local.set", 2,
+    "local.get", 5, "local.set", 0,
+    "local.get", 3, "i32.const", 1, "i32.sub", "local.set", 3,
+    "br", "$body",
+  "end",
+  "end", // $malformed
+  "i32.const", -1,
+]);
+
+function section(id: number, content: number[]): number[] {
+  return [id, ...uleb(content.length), ...content];
+}
+
+function vec(items: number[][]): number[] {
+  return [...uleb(items.length), ...items.flat()];
+}
+
+/** The scanner module's bytes. */
+export function scannerModule(): Uint8Array {
+  const I32 = 0x7f;
+  const table = [...kindTable(), ...FC_LEBS];
+  return new Uint8Array([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    1,
+    0,
+    0,
+    0,
+    ...section(1, vec([[0x60, 1, I32, 1, I32], [0x60, 3, I32, I32, I32, 1, I32]])),
+    ...section(3, vec([[0], [0], [0], [1], [1]])), // leb u32 valtype: (i32)->i32; scan code
+    ...section(5, vec([[0x00, 1]])), // memory: 1 page, grown as needed
+    ...section(6, vec([[I32, 1, 0x41, 0, 0x0b]])), // POS
+    ...section(7, vec([[1, 0x63, 0x00, 4], [1, 0x6d, 0x02, 0]])), // "c" = code, "m" = memory
+    ...section(10, vec([LEB, U32, VALTYPE, SCAN, CODE_FN].map((b) => [...uleb(b.length), ...b]))),
+    ...section(11, vec([[0, 0x41, 0, 0x0b, ...uleb(table.length), ...table]])),
+  ]);
+}
+
+const TARGET = new URL("../engines/wasm_fuel_scanner.ts", import.meta.url);
+
+/** The generated file's text. */
+export function scannerSource(): string {
+  const bytes = Array.from(scannerModule());
+  const rows: string[] = [];
+  for (let i = 0; i < bytes.length; i += 24) {
+    rows.push("  " + bytes.slice(i, i + 24).join(", ") + ",");
+  }
+  return `// deno-fmt-ignore-file
+/**
+ * Generated by \`tools/wasm_fuel_scanner.ts\` (its source, with comments):
+ * do not edit. The fuel rewriter's scanner, a wasm module that finds every
+ * loop header of a code section (\`engines/wasm_fuel.ts\`).
+ *
+ * @module
+ */
+
+/** Its memory layout: the error slot, where the code section goes. */
+export const ERROR_AT = ${ERROR_AT}, CODE_AT = ${CODE_AT};
+
+/** The module's bytes. */
+export const SCANNER_WASM: number[] = [
+${rows.join("\n")}
+];
+`;
+}
+
+if (import.meta.main) {
+  const text = scannerSource();
+  if (Deno.args.includes("--check")) {
+    const old = await Deno.readTextFile(TARGET).catch(() => "");
+    if (old !== text) {
+      console.error(
+        "engines/wasm_fuel_scanner.ts is stale: run deno run --allow-write tools/wasm_fuel_scanner.ts",
+      );
+      Deno.exit(1);
+    }
+  } else {
+    await Deno.writeTextFile(TARGET, text);
+    console.log(`wrote engines/wasm_fuel_scanner.ts (${scannerModule().length} bytes of wasm)`);
+  }
+}

@@ -23,19 +23,8 @@
  */
 
 import * as fs from "node:fs";
-import { type Metric, metric, repeat } from "./lib.ts";
+import { LGUEST_RUN as FLAGS, type Metric, metric, repeat } from "./lib.ts";
 
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const FLAGS = [
-  "run",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-ffi",
-  "--allow-net=127.0.0.1",
-  MAIN,
-];
 const IMAGE = 256 << 20;
 const CHUNK = 64 << 10;
 const REPEAT = { min: 7, max: 21, tolerance: 0.1 };

@@ -6,19 +6,7 @@
  * @module
  */
 
-import { type Metric, metric, repeat } from "./lib.ts";
-
-const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const FLAGS = [
-  "run",
-  "--allow-read",
-  "--allow-write",
-  "--allow-env",
-  "--allow-run",
-  "--allow-ffi",
-  "--allow-net=127.0.0.1",
-  MAIN,
-];
+import { LGUEST_RUN as FLAGS, type Metric, metric, repeat } from "./lib.ts";
 
 /** Milliseconds from spawn to the first stdout byte. */
 async function firstByte(args: string[]): Promise<number> {

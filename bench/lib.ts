@@ -6,6 +6,18 @@
  * @module
  */
 
+/** `deno run` arguments that start the CLI as `deno task lguest` does. */
+export const LGUEST_RUN: readonly string[] = [
+  "run",
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-ffi",
+  "--allow-net=127.0.0.1",
+  new URL("../main.ts", import.meta.url).pathname,
+];
+
 /** One published figure. */
 export interface Metric {
   name: string;

@@ -8,16 +8,7 @@
  * @module
  */
 
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
+import { uleb } from "../engines/wasm_fuel.ts";
 
 function section(id: number, body: number[]): number[] {
   return [id, ...uleb(body.length), ...body];

@@ -125,7 +125,7 @@ function ulebLength(n: number): number {
 }
 
 /** Unsigned LEB128. */
-function uleb(n: number): number[] {
+export function uleb(n: number): number[] {
   const out: number[] = [];
   do {
     let b = n & 0x7f;

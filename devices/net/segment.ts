@@ -103,16 +103,6 @@ export class Segment {
     view.set(this.page.subarray(off + SLOT), off + SLOT);
   }
 
-  /**
-   * A member may bind only its own receive key, peer_key(slot) = page +
-   * 4 * slot: binding another slot's key would take that guest's frames
-   * (the original allowed it; see docs/deviations.md).
-   */
-  mayBind(g: Guest, offset: number): boolean {
-    const m = this.members.get(g);
-    return m !== undefined && offset === 4 * m.slot;
-  }
-
   /** A member leaves: its slot is cleared, so peers stop sending to it. */
   leave(g: Guest | undefined, slot: number): void {
     if (g) this.members.delete(g);
@@ -195,7 +185,11 @@ export class SegmentNetDevice implements Device {
     this.#slot = seg.takeSlot();
     this.#guest = ctx.guest;
     for (const s of this.#sinks) seg.capture(s);
-    ctx.mapShared(seg.objectId, (g) => seg.sync(g), (g, offset) => seg.mayBind(g, offset));
+    // The guest may bind only its own receive key, peer_key(slot) = page + 4 * slot:
+    // binding another slot's key would take that guest's frames (the original
+    // allowed it; see docs/deviations.md).
+    const slot = this.#slot;
+    ctx.mapShared(seg.objectId, (g) => seg.sync(g), (_g, offset) => offset === 4 * slot);
     seg.join(ctx.guest, this.#slot, ctx.pageAddr);
   }
 

@@ -8,8 +8,8 @@
 
 import assert from "node:assert/strict";
 import { describe, hasStackTrace, lines, runCli, spawnCli } from "./helpers/run_cli.ts";
+import { genData, inTempDir, randomBytes, SECTOR } from "./helpers/resources.ts";
 
-const SECTOR = 512;
 const enc = new TextEncoder();
 
 // ---- Host-side helpers --------------------------------------------------
@@ -33,42 +33,6 @@ function crc32(data: Uint8Array): number {
 
 function hex8(n: number): string {
   return n.toString(16).padStart(8, "0");
-}
-
-/** Reproducible random bytes (xorshift32 words). */
-function randomBytes(n: number, seed: number): Uint8Array {
-  const words = new Uint32Array(Math.ceil(n / 4));
-  let x = seed >>> 0 || 1;
-  for (let i = 0; i < words.length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    words[i] = x;
-  }
-  return new Uint8Array(words.buffer, 0, n);
-}
-
-/** The `disktest log=1` write data: low bytes of xorshift32 seeded with seed32 (§15.3). */
-function genData(seed32: number, len: number): Uint8Array {
-  const out = new Uint8Array(len);
-  let x = seed32 >>> 0;
-  for (let i = 0; i < len; i++) {
-    x = (x ^ (x << 13)) >>> 0;
-    x = (x ^ (x >>> 17)) >>> 0;
-    x = (x ^ (x << 5)) >>> 0;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
-/** A temp dir, removed after `fn`. */
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "lguest-blk-" });
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 /** One sector of a file, read by `dd` (the host's own tool, not our code). */
@@ -128,7 +92,7 @@ function crcLines(stdout: string): string[] {
 // ---- Tests --------------------------------------------------------------
 
 Deno.test("e2e: blk crc 0 from the guest equals the host's zlib CRC-32 of the file", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const img = `${dir}/crc.img`;
     const data = randomBytes((1 << 20) + 3 * SECTOR, 0x5eed);
     await Deno.writeFile(img, data);
@@ -140,7 +104,7 @@ Deno.test("e2e: blk crc 0 from the guest equals the host's zlib CRC-32 of the fi
 });
 
 Deno.test("e2e: blk write puts TEXT zero-padded at SECTOR x 512 (dd), nothing else changes", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const img = `${dir}/w.img`;
     const before = randomBytes(512 * SECTOR, 42);
     await Deno.writeFile(img, before);
@@ -165,7 +129,7 @@ Deno.test("e2e: blk write puts TEXT zero-padded at SECTOR x 512 (dd), nothing el
 });
 
 Deno.test("e2e: blk bench reads and (with write) overwrites the whole disk, 64 KiB requests", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const img = `${dir}/bench.img`;
     const n = 300; // 2 full requests and a partial one
     await Deno.writeFile(img, randomBytes(n * SECTOR + 7, 5));
@@ -189,7 +153,7 @@ Deno.test("e2e: blk bench reads and (with write) overwrites the whole disk, 64 K
 });
 
 Deno.test("e2e: ,ro — blk write answers an error, the file is unchanged, the shell goes on", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const img = `${dir}/ro.img`;
     const data = randomBytes(64 * SECTOR, 7);
     await Deno.writeFile(img, data);
@@ -228,7 +192,7 @@ async function blkerr(img: string, opts: string, sectors: number, expect: string
 }
 
 Deno.test("e2e: past the end — shell range errors; test-blkerr raw requests all answer 2", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const n = 2051;
     const data = randomBytes(n * SECTOR, 99);
     const img = `${dir}/end.img`, ro = `${dir}/end-ro.img`;
@@ -259,7 +223,7 @@ Deno.test("e2e: past the end — shell range errors; test-blkerr raw requests al
 });
 
 Deno.test("e2e: a file whose size is not a multiple of 512 works; the tail is not addressable", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const tail = 100, n = 64;
     const data = randomBytes(n * SECTOR + tail, 3);
     const img = `${dir}/odd.img`, img2 = `${dir}/odd2.img`;
@@ -289,7 +253,7 @@ Deno.test("e2e: a file whose size is not a multiple of 512 works; the tail is no
 });
 
 Deno.test("e2e: two disks at once — blk lists both, writes to disk 1 land only in the second file", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const a = `${dir}/a.img`, b = `${dir}/b.img`;
     const da = randomBytes(128 * SECTOR, 11), db = randomBytes(256 * SECTOR, 12);
     await Deno.writeFile(a, da);
@@ -313,7 +277,7 @@ Deno.test("e2e: two disks at once — blk lists both, writes to disk 1 land only
 });
 
 Deno.test("e2e: disktest over 3000 operations, on a zeroed and on a random image", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const zero = `${dir}/zero.img`, rand = `${dir}/rand.img`;
     await Deno.writeFile(zero, new Uint8Array(4 << 20));
     const big = randomBytes(10 << 20, 2024); // more than the 8 MiB disktest region
@@ -401,7 +365,7 @@ async function killMidDisktest(dir: string, opts: string): Promise<number> {
 }
 
 Deno.test("e2e: SIGKILL mid-disktest loses no acknowledged write (page cache and ,sync)", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     await Promise.all([killMidDisktest(dir, ""), killMidDisktest(dir, ",sync")]);
   });
 });
@@ -411,7 +375,7 @@ Deno.test("e2e: ENOSPC on a tiny tmpfs answers an error; the launcher goes on, t
     console.log("  skipped: needs root on Linux to mount a tmpfs");
     return;
   }
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const mnt = await new Deno.Command("mount", {
       args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir],
       stdout: "null",
@@ -446,7 +410,7 @@ Deno.test("e2e: ENOSPC on a tiny tmpfs answers an error; the launcher goes on, t
 });
 
 Deno.test("e2e: a missing file or a directory as --block is one line and exit 2", async () => {
-  await withTempDir(async (dir) => {
+  await inTempDir(async (dir) => {
     const missing = `${dir}/no-such.img`;
     const results = await Promise.all([
       runCli(["run", "--block", missing, "shell"]),

@@ -36,11 +36,11 @@ import {
   pingSummaries,
   randomBytes,
   RssSampler,
+  SANITIZERS_OFF,
   SECTOR,
   writeConfig,
 } from "./helpers/resources.ts";
 
-const SANITIZERS_OFF = { sanitizeOps: false, sanitizeResources: false, sanitizeExit: false };
 const log = (s: string) => console.log(`  ${s}`);
 
 function padded(text: string): Uint8Array {

@@ -34,12 +34,10 @@ import {
   pingSummaries,
   randomBytes,
   RssSampler,
+  SANITIZERS_OFF,
   SECTOR,
   writeConfig,
 } from "./helpers/resources.ts";
-
-/** Steps run concurrently, which Deno allows only without sanitizers. */
-const SANITIZERS_OFF = { sanitizeOps: false, sanitizeResources: false, sanitizeExit: false };
 
 const NETD: GuestConf = {
   name: "a",

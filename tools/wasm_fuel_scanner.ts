@@ -19,31 +19,7 @@
  * @module
  */
 
-/** Unsigned LEB128. */
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let b = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) b |= 0x80;
-    out.push(b);
-  } while (n !== 0);
-  return out;
-}
-
-/** Signed LEB128 of a 32-bit integer. */
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const b = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (b & 0x40) === 0) || (n === -1 && (b & 0x40) !== 0)) {
-      out.push(b);
-      return out;
-    }
-    out.push(b | 0x80);
-  }
-}
+import { sleb, uleb } from "../engines/wasm_fuel.ts";
 
 // What follows an opcode: the scanner's table (its memory at 0), indexed by opcode.
 const K_NONE = 0, K_LEB = 1, K_BLOCK = 2, K_MEMARG = 3, K_LEB2 = 4, K_BR_TABLE = 5;

@@ -205,6 +205,9 @@ export class RssSampler {
 
 export const SECTOR = 512;
 
+/** Steps run concurrently, which Deno allows only without sanitizers. */
+export const SANITIZERS_OFF = { sanitizeOps: false, sanitizeResources: false, sanitizeExit: false };
+
 /** The data of a `disktest log=1` write: low bytes of xorshift32 from seed32 (guest-abi §15.3). */
 export function genData(seed32: number, len: number): Uint8Array {
   const out = new Uint8Array(len);

@@ -23,11 +23,11 @@
  */
 
 import * as fs from "node:fs";
-import { LGUEST_RUN as FLAGS, type Metric, metric, repeat } from "./lib.ts";
+import { LGUEST_RUN as FLAGS, type Metric, metric, paired } from "./lib.ts";
 
 const IMAGE = 256 << 20;
 const CHUNK = 64 << 10;
-const REPEAT = { min: 7, max: 21, tolerance: 0.1 };
+const REPEAT = { min: 7, max: 21 };
 
 /** A file of `bytes` real (not sparse) non-zero data. */
 function makeImage(path: string, bytes: number): void {
@@ -130,37 +130,32 @@ async function benchBlock(write: boolean): Promise<Metric> {
     makeImage(image, IMAGE);
     hostPass(image, false); // page cache warm (it was just written, but make sure)
     const shell = new Shell(image);
-    let values: number[];
-    const refs: number[] = [], hostTimed: number[] = [];
+    const hostTimed: number[] = [];
+    let p;
     try {
       await shell.ready();
       await shell.bench(write); // warm-up: JIT, the guest's buffer
       hostPass(image, write);
       // Guest and host samples interleaved, so both see the same machine load.
-      values = await repeat(async () => {
-        const [guest, host] = await shell.bench(write);
-        hostTimed.push(host);
-        refs.push(hostPass(image, write));
-        return guest;
-      }, REPEAT);
+      p = await paired(
+        async () => {
+          const [guest, host] = await shell.bench(write);
+          hostTimed.push(host);
+          return guest;
+        },
+        () => hostPass(image, write),
+        REPEAT,
+      );
     } finally {
       await shell.close();
     }
-    refs.splice(0, refs.length - values.length); // the samples repeat() kept
-    hostTimed.splice(0, hostTimed.length - values.length);
     const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[xs.length >> 1];
     console.error(
-      `bench: ${name}: guest ${med(values).toFixed(0)} MB/s (timed from the host: ` +
+      `bench: ${name}: guest ${med(p.values).toFixed(0)} MB/s (timed from the host: ` +
         `${med(hostTimed).toFixed(0)} MB/s), host 64 KiB ${write ? "writeSync" : "readSync"}: ` +
-        `${med(refs).toFixed(0)} MB/s`,
+        `${med(p.refs).toFixed(0)} MB/s`,
     );
-    return metric(
-      name,
-      "MB/s",
-      values,
-      `host 64 KiB ${write ? "writeSync" : "readSync"}, same size`,
-      refs,
-    );
+    return metric(name, "MB/s", p, `host 64 KiB ${write ? "writeSync" : "readSync"}, same size`);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

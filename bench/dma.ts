@@ -12,9 +12,9 @@ import type { Device } from "../devices/registry.ts";
 import { compileImage, WasmCpu } from "../engines/wasm.ts";
 import { Host } from "../host/host.ts";
 import { GuestRun } from "../launcher/launcher.ts";
-import { type Metric, metric, repeat } from "./lib.ts";
+import { type Metric, metric, paired } from "./lib.ts";
 
-const SENDS = 20_000;
+const SENDS = 50_000;
 const SECTION = 4096;
 const SINK = new Uint8Array(16 * SECTION);
 
@@ -92,7 +92,6 @@ export async function benchDma(): Promise<Metric> {
   const mod = await compileImage(bytes, "test-dmabench");
   await guestRate(mod); // warm-up
   setRate();
-  const values = await repeat(() => guestRate(mod), { min: 5, max: 10 });
-  const refs = await repeat(setRate, { min: 5, max: 10 });
-  return metric("dma.send.64k", "B/s", values, "Uint8Array.set of the sections", refs);
+  const p = await paired(() => guestRate(mod), setRate, { min: 7, max: 31 });
+  return metric("dma.send.64k", "B/s", p, "Uint8Array.set of the sections");
 }

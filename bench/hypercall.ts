@@ -11,7 +11,7 @@ import type { GuestCpu } from "../engines/engine.ts";
 import { hcallImport } from "../engines/wasm.ts";
 import { Host } from "../host/host.ts";
 import { hcallLoopModule } from "./wasm_loop.ts";
-import { type Metric, metric, repeat } from "./lib.ts";
+import { type Metric, metric, paired } from "./lib.ts";
 
 const N = 2_000_000;
 
@@ -39,7 +39,6 @@ export async function benchHypercall(): Promise<Metric> {
   const bare = instantiate(mod, (eax: number) => eax);
   real(N / 10); // warm both up
   bare(N / 10);
-  const values = await repeat(() => rate(real));
-  const refs = await repeat(() => rate(bare));
-  return metric("hypercall.nop.wasm", "calls/s", values, "bare wasm→JS import", refs);
+  const p = await paired(() => rate(real), () => rate(bare), { min: 7, max: 41 });
+  return metric("hypercall.nop.wasm", "calls/s", p, "bare wasm→JS import");
 }

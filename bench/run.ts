@@ -1,6 +1,9 @@
 /**
- * `deno task bench [-- --json FILE] [--only NAME,...]`: run every
- * benchmark, print one table, optionally write JSON.
+ * `deno task bench [-- --json FILE] [--only NAME,...] [--compare OLD.json]`:
+ * run every benchmark, print one table, optionally write JSON; with
+ * `--compare`, also print each metric's change against an earlier JSON
+ * run (`--compare OLD.json` alone, without running anything, when given
+ * `--json NEW.json` of an existing file and `--no-run`).
  *
  * @module
  */
@@ -13,7 +16,7 @@ import { benchSegment } from "./net.ts";
 import { benchTap } from "./tap.ts";
 import { benchMemory } from "./memory.ts";
 import { benchHypercall } from "./hypercall.ts";
-import { type Metric, table } from "./lib.ts";
+import { compareTable, type Metric, table } from "./lib.ts";
 
 const SUITES: [string, () => Promise<Metric | Metric[]>][] = [
   ["hypercall.nop.wasm", benchHypercall],
@@ -45,8 +48,35 @@ function machine() {
 
 const { values } = parseArgs({
   args: Deno.args.filter((a) => a !== "--"),
-  options: { json: { type: "string" }, only: { type: "string" } },
+  options: {
+    json: { type: "string" },
+    only: { type: "string" },
+    compare: { type: "string" },
+    "no-run": { type: "boolean" },
+  },
 });
+
+/** The metrics of a JSON run, or one line and exit 125 if it cannot be read. */
+function load(path: string): Metric[] {
+  try {
+    const j = JSON.parse(Deno.readTextFileSync(path));
+    if (!Array.isArray(j.metrics)) throw new Error("no metrics array");
+    return j.metrics as Metric[];
+  } catch (e) {
+    console.error(`bench: cannot read ${path}: ${(e as Error).message}`);
+    Deno.exit(125);
+  }
+}
+
+const old = values.compare ? load(values.compare) : undefined;
+if (values["no-run"]) {
+  if (!old || !values.json) {
+    console.error("bench: --no-run needs --compare OLD.json and --json NEW.json");
+    Deno.exit(125);
+  }
+  console.log(compareTable(load(values.json), old));
+  Deno.exit(0);
+}
 const only = values.only?.split(",");
 const metrics: Metric[] = [];
 for (const [name, run] of SUITES) {
@@ -57,6 +87,7 @@ for (const [name, run] of SUITES) {
 const m = machine();
 console.log(`Machine: ${m.cpu}, ${m.cores} cores, ${m.os}, Deno ${m.deno}\n`);
 console.log(table(metrics));
+if (old) console.log(`\nAgainst ${values.compare}:\n\n${compareTable(metrics, old)}`);
 if (values.json) {
   await Deno.writeTextFile(values.json, JSON.stringify({ machine: m, metrics }, null, 2) + "\n");
 }

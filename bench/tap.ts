@@ -7,7 +7,7 @@
  * @module
  */
 
-import { type Metric, metric, repeat, skipped } from "./lib.ts";
+import { type Metric, metric, paired, skipped } from "./lib.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const NAME = "net.tap.rtt";
@@ -104,9 +104,11 @@ export async function benchTap(): Promise<Metric> {
     reader.releaseLock();
     await ping(a, "10.89.0.2", 20); // warm-up, ARP
     await ping(a, "10.88.0.2", 20);
-    const tap = await repeat(() => ping(a, "10.89.0.2"), { min: 5, max: 9, tolerance: 0.2 });
-    const veth = await repeat(() => ping(a, "10.88.0.2"), { min: 5, max: 9, tolerance: 0.2 });
-    return metric(NAME, "µs", tap, REF, veth, false);
+    const p = await paired(() => ping(a, "10.89.0.2"), () => ping(a, "10.88.0.2"), {
+      min: 5,
+      max: 15,
+    });
+    return metric(NAME, "µs", p, REF, false);
   } finally {
     if (lguest) {
       try {

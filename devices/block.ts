@@ -47,30 +47,41 @@ import {
   pwrite,
   SysError,
 } from "../sys/libc.ts";
+import { lockFile } from "../sys/filelock.ts";
 
 /** fdatasync(2); throws SysError. */
 function fdatasync(fd: number): void {
   if (libc().fdatasync(fd) !== 0) throw new SysError("fdatasync", errno());
 }
 
-/** What `--block FILE[,ro][,sync][,direct]` asks for. */
+/** What `--block FILE[,ro][,sync][,direct][,nolock]` asks for. */
 export interface BlockSpec {
   path: string;
   readOnly: boolean;
   sync: boolean;
   direct: boolean;
+  /** Skip the flock(2) lock (exclusive read-write, shared `,ro`): `,nolock`. */
+  noLock: boolean;
 }
+
+/** The protocol's sector count is a u32 (§10.3): larger disks are refused. */
+export const MAX_SECTORS = 0xffffffff;
 
 /** Parse the option value. */
 export function parseBlockSpec(value: string): BlockSpec {
   const [path, ...opts] = value.split(",");
   if (!path) throw new UsageError(`--block needs a FILE (got '${value}')`);
-  const spec: BlockSpec = { path, readOnly: false, sync: false, direct: false };
+  const spec: BlockSpec = { path, readOnly: false, sync: false, direct: false, noLock: false };
   for (const o of opts) {
     if (o === "ro") spec.readOnly = true;
     else if (o === "sync") spec.sync = true;
     else if (o === "direct") spec.direct = true;
-    else throw new UsageError(`--block ${value}: unknown option '${o}' (use ro, sync, direct)`);
+    else if (o === "nolock") spec.noLock = true;
+    else {
+      throw new UsageError(
+        `--block ${value}: unknown option '${o}' (use ro, sync, direct, nolock)`,
+      );
+    }
   }
   return spec;
 }
@@ -151,6 +162,26 @@ function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: n
     }
     throw new UsageError(`--block ${spec.path}: ${code}`);
   }
+  // The file's length, or a block device's size (seek to the end, §10.3).
+  const length = size ?? Number(libc().lseek(fd, 0n, 2));
+  let refusal: string | null = null;
+  if (Math.floor(length / SECTOR_SIZE) > MAX_SECTORS) {
+    refusal = `too large (${length} bytes; the protocol's 32-bit sector count reaches 2 TiB)`;
+  } else if (!spec.noLock) {
+    try {
+      if (!lockFile(fd, !spec.readOnly)) {
+        refusal = `in use by another lguest (locked${
+          spec.readOnly ? " for writing" : ""
+        }; ,nolock to use it anyway)`;
+      }
+    } catch (e) {
+      refusal = `cannot lock: ${(e as Error).message} (,nolock to use it unlocked)`;
+    }
+  }
+  if (refusal !== null) {
+    libc().close(fd);
+    throw new UsageError(`--block ${spec.path}: ${refusal}`);
+  }
   let directFd = -1;
   if (spec.direct) {
     try {
@@ -159,8 +190,6 @@ function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: n
       directFd = -1; // the filesystem has no O_DIRECT (tmpfs): use the page cache
     }
   }
-  // The file's length, or a block device's size (seek to the end, §10.3).
-  const length = size ?? Number(libc().lseek(fd, 0n, 2));
   return { fd, directFd, length };
 }
 
@@ -208,8 +237,12 @@ export class BlockDevice implements Device {
     this.#fd = fd;
     this.#directFd = directFd;
     this.length = length - (length % SECTOR_SIZE);
-    const opts = [spec.readOnly && "ro", spec.sync && "sync", directFd >= 0 && "direct"]
-      .filter(Boolean).join(",");
+    const opts = [
+      spec.readOnly && "ro",
+      spec.sync && "sync",
+      directFd >= 0 && "direct",
+      spec.noLock && "nolock",
+    ].filter(Boolean).join(",");
     this.label = `block: ${spec.path}${opts ? ` (${opts})` : ""}, ${
       this.length / SECTOR_SIZE
     } sectors`;
@@ -364,7 +397,7 @@ export class BlockDevice implements Device {
 registerDevice<BlockSpec>({
   name: "block",
   option: "block",
-  usage: "    --block FILE[,ro|,sync|,direct]  a disk backed by FILE (repeatable)",
+  usage: "    --block FILE[,ro|,sync|,direct|,nolock]  a disk backed by FILE (repeatable)",
   parse: parseBlockSpec,
   create: (spec) => new BlockDevice(spec),
 });

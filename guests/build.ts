@@ -8,14 +8,19 @@
  * - `guests/images/manifest.json` lists them all: [{name, file, description,
  *   test?}]. The description is the `@guest:` line in each source's header.
  *
- * Every guest links the kit (`kit/*.c` and `kit/arch/wasm32/*.c`); then the
- * all-zero data segments (.bss) are dropped, since guest RAM starts zeroed.
+ * The kit's portable files (`kit/*.c`) go into an archive, so a guest links
+ * only the kit files it uses (a driver whose file it does not use stays out,
+ * and adding a driver leaves every other image byte for byte the same); the
+ * arch files (`kit/arch/wasm32/*.c`: entry point, hypercalls) are linked
+ * whole. Then the all-zero data segments (.bss) are dropped, since guest RAM
+ * starts zeroed.
  * Builds are byte-reproducible: no debug info, relative paths only, fixed
  * flags. See docs/guest-abi.md §12.
  *
  * `--check` rebuilds into a temporary directory and exits 1, listing the
  * images that differ from the committed ones. A missing clang or wasm-ld is
- * one line on stderr and exit code 2.
+ * one line on stderr and exit code 2. Tools: clang, wasm-ld (lld), llvm-ar
+ * (llvm).
  */
 
 const GUESTS_DIR = decodeURIComponent(new URL(".", import.meta.url).pathname)
@@ -61,6 +66,12 @@ interface ManifestEntry {
 }
 
 class BuildError extends Error {}
+
+interface Tools {
+  clang: string;
+  wasmLd: string;
+  ar: string;
+}
 
 async function findTool(candidates: string[]): Promise<string | null> {
   for (const tool of candidates) {
@@ -128,31 +139,35 @@ async function run(cmd: string, args: string[]): Promise<void> {
 
 /** Build all images and the manifest into outDir; returns the file names. */
 async function build(
-  clang: string,
-  wasmLd: string,
+  tools: Tools,
   outDir: string,
 ): Promise<string[]> {
   const guests = await findGuests();
-  const kit = [...await listC("kit"), ...await listC(`kit/arch/${ARCH}`)];
+  const kit = await listC("kit");
+  const arch = await listC(`kit/arch/${ARCH}`);
   const objDir = await Deno.makeTempDir({ prefix: "lguest-guests-obj-" });
   try {
     const obj = (src: string) => `${objDir}/${src.replace(/\//g, "__")}.o`;
-    const sources = [...kit, ...guests.map((g) => g.source)];
+    const sources = [...kit, ...arch, ...guests.map((g) => g.source)];
     await Promise.all(
-      sources.map((src) => run(clang, [...CFLAGS, "-c", src, "-o", obj(src)])),
+      sources.map((src) => run(tools.clang, [...CFLAGS, "-c", src, "-o", obj(src)])),
     );
+    // D: deterministic (no dates, uids); s: a symbol index for wasm-ld.
+    const archive = `${objDir}/libkit-${ARCH}.a`;
+    await run(tools.ar, ["rcsD", archive, ...kit.map(obj)]);
 
     await Deno.mkdir(outDir, { recursive: true });
     const files: string[] = [];
     const manifest: ManifestEntry[] = [];
     for (const g of guests) {
       const file = `${g.name}.wasm`;
-      await run(wasmLd, [
+      await run(tools.wasmLd, [
         ...LDFLAGS,
         "-o",
         `${outDir}/${file}`,
         obj(g.source),
-        ...kit.map(obj),
+        ...arch.map(obj),
+        archive,
       ]);
       const image = `${outDir}/${file}`;
       await Deno.writeFile(image, dropZeroSegments(await Deno.readFile(image)));
@@ -273,9 +288,16 @@ async function main(args: string[]): Promise<number> {
     return 2;
   }
 
+  const ar = await findTool(["llvm-ar", "llvm-ar-14"]);
+  if (!ar) {
+    console.error("guests/build.ts: llvm-ar not found (apt-get install llvm)");
+    return 2;
+  }
+  const tools = { clang, wasmLd, ar };
+
   const imagesDir = `${GUESTS_DIR}/images`;
   if (!check) {
-    const files = await build(clang, wasmLd, imagesDir);
+    const files = await build(tools, imagesDir);
     for (const f of files) {
       const size = (await Deno.stat(`${imagesDir}/${f}`)).size;
       console.log(`${String(size).padStart(8)}  guests/images/${f}`);
@@ -285,7 +307,7 @@ async function main(args: string[]): Promise<number> {
 
   const tmp = await Deno.makeTempDir({ prefix: "lguest-guests-check-" });
   try {
-    const files = await build(clang, wasmLd, tmp);
+    const files = await build(tools, tmp);
     const stale: string[] = [];
     for (const f of files) {
       const committed = await readOrNull(`${imagesDir}/${f}`);

@@ -73,11 +73,12 @@ static int blk_probe(struct lg_device *dev)
 	return 0;
 }
 
-const struct lg_driver blk_driver = {
+static const struct lg_driver blk_driver = {
 	.name = "lguestblk",
 	.type = LGUEST_DEVICE_T_BLOCK,
 	.probe = blk_probe,
 };
+KIT_DRIVER(blk_driver);
 
 /* ---- Requests ------------------------------------------------------------ */
 

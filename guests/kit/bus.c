@@ -6,22 +6,27 @@
  * IRQ is index + 1. The status handshake is all ours: ACKNOWLEDGE when we
  * see it, DRIVER when a driver claims it, DRIVER_OK when the probe works.
  *
- * To add a driver: define a `const struct lg_driver` in its own file and
- * list it in drivers[] below.
+ * Drivers register themselves (KIT_DRIVER in kit.h) from constructors the
+ * arch entry runs before boot, so the bus knows no driver by name: a new
+ * driver is one new file. The kit is linked as an archive, so a driver is
+ * in a guest only if the guest uses its file (guests/build.ts).
  */
 #include "kit.h"
+#include "device_types.h"
 
-extern const struct lg_driver console_driver;
-extern const struct lg_driver blk_driver;
-extern const struct lg_driver net_driver;
+#define MAX_DRIVERS 16
 
-static const struct lg_driver *const drivers[] = {
-	&console_driver,
-	&blk_driver,
-	&net_driver,
-};
+static const struct lg_driver *drivers[MAX_DRIVERS];
+static unsigned num_drivers;
 
 static struct lg_device devices[LGUEST_MAX_DEVICES];
+
+void bus_register(const struct lg_driver *drv)
+{
+	if (num_drivers >= MAX_DRIVERS)
+		panic("bus: more than %d drivers", MAX_DRIVERS);
+	drivers[num_drivers++] = drv;
+}
 
 u32 bus_desc_addr(void)
 {
@@ -30,7 +35,7 @@ u32 bus_desc_addr(void)
 
 static const struct lg_driver *driver_for(u16 type)
 {
-	for (unsigned i = 0; i < ARRAY_SIZE(drivers); i++)
+	for (unsigned i = 0; i < num_drivers; i++)
 		if (drivers[i]->type == type)
 			return drivers[i];
 	return NULL;
@@ -80,14 +85,10 @@ struct lg_device *bus_find(u16 type, unsigned nth)
 
 const char *bus_type_name(u16 type)
 {
-	switch (type) {
-	case LGUEST_DEVICE_T_CONSOLE:
-		return "console";
-	case LGUEST_DEVICE_T_NET:
-		return "net";
-	case LGUEST_DEVICE_T_BLOCK:
-		return "block";
-	default:
-		return "unknown";
-	}
+#define TYPE_NAME(num, id, name) \
+	if (type == (num))       \
+		return name;
+	LGUEST_DEVICE_TYPES(TYPE_NAME)
+#undef TYPE_NAME
+	return "unknown";
 }

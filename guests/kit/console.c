@@ -114,8 +114,9 @@ static int console_probe(struct lg_device *dev)
 	return 0;
 }
 
-const struct lg_driver console_driver = {
+static const struct lg_driver console_driver = {
 	.name = "lguestcons",
 	.type = LGUEST_DEVICE_T_CONSOLE,
 	.probe = console_probe,
 };
+KIT_DRIVER(console_driver);

@@ -65,7 +65,8 @@ noreturn void power_off(void);              /* CRASH "Power down" */
 noreturn void panic(const char *fmt, ...) PRINTF_LIKE(1, 2);
 noreturn void lguest_crash(const char *msg);/* CRASH with msg verbatim */
 
-void lguest_boot(void);                     /* called by the arch entry */
+void lguest_boot(void);                     /* called by the arch entry,
+                                               after the constructors */
 int main(void);                             /* the guest's own code */
 
 /* ---- dma.c: the two I/O hypercalls --------------------------------------- */
@@ -98,10 +99,23 @@ struct lg_driver {
 	int (*probe)(struct lg_device *dev);     /* 0 = ok */
 };
 
+/* Make a driver known to the bus. A driver's file says, at file scope,
+ *   KIT_DRIVER(my_driver);
+ * which registers it from a constructor; the arch entry runs constructors
+ * before lguest_boot(). The kit is linked as an archive, so a driver is in
+ * a guest only if the guest uses some function of the driver's file. */
+void bus_register(const struct lg_driver *drv);
+#define KIT_DRIVER(drv)                                                 \
+	__attribute__((constructor)) static void drv##_register(void)  \
+	{                                                               \
+		bus_register(&(drv));                                   \
+	}                                                               \
+	_Static_assert(1, "KIT_DRIVER needs a semicolon")
+
 void bus_scan(void);
 struct lg_device *bus_device(unsigned index);   /* NULL for empty slots */
 struct lg_device *bus_find(u16 type, unsigned nth);
-const char *bus_type_name(u16 type);
+const char *bus_type_name(u16 type);     /* from device_types.h */
 u32 bus_desc_addr(void);                        /* = lg_mem */
 
 /* ---- console.c ---------------------------------------------------------- */

@@ -185,11 +185,12 @@ static int net_probe(struct lg_device *dev)
 	return 0;
 }
 
-const struct lg_driver net_driver = {
+static const struct lg_driver net_driver = {
 	.name = "lguestnet",
 	.type = LGUEST_DEVICE_T_NET,
 	.probe = net_probe,
 };
+KIT_DRIVER(net_driver);
 
 int net_open(int net)
 {

@@ -21,8 +21,12 @@ uintptr_t arch_image_start(void)
 	return (uintptr_t)__global_base;
 }
 
+/* wasm-ld: runs every constructor (the kit's drivers register there). */
+extern void __wasm_call_ctors(void);
+
 __attribute__((export_name("start"))) void start(void)
 {
+	__wasm_call_ctors();
 	lguest_boot();
 	panic("lguest_boot returned");   /* not reached */
 }

@@ -42,6 +42,12 @@ export const LHREQ_BREAK = 3;
 export const LHCALL_FLUSH_ASYNC = 0;
 export const LHCALL_LGUEST_INIT = 1;
 export const LHCALL_CRASH = 2;
+/**
+ * Extension: CRASH with EBX = this magic ("EXIT") and ECX = status is a
+ * deliberate exit with that status (low 8 bits, as POSIX `_exit`); the
+ * launcher passes it on as its exit code (README "Exit codes").
+ */
+export const LGUEST_CRASH_EXIT = 0x45584954;
 export const LHCALL_LOAD_GDT = 3;
 export const LHCALL_NEW_PGTABLE = 4;
 export const LHCALL_FLUSH_TLB = 5;

@@ -14,6 +14,7 @@
 
 import { LGUEST_CONSOLE_DMA_KEY, LGUEST_DEVICE_T_CONSOLE } from "../abi/constants.ts";
 import type { Device, DeviceContext } from "./registry.ts";
+import { EXIT } from "../launcher/exit.ts";
 
 /** Bytes read from the source at a time: the guest's buffer size. */
 const CHUNK = 256;
@@ -166,7 +167,7 @@ export class ConsoleDevice implements Device {
     const now = performance.now();
     this.#ctrlC.push(now);
     if (this.#ctrlC.length >= 3 && now - this.#ctrlC[0] <= 1000) {
-      this.#ctx?.exit(130, "three Ctrl-C within a second");
+      this.#ctx?.exit(EXIT.SIGNAL_BASE + 2, "three Ctrl-C within a second");
       return true;
     }
     if (this.#ctrlC.length >= 3) this.#ctrlC.shift();

@@ -15,7 +15,7 @@ import type { Host } from "../host/host.ts";
 import type { Guest } from "../host/guest.ts";
 import type { GuestMemory } from "../host/memory.ts";
 
-/** A user error in a device option: one line, exit code 2. */
+/** A user error in a device option: one line, exit code 125 (EXIT.USAGE). */
 export class UsageError extends Error {}
 
 /** A guest input buffer obtained by GETDMA. */

@@ -102,6 +102,11 @@ export class Guest {
 
   /** The first kill reason; null while alive. */
   dead: string | null = null;
+  /**
+   * The guest's own exit status (0..255) when it died by CRASH with
+   * LGUEST_CRASH_EXIT (an extension); null otherwise.
+   */
+  exitStatus: number | null = null;
   /** The reason was already reported once as ENOENT (§6.2). */
   deathReported = false;
 

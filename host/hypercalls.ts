@@ -17,6 +17,7 @@ import {
   GUEST_PL,
   HCALL_NAMES,
   IDT_ENTRIES,
+  LGUEST_CRASH_EXIT,
   LGUEST_RESERVE_MEM,
   LGUEST_TRAP_ENTRY,
   LHCALL_BIND_DMA,
@@ -160,6 +161,8 @@ function doHcallSlow(
       if (!g.mem.ok(edx, CRASH_MSG)) {
         g.kill(`CRASH: bad read address ${hex(edx)} len ${CRASH_MSG}`);
       } else {
+        // Extension: EBX = LGUEST_CRASH_EXIT marks a deliberate exit with status ECX.
+        if (ebx === LGUEST_CRASH_EXIT && g.dead === null) g.exitStatus = ecx & 0xff;
         g.kill(`CRASH: ${g.mem.cstring(edx, CRASH_MSG - 1)}`);
       }
       break;

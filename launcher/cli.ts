@@ -1,10 +1,12 @@
 /**
  * The `lguest` command line: `run`, `guests`, `--help`, `--version`.
  *
- * Exit codes (README "Exit codes"): 0 the guest powered off; 1 it crashed
- * or was killed (reason on stderr); 2 usage error (bad option, missing or
- * invalid image, bad size); 124 --timeout expired; 128+N ended by signal N
- * (130 also for three Ctrl-C within a second).
+ * Exit codes (README "Exit codes", launcher/exit.ts): 0..123 the guest's own
+ * exit status (power off = 0; a status of 124..255 is reported as 123 with
+ * the exact status on stderr); 124 --timeout expired; 125 usage error (bad
+ * option, missing or invalid image, bad size); 126 the guest crashed or was
+ * killed (reason on stderr); 128+N ended by signal N (130 also for three
+ * Ctrl-C within a second).
  *
  * @module
  */
@@ -19,14 +21,9 @@ import { builtinGuests } from "./images.ts";
 import { loadConfig } from "./config.ts";
 import { runGuests } from "./runner.ts";
 import { MAX_MEMORY, MIN_MEMORY } from "./layout.ts";
+import { EXIT } from "./exit.ts";
 
-/** Exit codes, as documented in the README. */
-export const EXIT = {
-  OK: 0,
-  GUEST_FAILED: 1,
-  USAGE: 2,
-  TIMEOUT: 124,
-} as const;
+export { EXIT, exitCodeOf } from "./exit.ts";
 
 const DEFAULT_MEMORY = "32M";
 
@@ -49,8 +46,9 @@ Options for run:
       --config FILE     run several guests in one host (JSON; see README)
       --pcap FILE       record every frame of every net device (pcap format)
 ${devices}
-Exit codes: 0 powered off, 1 guest crashed or was killed, 2 usage error,
-124 timeout, 128+N signal N (130: Ctrl-C).`;
+Exit codes: 0..123 the guest's exit status (0 powered off; 124..255 are
+reported as 123), 124 timeout, 125 usage error, 126 guest crashed or was
+killed, 128+N signal N (130: Ctrl-C).`;
 }
 
 /** Parse a memory size: K/M/G suffixes; a plain number is MiB. */

@@ -27,6 +27,7 @@ import type { Device, DeviceContext, InputBuffer } from "../devices/registry.ts"
 import type { GuestCpu } from "../engines/engine.ts";
 import type { Host, LguestFile } from "../host/host.ts";
 import { GuestMemory, hex } from "../host/memory.ts";
+import { EXIT, exitCodeOf } from "./exit.ts";
 import { type Layout, planLayout, writeBootParams, writeDeviceTable } from "./layout.ts";
 
 /** The CRASH message of a clean power-off. */
@@ -34,8 +35,13 @@ export const POWER_DOWN = "CRASH: Power down";
 
 /** How a guest run ended. */
 export interface Outcome {
-  /** Process exit code: 0 powered off, 1 crashed or killed, other: see README. */
+  /** Process exit code (launcher/exit.ts, README "Exit codes"). */
   code: number;
+  /**
+   * The guest's own exit status (0..255: power off = 0, exit(N) = N) when it
+   * ended itself; undefined when it crashed, was killed or was stopped.
+   */
+  status?: number;
   /** The guest's death reason, or why the run was stopped. */
   reason: string;
 }
@@ -235,10 +241,12 @@ export class GuestRun {
   }
 
   async #finish(reason: string): Promise<Outcome> {
+    const status = this.file.guest?.exitStatus ?? (reason === POWER_DOWN ? 0 : null);
     for (const d of this.spec.devices) await d.close?.();
     this.file.close();
     if (this.#stopped) return this.#stopped;
-    return { code: reason === POWER_DOWN ? 0 : 1, reason };
+    if (status === null) return { code: EXIT.GUEST_FAILED, reason };
+    return { code: exitCodeOf(status), status, reason };
   }
 
   /** handle_output(): the first device watching `key` serves it (§9.6). */

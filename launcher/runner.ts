@@ -16,6 +16,7 @@ import { acquirePcap, releasePcap } from "../devices/net/pcap.ts";
 import { compileImage, describePreemption, ImageError, WasmCpu } from "../engines/wasm.ts";
 import { Host } from "../host/host.ts";
 import type { GuestPlan } from "./config.ts";
+import { EXIT, MAX_PASSED_STATUS } from "./exit.ts";
 import { loadImage } from "./images.ts";
 import { GuestRun, type Outcome } from "./launcher.ts";
 import { STALE_MS, Supervisor } from "./supervisor.ts";
@@ -128,7 +129,7 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
     }
   } catch (e) {
     supervisor.close();
-    for (const r of runs) r.stop(1, "start-up failed");
+    for (const r of runs) r.stop(EXIT.GUEST_FAILED, "start-up failed");
     await closeAll();
     if (e instanceof ImageError || e instanceof UsageError) throw e;
     throw new ImageError((e as Error).message);
@@ -150,7 +151,7 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
       clearTimeout(notResponding);
       notResponding = setTimeout(() => {
         if (g && g.dead === null && !g.halted && g.counters.hypercalls === before) {
-          stopAll(130, "ended by SIGINT (guest not responding)");
+          stopAll(EXIT.SIGNAL_BASE + 2, "ended by SIGINT (guest not responding)");
         }
       }, STALE_MS);
     });
@@ -182,11 +183,18 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
       const c = runs[i].file.guest?.counters;
       if (c) opts.verbose(`${name}: counters ${JSON.stringify(c)}`);
     }
-    if (o.code === 0) opts.verbose?.(`${name}: powered off`);
-    else if (!(several && o.reason.startsWith("stopped: "))) {
+    if (o.status === 0) opts.verbose?.(`${name}: powered off`);
+    else if (o.status !== undefined && o.status === o.code) {
+      opts.verbose?.(`${name}: exited with status ${o.status}`);
+    } else if (o.status !== undefined) {
+      console.error(
+        `lguest: ${name}: exited with status ${o.status} (exit code ${o.code}: ` +
+          `statuses above ${MAX_PASSED_STATUS} are reported as ${EXIT.STATUS_HIGH})`,
+      );
+    } else if (!(several && o.reason.startsWith("stopped: "))) {
       console.error(`lguest: ${name}: ${o.reason}`);
     }
   });
   if (stdioGuest) return outcomes[prepared.indexOf(stdioGuest)].code;
-  return outcomes.every((o) => o.code === 0) ? 0 : outcomes.find((o) => o.code !== 0)!.code;
+  return outcomes.find((o) => o.code !== EXIT.OK)?.code ?? EXIT.OK;
 }

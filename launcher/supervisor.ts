@@ -11,6 +11,7 @@
  */
 
 import { enterCbreak, restoreTerminal, TERMIOS_SIZE } from "./termios.ts";
+import { EXIT } from "./exit.ts";
 
 /** Signals that end a run, with their numbers. */
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
@@ -97,7 +98,7 @@ export class Supervisor {
     }
     if (opts.timeoutMs > 0) {
       this.#timer = setTimeout(
-        () => this.#stop(124, `timed out after ${opts.timeoutMs / 1000} s`),
+        () => this.#stop(EXIT.TIMEOUT, `timed out after ${opts.timeoutMs / 1000} s`),
         opts.timeoutMs,
       );
     }
@@ -113,7 +114,7 @@ export class Supervisor {
       this.#interrupt(); // Ctrl-C at the terminal: a 0x03 for the guest
       return;
     }
-    this.#stop(128 + SIGNALS[name], `ended by ${name}`);
+    this.#stop(EXIT.SIGNAL_BASE + SIGNALS[name], `ended by ${name}`);
   }
 
   /** Called with the exit code and reason when the run must stop. */

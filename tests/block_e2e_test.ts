@@ -7,6 +7,7 @@
  */
 
 import assert from "node:assert/strict";
+import { EXIT } from "../launcher/cli.ts";
 import { describe, hasStackTrace, lines, runCli, spawnCli } from "./helpers/run_cli.ts";
 import { genData, inTempDir, randomBytes, SECTOR } from "./helpers/resources.ts";
 
@@ -409,7 +410,7 @@ Deno.test("e2e: ENOSPC on a tiny tmpfs answers an error; the launcher goes on, t
   });
 });
 
-Deno.test("e2e: a missing file or a directory as --block is one line and exit 2", async () => {
+Deno.test("e2e: a missing file or a directory as --block is one line and exit 125", async () => {
   await inTempDir(async (dir) => {
     const missing = `${dir}/no-such.img`;
     const results = await Promise.all([
@@ -418,7 +419,7 @@ Deno.test("e2e: a missing file or a directory as --block is one line and exit 2"
     ]);
     const want = [`--block ${missing}: no such file`, `--block ${dir}: is a directory`];
     results.forEach((r, i) => {
-      assert.equal(r.code, 2, describe(r));
+      assert.equal(r.code, EXIT.USAGE, describe(r));
       assert.equal(r.stdout, "", describe(r));
       assert.equal(lines(r.stderr).length, 1, describe(r));
       assert.ok(r.stderr.includes(want[i]), describe(r));

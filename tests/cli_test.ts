@@ -1,12 +1,13 @@
 /**
  * The `lguest` command line, end to end: `--version`, `--help`, `guests`,
- * and every kind of bad input ending with exit 2 and exactly one line on
+ * and every kind of bad input ending with exit 125 (EXIT.USAGE) and exactly one line on
  * stderr, without a stack trace.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import { EXIT } from "../launcher/cli.ts";
 import {
   type CliResult,
   describe,
@@ -21,10 +22,10 @@ import {
 
 const HELLO_WASM = new URL("guests/images/hello.wasm", ROOT);
 
-/** Exit 2, stdout empty, one stderr line "lguest: ..." matching `expect`. */
+/** Exit EXIT.USAGE, stdout empty, one stderr line "lguest: ..." matching `expect`. */
 function assertUsageError(r: CliResult, expect: RegExp | string): void {
   const why = describe(r);
-  assert.equal(r.code, 2, why);
+  assert.equal(r.code, EXIT.USAGE, why);
   assert.equal(r.stdout, "", why);
   const err = lines(r.stderr);
   assert.equal(err.length, 1, `expected one stderr line\n${why}`);
@@ -93,9 +94,9 @@ Deno.test("cli: --help prints the usage and exits 0", async () => {
   }
 });
 
-Deno.test("cli: no arguments prints the usage and exits 2", async () => {
+Deno.test("cli: no arguments prints the usage and exits 125", async () => {
   const r = await runCli([]);
-  assert.equal(r.code, 2, describe(r));
+  assert.equal(r.code, EXIT.USAGE, describe(r));
   assert.match(r.stdout, /Usage:/, describe(r));
   assert.ok(!hasStackTrace(r.stdout + r.stderr), describe(r));
 });
@@ -274,7 +275,7 @@ Deno.test("cli: bad timeouts are usage errors", async () => {
 
 // ---- The bad-input table (issue 7; docs/security.md) -------------------------------------
 //
-// Everything a user can get wrong, one row each: one stderr line, exit 2,
+// Everything a user can get wrong, one row each: one stderr line, exit 125,
 // no stack trace. Rows already covered above (unknown options, missing
 // values, memory sizes, timeouts, missing/unreadable/directory/text/empty
 // images, a truncated image at 100 bytes, a wrong import) and elsewhere

@@ -1,13 +1,14 @@
 /**
  * The built-in guests through the real CLI (`lguest run ...`): hello, the
  * shell with piped input (backpressure: large input arrives whole), the
- * test guests that die (exit 1, one line of reason), --timeout, signals
+ * test guests that die (exit 126, one line of reason), exit statuses, --timeout, signals
  * and --verbose.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
+import { EXIT } from "../launcher/cli.ts";
 import {
   type CliResult,
   describe,
@@ -22,10 +23,10 @@ function shell(input: string, args: string[] = []): Promise<CliResult> {
   return runCli(["run", ...args, "shell"], { stdin: input });
 }
 
-/** Exit 1, exactly one stderr line naming the guest and the reason. */
+/** Exit EXIT.GUEST_FAILED, exactly one stderr line naming the guest and the reason. */
 function assertGuestDied(r: CliResult, guest: string, reason: string): void {
   const why = describe(r);
-  assert.equal(r.code, 1, why);
+  assert.equal(r.code, EXIT.GUEST_FAILED, why);
   const err = lines(r.stderr);
   assert.equal(err.length, 1, `expected one stderr line\n${why}`);
   assert.ok(err[0].startsWith(`lguest: ${guest}: `), why);
@@ -137,7 +138,7 @@ Deno.test("guests: piped input larger than 64 KiB arrives whole and in order", a
 
 Deno.test("guests: input without poweroff and --timeout 2 exits 124", async () => {
   const r = await runCli(["run", "--timeout", "2", "shell"], { stdin: "echo still here\n" });
-  assert.equal(r.code, 124, describe(r));
+  assert.equal(r.code, EXIT.TIMEOUT, describe(r));
   assert.ok(lines(r.stdout).includes("still here"), describe(r));
   const err = lines(r.stderr).filter((l) => l !== "");
   assert.equal(err.length, 1, describe(r));
@@ -148,31 +149,59 @@ Deno.test("guests: input without poweroff and --timeout 2 exits 124", async () =
 
 // ---- guests that die --------------------------------------------------------
 
-Deno.test("guests: test-badmem (store outside memory) exits 1 with one line", async () => {
+Deno.test("guests: test-badmem (store outside memory) exits 126 with one line", async () => {
   const r = await runCli(["run", "test-badmem"]);
   assertGuestDied(r, "test-badmem", "memory access out of bounds");
 });
 
-Deno.test("guests: test-baddma (bad DMA section) exits 1 with one line", async () => {
+Deno.test("guests: test-baddma (bad DMA section) exits 126 with one line", async () => {
   const r = await runCli(["run", "test-baddma"]);
   assertGuestDied(r, "test-baddma", "bad DMA section");
 });
 
-Deno.test("guests: test-badcall (unknown hypercall) exits 1 with one line", async () => {
+Deno.test("guests: test-badcall (unknown hypercall) exits 126 with one line", async () => {
   const r = await runCli(["run", "test-badcall"]);
   assertGuestDied(r, "test-badcall", "Bad hypercall 11");
 });
 
-Deno.test("guests: test-crash (CRASH hypercall) exits 1 with one line", async () => {
+Deno.test("guests: test-crash (CRASH hypercall) exits 126 with one line", async () => {
   const r = await runCli(["run", "test-crash"]);
   assertGuestDied(r, "test-crash", "CRASH: oops: test crash");
+});
+
+// ---- exit statuses -----------------------------------------------------------
+
+Deno.test("guests: a guest's exit status 0..123 is the exit code, silently", async () => {
+  const cases = ["0", "1", "3", "42", "123", "main 7", "main 0", "256"];
+  const want = [0, 1, 3, 42, 123, 7, 0, 0];
+  const results = await Promise.all(cases.map((c) => runCli(["run", "test-exit", "--", c])));
+  results.forEach((r, i) => {
+    assert.equal(r.code, want[i], `${cases[i]}: ${describe(r)}`);
+    assert.equal(r.stderr, "", `${cases[i]}: ${describe(r)}`);
+  });
+});
+
+Deno.test("guests: a guest's exit status 124..255 exits 123 and names the status", async () => {
+  for (const status of [124, 125, 126, 200, 255]) {
+    const r = await runCli(["run", "test-exit", "--", String(status)]);
+    assert.equal(r.code, EXIT.STATUS_HIGH, describe(r));
+    const err = lines(r.stderr);
+    assert.equal(err.length, 1, describe(r));
+    assert.match(err[0], new RegExp(`^lguest: test-exit: exited with status ${status} \\(`));
+  }
+});
+
+Deno.test("guests: -v tells the exit status", async () => {
+  const r = await runCli(["run", "-v", "test-exit", "--", "5"]);
+  assert.equal(r.code, 5, describe(r));
+  assert.match(r.stderr, /^lguest: test-exit: exited with status 5$/m, describe(r));
 });
 
 // ---- a guest that spins -----------------------------------------------------
 
 Deno.test("guests: test-spin with --timeout 1 exits 124 within seconds", async () => {
   const r = await runCli(["run", "--timeout", "1", "test-spin"], { killAfterMs: 15_000 });
-  assert.equal(r.code, 124, describe(r));
+  assert.equal(r.code, EXIT.TIMEOUT, describe(r));
   assert.match(r.stdout, /spinning/, describe(r));
   const err = lines(r.stderr).filter((l) => l !== "");
   assert.equal(err.length, 1, describe(r));

@@ -15,6 +15,7 @@
  */
 
 import assert from "node:assert/strict";
+import { EXIT } from "../launcher/cli.ts";
 import { readPcap } from "../devices/net/pcap.ts";
 import {
   Netns,
@@ -679,7 +680,7 @@ function configCase(): Promise<CliResult[]> {
 
 segmentSteps.push({
   name: "config errors — unknown segment option, tap name of 16 characters: one " +
-    "line, exit 2",
+    "line, exit 125",
   async fn() {
     const [option, long, cliOption, cliLong] = await configCase();
     const expect: [CliResult, RegExp][] = [
@@ -690,7 +691,7 @@ segmentSteps.push({
     ];
     for (const [r, re] of expect) {
       const why = describe(r);
-      assert.equal(r.code, 2, why);
+      assert.equal(r.code, EXIT.USAGE, why);
       assert.equal(r.stdout, "", why);
       assert.equal(lines(r.stderr).length, 1, why);
       assert.match(r.stderr, re, why);

@@ -32,6 +32,9 @@ typedef uint64_t u64;
 #define LHCALL_FLUSH_ASYNC    0
 #define LHCALL_LGUEST_INIT    1   /* edx = &lguest_data */
 #define LHCALL_CRASH          2   /* edx = &message (host reads 128 bytes) */
+/* Extension: CRASH with ebx = LGUEST_CRASH_EXIT ("EXIT") and ecx = status
+ * is an exit with that status (low 8 bits); see docs/guest-abi.md §11. */
+#define LGUEST_CRASH_EXIT     0x45584954u
 #define LHCALL_LOAD_GDT       3
 #define LHCALL_NEW_PGTABLE    4
 #define LHCALL_FLUSH_TLB      5

@@ -2,8 +2,8 @@
  * kit.h: the lguest guest kit API. A guest includes only this header.
  *
  * Boot order (lguest.c): read boot params -> LGUEST_INIT -> timer_init ->
- * bus_scan (drivers probe) -> main(). If main returns 0 the guest powers
- * off; any other value panics with "main returned N".
+ * bus_scan (drivers probe) -> main(). main's return value is the guest's
+ * exit status: lg_exit(main()) (0 powers off).
  *
  * Interrupts arrive only at hypercall boundaries: the arch shim runs the
  * handler you registered before the hypercall returns. Handlers run with
@@ -62,6 +62,9 @@ void halt(void);
 void idle_until(bool (*ready)(void *arg), void *arg);
 
 noreturn void power_off(void);              /* CRASH "Power down" */
+/* End the guest with exit status status & 0xff (0 = power_off): the
+ * launcher exits with it (README "Exit codes"; CRASH + LGUEST_CRASH_EXIT). */
+noreturn void lg_exit(int status);
 noreturn void panic(const char *fmt, ...) PRINTF_LIKE(1, 2);
 noreturn void lguest_crash(const char *msg);/* CRASH with msg verbatim */
 

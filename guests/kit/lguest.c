@@ -80,9 +80,7 @@ void lguest_boot(void)
 	bus_scan();
 
 	rc = main();
-	if (rc != 0)
-		panic("main returned %d", rc);
-	power_off();
+	lg_exit(rc);
 }
 
 /* ---- Interrupts ---------------------------------------------------------- */
@@ -171,6 +169,19 @@ noreturn void lguest_crash(const char *msg)
 noreturn void power_off(void)
 {
 	lguest_crash("Power down");
+}
+
+/* Extension (docs/guest-abi.md §11): CRASH with ebx = LGUEST_CRASH_EXIT
+ * and ecx = status. Status 0 is the ordinary power off. */
+noreturn void lg_exit(int status)
+{
+	static char buf[128];
+
+	if ((status & 0xff) == 0)
+		power_off();
+	snprintf(buf, sizeof(buf), "exit %d", status & 0xff);
+	hcall(LHCALL_CRASH, lg_pa(buf), LGUEST_CRASH_EXIT, (u32)status);
+	__builtin_trap();
 }
 
 noreturn void panic(const char *fmt, ...)

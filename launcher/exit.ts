@@ -1,0 +1,37 @@
+/**
+ * Exit codes of `lguest` (README "Exit codes"), modelled on `docker run`:
+ * the guest's own status passes through, and the launcher keeps a few codes
+ * of its own above it, so a guest's status is never mistaken for a launcher
+ * error.
+ *
+ * | code    | meaning                                                        |
+ * | ------- | -------------------------------------------------------------- |
+ * | 0..123  | the guest's own exit status (power off = 0, exit(N) = N)       |
+ * | 123     | also: a guest status of 124..255 (exact status on stderr)      |
+ * | 124     | `--timeout` expired                                            |
+ * | 125     | usage error / input refused before any guest ran               |
+ * | 126     | the guest crashed (panic, trap) or was killed by the host      |
+ * | 128+N   | ended by signal N (130 also for three Ctrl-C)                  |
+ *
+ * @module
+ */
+
+/** The launcher's own exit codes. */
+export const EXIT = {
+  OK: 0,
+  /** A guest status of 124..255 is reported as this (see {@link exitCodeOf}). */
+  STATUS_HIGH: 123,
+  TIMEOUT: 124,
+  USAGE: 125,
+  GUEST_FAILED: 126,
+  /** 128 + signal number. */
+  SIGNAL_BASE: 128,
+} as const;
+
+/** Highest guest status that passes through unchanged. */
+export const MAX_PASSED_STATUS = 123;
+
+/** The process exit code for a guest's own exit status (0..255). */
+export function exitCodeOf(status: number): number {
+  return status <= MAX_PASSED_STATUS ? status : EXIT.STATUS_HIGH;
+}

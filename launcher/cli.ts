@@ -20,6 +20,7 @@ import { VERSION } from "../version.ts";
 import { builtinGuests } from "./images.ts";
 import { loadConfig } from "./config.ts";
 import { runGuests } from "./runner.ts";
+import { joinCmdline } from "./cmdline.ts";
 import { MAX_MEMORY, MIN_MEMORY } from "./layout.ts";
 import { EXIT } from "./exit.ts";
 
@@ -157,6 +158,7 @@ async function runCommand(argv: string[]): Promise<number> {
   }
   const [guest, ...args] = positionals;
   if (guest === undefined) throw new UsageError("run needs a GUEST (see 'lguest guests')");
+  const cmdline = joinCmdline(args);
   const memory = values.memory as string | undefined;
   if (memory !== undefined) parseSize(memory); // report a bad size before loading anything
   const devices: [string, string][] = [];
@@ -170,7 +172,7 @@ async function runCommand(argv: string[]): Promise<number> {
     name: "",
     image: guest,
     memory,
-    args: args.join(" "),
+    args: cmdline,
     stdio: true,
     devices,
   }], opts);

@@ -17,6 +17,7 @@
  */
 
 import { deviceKinds, UsageError } from "../devices/registry.ts";
+import { checkCmdline, joinCmdline } from "./cmdline.ts";
 
 /** One guest of a config file, validated. */
 export interface GuestPlan {
@@ -107,6 +108,24 @@ class Parser {
 
 const GUEST_FIELDS = ["name", "image", "memory", "args", "console"];
 
+/**
+ * A guest's `args`: a string is the command line as written; an array of
+ * strings is a list of words, quoted as the CLI quotes the words after `--`.
+ */
+function argsOf(v: Json | undefined, bad: (msg: string) => never): string {
+  if (v === undefined) return "";
+  const words = Array.isArray(v) ? v : [v];
+  if (words.some((w) => typeof w !== "string")) {
+    bad("must be a string (the command line) or an array of strings (its words)");
+  }
+  try {
+    return Array.isArray(v) ? joinCmdline(v as string[]) : checkCmdline(v as string);
+  } catch (e) {
+    if (e instanceof UsageError) bad(e.message);
+    throw e;
+  }
+}
+
 /** Value checks the CLI supplies (they throw a one-line UsageError). */
 export interface ConfigChecks {
   /** A `memory` value, e.g. the CLI's size parser. */
@@ -196,7 +215,7 @@ export function parseConfig(text: string, checks: ConfigChecks = {}): RunPlan {
       name,
       image: str("image", true)!,
       memory,
-      args: str("args", false) ?? "",
+      args: argsOf(o.args, (msg) => bad(`${base}.args`, msg)),
       stdio: console_ === "stdio",
       devices,
     };

@@ -41,6 +41,13 @@ extern struct lguest_data lguest_data;      /* shared with the host */
 extern u32 lg_mem;                          /* RAM size = e820 size */
 extern const char *lg_cmdline;              /* copy of the command line */
 
+/* cmdline.c: split a command line into the user's words, undoing the
+ * Launcher's quoting (docs/guest-abi.md §3). The words are copied into
+ * buf (each NUL-terminated) and argv[0..argc) points at them; argv[argc]
+ * is NULL when argc < max. Returns argc, or -1 if buf or argv is too
+ * small. With buf of LG_COMMAND_LINE_SIZE bytes any command line fits. */
+int cmdline_split(const char *line, char *buf, size_t bufsz, char **argv, int max);
+
 typedef void (*irq_handler_t)(unsigned irq, void *arg);
 
 /* Install handler for IRQ irq (0..31): loads the IDT entry for vector

@@ -174,7 +174,9 @@ Deno.test("guests: test-crash (CRASH hypercall) exits 126 with one line", async 
 Deno.test("guests: a guest's exit status 0..123 is the exit code, silently", async () => {
   const cases = ["0", "1", "3", "42", "123", "main 7", "main 0", "256"];
   const want = [0, 1, 3, 42, 123, 7, 0, 0];
-  const results = await Promise.all(cases.map((c) => runCli(["run", "test-exit", "--", c])));
+  const results = await Promise.all(
+    cases.map((c) => runCli(["run", "test-exit", "--", ...c.split(" ")])),
+  );
   results.forEach((r, i) => {
     assert.equal(r.code, want[i], `${cases[i]}: ${describe(r)}`);
     assert.equal(r.stderr, "", `${cases[i]}: ${describe(r)}`);

@@ -1,40 +1,42 @@
 /**
  * Launcher: finding guest images, built-in or on disk.
  *
- * Built-in images live in `guests/images/` beside this program (embedded in
- * the compiled binary with `--include`), listed by `manifest.json`.
+ * Built-in images are in the module graph (contract 7): `deno task guests`
+ * writes `guests/images/index.ts` (the manifest and one loader per image
+ * file) and one base64 module per image, so they travel with the program
+ * whether it is run from a checkout, an HTTP URL, a bundle or a compiled
+ * binary, and no file is read beside the module. A run decodes only the
+ * image it runs.
  *
  * @module
  */
 
 import { UsageError } from "../devices/registry.ts";
+import { FILES, MANIFEST, type ManifestEntry } from "../guests/images/index.ts";
 
-/** One built-in guest. */
-export interface BuiltinGuest {
-  name: string;
-  file: string;
-  description: string;
-  test?: boolean;
-}
+/** One built-in guest (an entry of `guests/images/manifest.json`). */
+export type BuiltinGuest = ManifestEntry;
 
-const IMAGES = new URL("../guests/images/", import.meta.url);
 /** Largest image we read (a guest must also fit in its RAM). */
 const MAX_IMAGE = 256 * 1024 * 1024;
 
 /** Every built-in guest (test guests included when `all`). */
-export async function builtinGuests(all = false): Promise<BuiltinGuest[]> {
-  const list = JSON.parse(
-    await Deno.readTextFile(new URL("manifest.json", IMAGES)),
-  ) as BuiltinGuest[];
-  return all ? list : list.filter((g) => !g.test);
+export function builtinGuests(all = false): Promise<BuiltinGuest[]> {
+  return Promise.resolve(all ? [...MANIFEST] : MANIFEST.filter((g) => !g.test));
+}
+
+/** The bytes of a built-in image file (`hello.wasm`), or null if there is none. */
+export async function builtinFile(file: string): Promise<Uint8Array | null> {
+  const load = Object.hasOwn(FILES, file) ? FILES[file] : undefined;
+  if (!load) return null;
+  return Uint8Array.fromBase64((await load()).BASE64);
 }
 
 /** Read a guest image by built-in name or path; user errors are one line. */
 export async function loadImage(guest: string): Promise<{ name: string; bytes: Uint8Array }> {
-  const builtin = (await builtinGuests(true)).find((g) => g.name === guest);
-  if (builtin) {
-    return { name: guest, bytes: await Deno.readFile(new URL(builtin.file, IMAGES)) };
-  }
+  const builtin = MANIFEST.find((g) => g.name === guest);
+  const bytes = builtin && await builtinFile(builtin.file);
+  if (bytes) return { name: guest, bytes };
   const looksLikePath = guest.includes("/") || guest.includes(".");
   let info: Deno.FileInfo;
   try {

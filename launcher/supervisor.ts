@@ -12,6 +12,8 @@
 
 import { enterCbreak, restoreTerminal, TERMIOS_SIZE } from "./termios.ts";
 import { EXIT } from "./exit.ts";
+import { type SupervisorInit, watchdog } from "./supervisor_worker.ts";
+import { functionWorker } from "../sys/worker.ts";
 
 /** Signals that end a run, with their numbers. */
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
@@ -26,16 +28,10 @@ const HB = 0; // Int32: Date.now() mod 2^31 of the last beat
 const TERM = 1; // Int32: 1 if the terminal must be restored on a hard exit
 const TERMIOS_OFF = 8;
 
-/** What the Worker is told at start. */
-export interface SupervisorInit {
-  shared: SharedArrayBuffer;
-  timeoutMs: number;
-}
-
 let early: Worker | null = null;
 
 function startWorker(): Worker {
-  return new Worker(new URL("./supervisor_worker.ts", import.meta.url).href, { type: "module" });
+  return functionWorker(watchdog, "lguest watchdog");
 }
 
 /**
@@ -88,7 +84,19 @@ export class Supervisor {
       const worker = this.#worker = early ?? startWorker();
       early = null;
       this.ready = new Promise((resolve) => (worker.onmessage = () => resolve()));
-      const init: SupervisorInit = { shared: this.#shared, timeoutMs: opts.timeoutMs };
+      const init: SupervisorInit = {
+        shared: this.#shared,
+        timeoutMs: opts.timeoutMs,
+        hb: HB,
+        term: TERM,
+        termiosOff: TERMIOS_OFF,
+        termiosSize: TERMIOS_SIZE,
+        heartbeatMs: HEARTBEAT_MS,
+        staleMs: STALE_MS,
+        signals: SIGNALS,
+        timeoutCode: EXIT.TIMEOUT,
+        signalBase: EXIT.SIGNAL_BASE,
+      };
       worker.postMessage(init);
       for (const name of Object.keys(SIGNALS) as SignalName[]) {
         const fn = () => this.#signal(name);
@@ -138,5 +146,3 @@ export class Supervisor {
     if (this.#terminal) restoreTerminal(this.#termios);
   }
 }
-
-export { HB, SIGNALS, TERM, TERMIOS_OFF };

@@ -2,54 +2,83 @@
  * The supervisor's Worker: ends the process when the main thread cannot
  * (a guest spinning without hypercalls). See `supervisor.ts`.
  *
+ * {@link watchdog} runs inside the Worker from its source text
+ * (`sys/worker.ts`), so it uses no import and no name of this module:
+ * every constant comes in the first message ({@link SupervisorInit}), and
+ * it opens libc itself for `tcsetattr` and `_exit`.
+ *
  * @module
  */
 
 /// <reference lib="deno.worker" />
 
-import {
-  HB,
-  HEARTBEAT_MS,
-  SIGNALS,
-  STALE_MS,
-  type SupervisorInit,
-  TERM,
-  TERMIOS_OFF,
-} from "./supervisor.ts";
-import { restoreTerminal, TERMIOS_SIZE } from "./termios.ts";
-import { libc } from "../sys/libc.ts";
+/** What the Worker is told at start: the shared block and its layout. */
+export interface SupervisorInit {
+  shared: SharedArrayBuffer;
+  timeoutMs: number;
+  /** Int32 index of the heartbeat, of the "terminal in cbreak mode" flag. */
+  hb: number;
+  term: number;
+  /** Byte offset and size of the saved termios in `shared`. */
+  termiosOff: number;
+  termiosSize: number;
+  heartbeatMs: number;
+  staleMs: number;
+  /** Signals that end a run, with their numbers. */
+  signals: Record<string, number>;
+  /** Exit codes (launcher/exit.ts): --timeout, and 128 for "signal N" = 128 + N. */
+  timeoutCode: number;
+  signalBase: number;
+}
 
-self.onmessage = (e: MessageEvent<SupervisorInit>) => {
-  const { shared, timeoutMs } = e.data;
-  const i32 = new Int32Array(shared, 0, 2);
-  const termios = new Uint8Array(shared, TERMIOS_OFF, TERMIOS_SIZE);
+/** The Worker's code (self-contained: see the module comment). */
+export function watchdog(): void {
+  self.onmessage = (e: MessageEvent<SupervisorInit>) => {
+    const { shared, timeoutMs, hb, term, termiosOff, termiosSize, heartbeatMs, staleMs } = e.data;
+    const { signals, timeoutCode, signalBase } = e.data;
+    const i32 = new Int32Array(shared, 0, 2);
+    const termios = new Uint8Array(shared, termiosOff, termiosSize);
+    let lib:
+      | Deno.DynamicLibrary<{
+        tcsetattr: { parameters: ["i32", "i32", "buffer"]; result: "i32" };
+        _exit: { parameters: ["i32"]; result: "void" };
+      }>
+      | null = null;
+    const libc = () =>
+      lib ??= Deno.dlopen("libc.so.6", {
+        tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+        _exit: { parameters: ["i32"], result: "void" },
+      });
 
-  const stale = () => (Date.now() % 2 ** 31) - Atomics.load(i32, HB) > STALE_MS;
-  const hardExit = (code: number, why: string) => {
-    if (Atomics.load(i32, TERM) === 1) restoreTerminal(termios.slice());
-    Deno.stderr.writeSync(new TextEncoder().encode(`\nlguest: ${why}\n`));
-    libc()._exit(code);
+    const stale = () => (Date.now() % 2 ** 31) - Atomics.load(i32, hb) > staleMs;
+    const hardExit = (code: number, why: string) => {
+      // TCSANOW = 0: put back the settings the main thread saved.
+      if (Atomics.load(i32, term) === 1) libc().symbols.tcsetattr(0, 0, termios.slice());
+      Deno.stderr.writeSync(new TextEncoder().encode(`\nlguest: ${why}\n`));
+      libc().symbols._exit(code);
+    };
+
+    for (const [name, num] of Object.entries(signals)) {
+      Deno.addSignalListener(name as Deno.Signal, () => {
+        // The main thread handles signals itself while it is responsive. It
+        // may also handle this one and only then block in a spinning guest:
+        // keep checking for a while, not just once (its last beat may be a
+        // little younger than the signal).
+        const heard = performance.now();
+        const check = () => {
+          if (stale()) hardExit(signalBase + num, `ended by ${name} (guest not responding)`);
+          else if (performance.now() - heard < 2 * staleMs) setTimeout(check, heartbeatMs);
+        };
+        setTimeout(check, staleMs);
+      });
+    }
+    self.postMessage("ready"); // see Supervisor.ready
+    if (timeoutMs > 0) {
+      setTimeout(function check() {
+        if (stale()) {
+          hardExit(timeoutCode, `timed out after ${timeoutMs / 1000} s (guest not responding)`);
+        } else setTimeout(check, staleMs);
+      }, timeoutMs + staleMs);
+    }
   };
-
-  for (const [name, num] of Object.entries(SIGNALS)) {
-    Deno.addSignalListener(name as Deno.Signal, () => {
-      // The main thread handles signals itself while it is responsive. It
-      // may also handle this one and only then block in a spinning guest:
-      // keep checking for a while, not just once (its last beat may be a
-      // little younger than the signal).
-      const heard = performance.now();
-      const check = () => {
-        if (stale()) hardExit(128 + num, `ended by ${name} (guest not responding)`);
-        else if (performance.now() - heard < 2 * STALE_MS) setTimeout(check, HEARTBEAT_MS);
-      };
-      setTimeout(check, STALE_MS);
-    });
-  }
-  self.postMessage("ready"); // see Supervisor.ready
-  if (timeoutMs > 0) {
-    setTimeout(function check() {
-      if (stale()) hardExit(124, `timed out after ${timeoutMs / 1000} s (guest not responding)`);
-      else setTimeout(check, STALE_MS);
-    }, timeoutMs + STALE_MS);
-  }
-};
+}

@@ -12,7 +12,7 @@
  */
 
 import assert from "node:assert/strict";
-import fc from "fast-check";
+import fc from "npm:fast-check@^3.23.2";
 import { ENOENT, LHCALL_SEND_DMA, LHREQ_GETDMA, PAGE_SIZE } from "../abi/constants.ts";
 import { DMA_ADDR, DMA_LEN, DMA_SIZE } from "../abi/structs.ts";
 import { GuestMemory } from "../host/memory.ts";

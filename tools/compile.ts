@@ -1,6 +1,10 @@
 /**
  * `deno task compile`: build the single self-contained binary `dist/lguest`
- * with the built-in guests embedded. `deno compile` downloads Deno's
+ * with the built-in guests embedded: they are in the module graph
+ * (`guests/images/index.ts` and its per-image modules, statically
+ * analysable dynamic imports, which `deno compile` includes), exactly as in
+ * `deno task bundle`, and the watchdog Worker runs from source text
+ * (`sys/worker.ts`), so no file needs `--include`. `deno compile` downloads Deno's
  * runtime (denort) the first time; where that download is impossible we
  * say so in one line and exit 1.
  *
@@ -16,10 +20,6 @@ const args = [
   "--allow-run",
   "--allow-ffi",
   "--allow-net=127.0.0.1",
-  "--include",
-  "guests/images",
-  "--include",
-  "launcher/supervisor_worker.ts",
   "-o",
   "dist/lguest",
   "main.ts",

@@ -1,0 +1,202 @@
+/**
+ * Shipping (issue 11): the program runs the same from a checkout, from a
+ * one-file bundle in an empty folder with the network removed, and from an
+ * HTTP URL: built-in guests and the watchdog Worker come through the
+ * module graph, nothing is read beside the module, and running a guest
+ * resolves no npm or remote module.
+ *
+ * The offline runs use `unshare -n` (a new network namespace with only a
+ * loopback that is down) and a fresh, empty DENO_DIR; where `unshare -n`
+ * is not permitted (not root), they run with the network and say so.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { ROOT_PATH } from "./helpers/run_cli.ts";
+import { EXIT } from "../launcher/cli.ts";
+
+/** What `deno run` needs for the CLI (README "Ship it"). */
+const RUN_FLAGS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-ffi",
+  "--allow-net=127.0.0.1",
+];
+
+interface Ran {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Can this process remove the network of a child (`unshare -n`)? */
+const CAN_UNSHARE = await (async () => {
+  try {
+    const r = await new Deno.Command("unshare", { args: ["-n", "true"], stderr: "null" }).output();
+    return r.success;
+  } catch {
+    return false;
+  }
+})();
+
+/** Run deno with `args` in `cwd`; `offline` removes the network where possible. */
+async function deno(
+  args: string[],
+  opts: { cwd: string; denoDir?: string; stdin?: string; offline?: boolean },
+): Promise<Ran> {
+  const argv = [Deno.execPath(), ...args];
+  if (opts.offline && CAN_UNSHARE) argv.unshift("unshare", "-n");
+  const child = new Deno.Command(argv[0], {
+    args: argv.slice(1),
+    cwd: opts.cwd,
+    stdin: opts.stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1", ...(opts.denoDir ? { DENO_DIR: opts.denoDir } : {}) },
+  }).spawn();
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  clearTimeout(timer);
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+function show(r: Ran): string {
+  return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
+}
+
+/** Bundle `entry` (relative to the root) into `out` with `deno bundle`. */
+async function bundle(entry: string, out: string): Promise<void> {
+  const r = await deno(["bundle", "--quiet", "--platform", "deno", "-o", out, entry], {
+    cwd: ROOT_PATH,
+  });
+  assert.equal(r.code, 0, `deno bundle ${entry}\n${show(r)}`);
+}
+
+async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "lguest_ship_" });
+  try {
+    await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** A watchdog probe's run: only the Worker can end it (tests/helpers/watchdog_probe.ts). */
+function assertWatchdogEnded(r: Ran): void {
+  assert.equal(r.code, EXIT.TIMEOUT, show(r));
+  assert.match(r.stdout, /^blocking$/m, show(r));
+  assert.match(r.stderr, /timed out after 0\.2 s \(guest not responding\)/, show(r));
+}
+
+const LAN = {
+  guests: [
+    { name: "a", image: "netd", memory: "16M", net: ["segment:lan"], args: "ip=10.0.0.1/24" },
+    {
+      name: "b",
+      image: "shell",
+      net: ["segment:lan"],
+      args: "ip=10.0.0.2/24",
+      console: "stdio",
+    },
+  ],
+};
+
+Deno.test("ship: the bundle runs from an empty folder, offline: hello, a disk, two guests with --pcap", async () => {
+  if (!CAN_UNSHARE) console.log("ship: unshare -n not permitted here: these runs keep the network");
+  await withTemp(async (dir) => {
+    const js = `${dir}/lguest.js`;
+    await bundle("main.ts", js);
+    const work = `${dir}/empty`;
+    await Deno.mkdir(work);
+    const opts = { cwd: work, denoDir: `${dir}/deno_dir`, offline: true };
+
+    const hello = await deno(["run", ...RUN_FLAGS, js, "run", "hello"], opts);
+    assert.equal(hello.code, EXIT.OK, show(hello));
+    assert.match(
+      hello.stdout,
+      /^Hello from an lguest guest! I have 32 MiB of RAM\.$/m,
+      show(hello),
+    );
+
+    await Deno.writeFile(`${work}/disk.img`, new Uint8Array(1 << 20));
+    const shell = await deno(["run", ...RUN_FLAGS, js, "run", "--block", "disk.img", "shell"], {
+      ...opts,
+      stdin: "blk write 0 0 shipped disk\npoweroff\n",
+    });
+    assert.equal(shell.code, EXIT.OK, show(shell));
+    assert.match(shell.stdout, /wrote 1 sector\(s\)/, show(shell));
+    const disk = await Deno.readFile(`${work}/disk.img`);
+    assert.equal(new TextDecoder().decode(disk.subarray(0, 12)), "shipped disk");
+
+    await Deno.writeTextFile(`${work}/lan.json`, JSON.stringify(LAN));
+    const lan = await deno(
+      ["run", ...RUN_FLAGS, js, "run", "--config", "lan.json", "--pcap", "lan.pcap"],
+      { ...opts, stdin: "ping 10.0.0.1 2\npoweroff\n" },
+    );
+    assert.equal(lan.code, EXIT.OK, show(lan));
+    assert.match(lan.stdout, /2 packets transmitted, 2 received/, show(lan));
+    // A pcap header (24 bytes) and at least the two requests and replies.
+    const pcap = await Deno.readFile(`${work}/lan.pcap`);
+    assert.ok(pcap.length > 24 + 4 * (16 + 98), `pcap holds ${pcap.length} bytes`);
+
+    // Nothing was written beside the bundle but what the runs asked for.
+    const left = [];
+    for await (const e of Deno.readDir(work)) left.push(e.name);
+    assert.deepEqual(left.sort(), ["disk.img", "lan.json", "lan.pcap"]);
+  });
+});
+
+Deno.test("ship: the watchdog Worker starts from a file and from a bundle", async () => {
+  const probe = "tests/helpers/watchdog_probe.ts";
+  assertWatchdogEnded(await deno(["run", "--allow-ffi", probe], { cwd: ROOT_PATH }));
+  await withTemp(async (dir) => {
+    await bundle(probe, `${dir}/probe.js`);
+    assertWatchdogEnded(
+      await deno(["run", "--allow-ffi", "probe.js"], {
+        cwd: dir,
+        denoDir: `${dir}/deno_dir`,
+        offline: true,
+      }),
+    );
+  });
+});
+
+Deno.test("ship: the CLI and the watchdog Worker run from an HTTP URL", async () => {
+  // Serves the checkout read-only on loopback, as a URL or JSR user fetches it.
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, async (req) => {
+    const path = decodeURIComponent(new URL(req.url).pathname);
+    if (path.split("/").includes("..")) return new Response("bad path", { status: 400 });
+    try {
+      const body = await Deno.readFile(ROOT_PATH + path);
+      return new Response(body, { headers: { "content-type": "application/typescript" } });
+    } catch {
+      return new Response("not found", { status: 404 });
+    }
+  });
+  try {
+    const base = `http://127.0.0.1:${server.addr.port}`;
+    await withTemp(async (dir) => {
+      const opts = { cwd: dir, denoDir: `${dir}/deno_dir` };
+      const hello = await deno(["run", ...RUN_FLAGS, `${base}/main.ts`, "run", "hello"], opts);
+      assert.equal(hello.code, EXIT.OK, show(hello));
+      assert.match(hello.stdout, /^Hello from an lguest guest!/m, show(hello));
+      const guests = await deno(["run", ...RUN_FLAGS, `${base}/main.ts`, "guests"], opts);
+      assert.equal(guests.code, EXIT.OK, show(guests));
+      assert.match(guests.stdout, /^shell\s+\S/m, show(guests));
+      assertWatchdogEnded(
+        await deno(["run", "--allow-ffi", `${base}/tests/helpers/watchdog_probe.ts`], opts),
+      );
+    });
+  } finally {
+    await server.shutdown();
+  }
+});

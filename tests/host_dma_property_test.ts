@@ -12,6 +12,9 @@
  */
 
 import assert from "node:assert/strict";
+// Test-only dependency, named here and not in deno.json: an "imports" entry there would make
+// every `deno run` in the checkout install it, and running a guest must need no npm (issue 11).
+// deno-lint-ignore no-import-prefix
 import fc from "npm:fast-check@^3.23.2";
 import { ENOENT, LHCALL_SEND_DMA, LHREQ_GETDMA, PAGE_SIZE } from "../abi/constants.ts";
 import { DMA_ADDR, DMA_LEN, DMA_SIZE } from "../abi/structs.ts";

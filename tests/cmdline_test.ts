@@ -8,7 +8,9 @@
  */
 
 import assert from "node:assert/strict";
-import fc from "fast-check";
+// Test-only dependency, inline (not in deno.json, see host_dma_property_test.ts).
+// deno-lint-ignore no-import-prefix
+import fc from "npm:fast-check@^3.23.2";
 import { joinCmdline, quoteWord, splitCmdline } from "../launcher/cmdline.ts";
 import { UsageError } from "../devices/registry.ts";
 import { describe, runCli } from "./helpers/run_cli.ts";

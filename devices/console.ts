@@ -9,6 +9,10 @@
  * backpressure, and piped input of any size arrives whole (the original
  * dropped or overwrote input instead, §14.1).
  *
+ * End of input: once every byte is delivered, the guest gets one input
+ * DMA with used_len 0 and its IRQ (as 2.6.23's Launcher), then nothing
+ * more. A backend without `read` has no input at all, and no EOF either.
+ *
  * @module
  */
 
@@ -21,11 +25,13 @@ const CHUNK = 256;
 /** Retry delays while the guest's buffer stays full (ms). */
 const RETRY_MIN_MS = 1;
 const RETRY_MAX_MS = 20;
+/** ... and for the end of input, which nobody waits behind (a guest may never read). */
+const EOF_RETRY_MAX_MS = 500;
 
 /** Where console bytes come from and go to. */
 export interface ConsoleBackend {
-  /** Read up to `buf.length` bytes; null at end of input. */
-  read(buf: Uint8Array): Promise<number | null>;
+  /** Read up to `buf.length` bytes; null at end of input. Absent: no input, ever. */
+  read?(buf: Uint8Array): Promise<number | null>;
   /** Write all of `data` (synchronously, so a later crash loses nothing). */
   write(data: Uint8Array): void;
   /** Called when the run ends. */
@@ -67,6 +73,7 @@ export class ConsoleDevice implements Device {
   #pending: Uint8Array | null = null;
   #drained: (() => void) | null = null;
   #eof = false;
+  #eofSent = false;
   #closed = false;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #retryMs = RETRY_MIN_MS;
@@ -99,12 +106,15 @@ export class ConsoleDevice implements Device {
   }
 
   hasPendingInput(): boolean {
-    return this.#pending !== null;
+    return this.#pending !== null || this.#eof && !this.#eofSent;
   }
 
   input(ctx: DeviceContext): void {
     const data = this.#pending;
-    if (data === null) return;
+    if (data === null) {
+      if (this.#eof && !this.#eofSent) this.#sendEof(ctx);
+      return;
+    }
     const n = ctx.deliver(LGUEST_CONSOLE_DMA_KEY, data);
     if (n < 0) {
       this.#scheduleRetry();
@@ -122,23 +132,36 @@ export class ConsoleDevice implements Device {
     }
   }
 
+  /** End of input: one DMA with used_len 0 once a buffer is free (§10.2). */
+  #sendEof(ctx: DeviceContext): void {
+    if (ctx.deliver(LGUEST_CONSOLE_DMA_KEY, new Uint8Array(0)) < 0) {
+      this.#scheduleRetry(EOF_RETRY_MAX_MS);
+      return;
+    }
+    this.#eofSent = true;
+    this.#retryMs = RETRY_MIN_MS;
+    ctx.log("console: end of input delivered");
+  }
+
   /** The guest's buffer was full: ask again a little later (backing off). */
-  #scheduleRetry(): void {
+  #scheduleRetry(maxMs = RETRY_MAX_MS): void {
     if (this.#retry !== undefined || this.#closed) return;
     this.#retry = setTimeout(() => {
       this.#retry = undefined;
       this.#ctx?.requestInput();
     }, this.#retryMs);
-    this.#retryMs = Math.min(this.#retryMs * 2, RETRY_MAX_MS);
+    this.#retryMs = Math.min(this.#retryMs * 2, maxMs);
   }
 
   /** Read the source one chunk at a time, never ahead of the guest. */
   async #pump(): Promise<void> {
+    const read = this.#backend.read?.bind(this.#backend);
+    if (!read) return;
     while (!this.#closed) {
       const buf = new Uint8Array(CHUNK);
       let n: number | null;
       try {
-        n = await this.#backend.read(buf);
+        n = await read(buf);
       } catch {
         n = null;
       }
@@ -146,6 +169,7 @@ export class ConsoleDevice implements Device {
       if (n === null) {
         this.#eof = true;
         this.#ctx?.log("console: end of input");
+        this.#ctx?.requestInput();
         return;
       }
       if (n === 0) continue;

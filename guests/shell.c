@@ -484,8 +484,10 @@ static void echo(const char *s)
 	}
 }
 
-/* Read one line into buf (NUL-terminated, without the Enter). */
-static void read_line(char *buf, size_t size)
+/* Read one line into buf (NUL-terminated, without the Enter). False at
+ * the end of input with nothing read (a last line without an Enter still
+ * counts as a line, as in sh). */
+static bool read_line(char *buf, size_t size)
 {
 	static bool after_cr;      /* swallow the '\n' of a "\r\n" */
 	size_t len = 0;
@@ -496,8 +498,14 @@ static void read_line(char *buf, size_t size)
 		if (c < 0) {
 			echo_flush();
 			c = console_getc();
-			if (c < 0)         /* no console input at all */
-				power_off();
+			if (c < 0) {       /* end of input, or none at all */
+				if (!len)
+					return false;
+				echo("\n");
+				echo_flush();
+				buf[len] = '\0';
+				return true;
+			}
 		}
 		if (c == '\n' && after_cr) {
 			after_cr = false;
@@ -508,7 +516,7 @@ static void read_line(char *buf, size_t size)
 			echo("\n");
 			echo_flush();
 			buf[len] = '\0';
-			return;
+			return true;
 		}
 		if (c == 0x7f || c == 0x08) {          /* backspace */
 			if (len) {
@@ -542,7 +550,10 @@ int main(void)
 	netcmd_init();              /* net0 up with ip= (kit/netcmd.c) */
 	for (;;) {
 		printf(PROMPT);
-		read_line(line, sizeof(line));
+		if (!read_line(line, sizeof(line))) {
+			printf("\n");  /* end of input: power off, as after 'poweroff' */
+			return 0;
+		}
 		run_line(line);
 	}
 }

@@ -37,7 +37,7 @@ export function prefixBackend(name: string, out: (b: Uint8Array) => void): Conso
   const prefix = new TextEncoder().encode(`[${name}] `);
   let lineStart = true;
   return {
-    read: () => Promise.resolve(null),
+    // No read: this console has no input (and so no end of input either).
     write(data) {
       let from = 0;
       for (let i = 0; i < data.length; i++) {

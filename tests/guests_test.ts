@@ -136,8 +136,11 @@ Deno.test("guests: piped input larger than 64 KiB arrives whole and in order", a
   assert.equal(lines(r.stdout).at(-1), "Powering off.");
 });
 
-Deno.test("guests: input without poweroff and --timeout 2 exits 124", async () => {
-  const r = await runCli(["run", "--timeout", "2", "shell"], { stdin: "echo still here\n" });
+Deno.test("guests: input without poweroff, stdin left open, and --timeout 2 exits 124", async () => {
+  // (At end of input the shell powers off: tests/console_eof_test.ts.)
+  const p = spawnCli(["run", "--timeout", "2", "shell"], { stdin: "piped" });
+  await p.write("echo still here\n");
+  const r = await p.result();
   assert.equal(r.code, EXIT.TIMEOUT, describe(r));
   assert.ok(lines(r.stdout).includes("still here"), describe(r));
   const err = lines(r.stderr).filter((l) => l !== "");

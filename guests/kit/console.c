@@ -10,6 +10,12 @@
  * hand the buffer straight back (used_len = 0) so the host can deliver the
  * next chunk. If the ring is full we keep the rest in the buffer and hand
  * it back once readers have made room.
+ *
+ * End of input: the host delivers one last DMA with used_len 0 (as
+ * 2.6.23's Launcher did). We take bytes from the buffer only after its IRQ
+ * has run, so every IRQ that finds the buffer free is that EOF delivery;
+ * then readers get the buffered bytes and after them EOF (console_read()
+ * returns 0, console_getc() -1, console_eof() true).
  */
 #include "kit.h"
 
@@ -20,6 +26,8 @@ static struct lguest_dma in_dma;
 static char in_buf[CONSOLE_IN_SIZE];
 static u32 in_off;                      /* bytes of in_buf already taken */
 static bool in_bound;
+static bool in_irq_seen;                /* the IRQ of the chunk in in_buf ran */
+static bool in_eof;                     /* the host said: end of input */
 
 static char ring[RING_SIZE];
 static u32 ring_head, ring_tail;        /* free-running; head - tail = used */
@@ -49,12 +57,15 @@ static void console_pull(void)
 {
 	u32 used = READ_ONCE(in_dma.used_len);
 
+	if (!in_irq_seen)                   /* its IRQ first: see the top */
+		return;
 	if (used > CONSOLE_IN_SIZE)         /* never trust the other side */
 		used = CONSOLE_IN_SIZE;
 	while (in_off < used && ring_head - ring_tail < RING_SIZE)
 		ring[ring_head++ % RING_SIZE] = in_buf[in_off++];
-	if (used && in_off >= used) {
+	if (in_off >= used) {
 		in_off = 0;
+		in_irq_seen = false;
 		barrier();
 		WRITE_ONCE(in_dma.used_len, 0);  /* hand the buffer back */
 	}
@@ -64,7 +75,19 @@ static void console_irq(unsigned irq, void *arg)
 {
 	(void)irq;
 	(void)arg;
+	if (in_irq_seen)                    /* not ours: no delivery is pending */
+		return;
+	if (READ_ONCE(in_dma.used_len) == 0) {
+		in_eof = true;              /* the one delivery of nothing */
+		return;
+	}
+	in_irq_seen = true;
 	console_pull();
+}
+
+bool console_eof(void)
+{
+	return in_eof && !console_has_input();
 }
 
 bool console_has_input(void)
@@ -83,7 +106,7 @@ int console_trygetc(void)
 static bool input_ready(void *arg)
 {
 	(void)arg;
-	return console_has_input();
+	return console_has_input() || in_eof;
 }
 
 int console_getc(void)
@@ -92,6 +115,18 @@ int console_getc(void)
 		return -1;
 	idle_until(input_ready, NULL);
 	return console_trygetc();
+}
+
+long console_read(char *buf, size_t n)
+{
+	size_t got = 0;
+
+	if (!in_bound || n == 0)
+		return 0;
+	idle_until(input_ready, NULL);
+	while (got < n && console_has_input())
+		buf[got++] = (char)ring[ring_tail++ % RING_SIZE];
+	return (long)got;
 }
 
 static int console_probe(struct lg_device *dev)

@@ -135,9 +135,17 @@ u32 bus_desc_addr(void);                        /* = lg_mem */
 void console_write(const char *s, size_t n);
 /* Next input byte, or -1 if none is buffered right now. */
 int console_trygetc(void);
-/* Next input byte; halts while there is none. -1 if there is no input
- * (no console device, or its probe failed). */
+/* Next input byte; halts while there is none. -1 at end of input (after
+ * every buffered byte) or if there is no input (no console device, or its
+ * probe failed). */
 int console_getc(void);
+/* Read up to n bytes: halts until at least one is there, then returns what
+ * is buffered (1..n); 0 at end of input (after every buffered byte) or
+ * without a console. */
+long console_read(char *buf, size_t n);
+/* True once the host has signalled end of input and every byte before it
+ * has been read (docs/guest-abi.md §10). */
+bool console_eof(void);
 bool console_has_input(void);
 
 /* ---- timer.c ------------------------------------------------------------ */

@@ -1,0 +1,121 @@
+/**
+ * Console end of input (docs/guest-abi.md §10, GUIDE contract 3): the
+ * Launcher delivers every byte, then exactly one input DMA with used_len 0
+ * (as 2.6.23), waiting for a free buffer rather than dropping it; a console
+ * without input never sends one. The kit turns it into console_read() == 0
+ * and the shell powers off: `lguest run shell < script` ends.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { type ConsoleBackend, ConsoleDevice } from "../devices/console.ts";
+import type { DeviceContext } from "../devices/registry.ts";
+import { describe, lines, runCli, spawnCli } from "./helpers/run_cli.ts";
+
+/** A context whose guest has `free` buffers now; records every delivery. */
+function fakeContext(free: { n: number }) {
+  const delivered: Uint8Array[] = [];
+  let wake: (() => void) | null = null;
+  const ctx = {
+    deliver(_key: number, data: Uint8Array) {
+      if (free.n <= 0) return -1;
+      free.n--;
+      const n = Math.min(data.length, 256);
+      delivered.push(data.slice(0, n));
+      return n;
+    },
+    requestInput() {
+      queueMicrotask(() => wake?.());
+    },
+    log() {},
+    exit() {},
+  } as unknown as DeviceContext;
+  return { ctx, delivered, onRequest: (f: () => void) => (wake = f) };
+}
+
+function source(chunks: string[]): ConsoleBackend {
+  const enc = new TextEncoder();
+  return {
+    read(buf) {
+      const c = chunks.shift();
+      if (c === undefined) return Promise.resolve(null);
+      buf.set(enc.encode(c));
+      return Promise.resolve(c.length);
+    },
+    write() {},
+  };
+}
+
+const tick = () => new Promise((r) => setTimeout(r, 5));
+
+Deno.test("console EOF: every byte, then one DMA with used_len 0, then nothing", async () => {
+  const free = { n: 100 };
+  const f = fakeContext(free);
+  const dev = new ConsoleDevice(source(["ab", "c"]));
+  f.onRequest(() => dev.input(f.ctx));
+  dev.init(f.ctx);
+  for (let i = 0; i < 20; i++) await tick();
+  const text = f.delivered.map((d) => new TextDecoder().decode(d));
+  assert.deepEqual(text, ["ab", "c", ""]);
+  dev.input(f.ctx); // the Launcher polling again delivers nothing more
+  assert.equal(f.delivered.length, 3);
+  assert.equal(dev.hasPendingInput(), false);
+  dev.close();
+});
+
+Deno.test("console EOF: waits for a free buffer instead of dropping the EOF", async () => {
+  const free = { n: 0 };
+  const f = fakeContext(free);
+  const dev = new ConsoleDevice(source([]));
+  f.onRequest(() => dev.input(f.ctx));
+  dev.init(f.ctx);
+  for (let i = 0; i < 5; i++) await tick();
+  assert.equal(f.delivered.length, 0);
+  assert.equal(dev.hasPendingInput(), true);
+  free.n = 1; // the guest binds its buffer late
+  for (let i = 0; i < 200 && f.delivered.length === 0; i++) await tick();
+  assert.deepEqual(f.delivered.map((d) => d.length), [0]);
+  dev.close();
+});
+
+Deno.test("console EOF: a console without input (a config guest's) sends none", async () => {
+  const free = { n: 10 };
+  const f = fakeContext(free);
+  const dev = new ConsoleDevice({ write() {} });
+  f.onRequest(() => dev.input(f.ctx));
+  dev.init(f.ctx);
+  for (let i = 0; i < 5; i++) await tick();
+  dev.input(f.ctx);
+  assert.equal(f.delivered.length, 0);
+  assert.equal(dev.hasPendingInput(), false);
+  dev.close();
+});
+
+Deno.test("console EOF: `lguest run shell < script` without poweroff ends with 0", async () => {
+  const cases = [
+    { name: "script", stdin: "echo one\necho two\n", out: ["one", "two"] },
+    { name: "last line without Enter runs", stdin: "echo one\necho last", out: ["one", "last"] },
+    { name: "empty input", stdin: "", out: [] },
+    { name: "large input arrives whole first", stdin: "echo x\n".repeat(3000), out: [] },
+  ];
+  await Promise.all(cases.map(async (c) => {
+    const r = await runCli(["run", "shell"], { stdin: c.stdin, killAfterMs: 30_000 });
+    const why = `${c.name}: ${describe(r)}`;
+    assert.equal(r.code, 0, why);
+    assert.equal(r.stderr, "", why);
+    const out = lines(r.stdout).filter((l) => !l.startsWith("lguest"));
+    if (c.name.startsWith("large")) assert.equal(out.filter((l) => l === "x").length, 3000, why);
+    else assert.deepEqual(out.filter((l) => l !== ""), c.out, why);
+  }));
+});
+
+Deno.test("console EOF: stdin closed later ends a waiting shell at once", async () => {
+  const p = spawnCli(["run", "shell"], { stdin: "piped", killAfterMs: 20_000 });
+  await p.write("echo waiting\n");
+  await p.waitFor("waiting\n");
+  await new Promise((r) => setTimeout(r, 300)); // the shell is idle, halted
+  await p.closeStdin();
+  const r = await p.result();
+  assert.equal(r.code, 0, describe(r));
+});

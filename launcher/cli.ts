@@ -23,6 +23,7 @@ import { runGuests } from "./runner.ts";
 import { joinCmdline } from "./cmdline.ts";
 import { MAX_MEMORY, MIN_MEMORY } from "./layout.ts";
 import { EXIT } from "./exit.ts";
+import { diskCommand } from "./disk.ts";
 
 export { EXIT, exitCodeOf } from "./exit.ts";
 
@@ -36,6 +37,7 @@ Usage:
   lguest run [options] GUEST [-- ARGS...]   run a guest; ARGS become its command line
   lguest run [options] --config FILE.json   run several guests in one host
   lguest guests                             list the built-in guests
+  lguest disk mkfs|ls|put|get|rm|check ...  files on lgfs disk images ('lguest disk help')
   lguest --help | --version
 
 GUEST is a built-in guest name (see 'lguest guests') or a path to a .wasm image.
@@ -108,6 +110,8 @@ async function dispatch(argv: string[]): Promise<number> {
       return EXIT.OK;
     case "run":
       return await runCommand(rest);
+    case "disk":
+      return diskCommand(rest);
     default:
       return fail(`unknown command '${cmd}' (try 'lguest --help')`);
   }

@@ -91,6 +91,12 @@ export const MANIFEST: readonly ManifestEntry[] = [
     "test": true
   },
   {
+    "name": "test-fstest",
+    "file": "test-fstest.wasm",
+    "description": "lgfs file system test: api | write PATH SIZE SEED | crc PATH | ls PATH | fill PATH | writer SEED [OPS]",
+    "test": true
+  },
+  {
     "name": "test-hostile-blkbad",
     "file": "test-hostile-blkbad.wasm",
     "description": "Hostile: malformed block requests (past the end, bytes not matching the sections, bad types, zero sections, sections crossing pages, DMA into the device page); end=outside|reply dies on a DMA outside memory.",
@@ -160,6 +166,7 @@ export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string }>>> 
   "test-crash.wasm": () => import("./test-crash.wasm.ts"),
   "test-dmabench.wasm": () => import("./test-dmabench.wasm.ts"),
   "test-exit.wasm": () => import("./test-exit.wasm.ts"),
+  "test-fstest.wasm": () => import("./test-fstest.wasm.ts"),
   "test-hostile-blkbad.wasm": () => import("./test-hostile-blkbad.wasm.ts"),
   "test-hostile-exit.wasm": () => import("./test-hostile-exit.wasm.ts"),
   "test-hostile-nest.wasm": () => import("./test-hostile-nest.wasm.ts"),

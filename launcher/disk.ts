@@ -1,0 +1,407 @@
+/**
+ * `lguest disk`: make, list, check and copy files in and out of lgfs disk
+ * images (the guest kit's file system, docs/disk-format.md).
+ *
+ *   lguest disk mkfs IMAGE [SIZE]             new file system (SIZE: create/resize the file)
+ *   lguest disk ls IMAGE [PATH]               list a directory (or one file)
+ *   lguest disk put [-r] IMAGE HOSTPATH PATH  copy a host file (or folder) onto the disk
+ *   lguest disk get [-r] IMAGE PATH HOSTPATH  copy a file (or folder) off the disk
+ *   lguest disk rm IMAGE PATH                 remove a file
+ *   lguest disk check IMAGE                   check the file system's consistency
+ *
+ * Images are locked like `--block` disks (sys/filelock.ts): shared for ls,
+ * get and check, exclusive for mkfs, put and rm; a running guest's disk is
+ * refused. Every problem — bad arguments, a corrupt or hostile image, a
+ * host file that cannot be written — is one line on stderr and exit code
+ * EXIT.USAGE.
+ *
+ * @module
+ */
+
+import { EXIT } from "./exit.ts";
+import {
+  type BlockDev,
+  BS,
+  CorruptError,
+  FsError,
+  isDir,
+  Lgfs,
+  LgfsError,
+  MAX_SIZE,
+  MIN_SIZE,
+  ROOT_INO,
+  validName,
+} from "./lgfs.ts";
+import { libc, O_CREAT, O_RDONLY, O_RDWR, openFile, pread, pwrite, SysError } from "../sys/libc.ts";
+import { lockFile } from "../sys/filelock.ts";
+
+/** How deep `get -r` / `put -r` descend at most. */
+export const MAX_DEPTH = 64;
+
+const USAGE = `Usage:
+  lguest disk mkfs IMAGE [SIZE]             make a file system (SIZE e.g. 64M: create or resize IMAGE)
+  lguest disk ls IMAGE [PATH]               list a directory of the disk (default /)
+  lguest disk put [-r] IMAGE HOSTPATH PATH  copy a host file (-r: folder) to PATH on the disk
+  lguest disk get [-r] IMAGE PATH HOSTPATH  copy a file (-r: folder) off the disk
+  lguest disk rm IMAGE PATH                 remove a file from the disk
+  lguest disk check IMAGE                   check the file system`;
+
+class DiskUsage extends Error {}
+
+/** A locked image file as a block device (whole blocks, pread/pwrite). */
+class FileDev implements BlockDev {
+  constructor(readonly fd: number, readonly size: number) {}
+  read(blk: number, buf: Uint8Array): void {
+    const off = blk * BS;
+    if (off + buf.length > this.size) throw new CorruptError(`block ${blk} is past the disk's end`);
+    let done = 0;
+    while (done < buf.length) {
+      const n = pread(this.fd, buf.subarray(done), off + done);
+      if (n === 0) {
+        buf.fill(0, done);
+        return;
+      }
+      done += n;
+    }
+  }
+  write(blk: number, buf: Uint8Array): void {
+    const off = blk * BS;
+    if (off + buf.length > this.size) throw new LgfsError(`block ${blk} is past the disk's end`);
+    let done = 0;
+    while (done < buf.length) done += pwrite(this.fd, buf.subarray(done), off + done);
+  }
+  close(): void {
+    libc().close(this.fd);
+  }
+}
+
+/** Parse SIZE: K/M/G/T suffixes, a plain number is MiB. */
+export function parseDiskSize(text: string): number {
+  const m = /^(\d+)([kmgt]?)(i?b)?$/i.exec(text.trim());
+  if (!m) throw new DiskUsage(`invalid size '${text}' (use e.g. 64M, 1G)`);
+  const unit = (m[2] || "m").toLowerCase() as "k" | "m" | "g" | "t";
+  const bytes = Number(m[1]) * { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[unit];
+  if (bytes % BS !== 0) throw new DiskUsage(`size '${text}' is not a multiple of 4K`);
+  if (bytes < MIN_SIZE || bytes > MAX_SIZE) {
+    throw new DiskUsage(`size '${text}' out of range (1M to 2T)`);
+  }
+  return bytes;
+}
+
+function openImage(path: string, exclusive: boolean, create = false): FileDev {
+  let st: Deno.FileInfo | null = null;
+  try {
+    st = Deno.statSync(path);
+  } catch (e) {
+    if (!(e instanceof Deno.errors.NotFound) || !create) {
+      throw new DiskUsage(`${path}: ${e instanceof Deno.errors.NotFound ? "no such file" : e}`);
+    }
+  }
+  if (st?.isDirectory) throw new DiskUsage(`${path}: is a directory`);
+  if (st && !st.isFile) throw new DiskUsage(`${path}: not a regular file`);
+  let fd: number;
+  try {
+    fd = openFile(path, exclusive ? O_RDWR | (create ? O_CREAT : 0) : O_RDONLY);
+  } catch (e) {
+    throw new DiskUsage(`${path}: ${(e as SysError).code ?? e}`);
+  }
+  let ok: boolean;
+  try {
+    ok = lockFile(fd, exclusive);
+  } catch (e) {
+    libc().close(fd);
+    throw new DiskUsage(`${path}: cannot lock: ${(e as Error).message}`);
+  }
+  if (!ok) {
+    libc().close(fd);
+    throw new DiskUsage(`${path}: in use by another lguest (locked)`);
+  }
+  const size = Number(libc().lseek(fd, 0n, 2));
+  return new FileDev(fd, size);
+}
+
+function withImage<T>(
+  path: string,
+  exclusive: boolean,
+  fn: (fs: Lgfs, dev: FileDev) => T,
+): T {
+  const dev = openImage(path, exclusive);
+  try {
+    return fn(Lgfs.open(dev, { writable: exclusive }), dev);
+  } finally {
+    dev.close();
+  }
+}
+
+function fmtTime(ns: number): string {
+  const d = new Date(Math.floor(ns / 1e6));
+  return isNaN(d.getTime()) ? "?" : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
+}
+
+function mkfs(args: string[]): number {
+  if (args.length < 1 || args.length > 2) throw new DiskUsage("mkfs needs IMAGE [SIZE]");
+  const [path, sizeText] = args;
+  const size = sizeText === undefined ? null : parseDiskSize(sizeText);
+  const dev0 = openImage(path, true, size !== null);
+  try {
+    let bytes = dev0.size;
+    if (size !== null) {
+      Deno.truncateSync(path, size);
+      bytes = size;
+    } else if (bytes < MIN_SIZE) {
+      throw new DiskUsage(`${path}: ${bytes} bytes is too small (give a SIZE of at least 1M)`);
+    }
+    const dev = new FileDev(dev0.fd, Math.min(bytes, MAX_SIZE));
+    const fs = Lgfs.mkfs(dev);
+    const g = fs.g;
+    console.log(
+      `${path}: lgfs, ${g.blocks} blocks of 4 KiB (${
+        ((g.blocks - g.dstart) * BS / 2 ** 20).toFixed(1)
+      } MiB for files), ${g.inodes - 2} inodes`,
+    );
+  } finally {
+    dev0.close();
+  }
+  return EXIT.OK;
+}
+
+function ls(args: string[]): number {
+  if (args.length < 1 || args.length > 2) throw new DiskUsage("ls needs IMAGE [PATH]");
+  const [image, path = "/"] = args;
+  return withImage(image, false, (fs) => {
+    const r = fs.resolve(path);
+    if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
+    const show = (name: string, ino: number) => {
+      const n = fs.inode(ino);
+      const kind = isDir(n) ? "d" : "-";
+      const perm = (n.mode & 0o777).toString(8).padStart(3, "0");
+      console.log(
+        `${kind}${perm} ${String(n.size).padStart(12)} ${fmtTime(n.mtime)} ${name}${
+          isDir(n) ? "/" : ""
+        }`,
+      );
+    };
+    if (!isDir(fs.inode(r.ino))) {
+      show(path, r.ino);
+      return EXIT.OK;
+    }
+    const list = [...fs.entries(r.ino)].sort((a, b) => (a.name < b.name ? -1 : 1));
+    for (const e of list) show(e.name, e.ino);
+    return EXIT.OK;
+  });
+}
+
+function check(args: string[]): number {
+  if (args.length !== 1) throw new DiskUsage("check needs IMAGE");
+  return withImage(args[0], false, (fs) => {
+    const r = fs.check();
+    console.log(
+      `${
+        args[0]
+      }: consistent: ${r.files} files, ${r.dirs} directories, ${r.usedBlocks} blocks used, ${r.freeBlocks} free` +
+        (r.orphans ? `, ${r.orphans} unlinked files to free at the next mount` : "") +
+        (r.leaked ? `, ${r.leaked} leaked blocks` : ""),
+    );
+    return EXIT.OK;
+  });
+}
+
+function* hostChunks(path: string): Generator<Uint8Array> {
+  let fd: number;
+  try {
+    fd = openFile(path, O_RDONLY);
+  } catch (e) {
+    throw new DiskUsage(`${path}: ${(e as SysError).code ?? e}`);
+  }
+  try {
+    const buf = new Uint8Array(1 << 20);
+    for (let off = 0;;) {
+      const n = pread(fd, buf, off);
+      if (n === 0) return;
+      off += n;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    libc().close(fd);
+  }
+}
+
+function hostStat(path: string): Deno.FileInfo {
+  try {
+    return Deno.lstatSync(path);
+  } catch (e) {
+    throw new DiskUsage(`${path}: ${e instanceof Deno.errors.NotFound ? "no such file" : e}`);
+  }
+}
+
+function put(args: string[]): number {
+  const recursive = args[0] === "-r";
+  if (recursive) args = args.slice(1);
+  if (args.length !== 3) throw new DiskUsage("put needs [-r] IMAGE HOSTPATH PATH");
+  const [image, host, path] = args;
+  const st = hostStat(host);
+  if (st.isDirectory && !recursive) throw new DiskUsage(`${host}: is a directory (use put -r)`);
+  if (!st.isDirectory && !st.isFile) throw new DiskUsage(`${host}: not a regular file`);
+  return withImage(image, true, (fs) => {
+    const copy = (h: string, p: string, depth: number) => {
+      const s = hostStat(h);
+      if (s.isFile) {
+        const mtime = s.mtime ? s.mtime.getTime() * 1e6 : undefined;
+        fs.writeFile(p, hostChunks(h), mtime);
+      } else if (s.isDirectory) {
+        if (depth > MAX_DEPTH) throw new DiskUsage(`${h}: nested more than ${MAX_DEPTH} deep`);
+        fs.mkdirs(p);
+        const names = [...Deno.readDirSync(h)].map((e) => e.name).sort();
+        for (const name of names) {
+          if (!validName(name)) throw new DiskUsage(`${h}/${name}: name not allowed on lgfs`);
+          copy(`${h}/${name}`, `${p.replace(/\/+$/, "")}/${name}`, depth + 1);
+        }
+      } else {
+        throw new DiskUsage(`${h}: not a regular file or folder (links are not copied)`);
+      }
+    };
+    let existing: number | null = null;
+    try {
+      existing = fs.resolve(path).ino;
+    } catch (e) {
+      if (!(e instanceof FsError)) throw e; // a missing parent is made below
+    }
+    const target = !st.isDirectory && existing !== null && isDir(fs.inode(existing))
+      ? `${path.replace(/\/+$/, "")}/${host.split("/").pop()}`
+      : path;
+    copy(host, target, 0);
+    fs.commit();
+    return EXIT.OK;
+  });
+}
+
+function rm(args: string[]): number {
+  if (args.length !== 2) throw new DiskUsage("rm needs IMAGE PATH");
+  return withImage(args[0], true, (fs) => {
+    fs.unlink(args[1]);
+    return EXIT.OK;
+  });
+}
+
+/** Write one disk file to a new host file (sparse where the file has holes). */
+function getFile(fs: Lgfs, ino: number, host: string, exclusiveCreate: boolean): void {
+  let f: Deno.FsFile;
+  try {
+    f = Deno.openSync(host, {
+      write: true,
+      create: !exclusiveCreate,
+      createNew: exclusiveCreate,
+      truncate: !exclusiveCreate,
+    });
+  } catch (e) {
+    throw new DiskUsage(`${host}: ${e instanceof Deno.errors.AlreadyExists ? "exists" : e}`);
+  }
+  try {
+    let size = 0;
+    for (const piece of fs.readFile(ino)) {
+      if (typeof piece === "number") {
+        size += piece;
+        f.seekSync(size, Deno.SeekMode.Start);
+        continue;
+      }
+      let done = 0;
+      while (done < piece.length) done += f.writeSync(piece.subarray(done));
+      size += piece.length;
+    }
+    f.truncateSync(size);
+    const n = fs.inode(ino);
+    const t = new Date(Math.floor(n.mtime / 1e6));
+    if (!isNaN(t.getTime())) f.utimeSync(t, t);
+  } finally {
+    f.close();
+  }
+}
+
+function get(args: string[]): number {
+  const recursive = args[0] === "-r";
+  if (recursive) args = args.slice(1);
+  if (args.length !== 3) throw new DiskUsage("get needs [-r] IMAGE PATH HOSTPATH");
+  const [image, path, host] = args;
+  return withImage(image, false, (fs) => {
+    // The whole disk first: cycles, shared blocks, bad sizes are refused
+    // before anything is written on the host.
+    fs.check();
+    const r = fs.resolve(path);
+    if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
+    if (!isDir(fs.inode(r.ino))) {
+      getFile(fs, r.ino, host, false);
+      return EXIT.OK;
+    }
+    if (!recursive) throw new DiskUsage(`${path}: is a directory (use get -r)`);
+    // A new folder; everything below it is created new (O_EXCL), so nothing
+    // outside it is written, whatever names the disk holds (each checked).
+    try {
+      Deno.mkdirSync(host);
+    } catch (e) {
+      throw new DiskUsage(`${host}: ${e instanceof Deno.errors.AlreadyExists ? "exists" : e}`);
+    }
+    const seen = new Set<number>();
+    const copy = (ino: number, dir: string, depth: number) => {
+      if (seen.has(ino)) throw new CorruptError(`directory cycle at inode ${ino}`);
+      seen.add(ino);
+      if (depth > MAX_DEPTH) {
+        throw new CorruptError(`directories nested more than ${MAX_DEPTH} deep`);
+      }
+      for (const e of fs.entries(ino)) {
+        if (!validName(e.name)) throw new CorruptError(`bad name ${JSON.stringify(e.name)}`);
+        const target = `${dir}/${e.name}`;
+        if (isDir(fs.inode(e.ino))) {
+          Deno.mkdirSync(target);
+          copy(e.ino, target, depth + 1);
+        } else {
+          getFile(fs, e.ino, target, true);
+        }
+      }
+    };
+    copy(r.ino === ROOT_INO ? ROOT_INO : r.ino, host, 0);
+    return EXIT.OK;
+  });
+}
+
+/** `lguest disk ARGS...`; returns the exit code. */
+export function diskCommand(argv: string[]): number {
+  const [sub, ...rest] = argv;
+  try {
+    switch (sub) {
+      case "mkfs":
+        return mkfs(rest);
+      case "ls":
+        return ls(rest);
+      case "put":
+        return put(rest);
+      case "get":
+        return get(rest);
+      case "rm":
+        return rm(rest);
+      case "check":
+        return check(rest);
+      case undefined:
+      case "-h":
+      case "--help":
+      case "help":
+        console.log(USAGE);
+        return sub === undefined ? EXIT.USAGE : EXIT.OK;
+      default:
+        throw new DiskUsage(`unknown disk command '${sub}' (mkfs, ls, put, get, rm, check)`);
+    }
+  } catch (e) {
+    if (e instanceof CorruptError) {
+      const image = rest.find((a) => !a.startsWith("-")) ?? "";
+      console.error(`lguest disk: ${image}: corrupt file system: ${e.message}`);
+    } else if (e instanceof DiskUsage || e instanceof LgfsError) {
+      console.error(`lguest disk: ${e.message}`);
+    } else if (e instanceof SysError || e instanceof Deno.errors.NotCapable) {
+      console.error(`lguest disk: ${e.message}`);
+    } else if (e instanceof Error && e.name in Deno.errors) {
+      console.error(`lguest disk: ${e.message}`);
+    } else {
+      throw e;
+    }
+    return EXIT.USAGE;
+  }
+}

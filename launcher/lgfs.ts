@@ -1,0 +1,1085 @@
+/**
+ * lgfs on the host: the on-disk format of the guest kit's file system
+ * (guests/kit/fs.c, docs/disk-format.md), read and written by `lguest disk`.
+ *
+ * A disk image is whatever a guest left there, so everything read from it
+ * is hostile: every block number, size, name, count and checksum is checked
+ * before use; walks are bounded (each inode and each block is visited at
+ * most once, so a cycle or a shared block is an error, not a loop); a
+ * problem is an {@link LgfsError} with one line of text, never another
+ * exception.
+ *
+ * Writes follow the same journal protocol as the guest: changed metadata
+ * goes to the journal, then a commit block with the CRC-32 of the
+ * transaction, then home; file data is written in place before the commit
+ * that makes it reachable; a block freed in a transaction is reused only
+ * after it. So a host `put` killed at any moment leaves a consistent disk.
+ *
+ * @module
+ */
+
+export const BS = 4096;
+const NDIRECT = 12;
+const PTRS = BS / 4;
+const IPB = BS / 128;
+const DPB = BS / 128;
+export const NAME_MAX = 120;
+export const ROOT_INO = 1;
+/** Largest file: 12 direct, 1024 indirect, 1024^2 double indirect blocks. */
+export const MAX_FILE = (NDIRECT + PTRS + PTRS * PTRS) * BS;
+const MAX_DIR_BLOCKS = NDIRECT + PTRS;
+const JDESC_MAX = (BS - 24) / 4;
+/** Journal size written by mkfs (blocks). */
+export const JOURNAL_BLOCKS = 128;
+/** Smallest file system mkfs makes (bytes). */
+export const MIN_SIZE = 1 << 20;
+/** Largest disk: the block device's sector numbers are 32-bit. */
+export const MAX_SIZE = 2 ** 32 * 512 - BS;
+const MAX_INODES = 65536;
+const DIRTY_MAX = 32;
+const PENDING_MAX = 32;
+
+export const S_IFMT = 0o170000;
+export const S_IFDIR = 0o040000;
+export const S_IFREG = 0o100000;
+export const DT_DIR = 4;
+export const DT_REG = 8;
+
+const enc = new TextEncoder();
+const MAGIC_SB = enc.encode("LGFS1\0\0\0");
+const MAGIC_JD = enc.encode("LGFSJRNL");
+const MAGIC_JC = enc.encode("LGFSCMIT");
+
+/** A corrupt or unusable image, or a refused request: one line of text. */
+export class LgfsError extends Error {}
+
+/** Bad or hostile on-disk data. */
+export class CorruptError extends LgfsError {}
+
+/** An error a guest would get as this errno (ENOENT, EEXIST, ...). */
+export class FsError extends LgfsError {
+  constructor(readonly code: string, msg: string) {
+    super(msg);
+  }
+}
+
+// ---- CRC-32 (zlib) ------------------------------------------------------------
+
+const CRC_TABLE = (() => {
+  const t = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    t[n] = c >>> 0;
+  }
+  return t;
+})();
+
+/** zlib's crc32(crc, data): feed the result back in to continue. */
+export function crc32(crc: number, data: Uint8Array): number {
+  let c = ~crc >>> 0;
+  for (let i = 0; i < data.length; i++) c = CRC_TABLE[(c ^ data[i]) & 0xff] ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+// ---- Devices ------------------------------------------------------------------
+
+/** Block storage: whole 4 KiB blocks. */
+export interface BlockDev {
+  /** Size in bytes. */
+  readonly size: number;
+  read(blk: number, buf: Uint8Array): void;
+  write(blk: number, buf: Uint8Array): void;
+}
+
+/** An image in memory (tests). */
+export class MemDev implements BlockDev {
+  writes = 0;
+  /** Throw after this many more writes (simulated crash), if set. */
+  crashAfter: number | null = null;
+  constructor(readonly bytes: Uint8Array) {}
+  get size(): number {
+    return this.bytes.length;
+  }
+  read(blk: number, buf: Uint8Array): void {
+    const off = blk * BS;
+    if (off + buf.length > this.bytes.length) {
+      throw new LgfsError(`read past the end (block ${blk})`);
+    }
+    buf.set(this.bytes.subarray(off, off + buf.length));
+  }
+  write(blk: number, buf: Uint8Array): void {
+    const off = blk * BS;
+    if (off + buf.length > this.bytes.length) {
+      throw new LgfsError(`write past the end (block ${blk})`);
+    }
+    if (this.crashAfter !== null && this.crashAfter-- <= 0) throw new CrashError();
+    this.bytes.set(buf, off);
+    this.writes++;
+  }
+}
+
+/** Thrown by {@link MemDev} at its simulated crash point. */
+export class CrashError extends Error {}
+
+// ---- Little-endian helpers ------------------------------------------------------
+
+function u32(b: Uint8Array, off: number): number {
+  return (b[off] | b[off + 1] << 8 | b[off + 2] << 16 | b[off + 3] << 24) >>> 0;
+}
+function put32(b: Uint8Array, off: number, v: number): void {
+  b[off] = v & 0xff;
+  b[off + 1] = (v >>> 8) & 0xff;
+  b[off + 2] = (v >>> 16) & 0xff;
+  b[off + 3] = (v >>> 24) & 0xff;
+}
+function u64(b: Uint8Array, off: number): number {
+  return u32(b, off) + u32(b, off + 4) * 2 ** 32; // exact up to 2^53
+}
+function put64(b: Uint8Array, off: number, v: number): void {
+  put32(b, off, v % 2 ** 32);
+  put32(b, off + 4, Math.floor(v / 2 ** 32));
+}
+function bytesEq(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+// ---- Geometry -----------------------------------------------------------------
+
+/** The superblock's fields. */
+export interface Geometry {
+  blocks: number;
+  jstart: number;
+  jblocks: number;
+  bstart: number;
+  bblocks: number;
+  istart: number;
+  iblocks: number;
+  inodes: number;
+  dstart: number;
+}
+
+/** The layout mkfs gives a disk of `bytes` bytes. */
+export function layout(bytes: number): Geometry {
+  const blocks = Math.floor(Math.min(bytes, MAX_SIZE) / BS);
+  const jstart = 1, jblocks = JOURNAL_BLOCKS;
+  const bstart = jstart + jblocks;
+  const bblocks = Math.ceil(blocks / (BS * 8));
+  const istart = bstart + bblocks;
+  const want = Math.min(MAX_INODES, Math.max(128, Math.floor(blocks / 8)));
+  const iblocks = Math.ceil(want / IPB);
+  return {
+    blocks,
+    jstart,
+    jblocks,
+    bstart,
+    bblocks,
+    istart,
+    iblocks,
+    inodes: iblocks * IPB,
+    dstart: istart + iblocks,
+  };
+}
+
+function parseSuper(b: Uint8Array, devBytes: number): Geometry {
+  if (!bytesEq(b.subarray(0, 8), MAGIC_SB)) {
+    throw new CorruptError("not an lgfs disk (no superblock; make one with 'lguest disk mkfs')");
+  }
+  if (crc32(0, b.subarray(0, BS - 4)) !== u32(b, BS - 4)) {
+    throw new CorruptError("bad superblock checksum");
+  }
+  if (u32(b, 8) !== 1) throw new CorruptError(`unsupported lgfs version ${u32(b, 8)}`);
+  if (u32(b, 12) !== BS) throw new CorruptError(`bad block size ${u32(b, 12)}`);
+  const g: Geometry = {
+    blocks: u32(b, 16),
+    jstart: u32(b, 20),
+    jblocks: u32(b, 24),
+    bstart: u32(b, 28),
+    bblocks: u32(b, 32),
+    istart: u32(b, 36),
+    iblocks: u32(b, 40),
+    inodes: u32(b, 44),
+    dstart: u32(b, 48),
+  };
+  const ok = g.jstart === 1 && g.jblocks >= 8 && g.bstart === g.jstart + g.jblocks &&
+    g.bblocks > 0 && g.bblocks * BS * 8 >= g.blocks && g.istart === g.bstart + g.bblocks &&
+    g.iblocks > 0 && g.inodes === g.iblocks * IPB && g.dstart === g.istart + g.iblocks &&
+    g.dstart < g.blocks && u32(b, 52) === ROOT_INO;
+  if (!ok) throw new CorruptError("bad superblock geometry");
+  if (g.blocks * BS > devBytes) {
+    throw new CorruptError(
+      `the file system (${g.blocks * BS} bytes) is larger than the disk (${devBytes} bytes)`,
+    );
+  }
+  return g;
+}
+
+function superBlock(g: Geometry, nowNs: number): Uint8Array {
+  const b = new Uint8Array(BS);
+  b.set(MAGIC_SB);
+  const fields = [
+    1,
+    BS,
+    g.blocks,
+    g.jstart,
+    g.jblocks,
+    g.bstart,
+    g.bblocks,
+    g.istart,
+    g.iblocks,
+    g.inodes,
+    g.dstart,
+    ROOT_INO,
+  ];
+  fields.forEach((v, i) => put32(b, 8 + 4 * i, v));
+  put64(b, 56, nowNs);
+  put32(b, BS - 4, crc32(0, b.subarray(0, BS - 4)));
+  return b;
+}
+
+// ---- Inodes -----------------------------------------------------------------------
+
+/** An inode, decoded. */
+export interface Inode {
+  mode: number;
+  nlink: number;
+  size: number;
+  mtime: number;
+  ctime: number;
+  direct: number[];
+  ind: number;
+  dind: number;
+  parent: number;
+}
+
+function decodeInode(b: Uint8Array, off: number): Inode {
+  const direct: number[] = [];
+  for (let i = 0; i < NDIRECT; i++) direct.push(u32(b, off + 32 + 4 * i));
+  return {
+    mode: u32(b, off),
+    nlink: u32(b, off + 4),
+    size: u64(b, off + 8),
+    mtime: u64(b, off + 16),
+    ctime: u64(b, off + 24),
+    direct,
+    ind: u32(b, off + 80),
+    dind: u32(b, off + 84),
+    parent: u32(b, off + 88),
+  };
+}
+
+function encodeInode(b: Uint8Array, off: number, n: Inode): void {
+  b.fill(0, off, off + 128);
+  put32(b, off, n.mode);
+  put32(b, off + 4, n.nlink);
+  put64(b, off + 8, n.size);
+  put64(b, off + 16, n.mtime);
+  put64(b, off + 24, n.ctime);
+  n.direct.forEach((v, i) => put32(b, off + 32 + 4 * i, v));
+  put32(b, off + 80, n.ind);
+  put32(b, off + 84, n.dind);
+  put32(b, off + 88, n.parent);
+}
+
+export function isDir(n: Inode): boolean {
+  return (n.mode & S_IFMT) === S_IFDIR;
+}
+
+/** A directory entry. */
+export interface DirEntry {
+  name: string;
+  ino: number;
+  type: number;
+  /** Entry index (for removal). */
+  slot: number;
+}
+
+/** Is this a name a directory may hold (1..120 bytes, no '/', no NUL, not . or ..)? */
+export function validName(name: string): boolean {
+  const n = enc.encode(name).length;
+  return n >= 1 && n <= NAME_MAX && !/[\/\0]/.test(name) && name !== "." && name !== "..";
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+// ---- The file system ---------------------------------------------------------------
+
+/** Options of {@link Lgfs.open}. */
+export interface OpenOptions {
+  /** Replay the journal onto the disk and allow changes (else read-only, journal in memory). */
+  writable: boolean;
+  /** ns since 1970 for mtimes (default: Date.now()). */
+  now?: () => number;
+}
+
+/** What `check` found. */
+export interface CheckReport {
+  files: number;
+  /** Blocks marked used that no file uses (left by an I/O error; harmless). */
+  leaked: number;
+  dirs: number;
+  orphans: number;
+  usedBlocks: number;
+  freeBlocks: number;
+  journalReplayed: boolean;
+}
+
+/** An lgfs file system on a {@link BlockDev}. */
+export class Lgfs {
+  readonly g: Geometry;
+  #dev: BlockDev;
+  #writable: boolean;
+  #now: () => number;
+  /** Read-only: the journal's committed transaction, applied in memory. */
+  #overlay = new Map<number, Uint8Array>();
+  /** Writable: metadata cache (dirty entries stay until commit). */
+  #cache = new Map<number, { data: Uint8Array; dirty: boolean }>();
+  #pending: number[] = [];
+  #seq = 1;
+  #ballocHint = 0;
+  #ialocHint = ROOT_INO + 1;
+  journalReplayed = false;
+  commits = 0;
+
+  private constructor(dev: BlockDev, g: Geometry, opts: OpenOptions) {
+    this.#dev = dev;
+    this.g = g;
+    this.#writable = opts.writable;
+    this.#now = opts.now ?? (() => Date.now() * 1e6);
+    this.#ballocHint = g.dstart;
+  }
+
+  /** Format: write a fresh file system over the whole device. */
+  static mkfs(dev: BlockDev, opts: { now?: () => number } = {}): Lgfs {
+    if (dev.size < MIN_SIZE) {
+      throw new LgfsError(`a disk of ${dev.size} bytes is too small (at least ${MIN_SIZE})`);
+    }
+    const g = layout(dev.size);
+    const now = (opts.now ?? (() => Date.now() * 1e6))();
+    const zero = new Uint8Array(BS);
+    dev.write(g.jstart, zero); // no transaction to replay
+    for (let b = 0; b < g.bblocks; b++) {
+      const bits = new Uint8Array(BS);
+      for (let i = 0; i < BS * 8; i++) {
+        const blk = b * BS * 8 + i;
+        if (blk < g.dstart || blk >= g.blocks) bits[i >> 3] |= 1 << (i & 7);
+      }
+      dev.write(g.bstart + b, bits);
+    }
+    for (let b = 0; b < g.iblocks; b++) {
+      const blk = new Uint8Array(BS);
+      if (b === 0) {
+        encodeInode(blk, ROOT_INO * 128, {
+          mode: S_IFDIR | 0o755,
+          nlink: 1,
+          size: 0,
+          mtime: now,
+          ctime: now,
+          direct: new Array(NDIRECT).fill(0),
+          ind: 0,
+          dind: 0,
+          parent: ROOT_INO,
+        });
+      }
+      dev.write(g.istart + b, blk);
+    }
+    dev.write(0, superBlock(g, now)); // last: the disk is lgfs from here on
+    return Lgfs.open(dev, { writable: true, now: opts.now });
+  }
+
+  /** Open the file system on dev (throws CorruptError for a bad superblock or root). */
+  static open(dev: BlockDev, opts: OpenOptions): Lgfs {
+    if (dev.size < BS) throw new CorruptError("not an lgfs disk (smaller than one block)");
+    const sb = new Uint8Array(BS);
+    dev.read(0, sb);
+    const g = parseSuper(sb, dev.size);
+    const fs = new Lgfs(dev, g, opts);
+    fs.#loadJournal();
+    const root = fs.inode(ROOT_INO);
+    if (!isDir(root)) throw new CorruptError("the root is not a directory");
+    return fs;
+  }
+
+  // ---- Blocks ----
+
+  #raw(blk: number): Uint8Array {
+    const b = new Uint8Array(BS);
+    this.#dev.read(blk, b);
+    return b;
+  }
+
+  /** A metadata block (bitmap, inode table, pointer or directory block). */
+  #meta(blk: number): Uint8Array {
+    if (!Number.isInteger(blk) || blk < this.g.bstart || blk >= this.g.blocks) {
+      throw new CorruptError(`metadata block ${blk} out of range`);
+    }
+    const o = this.#overlay.get(blk);
+    if (o) return o;
+    const c = this.#cache.get(blk);
+    if (c) return c.data;
+    const data = this.#raw(blk);
+    if (this.#writable) {
+      if (this.#cache.size >= 4096) {
+        for (const [k, v] of this.#cache) if (!v.dirty) this.#cache.delete(k);
+      }
+      this.#cache.set(blk, { data, dirty: false });
+    }
+    return data;
+  }
+
+  #metaW(blk: number): Uint8Array {
+    if (!this.#writable) throw new LgfsError("the file system is open read-only");
+    const data = this.#meta(blk);
+    this.#cache.get(blk)!.dirty = true;
+    return data;
+  }
+
+  #metaNew(blk: number): Uint8Array {
+    const data = new Uint8Array(BS);
+    this.#cache.set(blk, { data, dirty: true });
+    return data;
+  }
+
+  #dataOk(b: number): boolean {
+    return b >= this.g.dstart && b < this.g.blocks;
+  }
+
+  #checkData(b: number, what: string): number {
+    if (b !== 0 && !this.#dataOk(b)) throw new CorruptError(`${what}: block ${b} out of range`);
+    return b;
+  }
+
+  // ---- Journal ----
+
+  #loadJournal(): void {
+    const g = this.g;
+    const d = this.#raw(g.jstart);
+    if (!bytesEq(d.subarray(0, 8), MAGIC_JD)) return;
+    this.#seq = u64(d, 8) + 1;
+    const n = u32(d, 16);
+    if (n === 0 || n > JDESC_MAX || n + 2 > g.jblocks) return;
+    const targets: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const t = u32(d, 24 + 4 * i);
+      if (t < g.bstart || t >= g.blocks) return;
+      targets.push(t);
+    }
+    let crc = crc32(0, d);
+    const images: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) {
+      const img = this.#raw(g.jstart + 1 + i);
+      crc = crc32(crc, img);
+      images.push(img);
+    }
+    const c = this.#raw(g.jstart + 1 + n);
+    if (
+      !bytesEq(c.subarray(0, 8), MAGIC_JC) || u64(c, 8) !== u64(d, 8) || u32(c, 16) !== n ||
+      u32(c, 20) !== crc
+    ) return;
+    this.journalReplayed = true;
+    targets.forEach((t, i) => {
+      if (this.#writable) this.#dev.write(t, images[i]);
+      else this.#overlay.set(t, images[i]);
+    });
+  }
+
+  /** Write the current transaction: journal, commit block, home. */
+  commit(): void {
+    const g = this.g;
+    for (const b of this.#pending) this.#bitmapSet(b, false);
+    this.#pending = [];
+    const dirty = [...this.#cache].filter(([, v]) => v.dirty);
+    if (dirty.length === 0) return;
+    if (dirty.length > JDESC_MAX || dirty.length + 2 > g.jblocks) {
+      throw new LgfsError(`internal: transaction of ${dirty.length} blocks`);
+    }
+    const d = new Uint8Array(BS);
+    d.set(MAGIC_JD);
+    put64(d, 8, this.#seq);
+    put32(d, 16, dirty.length);
+    dirty.forEach(([blk], i) => put32(d, 24 + 4 * i, blk));
+    let crc = crc32(0, d);
+    dirty.forEach(([, v], i) => {
+      crc = crc32(crc, v.data);
+      this.#dev.write(g.jstart + 1 + i, v.data);
+    });
+    this.#dev.write(g.jstart, d);
+    const c = new Uint8Array(BS);
+    c.set(MAGIC_JC);
+    put64(c, 8, this.#seq);
+    put32(c, 16, dirty.length);
+    put32(c, 20, crc);
+    this.#dev.write(g.jstart + 1 + dirty.length, c);
+    for (const [blk, v] of dirty) {
+      this.#dev.write(blk, v.data);
+      v.dirty = false;
+    }
+    this.#seq++;
+    this.commits++;
+  }
+
+  #step(): void {
+    let dirty = 0;
+    for (const v of this.#cache.values()) if (v.dirty) dirty++;
+    if (dirty >= DIRTY_MAX || this.#pending.length >= PENDING_MAX) this.commit();
+  }
+
+  // ---- Allocation ----
+
+  #bitmapSet(b: number, used: boolean): void {
+    const p = this.#metaW(this.g.bstart + Math.floor(b / (BS * 8)));
+    const bit = b % (BS * 8);
+    if (used) p[bit >> 3] |= 1 << (bit & 7);
+    else p[bit >> 3] &= ~(1 << (bit & 7));
+  }
+
+  #bitmapGet(b: number): boolean {
+    const p = this.#meta(this.g.bstart + Math.floor(b / (BS * 8)));
+    const bit = b % (BS * 8);
+    return (p[bit >> 3] & (1 << (bit & 7))) !== 0;
+  }
+
+  #balloc(): number {
+    const g = this.g;
+    let b = this.#ballocHint;
+    for (let scanned = 0; scanned < g.blocks; scanned++, b++) {
+      if (b >= g.blocks || b < g.dstart) b = g.dstart;
+      const p = this.#meta(g.bstart + Math.floor(b / (BS * 8)));
+      const bit = b % (BS * 8);
+      if (p[bit >> 3] === 0xff && (bit & 7) === 0 && b + 8 <= g.blocks) {
+        b += 7;
+        scanned += 7;
+        continue;
+      }
+      if (!(p[bit >> 3] & (1 << (bit & 7)))) {
+        this.#bitmapSet(b, true);
+        this.#ballocHint = b + 1;
+        return b;
+      }
+    }
+    throw new FsError("ENOSPC", "no space left on the disk");
+  }
+
+  #bfree(b: number): void {
+    this.#cache.delete(b);
+    this.#pending.push(b);
+  }
+
+  // ---- Inodes ----
+
+  #inoOk(ino: number): boolean {
+    return Number.isInteger(ino) && ino >= 1 && ino < this.g.inodes;
+  }
+
+  /** Inode ino, decoded (CorruptError for a bad number). */
+  inode(ino: number): Inode {
+    if (!this.#inoOk(ino)) throw new CorruptError(`inode number ${ino} out of range`);
+    const n = decodeInode(this.#meta(this.g.istart + Math.floor(ino / IPB)), (ino % IPB) * 128);
+    if (n.mode !== 0) {
+      const t = n.mode & S_IFMT;
+      if (t !== S_IFDIR && t !== S_IFREG) {
+        throw new CorruptError(`inode ${ino}: unknown type ${n.mode.toString(8)}`);
+      }
+      if (n.size > MAX_FILE) {
+        throw new CorruptError(`inode ${ino}: size ${n.size} beyond the largest file`);
+      }
+      if (t === S_IFDIR && (n.size % BS !== 0 || n.size > MAX_DIR_BLOCKS * BS)) {
+        throw new CorruptError(`inode ${ino}: bad directory size ${n.size}`);
+      }
+    }
+    return n;
+  }
+
+  #iput(ino: number, n: Inode): void {
+    encodeInode(this.#metaW(this.g.istart + Math.floor(ino / IPB)), (ino % IPB) * 128, n);
+  }
+
+  #ialloc(mode: number, parent: number): number {
+    for (let i = 0; i < this.g.inodes; i++) {
+      let ino = this.#ialocHint + i;
+      if (ino >= this.g.inodes) ino = ROOT_INO + 1 + (ino - this.g.inodes) % (this.g.inodes - 2);
+      if (!this.#inoOk(ino) || ino === ROOT_INO) continue;
+      if (this.inode(ino).mode === 0) {
+        const t = this.#now();
+        this.#iput(ino, {
+          mode,
+          nlink: 1,
+          size: 0,
+          mtime: t,
+          ctime: t,
+          direct: new Array(NDIRECT).fill(0),
+          ind: 0,
+          dind: 0,
+          parent,
+        });
+        this.#ialocHint = ino + 1;
+        return ino;
+      }
+    }
+    throw new FsError("ENOSPC", "no free inodes left on the disk");
+  }
+
+  // ---- Block maps ----
+
+  /** Physical block of logical block lbn (0 = hole). */
+  bmap(n: Inode, lbn: number): number {
+    if (lbn < NDIRECT) return this.#checkData(n.direct[lbn], "block map");
+    lbn -= NDIRECT;
+    if (lbn < PTRS) {
+      if (!this.#checkData(n.ind, "indirect block")) return 0;
+      return this.#checkData(u32(this.#meta(n.ind), lbn * 4), "block map");
+    }
+    lbn -= PTRS;
+    if (lbn >= PTRS * PTRS) return 0;
+    if (!this.#checkData(n.dind, "double indirect block")) return 0;
+    const mid = this.#checkData(u32(this.#meta(n.dind), Math.floor(lbn / PTRS) * 4), "block map");
+    if (!mid) return 0;
+    return this.#checkData(u32(this.#meta(mid), (lbn % PTRS) * 4), "block map");
+  }
+
+  #ptrAlloc(blk: number, idx: number, metaNew: boolean): number {
+    const v = this.#checkData(u32(this.#meta(blk), idx * 4), "block map");
+    if (v) return v;
+    const nb = this.#balloc();
+    if (metaNew) this.#metaNew(nb);
+    put32(this.#metaW(blk), idx * 4, nb);
+    return nb;
+  }
+
+  /** Like bmap, filling a hole (n changes; the caller writes it back). */
+  #bmapAlloc(n: Inode, lbn: number, dirData: boolean): [number, boolean] {
+    const before = lbn;
+    if (lbn < NDIRECT) {
+      if (n.direct[lbn]) return [this.#checkData(n.direct[lbn], "block map"), false];
+      n.direct[lbn] = this.#balloc();
+      if (dirData) this.#metaNew(n.direct[lbn]);
+      return [n.direct[lbn], true];
+    }
+    const had = this.bmap(n, before);
+    if (had) return [had, false];
+    lbn -= NDIRECT;
+    if (lbn < PTRS) {
+      if (!n.ind) {
+        n.ind = this.#balloc();
+        this.#metaNew(n.ind);
+      }
+      return [this.#ptrAlloc(n.ind, lbn, dirData), true];
+    }
+    lbn -= PTRS;
+    if (lbn >= PTRS * PTRS) throw new FsError("EFBIG", "file too large");
+    if (!n.dind) {
+      n.dind = this.#balloc();
+      this.#metaNew(n.dind);
+    }
+    const mid = this.#ptrAlloc(n.dind, Math.floor(lbn / PTRS), true);
+    return [this.#ptrAlloc(mid, lbn % PTRS, dirData), true];
+  }
+
+  #ptrClear(blk: number, idx: number): boolean {
+    const v = this.#checkData(u32(this.#meta(blk), idx * 4), "block map");
+    const p = this.#metaW(blk);
+    if (v) {
+      put32(p, idx * 4, 0);
+      this.#bfree(v);
+    }
+    for (let i = 0; i < PTRS; i++) if (u32(p, i * 4)) return false;
+    return true;
+  }
+
+  #bunmap(n: Inode, lbn: number): void {
+    if (lbn < NDIRECT) {
+      if (this.#checkData(n.direct[lbn], "block map")) {
+        this.#bfree(n.direct[lbn]);
+        n.direct[lbn] = 0;
+      }
+      return;
+    }
+    lbn -= NDIRECT;
+    if (lbn < PTRS) {
+      if (this.#checkData(n.ind, "indirect block") && this.#ptrClear(n.ind, lbn)) {
+        this.#bfree(n.ind);
+        n.ind = 0;
+      }
+      return;
+    }
+    lbn -= PTRS;
+    if (!this.#checkData(n.dind, "double indirect block") || lbn >= PTRS * PTRS) return;
+    const hi = Math.floor(lbn / PTRS);
+    const mid = this.#checkData(u32(this.#meta(n.dind), hi * 4), "block map");
+    if (!mid || !this.#ptrClear(mid, lbn % PTRS)) return;
+    if (this.#ptrClear(n.dind, hi)) {
+      this.#bfree(n.dind);
+      n.dind = 0;
+    }
+  }
+
+  /** Truncate inode ino to len (commits between blocks, as the guest). */
+  truncate(ino: number, len: number): void {
+    let n = this.inode(ino);
+    if (len < n.size && len % BS) {
+      const pb = this.bmap(n, Math.floor(len / BS));
+      if (pb) {
+        const b = this.#raw(pb);
+        b.fill(0, len % BS);
+        this.#dev.write(pb, b);
+      }
+    }
+    const keep = Math.ceil(len / BS);
+    let last = Math.ceil(n.size / BS);
+    while (last > keep) {
+      last--;
+      this.#bunmap(n, last);
+      if (n.size > last * BS) n.size = Math.max(len, last * BS);
+      n.mtime = n.ctime = this.#now();
+      this.#iput(ino, n);
+      this.#step();
+      n = this.inode(ino);
+    }
+    n.size = len;
+    n.mtime = n.ctime = this.#now();
+    this.#iput(ino, n);
+  }
+
+  // ---- Directories ----
+
+  /** The entries of directory ino (CorruptError for bad ones). */
+  *entries(ino: number): Generator<DirEntry> {
+    const d = this.inode(ino);
+    if (!isDir(d)) throw new FsError("ENOTDIR", "not a directory");
+    for (let b = 0; b < d.size / BS; b++) {
+      const pb = this.bmap(d, b);
+      if (!pb) continue;
+      const blk = this.#meta(pb).slice();
+      for (let i = 0; i < DPB; i++) {
+        const off = i * 128;
+        const e = u32(blk, off);
+        if (!e) continue;
+        const len = blk[off + 5];
+        if (len < 1 || len > NAME_MAX) {
+          throw new CorruptError(`directory ${ino}: bad name length ${len}`);
+        }
+        let name: string;
+        try {
+          name = utf8.decode(blk.subarray(off + 8, off + 8 + len));
+        } catch {
+          name = "";
+        }
+        if (!validName(name) || enc.encode(name).length !== len) {
+          throw new CorruptError(`directory ${ino}: bad name ${JSON.stringify(name)}`);
+        }
+        if (!this.#inoOk(e)) throw new CorruptError(`directory ${ino}: inode ${e} out of range`);
+        yield { name, ino: e, type: blk[off + 4], slot: b * DPB + i };
+      }
+    }
+  }
+
+  lookupIn(dir: number, name: string): DirEntry | null {
+    for (const e of this.entries(dir)) if (e.name === name) return e;
+    return null;
+  }
+
+  /** Resolve an absolute path: the inode, or null if the last name does not exist. */
+  resolve(path: string): { ino: number | null; dir: number; name: string } {
+    let cur = ROOT_INO, dir = ROOT_INO, name = "";
+    let ino: number | null = ROOT_INO;
+    for (const part of path.split("/")) {
+      if (part === "" || part === ".") continue;
+      if (ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
+      if (!isDir(this.inode(ino))) throw new FsError("ENOTDIR", `${path}: not a directory`);
+      cur = ino;
+      if (part === "..") {
+        ino = cur === ROOT_INO ? ROOT_INO : this.inode(cur).parent;
+        dir = ino;
+        name = "";
+        continue;
+      }
+      if (enc.encode(part).length > NAME_MAX) {
+        throw new FsError("ENAMETOOLONG", `${path}: name too long`);
+      }
+      dir = cur;
+      name = part;
+      ino = this.lookupIn(cur, part)?.ino ?? null;
+    }
+    return { ino, dir, name };
+  }
+
+  #dirAdd(dir: number, name: string, ino: number, type: number): void {
+    const d = this.inode(dir);
+    let slot = -1;
+    for (let b = 0; b < d.size / BS && slot < 0; b++) {
+      const pb = this.bmap(d, b);
+      if (!pb) continue;
+      const blk = this.#meta(pb);
+      for (let i = 0; i < DPB; i++) {
+        if (!u32(blk, i * 128)) {
+          slot = b * DPB + i;
+          break;
+        }
+      }
+    }
+    if (slot < 0) {
+      const nb = d.size / BS;
+      if (nb >= MAX_DIR_BLOCKS) throw new FsError("ENOSPC", "directory full");
+      this.#bmapAlloc(d, nb, true);
+      d.size += BS;
+      slot = nb * DPB;
+    }
+    d.mtime = d.ctime = this.#now();
+    this.#iput(dir, d);
+    const p = this.#metaW(this.bmap(d, Math.floor(slot / DPB)));
+    const off = (slot % DPB) * 128;
+    const nm = enc.encode(name);
+    p.fill(0, off, off + 128);
+    put32(p, off, ino);
+    p[off + 4] = type;
+    p[off + 5] = nm.length;
+    p.set(nm, off + 8);
+  }
+
+  #dirDel(dir: number, slot: number): void {
+    const d = this.inode(dir);
+    const p = this.#metaW(this.bmap(d, Math.floor(slot / DPB)));
+    const off = (slot % DPB) * 128;
+    p.fill(0, off, off + 128);
+    d.mtime = d.ctime = this.#now();
+    this.#iput(dir, d);
+  }
+
+  // ---- Operations for `lguest disk` ----
+
+  /** mkdir -p of an absolute path; returns the directory's inode. */
+  mkdirs(path: string): number {
+    let cur = ROOT_INO;
+    for (const part of path.split("/")) {
+      if (part === "" || part === ".") continue;
+      if (part === "..") throw new FsError("EINVAL", `${path}: '..' not allowed here`);
+      if (!validName(part)) throw new FsError("EINVAL", `${path}: bad name '${part}'`);
+      const e = this.lookupIn(cur, part);
+      if (e) {
+        if (!isDir(this.inode(e.ino))) throw new FsError("ENOTDIR", `${path}: not a directory`);
+        cur = e.ino;
+        continue;
+      }
+      const ino = this.#ialloc(S_IFDIR | 0o755, cur);
+      this.#dirAdd(cur, part, ino, DT_DIR);
+      cur = ino;
+      this.#step();
+    }
+    return cur;
+  }
+
+  /** Create or replace the file at path with the bytes `source` yields, then commit. */
+  writeFile(path: string, source: Iterable<Uint8Array>, mtimeNs?: number): number {
+    const parts = path.split("/").filter((p) => p !== "" && p !== ".");
+    const name = parts.pop();
+    if (!name || !validName(name)) throw new FsError("EINVAL", `${path}: bad file name`);
+    const dir = this.mkdirs(parts.join("/"));
+    const old = this.lookupIn(dir, name);
+    let ino: number;
+    if (old) {
+      if (isDir(this.inode(old.ino))) throw new FsError("EISDIR", `${path}: is a directory`);
+      ino = old.ino;
+      this.truncate(ino, 0);
+    } else {
+      ino = this.#ialloc(S_IFREG | 0o644, dir);
+      this.#dirAdd(dir, name, ino, DT_REG);
+    }
+    let size = 0;
+    const block = new Uint8Array(BS);
+    let fill = 0;
+    const flush = (len: number) => {
+      this.#step();
+      const n = this.inode(ino);
+      if (size + len > MAX_FILE) throw new FsError("EFBIG", `${path}: file too large`);
+      const [pb] = this.#bmapAlloc(n, size / BS, false);
+      if (len < BS) block.fill(0, len);
+      this.#dev.write(pb, block);
+      size += len;
+      n.size = size;
+      n.mtime = n.ctime = this.#now();
+      this.#iput(ino, n);
+    };
+    for (const chunk of source) {
+      let off = 0;
+      while (off < chunk.length) {
+        const take = Math.min(BS - fill, chunk.length - off);
+        block.set(chunk.subarray(off, off + take), fill);
+        fill += take;
+        off += take;
+        if (fill === BS) {
+          flush(BS);
+          fill = 0;
+        }
+      }
+    }
+    if (fill) flush(fill);
+    if (mtimeNs !== undefined) {
+      const n = this.inode(ino);
+      n.mtime = mtimeNs;
+      this.#iput(ino, n);
+    }
+    this.commit();
+    return size;
+  }
+
+  /**
+   * The contents of file ino in order: data in pieces of up to 1 MiB, and
+   * holes as their length in bytes (a number), so a caller can keep them
+   * sparse. The pieces add up to the file's size.
+   */
+  *readFile(ino: number): Generator<Uint8Array | number> {
+    const n = this.inode(ino);
+    if (isDir(n)) throw new FsError("EISDIR", "is a directory");
+    const nblocks = Math.ceil(n.size / BS);
+    for (let b = 0; b < nblocks;) {
+      const tail = (blk: number) => Math.min(BS, n.size - blk * BS);
+      if (!this.bmap(n, b)) {
+        let len = 0;
+        while (b < nblocks && !this.bmap(n, b)) len += tail(b++);
+        yield len;
+        continue;
+      }
+      const parts: Uint8Array[] = [];
+      let len = 0;
+      while (b < nblocks && parts.length < 256) {
+        const pb = this.bmap(n, b);
+        if (!pb) break;
+        const blk = new Uint8Array(BS);
+        this.#dev.read(pb, blk);
+        parts.push(blk.subarray(0, tail(b)));
+        len += tail(b++);
+      }
+      const out = new Uint8Array(len);
+      let off = 0;
+      for (const p of parts) {
+        out.set(p, off);
+        off += p.length;
+      }
+      yield out;
+    }
+  }
+
+  /**
+   * Check the whole file system: every inode reachable once (no cycles, no
+   * hard links), directories well formed, every block in range and used by
+   * at most one file, the bitmap equal to the blocks in use. Inodes with no
+   * name and nlink 0 are orphans (the guest frees them at its next mount).
+   * Throws CorruptError for the first problem.
+   */
+  check(): CheckReport {
+    const g = this.g;
+    const used = new Uint8Array(Math.ceil(g.blocks / 8));
+    const mark = (b: number, what: string) => {
+      if (!this.#dataOk(b)) throw new CorruptError(`${what}: block ${b} out of range`);
+      if (used[b >> 3] & (1 << (b & 7))) {
+        throw new CorruptError(`${what}: block ${b} is used twice`);
+      }
+      used[b >> 3] |= 1 << (b & 7);
+    };
+    for (let b = 0; b < g.dstart; b++) used[b >> 3] |= 1 << (b & 7);
+    const seen = new Uint8Array(g.inodes);
+    const report: CheckReport = {
+      files: 0,
+      dirs: 0,
+      orphans: 0,
+      leaked: 0,
+      usedBlocks: 0,
+      freeBlocks: 0,
+      journalReplayed: this.journalReplayed,
+    };
+    const markInode = (ino: number, n: Inode) => {
+      const what = `inode ${ino}`;
+      n.direct.forEach((b) => b && mark(b, what));
+      if (n.ind) {
+        mark(n.ind, what);
+        const p = this.#meta(n.ind);
+        for (let i = 0; i < PTRS; i++) if (u32(p, i * 4)) mark(u32(p, i * 4), what);
+      }
+      if (n.dind) {
+        mark(n.dind, what);
+        const p = this.#meta(n.dind).slice();
+        for (let i = 0; i < PTRS; i++) {
+          const mid = u32(p, i * 4);
+          if (!mid) continue;
+          mark(mid, what);
+          const q = this.#meta(mid);
+          for (let j = 0; j < PTRS; j++) if (u32(q, j * 4)) mark(u32(q, j * 4), what);
+        }
+      }
+    };
+    const stack: number[] = [ROOT_INO];
+    seen[ROOT_INO] = 1;
+    while (stack.length) {
+      const dir = stack.pop()!;
+      const d = this.inode(dir);
+      report.dirs++;
+      markInode(dir, d);
+      for (const e of this.entries(dir)) {
+        if (seen[e.ino]) {
+          throw new CorruptError(
+            `inode ${e.ino} ('${e.name}') has two names or is a directory cycle`,
+          );
+        }
+        seen[e.ino] = 1;
+        const n = this.inode(e.ino);
+        if (n.mode === 0) throw new CorruptError(`'${e.name}' names free inode ${e.ino}`);
+        if (n.nlink !== 1) {
+          throw new CorruptError(`inode ${e.ino}: bad link count ${n.nlink}`);
+        }
+        if ((e.type === DT_DIR) !== isDir(n)) {
+          throw new CorruptError(`'${e.name}': entry type does not match inode ${e.ino}`);
+        }
+        if (isDir(n)) {
+          if (n.parent !== dir) {
+            throw new CorruptError(`directory '${e.name}' (inode ${e.ino}): wrong parent`);
+          }
+          stack.push(e.ino);
+        } else {
+          report.files++;
+          markInode(e.ino, n);
+        }
+      }
+    }
+    for (let ino = ROOT_INO + 1; ino < g.inodes; ino++) {
+      if (seen[ino]) continue;
+      const n = this.inode(ino);
+      if (n.mode === 0) continue;
+      if (n.nlink !== 0) throw new CorruptError(`inode ${ino} is in use but has no name`);
+      report.orphans++;
+      markInode(ino, n);
+    }
+    for (let b = 0; b < g.blocks; b++) {
+      const inUse = (used[b >> 3] & (1 << (b & 7))) !== 0;
+      const marked = this.#bitmapGet(b);
+      if (inUse && !marked) throw new CorruptError(`block ${b} is in use but free in the bitmap`);
+      if (!inUse && marked) report.leaked++;
+      if (b >= g.dstart) inUse ? report.usedBlocks++ : report.freeBlocks++;
+    }
+    return report;
+  }
+
+  /** Remove a file (the host never leaves orphans: nothing holds it open). */
+  unlink(path: string): void {
+    const r = this.resolve(path);
+    if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
+    if (isDir(this.inode(r.ino))) throw new FsError("EISDIR", `${path}: is a directory`);
+    const e = this.lookupIn(r.dir, r.name)!;
+    this.#dirDel(r.dir, e.slot);
+    const n = this.inode(r.ino);
+    n.nlink = 0;
+    this.#iput(r.ino, n);
+    this.truncate(r.ino, 0);
+    this.#iput(r.ino, {
+      mode: 0,
+      nlink: 0,
+      size: 0,
+      mtime: 0,
+      ctime: 0,
+      direct: new Array(NDIRECT).fill(0),
+      ind: 0,
+      dind: 0,
+      parent: 0,
+    });
+    this.commit();
+  }
+}

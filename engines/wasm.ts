@@ -12,8 +12,13 @@
  * cannot suspend through a JS frame, so the engine never calls guest code
  * from inside an import (the handler may itself need to wait).
  *
- * Preemption: {@link compileImage} instruments every loop of the image
- * (`wasm_fuel.ts`) to call `wait()` every {@link FUEL} iterations. A
+ * The image is hostile input: {@link compileImage} checks it against the
+ * guest-image profile (`wasm_profile.ts`) before V8 sees it.
+ *
+ * Preemption: {@link compileImage} instruments every loop header, every
+ * function that calls, and every bulk memory instruction of the image
+ * (`wasm_fuel.ts`) to call `wait()` every {@link FUEL} units of fuel; an
+ * image that cannot be instrumented is refused. A
  * `wait()` that no `LG_EV_WAIT` asked for is such a fuel check: the guest
  * goes on unless its time slice is over ({@link HypercallPort.preempt}),
  * in which case it stops exactly as for `LG_EV_WAIT` and the Host lets the
@@ -25,7 +30,11 @@
 import type { GuestCpu, HypercallPort } from "./engine.ts";
 import { LG_EV_WAIT, LG_EVENT } from "./engine.ts";
 import { promising, suspending } from "./jspi.ts";
-import { FUEL, instrumentFuel } from "./wasm_fuel.ts";
+import { FUEL, type FuelCounts, instrumentFuel } from "./wasm_fuel.ts";
+import { checkProfile, ImageError } from "./wasm_profile.ts";
+import { printable } from "../sys/text.ts";
+
+export { ImageError };
 
 /** Wasm page size. */
 export const WASM_PAGE = 65536;
@@ -38,20 +47,15 @@ class GuestExit extends Error {
 }
 const GUEST_EXIT = new GuestExit();
 
-/** A user-facing problem with an image (bad file, wrong imports, …). */
-export class ImageError extends Error {}
-
-const REQUIRED_IMPORTS = new Set(["env.memory", "env.hcall", "env.event", "env.wait"]);
-
-/** How an image was made preemptible: loops instrumented, or why not. */
-export type Preemption = { loops: number } | { error: string };
+/** Where an image got fuel checks (or, for a module not from compileImage, why none). */
+export type Preemption = FuelCounts | { error: string };
 
 const preemption = new WeakMap<WebAssembly.Module, Preemption>();
 
 /**
- * Whether {@link compileImage} instrumented a module's loops for
- * preemption, and if not, why (a guest that is not instrumented still
- * runs; it just cannot be preempted between hypercalls).
+ * Where {@link compileImage} put a module's fuel checks ({@link compileImage}
+ * refuses an image it cannot instrument, so every module it returns is
+ * preemptible).
  */
 export function preemptionOf(mod: WebAssembly.Module): Preemption {
   return preemption.get(mod) ?? { error: "not compiled by compileImage" };
@@ -61,50 +65,39 @@ export function preemptionOf(mod: WebAssembly.Module): Preemption {
 export function describePreemption(mod: WebAssembly.Module): string {
   const p = preemptionOf(mod);
   return "error" in p
-    ? `not preemptible between hypercalls (loops not instrumented: ${p.error})`
-    : `preemptible: ${p.loops} loop(s) instrumented, a fuel check every ${FUEL} iterations`;
+    ? `not preemptible between hypercalls (${p.error})`
+    : `preemptible: fuel checks at ${p.loops} loop header(s) and ${p.entries} function ` +
+      `entr${p.entries === 1 ? "y" : "ies"}, ${p.bulk} bulk memory instruction(s) paying by ` +
+      `length; a look every ${FUEL} units`;
 }
 
 /**
- * Compile and validate a guest image, with its loops instrumented for
- * preemption (`wasm_fuel.ts`) when possible; when not, the original image
- * is used and {@link preemptionOf} says why.
+ * Check a guest image against the profile (`wasm_profile.ts`), instrument
+ * it for preemption (`wasm_fuel.ts`) and compile it. Every refusal is an
+ * {@link ImageError}, one printable line.
  */
 export async function compileImage(bytes: Uint8Array, name: string): Promise<WebAssembly.Module> {
-  if (
-    bytes.length < 8 || bytes[0] !== 0 || bytes[1] !== 0x61 || bytes[2] !== 0x73 ||
-    bytes[3] !== 0x6d
-  ) {
-    throw new ImageError(`${name}: not a WebAssembly guest image (bad magic)`);
-  }
+  checkProfile(bytes, name);
+  const shown = printable(name, 100);
   const fuel = instrumentFuel(bytes, { validate: false }); // compiling validates
-  let mod: WebAssembly.Module | undefined;
-  let how: Preemption = "error" in fuel ? fuel : { loops: fuel.loops };
-  if (!("error" in fuel)) {
+  if ("error" in fuel) {
+    throw new ImageError(`${shown}: not a guest image this lguest runs: ${printable(fuel.error)}`);
+  }
+  let mod: WebAssembly.Module;
+  try {
+    mod = await WebAssembly.compile(fuel.bytes as Uint8Array<ArrayBuffer>);
+  } catch (e) {
+    // The message of the original's own error, where it has one (its byte offsets are the file's).
+    let msg = (e as Error).message;
     try {
-      mod = await WebAssembly.compile(fuel.bytes as Uint8Array<ArrayBuffer>);
-    } catch (e) {
-      how = { error: `the instrumented image does not compile: ${(e as Error).message}` };
+      await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+      msg = `the fuel instrumentation broke it (a bug): ${msg}`;
+    } catch (orig) {
+      msg = (orig as Error).message;
     }
+    throw new ImageError(`${shown}: invalid WebAssembly image: ${printable(msg, 300)}`);
   }
-  if (mod === undefined) {
-    try {
-      mod = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
-    } catch (e) {
-      throw new ImageError(`${name}: invalid WebAssembly image: ${(e as Error).message}`);
-    }
-  }
-  preemption.set(mod, how);
-  for (const imp of WebAssembly.Module.imports(mod)) {
-    const id = `${imp.module}.${imp.name}`;
-    if (!REQUIRED_IMPORTS.has(id)) {
-      throw new ImageError(`${name}: imports ${id}, which the lguest guest ABI does not provide`);
-    }
-  }
-  const start = WebAssembly.Module.exports(mod).find((e) => e.name === "start");
-  if (!start || start.kind !== "function") {
-    throw new ImageError(`${name}: does not export a start() function`);
-  }
+  preemption.set(mod, { loops: fuel.loops, entries: fuel.entries, bulk: fuel.bulk });
   return mod;
 }
 
@@ -194,9 +187,11 @@ export class WasmCpu implements GuestCpu {
     } catch (e) {
       const msg = (e as Error).message;
       if (/memory/i.test(msg)) {
-        throw new ImageError(`guest image needs more memory than ${bytes} bytes: ${msg}`);
+        throw new ImageError(
+          `guest image needs more memory than ${bytes} bytes: ${printable(msg, 300)}`,
+        );
       }
-      throw new ImageError(`cannot instantiate guest image: ${msg}`);
+      throw new ImageError(`cannot instantiate guest image: ${printable(msg, 300)}`);
     }
   }
 

@@ -1,10 +1,9 @@
 /**
- * Fuel instrumentation: rewrite a guest module so that a guest spinning
- * without hypercalls can still be preempted.
+ * Fuel instrumentation: rewrite a guest module so that no guest can run
+ * without end between two looks by the engine, whatever it does.
  *
  * One mutable i32 global, `$fuel`, is appended to the global section (no
- * existing global index moves). Right after every `loop` the rewriter
- * inserts:
+ * existing global index moves). A fuel check
  *
  * ```wat
  * global.get $fuel  i32.const 1  i32.sub  global.set $fuel
@@ -12,15 +11,29 @@
  * if  i32.const FUEL  global.set $fuel  call $wait  end
  * ```
  *
- * where `$wait` is the guest's own `env.wait` import (the suspending one):
- * every {@link FUEL} loop iterations the engine gets a look in and decides
- * whether the guest's time slice is over. Nothing else changes: every other
- * section is copied byte for byte, the function bodies are decoded
- * instruction by instruction (MVP, sign extension, multi-value block
- * types, reference types, bulk memory, non-trapping float-to-int, tail
- * calls) and copied through. Anything the decoder does not know (SIMD,
- * exceptions, GC, threads, …) is an `{ error }`, and the caller keeps the
- * original module.
+ * where `$wait` is the guest's own `env.wait` import (the suspending one),
+ * goes right after every `loop` header and at the entry of every function
+ * that contains a call of any kind (`call`, `call_indirect`, `return_call`,
+ * `return_call_indirect`). Before every `memory.copy`, `memory.fill` and
+ * `memory.init` goes `call $pay`, a function appended to the module
+ * (`(i32) -> (i32)`, its type appended too: again no index moves) that
+ * takes the length on top of the stack, charges one unit of fuel per
+ * {@link BULK_BYTES_PER_FUEL} bytes, and calls `$wait` when the fuel is
+ * used up. So, by construction (docs/security.md "Preemption"):
+ *
+ * - every backward branch is a `br` to a loop header, which checks;
+ * - every cycle of calls (direct, indirect, tail, recursive) passes through
+ *   a function that calls, which checks on entry; a function without calls
+ *   and without loops runs each instruction at most once per call;
+ * - a bulk memory instruction pays for its length before it runs.
+ *
+ * Every `FUEL` units the engine gets a look in and decides whether the
+ * guest's time slice is over. Every other section is copied byte for
+ * byte; the function bodies are decoded instruction by instruction by the
+ * scanner (`tools/wasm_fuel_scanner.ts`), whose opcode table is the closed
+ * list of instructions the guest-image profile allows
+ * (`engines/wasm_profile.ts`). Anything else is an `{ error }`, and the
+ * image is refused: there is no uninstrumented fallback.
  *
  * This runs once per image at start-up, cold (interpreted, no type
  * feedback yet), so the decoder is one flat table-driven loop and the
@@ -29,13 +42,26 @@
  * @module
  */
 
-import { CODE_AT, ERROR_AT, SCANNER_WASM } from "./wasm_fuel_scanner.ts";
+import { AT_PAY, CODE_AT, ERROR_AT, SCANNER_WASM } from "./wasm_fuel_scanner.ts";
 
-/** Loop iterations between two checks of the time slice. */
+/** Units of fuel (loop iterations, calls, 64-byte blocks of bulk memory) between two looks. */
 export const FUEL = 100_000;
 
+/** Bytes of bulk memory (memory.copy/fill/init) that cost one unit of fuel. */
+export const BULK_BYTES_PER_FUEL = 64;
+
+/** Where {@link instrumentFuel} put fuel checks. */
+export interface FuelCounts {
+  /** Loop headers. */
+  loops: number;
+  /** Function entries (every function that can call: see the module doc). */
+  entries: number;
+  /** Bulk memory instructions that pay by length. */
+  bulk: number;
+}
+
 /** What {@link instrumentFuel} returns. */
-export type FuelResult = { bytes: Uint8Array; loops: number } | { error: string };
+export type FuelResult = ({ bytes: Uint8Array } & FuelCounts) | { error: string };
 
 /** Options of {@link instrumentFuel}. */
 export interface FuelOptions {
@@ -162,7 +188,10 @@ let scanner:
   | { code: (p: number, end: number, out: number) => number; memory: WebAssembly.Memory }
   | undefined;
 
-/** What the scanner found: for each body [start (after its size), end, loops, positions…]. */
+/**
+ * What the scanner found: for each body [start (after its size), end,
+ * instructions start, has a call, n, n positions (`pos << 2 | AT_*`)].
+ */
 interface Scan {
   records: Int32Array;
   /** Add to every position in `records` to get an offset into the module. */
@@ -183,7 +212,7 @@ function scanCode(b: Uint8Array, start: number, end: number): Scan {
     };
   }
   const len = end - start;
-  // Records need at most 12 bytes a body and 4 a loop, each of which takes 2+ bytes of code.
+  // Records need at most 20 bytes a body (3+ bytes of code) and 4 a position (2+ bytes).
   const out = (CODE_AT + len + 16 + 3) & ~3; // 16+ zero bytes between code and records
   const need = out + 8 * len + 64;
   const have = scanner.memory.buffer.byteLength;
@@ -214,10 +243,13 @@ function scanCode(b: Uint8Array, start: number, end: number): Scan {
 function unsupported(b: Uint8Array, at: number, local: boolean): string {
   const op = b[at], hex = (x: number) => `0x${x.toString(16).padStart(2, "0")}`;
   if (local) return `value type ${hex(op)} of a local at byte ${at}`;
-  if (op === 0xfd) return `SIMD instruction (0xfd) at byte ${at}`;
+  if (op === 0xfd) {
+    return `SIMD instruction 0xfd ${new Reader(b, at + 1, b.length).u32()} at byte ${at}`;
+  }
   if (op === 0xfc) return `instruction 0xfc ${new Reader(b, at + 1, b.length).u32()} at byte ${at}`;
-  if (op >= 0x02 && op <= 0x04) return `block type ${hex(b[at + 1])} at byte ${at}`;
-  if (op === 0xd0) return `ref.null ${hex(b[at + 1])} at byte ${at}`;
+  if ((op >= 0x02 && op <= 0x04) || op === 0x06) {
+    return `block type ${hex(b[at + 1])} at byte ${at}`;
+  }
   if (op === 0x1c) return `a value type of select at byte ${at}`;
   return `opcode ${hex(op)} at byte ${at}`;
 }
@@ -226,7 +258,7 @@ function unsupported(b: Uint8Array, at: number, local: boolean): string {
 
 /** Section ids in their required order (custom sections aside). */
 const SECTION_ORDER = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
-const TYPE = 1, IMPORT = 2, GLOBAL = 6, START = 8, CODE = 10;
+const TYPE = 1, IMPORT = 2, FUNCTION = 3, GLOBAL = 6, START = 8, CODE = 10;
 
 interface Section {
   id: number;
@@ -265,10 +297,10 @@ function sections(b: Uint8Array): Section[] {
   return out;
 }
 
-/** The function index and type of `env.wait`, and the number of imported globals. */
+/** The function index and type of `env.wait`, and the numbers of imported functions and globals. */
 function scanImports(b: Uint8Array, s: Section | undefined) {
   let funcs = 0, globals = 0, wait = -1, waitType = -1;
-  if (s === undefined) return { wait, waitType, globals };
+  if (s === undefined) return { wait, waitType, globals, funcs };
   const r = new Reader(b, s.contentStart, s.end);
   for (let n = r.u32(); n > 0; n--) {
     const env = r.nameIs("env");
@@ -300,7 +332,7 @@ function scanImports(b: Uint8Array, s: Section | undefined) {
         throw new Unsupported(`import kind ${kind}`);
     }
   }
-  return { wait, waitType, globals };
+  return { wait, waitType, globals, funcs };
 }
 
 /** Is type `index` of the type section `() -> ()`? */
@@ -331,7 +363,7 @@ export function instrumentFuel(bytes: Uint8Array, opts: FuelOptions = {}): FuelR
   if (!(Number.isInteger(fuel) && fuel >= 1 && fuel <= 0x7fffffff)) {
     throw new RangeError(`fuel ${fuel} out of range`);
   }
-  let out: { bytes: Uint8Array; loops: number } | { error: string };
+  let out: FuelResult;
   try {
     out = instrument(bytes, fuel);
   } catch (e) {
@@ -351,6 +383,14 @@ export function instrumentFuel(bytes: Uint8Array, opts: FuelOptions = {}): FuelR
   return out;
 }
 
+/** The count of a vector section's entries and where they start. */
+function vecOf(b: Uint8Array, s: Section | undefined): { n: number; at: number; end: number } {
+  if (s === undefined) return { n: 0, at: 0, end: 0 };
+  const r = new Reader(b, s.contentStart, s.end);
+  const n = r.u32();
+  return { n, at: r.pos, end: s.end };
+}
+
 function instrument(b: Uint8Array, fuel: number): FuelResult {
   const secs = sections(b);
   const find = (id: number) => secs.find((s) => s.id === id);
@@ -363,21 +403,15 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   if (!isVoidType(b, find(TYPE), imports.waitType)) {
     return { error: "env.wait is not of type () -> ()" };
   }
-
-  // The new global section: the old entries, then $fuel (mut i32 = fuel).
-  const globalSec = find(GLOBAL);
-  let defined = 0, entries = 0, entriesEnd = 0;
-  if (globalSec !== undefined) {
-    const r = new Reader(b, globalSec.contentStart, globalSec.end);
-    defined = r.u32();
-    entries = r.pos;
-    entriesEnd = globalSec.end;
+  const types = vecOf(b, find(TYPE)), funcs = vecOf(b, find(FUNCTION));
+  const globals = vecOf(b, find(GLOBAL));
+  const codeSec = find(CODE);
+  if (find(TYPE) === undefined || find(FUNCTION) === undefined || codeSec === undefined) {
+    return { error: "the module defines no functions" };
   }
-  const fuelIndex = imports.globals + defined;
-  const globalHead = uleb(defined + 1);
-  const globalEntry = [0x7f, 0x01, 0x41, ...sleb(fuel), 0x0b];
-  const globalSize = globalHead.length + entriesEnd - entries + globalEntry.length;
-
+  const fuelIndex = imports.globals + globals.n;
+  const payType = types.n; // (i32) -> (i32), appended
+  const payFunc = imports.funcs + funcs.n; // appended: no existing index moves
   const g = uleb(fuelIndex);
   // deno-fmt-ignore
   const check = new Uint8Array([
@@ -387,31 +421,68 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     0x10, ...uleb(imports.wait), // call $wait
     0x0b, // end
   ]);
+  const pay = new Uint8Array([0x10, ...uleb(payFunc)]); // call $pay (the length stays on the stack)
+  // $pay(len) -> len: fuel -= len / BULK_BYTES_PER_FUEL; if fuel <= 0: fuel = FUEL, wait().
+  // deno-fmt-ignore
+  const payBody = [
+    0, // no locals
+    0x23, ...g, 0x20, 0, 0x41, ...sleb(Math.log2(BULK_BYTES_PER_FUEL)), 0x76, 0x6b, 0x24, ...g,
+    0x23, ...g, 0x41, 0, 0x4c, 0x04, 0x40, // if fuel <= 0 (signed)
+    0x41, ...sleb(fuel), 0x24, ...g, 0x10, ...uleb(imports.wait),
+    0x0b,
+    0x20, 0, 0x0b, // local.get len
+  ];
 
-  // Pass 1: every body's loops (the scanner).
-  const codeSec = find(CODE);
-  const scan = codeSec === undefined ? undefined : scanCode(b, codeSec.contentStart, codeSec.end);
-  const rec = scan?.records ?? new Int32Array(0);
-  let codeSize = 0, bodies = 0, loops = 0;
-  if (codeSec !== undefined) {
-    codeSize = ulebLength(new Reader(b, codeSec.contentStart, codeSec.end).u32());
-    for (let i = 0; i < rec.length; i += 3 + rec[i + 2]) {
-      const size = rec[i + 1] - rec[i] + rec[i + 2] * check.length;
-      codeSize += ulebLength(size) + size;
-      bodies++;
-      loops += rec[i + 2];
+  // Pass 1: every body's loops, bulk instructions and calls (the scanner).
+  const scan = scanCode(b, codeSec.contentStart, codeSec.end);
+  const rec = scan.records, d = scan.delta;
+  /** Per body: [start, end, instrStart, entry check?, n, positions…]; sizes of the new bodies. */
+  let codeContent = 0, bodies = 0;
+  const counts: FuelCounts = { loops: 0, entries: 0, bulk: 0 };
+  for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
+    let size = rec[i + 1] - rec[i] + (rec[i + 3] ? check.length : 0);
+    if (rec[i + 3]) counts.entries++;
+    for (let j = i + 5; j < i + 5 + rec[i + 4]; j++) {
+      if ((rec[j] & 3) === AT_PAY) {
+        size += pay.length;
+        counts.bulk++;
+      } else {
+        size += check.length;
+        counts.loops++;
+      }
     }
+    codeContent += ulebLength(size) + size;
+    bodies++;
   }
+  if (bodies !== funcs.n) throw new Malformed("function and code section counts differ");
+  codeContent += ulebLength(bodies + 1) + ulebLength(payBody.length) + payBody.length;
 
-  // Pass 2: one buffer; everything but the global and code sections byte for byte.
+  // The rewritten sections' contents; everything else is copied byte for byte.
+  const typeEntry = [0x60, 1, 0x7f, 1, 0x7f];
+  const typeContent = ulebLength(types.n + 1) + (types.end - types.at) + typeEntry.length;
+  const funcEntry = uleb(payType);
+  const funcContent = ulebLength(funcs.n + 1) + (funcs.end - funcs.at) + funcEntry.length;
+  const globalEntry = [0x7f, 0x01, 0x41, ...sleb(fuel), 0x0b];
+  const globalContent = ulebLength(globals.n + 1) + (globals.end - globals.at) +
+    globalEntry.length;
+  const globalSec = find(GLOBAL);
+
   const globalRank = SECTION_ORDER.indexOf(GLOBAL);
   const sectionSize = (content: number) => 1 + ulebLength(content) + content;
+  const sizeOf = (s: Section) =>
+    s.id === TYPE
+      ? sectionSize(typeContent)
+      : s.id === FUNCTION
+      ? sectionSize(funcContent)
+      : s.id === GLOBAL
+      ? sectionSize(globalContent)
+      : s.id === CODE
+      ? sectionSize(codeContent)
+      : s.end - s.start;
   let total = 8;
-  let globalBefore: Section | undefined; // the section the new global section goes before
+  let globalBefore: Section | undefined; // the section a new global section goes before
   for (const s of secs) {
-    if (s === globalSec) total += sectionSize(globalSize);
-    else if (s === codeSec) total += sectionSize(codeSize);
-    else total += s.end - s.start;
+    total += sizeOf(s);
     if (
       globalSec === undefined && globalBefore === undefined && s.id !== 0 &&
       SECTION_ORDER.indexOf(s.id) > globalRank
@@ -419,7 +490,7 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       globalBefore = s;
     }
   }
-  if (globalSec === undefined) total += sectionSize(globalSize);
+  if (globalSec === undefined) total += sectionSize(globalContent);
 
   const out = new Uint8Array(total);
   let o = 0;
@@ -432,34 +503,57 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     out[o++] = id;
     put(uleb(size));
   };
-  const putGlobal = () => {
-    head(GLOBAL, globalSize);
-    put(globalHead);
-    copy(entries, entriesEnd);
-    put(globalEntry);
+  const putVec = (
+    id: number,
+    content: number,
+    v: { n: number; at: number; end: number },
+    add: ArrayLike<number>,
+  ) => {
+    head(id, content);
+    put(uleb(v.n + 1));
+    copy(v.at, v.end);
+    put(add);
   };
   copy(0, 8);
   for (const s of secs) {
-    if (s === globalBefore) putGlobal();
-    if (s === globalSec) putGlobal();
-    else if (s === codeSec) {
-      head(CODE, codeSize);
-      put(uleb(bodies));
-      const d = scan!.delta;
-      for (let i = 0; i < rec.length; i += 3 + rec[i + 2]) {
-        const [start, end, n] = [rec[i] + d, rec[i + 1] + d, rec[i + 2]];
-        put(uleb(end - start + n * check.length));
-        let from = start;
-        for (let j = i + 3; j < i + 3 + n; j++) {
-          copy(from, rec[j] + d);
-          put(check);
-          from = rec[j] + d;
+    if (s === globalBefore) putVec(GLOBAL, globalContent, globals, globalEntry);
+    if (s.id === TYPE) putVec(TYPE, typeContent, types, typeEntry);
+    else if (s.id === FUNCTION) putVec(FUNCTION, funcContent, funcs, funcEntry);
+    else if (s.id === GLOBAL) putVec(GLOBAL, globalContent, globals, globalEntry);
+    else if (s.id === CODE) {
+      head(CODE, codeContent);
+      put(uleb(bodies + 1));
+      for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
+        const [start, end, instr, entry, n] = [
+          rec[i] + d,
+          rec[i + 1] + d,
+          rec[i + 2] + d,
+          rec[i + 3],
+          rec[i + 4],
+        ];
+        let size = end - start + (entry ? check.length : 0);
+        for (let j = i + 5; j < i + 5 + n; j++) {
+          size += (rec[j] & 3) === AT_PAY ? pay.length : check.length;
+        }
+        put(uleb(size));
+        copy(start, instr);
+        if (entry) put(check);
+        let from = instr;
+        for (let j = i + 5; j < i + 5 + n; j++) {
+          const at = (rec[j] >>> 2) + d;
+          copy(from, at);
+          put((rec[j] & 3) === AT_PAY ? pay : check);
+          from = at;
         }
         copy(from, end);
       }
+      put(uleb(payBody.length));
+      put(payBody);
     } else copy(s.start, s.end);
   }
-  if (globalSec === undefined && globalBefore === undefined) putGlobal();
+  if (globalSec === undefined && globalBefore === undefined) {
+    putVec(GLOBAL, globalContent, globals, globalEntry);
+  }
   if (o !== total) throw new Error(`wasm_fuel: wrote ${o} of ${total} bytes`);
-  return { bytes: out, loops };
+  return { bytes: out, ...counts };
 }

@@ -18,6 +18,11 @@
 
 import { deviceKinds, UsageError } from "../devices/registry.ts";
 import { checkCmdline, joinCmdline } from "./cmdline.ts";
+import { readInputFile } from "./input_file.ts";
+import { printable } from "../sys/text.ts";
+
+/** The largest config file read, and how deep its values may nest. */
+export const MAX_CONFIG_BYTES = 1 << 20, MAX_CONFIG_DEPTH = 32;
 
 /** One guest of a config file, validated. */
 export interface GuestPlan {
@@ -55,12 +60,13 @@ class Parser {
   ws(): void {
     while (/\s/.test(this.text[this.pos] ?? "")) this.pos++;
   }
-  value(path: string): Json {
+  value(path: string, depth = 0): Json {
     this.ws();
+    if (depth > MAX_CONFIG_DEPTH) this.fail(`values nested more than ${MAX_CONFIG_DEPTH} deep`);
     this.where.set(path, this.pos);
     const c = this.text[this.pos];
-    if (c === "{") return this.object(path);
-    if (c === "[") return this.array(path);
+    if (c === "{") return this.object(path, depth + 1);
+    if (c === "[") return this.array(path, depth + 1);
     if (c === '"') return this.string();
     const m = /^(-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null)/.exec(this.text.slice(this.pos));
     if (!m) this.fail(c === undefined ? "unexpected end of file" : `unexpected '${c}'`);
@@ -73,7 +79,7 @@ class Parser {
     this.pos += m[0].length;
     return JSON.parse(m[0]);
   }
-  object(path: string): { [k: string]: Json } {
+  object(path: string, depth: number): { [k: string]: Json } {
     const out: { [k: string]: Json } = {};
     this.pos++;
     this.ws();
@@ -84,20 +90,20 @@ class Parser {
       const key = this.string();
       this.ws();
       if (this.text[this.pos++] !== ":") this.fail(`expected ':' after "${key}"`, this.pos - 1);
-      out[key] = this.value(path ? `${path}.${key}` : key);
+      out[key] = this.value(path ? `${path}.${key}` : key, depth);
       this.ws();
       const c = this.text[this.pos++];
       if (c === "}") return out;
       if (c !== ",") this.fail("expected ',' or '}'", this.pos - 1);
     }
   }
-  array(path: string): Json[] {
+  array(path: string, depth: number): Json[] {
     const out: Json[] = [];
     this.pos++;
     this.ws();
     if (this.text[this.pos] === "]") return this.pos++, out;
     for (;;) {
-      out.push(this.value(`${path}[${out.length}]`));
+      out.push(this.value(`${path}[${out.length}]`, depth));
       this.ws();
       const c = this.text[this.pos++];
       if (c === "]") return out;
@@ -225,21 +231,20 @@ export function parseConfig(text: string, checks: ConfigChecks = {}): RunPlan {
 
 /** Where a config error came from: prefix the message with the file. */
 export async function loadConfig(path: string, checks: ConfigChecks = {}): Promise<RunPlan> {
+  // A regular file of at most MAX_CONFIG_BYTES, checked before it is read.
+  const bytes = await readInputFile(path, MAX_CONFIG_BYTES, "config file");
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
-  } catch (e) {
-    if (e instanceof Deno.errors.NotFound) throw new UsageError(`${path}: no such file`);
-    if (e instanceof Deno.errors.IsADirectory) throw new UsageError(`${path}: is a directory`);
-    if (e instanceof Deno.errors.PermissionDenied) {
-      throw new UsageError(`${path}: permission denied`);
-    }
-    throw new UsageError(`${path}: ${(e as Error).message}`);
+    text = new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    throw new UsageError(`${printable(path)}: not UTF-8 text`);
   }
   try {
     return parseConfig(text, checks);
   } catch (e) {
-    if (e instanceof UsageError) throw new UsageError(`${path}: ${e.message}`);
+    if (e instanceof UsageError) {
+      throw new UsageError(`${printable(path)}: ${printable(e.message, 400)}`);
+    }
     throw e;
   }
 }

@@ -13,12 +13,12 @@
 
 import { UsageError } from "../devices/registry.ts";
 import { FILES, MANIFEST, type ManifestEntry } from "../guests/images/index.ts";
+import { LIMITS } from "../engines/wasm_profile.ts";
+import { printable } from "../sys/text.ts";
+import { readInputFile } from "./input_file.ts";
 
 /** One built-in guest (an entry of `guests/images/manifest.json`). */
 export type BuiltinGuest = ManifestEntry;
-
-/** Largest image we read (a guest must also fit in its RAM). */
-const MAX_IMAGE = 256 * 1024 * 1024;
 
 /** Every built-in guest (test guests included when `all`). */
 export function builtinGuests(all = false): Promise<BuiltinGuest[]> {
@@ -38,31 +38,18 @@ export async function loadImage(guest: string): Promise<{ name: string; bytes: U
   const bytes = builtin && await builtinFile(builtin.file);
   if (bytes) return { name: guest, bytes };
   const looksLikePath = guest.includes("/") || guest.includes(".");
-  let info: Deno.FileInfo;
   try {
-    info = await Deno.stat(guest);
+    await Deno.lstat(guest);
   } catch (e) {
-    if (e instanceof Deno.errors.NotFound) {
+    if (e instanceof Deno.errors.NotFound && !looksLikePath) {
       throw new UsageError(
-        looksLikePath
-          ? `${guest}: no such file`
-          : `unknown guest '${guest}' (not a built-in guest, see 'lguest guests', nor a file)`,
+        `unknown guest '${
+          printable(guest, 100)
+        }' (not a built-in guest, see 'lguest guests', nor a file)`,
       );
     }
-    if (e instanceof Deno.errors.PermissionDenied) {
-      throw new UsageError(`${guest}: permission denied`);
-    }
-    throw new UsageError(`${guest}: ${(e as Error).message}`);
   }
-  if (info.isDirectory) throw new UsageError(`${guest}: is a directory, not a guest image`);
-  if (info.size > MAX_IMAGE) throw new UsageError(`${guest}: image larger than 256 MiB`);
-  try {
-    const name = guest.replace(/^.*\//, "").replace(/\.wasm$/, "");
-    return { name, bytes: await Deno.readFile(guest) };
-  } catch (e) {
-    if (e instanceof Deno.errors.PermissionDenied) {
-      throw new UsageError(`${guest}: permission denied`);
-    }
-    throw new UsageError(`${guest}: ${(e as Error).message}`);
-  }
+  // A regular file of at most the profile's image size, checked before it is read.
+  const file = await readInputFile(guest, LIMITS.imageBytes, "guest image");
+  return { name: guest.replace(/^.*\//, "").replace(/\.wasm$/, ""), bytes: file };
 }

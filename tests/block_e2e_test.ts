@@ -196,8 +196,9 @@ Deno.test("e2e: past the end — shell range errors; test-blkerr raw requests al
   await inTempDir(async (dir) => {
     const n = 2051;
     const data = randomBytes(n * SECTOR, 99);
-    const img = `${dir}/end.img`, ro = `${dir}/end-ro.img`;
+    const img = `${dir}/end.img`, img2 = `${dir}/end2.img`, ro = `${dir}/end-ro.img`;
     await Deno.writeFile(img, data);
+    await Deno.writeFile(img2, data); // one writer per image: a second would be refused (locked)
     await Deno.writeFile(ro, data);
     const [r] = await Promise.all([
       shell(["--block", img], [
@@ -206,7 +207,7 @@ Deno.test("e2e: past the end — shell range errors; test-blkerr raw requests al
         `blk write 0 ${n} x`,
         `blk read 0 ${n - 1}`,
       ]),
-      blkerr(img, "", n, BLKERR_RW),
+      blkerr(img2, "", n, BLKERR_RW),
       blkerr(ro, ",ro", n, BLKERR_RW.map((l) => l.replace(/sector 0: ok$/, "sector 0: I/O error"))),
     ]);
     const out = lines(r.stdout);
@@ -218,7 +219,8 @@ Deno.test("e2e: past the end — shell range errors; test-blkerr raw requests al
       out.some((l) => l.startsWith(`${((n - 1) * SECTOR).toString(16).padStart(8, "0")}  `)),
       describe(r),
     );
-    assert.deepEqual(await Deno.readFile(img), data); // rewrite sector 0 wrote what it held
+    assert.deepEqual(await Deno.readFile(img), data);
+    assert.deepEqual(await Deno.readFile(img2), data); // rewrite sector 0 wrote what it held
     assert.deepEqual(await Deno.readFile(ro), data);
   });
 });

@@ -306,7 +306,7 @@ Deno.test("cli table: images — ELF, oversized (sparse), truncated anywhere", a
     };
     await assertUsageErrors([
       [["run", elf], /^lguest: true: not a WebAssembly guest image/],
-      [["run", big], `${big}: image larger than 256 MiB`],
+      [["run", big], `${big}: guest image larger than 16 MiB`],
       [["run", await cut(4)], "not a WebAssembly guest image"],
       [["run", await cut(8)], "cut8: does not export a start() function"],
       [["run", await cut(9)], /cut9: invalid WebAssembly image: .*end/],

@@ -10,7 +10,7 @@
 import assert from "node:assert/strict";
 import { promising, suspending } from "../engines/jspi.ts";
 import { compileImage, preemptionOf } from "../engines/wasm.ts";
-import { FUEL, instrumentFuel } from "../engines/wasm_fuel.ts";
+import { FUEL, type FuelCounts, instrumentFuel } from "../engines/wasm_fuel.ts";
 import { builtinGuests, loadImage } from "../launcher/images.ts";
 import { scannerSource } from "../tools/wasm_fuel_scanner.ts";
 import { describe, hasStackTrace, runCli, spawnCli } from "./helpers/run_cli.ts";
@@ -36,16 +36,28 @@ function sectionsOf(b: Uint8Array): [number, Uint8Array][] {
   return out;
 }
 
-function instrumented(bytes: Uint8Array, fuel?: number): { bytes: Uint8Array; loops: number } {
+function instrumented(bytes: Uint8Array, fuel?: number): FuelCounts & { bytes: Uint8Array } {
   const r = instrumentFuel(bytes, { fuel });
   if ("error" in r) throw new Error(`instrumentFuel: ${r.error}`);
   assert.ok(WebAssembly.validate(r.bytes as Uint8Array<ArrayBuffer>), "instrumented: invalid");
   return r;
 }
 
-/** Every section but the global and code sections is byte-identical, in the same order. */
+/**
+ * Every section but the type, function, global and code sections is
+ * byte-identical, in the same order; those four keep their entries and
+ * gain one at the end.
+ */
 function assertOtherSectionsKept(a: Uint8Array, b: Uint8Array): void {
-  const keep = (s: [number, Uint8Array][]) => s.filter(([id]) => id !== 6 && id !== 10);
+  const grown = [1, 3, 6];
+  for (const id of grown) {
+    const [x, y] = [sectionsOf(a).find((s) => s[0] === id), sectionsOf(b).find((s) => s[0] === id)];
+    if (x === undefined) continue; // a global section may be new
+    assert.ok(y !== undefined, `section ${id} gone`);
+    assert.equal(y[1][0], x[1][0] + 1, `section ${id}: one more entry`); // counts < 127 here
+    assert.deepEqual(y[1].subarray(1, x[1].length), x[1].subarray(1), `section ${id} changed`);
+  }
+  const keep = (s: [number, Uint8Array][]) => s.filter(([id]) => !grown.includes(id) && id !== 10);
   const [x, y] = [keep(sectionsOf(a)), keep(sectionsOf(b))];
   assert.deepEqual(x.map(([id]) => id), y.map(([id]) => id));
   x.forEach(([, c], i) => assert.deepEqual(c, y[i][1], `section ${x[i][0]} changed`));
@@ -139,8 +151,8 @@ function roundTripModule(): ModuleDef {
     ...f64(3.75), 0xfc, 6, I64_ADD, // i64.trunc_sat_f64_s
     ...f32(-2.5), 0xfc, 0, I64_EXTEND_S, I64_ADD, // i32.trunc_sat_f32_s
     ...i32(1), ...i32(2), GET, 0, SELECT_T, 1, I32, I64_EXTEND_U, I64_ADD,
-    0xd0, 0x70, 0xd1, I64_EXTEND_U, I64_ADD, // ref.null func; ref.is_null
-    0xd2, 2, 0xd1, I64_EXTEND_U, I64_ADD, // ref.func 2; ref.is_null
+    0xfd, 12, ...Array.from({ length: 16 }, (_, k) => k), // v128.const 0 1 … 15
+    0xfd, 0x1b, 2, I64_EXTEND_U, I64_ADD, // i32x4.extract_lane 2: 0x0b0a0908
     ...i32(300), 0x2c, 0, 0, I32_EXTEND8_S, I64_EXTEND_S, I64_ADD, // i32.load8_s
     ...i32(0x7f), I32_EXTEND8_S, I64_EXTEND_S, I64_ADD,
   ];
@@ -208,7 +220,12 @@ Deno.test("fuel: every built-in and test guest image instruments and validates",
     assert.ok(r.loops > 0, `${g.name}: no loops found`);
     assertOtherSectionsKept(bytes, r.bytes);
     const mod = await compileImage(bytes, g.name);
-    assert.deepEqual(preemptionOf(mod), { loops: r.loops }, g.name);
+    assert.ok(r.entries > 0, `${g.name}: no function entries found`);
+    assert.deepEqual(
+      preemptionOf(mod),
+      { loops: r.loops, entries: r.entries, bulk: r.bulk },
+      g.name,
+    );
   }
 });
 
@@ -216,7 +233,7 @@ Deno.test("fuel: a hand-built module round-trips and computes the same results",
   const bytes = assemble(roundTripModule());
   assert.ok(WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>), "the test module is invalid");
   const r = instrumented(bytes, 7);
-  assert.equal(r.loops, 5);
+  assert.deepEqual([r.loops, r.entries, r.bulk], [5, 1, 2]);
   assertOtherSectionsKept(bytes, r.bytes);
   // One more global, at the end: index = 1 imported + 1 defined.
   const globals = (b: Uint8Array) => sectionsOf(b).find(([id]) => id === 6)![1][0];
@@ -282,13 +299,10 @@ Deno.test("fuel: the global section is created in order when the module has none
 Deno.test("fuel: what the rewriter refuses is an error, never bad bytes", () => {
   const base = roundTripModule();
   const cases: [string, ModuleDef, RegExp][] = [
-    ["SIMD", {
+    ["threads", {
       ...base,
-      funcs: [...base.funcs, {
-        type: 1,
-        body: [0xfd, 0x0c, ...new Array(16).fill(0), 0xfd, 0x1b, 0, GET, 0, I32_ADD],
-      }],
-    }, /SIMD/],
+      funcs: [...base.funcs, { type: 1, body: [0xfe, 0x03, 0] }],
+    }, /opcode 0xfe/],
     ["no env.wait", {
       ...base,
       imports: [{ module: "env", name: "other", func: 0 }, base.imports![1]],
@@ -302,15 +316,15 @@ Deno.test("fuel: what the rewriter refuses is an error, never bad bytes", () => 
       { ...base, funcs: [...base.funcs, { type: 0, body: [] }], start: 7 },
       /start/,
     ],
-    ["exceptions (try)", {
+    ["exnref (try_table)", {
       ...base,
-      funcs: [...base.funcs, { type: 1, body: [0x06, VOID, END, GET, 0] }],
-    }, /opcode 0x06/],
+      funcs: [...base.funcs, { type: 1, body: [0x1f, VOID, 0, END, GET, 0] }],
+    }, /opcode 0x1f/],
   ];
   for (const [what, def, want] of cases) {
     const bytes = assemble(def);
     assert.ok(
-      WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>) || what.startsWith("exc"),
+      WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>) || what === "threads",
       what,
     );
     const r = instrumentFuel(bytes);
@@ -319,6 +333,23 @@ Deno.test("fuel: what the rewriter refuses is an error, never bad bytes", () => 
   }
   const r = instrumentFuel(new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0, 10, 5, 1]));
   assert.ok("error" in r && /malformed/.test(r.error));
+  // Outside the profile's instructions (a valid module, refused by the scanner).
+  const op = (body: number[]) => ({ ...base, funcs: [...base.funcs, { type: 1, body }] });
+  const refused: [string, ModuleDef, RegExp][] = [
+    ["ref.null", op([0xd0, 0x70, DROP, GET, 0]), /opcode 0xd0/],
+    ["ref.func", op([0xd2, 2, DROP, GET, 0]), /opcode 0xd2/],
+    ["table.size", op([DROP, 0xfc, 16, 0]), /instruction 0xfc 16/],
+    ["relaxed SIMD", op([GET, 0, 0xfd, 0x80, 0x02, DROP]), /SIMD instruction 0xfd 256/],
+    ["a funcref local", {
+      ...op([GET, 0]),
+      funcs: [...base.funcs, { type: 1, locals: [0x70], body: [GET, 0] }],
+    }, /value type 0x70 of a local/],
+  ];
+  for (const [what, def, want] of refused) {
+    const res = instrumentFuel(assemble(def), { validate: false });
+    assert.ok("error" in res, `${what}: expected an error`);
+    assert.match(res.error, want, what);
+  }
 });
 
 Deno.test("fuel: damaged images give an error or valid bytes, never an exception", async () => {
@@ -387,12 +418,18 @@ async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
   }
 }
 
-Deno.test("fuel: an image the rewriter refuses runs as it is; --verbose says why", async () => {
+Deno.test("fuel: a SIMD image is instrumented; --verbose counts the checks", async () => {
   const simd = miniGuest({ simd: true });
-  const mod = await compileImage(simd, "simd");
-  const p = preemptionOf(mod);
-  assert.ok("error" in p && /SIMD/.test(p.error), JSON.stringify(p));
-  assert.deepEqual(preemptionOf(await compileImage(miniGuest(), "plain")), { loops: 1 });
+  assert.deepEqual(preemptionOf(await compileImage(simd, "simd")), {
+    loops: 1,
+    entries: 1,
+    bulk: 0,
+  });
+  assert.deepEqual(preemptionOf(await compileImage(miniGuest(), "plain")), {
+    loops: 1,
+    entries: 1,
+    bulk: 0,
+  });
   await withTemp(async (dir) => {
     await Deno.writeFile(`${dir}/simd.wasm`, simd);
     await Deno.writeFile(`${dir}/plain.wasm`, miniGuest({ iterations: 3_000_000 }));
@@ -401,10 +438,59 @@ Deno.test("fuel: an image the rewriter refuses runs as it is; --verbose says why
       runCli(["run", "-v", `${dir}/plain.wasm`]),
     ]);
     assert.equal(a.code, 0, describe(a));
-    assert.match(a.stderr, /simd: not preemptible .*SIMD/, describe(a));
+    assert.match(a.stderr, /simd: preemptible: fuel checks at 1 loop header/, describe(a));
     assert.equal(b.code, 0, describe(b));
-    assert.match(b.stderr, /plain: preemptible: 1 loop\(s\) instrumented/, describe(b));
+    assert.match(b.stderr, /plain: preemptible: fuel checks at 1 loop header/, describe(b));
   });
+});
+
+Deno.test("fuel: legacy exception handling (try/catch/catch_all/throw/rethrow/delegate) round-trips", async () => {
+  // f(n): loop n times: try { if odd: throw tag(i) } catch tag { sum += payload } catch_all {};
+  // then try { try { throw } delegate 0 } catch_all { sum += 1000 }; rethrow inside a catch.
+  const TRY = 0x06, CATCH = 0x07, THROW = 0x08, RETHROW = 0x09, DELEGATE = 0x18, CATCH_ALL = 0x19;
+  // deno-fmt-ignore
+  const body = [
+    BLOCK, VOID, LOOP, VOID,
+      GET, 0, 0x45, BR_IF, 1, // n == 0: done
+      TRY, VOID,
+        GET, 0, ...i32(1), 0x71, IF, VOID, GET, 0, THROW, 0, END,
+      CATCH, 0,
+        GET, 1, I32_ADD, SET, 1,
+      CATCH_ALL,
+      END,
+      GET, 0, ...i32(1), I32_SUB, SET, 0,
+      BR, 0,
+    END, END,
+    TRY, VOID,
+      TRY, VOID, ...i32(5), THROW, 0, DELEGATE, 0,
+    CATCH_ALL,
+      GET, 1, ...i32(1000), I32_ADD, SET, 1,
+    END,
+    TRY, VOID,
+      TRY, VOID, ...i32(7), THROW, 0, CATCH, 0, DROP, RETHROW, 0, END,
+    CATCH, 0,
+      GET, 1, I32_ADD, SET, 1,
+    END,
+    GET, 1,
+  ];
+  const bytes = assemble({
+    types: [[[], []], [[I32], [I32]], [[I32], []]],
+    imports: [{ module: "env", name: "wait", func: 0 }],
+    funcs: [{ type: 1, locals: [I32], body }],
+    tags: [2],
+    exports: [{ name: "f", func: 1 }],
+  });
+  assert.ok(WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>), "the test module is invalid");
+  const r = instrumented(bytes, 3);
+  assert.deepEqual([r.loops, r.entries, r.bulk], [1, 0, 0]);
+  const a = instantiate(bytes), b = instantiate(r.bytes);
+  for (const n of [0, 1, 6, 31]) {
+    assert.equal(await b.exports.f(n), await a.exports.f(n), `f(${n})`);
+  }
+  let odd = 0;
+  for (let k = 1; k <= 31; k++) if (k % 2) odd += k;
+  assert.equal(await a.exports.f(31), odd + 1000 + 7);
+  assert.ok(b.counter.waits > 0);
 });
 
 Deno.test("fuel: hello and the shell behave the same instrumented", async () => {
@@ -414,7 +500,11 @@ Deno.test("fuel: hello and the shell behave the same instrumented", async () => 
   ]);
   assert.equal(hello.code, 0, describe(hello));
   assert.match(hello.stdout, /^Hello from an lguest guest!/m, describe(hello));
-  assert.match(hello.stderr, /hello: preemptible: \d+ loop\(s\) instrumented/, describe(hello));
+  assert.match(
+    hello.stderr,
+    /hello: preemptible: fuel checks at \d+ loop header\(s\) and \d+ function entries/,
+    describe(hello),
+  );
   assert.equal(shell.code, 0, describe(shell));
   assert.match(shell.stdout, /^one two$/m, describe(shell));
   assert.match(shell.stdout, /Powering off\./, describe(shell));

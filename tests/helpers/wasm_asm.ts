@@ -91,6 +91,8 @@ export interface ModuleDef {
   table?: number;
   /** A defined memory (pages). */
   memory?: { min: number; max?: number };
+  /** Exception tags (legacy exception handling): their type indices. */
+  tags?: number[];
   globals?: { type: number; mutable?: boolean; init: number[] }[];
   exports?: { name: string; func: number }[];
   start?: number;
@@ -134,6 +136,7 @@ export function assemble(m: ModuleDef): Uint8Array {
   add(3, vec(m.funcs.map((f) => uleb(f.type))));
   if (m.table !== undefined) add(4, vec([[FUNCREF, ...limits({ min: m.table, max: m.table })]]));
   if (m.memory) add(5, vec([limits(m.memory)]));
+  if (m.tags?.length) add(13, vec(m.tags.map((t) => [0, ...uleb(t)])));
   if (m.globals?.length) {
     add(6, vec(m.globals.map((g) => [g.type, g.mutable ? 1 : 0, ...g.init, 0x0b])));
   }

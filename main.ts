@@ -9,11 +9,30 @@
 
 import { VERSION } from "./version.ts";
 
+/**
+ * `deno task lguest ...` runs us in the repository root, but the user typed
+ * the command in another folder, which deno task passes as INIT_CWD: work
+ * there, so relative paths (the image, --block, --pcap, --config) mean what
+ * the user meant. Only for this checkout's own task: the task runner's user
+ * agent and a working directory that is this file's folder.
+ */
+function fromTaskCwd(): void {
+  const init = Deno.env.get("INIT_CWD");
+  if (!init || !Deno.env.get("npm_config_user_agent")?.startsWith("deno/")) return;
+  const here = decodeURIComponent(new URL(".", import.meta.url).pathname).replace(/\/$/, "");
+  try {
+    if (import.meta.url.startsWith("file:") && Deno.cwd() === here) Deno.chdir(init);
+  } catch {
+    // INIT_CWD is gone or unreadable: stay where the task put us.
+  }
+}
+
 if (import.meta.main) {
   const args = Deno.args;
   if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
     console.log(`lguest ${VERSION}`);
   } else {
+    fromTaskCwd();
     // The watchdog Worker is only needed at a terminal or with --timeout.
     if (
       args[0] === "run" &&

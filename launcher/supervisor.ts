@@ -10,7 +10,13 @@
  * @module
  */
 
-import { enterCbreak, restoreTerminal, TERMIOS_SIZE } from "./termios.ts";
+import {
+  enterCbreak,
+  giveBackForeground,
+  restoreTerminal,
+  takeForeground,
+  TERMIOS_SIZE,
+} from "./termios.ts";
 import { EXIT } from "./exit.ts";
 import { type SupervisorInit, watchdog } from "./supervisor_worker.ts";
 import { functionWorker } from "../sys/worker.ts";
@@ -26,7 +32,8 @@ export const STALE_MS = 750;
 /** Layout of the shared block: heartbeat, state, termios. */
 const HB = 0; // Int32: Date.now() mod 2^31 of the last beat
 const TERM = 1; // Int32: 1 if the terminal must be restored on a hard exit
-const TERMIOS_OFF = 8;
+const FG = 2; // Int32: the process group to give the terminal back to, or 0
+const TERMIOS_OFF = 12;
 
 let early: Worker | null = null;
 
@@ -46,7 +53,7 @@ export function prestartWatchdog(): void {
 /** Stops the run on a signal or timeout, even if the guest spins. */
 export class Supervisor {
   readonly #shared = new SharedArrayBuffer(TERMIOS_OFF + TERMIOS_SIZE);
-  readonly #i32 = new Int32Array(this.#shared, 0, 2);
+  readonly #i32 = new Int32Array(this.#shared, 0, 3);
   readonly #termios = new Uint8Array(this.#shared, TERMIOS_OFF, TERMIOS_SIZE);
   readonly #worker: Worker | null;
   readonly #beat: ReturnType<typeof setInterval>;
@@ -68,6 +75,8 @@ export class Supervisor {
   constructor(opts: { timeoutMs: number; terminal: boolean }) {
     this.#terminal = opts.terminal && enterCbreak(this.#termios);
     Atomics.store(this.#i32, TERM, this.#terminal ? 1 : 0);
+    // Ctrl-C once, also under `deno task` (termios.ts).
+    Atomics.store(this.#i32, FG, this.#terminal ? takeForeground() : 0);
     this.#heartbeat();
     this.#beat = setInterval(() => this.#heartbeat(), HEARTBEAT_MS);
     // Without a terminal to restore and without --timeout, nothing needs
@@ -89,6 +98,7 @@ export class Supervisor {
         timeoutMs: opts.timeoutMs,
         hb: HB,
         term: TERM,
+        fg: FG,
         termiosOff: TERMIOS_OFF,
         termiosSize: TERMIOS_SIZE,
         heartbeatMs: HEARTBEAT_MS,
@@ -144,5 +154,6 @@ export class Supervisor {
     for (const [name, fn] of this.#listeners) Deno.removeSignalListener(name, fn);
     this.#worker?.terminate();
     if (this.#terminal) restoreTerminal(this.#termios);
+    giveBackForeground(Atomics.load(this.#i32, FG));
   }
 }

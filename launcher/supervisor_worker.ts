@@ -5,7 +5,7 @@
  * {@link watchdog} runs inside the Worker from its source text
  * (`sys/worker.ts`), so it uses no import and no name of this module:
  * every constant comes in the first message ({@link SupervisorInit}), and
- * it opens libc itself for `tcsetattr` and `_exit`.
+ * it opens libc itself for `tcsetattr`, `tcsetpgrp` and `_exit`.
  *
  * @module
  */
@@ -16,9 +16,10 @@
 export interface SupervisorInit {
   shared: SharedArrayBuffer;
   timeoutMs: number;
-  /** Int32 index of the heartbeat, of the "terminal in cbreak mode" flag. */
+  /** Int32 index of the heartbeat, of the "terminal in cbreak mode" flag, of the group to give the terminal back to. */
   hb: number;
   term: number;
+  fg: number;
   /** Byte offset and size of the saved termios in `shared`. */
   termiosOff: number;
   termiosSize: number;
@@ -34,19 +35,22 @@ export interface SupervisorInit {
 /** The Worker's code (self-contained: see the module comment). */
 export function watchdog(): void {
   self.onmessage = (e: MessageEvent<SupervisorInit>) => {
-    const { shared, timeoutMs, hb, term, termiosOff, termiosSize, heartbeatMs, staleMs } = e.data;
+    const { shared, timeoutMs, hb, term, fg, termiosOff, termiosSize, heartbeatMs, staleMs } =
+      e.data;
     const { signals, timeoutCode, signalBase } = e.data;
-    const i32 = new Int32Array(shared, 0, 2);
+    const i32 = new Int32Array(shared, 0, 3);
     const termios = new Uint8Array(shared, termiosOff, termiosSize);
     let lib:
       | Deno.DynamicLibrary<{
         tcsetattr: { parameters: ["i32", "i32", "buffer"]; result: "i32" };
+        tcsetpgrp: { parameters: ["i32", "i32"]; result: "i32" };
         _exit: { parameters: ["i32"]; result: "void" };
       }>
       | null = null;
     const libc = () =>
       lib ??= Deno.dlopen("libc.so.6", {
         tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+        tcsetpgrp: { parameters: ["i32", "i32"], result: "i32" },
         _exit: { parameters: ["i32"], result: "void" },
       });
 
@@ -54,6 +58,8 @@ export function watchdog(): void {
     const hardExit = (code: number, why: string) => {
       // TCSANOW = 0: put back the settings the main thread saved.
       if (Atomics.load(i32, term) === 1) libc().symbols.tcsetattr(0, 0, termios.slice());
+      const group = Atomics.load(i32, fg);
+      if (group > 0) libc().symbols.tcsetpgrp(0, group);
       Deno.stderr.writeSync(new TextEncoder().encode(`\nlguest: ${why}\n`));
       libc().symbols._exit(code);
     };

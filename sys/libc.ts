@@ -25,6 +25,12 @@ const SYMBOLS = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
   tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
+  tcgetpgrp: { parameters: ["i32"], result: "i32" },
+  tcsetpgrp: { parameters: ["i32", "i32"], result: "i32" },
+  getpid: { parameters: [], result: "i32" },
+  getpgrp: { parameters: [], result: "i32" },
+  setpgid: { parameters: ["i32", "i32"], result: "i32" },
+  signal: { parameters: ["i32", "pointer"], result: "pointer" },
   __errno_location: { parameters: [], result: "pointer" },
   _exit: { parameters: ["i32"], result: "void" },
   // statx(2) (glibc 2.28+): file types Deno will not stat without --allow-all (/dev paths).

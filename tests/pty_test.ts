@@ -51,9 +51,13 @@ async function unavailable(): Promise<string | null> {
 const skip = await unavailable();
 if (skip) console.log(`pty_test: skipping the pseudo-terminal tests: ${skip}`);
 
+/** How the session starts lguest: directly (as the installed command) or via `deno task`. */
+type Via = "direct" | "task";
+
 /** A pty session running `lguest ARGS...` under bash. */
-function session(args: string[]): LiveProcess {
-  const lguest = [...LGUEST_CMD, ...args].map(shellQuote).join(" ");
+function session(args: string[], via: Via = "direct"): LiveProcess {
+  const cmd0 = via === "direct" ? LGUEST_CMD : [Deno.execPath(), "task", "-q", "lguest"];
+  const lguest = [...cmd0, ...args].map(shellQuote).join(" ");
   const cmd = `S0=$(stty -g); ${lguest}; echo "LGUEST_EXIT=$?"; ` +
     `if [ "$(stty -g)" = "$S0" ]; then echo STTY_SAME=yes; else echo STTY_SAME=no; fi; stty -a`;
   // -q quiet, -f flush output at once, -e return the child's exit code, -c command.
@@ -151,39 +155,73 @@ Deno.test({
   },
 });
 
+for (const via of ["direct", "task"] as const) {
+  Deno.test({
+    name: `pty (${
+      via === "task" ? "deno task" : "direct"
+    }): one Ctrl-C reaches the shell once, three within a second end the run with 130`,
+    ignore: skip !== null,
+    async fn() {
+      const p = session(["run", "shell"], via);
+      await interact(p, async () => {
+        await p.waitFor("lguest$ ");
+        // A single Ctrl-C: the guest gets 0x03, drops the line and prompts again.
+        await p.type("echo dropped");
+        await p.waitFor("lguest$ echo dropped");
+        await send(p, "\x03");
+        await waitForCount(p, "^C\nlguest$ ", 1);
+        // ... once: under `deno task` the task runner also forwards SIGINT.
+        await sleep(300);
+        assert.equal(count(output(p), "^C"), 1, output(p));
+        await p.type("echo after\r");
+        await p.waitFor("\r\nafter\r\n");
+        await p.waitFor(/after\r\nlguest\$ $/);
+        // Three Ctrl-C, but not within one second: the run goes on.
+        await send(p, "\x03");
+        await waitForCount(p, "^C\nlguest$ ", 2);
+        await sleep(1_200);
+        assert.equal(count(output(p), "^C"), 2, output(p));
+        await send(p, "\x03");
+        await waitForCount(p, "^C\nlguest$ ", 3);
+        await send(p, "\x03");
+        await waitForCount(p, "^C\nlguest$ ", 4);
+        // A third one within the second: the end.
+        await send(p, "\x03");
+      });
+      const out = await finish(p, 130);
+      assert.doesNotMatch(out, /^dropped$/m, "the Ctrl-C'd line must not run");
+      const run = out.slice(0, out.indexOf("LGUEST_EXIT=")); // not stty's "intr = ^C"
+      assert.equal(count(run, "^C"), 4, out);
+      // The reason follows the guest's prompt on the same line (stderr, same terminal).
+      assert.match(out, /(^|lguest\$ )lguest: shell: three Ctrl-C within a second$/m, out);
+      assert.equal(count(out, "lguest: "), 1, out);
+    },
+  });
+}
+
 Deno.test({
-  name: "pty: one Ctrl-C reaches the shell, three within a second end the run with 130",
+  name: "pty (deno task): lguest leads the terminal's foreground group, the parent gets it back",
   ignore: skip !== null,
   async fn() {
-    const p = session(["run", "shell"]);
+    const marker = `pgrp-${crypto.randomUUID()}`;
+    const p = session(["run", "shell", "--", marker], "task");
+    let row: number[] = [];
     await interact(p, async () => {
       await p.waitFor("lguest$ ");
-      // A single Ctrl-C: the guest gets 0x03, drops the line and prompts again.
-      await p.type("echo dropped");
-      await p.waitFor("lguest$ echo dropped");
-      await send(p, "\x03");
-      await waitForCount(p, "^C\nlguest$ ", 1);
-      await p.type("echo after\r");
-      await p.waitFor("\r\nafter\r\n");
-      await p.waitFor(/after\r\nlguest\$ $/);
-      // Three Ctrl-C, but not within one second: the run goes on.
-      await send(p, "\x03");
-      await waitForCount(p, "^C\nlguest$ ", 2);
-      await sleep(1_200);
-      await send(p, "\x03");
-      await waitForCount(p, "^C\nlguest$ ", 3);
-      await send(p, "\x03");
-      await waitForCount(p, "^C\nlguest$ ", 4);
-      // A third one within the second: the end.
-      await send(p, "\x03");
+      const ps = await new Deno.Command("ps", {
+        args: ["-eo", "pid=,pgid=,tpgid=,args="],
+        stdout: "piped",
+      }).output();
+      const line = new TextDecoder().decode(ps.stdout).split("\n")
+        .find((l) => l.includes(marker) && l.includes("main.ts"));
+      assert.ok(line, "lguest's process not found");
+      row = line.trim().split(/\s+/).slice(0, 3).map(Number);
+      await p.type("poweroff\r");
     });
-    const out = await finish(p, 130);
-    assert.doesNotMatch(out, /^dropped$/m, "the Ctrl-C'd line must not run");
-    const run = out.slice(0, out.indexOf("LGUEST_EXIT=")); // not stty's "intr = ^C"
-    assert.equal(count(run, "^C"), 4, out);
-    // The reason follows the guest's prompt on the same line (stderr, same terminal).
-    assert.match(out, /(^|lguest\$ )lguest: shell: three Ctrl-C within a second$/m, out);
-    assert.equal(count(out, "lguest: "), 1, out);
+    const [pid, pgid, tpgid] = row;
+    assert.equal(pgid, pid, "lguest is not the leader of its own process group");
+    assert.equal(tpgid, pgid, "lguest's group is not the terminal's foreground group");
+    await finish(p, 0); // and bash's `stty` afterwards ran in the foreground again
   },
 });
 

@@ -1,10 +1,11 @@
 /*
  * @guest: Interactive line shell (help, echo, devices, mem, uptime, blk, net, ping, udp, poweroff); ip=A.B.C.D/N.
  *
- * Reads the console a byte at a time, echoes, and edits the line (backspace
- * 0x7f/0x08, Ctrl-C drops the line, Ctrl-U clears it). "\r", "\n" and
- * "\r\n" all count as one Enter, so it works both from a raw terminal and
- * with piped input. At EOF the host simply stops sending: we wait.
+ * Reads the console a byte at a time, echoes, and edits the line: arrows
+ * left/right, backspace anywhere, Delete, Home/End, history with up/down
+ * (read_line() lists the keys). "\r", "\n" and "\r\n" all count as one
+ * Enter, so it works both from a raw terminal and with piped input. At the
+ * end of input (docs/guest-abi.md §10) it powers off.
  *
  * Adding a command: write `static int cmd_foo(int argc, char **argv)` and
  * add a line to commands[]. Entries with run == NULL are extra help lines
@@ -484,13 +485,111 @@ static void echo(const char *s)
 	}
 }
 
+/* The line being edited: text, length and cursor; and the history. */
+#define HISTORY 16
+
+struct editor {
+	char *buf;
+	size_t size, len, cur;
+};
+
+static char history[HISTORY][LINE_MAX];
+static unsigned hist_count;                 /* lines ever added */
+
+static void echo_n(const char *s, size_t n)
+{
+	while (n--) {
+		char c[2] = { *s++, '\0' };
+
+		echo(c);
+	}
+}
+
+static void cursor_left(size_t n)
+{
+	while (n--)
+		echo("\b");
+}
+
+/* Show buf[from..len), then clear `extra` cells and put the cursor back. */
+static void redraw_from(struct editor *e, size_t from, size_t extra)
+{
+	echo_n(e->buf + from, e->len - from);
+	for (size_t i = 0; i < extra; i++)
+		echo(" ");
+	cursor_left(e->len - from + extra);
+	cursor_left(from - e->cur);
+}
+
+static void insert_char(struct editor *e, char c)
+{
+	if (e->len >= e->size - 1)
+		return;
+	memmove(e->buf + e->cur + 1, e->buf + e->cur, e->len - e->cur);
+	e->buf[e->cur] = c;
+	e->len++;
+	echo_n(&c, 1);
+	e->cur++;
+	redraw_from(e, e->cur, 0);
+}
+
+static void delete_at(struct editor *e, size_t at)
+{
+	if (at >= e->len)
+		return;
+	memmove(e->buf + at, e->buf + at + 1, e->len - at - 1);
+	e->len--;
+	cursor_left(e->cur - at);
+	e->cur = at;
+	redraw_from(e, at, 1);
+}
+
+/* Replace the whole line (history): erase what is shown, show text. */
+static void replace_line(struct editor *e, const char *text)
+{
+	size_t old = e->len;
+
+	cursor_left(e->cur);
+	e->len = strlcpy(e->buf, text, e->size);
+	if (e->len > e->size - 1)
+		e->len = e->size - 1;
+	e->cur = 0;
+	echo_n(e->buf, e->len);
+	e->cur = e->len;
+	if (old > e->len) {
+		for (size_t i = e->len; i < old; i++)
+			echo(" ");
+		cursor_left(old - e->len);
+	}
+}
+
+static void history_add(const char *line)
+{
+	if (!*line)
+		return;
+	if (hist_count && strcmp(history[(hist_count - 1) % HISTORY], line) == 0)
+		return;                      /* no repeats in a row */
+	strlcpy(history[hist_count % HISTORY], line, LINE_MAX);
+	hist_count++;
+}
+
 /* Read one line into buf (NUL-terminated, without the Enter). False at
  * the end of input with nothing read (a last line without an Enter still
- * counts as a line, as in sh). */
+ * counts as a line, as in sh).
+ *
+ * Editing: left/right arrows (and Ctrl-B/Ctrl-F) move, Home/End (Ctrl-A/
+ * Ctrl-E) jump, backspace deletes before the cursor and Delete under it,
+ * up/down (Ctrl-P/Ctrl-N) walk the last 16 lines, Ctrl-U clears the line,
+ * Ctrl-C drops it. Escape sequences: ESC [ or ESC O, then A B C D H F, or
+ * a number and '~' (1/7 Home, 4/8 End, 3 Delete). */
 static bool read_line(char *buf, size_t size)
 {
 	static bool after_cr;      /* swallow the '\n' of a "\r\n" */
-	size_t len = 0;
+	static char saved[LINE_MAX];
+	struct editor e = { buf, size, 0, 0 };
+	unsigned back = 0;         /* 0: the new line; n: n lines back in history */
+	int esc = 0;               /* 0 none, 1 after ESC, 2 after ESC [ or ESC O */
+	unsigned esc_num = 0;
 
 	for (;;) {
 		int c = console_trygetc();
@@ -499,11 +598,12 @@ static bool read_line(char *buf, size_t size)
 			echo_flush();
 			c = console_getc();
 			if (c < 0) {       /* end of input, or none at all */
-				if (!len)
+				if (!e.len)
 					return false;
 				echo("\n");
 				echo_flush();
-				buf[len] = '\0';
+				buf[e.len] = '\0';
+				history_add(buf);
 				return true;
 			}
 		}
@@ -512,32 +612,107 @@ static bool read_line(char *buf, size_t size)
 			continue;
 		}
 		after_cr = (c == '\r');
-		if (c == '\r' || c == '\n') {
+
+		if (esc == 1) {
+			esc = (c == '[' || c == 'O') ? 2 : 0;
+			esc_num = 0;
+			continue;
+		}
+		if (esc == 2) {
+			if (isdigit(c)) {
+				esc_num = esc_num * 10 + (unsigned)(c - '0');
+				continue;
+			}
+			esc = 0;
+			if (c == '~')
+				c = esc_num == 1 || esc_num == 7 ? 0x01 :
+				    esc_num == 4 || esc_num == 8 ? 0x05 :
+				    esc_num == 3 ? 0x104 : 0;
+			else
+				c = c == 'A' ? 0x10 : c == 'B' ? 0x0e : c == 'C' ? 0x06 :
+				    c == 'D' ? 0x02 : c == 'H' ? 0x01 : c == 'F' ? 0x05 : 0;
+			if (!c)
+				continue;
+		}
+
+		switch (c) {
+		case '\r':
+		case '\n':
 			echo("\n");
 			echo_flush();
-			buf[len] = '\0';
+			buf[e.len] = '\0';
+			history_add(buf);
 			return true;
-		}
-		if (c == 0x7f || c == 0x08) {          /* backspace */
-			if (len) {
-				len--;
-				echo("\b \b");
+		case 0x1b:
+			esc = 1;
+			break;
+		case 0x7f:
+		case 0x08:                         /* backspace */
+			if (e.cur)
+				delete_at(&e, e.cur - 1);
+			break;
+		case 0x104:                        /* Delete */
+			delete_at(&e, e.cur);
+			break;
+		case 0x02:                         /* left */
+			if (e.cur) {
+				e.cur--;
+				echo("\b");
 			}
-		} else if (c == 0x03) {                /* Ctrl-C: drop the line */
-			echo("^C\n" PROMPT);
-			len = 0;
-		} else if (c == 0x15) {                /* Ctrl-U: erase the line */
-			while (len) {
-				len--;
-				echo("\b \b");
+			break;
+		case 0x06:                         /* right */
+			if (e.cur < e.len) {
+				echo_n(buf + e.cur, 1);
+				e.cur++;
 			}
-		} else if (isprint(c) || c == '\t') {
-			if (len < size - 1) {
-				char s[2] = { (char)c, '\0' };
+			break;
+		case 0x01:                         /* Home */
+			cursor_left(e.cur);
+			e.cur = 0;
+			break;
+		case 0x05:                         /* End */
+			echo_n(buf + e.cur, e.len - e.cur);
+			e.cur = e.len;
+			break;
+		case 0x10:                         /* up: an older line */
+		case 0x0e: {                       /* down: a newer one */
+			unsigned have = hist_count < HISTORY ? hist_count : HISTORY;
+			unsigned want = c == 0x10 ? back + 1 : back - 1;
 
-				buf[len++] = (char)c;
-				echo(s);
+			if (c == 0x0e && back == 0)
+				break;
+			if (want > have)
+				break;
+			if (back == 0) {           /* leaving the new line: keep it */
+				buf[e.len] = '\0';
+				strlcpy(saved, buf, sizeof(saved));
 			}
+			back = want;
+			replace_line(&e, back ? history[(hist_count - back) % HISTORY] : saved);
+			break;
+		}
+		case 0x03:                         /* Ctrl-C: drop the line */
+			echo("^C\n" PROMPT);
+			e.len = e.cur = 0;
+			back = 0;
+			break;
+		case 0x15:                         /* Ctrl-U: erase the line */
+			cursor_left(e.cur);
+			e.cur = 0;
+			{
+				size_t old = e.len;
+
+				e.len = 0;
+				for (size_t i = 0; i < old; i++)
+					echo(" ");
+				cursor_left(old);
+			}
+			break;
+		default:
+			if (c == '\t')
+				c = ' ';           /* one cell wide, for the cursor */
+			if (isprint(c))
+				insert_char(&e, (char)c);
 		}
 	}
 }

@@ -155,6 +155,27 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "pty: arrow keys and history edit the line at the shell prompt",
+  ignore: skip !== null,
+  async fn() {
+    const p = session(["run", "shell"]);
+    await interact(p, async () => {
+      await p.waitFor("lguest$ ");
+      await p.type("echo wrld");
+      await send(p, "\x1b[D\x1b[D\x1b[D"); // left x3: the cursor is after the w
+      await p.type("o\r");
+      await p.waitFor("\r\nworld\r\n");
+      await send(p, "\x1b[A"); // up: the last line again
+      await p.type("\r");
+      await waitForCount(p, "\nworld\n", 2);
+      await p.type("poweroff\r");
+    });
+    const out = await finish(p, 0);
+    assert.equal(count(out, "\nworld\n"), 2, out);
+  },
+});
+
 for (const via of ["direct", "task"] as const) {
   Deno.test({
     name: `pty (${

@@ -14,6 +14,9 @@ import {
   LGUEST_DEVICE_T_NET,
 } from "./constants.ts";
 
+/** Extension: the host random-number device (devices/rng.ts). */
+export const LGUEST_DEVICE_T_RNG = 4;
+
 /** One device type: its number, its C name (`LGUEST_DEVICE_T_<id>`) and a short name. */
 export interface DeviceType {
   readonly type: number;
@@ -26,6 +29,7 @@ export const DEVICE_TYPES: readonly DeviceType[] = [
   { type: LGUEST_DEVICE_T_CONSOLE, id: "CONSOLE", name: "console" },
   { type: LGUEST_DEVICE_T_NET, id: "NET", name: "net" },
   { type: LGUEST_DEVICE_T_BLOCK, id: "BLOCK", name: "block" },
+  { type: LGUEST_DEVICE_T_RNG, id: "RNG", name: "rng" },
 ];
 
 /** The short name of a device type ("unknown" if it has none). */

@@ -47,6 +47,12 @@ export interface HypercallPort {
 export interface GuestCpu {
   /** Guest-physical RAM; its length bounds every pfn_limit. */
   readonly memory: Uint8Array;
+  /**
+   * The rate of the guest's tick counter in kHz (the wasm engine's
+   * `env.rdtsc` counts nanoseconds: 1000000), written to
+   * `lguest_data.tsc_khz` at LGUEST_INIT; 0 or undefined: no stable counter.
+   */
+  readonly tscKhz?: number;
   /** Connect the Host's hypercall port (done by LHREQ_INITIALIZE). */
   attach(port: HypercallPort): void;
   /**

@@ -5,8 +5,10 @@
  * Imports (module "env"): `memory`; `hcall(eax, edx, ebx, ecx) -> eax`, a
  * plain import (the fast path); `event() -> i32`, plain; `wait()`, a JSPI
  * `WebAssembly.Suspending` import that parks the guest's stack while the
- * Host loop waits for the Launcher, a timer or an interrupt. Export:
- * `start()`. The event protocol is in `docs/guest-abi.md`.
+ * Host loop waits for the Launcher, a timer or an interrupt; optional
+ * `rdtsc() -> i64`, a monotonic nanosecond count (the guest's TSC:
+ * `lguest_data.tsc_khz` is 1000000), plain and cheap. Export: `start()`.
+ * The event protocol is in `docs/guest-abi.md`.
  *
  * Interrupts are run by the guest's own shim when `event()` names one: JSPI
  * cannot suspend through a JS frame, so the engine never calls guest code
@@ -46,6 +48,14 @@ class GuestExit extends Error {
   }
 }
 const GUEST_EXIT = new GuestExit();
+
+/** Rate of {@link rdtsc} in kHz: it counts nanoseconds. */
+export const WASM_TSC_KHZ = 1_000_000;
+
+/** `env.rdtsc`: nanoseconds of the host's monotonic clock, as an i64. */
+export function rdtsc(): bigint {
+  return BigInt(Math.round(performance.now() * 1e6));
+}
 
 /** Where an image got fuel checks (or, for a module not from compileImage, why none). */
 export type Preemption = FuelCounts | { error: string };
@@ -129,6 +139,7 @@ function faultReason(e: unknown): string {
 export class WasmCpu implements GuestCpu {
   readonly memory: Uint8Array;
   readonly wasmMemory: WebAssembly.Memory;
+  readonly tscKhz: number = WASM_TSC_KHZ;
   #instance: WebAssembly.Instance;
   #port: HypercallPort | null = null;
   /** The port, where the hcall import finds it (set by attach). */
@@ -182,7 +193,7 @@ export class WasmCpu implements GuestCpu {
     });
     try {
       this.#instance = new WebAssembly.Instance(mod, {
-        env: { memory: this.wasmMemory, hcall, event, wait },
+        env: { memory: this.wasmMemory, hcall, event, wait, rdtsc },
       });
     } catch (e) {
       const msg = (e as Error).message;

@@ -93,6 +93,8 @@ export class Guest {
   readonly pageOffset: number;
   readonly regs: Regs = { eax: 0, edx: 0, ebx: 0, ecx: 0, trapped: false };
 
+  /** lguest_data.tsc_khz written at LGUEST_INIT (the engine's counter rate). */
+  tscKhz = 0;
   /** Guest-physical address of lguest_data; 0 until LGUEST_INIT. */
   lguestData = 0;
   noirqStart = 0;

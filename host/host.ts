@@ -182,6 +182,7 @@ export class LguestFile implements HypercallPort {
       start,
       pageOffset,
     });
+    g.tscKhz = this.cpu.tscKhz ?? 0;
     this.host.guests[id] = g;
     this.#guest = g;
     this.#owner = task;

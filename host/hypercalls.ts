@@ -103,7 +103,7 @@ function initialize(g: Guest): void {
   g.noirqStart = g.mem.u32(ld + LD_NOIRQ_START);
   g.noirqEnd = g.mem.u32(ld + LD_NOIRQ_END);
   g.mem.setU32(ld + LD_RESERVE_MEM, LGUEST_RESERVE_MEM);
-  g.mem.setU32(ld + LD_TSC_KHZ, 0); // no constant, stable TSC to offer
+  g.mem.setU32(ld + LD_TSC_KHZ, g.tscKhz); // the engine's tick rate (wasm: rdtsc in ns)
   g.mem.setU16(ld + LD_GUESTID, g.id);
   writeTime(g);
   g.pgdirs.length = 0; // guest_pagetable_clear_all

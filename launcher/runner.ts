@@ -12,6 +12,7 @@
 
 import { type ConsoleBackend, ConsoleDevice, stdioBackend } from "../devices/console.ts";
 import { type Device, type DeviceEnv, deviceKinds, UsageError } from "../devices/registry.ts";
+import { RngDevice } from "../devices/rng.ts";
 import { acquirePcap, releasePcap } from "../devices/net/pcap.ts";
 import { compileImage, describePreemption, ImageError, WasmCpu } from "../engines/wasm.ts";
 import { Host } from "../host/host.ts";
@@ -77,9 +78,10 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
       const kind = deviceKinds().find((k) => k.option === option)!;
       devices.push(await kind.create(kind.parse(value), env));
     }
-    if (devices.length >= 16) {
-      throw new UsageError("too many devices: a guest has at most 15 plus the console");
+    if (devices.length >= 15) {
+      throw new UsageError("too many devices: a guest has at most 14 plus the rng and the console");
     }
+    devices.push(new RngDevice());
     const stdout = stdioBackend();
     const backend = plan.stdio ? stdout : prefixBackend(plan.name, (b) => stdout.write(b));
     const console_ = new ConsoleDevice(backend, plan.stdio ? "console: stdio" : "console: output");

@@ -328,7 +328,10 @@ Deno.test("cli table: bad device and capture options", async () => {
         ["run", "--block", "/dev/null", "hello"],
         "--block /dev/null: not a regular file or block device",
       ],
-      [["run", ...blocks, "hello"], "too many devices: a guest has at most 15 plus the console"],
+      [
+        ["run", ...blocks, "hello"],
+        "too many devices: a guest has at most 14 plus the rng and the console",
+      ],
       [["run", "--net", "bogus", "hello"], "--net bogus: expected segment:NAME or tap:IFNAME"],
       [["run", "--net", "segment:", "hello"], "segment name must be 1-64 letters"],
       [["run", "--net", "segment:lan,pcap", "hello"], "option 'pcap' is not KEY=VALUE"],

@@ -58,13 +58,15 @@ Deno.test("guests: -v shows the layout and the device status bits on stderr", as
   assert.match(r.stdout, /Hello from an lguest guest! I have 16 MiB/, describe(r));
   assert.match(
     r.stderr,
-    /^lguest: hello: 16777216 bytes RAM, devices at 0x[0-9a-f]+, top 0x[0-9a-f]+, 1 device\(s\)$/m,
+    /^lguest: hello: 16777216 bytes RAM, devices at 0x[0-9a-f]+, top 0x[0-9a-f]+, 2 device\(s\)$/m,
     describe(r),
   );
-  assert.match(r.stderr, /^lguest: hello: device 0: console.*irq 1/m, describe(r));
+  // Every guest has the rng (device 0 here) and the console, last.
+  assert.match(r.stderr, /^lguest: hello: device 0: rng.*irq 1/m, describe(r));
+  assert.match(r.stderr, /^lguest: hello: device 1: console.*irq 2/m, describe(r));
   assert.match(
     r.stderr,
-    /^lguest: hello: device 0 \(console.*\) status 0x7 \(ACKNOWLEDGE\|DRIVER\|DRIVER_OK\)$/m,
+    /^lguest: hello: device 1 \(console.*\) status 0x7 \(ACKNOWLEDGE\|DRIVER\|DRIVER_OK\)$/m,
     describe(r),
   );
   assert.match(r.stderr, /^lguest: hello: powered off$/m, describe(r));
@@ -90,9 +92,11 @@ Deno.test("guests: shell help, devices, mem and uptime", async () => {
   for (const cmd of ["help", "echo ARGS...", "devices", "mem", "uptime", "poweroff"]) {
     assert.match(out, new RegExp(`^  ${cmd.replace(".", "\\.")}\\s+\\S`, "m"), `help: ${cmd}`);
   }
-  // devices: the console, type console, status ACKNOWLEDGE|DRIVER|DRIVER_OK, IRQ 1, a driver.
+  // devices: the rng (index 0, IRQ 1; the shell links no rng driver: ACKNOWLEDGE only) and
+  // the console (last, IRQ 2) with its driver.
   assert.match(out, /^idx type\s+features status irq pfn\s+driver$/m, describe(r));
-  assert.match(out, /^\s*0 console\s+0x[0-9a-f]{4}\s+0x0007\s+1 0x[0-9a-f]+ \S+$/m, describe(r));
+  assert.match(out, /^\s*0 rng\s+0x[0-9a-f]{4}\s+0x0001\s+1 0x[0-9a-f]+ -$/m, describe(r));
+  assert.match(out, /^\s*1 console\s+0x[0-9a-f]{4}\s+0x0007\s+2 0x[0-9a-f]+ \S+$/m, describe(r));
   // mem: RAM size and layout.
   assert.match(out, /^RAM:\s+32768 KiB \[0x00000000, 0x02000000\)$/m, describe(r));
   assert.match(out, /^heap:\s+\[0x[0-9a-f]+, 0x[0-9a-f]+\) used \d+ KiB, free \d+ KiB$/m);

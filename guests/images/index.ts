@@ -73,6 +73,12 @@ export const MANIFEST: readonly ManifestEntry[] = [
     "test": true
   },
   {
+    "name": "test-clock",
+    "file": "test-clock.wasm",
+    "description": "Test: the cheap clock (lg_clock_ns, lg_realtime_ns) and the rng device; prints what it measured.",
+    "test": true
+  },
+  {
     "name": "test-crash",
     "file": "test-crash.wasm",
     "description": "Test: CRASH with the message \"oops: test crash\".",
@@ -163,6 +169,7 @@ export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string }>>> 
   "test-baddma.wasm": () => import("./test-baddma.wasm.ts"),
   "test-badmem.wasm": () => import("./test-badmem.wasm.ts"),
   "test-blkerr.wasm": () => import("./test-blkerr.wasm.ts"),
+  "test-clock.wasm": () => import("./test-clock.wasm.ts"),
   "test-crash.wasm": () => import("./test-crash.wasm.ts"),
   "test-dmabench.wasm": () => import("./test-dmabench.wasm.ts"),
   "test-exit.wasm": () => import("./test-exit.wasm.ts"),

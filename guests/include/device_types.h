@@ -14,6 +14,10 @@
 #define LGUEST_DEVICE_TYPES(X)         \
 	X(1, CONSOLE, "console")       \
 	X(2, NET, "net")               \
-	X(3, BLOCK, "block")
+	X(3, BLOCK, "block")           \
+	X(4, RNG, "rng")
+
+/* This project's types (1..3 are in lguest.h). */
+#define LGUEST_DEVICE_T_RNG 4       /* host random numbers (docs/guest-abi.md) */
 
 #endif /* LGUEST_DEVICE_TYPES_H */

@@ -20,6 +20,9 @@
 /* Make a hypercall; returns EAX (the call number, or BIND_DMA's 1/0). Any
  * interrupts the host delivers at this boundary run before it returns. */
 u32 hcall(u32 call, u32 arg1, u32 arg2, u32 arg3);
+/* The time-stamp counter: ticks at lguest_data.tsc_khz kHz (wasm32: the
+ * optional import env.rdtsc, nanoseconds). Use lg_clock_ns() instead. */
+u64 arch_rdtsc(void);
 /* First free byte after the image (data + stack). */
 uintptr_t arch_heap_start(void);
 /* First byte of the loaded image (the lowest address the linker used). */
@@ -163,6 +166,23 @@ u64 time_diff_ns(struct lguest_timespec a, struct lguest_timespec b);
 void uptime(u32 *sec, u32 *nsec);
 void sleep_ns(u32 ns);
 void sleep_ms(u32 ms);
+
+/* ---- clock.c: cheap clocks (no hypercall per reading) -------------------- */
+
+/* Monotonic nanoseconds from the time-stamp counter (arch_rdtsc() scaled
+ * by lguest_data.tsc_khz); never steps back. Only a host without a counter
+ * (tsc_khz = 0) makes it cost a timer round trip. */
+u64 lg_clock_ns(void);
+/* Host wall-clock time in ns since 1970: read once (one timer round trip,
+ * at the first call), then advanced by lg_clock_ns(). */
+u64 lg_realtime_ns(void);
+
+/* ---- rng.c: the host random-number device (type 4, an extension) -------- */
+
+/* Fill buf[0..n) with random bytes from the host. Returns n, or -1 if there
+ * is no rng device (or it answered short before any byte). */
+long rng_read(void *buf, size_t n);
+bool rng_present(void);
 
 /* ---- blk.c: the block driver ------------------------------------------------ */
 

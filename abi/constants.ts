@@ -23,6 +23,8 @@ export const LGUEST_DEVICE_T_BLOCK = 3;
 /** Device features. */
 export const LGUEST_NET_F_NOCSUM = 0x4000;
 export const LGUEST_DEVICE_F_RANDOMNESS = 0x8000;
+/** Ours, not 2.6.23's: a block device that refuses writes (`--block FILE,ro`). */
+export const LGUEST_BLK_F_READONLY = 0x0001;
 
 /** Device status bits, set by the guest (REMOVED by the host). */
 export const LGUEST_DEVICE_S_ACKNOWLEDGE = 1;

@@ -19,6 +19,7 @@
  */
 
 import {
+  LGUEST_BLK_F_READONLY,
   LGUEST_BLOCK_ERROR,
   LGUEST_BLOCK_OK,
   LGUEST_BLOCK_READ,
@@ -219,7 +220,7 @@ function directOk(sections: Uint8Array[], offset: number): boolean {
 /** One disk: the frontend of §10.3 over a file backend. */
 export class BlockDevice implements Device {
   readonly type = LGUEST_DEVICE_T_BLOCK;
-  readonly features = LGUEST_DEVICE_F_RANDOMNESS;
+  readonly features: number;
   readonly numPages = 1;
   readonly label: string;
   readonly spec: BlockSpec;
@@ -233,6 +234,8 @@ export class BlockDevice implements Device {
 
   constructor(spec: BlockSpec) {
     this.spec = spec;
+    // RANDOMNESS as 2.6.23; READONLY (ours) lets a guest say "read-only" for ,ro.
+    this.features = LGUEST_DEVICE_F_RANDOMNESS | (spec.readOnly ? LGUEST_BLK_F_READONLY : 0);
     const { fd, directFd, length } = openBacking(spec);
     this.#fd = fd;
     this.#directFd = directFd;

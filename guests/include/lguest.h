@@ -117,6 +117,9 @@ struct lguest_device_desc {
 
 #define LGUEST_NET_F_NOCSUM        0x4000
 #define LGUEST_DEVICE_F_RANDOMNESS 0x8000
+/* Ours, not 2.6.23's: a block device that refuses writes (--block FILE,ro).
+ * A 2.6.23 guest ignores the bit and gets result 2 for a write. */
+#define LGUEST_BLK_F_READONLY      0x0001
 
 #define LGUEST_DEVICE_S_ACKNOWLEDGE 1
 #define LGUEST_DEVICE_S_DRIVER      2

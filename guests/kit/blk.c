@@ -221,8 +221,17 @@ int blk_read(int disk, u32 sector, void *buf, u32 bytes)
 	return transfer(disk, 0, sector, buf, bytes);
 }
 
+bool blk_readonly(int disk)
+{
+	struct lg_device *dev = blk_device(disk);
+
+	return dev && (dev->desc->features & LGUEST_BLK_F_READONLY);
+}
+
 int blk_write(int disk, u32 sector, const void *buf, u32 bytes)
 {
+	if (blk_readonly(disk))
+		return BLK_EROFS;
 	return transfer(disk, 1, sector, (u8 *)(uintptr_t)buf, bytes);
 }
 
@@ -272,6 +281,8 @@ const char *blk_strerror(int err)
 		return "past the end of the disk";
 	case BLK_EIO:
 		return "I/O error";
+	case BLK_EROFS:
+		return "read-only disk";
 	case BLK_ETIMEDOUT:
 		return "no answer from the device";
 	default:

@@ -36,6 +36,7 @@ struct lg_device;
 #define BLK_ERANGE    (-3)   /* the transfer goes past the end of the disk */
 #define BLK_EIO       (-4)   /* the device answered result = 2 */
 #define BLK_ETIMEDOUT (-5)   /* no answer (result stayed 0) */
+#define BLK_EROFS     (-6)   /* a write to a read-only disk (LGUEST_BLK_F_READONLY) */
 
 /* Number of block devices on the bus (including any whose probe failed). */
 int blk_count(void);
@@ -48,6 +49,9 @@ struct lg_device *blk_device(int disk);
  * the whole range must lie inside the disk (else BLK_ERANGE, no I/O). */
 int blk_read(int disk, u32 sector, void *buf, u32 bytes);
 int blk_write(int disk, u32 sector, const void *buf, u32 bytes);
+/* Does the disk refuse writes (features LGUEST_BLK_F_READONLY)? blk_write
+ * then answers BLK_EROFS without asking the device. */
+bool blk_readonly(int disk);
 
 /*
  * One raw request, exactly as it goes to the device: type 0 read; any other

@@ -63,22 +63,22 @@ Deno.test("guest kit: a new driver changes no image of a guest that does not use
     await Deno.copyFile(`${src}shell.c`, `${tmp}/shell.c`);
     // A newcomer's driver: one new file, nothing else edited.
     await Deno.writeTextFile(
-      `${tmp}/kit/rng.c`,
+      `${tmp}/kit/newdev.c`,
       `#include "kit.h"
 static unsigned seen;
-static int rng_probe(struct lg_device *dev) { (void)dev; seen++; return 0; }
-static const struct lg_driver rng_driver = { .name = "rng", .type = 99, .probe = rng_probe };
-KIT_DRIVER(rng_driver);
-unsigned rng_devices(void) { return seen; }
+static int newdev_probe(struct lg_device *dev) { (void)dev; seen++; return 0; }
+static const struct lg_driver newdev_driver = { .name = "newdev", .type = 99, .probe = newdev_probe };
+KIT_DRIVER(newdev_driver);
+unsigned newdev_devices(void) { return seen; }
 `,
     );
     // ... and a guest that uses it.
     await Deno.writeTextFile(
-      `${tmp}/rnguser.c`,
-      `/* @guest: uses the rng driver */
+      `${tmp}/newdevuser.c`,
+      `/* @guest: uses the newdev driver */
 #include "kit.h"
-unsigned rng_devices(void);
-int main(void) { printf("rng devices: %u\\n", rng_devices()); return 0; }
+unsigned newdev_devices(void);
+int main(void) { printf("newdev devices: %u\\n", newdev_devices()); return 0; }
 `,
     );
     const out = await new Deno.Command(Deno.execPath(), {
@@ -96,11 +96,11 @@ int main(void) { printf("rng devices: %u\\n", rng_devices()); return 0; }
       }
     });
     await t.step("the guest that uses it links the driver", async () => {
-      const user = await Deno.readFile(`${tmp}/images/rnguser.wasm`);
+      const user = await Deno.readFile(`${tmp}/images/newdevuser.wasm`);
       const hello = await Deno.readFile(`${tmp}/images/hello.wasm`);
       const text = (b: Uint8Array) => new TextDecoder("latin1").decode(b);
-      assert.ok(text(user).includes("rng\0"), "driver name not in the image");
-      assert.ok(!text(hello).includes("rng\0"));
+      assert.ok(text(user).includes("newdev\0"), "driver name not in the image");
+      assert.ok(!text(hello).includes("newdev\0"));
     });
   } finally {
     await Deno.remove(tmp, { recursive: true });

@@ -102,25 +102,102 @@ export class Guest {
   /** Host cursor into the async hypercall ring. */
   nextHcall = 0;
 
-  /** The first kill reason; null while alive. */
-  dead: string | null = null;
   /**
    * The guest's own exit status (0..255) when it died by CRASH with
    * LGUEST_CRASH_EXIT (an extension); null otherwise.
    */
   exitStatus: number | null = null;
+  /** Has LGUEST_INIT run? (Its page; 0 before.) The status bytes of its async ring. */
+  hcallStatus: Uint8Array = new Uint8Array(0);
+
+  /**
+   * The "attention" word: nonzero when the next hypercall must take the
+   * slow path (the Host's full check of every reason to stop or deliver).
+   * Every setter of the fields below (pending, halted, breakOut, preempt,
+   * pendingDma, retryDma, dead) sets it when it gives them a value that
+   * needs attention, so the fast path tests one word instead of eight;
+   * only the Host's full check clears it, after finding nothing to do.
+   * 1 until LGUEST_INIT.
+   */
+  attention = 1;
+  /** Hypercalls in this time slice (the Host looks at the clock every 1024). */
+  sliceCount = 0;
+
+  #dead: string | null = null;
+  #pending = 0;
+  #halted = false;
+  #breakOut = false;
+  #preempt = false;
+  #pendingDma: PendingDma | null = null;
+  #retryDma: { ckey: number; udma: number } | null = null;
+
+  /** The first kill reason; null while alive (set by {@link kill}). */
+  get dead(): string | null {
+    return this.#dead;
+  }
   /** The reason was already reported once as ENOENT (§6.2). */
   deathReported = false;
 
   /** Pending interrupt bitmap (32 IRQs). */
-  pending = 0;
-  halted = false;
-  breakOut = false;
+  get pending(): number {
+    return this.#pending;
+  }
+  set pending(v: number) {
+    this.#pending = v;
+    if (v !== 0) this.attention = 1;
+  }
+  get halted(): boolean {
+    return this.#halted;
+  }
+  set halted(v: boolean) {
+    this.#halted = v;
+    if (v) this.attention = 1;
+  }
+  get breakOut(): boolean {
+    return this.#breakOut;
+  }
+  set breakOut(v: boolean) {
+    this.#breakOut = v;
+    if (v) this.attention = 1;
+  }
   /** Set when the guest used up its time slice (checked at hypercalls). */
-  preempt = false;
-  pendingDma: PendingDma | null = null;
+  get preempt(): boolean {
+    return this.#preempt;
+  }
+  set preempt(v: boolean) {
+    this.#preempt = v;
+    if (v) this.attention = 1;
+  }
+  get pendingDma(): PendingDma | null {
+    return this.#pendingDma;
+  }
+  set pendingDma(v: PendingDma | null) {
+    this.#pendingDma = v;
+    if (v !== null) this.attention = 1;
+  }
   /** A shared-key send whose receiver was full, to retry once (see DmaEngine.retry). */
-  retryDma: { ckey: number; udma: number } | null = null;
+  get retryDma(): { ckey: number; udma: number } | null {
+    return this.#retryDma;
+  }
+  set retryDma(v: { ckey: number; udma: number } | null) {
+    this.#retryDma = v;
+    if (v !== null) this.attention = 1;
+  }
+
+  /**
+   * Recompute {@link attention} from every reason (the Host's full check):
+   * nonzero iff a synchronous call is trapped, an IRQ is pending, the guest
+   * halted, a DMA waits for the Launcher or a retry, it is dead, BREAK is
+   * on, or its slice is over. (Before LGUEST_INIT the word stays set, the
+   * result does not say so.)
+   */
+  needsAttention(): boolean {
+    const a = this.regs.trapped || this.#pending !== 0 || this.#halted ||
+      this.#pendingDma !== null || this.#dead !== null || this.#breakOut || this.#preempt ||
+      this.#retryDma !== null;
+    this.attention = a || this.lguestData === 0 ? 1 : 0;
+    return a;
+  }
 
   readonly bindings: (Binding | null)[] = new Array(LGUEST_MAX_DMA).fill(null);
   readonly shared: SharedRegion[] = [];
@@ -134,20 +211,18 @@ export class Guest {
   stack = { ss: 0, esp: 0, pages: 0 };
   clockTimer: ReturnType<typeof setTimeout> | undefined;
 
-  readonly counters: GuestCounters = {
-    hypercalls: 0,
-    asyncHypercalls: 0,
-    dmaToLauncher: 0,
-    dmaToGuest: 0,
-    dmaBytesToGuest: 0,
-    dmaNoReceiver: 0,
-    dmaDroppedFull: 0,
-    dmaAbandoned: 0,
-    getDmaNone: 0,
-    interrupts: 0,
-  };
+  /** Synchronous hypercalls of the time slices before this one. */
+  hcallsBefore = 0;
+
+  readonly counters: GuestCounters;
 
   #waiters: Waiter[] = [];
+
+  /** Start a new time slice's hypercall count. */
+  newSlice(): void {
+    this.hcallsBefore += this.sliceCount;
+    this.sliceCount = 0;
+  }
 
   constructor(
     id: number,
@@ -160,11 +235,30 @@ export class Guest {
     this.pgdir = args.pgdir;
     this.start = args.start;
     this.pageOffset = args.pageOffset;
+    // deno-lint-ignore no-this-alias
+    const g = this;
+    this.counters = {
+      // Counted per time slice (sliceCount) so the NOP's fast path pays one
+      // increment, not two; async calls come from the ring's own counter.
+      get hypercalls(): number {
+        return g.hcallsBefore + g.sliceCount + this.asyncHypercalls;
+      },
+      asyncHypercalls: 0,
+      dmaToLauncher: 0,
+      dmaToGuest: 0,
+      dmaBytesToGuest: 0,
+      dmaNoReceiver: 0,
+      dmaDroppedFull: 0,
+      dmaAbandoned: 0,
+      getDmaNone: 0,
+      interrupts: 0,
+    };
   }
 
   /** kill_guest(): keep the first reason only; the guest never runs again. */
   kill(reason: string): void {
-    if (this.dead === null) this.dead = reason;
+    if (this.#dead === null) this.#dead = reason;
+    this.attention = 1;
     this.wake();
   }
 

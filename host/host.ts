@@ -16,6 +16,7 @@ import {
   EPERM,
   ERESTARTSYS,
   LGUEST_IRQS,
+  LHCALL_FLUSH_ASYNC,
   LHREQ_BREAK,
   LHREQ_GETDMA,
   LHREQ_INITIALIZE,
@@ -23,7 +24,7 @@ import {
   MAX_LGUEST_GUESTS,
   SWITCHER_ADDR,
 } from "../abi/constants.ts";
-import { DMA_USED_LEN, LD_HCALL_STATUS } from "../abi/structs.ts";
+import { DMA_USED_LEN } from "../abi/structs.ts";
 import {
   type GuestCpu,
   type HypercallPort,
@@ -94,7 +95,6 @@ export class LguestFile implements HypercallPort {
   #owner: Task | null = null;
   #closed = false;
   #breakWaiters: (() => void)[] = [];
-  #sliceCount = 0;
   #output: ((dma: number, key: number) => boolean) | null = null;
   #sliceStart = 0;
   /** Event loops the guest is in: hypercalls that returned LG_EVENT, not yet done. */
@@ -246,7 +246,7 @@ export class LguestFile implements HypercallPort {
         continue;
       }
       this.#sliceStart = performance.now();
-      this.#sliceCount = 0;
+      g.newSlice();
       if (g.shared.length !== 0) syncShared(g);
       await this.cpu.run();
     }
@@ -331,12 +331,28 @@ export class LguestFile implements HypercallPort {
 
   hypercall(eax: number, edx: number, ebx: number, ecx: number): number {
     const g = this.#guest!;
+    // Fast path: nothing needs attention (one word, see Guest.attention), the
+    // async ring is empty (one status byte) and the call is the NOP.
+    if (g.attention === 0 && eax === LHCALL_FLUSH_ASYNC && g.hcallStatus[g.nextHcall] === 0xff) {
+      if ((++g.sliceCount & (SLICE_CHECK_EVERY - 1)) !== 0) return eax;
+    }
+    return this.hypercallSlow(g, eax, edx, ebx, ecx);
+  }
+
+  hypercallSlow(g: Guest, eax: number, edx: number, ebx: number, ecx: number): number {
+    if (eax === LHCALL_FLUSH_ASYNC && g.attention === 0 && g.hcallStatus[g.nextHcall] === 0xff) {
+      // The fast path's every 1024th call: the clock.
+      this.#checkSlice(g);
+      return g.attention === 0 ? eax : this.#attend(g, eax);
+    }
+    if (g.attention === 0 && g.hcallStatus[g.nextHcall] === 0xff) {
+      eax = doHcall(g, this.host.dma, eax, edx, ebx, ecx);
+      if ((++g.sliceCount & (SLICE_CHECK_EVERY - 1)) === 0) this.#checkSlice(g);
+      return g.attention === 0 ? eax : this.#attend(g, eax);
+    }
     const r = g.regs;
-    if (
-      g.dead === null && g.lguestData !== 0 &&
-      g.mem.bytes[g.lguestData + LD_HCALL_STATUS + g.nextHcall] === 0xff
-    ) {
-      // Hot path: initialised, async ring empty: just the call.
+    if (g.dead === null && g.lguestData !== 0 && g.hcallStatus[g.nextHcall] === 0xff) {
+      // Initialised, async ring empty: the call, then the full check.
       eax = doHcall(g, this.host.dma, eax, edx, ebx, ecx);
     } else if (g.dead === null) {
       r.eax = eax;
@@ -347,19 +363,27 @@ export class LguestFile implements HypercallPort {
       doHypercalls(g, this.host.dma);
       eax = r.eax;
     }
+    if ((++g.sliceCount & (SLICE_CHECK_EVERY - 1)) === 0) this.#checkSlice(g);
+    return this.#attend(g, eax);
+  }
+
+  #checkSlice(g: Guest): void {
+    if (performance.now() - this.#sliceStart > TIME_SLICE_MS) g.preempt = true;
+  }
+
+  /**
+   * The slow end of a hypercall: serve Launcher-bound DMA inline, then the
+   * full check; LG_EVENT if the guest must run the event protocol.
+   */
+  #attend(g: Guest, eax: number): number {
+    const r = g.regs;
     if (g.pendingDma !== null && this.#output !== null) {
       const deferred = r.trapped;
       this.#serveInline(g);
       // The deferred synchronous call may have run in there: its EAX is the result.
       if (deferred) eax = r.eax;
     }
-    if ((++this.#sliceCount & (SLICE_CHECK_EVERY - 1)) === 0) {
-      if (performance.now() - this.#sliceStart > TIME_SLICE_MS) g.preempt = true;
-    }
-    if (
-      r.trapped || g.pending !== 0 || g.halted || g.pendingDma !== null || g.dead !== null ||
-      g.breakOut || g.preempt || g.retryDma !== null
-    ) {
+    if (g.needsAttention()) {
       r.eax = eax;
       this.#depth++;
       return LG_EVENT;

@@ -80,7 +80,7 @@ export function doHypercalls(g: Guest, dma: DmaEngine): void {
     return;
   }
   // The ring is usually empty: one byte read decides (hot path).
-  if (g.mem.bytes[g.lguestData + LD_HCALL_STATUS + g.nextHcall] !== 0xff) doAsyncHcalls(g, dma);
+  if (g.hcallStatus[g.nextHcall] !== 0xff) doAsyncHcalls(g, dma);
   if (g.pendingDma === null && g.retryDma === null && g.dead === null) {
     r.eax = doHcall(g, dma, r.eax >>> 0, r.edx >>> 0, r.ebx >>> 0, r.ecx >>> 0);
     r.trapped = false;
@@ -100,6 +100,10 @@ function initialize(g: Guest): void {
     return;
   }
   g.lguestData = ld;
+  g.hcallStatus = g.mem.bytes.subarray(
+    ld + LD_HCALL_STATUS,
+    ld + LD_HCALL_STATUS + LHCALL_RING_SIZE,
+  );
   g.noirqStart = g.mem.u32(ld + LD_NOIRQ_START);
   g.noirqEnd = g.mem.u32(ld + LD_NOIRQ_END);
   g.mem.setU32(ld + LD_RESERVE_MEM, LGUEST_RESERVE_MEM);
@@ -137,7 +141,6 @@ export function doHcall(
   ebx: number,
   ecx: number,
 ): number {
-  g.counters.hypercalls++;
   // FLUSH_ASYNC (the NOP) and HALT are the hot calls; keep them small.
   if (eax === LHCALL_FLUSH_ASYNC) return eax;
   return doHcallSlow(g, dma, eax, edx, ebx, ecx);

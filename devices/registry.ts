@@ -118,8 +118,18 @@ export interface DeviceKind<Spec = unknown> {
   readonly name: string;
   /** Long CLI option without dashes, e.g. "block"; repeatable. */
   readonly option: string;
-  /** One line of help: `--block FILE[,ro|,sync|,direct]  ...`. */
+  /**
+   * Help: one line per form, `--block FILE[,ro|,sync|,direct]  description`
+   * (two or more spaces before the description; `lguest run --help` aligns
+   * the descriptions).
+   */
   readonly usage: string;
+  /**
+   * True: the option is a plain flag (`--rng`), taking no value; each use
+   * adds one device, and parse() gets "". In a config file its field is
+   * `true` (one device) or a count. Default: the option takes a value.
+   */
+  readonly flag?: boolean;
   /** Parse an option value; throw UsageError with one clear line. */
   parse(value: string): Spec;
   /** Make a device (open files etc.); throw UsageError on user errors. */

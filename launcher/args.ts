@@ -16,7 +16,7 @@ export interface OptionSpec {
   multiple?: boolean;
 }
 
-/** Parsed values: string, string[] (multiple), or true. */
+/** Parsed values: string, string[] (multiple; a repeatable flag gives one "" per use), or true. */
 export type Values = Record<string, string | string[] | boolean | undefined>;
 
 /** Parse `argv` against `options`; one-line UsageErrors on mistakes. */
@@ -59,7 +59,9 @@ export function parseOptions(
     const spec = options[name];
     if (spec.type === "boolean") {
       if (inline !== undefined) throw new UsageError(`option ${shown} takes no value`);
-      values[name] = true;
+      // A repeatable flag counts: one "" per use (a device flag, one device each).
+      if (spec.multiple) ((values[name] ??= []) as string[]).push("");
+      else values[name] = true;
       continue;
     }
     let value = inline;

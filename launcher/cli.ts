@@ -29,8 +29,81 @@ export { EXIT, exitCodeOf } from "./exit.ts";
 
 const DEFAULT_MEMORY = "32M";
 
+/** Option help lines: `[syntax, description]`, aligned by {@link formatOptions}. */
+type OptionHelp = [string, string];
+
+/**
+ * Align option help: descriptions start in one column; a syntax too long
+ * for it puts its description on the next line, at that column. Device
+ * usage strings (registry) are lines of "--opt ARGS  description" (two or
+ * more spaces before the description).
+ */
+export function formatOptions(rows: OptionHelp[], column = 24, width = 100): string {
+  const out: string[] = [];
+  for (const [syntax, text] of rows) {
+    const head = `  ${syntax}`;
+    const words = text.split(" ");
+    const lines: string[] = [];
+    let line = "";
+    for (const w of words) {
+      if (line && column + line.length + 1 + w.length > width) {
+        lines.push(line);
+        line = w;
+      } else line = line ? `${line} ${w}` : w;
+    }
+    if (line) lines.push(line);
+    if (head.length + 2 <= column) {
+      out.push(head.padEnd(column) + (lines.shift() ?? ""));
+    } else out.push(head);
+    for (const l of lines) out.push(" ".repeat(column) + l);
+  }
+  return out.join("\n");
+}
+
+/** The registry's device usage strings as help rows. */
+function deviceHelp(): OptionHelp[] {
+  return deviceKinds().flatMap((k) =>
+    k.usage.split("\n").map((l): OptionHelp => {
+      const m = /^\s*(\S.*?)(?:\s{2,}(.*))?$/.exec(l);
+      return m ? [m[1], m[2] ?? ""] : [l.trim(), ""];
+    })
+  );
+}
+
+const EXIT_HELP = `Exit codes: 0..123 the guest's exit status (0 powered off; 124..255 are
+reported as 123), 124 timeout, 125 usage error, 126 guest crashed or was
+killed, 128+N signal N (130: Ctrl-C).`;
+
+function runUsage(): string {
+  const rows: OptionHelp[] = [
+    [
+      "-m, --memory SIZE",
+      `guest RAM, e.g. 16M, 512K, 1G (plain number: MiB; default ${DEFAULT_MEMORY})`,
+    ],
+    ["    --timeout SECS", "end the run after SECS seconds (e.g. 10, 2.5, 500ms)"],
+    ["-v, --verbose", "show the memory layout, device status bits and counters"],
+    ["    --config FILE", "run several guests in one host (JSON; see README)"],
+    ["    --pcap FILE", "record every frame of every net device (pcap format)"],
+    ...deviceHelp().map(([o, t]): OptionHelp => [`    ${o}`, t]),
+    ["-h, --help", "this help"],
+  ];
+  return `Usage:
+  lguest run [options] GUEST [-- ARGS...]   run a guest; ARGS become its command line
+  lguest run [options] --config FILE.json   run several guests in one host
+
+GUEST is a built-in guest name (see 'lguest guests') or a path to a .wasm image.
+ARGS: each word reaches the guest as one word (docs/guest-abi.md §3).
+
+Options for run:
+${formatOptions(rows)}
+
+${EXIT_HELP}`;
+}
+
+const GUESTS_USAGE = `Usage:
+  lguest guests             list the built-in guests (name and description)`;
+
 function usage(): string {
-  const devices = deviceKinds().map((k) => `  ${k.usage}`).join("\n");
   return `lguest ${VERSION}: run lguest (Linux 2.6.23) paravirtual guests on Deno
 
 Usage:
@@ -39,19 +112,9 @@ Usage:
   lguest guests                             list the built-in guests
   lguest disk mkfs|ls|put|get|rm|check ...  files on lgfs disk images ('lguest disk help')
   lguest --help | --version
+  lguest COMMAND --help                     help for one command
 
-GUEST is a built-in guest name (see 'lguest guests') or a path to a .wasm image.
-
-Options for run:
-  -m, --memory SIZE     guest RAM, e.g. 16M, 512K, 1G (plain number: MiB; default ${DEFAULT_MEMORY})
-      --timeout SECS    end the run after SECS seconds (e.g. 10, 2.5, 500ms)
-  -v, --verbose         show the memory layout, device status bits and counters
-      --config FILE     run several guests in one host (JSON; see README)
-      --pcap FILE       record every frame of every net device (pcap format)
-${devices}
-Exit codes: 0..123 the guest's exit status (0 powered off; 124..255 are
-reported as 123), 124 timeout, 125 usage error, 126 guest crashed or was
-killed, 128+N signal N (130: Ctrl-C).`;
+${runUsage().slice(runUsage().indexOf("GUEST is"))}`;
 }
 
 /** Parse a memory size: K/M/G suffixes; a plain number is MiB. */
@@ -98,14 +161,32 @@ async function dispatch(argv: string[]): Promise<number> {
     case undefined:
     case "-h":
     case "--help":
-    case "help":
       console.log(usage());
       return cmd === undefined ? EXIT.USAGE : EXIT.OK;
+    case "help":
+      // `lguest help COMMAND` = `lguest COMMAND --help`
+      if (rest.length === 0) {
+        console.log(usage());
+        return EXIT.OK;
+      }
+      if (rest.length > 1 || !["run", "guests", "disk"].includes(rest[0])) {
+        throw new UsageError(`help: unknown command '${rest.join(" ")}' (run, guests, disk)`);
+      }
+      return await dispatch([rest[0], "--help"]);
     case "-V":
     case "--version":
       console.log(`lguest ${VERSION}`);
       return EXIT.OK;
     case "guests":
+      if (rest.length === 1 && (rest[0] === "--help" || rest[0] === "-h")) {
+        console.log(GUESTS_USAGE);
+        return EXIT.OK;
+      }
+      if (rest.length > 0) {
+        throw new UsageError(
+          `guests takes no arguments (got '${rest[0]}'; see 'lguest guests --help')`,
+        );
+      }
       for (const g of await builtinGuests()) console.log(`${g.name.padEnd(10)} ${g.description}`);
       return EXIT.OK;
     case "run":
@@ -126,14 +207,16 @@ function parseRunArgs(argv: string[]) {
     verbose: { type: "boolean", short: "v" },
     help: { type: "boolean", short: "h" },
   };
-  for (const k of deviceKinds()) options[k.option] = { type: "string", multiple: true };
+  for (const k of deviceKinds()) {
+    options[k.option] = { type: k.flag ? "boolean" : "string", multiple: true };
+  }
   return parseOptions(argv, options);
 }
 
 async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseRunArgs(argv);
   if (values.help) {
-    console.log(usage());
+    console.log(runUsage());
     return EXIT.OK;
   }
   const timeoutMs = values.timeout === undefined ? 0 : parseTimeout(values.timeout as string);

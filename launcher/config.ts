@@ -192,12 +192,19 @@ export function parseConfig(text: string, checks: ConfigChecks = {}): RunPlan {
     }
     const devices: [string, string][] = [];
     for (const opt of optionNames) {
-      const v = o[opt];
+      let v = o[opt];
       if (v === undefined) continue;
-      if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
+      const kind = deviceKinds().find((k) => k.option === opt)!;
+      if (kind.flag) {
+        // A flag device: true (one), false (none) or a count.
+        if (v === true || v === false) v = v ? 1 : 0;
+        if (typeof v !== "number" || !Number.isInteger(v) || v < 0 || v > 15) {
+          bad(`${base}.${opt}`, "must be true, false or a count (0-15)");
+        }
+        v = Array(v as number).fill("");
+      } else if (!Array.isArray(v) || v.some((x) => typeof x !== "string")) {
         bad(`${base}.${opt}`, "must be an array of strings");
       }
-      const kind = deviceKinds().find((k) => k.option === opt)!;
       (v as string[]).forEach((x, j) => {
         try {
           kind.parse(x); // a bad value names its field and line, as other mistakes do

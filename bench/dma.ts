@@ -2,7 +2,8 @@
  * `dma.send.64k`: bytes/s of guest→Launcher SEND_DMA, each send 16 × 4 KiB
  * sections that the Launcher's device copies out (the work a console or a
  * tap write does), against `Uint8Array.prototype.set` of the same 16
- * sections into the same sink. The guest is `test-dmabench`.
+ * sections into the same sink. The guest is `test-dmabench`. Both sides
+ * are timed in bursts of 1000 sends; a sample is the fastest burst.
  *
  * @module
  */
@@ -11,12 +12,23 @@ import { ConsoleDevice } from "../devices/console.ts";
 import type { Device } from "../devices/registry.ts";
 import { compileImage, WasmCpu } from "../engines/wasm.ts";
 import { Host } from "../host/host.ts";
+import type { DmaRanges } from "../host/memory.ts";
 import { GuestRun } from "../launcher/launcher.ts";
 import { type Metric, metric, paired } from "./lib.ts";
 
 const SENDS = 50_000;
 const SECTION = 4096;
 const SINK = new Uint8Array(16 * SECTION);
+/**
+ * Sends per timed burst. A sample is the fastest burst of the run: on a
+ * shared machine a burst that lost the CPU measures another process.
+ */
+const BURST = 1000;
+
+/** The bench device's clock: the fastest BURST sends seen so far (ms). */
+let best = Infinity;
+let burstStart = 0;
+let sent = 0;
 
 /** The Launcher side: a device that copies every section out. */
 function benchDevice(): Device & { key: number } {
@@ -30,11 +42,18 @@ function benchDevice(): Device & { key: number } {
       d.key = ctx.pageAddr;
     },
     watchKey: () => d.key,
-    output(sections: Uint8Array[]): number {
+    // The (address, length) pairs, copied straight out of guest memory.
+    outputRanges(r: DmaRanges): number {
+      if (sent++ % BURST === 0) {
+        const now = performance.now();
+        if (sent > 1) best = Math.min(best, now - burstStart);
+        burstStart = now;
+      }
       let off = 0;
-      for (const s of sections) {
-        SINK.set(s, off);
-        off += s.length;
+      for (let i = 0; i < r.count; i++) {
+        const a = r.addr[i], n = r.len[i];
+        SINK.set(r.bytes.subarray(a, a + n), off);
+        off += n;
       }
       return off;
     },
@@ -58,13 +77,13 @@ async function guestRate(mod: WebAssembly.Module): Promise<number> {
     devices: [dev, console_],
     makeCpu: (bytes) => new WasmCpu(mod, bytes),
   });
-  const t = performance.now();
+  best = Infinity;
+  sent = 0;
   const outcome = await run.run();
-  const s = (performance.now() - t) / 1000;
   if (outcome.code !== 0 || !out.join("").includes(`${SENDS * 16 * SECTION} bytes`)) {
     throw new Error(`bench: dmabench failed: ${outcome.reason} ${out.join("")}`);
   }
-  return (SENDS * 16 * SECTION) / s;
+  return (BURST * 16 * SECTION) / (best / 1000);
 }
 
 function setRate(): number {
@@ -73,15 +92,19 @@ function setRate(): number {
     { length: 16 },
     (_, i) => src.subarray(i * SECTION, (i + 1) * SECTION),
   );
-  const t = performance.now();
-  for (let n = 0; n < SENDS; n++) {
-    let off = 0;
-    for (const s of sections) {
-      SINK.set(s, off);
-      off += s.length;
+  let fastest = Infinity;
+  for (let b = 0; b < SENDS / BURST; b++) {
+    const t = performance.now();
+    for (let n = 0; n < BURST; n++) {
+      let off = 0;
+      for (const s of sections) {
+        SINK.set(s, off);
+        off += s.length;
+      }
     }
+    fastest = Math.min(fastest, performance.now() - t);
   }
-  return (SENDS * 16 * SECTION) / ((performance.now() - t) / 1000);
+  return (BURST * 16 * SECTION) / (fastest / 1000);
 }
 
 /** Measure the metric. */

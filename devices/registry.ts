@@ -13,7 +13,7 @@
 
 import type { Host } from "../host/host.ts";
 import type { Guest } from "../host/guest.ts";
-import type { GuestMemory } from "../host/memory.ts";
+import type { DmaRanges, GuestMemory } from "../host/memory.ts";
 
 /** A user error in a device option: one line, exit code 125 (EXIT.USAGE). */
 export class UsageError extends Error {}
@@ -100,10 +100,16 @@ export interface Device {
   readonly label: string;
   /** Called once the layout is known and before the guest starts. */
   init?(ctx: DeviceContext): void | Promise<void>;
-  /** The key whose Launcher-bound DMA this device serves (after init). */
+  /** The key whose Launcher-bound DMA this device serves (after init; fixed from then on). */
   watchKey?(): number;
   /** Serve a Launcher-bound DMA; the result becomes the sender's used_len. */
   output?(sections: Uint8Array[], ctx: DeviceContext): number;
+  /**
+   * As {@link output}, with the sections as checked (address, length)
+   * pairs in guest memory, no views allocated (preferred when present).
+   * `r` is valid only during the call.
+   */
+  outputRanges?(r: DmaRanges, ctx: DeviceContext): number;
   /** Move pending input into the guest (the guest is stopped). */
   input?(ctx: DeviceContext): void;
   /** Does the device hold input it could not deliver yet? */

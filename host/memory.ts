@@ -20,6 +20,42 @@ export function hex(v: number): string {
   return "0x" + (v >>> 0).toString(16);
 }
 
+/**
+ * The sections of one lguest_dma as checked (address, length) pairs: no
+ * views are allocated. Section i is `bytes[addr[i] .. addr[i] + len[i])`.
+ * Filled by {@link GuestMemory.ranges}; reused from call to call.
+ */
+export class DmaRanges {
+  /** Guest memory, all of it. */
+  bytes: Uint8Array = new Uint8Array(0);
+  /** Sections up to the first zero length. */
+  count = 0;
+  /** Sum of the lengths. */
+  total = 0;
+  readonly addr: Uint32Array = new Uint32Array(LGUEST_MAX_DMA_SECTIONS);
+  readonly len: Uint32Array = new Uint32Array(LGUEST_MAX_DMA_SECTIONS);
+
+  /**
+   * Merge sections that follow each other in guest memory, in place (a
+   * buffer split at page boundaries becomes one range again, so a device
+   * makes one copy or one write for it). The bytes and their order are
+   * unchanged.
+   */
+  merge(): void {
+    let k = 0;
+    for (let i = 1; i < this.count; i++) {
+      if (this.addr[k] + this.len[k] === this.addr[i]) {
+        this.len[k] += this.len[i];
+      } else {
+        k++;
+        this.addr[k] = this.addr[i];
+        this.len[k] = this.len[i];
+      }
+    }
+    if (this.count !== 0) this.count = k + 1;
+  }
+}
+
 /** Guest-physical memory of one guest, bounded by its pfn_limit. */
 export class GuestMemory extends LeView {
   /** First invalid guest-physical address: `pfn_limit * 4096`. */
@@ -64,6 +100,37 @@ export class GuestMemory extends LeView {
    * zero length (protocol §2.1), or a reason string if the struct or any
    * section lies outside guest memory. This is the Launcher's side of the
    * check (§9.6): bounds only, no page rules.
+   */
+  /**
+   * The sections of the lguest_dma at `dma`, up to the first zero length
+   * (protocol §2.1), into `out` as (address, length) pairs, or a reason
+   * string if the struct or any section lies outside guest memory (then
+   * `out` holds no section). This is the Launcher's side of the check
+   * (§9.6): bounds only, no page rules.
+   */
+  ranges(dma: number, out: DmaRanges): string | null {
+    out.count = out.total = 0;
+    if (!this.ok(dma, DMA_SIZE)) return `bad lguest_dma address ${hex(dma)}`;
+    out.bytes = this.bytes;
+    for (let i = 0; i < LGUEST_MAX_DMA_SECTIONS; i++) {
+      const len = this.u16(dma + DMA_LEN + 2 * i);
+      if (len === 0) break;
+      const addr = this.u32(dma + DMA_ADDR + 4 * i);
+      if (!this.ok(addr, len)) {
+        out.count = out.total = 0;
+        return `bad DMA section ${len}@${hex(addr)}`;
+      }
+      out.addr[i] = addr;
+      out.len[i] = len;
+      out.count = i + 1;
+      out.total += len;
+    }
+    return null;
+  }
+
+  /**
+   * As {@link sections}, as live views (allocated): for callers that keep
+   * them or need one object per section.
    */
   sections(dma: number): Uint8Array[] | string {
     if (!this.ok(dma, DMA_SIZE)) return `bad lguest_dma address ${hex(dma)}`;

@@ -26,7 +26,7 @@ import { DESC_SIZE, DESC_STATUS, DMA_USED_LEN } from "../abi/structs.ts";
 import type { Device, DeviceContext, InputBuffer } from "../devices/registry.ts";
 import type { GuestCpu } from "../engines/engine.ts";
 import type { Host, LguestFile } from "../host/host.ts";
-import { GuestMemory, hex } from "../host/memory.ts";
+import { DmaRanges, GuestMemory, hex } from "../host/memory.ts";
 import { EXIT, exitCodeOf } from "./exit.ts";
 import { type Layout, planLayout, writeBootParams, writeDeviceTable } from "./layout.ts";
 
@@ -90,6 +90,9 @@ export class GuestRun {
   #stopped: Outcome | null = null;
   #breaking = false;
   #status: number[];
+  /** Watched key -> index of the first device serving it (after init). */
+  #byKey = new Map<number, number>();
+  readonly #ranges = new DmaRanges();
 
   private constructor(spec: GuestSpec, layout: Layout, file: LguestFile, memory: GuestMemory) {
     this.spec = spec;
@@ -123,6 +126,11 @@ export class GuestRun {
     }
     // After init: a device may learn its features there (a segment slot).
     writeDeviceTable(memory, layout, spec.devices);
+    // handle_output's lookup, once: the first device watching each key.
+    spec.devices.forEach((d, i) => {
+      const key = d.output || d.outputRanges ? d.watchKey?.() : undefined;
+      if (key !== undefined && !run.#byKey.has(key)) run.#byKey.set(key, i);
+    });
     spec.verbose?.(
       `${spec.name}: ${layout.mem} bytes RAM, devices at ${hex(layout.mem)}, top ${
         hex(layout.top)
@@ -251,18 +259,28 @@ export class GuestRun {
 
   /** handle_output(): the first device watching `key` serves it (§9.6). */
   #output(dma: number, key: number): boolean {
-    const dev = this.spec.devices.find((d) => d.output && d.watchKey?.() === key);
-    if (!dev) {
+    const i = this.#byKey.get(key);
+    if (i === undefined) {
       this.spec.verbose?.(`${this.spec.name}: pending dma ${hex(dma)}, key ${hex(key)}`);
       return true;
     }
-    const sections = this.memory.sections(dma);
-    if (typeof sections === "string") {
-      this.file.kill(`SEND_DMA to the Launcher (key ${hex(key)}): ${sections}`);
-      return true;
+    const dev = this.spec.devices[i];
+    let used: number;
+    if (dev.outputRanges) {
+      const bad = this.memory.ranges(dma, this.#ranges);
+      if (bad !== null) {
+        this.file.kill(`SEND_DMA to the Launcher (key ${hex(key)}): ${bad}`);
+        return true;
+      }
+      used = dev.outputRanges(this.#ranges, this.#contexts[i]);
+    } else {
+      const sections = this.memory.sections(dma);
+      if (typeof sections === "string") {
+        this.file.kill(`SEND_DMA to the Launcher (key ${hex(key)}): ${sections}`);
+        return true;
+      }
+      used = dev.output!(sections, this.#contexts[i]);
     }
-    const i = this.spec.devices.indexOf(dev);
-    const used = dev.output!(sections, this.#contexts[i]);
     this.memory.setU32(dma + DMA_USED_LEN, used);
     return true;
   }

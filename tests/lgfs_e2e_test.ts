@@ -10,10 +10,10 @@
  */
 
 import assert from "node:assert/strict";
-import { describe, hasStackTrace, lines, runCli } from "./helpers/run_cli.ts";
+import { describe, hasStackTrace, lines, runCli, spawnCli } from "./helpers/run_cli.ts";
 import { genData, inTempDir } from "./helpers/resources.ts";
 import { EXIT } from "../launcher/cli.ts";
-import { crc32, Lgfs, MemDev } from "../launcher/lgfs.ts";
+import { BS, crc32, Lgfs, MemDev } from "../launcher/lgfs.ts";
 
 function hex8(n: number): string {
   return n.toString(16).padStart(8, "0");
@@ -123,5 +123,306 @@ Deno.test("e2e lgfs: a disk larger than guest RAM fills to ENOSPC; every byte re
     assert.deepEqual(got, genData(1, size));
     const c = await disk(["check", img]);
     assert.match(c.stdout, /consistent: 1 files, 1 directories, \d+ blocks used, 0 free$/m);
+  });
+});
+
+// ---- SIGKILL during fsync-acknowledged writes ---------------------------------------
+
+type Model = Map<number, Uint8Array>;
+type Op =
+  | { kind: "W"; f: number; off: number; len: number; seed: number }
+  | { kind: "T"; f: number; len: number }
+  | { kind: "R"; f: number; g: number }
+  | { kind: "U"; f: number };
+
+function parseOp(text: string): Op {
+  const w = text.split(" ");
+  const n = w.slice(1).map(Number);
+  switch (w[0]) {
+    case "W":
+      return { kind: "W", f: n[0], off: n[1], len: n[2], seed: n[3] };
+    case "T":
+      return { kind: "T", f: n[0], len: n[1] };
+    case "R":
+      return { kind: "R", f: n[0], g: n[1] };
+    case "U":
+      return { kind: "U", f: n[0] };
+  }
+  throw new Error(`bad op ${text}`);
+}
+
+function resized(a: Uint8Array | undefined, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  if (a) out.set(a.subarray(0, Math.min(len, a.length)));
+  return out;
+}
+
+/** The files after op (test-fstest's writer semantics, fstest.c). */
+function apply(model: Model, op: Op): Model {
+  const m = new Map(model);
+  if (op.kind === "W") {
+    const old = m.get(op.f);
+    const data = resized(old, Math.max(old?.length ?? 0, op.off + op.len));
+    data.set(genData(op.seed, op.len), op.off);
+    m.set(op.f, data);
+  } else if (op.kind === "T") {
+    m.set(op.f, resized(m.get(op.f), op.len));
+  } else if (op.kind === "R") {
+    m.set(op.g, m.get(op.f)!);
+    m.delete(op.f);
+  } else {
+    m.delete(op.f);
+  }
+  return m;
+}
+
+/** Replay a writer log: the acknowledged model and the op in flight. */
+function replayLog(out: string): { model: Model; acks: number; pending: Op | null } {
+  let model: Model = new Map();
+  let pending: string | null = null;
+  let acks = 0;
+  const complete = out.slice(0, out.lastIndexOf("\n") + 1); // a cut last line is ignored
+  for (const line of lines(complete)) {
+    const m = /^(begin|ack) (.*)$/.exec(line);
+    if (!m) continue;
+    if (m[1] === "begin") {
+      assert.equal(pending, null, `two ops in flight: ${line}`);
+      pending = m[2];
+    } else {
+      assert.equal(m[2], pending, `ack without its begin: ${line}`);
+      model = apply(model, parseOp(m[2]));
+      pending = null;
+      acks++;
+    }
+  }
+  return { model, acks, pending: pending === null ? null : parseOp(pending) };
+}
+
+/** What /w holds on the image, by file number. */
+async function filesOnDisk(img: string): Promise<Model> {
+  const fs = await openImage(img);
+  const out: Model = new Map();
+  const w = fs.resolve("/w").ino;
+  if (w === null) return out;
+  for (const e of fs.entries(w)) {
+    assert.match(e.name, /^f[0-7]$/);
+    out.set(Number(e.name.slice(1)), (await fileOf(img, `/w/${e.name}`))!);
+  }
+  return out;
+}
+
+/** Each file as acknowledged; the one op in flight may be partly done. */
+function assertAcked(disk: Model, model: Model, pending: Op | null, what: string) {
+  const after = pending ? apply(model, pending) : model;
+  const touched = new Set<number>();
+  if (pending) {
+    touched.add(pending.f);
+    if (pending.kind === "R") touched.add(pending.g);
+  }
+  for (let f = 0; f < 8; f++) {
+    const got = disk.get(f), old = model.get(f), neu = after.get(f);
+    const where = `${what}: /w/f${f}`;
+    if (!touched.has(f)) {
+      assert.deepEqual(got, old, `${where}: differs from the acknowledged state`);
+      continue;
+    }
+    if (got === undefined) {
+      assert.ok(old === undefined || neu === undefined, `${where}: missing`);
+      continue;
+    }
+    if (pending!.kind === "R" || pending!.kind === "U") {
+      assert.ok(
+        (old && bytesEqual(got, old)) || (neu && bytesEqual(got, neu)),
+        `${where}: neither before nor after the ${pending!.kind}`,
+      );
+      continue;
+    }
+    const lo = Math.min(old?.length ?? 0, neu!.length),
+      hi = Math.max(old?.length ?? 0, neu!.length);
+    assert.ok(
+      got.length >= lo && got.length <= hi,
+      `${where}: size ${got.length} not in ${lo}..${hi}`,
+    );
+    for (let i = 0; i < got.length; i++) {
+      const b: number = got[i];
+      if (b !== 0 && b !== neu![i] && !(old && i < old.length && b === old[i])) {
+        assert.fail(`${where}: byte ${i} is ${b}, neither old nor new`);
+      }
+    }
+  }
+}
+
+function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
+
+Deno.test("e2e lgfs: the writer's log model equals the disk after a full run", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/w.img`;
+    await disk(["mkfs", img, "16M"]);
+    const r = await fstest(img, ["writer", "11", "400"]);
+    assert.match(r.stdout, /^writer: done$/m);
+    const { model, acks, pending } = replayLog(r.stdout);
+    assert.equal(acks, 400);
+    assert.equal(pending, null);
+    assertAcked(await filesOnDisk(img), model, null, "full run");
+    await disk(["check", img]);
+  });
+});
+
+Deno.test("e2e lgfs: SIGKILL at random moments loses no fsync-acknowledged byte; the disk checks consistent", async () => {
+  await inTempDir(async (dir) => {
+    let seed = (Date.now() & 0xffff) | 1;
+    const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
+    console.log(`  kill points from seed ${seed}`);
+    const rounds = Number(Deno.env.get("LGFS_KILL_ROUNDS") ?? 5);
+    for (let round = 0; round < rounds; round++) {
+      const img = `${dir}/k${round}.img`;
+      await disk(["mkfs", img, "16M"]);
+      const wantAcks = 20 + rnd() % 400;
+      const p = spawnCli(
+        ["run", "--block", img, "test-fstest", "--", "writer", String(round + 1)],
+        {
+          killAfterMs: 60_000,
+        },
+      );
+      await p.waitFor((t) => (t.match(/^ack /gm)?.length ?? 0) >= wantAcks, 40_000);
+      // A random moment after that ack: up to 3 ms on.
+      await new Promise((res) => setTimeout(res, rnd() % 4));
+      p.kill("SIGKILL");
+      const r = await p.result();
+      assert.equal(r.signal, "SIGKILL", describe(r));
+      assert.ok(!r.killed, describe(r));
+      const { model, acks, pending } = replayLog(r.stdout);
+      assert.ok(acks >= wantAcks, `round ${round}: ${acks} acks`);
+      const what = `round ${round} (killed after ${acks} acks, in flight: ${
+        pending ? JSON.stringify(pending) : "nothing"
+      })`;
+      // The host reads it as it is (journal applied in memory) ...
+      const c = await disk(["check", img]);
+      assert.match(c.stdout, /: consistent: /, `${what}: ${describe(c)}`);
+      assert.doesNotMatch(c.stdout, /leaked/, what);
+      assertAcked(await filesOnDisk(img), model, pending, what);
+      // ... and the guest mounts it again (replay, orphans freed) and goes on.
+      const again = await fstest(img, ["writer", String(round + 100), "20"]);
+      assert.match(again.stdout, /^writer: done$/m, what);
+      const c2 = await disk(["check", img]);
+      assert.doesNotMatch(c2.stdout, /unlinked|leaked/, `${what}: ${c2.stdout}`);
+    }
+  });
+});
+
+// ---- Hostile images, bad arguments, locks ---------------------------------------------
+
+/** An image with /d/x and /y, and what to corrupt in it. */
+function hostileImage(): { bytes: Uint8Array; entry: (dir: string, name: string) => number } {
+  const dev = new MemDev(new Uint8Array(4 << 20));
+  const fs = Lgfs.mkfs(dev);
+  fs.writeFile("/d/x", [genData(1, 5000)]);
+  fs.writeFile("/y", [genData(2, 10)]);
+  dev.bytes.fill(0, fs.g.jstart * BS, (fs.g.jstart + 1) * BS); // no journal to replay over it
+  const entry = (dir: string, name: string) => {
+    const d = fs.resolve(dir).ino!;
+    const e = fs.lookupIn(d, name)!;
+    return fs.inode(d).direct[Math.floor(e.slot / 32)] * BS + (e.slot % 32) * 128;
+  };
+  return { bytes: dev.bytes, entry };
+}
+
+Deno.test("e2e lgfs: hostile images: one line, EXIT.USAGE, nothing written outside the target", async () => {
+  await inTempDir(async (dir) => {
+    const h = hostileImage();
+    const dv = (b: Uint8Array) => new DataView(b.buffer, b.byteOffset);
+    const cases: [string, (b: Uint8Array) => void, RegExp][] = [
+      ["dotdot", (b) => {
+        const off = h.entry("/d", "x");
+        b.set(new TextEncoder().encode(".."), off + 8);
+        b[off + 5] = 2;
+      }, /bad name/],
+      ["slash", (b) => {
+        const off = h.entry("/", "y");
+        b.set(new TextEncoder().encode("/"), off + 8);
+        b[off + 5] = 1;
+      }, /bad name/],
+      ["cycle", (b) => {
+        const off = h.entry("/d", "x");
+        dv(b).setUint32(off, 1, true); // /d/x names the root
+        b[off + 4] = 4;
+      }, /two names or is a directory cycle/],
+      ["superblock", (b) => (b[60] ^= 0xff), /bad superblock checksum/],
+      ["size", (b) => {
+        const fs = Lgfs.open(new MemDev(b), { writable: false });
+        const ino = fs.resolve("/y").ino!;
+        const off = (fs.g.istart + Math.floor(ino / 32)) * BS + (ino % 32) * 128;
+        dv(b).setUint32(off + 12, 0x10000, true); // 2^48 bytes
+      }, /beyond the largest file/],
+    ];
+    for (const [name, corrupt, msg] of cases) {
+      const img = `${dir}/${name}.img`;
+      const b = h.bytes.slice();
+      corrupt(b);
+      await Deno.writeFile(img, b);
+      // ls reads one directory: it refuses what it reads (a cycle is not in one level).
+      const ls = name === "cycle" ? [] : [["ls", img, name === "dotdot" ? "/d" : "/"]];
+      for (const args of [["check", img], ...ls, ["get", "-r", img, "/", `${dir}/out-${name}`]]) {
+        const r = await disk(args, EXIT.USAGE);
+        assert.equal(lines(r.stderr).length, 1, `${name} ${args[0]}: ${describe(r)}`);
+        assert.match(r.stderr, msg, `${name} ${args[0]}: ${describe(r)}`);
+      }
+      const left = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => !n.endsWith(".img"));
+      assert.deepEqual(left, [], `${name}: get -r left ${left}`); // checked before writing
+    }
+  });
+});
+
+Deno.test("e2e lgfs: bad arguments and missing files: one line and EXIT.USAGE", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/ok.img`;
+    await disk(["mkfs", img, "2M"]);
+    const cases: [string[], RegExp][] = [
+      [["mkfs"], /mkfs needs IMAGE/],
+      [["mkfs", `${dir}/new.img`], /no such file/],
+      [["mkfs", `${dir}/new.img`, "12Q"], /invalid size/],
+      [["mkfs", `${dir}/new.img`, "512K"], /out of range/],
+      [["mkfs", dir, "2M"], /is a directory/],
+      [["ls", `${dir}/none.img`], /no such file/],
+      [["ls", img, "/nope"], /no such file or directory/],
+      [["get", img, "/", `${dir}/x`], /is a directory \(use get -r\)/],
+      [["put", img, `${dir}/none`, "/x"], /no such file/],
+      [["put", img, dir, "/x"], /is a directory \(use put -r\)/],
+      [["frob", img], /unknown disk command/],
+      [["check", `${dir}/empty.img`], /no such file/],
+    ];
+    await Deno.writeFile(`${dir}/zero.img`, new Uint8Array(1 << 20));
+    cases.push([["check", `${dir}/zero.img`], /not an lgfs disk/]);
+    for (const [args, msg] of cases) {
+      const r = await disk(args, EXIT.USAGE);
+      assert.equal(lines(r.stderr).length, 1, describe(r));
+      assert.match(r.stderr, /^lguest disk: /, describe(r));
+      assert.match(r.stderr, msg, describe(r));
+    }
+    const help = await disk(["help"]);
+    assert.match(help.stdout, /lguest disk mkfs IMAGE \[SIZE\]/);
+  });
+});
+
+Deno.test("e2e lgfs: a running guest's disk is locked: ls and put are refused, then work", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/lock.img`;
+    await disk(["mkfs", img, "8M"]);
+    await Deno.writeTextFile(`${dir}/f.txt`, "hi\n");
+    const p = spawnCli(["run", "--block", img, "test-fstest", "--", "writer", "1"], {
+      killAfterMs: 60_000,
+    });
+    await p.waitFor((t) => /^writer: ready$/m.test(t), 30_000);
+    for (const args of [["ls", img], ["put", img, `${dir}/f.txt`, "/f.txt"], ["mkfs", img]]) {
+      const r = await disk(args, EXIT.USAGE);
+      assert.match(r.stderr, /in use by another lguest \(locked\)/, describe(r));
+    }
+    p.kill("SIGKILL");
+    await p.result();
+    await disk(["put", img, `${dir}/f.txt`, "/f.txt"]);
+    const ls = await disk(["ls", img]);
+    assert.match(ls.stdout, / f\.txt$/m);
   });
 });

@@ -6,7 +6,7 @@
  * the config-file loader are built from this table, so adding a device
  * touches no core file. A device instance (frontend) talks to the guest
  * only through its {@link DeviceContext}; its backend (stdio, file, tap,
- * segment) stays inside the module.
+ * segment) stays inside the module. How to write one: docs/devices.md.
  *
  * @module
  */

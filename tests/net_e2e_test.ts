@@ -422,7 +422,7 @@ function fullReceiverCase(): Promise<CliResult> {
 }
 
 segmentSteps.push({
-  name: "a full receiver — the sender's frames are dropped and counted, the 8 kept " +
+  name: "a full receiver — the sender's frames are dropped and counted, the 64 kept " +
     "are intact and in order",
   async fn() {
     const r = await fullReceiverCase();
@@ -435,17 +435,17 @@ segmentSteps.push({
       `  h: ${h.count} frames to a full receiver: ${h.taken} taken, ${h.notTaken} dropped ` +
         `(tx errors ${h.txErrors}, dmaDroppedFull ${c.dmaDroppedFull})`,
     );
-    // The receiver bound 8 buffers and never gave one back until the end.
-    assert.equal(h.taken, 8, why);
-    assert.equal(h.notTaken, h.count - 8, why);
+    // The receiver bound 64 buffers (NET_RX_BUFS) and never gave one back until the end.
+    assert.equal(h.taken, 64, why);
+    assert.equal(h.notTaken, h.count - 64, why);
     assert.ok(h.notTaken > 0);
     assert.equal(h.txErrors, h.notTaken, "the sender's driver counts each drop");
     assert.equal(c.dmaDroppedFull, h.notTaken, "the host counts each drop");
-    assert.equal(c.dmaToGuest, 8, why);
+    assert.equal(c.dmaToGuest, 64, why);
     assert.equal(counters(r.stderr, "s").dmaDroppedFull, 0, why);
     assert.match(
       r.stdout,
-      /\[s\] netflood: sink: 8 frames from 02:00:01:00:00:00 \(8 intact, 0 corrupt\), seq 0\.\.7, 0 other frames$/m,
+      /\[s\] netflood: sink: 64 frames from 02:00:01:00:00:00 \(64 intact, 0 corrupt\), seq 0\.\.63, 0 other frames$/m,
       why,
     );
   },

@@ -17,7 +17,7 @@
  */
 #include "kit.h"
 
-#define RX_BYTES (NET_RX_BUFS * NET_FRAME_MAX)                   /* 12112 */
+#define RX_BYTES (NET_RX_BUFS * NET_FRAME_MAX)                   /* 96896 */
 #define RX_PAGES ((RX_BYTES + LGUEST_PAGE_SIZE - 1) / LGUEST_PAGE_SIZE)
 
 struct net_dev {
@@ -30,7 +30,7 @@ struct net_dev {
 	bool ready;                     /* probe worked */
 	bool up;                        /* open: MAC published, buffers bound */
 	bool promisc;
-	u8 *rxmem;                      /* 8 x 1514 bytes, packed, page aligned */
+	u8 *rxmem;                      /* NET_RX_BUFS x 1514 bytes, packed, page aligned */
 	struct lguest_dma rx[NET_RX_BUFS];   /* the bound array */
 	unsigned rx_next;               /* where the next frame most likely is */
 	bool in_rx, rx_again;           /* reentrancy guard of net_poll */
@@ -84,7 +84,7 @@ static void unpublish(struct net_dev *d)
 
 /* ---- Receive ------------------------------------------------------------- */
 
-/* All 8 buffers, from the one after the last frame taken: the host fills
+/* All NET_RX_BUFS buffers, from the one after the last frame taken: the host fills
  * them round-robin, so this keeps frames in order. */
 static void rx_scan(struct net_dev *d)
 {

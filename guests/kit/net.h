@@ -11,9 +11,9 @@
  * page + 4 * i. Our MAC is 02:00:<guestid low>:<guestid high>:00:00.
  *
  * net_open() publishes our MAC in slot me (bit 0 of byte 0 = promiscuous),
- * and binds 8 receive buffers of 1514 bytes on peer_key(me) with the
+ * and binds NET_RX_BUFS (64) receive buffers of 1514 bytes on peer_key(me) with the
  * device's IRQ (index + 1). Each buffer is described by 1 or 2 sections, so
- * that no section crosses a page. The IRQ handler scans all 8 buffers,
+ * that no section crosses a page. The IRQ handler scans all the buffers,
  * hands every frame of 14..1514 bytes to the receive handler (others are
  * dropped and counted) and gives the buffer back (used_len = 0).
  *
@@ -40,7 +40,7 @@ struct lg_device;
 #define NET_ETH_HLEN     14u                 /* dst, src, type */
 #define NET_MTU          1500u
 #define NET_FRAME_MAX    (NET_ETH_HLEN + NET_MTU)   /* 1514 */
-#define NET_RX_BUFS      8u
+#define NET_RX_BUFS      64u
 #define NET_SLOT_SIZE    6u                  /* sizeof(struct lguest_net) */
 #define NET_PROMISC_BIT  0x01                /* in mac[0] of a slot */
 

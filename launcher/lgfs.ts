@@ -37,7 +37,8 @@ export const MIN_SIZE = 1 << 20;
 export const MAX_SIZE = 2 ** 32 * 512 - BS;
 const MAX_INODES = 65536;
 const DIRTY_MAX = 32;
-const PENDING_MAX = 32;
+const PENDING_MAX = 1024;
+const PENDING_BMS = 16;
 
 export const S_IFMT = 0o170000;
 export const S_IFDIR = 0o040000;
@@ -334,7 +335,9 @@ export class Lgfs {
   #overlay = new Map<number, Uint8Array>();
   /** Writable: metadata cache (dirty entries stay until commit). */
   #cache = new Map<number, { data: Uint8Array; dirty: boolean }>();
+  #dirty = new Set<number>();
   #pending: number[] = [];
+  #pendingBms = new Set<number>();
   #seq = 1;
   #ballocHint = 0;
   #ialocHint = ROOT_INO + 1;
@@ -431,12 +434,14 @@ export class Lgfs {
     if (!this.#writable) throw new LgfsError("the file system is open read-only");
     const data = this.#meta(blk);
     this.#cache.get(blk)!.dirty = true;
+    this.#dirty.add(blk);
     return data;
   }
 
   #metaNew(blk: number): Uint8Array {
     const data = new Uint8Array(BS);
     this.#cache.set(blk, { data, dirty: true });
+    this.#dirty.add(blk);
     return data;
   }
 
@@ -488,7 +493,8 @@ export class Lgfs {
     const g = this.g;
     for (const b of this.#pending) this.#bitmapSet(b, false);
     this.#pending = [];
-    const dirty = [...this.#cache].filter(([, v]) => v.dirty);
+    this.#pendingBms.clear();
+    const dirty = [...this.#dirty].map((b) => [b, this.#cache.get(b)!] as const);
     if (dirty.length === 0) return;
     if (dirty.length > JDESC_MAX || dirty.length + 2 > g.jblocks) {
       throw new LgfsError(`internal: transaction of ${dirty.length} blocks`);
@@ -514,14 +520,16 @@ export class Lgfs {
       this.#dev.write(blk, v.data);
       v.dirty = false;
     }
+    this.#dirty.clear();
     this.#seq++;
     this.commits++;
   }
 
   #step(): void {
-    let dirty = 0;
-    for (const v of this.#cache.values()) if (v.dirty) dirty++;
-    if (dirty >= DIRTY_MAX || this.#pending.length >= PENDING_MAX) this.commit();
+    if (
+      this.#dirty.size >= DIRTY_MAX || this.#pending.length >= PENDING_MAX - 8 ||
+      this.#pendingBms.size >= PENDING_BMS
+    ) this.commit();
   }
 
   // ---- Allocation ----
@@ -562,7 +570,9 @@ export class Lgfs {
 
   #bfree(b: number): void {
     this.#cache.delete(b);
+    this.#dirty.delete(b);
     this.#pending.push(b);
+    this.#pendingBms.add(Math.floor(b / (BS * 8)));
   }
 
   // ---- Inodes ----

@@ -99,7 +99,7 @@ export const MANIFEST: readonly ManifestEntry[] = [
   {
     "name": "test-fstest",
     "file": "test-fstest.wasm",
-    "description": "lgfs file system test: api | write PATH SIZE SEED | crc PATH | ls PATH | fill PATH | writer SEED [OPS]",
+    "description": "lgfs file system test: api | write PATH SIZE SEED | crc PATH | ls PATH | mkdir PATH | fill PATH | bench MIB | writer SEED [OPS]",
     "test": true
   },
   {

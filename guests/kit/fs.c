@@ -16,9 +16,10 @@
  *
  * Commits happen only between steps that leave the metadata consistent:
  * at the start of each API call and between the blocks of a write or a
- * truncate, when the cache holds DIRTY_MAX changed blocks or PENDING_MAX
- * freed blocks. One step changes at most ~10 blocks, so a transaction
- * stays far below the journal's 128 blocks and the cache's 128 slots.
+ * truncate, when the cache holds DIRTY_MAX changed blocks, or the freed
+ * blocks reach PENDING_MAX or touch PENDING_BMS bitmap blocks. One step
+ * changes at most ~10 blocks and frees at most 3, so a transaction stays
+ * below ~70 blocks: far inside the journal's 128 and the cache's 128.
  *
  * Portable C (wasm32 and x86-64 guests); the format is little-endian and
  * so are both targets.
@@ -38,7 +39,9 @@
 #define DPB         (BS / sizeof(struct dirent))  /* 32 */
 #define CACHE_N     128
 #define DIRTY_MAX   32
-#define PENDING_MAX 32
+#define PENDING_MAX 1024       /* freed blocks waiting for the commit */
+#define PENDING_BMS 16         /* ... in at most this many bitmap blocks */
+#define RUN_MAX     16         /* blocks of file data per write request */
 #define JDESC_MAX   ((BS - 24) / 4)
 #define ROOT_INO    1u
 
@@ -108,6 +111,8 @@ static struct {
 	u32 tick, ndirty;
 	u32 pending[PENDING_MAX + 16];
 	u32 npending;
+	u32 pending_bm[PENDING_BMS + 8];   /* their distinct bitmap blocks */
+	u32 npending_bm;
 	u32 balloc_hint, ialloc_hint;
 	u64 free_blocks, free_inodes;
 	u8 *dbuf;                  /* one block for partial data writes */
@@ -264,6 +269,7 @@ static int commit(void)
 		fs.free_blocks++;
 	}
 	fs.npending = 0;
+	fs.npending_bm = 0;
 	if (fs.ndirty == 0)
 		return 0;
 	if (fs.ndirty > JDESC_MAX || fs.ndirty + 2 > fs.sb.jblocks)
@@ -317,10 +323,16 @@ broken:
 	return -EIO;
 }
 
+static bool commit_due(void)
+{
+	return fs.ndirty >= DIRTY_MAX || fs.npending >= PENDING_MAX - 8 ||
+	       fs.npending_bm >= PENDING_BMS;
+}
+
 /* At a step boundary: commit if the transaction has grown big enough. */
 static int step(void)
 {
-	if (fs.ndirty >= DIRTY_MAX || fs.npending >= PENDING_MAX)
+	if (commit_due())
 		return commit();
 	return fs.broken ? -EIO : 0;
 }
@@ -415,8 +427,14 @@ static u32 balloc(int *err)
 /* Free block b once the current transaction is committed. */
 static void bfree(u32 b)
 {
+	u32 bm = b / (BS * 8), i;
+
 	cdrop(b);
 	fs.pending[fs.npending++] = b;
+	for (i = 0; i < fs.npending_bm && fs.pending_bm[i] != bm; i++)
+		;
+	if (i == fs.npending_bm)
+		fs.pending_bm[fs.npending_bm++] = bm;
 }
 
 /* ---- Inodes -------------------------------------------------------------- */
@@ -436,6 +454,14 @@ static int iget(u32 ino, struct dinode *out)
 	if (!p)
 		return -EIO;
 	memcpy(out, p + (ino % IPB) * sizeof(*out), sizeof(*out));
+	/* A corrupt inode is an I/O error, not a loop over 2^52 blocks. */
+	if (out->mode) {
+		u32 t = out->mode & FS_S_IFMT;
+
+		if ((t != FS_S_IFDIR && t != FS_S_IFREG) || out->size > FS_MAX_FILE ||
+		    (t == FS_S_IFDIR && (out->size % BS || out->size > (u64)(NDIRECT + PTRS) * BS)))
+			return -EIO;
+	}
 	return 0;
 }
 
@@ -1120,9 +1146,30 @@ static long do_read(struct ofile *f, u8 *buf, size_t n, u64 off)
 	return (long)done;
 }
 
+/* Whole blocks of file data waiting to be written as one request: they
+ * are physically and in the caller's buffer contiguous. Written before any
+ * commit (the data must be on the disk before the pointers to it). */
+struct run {
+	u32 pb, n;
+	const u8 *buf;
+};
+
+static int run_flush(struct run *r)
+{
+	u32 n = r->n;
+
+	r->n = 0;
+	if (n && blk_write(fs.disk, r->pb * SPB, r->buf, n * BS)) {
+		fs.broken = true;      /* the cache points at unwritten data */
+		return -EIO;
+	}
+	return 0;
+}
+
 static long do_write(struct ofile *f, const u8 *buf, size_t n, u64 off)
 {
 	struct dinode in;
+	struct run run = { 0, 0, NULL };
 	int err = 0;
 	size_t done = 0;
 
@@ -1144,6 +1191,8 @@ static long do_write(struct ofile *f, const u8 *buf, size_t n, u64 off)
 
 		if (chunk > n - done)
 			chunk = n - done;
+		if (commit_due() && (err = run_flush(&run)))
+			break;
 		if ((err = step()) || (err = iget(f->ino, &in)))
 			break;
 		if ((err = bmap(&in, pos / BS, true, false, &pb, &fresh))) {
@@ -1151,7 +1200,12 @@ static long do_write(struct ofile *f, const u8 *buf, size_t n, u64 off)
 			break;
 		}
 		if (chunk == BS) {
-			err = bwrite(pb, buf + done);
+			if (run.n && pb == run.pb + run.n && run.n < RUN_MAX) {
+				run.n++;
+			} else {
+				err = run_flush(&run);
+				run = (struct run){ pb, 1, buf + done };
+			}
 		} else {
 			if (fresh)
 				memset(fs.dbuf, 0, BS);
@@ -1172,6 +1226,8 @@ static long do_write(struct ofile *f, const u8 *buf, size_t n, u64 off)
 		if (err)
 			break;
 	}
+	if (run_flush(&run))
+		return -EIO;
 	if (done && (f->flags & FS_O_DSYNC) && (err = commit()))
 		return err;
 	return done ? (long)done : err;

@@ -1,5 +1,5 @@
 /*
- * @guest: lgfs file system test: api | write PATH SIZE SEED | crc PATH | ls PATH | fill PATH | writer SEED [OPS]
+ * @guest: lgfs file system test: api | write PATH SIZE SEED | crc PATH | ls PATH | mkdir PATH | fill PATH | bench MIB | writer SEED [OPS]
  *
  * The kit's file system (kit/fs.h) on disk 0, which `lguest disk mkfs`
  * formatted. The first word after `--` picks the mode:
@@ -18,6 +18,9 @@
  *                       reached and the error that stopped it), fsync,
  *                       and the statfs line "statfs FREE TOTAL".
  *   writer SEED [OPS]   the crash-test writer (below).
+ *   bench MIB           write MIB MiB to /bench in 256 KiB pieces, fsync,
+ *                       read it back; print "bench write X MB/s read Y MB/s"
+ *                       (guest clock) and the commits it took.
  *
  * gen(SEED): byte i is the low byte of the i-th xorshift32 output from
  * SEED (as disktest's log): x ^= x << 13; x ^= x >> 17; x ^= x << 5.
@@ -528,6 +531,33 @@ int main(void)
 			die("fsync", err);
 		printf("statfs %llu %llu\n", (unsigned long long)sf.free_blocks,
 		       (unsigned long long)sf.blocks);
+	} else if (strcmp(argv[0], "bench") == 0 && argc == 2) {
+		u32 mib = (u32)num(argv[1], "MIB"), state = 3;
+		struct lguest_timespec t0, t1, t2;
+		struct fs_counters c;
+		int fd = fs_open("/bench", O_RDWR | O_CREAT | O_TRUNC, 0644);
+		long r;
+
+		if (fd < 0)
+			die("open", fd);
+		gen_fill(buf, sizeof(buf), &state);
+		t0 = time_now();
+		for (u32 i = 0; i < mib * 4; i++)
+			if ((r = fs_write(fd, buf, sizeof(buf))) != (long)sizeof(buf))
+				die("write", r < 0 ? r : -ENOSPC);
+		if ((err = fs_fsync(fd)))
+			die("fsync", err);
+		t1 = time_now();
+		fs_seek(fd, 0, FS_SEEK_SET);
+		while ((r = fs_read(fd, buf2, sizeof(buf2))) > 0)
+			;
+		t2 = time_now();
+		fs_counters(&c);
+		printf("bench write %llu MB/s read %llu MB/s (%u MiB, %lu commits of %lu blocks)\n",
+		       (unsigned long long)((u64)mib * 1048576 * 1000 / (time_diff_ns(t0, t1) + 1)),
+		       (unsigned long long)((u64)mib * 1048576 * 1000 / (time_diff_ns(t1, t2) + 1)),
+		       mib, c.commits, c.journal_blocks);
+		fs_close(fd);
 	} else if (strcmp(argv[0], "writer") == 0 && (argc == 2 || argc == 3)) {
 		writer((u32)num(argv[1], "SEED"), argc == 3 ? (u32)num(argv[2], "OPS") : 0);
 	} else {

@@ -15,8 +15,15 @@ import type { Host } from "../host/host.ts";
 import type { Guest } from "../host/guest.ts";
 import type { DmaRanges, GuestMemory } from "../host/memory.ts";
 
-/** A user error in a device option: one line, exit code 125 (EXIT.USAGE). */
-export class UsageError extends Error {}
+/**
+ * Bad user input (an option, a value, a config field, a missing file): one
+ * line; the CLI prints it and exits with `EXIT.USAGE` (125), the API throws
+ * it as is.
+ */
+export class UsageError extends Error {
+  /** Always "UsageError". */
+  override name = "UsageError";
+}
 
 /** A guest input buffer obtained by GETDMA. */
 export interface InputBuffer {

@@ -17,7 +17,10 @@
 import { printable } from "../sys/text.ts";
 
 /** A user-facing problem with an image (bad file, outside the profile, …). */
-export class ImageError extends Error {}
+export class ImageError extends Error {
+  /** Always "ImageError". */
+  override name = "ImageError";
+}
 
 /** The profile's limits (docs/guest-abi.md §2 lists them, docs/security.md bounds memory with them). */
 export const LIMITS = {

@@ -105,6 +105,7 @@ export class LguestFile implements HypercallPort {
   constructor(host: Host, cpu: GuestCpu) {
     this.host = host;
     this.cpu = cpu;
+    openFiles++;
   }
 
   /** The guest, once initialised (tests and the Launcher inspect it). */
@@ -272,6 +273,7 @@ export class LguestFile implements HypercallPort {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (--openFiles === 0) closeYieldPort();
     const g = this.#guest;
     if (g !== null) {
       this.#stopTimer(g);
@@ -439,6 +441,20 @@ function yieldToEventLoop(): Promise<void> {
 
 const yieldWaiters: (() => void)[] = [];
 let channel: MessageChannel | null = null;
+/** LguestFiles not yet closed: the channel is closed with the last one. */
+let openFiles = 0;
+
+/**
+ * Close the channel once no guest is left: an unref'd MessagePort that has
+ * received a message keeps Deno's event loop alive (Deno 2.9), so a program
+ * using the API would not exit after a preempted guest.
+ */
+function closeYieldPort(): void {
+  if (channel === null || yieldWaiters.length !== 0) return;
+  channel.port1.close();
+  channel.port2.close();
+  channel = null;
+}
 
 function yieldPort(): MessagePort {
   if (channel === null) {

@@ -31,8 +31,15 @@ export interface GuestPlan {
   memory?: string;
   args: string;
   stdio: boolean;
-  /** [device option, value] in file order, by option. */
-  devices: [string, string][];
+  /**
+   * [device option, value] in file order, by option; a third element is
+   * the value already parsed (the API's typed device objects).
+   */
+  devices: [string, string, unknown?][];
+  /** The image's bytes (the API), instead of reading `image`. */
+  bytes?: Uint8Array;
+  /** The engine (contract 8); undefined = wasm. */
+  engine?: string;
 }
 
 /** A whole config file. */
@@ -190,7 +197,7 @@ export function parseConfig(text: string, checks: ConfigChecks = {}): RunPlan {
     if (console_ === "stdio" && ++stdio > 1) {
       bad(`${base}.console`, "only one guest can have stdio");
     }
-    const devices: [string, string][] = [];
+    const devices: [string, string, unknown?][] = [];
     for (const opt of optionNames) {
       let v = o[opt];
       if (v === undefined) continue;

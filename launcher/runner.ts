@@ -13,7 +13,7 @@
 import { type ConsoleBackend, ConsoleDevice, stdioBackend } from "../devices/console.ts";
 import { type Device, type DeviceEnv, deviceKinds, UsageError } from "../devices/registry.ts";
 import { RngDevice } from "../devices/rng.ts";
-import { acquirePcap, releasePcap } from "../devices/net/pcap.ts";
+import { acquirePcap, type PcapWriter, releasePcap } from "../devices/net/pcap.ts";
 import { compileImage, describePreemption, ImageError, WasmCpu } from "../engines/wasm.ts";
 import { Host } from "../host/host.ts";
 import type { GuestPlan } from "./config.ts";
@@ -31,6 +31,11 @@ export interface RunOptions {
   /** Parse a memory size (the CLI's rules). */
   parseSize(text: string): number;
   defaultMemory: number;
+  /**
+   * The console of each guest (the API captures it); default: stdio for
+   * the stdio guest, `[name] `-prefixed stdout for the others.
+   */
+  console?(plan: GuestPlan, name: string): { backend: ConsoleBackend; label: string };
 }
 
 /** Console output of a guest without stdio: `[name] ` at each line start. */
@@ -57,7 +62,8 @@ export function prefixBackend(name: string, out: (b: Uint8Array) => void): Conso
   };
 }
 
-interface Prepared {
+/** One guest made ready: image compiled, devices created. */
+export interface Prepared {
   plan: GuestPlan;
   devices: Device[];
   console: ConsoleDevice;
@@ -68,75 +74,169 @@ interface Prepared {
 
 async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promise<Prepared> {
   const where = (msg: string) => (plan.stdio && plan.name === "" ? msg : `${plan.name}: ${msg}`);
+  const devices: Device[] = [];
   try {
     const memory = plan.memory === undefined ? opts.defaultMemory : opts.parseSize(plan.memory);
-    const image = await loadImage(plan.image);
+    if (plan.engine !== undefined && plan.engine !== "wasm") {
+      throw new UsageError(`engine '${plan.engine}' is not available (use wasm)`);
+    }
+    const image = plan.bytes
+      ? { name: plan.name || "guest", bytes: plan.bytes }
+      : await loadImage(plan.image);
     const module = await compileImage(image.bytes, image.name);
     opts.verbose?.(`${plan.name || image.name}: ${describePreemption(module)}`);
-    const devices: Device[] = [];
-    for (const [option, value] of plan.devices) {
-      const kind = deviceKinds().find((k) => k.option === option)!;
-      devices.push(await kind.create(kind.parse(value), env));
-    }
-    if (devices.length >= 15) {
+    if (plan.devices.length >= 15) {
       throw new UsageError("too many devices: a guest has at most 14 plus the rng and the console");
     }
+    for (const [option, value, parsed] of plan.devices) {
+      const kind = deviceKinds().find((k) => k.option === option)!;
+      devices.push(await kind.create(parsed ?? kind.parse(value), env));
+    }
     devices.push(new RngDevice());
-    const stdout = stdioBackend();
-    const backend = plan.stdio ? stdout : prefixBackend(plan.name, (b) => stdout.write(b));
-    const console_ = new ConsoleDevice(backend, plan.stdio ? "console: stdio" : "console: output");
+    const name = plan.name || image.name;
+    let choice = opts.console?.(plan, name);
+    if (!choice) {
+      const stdout = stdioBackend();
+      choice = plan.stdio
+        ? { backend: stdout, label: "console: stdio" }
+        : { backend: prefixBackend(plan.name, (b) => stdout.write(b)), label: "console: output" };
+    }
+    const console_ = new ConsoleDevice(choice.backend, choice.label);
     devices.push(console_);
-    return { plan, devices, console: console_, module, memory, name: plan.name || image.name };
+    return { plan, devices, console: console_, module, memory, name };
   } catch (e) {
+    for (const d of devices) await d.close?.(); // those created before the failure
     if (e instanceof UsageError) throw new UsageError(where(e.message));
     if (e instanceof ImageError) throw new ImageError(where(e.message));
     throw e;
   }
 }
 
+/**
+ * The guests of one host, from plans to outcomes: {@link HostRun.prepare}
+ * (images, devices, consoles), {@link HostRun.start} (memory, boot data,
+ * LHREQ_INITIALIZE), {@link HostRun.run}. The CLI adds the supervisor
+ * (signals, terminal, --timeout); the API (launcher/api.ts) adds captured
+ * consoles and its own timeout. Every file, fd and tap a guest's devices
+ * opened is closed when that guest ends, or by {@link HostRun.close} when
+ * the run never started.
+ */
+export class HostRun {
+  readonly host: Host = new Host({ yieldOnFull: true });
+  readonly prepared: Prepared[] = [];
+  readonly runs: GuestRun[] = [];
+  /** Each guest's outcome, in plan order, once {@link HostRun.run} has begun. */
+  readonly ended: Promise<Outcome>[] = [];
+  readonly #opts: RunOptions;
+  readonly #pcap: PcapWriter | undefined;
+  #released = false;
+  #running = false;
+
+  private constructor(opts: RunOptions) {
+    this.#opts = opts;
+    this.#pcap = opts.pcap ? acquirePcap(opts.pcap) : undefined;
+  }
+
+  /** Load and check every guest's image and create its devices. */
+  static async prepare(plans: GuestPlan[], opts: RunOptions): Promise<HostRun> {
+    const run = new HostRun(opts);
+    const env: DeviceEnv = { pcap: run.#pcap };
+    try {
+      for (const plan of plans) run.prepared.push(await prepare(plan, env, opts));
+    } catch (e) {
+      await run.close();
+      throw e;
+    }
+    return run;
+  }
+
+  /** Lay out and initialise every guest in the host. */
+  async start(): Promise<void> {
+    try {
+      for (const p of this.prepared) {
+        this.runs.push(
+          await GuestRun.create(this.host, {
+            name: p.name,
+            memory: p.memory,
+            cmdline: p.plan.args,
+            devices: p.devices,
+            makeCpu: (bytes) => new WasmCpu(p.module, bytes),
+            verbose: this.#opts.verbose,
+          }),
+        );
+      }
+    } catch (e) {
+      for (const r of this.runs) r.stop(EXIT.GUEST_FAILED, "start-up failed");
+      await this.close();
+      if (e instanceof ImageError || e instanceof UsageError) throw e;
+      throw new ImageError((e as Error).message);
+    }
+  }
+
+  /** Stop every guest (each ends with this code and reason). */
+  stop(code: number, why: string): void {
+    this.runs.forEach((r) => r.stop(code, why));
+  }
+
+  /**
+   * Run every guest to its end; the outcomes in plan order. When the
+   * `primary` guest (the CLI's stdio guest) ends, the others are stopped.
+   */
+  async run(primary?: Prepared): Promise<Outcome[]> {
+    this.#running = true;
+    try {
+      this.ended.push(...this.runs.map((r, i) =>
+        r.run().then((o) => {
+          // What the host still holds once this guest is gone (its slot, bindings released).
+          this.#opts.verbose?.(
+            `${this.prepared[i].name}: gone; the host holds ${this.host.count} guest(s), ` +
+              `${this.host.dma.bindingCount} DMA binding(s)`,
+          );
+          if (this.prepared[i] === primary) this.stop(o.code, `stopped: ${primary.name} ended`);
+          return o;
+        })
+      ));
+      return await Promise.all(this.ended);
+    } finally {
+      this.#release();
+    }
+  }
+
+  #release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    if (this.#pcap) releasePcap(this.#pcap);
+  }
+
+  /**
+   * Close every device of a run that never ran, and the capture (once a
+   * run has begun, each guest closes its own devices when it ends).
+   */
+  async close(): Promise<void> {
+    if (!this.#running) {
+      this.#running = true;
+      for (const p of this.prepared) for (const d of p.devices) await d.close?.();
+    }
+    this.#release();
+  }
+}
+
 /** Run the guests; returns the process exit code. */
 export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<number> {
-  const pcap = opts.pcap ? acquirePcap(opts.pcap) : undefined;
-  const env: DeviceEnv = { pcap };
-  const prepared: Prepared[] = [];
-  const closeAll = async () => {
-    for (const p of prepared) for (const d of p.devices) await d.close?.();
-    if (pcap) releasePcap(pcap);
-  };
-  try {
-    for (const plan of plans) prepared.push(await prepare(plan, env, opts));
-  } catch (e) {
-    await closeAll();
-    throw e;
-  }
+  const hostRun = await HostRun.prepare(plans, opts);
+  const { prepared, runs } = hostRun;
   const stdioGuest = prepared.find((p) => p.plan.stdio);
   const supervisor = new Supervisor({
     timeoutMs: opts.timeoutMs,
     terminal: stdioGuest !== undefined && Deno.stdin.isTerminal(),
   });
-  const host = new Host({ yieldOnFull: true });
-  const runs: GuestRun[] = [];
   try {
-    for (const p of prepared) {
-      runs.push(
-        await GuestRun.create(host, {
-          name: p.name,
-          memory: p.memory,
-          cmdline: p.plan.args,
-          devices: p.devices,
-          makeCpu: (bytes) => new WasmCpu(p.module, bytes),
-          verbose: opts.verbose,
-        }),
-      );
-    }
+    await hostRun.start();
   } catch (e) {
     supervisor.close();
-    for (const r of runs) r.stop(EXIT.GUEST_FAILED, "start-up failed");
-    await closeAll();
-    if (e instanceof ImageError || e instanceof UsageError) throw e;
-    throw new ImageError((e as Error).message);
+    throw e;
   }
-  const stopAll = (code: number, why: string) => runs.forEach((r) => r.stop(code, why));
+  const stopAll = (code: number, why: string) => hostRun.stop(code, why);
   supervisor.onStop(stopAll);
   let notResponding: ReturnType<typeof setTimeout> | undefined;
   if (stdioGuest) {
@@ -161,22 +261,10 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
   let outcomes: Outcome[];
   try {
     await supervisor.ready;
-    const done = runs.map((r, i) =>
-      r.run().then((o) => {
-        // What the host still holds once this guest is gone (its slot, bindings released).
-        opts.verbose?.(
-          `${prepared[i].name}: gone; the host holds ${host.count} guest(s), ` +
-            `${host.dma.bindingCount} DMA binding(s)`,
-        );
-        if (prepared[i] === stdioGuest) stopAll(o.code, `stopped: ${stdioGuest.name} ended`);
-        return o;
-      })
-    );
-    outcomes = await Promise.all(done);
+    outcomes = await hostRun.run(stdioGuest);
   } finally {
     clearTimeout(notResponding);
     supervisor.close();
-    if (pcap) releasePcap(pcap);
   }
   const several = runs.length > 1;
   outcomes.forEach((o, i) => {

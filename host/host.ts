@@ -445,9 +445,11 @@ let channel: MessageChannel | null = null;
 let openFiles = 0;
 
 /**
- * Close the channel once no guest is left: an unref'd MessagePort that has
- * received a message keeps Deno's event loop alive (Deno 2.9), so a program
- * using the API would not exit after a preempted guest.
+ * Close the channel once no guest is left (and no yield is in flight), so
+ * that it does not keep the process alive: a program using the API must
+ * exit after its guests. (Not `unref()`: an unref'd port lets the process
+ * exit with a yield in flight, and once it has received a message Deno 2.9
+ * keeps the loop alive for it anyway.)
  */
 function closeYieldPort(): void {
   if (channel === null || yieldWaiters.length !== 0) return;
@@ -462,9 +464,8 @@ function yieldPort(): MessagePort {
     channel.port1.onmessage = () => {
       const ws = yieldWaiters.splice(0);
       for (const w of ws) w();
+      if (openFiles <= 0) closeYieldPort();
     };
-    // Do not keep the process alive just for this channel.
-    (channel.port1 as unknown as { unref?: () => void }).unref?.();
   }
   return channel.port2;
 }

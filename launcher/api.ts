@@ -619,7 +619,6 @@ async function launch(
     );
   }
   whole.finally(() => clearTimeout(timer)).catch(() => {});
-  let all: Promise<RunResult[]> | undefined;
   const disposeAll = lab
     ? async () => {
       stopAll();
@@ -635,7 +634,7 @@ async function launch(
       disposeAll,
     )
   );
-  all = whole.then(() => Promise.all(handles.map((h) => h.done)));
+  const all = whole.then(() => Promise.all(handles.map((h) => h.done)));
   return { handles, all, stopAll };
 }
 

@@ -154,10 +154,12 @@ function mkfs(args: string[]): number {
     const dev = new FileDev(dev0.fd, Math.min(bytes, MAX_SIZE));
     const fs = Lgfs.mkfs(dev);
     const g = fs.g;
+    const room = (g.blocks - g.dstart) * BS;
+    const human = room >= 2 ** 30
+      ? `${(room / 2 ** 30).toFixed(1)} GiB`
+      : `${(room / 2 ** 20).toFixed(1)} MiB`;
     console.log(
-      `${path}: lgfs, ${g.blocks} blocks of 4 KiB (${
-        ((g.blocks - g.dstart) * BS / 2 ** 20).toFixed(1)
-      } MiB for files), ${g.inodes - 2} inodes`,
+      `${path}: lgfs, ${g.blocks} blocks of 4 KiB (${human} for files), ${g.inodes - 2} inodes`,
     );
   } finally {
     dev0.close();
@@ -329,7 +331,11 @@ function get(args: string[]): number {
     const r = fs.resolve(path);
     if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
     if (!isDir(fs.inode(r.ino))) {
-      getFile(fs, r.ino, host, false);
+      let target = host;
+      try {
+        if (Deno.statSync(host).isDirectory) target = `${host}/${r.name}`; // as cp does
+      } catch { /* a new file */ }
+      getFile(fs, r.ino, target, false);
       return EXIT.OK;
     }
     if (!recursive) throw new DiskUsage(`${path}: is a directory (use get -r)`);

@@ -83,6 +83,12 @@ export function crc32(crc: number, data: Uint8Array): number {
   return ~c >>> 0;
 }
 
+const POPCOUNT = Uint8Array.from({ length: 256 }, (_, i) => {
+  let n = 0;
+  for (let v = i; v; v >>= 1) n += v & 1;
+  return n;
+});
+
 // ---- Devices ------------------------------------------------------------------
 
 /** Block storage: whole 4 KiB blocks. */
@@ -363,9 +369,12 @@ export class Lgfs {
     dev.write(g.jstart, zero); // no transaction to replay
     for (let b = 0; b < g.bblocks; b++) {
       const bits = new Uint8Array(BS);
-      for (let i = 0; i < BS * 8; i++) {
-        const blk = b * BS * 8 + i;
-        if (blk < g.dstart || blk >= g.blocks) bits[i >> 3] |= 1 << (i & 7);
+      const first = b * BS * 8;
+      if (first < g.dstart || first + BS * 8 > g.blocks) {
+        for (let i = 0; i < BS * 8; i++) {
+          const blk = first + i;
+          if (blk < g.dstart || blk >= g.blocks) bits[i >> 3] |= 1 << (i & 7);
+        }
       }
       dev.write(g.bstart + b, bits);
     }
@@ -539,12 +548,6 @@ export class Lgfs {
     const bit = b % (BS * 8);
     if (used) p[bit >> 3] |= 1 << (bit & 7);
     else p[bit >> 3] &= ~(1 << (bit & 7));
-  }
-
-  #bitmapGet(b: number): boolean {
-    const p = this.#meta(this.g.bstart + Math.floor(b / (BS * 8)));
-    const bit = b % (BS * 8);
-    return (p[bit >> 3] & (1 << (bit & 7))) !== 0;
   }
 
   #balloc(): number {
@@ -1058,12 +1061,28 @@ export class Lgfs {
       report.orphans++;
       markInode(ino, n);
     }
-    for (let b = 0; b < g.blocks; b++) {
-      const inUse = (used[b >> 3] & (1 << (b & 7))) !== 0;
-      const marked = this.#bitmapGet(b);
-      if (inUse && !marked) throw new CorruptError(`block ${b} is in use but free in the bitmap`);
-      if (!inUse && marked) report.leaked++;
-      if (b >= g.dstart) inUse ? report.usedBlocks++ : report.freeBlocks++;
+    for (let bb = 0; bb < g.bblocks; bb++) {
+      const bits = this.#meta(g.bstart + bb);
+      for (let i = 0; i < BS; i++) {
+        const first = (bb * BS + i) * 8;
+        if (first >= g.blocks) break;
+        if (bits[i] === used[first >> 3] && first >= g.dstart && first + 8 <= g.blocks) {
+          const ones = POPCOUNT[bits[i]];
+          report.usedBlocks += ones;
+          report.freeBlocks += 8 - ones;
+          continue;
+        }
+        for (let k = 0; k < 8 && first + k < g.blocks; k++) {
+          const b = first + k;
+          const inUse = (used[b >> 3] & (1 << (b & 7))) !== 0;
+          const marked = (bits[i] & (1 << k)) !== 0;
+          if (inUse && !marked) {
+            throw new CorruptError(`block ${b} is in use but free in the bitmap`);
+          }
+          if (!inUse && marked) report.leaked++;
+          if (b >= g.dstart) inUse ? report.usedBlocks++ : report.freeBlocks++;
+        }
+      }
     }
     return report;
   }

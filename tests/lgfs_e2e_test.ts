@@ -96,6 +96,9 @@ Deno.test("e2e lgfs: host put -> guest reads; guest writes -> host get equals", 
     assert.ok(lines(w.stdout).includes(`wrote /a/out.bin 3000001 ${hex8(crc32(0, want))}`));
     await disk(["get", img, "/a/out.bin", `${dir}/out.bin`]);
     assert.deepEqual(await Deno.readFile(`${dir}/out.bin`), want);
+    await Deno.mkdir(`${dir}/into`);
+    await disk(["get", img, "/a/out.bin", `${dir}/into`]); // into a folder, as cp
+    assert.deepEqual(await Deno.readFile(`${dir}/into/out.bin`), want);
     await disk(["get", "-r", img, "/", `${dir}/all`]);
     assert.deepEqual(await Deno.readFile(`${dir}/all/a/b/in.bin`), data);
     assert.equal(await Deno.readTextFile(`${dir}/all/t/sub/two.txt`), "two\n");

@@ -77,6 +77,20 @@ Deno.test("lgfs: mkfs layout and an empty, consistent file system", () => {
   assert.throws(() => Lgfs.mkfs(new MemDev(new Uint8Array(MiB - BS))), LgfsError);
 });
 
+Deno.test("lgfs: layout of the largest disk: 2^32 sectors, 65536 inodes, bitmap in range", () => {
+  const g = layout(2 ** 32 * 512);
+  assert.equal(g.blocks, 2 ** 29 - 1); // one block short of 2 TiB (the size limit)
+  assert.equal(g.inodes, 65536);
+  assert.equal(g.bblocks, Math.ceil(g.blocks / 32768));
+  assert.equal(g.dstart, 1 + 128 + g.bblocks + 2048);
+  assert.deepEqual(layout(MiB), {
+    ...layout(MiB),
+    blocks: 256,
+    inodes: 128,
+    dstart: 1 + 128 + 1 + 4,
+  });
+});
+
 Deno.test("lgfs: files of every size class round-trip (direct, indirect, double indirect)", () => {
   const { dev, fs } = fresh(16 * MiB);
   const sizes = [0, 1, 4095, 4096, 4097, 12 * BS, 12 * BS + 1, 1036 * BS + 7, 5 * MiB + 3];

@@ -25,7 +25,7 @@ const SUITES: [string, () => Promise<Metric | Metric[]>][] = [
   ["block.read.seq", benchBlockRead],
   ["block.write.seq", benchBlockWrite],
   ["net.segment", benchSegment],
-  ["net.tap.rtt", benchTap],
+  ["net.tap", benchTap],
   ["memory.rss.per_guest", benchMemory],
 ];
 

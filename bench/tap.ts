@@ -1,8 +1,17 @@
 /**
- * `net.tap.rtt`: host→guest ping round-trip time over a tap device (the
- * guest runs `netd`), against a veth pair between two network namespaces
- * in the same run. Everything lives in namespaces this benchmark creates
- * and deletes. Skipped, with the reason, without root, tun or `ip netns`.
+ * Tap benchmarks, in network namespaces this benchmark creates and deletes
+ * (skipped, with the reason, without root, tun, `ip netns` or ping):
+ *
+ * - `net.tap.rtt`: ping round-trip time from namespace A to `netd` behind
+ *   a tap (`lguest run` inside A), against ping across a veth pair from A
+ *   to namespace B. A sample is the median of one ping run's replies; tap
+ *   and veth runs alternate.
+ * - `net.tap.pps`: UDP datagrams per second echoed back to a sender in A
+ *   by `netd`'s UDP echo (port 7) over the tap, against the same sender
+ *   and a host UDP echo process in B across the veth pair. The sender
+ *   keeps a window of 16 datagrams in flight for a
+ *   fixed time and counts the echoes. Both sender and echo are `udp.c`,
+ *   built with the host's clang (skipped without it).
  *
  * @module
  */
@@ -10,8 +19,19 @@
 import { type Metric, metric, paired, skipped } from "./lib.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
-const NAME = "net.tap.rtt";
+const RTT = "net.tap.rtt";
+const PPS = "net.tap.pps";
 const REF = "veth pair, same run";
+const PPS_REF = "host UDP echo across a veth pair, same sender";
+
+const UDP_C = new URL("./udp.c", import.meta.url).pathname;
+
+/** Build `udp.c` with the host's clang into `dir`; the binary, or null. */
+async function buildUdp(dir: string): Promise<string | null> {
+  const bin = `${dir}/udp`;
+  const r = await sh("clang", ["-O2", "-o", bin, UDP_C]);
+  return r.ok ? bin : null;
+}
 
 async function sh(cmd: string, args: string[]): Promise<{ ok: boolean; out: string }> {
   try {
@@ -29,7 +49,7 @@ async function must(cmd: string, args: string[]): Promise<string> {
   return r.out;
 }
 
-/** Median RTT in µs of `count` pings from namespace `ns` to `addr`. */
+/** Median RTT in µs of the replies of `count` pings from namespace `ns` to `addr`. */
 async function ping(ns: string, addr: string, count = 200): Promise<number> {
   const out = await must("ip", [
     "netns",
@@ -42,12 +62,32 @@ async function ping(ns: string, addr: string, count = 200): Promise<number> {
     "0.002",
     "-W",
     "1",
-    "-q",
     addr,
   ]);
-  const m = /= [\d.]+\/([\d.]+)\//.exec(out);
-  if (!m || !/ 0% packet loss/.test(out)) throw new Error(`bench: ping ${addr}: ${out.trim()}`);
-  return Number(m[1]) * 1000;
+  const times = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
+  if (!/ 0% packet loss/.test(out) || times.length !== count) {
+    throw new Error(`bench: ping ${addr}: ${out.trim().split("\n").slice(-3).join(" ")}`);
+  }
+  times.sort((a, b) => a - b);
+  return times[times.length >> 1];
+}
+
+/** Echoes per second the sender in `ns` gets back from `addr`:`port`. */
+async function udpRate(bin: string, ns: string, addr: string, port: number): Promise<number> {
+  const out = await must("ip", [
+    "netns",
+    "exec",
+    ns,
+    bin,
+    "send",
+    addr,
+    String(port),
+    "0.5",
+    "16",
+  ]);
+  const v = Number(out.trim());
+  if (!(v > 0)) throw new Error(`bench: UDP sender to ${addr}: ${out.trim()}`);
+  return v;
 }
 
 async function why(): Promise<string | null> {
@@ -59,12 +99,25 @@ async function why(): Promise<string | null> {
   return null;
 }
 
-/** Measure the metric (or skip it with the reason). */
-export async function benchTap(): Promise<Metric> {
+/** Wait for `text` on a child's stdout. */
+async function until(child: Deno.ChildProcess, text: string, what: string): Promise<void> {
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let seen = "";
+  while (!seen.includes(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`bench: ${what} did not start`);
+    seen += value;
+  }
+  reader.releaseLock();
+}
+
+/** Measure both tap metrics (or skip them with the reason). */
+export async function benchTap(): Promise<Metric[]> {
   const reason = await why();
-  if (reason) return skipped(NAME, "µs", REF, reason);
+  if (reason) return [skipped(RTT, "µs", REF, reason), skipped(PPS, "echoes/s", PPS_REF, reason)];
   const a = `lgb-a-${Deno.pid}`, b = `lgb-b-${Deno.pid}`;
-  let lguest: Deno.ChildProcess | undefined;
+  const children: Deno.ChildProcess[] = [];
+  const dir = await Deno.makeTempDir({ prefix: "lguest-bench-" });
   try {
     await must("ip", ["netns", "add", a]);
     await must("ip", ["netns", "add", b]);
@@ -74,7 +127,7 @@ export async function benchTap(): Promise<Metric> {
     await must("ip", ["-n", b, "addr", "add", "10.88.0.2/24", "dev", "vb1"]);
     await must("ip", ["-n", a, "link", "set", "vb0", "up"]);
     await must("ip", ["-n", b, "link", "set", "vb1", "up"]);
-    lguest = new Deno.Command("ip", {
+    const lguest = new Deno.Command("ip", {
       args: [
         "netns",
         "exec",
@@ -94,29 +147,46 @@ export async function benchTap(): Promise<Metric> {
       stdout: "piped",
       stderr: "null",
     }).spawn();
-    const reader = lguest.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let seen = "";
-    while (!seen.includes("netd:")) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error("bench: netd did not start");
-      seen += value;
-    }
-    reader.releaseLock();
+    children.push(lguest);
+    await until(lguest, "netd:", "netd");
     await ping(a, "10.89.0.2", 20); // warm-up, ARP
     await ping(a, "10.88.0.2", 20);
-    const p = await paired(() => ping(a, "10.89.0.2"), () => ping(a, "10.88.0.2"), {
+    const rtt = await paired(() => ping(a, "10.89.0.2"), () => ping(a, "10.88.0.2"), {
       min: 5,
       max: 15,
     });
-    return metric(NAME, "µs", p, REF, false);
+    const out = [metric(RTT, "µs", rtt, REF, false)];
+    const bin = await buildUdp(dir);
+    if (bin === null) {
+      out.push(skipped(PPS, "echoes/s", PPS_REF, "no clang to build the UDP sender"));
+      return out;
+    }
+    const echo = new Deno.Command("ip", {
+      args: ["netns", "exec", b, bin, "echo", "10.88.0.2", "7"],
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    children.push(echo);
+    await until(echo, "up", "the host UDP echo");
+    await udpRate(bin, a, "10.89.0.2", 7); // warm-up
+    await udpRate(bin, a, "10.88.0.2", 7);
+    const tapRate = () => udpRate(bin, a, "10.89.0.2", 7);
+    const pps = await paired(tapRate, () => udpRate(bin, a, "10.88.0.2", 7), {
+      min: 5,
+      max: 11,
+    });
+    out.push(metric(PPS, "echoes/s", pps, PPS_REF));
+    return out;
   } finally {
-    if (lguest) {
+    for (const c of children) {
       try {
-        lguest.kill("SIGTERM");
+        c.kill("SIGTERM");
       } catch { /* already gone */ }
-      await lguest.status;
+      await c.status;
     }
     await sh("ip", ["netns", "del", a]);
     await sh("ip", ["netns", "del", b]);
+    await Deno.remove(dir, { recursive: true });
   }
 }

@@ -10,8 +10,6 @@
  * @module
  */
 
-/// <reference lib="deno.worker" />
-
 /** What the Worker is told at start: the shared block and its layout. */
 export interface SupervisorInit {
   shared: SharedArrayBuffer;
@@ -34,7 +32,13 @@ export interface SupervisorInit {
 
 /** The Worker's code (self-contained: see the module comment). */
 export function watchdog(): void {
-  self.onmessage = (e: MessageEvent<SupervisorInit>) => {
+  // The Worker's global scope (typed here without `/// <reference lib="deno.worker" />`,
+  // a directive JSR refuses).
+  const scope = self as unknown as {
+    onmessage: (e: MessageEvent<SupervisorInit>) => void;
+    postMessage(message: unknown): void;
+  };
+  scope.onmessage = (e: MessageEvent<SupervisorInit>) => {
     const { shared, timeoutMs, hb, term, fg, termiosOff, termiosSize, heartbeatMs, staleMs } =
       e.data;
     const { signals, timeoutCode, signalBase } = e.data;
@@ -78,7 +82,7 @@ export function watchdog(): void {
         setTimeout(check, staleMs);
       });
     }
-    self.postMessage("ready"); // see Supervisor.ready
+    scope.postMessage("ready"); // see Supervisor.ready
     if (timeoutMs > 0) {
       setTimeout(function check() {
         if (stale()) {

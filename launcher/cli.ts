@@ -84,6 +84,7 @@ function runUsage(): string {
     ["-v, --verbose", "show the memory layout, device status bits and counters"],
     ["    --config FILE", "run several guests in one host (JSON; see README)"],
     ["    --pcap FILE", "record every frame of every net device (pcap format)"],
+    ["    --json FILE", "write how each guest ended and its device counters as JSON"],
     ...deviceHelp().map(([o, t]): OptionHelp => [`    ${o}`, t]),
     ["-h, --help", "this help"],
   ];
@@ -101,7 +102,8 @@ ${EXIT_HELP}`;
 }
 
 const GUESTS_USAGE = `Usage:
-  lguest guests             list the built-in guests (name and description)`;
+  lguest guests             list the built-in guests (name and description)
+  lguest guests --json      the same as a JSON array of {name, description}`;
 
 function usage(): string {
   return `lguest ${VERSION}: run lguest (Linux 2.6.23) paravirtual guests on Deno
@@ -182,9 +184,17 @@ async function dispatch(argv: string[]): Promise<number> {
         console.log(GUESTS_USAGE);
         return EXIT.OK;
       }
+      if (rest.length === 1 && rest[0] === "--json") {
+        const list = (await builtinGuests()).map(({ name, description }) => ({
+          name,
+          description,
+        }));
+        console.log(JSON.stringify(list, null, 2));
+        return EXIT.OK;
+      }
       if (rest.length > 0) {
         throw new UsageError(
-          `guests takes no arguments (got '${rest[0]}'; see 'lguest guests --help')`,
+          `guests takes no arguments but --json (got '${rest[0]}'; see 'lguest guests --help')`,
         );
       }
       for (const g of await builtinGuests()) console.log(`${g.name.padEnd(10)} ${g.description}`);
@@ -204,6 +214,7 @@ function parseRunArgs(argv: string[]) {
     timeout: { type: "string" },
     config: { type: "string" },
     pcap: { type: "string" },
+    json: { type: "string" },
     verbose: { type: "boolean", short: "v" },
     help: { type: "boolean", short: "h" },
   };
@@ -226,6 +237,7 @@ async function runCommand(argv: string[]): Promise<number> {
     timeoutMs,
     verbose,
     pcap: values.pcap as string | undefined,
+    json: values.json as string | undefined,
     parseSize,
     defaultMemory: parseSize(DEFAULT_MEMORY),
   };

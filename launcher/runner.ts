@@ -28,6 +28,8 @@ export interface RunOptions {
   verbose?: (line: string) => void;
   /** `--pcap FILE`: every frame of every net device. */
   pcap?: string;
+  /** `--json FILE`: how each guest ended and its counters ({@link RunReport}). */
+  json?: string;
   /** Parse a memory size (the CLI's rules). */
   parseSize(text: string): number;
   defaultMemory: number;
@@ -221,8 +223,75 @@ export class HostRun {
   }
 }
 
+/** What `lguest run --json FILE` writes. */
+export interface RunReport {
+  /** The process's exit code. */
+  exitCode: number;
+  guests: {
+    name: string;
+    /** powered off, exited, crashed, timeout, signal, stopped */
+    outcome: string;
+    /** The exit code for this guest alone (README "Exit codes"). */
+    code: number;
+    /** The guest's own exit status, when it ended by itself. */
+    status?: number;
+    reason: string;
+    /** The host's counters of this guest (hypercalls, DMA, interrupts...). */
+    counters: Record<string, number> | null;
+    /** Each device in table order with its counters (null: it keeps none). */
+    devices: { label: string; counters: Record<string, number> | null }[];
+  }[];
+}
+
+function fileError(e: unknown): string {
+  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (e instanceof Deno.errors.IsADirectory) return "is a directory";
+  return (e as Error).message.split(/[:\n]/)[0];
+}
+
+/** How an outcome ended, in one word. */
+export function outcomeKind(o: Outcome): string {
+  if (o.status === 0) return "powered off";
+  if (o.status !== undefined) return "exited";
+  if (o.code === EXIT.TIMEOUT) return "timeout";
+  if (o.reason.startsWith("stopped")) return "stopped";
+  if (o.code > EXIT.SIGNAL_BASE) return "signal";
+  return "crashed";
+}
+
+function report(run: HostRun, outcomes: Outcome[], exitCode: number): RunReport {
+  return {
+    exitCode,
+    guests: outcomes.map((o, i) => {
+      const p = run.prepared[i];
+      const c = run.runs[i].file.guest?.counters;
+      return {
+        name: p.name,
+        outcome: outcomeKind(o),
+        code: o.code,
+        ...(o.status !== undefined ? { status: o.status } : {}),
+        reason: o.reason,
+        counters: c ? { ...c } as unknown as Record<string, number> : null,
+        devices: p.devices.map((d) => {
+          const stats = (d as { stats?: Record<string, number> }).stats;
+          return { label: d.label, counters: stats ? { ...stats } : null };
+        }),
+      };
+    }),
+  };
+}
+
 /** Run the guests; returns the process exit code. */
 export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<number> {
+  if (opts.json !== undefined) {
+    // Refuse an unwritable --json FILE before any guest runs.
+    try {
+      Deno.writeTextFileSync(opts.json, "");
+    } catch (e) {
+      throw new UsageError(`--json ${opts.json}: ${fileError(e)}`);
+    }
+  }
   const hostRun = await HostRun.prepare(plans, opts);
   const { prepared, runs } = hostRun;
   const stdioGuest = prepared.find((p) => p.plan.stdio);
@@ -285,6 +354,18 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
       console.error(`lguest: ${name}: ${o.reason}`);
     }
   });
-  if (stdioGuest) return outcomes[prepared.indexOf(stdioGuest)].code;
-  return outcomes.find((o) => o.code !== EXIT.OK)?.code ?? EXIT.OK;
+  const exitCode = stdioGuest
+    ? outcomes[prepared.indexOf(stdioGuest)].code
+    : outcomes.find((o) => o.code !== EXIT.OK)?.code ?? EXIT.OK;
+  if (opts.json !== undefined) {
+    try {
+      Deno.writeTextFileSync(
+        opts.json,
+        JSON.stringify(report(hostRun, outcomes, exitCode), null, 2) + "\n",
+      );
+    } catch (e) {
+      console.error(`lguest: --json ${opts.json}: ${fileError(e)}`);
+    }
+  }
+  return exitCode;
 }

@@ -10,6 +10,7 @@
  * @module
  */
 
+import { printable } from "../sys/text.ts";
 import { type ConsoleBackend, ConsoleDevice, stdioBackend } from "../devices/console.ts";
 import { type Device, type DeviceEnv, deviceKinds, UsageError } from "../devices/registry.ts";
 import { RngDevice } from "../devices/rng.ts";
@@ -351,7 +352,8 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
           `statuses above ${MAX_PASSED_STATUS} are reported as ${EXIT.STATUS_HIGH})`,
       );
     } else if (!(several && o.reason.startsWith("stopped: "))) {
-      console.error(`lguest: ${name}: ${o.reason}`);
+      // The reason may hold guest text (a CRASH message): shown as data, one bounded line.
+      console.error(`lguest: ${name}: ${printable(o.reason, 300)}`);
     }
   });
   const exitCode = stdioGuest

@@ -12,6 +12,13 @@ import assert from "node:assert/strict";
 import { EXIT } from "../launcher/cli.ts";
 import { BlockDevice, parseBlockSpec } from "../devices/block.ts";
 import { UsageError } from "../devices/registry.ts";
+import { compileImage, ImageError, preemptionOf } from "../engines/wasm.ts";
+import { promising, suspending } from "../engines/jspi.ts";
+import { checkProfile, LIMITS } from "../engines/wasm_profile.ts";
+import { CRASH, guestImage } from "./helpers/guest_asm.ts";
+import { F32, f32, F64, f64, I32, i32, I64, i64, uleb } from "./helpers/wasm_asm.ts";
+
+const V128 = 0x7b;
 import {
   type CliResult,
   describe,
@@ -114,4 +121,555 @@ Deno.test("a disk of more than 2^32 - 1 sectors is refused, not seen modulo 2^32
     const ok = new BlockDevice(parseBlockSpec(img + ",ro"));
     assert.equal(ok.length, (2 ** 32 - 1) * 512);
     ok.close();
+  }));
+
+// ---- the guest-image profile -----------------------------------------------------
+
+/** [id, content] of every section of `b`, and `b` rebuilt from such a list. */
+function sectionsOf(b: Uint8Array): [number, number[]][] {
+  const out: [number, number[]][] = [];
+  let p = 8;
+  while (p < b.length) {
+    const id = b[p++];
+    let size = 0, shift = 0, x;
+    do {
+      x = b[p++];
+      size |= (x & 0x7f) << shift;
+      shift += 7;
+    } while (x & 0x80);
+    out.push([id, Array.from(b.subarray(p, p + size))]);
+    p += size;
+  }
+  return out;
+}
+function build(sections: [number, number[]][]): Uint8Array {
+  return new Uint8Array([
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    1,
+    0,
+    0,
+    0,
+    ...sections.flatMap(([id, c]) => [id, ...uleb(c.length), ...c]),
+  ]);
+}
+/** `b` with section `id` replaced by `content` (or inserted before the first later one). */
+function withSection(b: Uint8Array, id: number, content: number[]): Uint8Array {
+  const order = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
+  const secs = sectionsOf(b).filter(([i]) => i !== id);
+  const at = secs.findIndex(([i]) => i !== 0 && order.indexOf(i) > order.indexOf(id));
+  secs.splice(at < 0 ? secs.length : at, 0, [id, content]);
+  return build(secs);
+}
+const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
+const LOOP_FOREVER = [0x03, 0x40, 0x0c, 0x00, 0x0b]; // loop br 0 end
+
+/** Hostile images, each outside the profile: [what, image, the refusal it must get]. */
+function hostileImages(): [string, Uint8Array, RegExp][] {
+  const ok = () => guestImage({ start: CRASH });
+  const typeSec = (extra: number[][]) =>
+    vec([[0x60, 4, I32, I32, I32, I32, 1, I32], [0x60, 0, 1, I32], [0x60, 0, 0], ...extra]);
+  const startOfType = (params: number[], results: number[], body: number[]) =>
+    guestImage({
+      start: [],
+      types: [[params, results]],
+      patch: (m) => {
+        m.funcs[0] = { type: 3, body };
+      },
+    });
+  return [
+    [
+      "start(i64)",
+      startOfType([I64], [], []),
+      /start\(\) has type \(i64\) -> \(\), not \(\) -> \(\)/,
+    ],
+    ["start(v128)", startOfType([V128], [], []), /start\(\) has type \(v128\) -> \(\)/],
+    ["start() -> i32", startOfType([], [I32], i32(0)), /start\(\) has type \(\) -> \(i32\)/],
+    [
+      "its own memory",
+      guestImage({ start: CRASH, patch: (m) => void (m.memory = { min: 1 }) }),
+      /defines its own memory/,
+    ],
+    [
+      "a GC struct type",
+      withSection(ok(), 1, typeSec([[0x5f, 1, I32, 1]])),
+      /type 3: form 0x5f \(GC and other non-function types/,
+    ],
+    [
+      "a GC rec group",
+      withSection(ok(), 1, typeSec([[0x4e, 1, 0x60, 0, 0]])),
+      /form 0x4e/,
+    ],
+    [
+      "a start section",
+      guestImage({ start: CRASH, patch: (m) => void (m.start = 3) }),
+      /start section/,
+    ],
+    [
+      "another import",
+      guestImage({
+        start: CRASH,
+        patch: (m) => void m.imports!.push({ module: "env", name: "bogus", func: 2 }),
+      }),
+      /imports env\.bogus, which the lguest guest ABI does not provide/,
+    ],
+    [
+      "hcall of another type",
+      guestImage({ start: [], patch: (m) => void ((m.imports![0] as { func: number }).func = 2) }),
+      /env\.hcall has type \(\) -> \(\), not \(i32, i32, i32, i32\) -> \(i32\)/,
+    ],
+    [
+      "rdtsc of another type",
+      guestImage({
+        start: CRASH,
+        patch: (m) => void m.imports!.push({ module: "env", name: "rdtsc", func: 1 }),
+      }),
+      /env\.rdtsc has type \(\) -> \(i32\), not \(\) -> \(i64\)/,
+    ],
+    [
+      "wait imported twice",
+      guestImage({
+        start: CRASH,
+        patch: (m) => void m.imports!.push({ module: "env", name: "wait", func: 2 }),
+      }),
+      /imports env\.wait twice/,
+    ],
+    [
+      "no wait",
+      guestImage({ start: [], patch: (m) => void m.imports!.splice(2, 1) }),
+      /does not import env\.wait|does not exist/,
+    ],
+    [
+      "a shared memory",
+      guestImage({
+        start: CRASH,
+        patch: (m) => void ((m.imports![3] as { memory: { max?: number } }).memory.max = 17),
+      }).map((x, i, a) => (i > 8 && a[i - 1] === 2 && a[i - 2] === 0x79 ? 3 : x)), // flags 1 -> 3
+      /limits flags 0x3 \(shared or 64-bit memory/,
+    ],
+    [
+      "a table of 65 537 entries",
+      guestImage({ start: CRASH, patch: (m) => void (m.table = 65_537) }),
+      /a table of 65537 entries \(the profile allows 65536\)/,
+    ],
+    ["an externref table", withSection(ok(), 4, vec([[0x6f, 0, 1]])), /a table of type 0x6f/],
+    ["two tables", withSection(ok(), 4, vec([[0x70, 0, 1], [0x70, 0, 1]])), /2 tables/],
+    [
+      "1025 globals",
+      guestImage({
+        start: CRASH,
+        patch: (m) =>
+          void (m.globals = Array.from({ length: 1025 }, () => ({ type: I32, init: i32(0) }))),
+      }),
+      /1025 globals \(the profile allows 1024\)/,
+    ],
+    [
+      "an extended-const global",
+      withSection(ok(), 6, vec([[I32, 0, ...i32(1), ...i32(2), 0x6a, 0x0b]])),
+      /global 0: initializer is not a single constant/,
+    ],
+    [
+      "a funcref global",
+      withSection(ok(), 6, vec([[0x70, 0, 0xd0, 0x70, 0x0b]])),
+      /global 0: value type 0x70/,
+    ],
+    [
+      "a second export",
+      guestImage({ start: CRASH, patch: (m) => void m.exports!.push({ name: "x", func: 3 }) }),
+      /2 exports \(the profile allows 1\)/,
+    ],
+    [
+      "memory exported as start",
+      withSection(ok(), 7, vec([[5, ...new TextEncoder().encode("start"), 2, 0]])),
+      /exports 'start' \(kind 2\)/,
+    ],
+    ["no start", withSection(ok(), 7, vec([])), /does not export a start\(\) function/],
+    [
+      "a passive element segment",
+      withSection(
+        guestImage({ start: CRASH, patch: (m) => void (m.table = 1) }),
+        9,
+        vec([[1, 0, 1, 3]]),
+      ),
+      /element segment of kind 1/,
+    ],
+    [
+      "a data segment for memory 1",
+      withSection(ok(), 11, vec([[2, 1, ...i32(0), 0x0b, 1, 0]])),
+      /data segment 0: kind 2/,
+    ],
+    [
+      "4097 types",
+      withSection(ok(), 1, [...uleb(4097), ...new Array(4097).fill([0x60, 0, 0]).flat()]),
+      /4097 types/,
+    ],
+    [
+      "65 parameters",
+      withSection(ok(), 1, typeSec([[0x60, 65, ...new Array(65).fill(I32), 0]])),
+      /65 parameters/,
+    ],
+    [
+      "a function section claiming 4 billion functions",
+      withSection(ok(), 3, [...uleb(0xffffffff)]),
+      /4294967295 functions \(the profile allows 50000\)/,
+    ],
+    [
+      "50 001 locals",
+      guestImage({
+        start: CRASH,
+        locals: [...new Array(25_000).fill(I32), ...new Array(25_001).fill(I64)],
+      }),
+      /more than 50000 locals/,
+    ],
+    [
+      "a 2 MiB + 1 body",
+      guestImage({ start: [...new Array(2 << 20).fill(0x01), ...CRASH] }),
+      /a body of \d+ bytes \(the profile allows 2097152\)/,
+    ],
+    [
+      "a tag with results",
+      guestImage({ start: CRASH, patch: (m) => void (m.tags = [1]) }),
+      /exception tag of type 1/,
+    ],
+    [
+      "section id 14",
+      build([...sectionsOf(ok()), [14, [0]]]),
+      /section id 14 is not in the profile/,
+    ],
+    ["ref.func", guestImage({ start: [0xd2, 3, 0x1a, ...CRASH] }), /opcode 0xd2/],
+    ["GC instruction", guestImage({ start: [0xfb, 0x00, 0, ...CRASH] }), /opcode 0xfb/],
+    [
+      "atomics",
+      guestImage({ start: [...i32(0), 0xfe, 0x10, 2, 0, 0x1a, ...CRASH] }),
+      /opcode 0xfe/,
+    ],
+    [
+      "relaxed SIMD",
+      guestImage({ start: [0xfd, 0x80, 0x02, ...CRASH] }),
+      /SIMD instruction 0xfd 256/,
+    ],
+    ["exnref try_table", guestImage({ start: [0x1f, 0x40, 0, 0x0b, ...CRASH] }), /opcode 0x1f/],
+    [
+      "header + 10 MB of zeros",
+      new Uint8Array(10 << 20).map((_, i) => i < 8 ? [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0][i] : 0),
+      /invalid WebAssembly image: unexpected end/,
+    ],
+    [
+      "wasm version 2",
+      new Uint8Array([0, 0x61, 0x73, 0x6d, 2, 0, 0, 0]),
+      /not a WebAssembly version 1 module/,
+    ],
+    [
+      "a section past the end",
+      build([[1, [1, 0x60, 0, 0]]]).map((x, i) => i === 9 ? 0x7f : x),
+      /runs past end of the module/,
+    ],
+  ];
+}
+
+Deno.test("profile: hostile images are refused with one printable line before V8 compiles them", async () => {
+  for (const [what, bytes, want] of hostileImages()) {
+    let err: unknown;
+    try {
+      await compileImage(bytes, what);
+    } catch (e) {
+      err = e;
+    }
+    assert.ok(err instanceof ImageError, `${what}: expected an ImageError, got ${err}`);
+    assert.match(err.message, want, what);
+    assert.ok(
+      !/[\x00-\x1f\x7f]/.test(err.message),
+      `${what}: control characters in ${err.message}`,
+    );
+    assert.ok(err.message.length < 600, what);
+  }
+});
+
+Deno.test("profile: the checks a refusal needs are bounded (a 4-billion count costs nothing)", () => {
+  const huge = withSection(guestImage({ start: CRASH }), 3, [...uleb(0xffffffff)]);
+  const t = performance.now();
+  for (let i = 0; i < 100; i++) assert.throws(() => checkProfile(huge, "huge"), ImageError);
+  assert.ok(performance.now() - t < 1000);
+});
+
+Deno.test("profile: images at the limits are accepted and run", async () => {
+  const atLimits = guestImage({
+    start: CRASH,
+    locals: new Array(LIMITS.locals).fill(I32),
+    types: [[new Array(LIMITS.arity).fill(I32), new Array(LIMITS.arity).fill(I64)]],
+    funcs: [{ type: 3, body: [...new Array(LIMITS.arity).fill(0).flatMap(() => i64(0n))] }],
+    patch: (m) => {
+      m.table = LIMITS.tableEntries;
+      m.globals = Array.from({ length: LIMITS.globals }, (_, k) => ({
+        type: [I32, I64, F32, F64][k % 4],
+        mutable: k % 2 === 0,
+        init: [i32(k), i64(BigInt(k)), f32(k), f64(k)][k % 4],
+      }));
+      m.tags = [2];
+      m.elems = [{ offset: 0, funcs: new Array(LIMITS.tableEntries).fill(3) }];
+      m.imports!.push({ module: "env", name: "rdtsc", func: 3 });
+      m.types.push([[], [I64]]);
+      (m.imports![4] as { func: number }).func = 4;
+      // rdtsc is function 3 now: start is 4, the other function 5.
+      m.exports = [{ name: "start", func: 4 }];
+      m.elems[0].funcs.fill(4);
+    },
+  });
+  const info = checkProfile(atLimits, "limits");
+  assert.equal(info.tableEntries, LIMITS.tableEntries);
+  assert.equal(info.globals, LIMITS.globals);
+  assert.ok(info.rdtsc);
+  await compileImage(atLimits, "limits");
+  // A body of exactly the limit.
+  const big = guestImage({ start: CRASH });
+  const pad = LIMITS.bodyBytes - sectionsOf(big).find(([id]) => id === 10)![1].length + 2 - 8;
+  const body = guestImage({ start: [...new Array(pad).fill(0x01), ...CRASH] });
+  const code = sectionsOf(body).find(([id]) => id === 10)![1];
+  assert.ok(code.length - 5 <= LIMITS.bodyBytes, `${code.length}`);
+  await compileImage(body, "big body");
+});
+
+Deno.test("profile: a refused image in --config refuses the whole run before any guest starts", () =>
+  withTempDir(async (dir) => {
+    const bad = `${dir}/bad.wasm`;
+    await Deno.writeFile(
+      bad,
+      guestImage({ start: [], types: [[[I64], []]], patch: (m) => void (m.funcs[0].type = 3) }),
+    );
+    const config = `${dir}/c.json`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        guests: [{ name: "good", image: "hello", console: "stdio" }, { name: "evil", image: bad }],
+      }),
+    );
+    assertRefused(
+      await runCli(["run", "--config", config]),
+      /^lguest: evil: bad: start\(\) has type \(i64\) -> \(\)/,
+    );
+    assertRefused(await runCli(["run", bad]), /^lguest: bad: start\(\) has type \(i64\) -> \(\)/);
+  }));
+
+// ---- guest text is data --------------------------------------------------------------
+
+Deno.test("guest text: a CRASH message with newlines and escapes is one escaped, bounded line", () =>
+  withTempDir(async (dir) => {
+    const evil = `${dir}/evil.wasm`;
+    const message = "boom\n\x1b]0;pwned\x07lguest: other: forged\r\x1b[2J" + "x".repeat(100);
+    await Deno.writeFile(evil, guestImage({ start: CRASH, message }));
+    const r = await runCli(["run", evil]);
+    assert.equal(r.code, EXIT.GUEST_FAILED, describe(r));
+    const err = lines(r.stderr);
+    assert.equal(err.length, 1, describe(r));
+    assert.ok(!/[\x00-\x1f\x7f]/.test(r.stderr.slice(0, -1)), describe(r));
+    assert.ok(
+      err[0].startsWith(
+        "lguest: evil: CRASH: boom\\n\\e]0;pwned\\x07lguest: other: forged\\r\\e[2J",
+      ),
+      describe(r),
+    );
+  }));
+
+Deno.test("guest text: a file name with control characters is shown escaped", () =>
+  withTempDir(async (dir) => {
+    const name = `${dir}/two\nlines\x1b[31m.wasm`;
+    await Deno.writeFile(name, new TextEncoder().encode("not wasm"));
+    const r = await runCli(["run", name]);
+    assertRefused(r, "two\\nlines\\e[31m: not a WebAssembly guest image (bad magic)");
+    const missing = await runCli(["run", `${dir}/no\x07pe.wasm`]);
+    assertRefused(missing, "no\\x07pe.wasm: no such file");
+  }));
+
+// ---- input files are checked before they are read -----------------------------------
+
+Deno.test("input files: FIFOs and devices are refused without blocking; sizes are bounded", () =>
+  withTempDir(async (dir) => {
+    const fifo = `${dir}/fifo`;
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    const zeros = `${dir}/zeros.wasm`;
+    await Deno.writeFile(
+      zeros,
+      new Uint8Array((16 << 20) + 1).map((_, i) =>
+        i < 8 ? [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0][i] : 0
+      ),
+    );
+    const bigConfig = `${dir}/big.json`;
+    await Deno.writeTextFile(bigConfig, " ".repeat((1 << 20) + 1) + "{}");
+    const deep = `${dir}/deep.json`;
+    await Deno.writeTextFile(deep, `{"guests":${"[".repeat(10_000)}${"]".repeat(10_000)}}`);
+    const cases: [string[], RegExp | string][] = [
+      [["run", "/dev/zero"], "/dev/zero: is a device, not a guest image"],
+      [["run", "/dev/urandom"], "/dev/urandom: is a device, not a guest image"],
+      [["run", "--config", "/dev/zero"], "/dev/zero: is a device, not a config file"],
+      [["run", zeros], `${zeros}: guest image larger than 16 MiB`],
+      [["run", "--config", bigConfig], `${bigConfig}: config file larger than 1 MiB`],
+      [["run", "--config", deep], `${deep}: line 1: values nested more than 32 deep`],
+    ];
+    if (mk.success) {
+      cases.push([["run", fifo], `${fifo}: is a FIFO, not a guest image`]);
+      cases.push([["run", "--config", fifo], `${fifo}: is a FIFO, not a config file`]);
+    } else console.log("FIFO rows skipped: mkfifo failed");
+    const results = await Promise.all(cases.map(([args]) => runCli(args, { killAfterMs: 10_000 })));
+    results.forEach((r, i) => {
+      assert.ok(!r.killed, `hung: ${describe(r)}`);
+      assertRefused(r, cases[i][1]);
+    });
+  }));
+
+// ---- preemption by construction ---------------------------------------------------------
+
+/** Spinners that never make a hypercall after LGUEST_INIT, one per class (C recursion is a built-in test guest). */
+function spinners(): Record<string, Uint8Array> {
+  return {
+    // return_call to itself: no loop anywhere, the stack never grows.
+    tail: guestImage({ start: [0x10, 4], funcs: [{ type: 2, body: [0x12, 4] }] }),
+    // A loop whose every iteration fills 8 MiB and copies 4 MiB: 100 000 iterations would be minutes.
+    bulk: guestImage({
+      start: [
+        0x03,
+        0x40,
+        ...i32(0x200000),
+        ...i32(0xaa),
+        ...i32(8 << 20),
+        0xfc,
+        11,
+        0,
+        ...i32(0x200000),
+        ...i32(0xa00000),
+        ...i32(4 << 20),
+        0xfc,
+        10,
+        0,
+        0,
+        0x0c,
+        0,
+        0x0b,
+      ],
+    }),
+    // A SIMD loop (before the profile, SIMD made an image run uninstrumented).
+    simd: guestImage({
+      locals: [V128],
+      start: [0x03, 0x40, 0x20, 0, 0x20, 0, 0xfd, 0xae, 0x01, 0x21, 0, 0x0c, 0, 0x0b],
+    }),
+    // Mutual recursion through call_indirect, 40 deep and binary: no loop.
+    indirect: guestImage({
+      start: [...i32(40), 0x10, 4],
+      types: [[[I32], []]],
+      funcs: [{
+        type: 3,
+        // if n: call_indirect(n-1) twice through table slot 0 (this function)
+        body: [
+          0x20,
+          0,
+          0x04,
+          0x40,
+          0x20,
+          0,
+          ...i32(1),
+          0x6b,
+          ...i32(0),
+          0x11,
+          3,
+          0,
+          0x20,
+          0,
+          ...i32(1),
+          0x6b,
+          ...i32(0),
+          0x11,
+          3,
+          0,
+          0x0b,
+        ],
+      }],
+      patch: (m) => {
+        m.table = 1;
+        m.elems = [{ offset: 0, funcs: [4] }];
+      },
+    }),
+  };
+}
+
+Deno.test("preemption: every class of spinner reaches a fuel check (in process)", async () => {
+  for (const [what, bytes] of Object.entries(spinners())) {
+    const mod = await compileImage(bytes, what);
+    const p = preemptionOf(mod);
+    assert.ok(!("error" in p), what);
+    let waits = 0;
+    const memory = new WebAssembly.Memory({ initial: 256, maximum: 256 });
+    const inst = new WebAssembly.Instance(mod, {
+      env: {
+        memory,
+        hcall: () => 0,
+        event: () => 0,
+        wait: suspending(() => {
+          if (++waits >= 3) throw new Error("stop");
+        }),
+      },
+    });
+    const t = performance.now();
+    await assert.rejects(
+      promising(inst.exports.start as () => unknown)() as Promise<unknown>,
+      /stop/,
+      what,
+    );
+    assert.equal(waits, 3, what);
+    assert.ok(performance.now() - t < 10_000, `${what}: ${performance.now() - t} ms`);
+  }
+});
+
+Deno.test("preemption: a neighbour's pings answer within a second while every class spins", () =>
+  withTempDir(async (dir) => {
+    const guests: Record<string, unknown>[] = [
+      { name: "recurse", image: "test-hostile-recurse", memory: "16M" },
+    ];
+    for (const [name, bytes] of Object.entries(spinners())) {
+      await Deno.writeFile(`${dir}/${name}.wasm`, bytes);
+      guests.push({ name, image: `${dir}/${name}.wasm`, memory: "16M" });
+    }
+    guests.push(
+      { name: "a", image: "netd", memory: "16M", net: ["segment:lan"], args: "ip=10.0.0.1/24" },
+      {
+        name: "b",
+        image: "shell",
+        net: ["segment:lan"],
+        args: "ip=10.0.0.2/24",
+        console: "stdio",
+      },
+    );
+    await Deno.writeTextFile(`${dir}/c.json`, JSON.stringify({ guests }));
+    const p = spawnCli(["run", "-v", "--config", `${dir}/c.json`], {
+      stdin: "piped",
+      killAfterMs: 60_000,
+    });
+    try {
+      await p.waitFor("[recurse] recursing", 20_000);
+      await p.waitFor("lguest$ ", 20_000);
+      await p.write("ping 10.0.0.1 3\n");
+      await p.waitFor("ping statistics", 30_000);
+      await p.waitFor("lguest$ ", 10_000);
+      const t = performance.now();
+      await p.write("echo marker\n");
+      await p.waitFor(/^marker$/m, 5_000);
+      const echoMs = performance.now() - t;
+      await p.write("poweroff\n");
+      const r = await p.result();
+      assert.equal(r.code, EXIT.OK, describe(r));
+      assert.ok(!hasStackTrace(r.stderr), describe(r));
+      const times = [...r.stdout.matchAll(/icmp_seq=\d+ time=([\d.]+) ms/g)].map((m) => +m[1]);
+      assert.equal(times.length, 3, describe(r));
+      for (const ms of times) assert.ok(ms < 1000, `a ping took ${ms} ms\n${describe(r)}`);
+      assert.ok(echoMs < 2000, `echo took ${echoMs} ms`);
+      for (const name of ["recurse", ...Object.keys(spinners())]) {
+        assert.match(r.stderr, new RegExp(`${name}: preemptible: fuel checks at`), describe(r));
+        const died = new RegExp(`^lguest: ${name}: (CRASH|guest |internal|killed)`, "m");
+        assert.ok(!died.test(r.stderr), `${name} died\n${describe(r)}`);
+      }
+    } finally {
+      await p.closeStdin().catch(() => {});
+      p.kill("SIGKILL");
+      await p.result();
+    }
   }));

@@ -127,6 +127,12 @@ export const MANIFEST: readonly ManifestEntry[] = [
     "test": true
   },
   {
+    "name": "test-hostile-recurse",
+    "file": "test-hostile-recurse.wasm",
+    "description": "Test: prints \"recursing\", then computes forever by recursion through a function pointer, without a loop or a hypercall.",
+    "test": true
+  },
+  {
     "name": "test-hostile-scribble",
     "file": "test-hostile-scribble.wasm",
     "description": "Hostile: scribbles random bytes over its device pages, descriptor table and lguest_data while doing I/O, then checks its disk and network still work (seed=N rounds=N ring=1 ip=A.B.C.D/N peer=A.B.C.D).",
@@ -178,6 +184,7 @@ export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string }>>> 
   "test-hostile-exit.wasm": () => import("./test-hostile-exit.wasm.ts"),
   "test-hostile-nest.wasm": () => import("./test-hostile-nest.wasm.ts"),
   "test-hostile-rebind.wasm": () => import("./test-hostile-rebind.wasm.ts"),
+  "test-hostile-recurse.wasm": () => import("./test-hostile-recurse.wasm.ts"),
   "test-hostile-scribble.wasm": () => import("./test-hostile-scribble.wasm.ts"),
   "test-netblast.wasm": () => import("./test-netblast.wasm.ts"),
   "test-netflood.wasm": () => import("./test-netflood.wasm.ts"),

@@ -3,29 +3,35 @@
  * without end between two looks by the engine, whatever it does.
  *
  * One mutable i32 global, `$fuel`, is appended to the global section (no
- * existing global index moves). A fuel check
+ * existing global index moves). A fuel check charging `c` units
  *
  * ```wat
- * global.get $fuel  i32.const 1  i32.sub  global.set $fuel
- * global.get $fuel  i32.eqz
+ * global.get $fuel  i32.const c  i32.sub  global.set $fuel
+ * global.get $fuel  i32.const 0  i32.le_s
  * if  i32.const FUEL  global.set $fuel  call $wait  end
  * ```
  *
  * where `$wait` is the guest's own `env.wait` import (the suspending one),
- * goes right after every `loop` header and at the entry of every function
- * that contains a call of any kind (`call`, `call_indirect`, `return_call`,
- * `return_call_indirect`). Before every `memory.copy`, `memory.fill` and
- * `memory.init` goes `call $pay`, a function appended to the module
- * (`(i32) -> (i32)`, its type appended too: again no index moves) that
- * takes the length on top of the stack, charges one unit of fuel per
- * {@link BULK_BYTES_PER_FUEL} bytes, and calls `$wait` when the fuel is
- * used up. So, by construction (docs/security.md "Preemption"):
+ * goes
  *
- * - every backward branch is a `br` to a loop header, which checks;
- * - every cycle of calls (direct, indirect, tail, recursive) passes through
- *   a function that calls, which checks on entry; a function without calls
- *   and without loops runs each instruction at most once per call;
- * - a bulk memory instruction pays for its length before it runs.
+ * - right after every `loop` header, charging 1 + (the loop's body in
+ *   bytes) / {@link CODE_BYTES_PER_FUEL}: an iteration pays for every
+ *   byte it could run (inner loops and callees pay again for theirs);
+ * - at the entry of every function that contains a call of any kind
+ *   (`call`, `call_indirect`, `return_call`, `return_call_indirect`) or is
+ *   longer than {@link UNMETERED_BYTES}, charging 1 + its body's bytes /
+ *   {@link CODE_BYTES_PER_FUEL}: a call pays for its straight-line code,
+ *   and every cycle of calls passes a function that calls.
+ *
+ * Before every `memory.copy`, `memory.fill` and `memory.init` goes
+ * `call $pay`, a function appended to the module (`(i32) -> (i32)`, its
+ * type appended too: again no index moves) that takes the length on top
+ * of the stack, charges one unit per {@link BULK_BYTES_PER_FUEL} bytes,
+ * and calls `$wait` when the fuel is used up. So, by construction
+ * (docs/security.md "Preemption by construction"), between two looks a
+ * guest runs at most about {@link FUEL} × 64 bytes of its code (or of
+ * bulk memory), plus one function of at most {@link UNMETERED_BYTES} per
+ * call a metered stretch makes, plus one bulk instruction.
  *
  * Every `FUEL` units the engine gets a look in and decides whether the
  * guest's time slice is over. Every other section is copied byte for
@@ -42,13 +48,24 @@
  * @module
  */
 
-import { AT_PAY, CODE_AT, ERROR_AT, SCANNER_WASM } from "./wasm_fuel_scanner.ts";
+import { AT_CHECK, AT_OPEN, AT_PAY, CODE_AT, ERROR_AT, SCANNER_WASM } from "./wasm_fuel_scanner.ts";
 
-/** Units of fuel (loop iterations, calls, 64-byte blocks of bulk memory) between two looks. */
+/** Units of fuel (a unit: a loop iteration or call, per 64 bytes of code or of bulk memory) between two looks. */
 export const FUEL = 100_000;
 
 /** Bytes of bulk memory (memory.copy/fill/init) that cost one unit of fuel. */
 export const BULK_BYTES_PER_FUEL = 64;
+/** Bytes of code that cost one unit of fuel (a loop's body per iteration, a function's per call). */
+export const CODE_BYTES_PER_FUEL = 64;
+/** A function without calls and at most this long runs without a check of its own. */
+export const UNMETERED_BYTES = 256;
+
+/** The fuel a stretch of `bytes` of code costs: one unit, and one more per CODE_BYTES_PER_FUEL. */
+function costOf(bytes: number): number {
+  return 1 + Math.floor(bytes / CODE_BYTES_PER_FUEL);
+}
+
+const EMPTY = new Uint8Array(0);
 
 /** Where {@link instrumentFuel} put fuel checks. */
 export interface FuelCounts {
@@ -413,14 +430,23 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   const payType = types.n; // (i32) -> (i32), appended
   const payFunc = imports.funcs + funcs.n; // appended: no existing index moves
   const g = uleb(fuelIndex);
-  // deno-fmt-ignore
-  const check = new Uint8Array([
-    0x23, ...g, 0x41, 0x01, 0x6b, 0x24, ...g, // fuel = fuel - 1
-    0x23, ...g, 0x45, 0x04, 0x40, // if fuel == 0
-    0x41, ...sleb(fuel), 0x24, ...g, // fuel = FUEL
-    0x10, ...uleb(imports.wait), // call $wait
-    0x0b, // end
-  ]);
+  const checks = new Map<number, Uint8Array>();
+  /** A fuel check charging `cost` units. */
+  const check = (cost: number): Uint8Array => {
+    let c = checks.get(cost);
+    if (c === undefined) {
+      // deno-fmt-ignore
+      c = new Uint8Array([
+        0x23, ...g, 0x41, ...sleb(cost), 0x6b, 0x24, ...g, // fuel = fuel - cost
+        0x23, ...g, 0x41, 0x00, 0x4c, 0x04, 0x40, // if fuel <= 0 (signed)
+        0x41, ...sleb(fuel), 0x24, ...g, // fuel = FUEL
+        0x10, ...uleb(imports.wait), // call $wait
+        0x0b, // end
+      ]);
+      checks.set(cost, c);
+    }
+    return c;
+  };
   const pay = new Uint8Array([0x10, ...uleb(payFunc)]); // call $pay (the length stays on the stack)
   // $pay(len) -> len: fuel -= len / BULK_BYTES_PER_FUEL; if fuel <= 0: fuel = FUEL, wait().
   // deno-fmt-ignore
@@ -433,29 +459,47 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     0x20, 0, 0x0b, // local.get len
   ];
 
-  // Pass 1: every body's loops, bulk instructions and calls (the scanner).
+  // Pass 1: every body's loops, blocks, bulk instructions and calls (the scanner); then,
+  // per body, what goes where: [position in the module, bytes inserted there].
   const scan = scanCode(b, codeSec.contentStart, codeSec.end);
   const rec = scan.records, d = scan.delta;
-  /** Per body: [start, end, instrStart, entry check?, n, positions…]; sizes of the new bodies. */
-  let codeContent = 0, bodies = 0;
+  const plans: { start: number; end: number; inserts: [number, Uint8Array][]; size: number }[] = [];
+  let codeContent = 0;
   const counts: FuelCounts = { loops: 0, entries: 0, bulk: 0 };
+  const open: number[] = []; // per open block: the index of its loop check in `inserts`, or -1
   for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
-    let size = rec[i + 1] - rec[i] + (rec[i + 3] ? check.length : 0);
-    if (rec[i + 3]) counts.entries++;
+    const [start, end, instr] = [rec[i] + d, rec[i + 1] + d, rec[i + 2] + d];
+    const inserts: [number, Uint8Array][] = [];
+    // A function that calls, or one too long to run unmetered, pays its whole body on entry.
+    if (rec[i + 3] || end - instr > UNMETERED_BYTES) {
+      inserts.push([instr, check(costOf(end - instr))]);
+      counts.entries++;
+    }
+    open.length = 0;
     for (let j = i + 5; j < i + 5 + rec[i + 4]; j++) {
-      if ((rec[j] & 3) === AT_PAY) {
-        size += pay.length;
+      const at = (rec[j] >>> 2) + d, what = rec[j] & 3;
+      if (what === AT_PAY) {
+        inserts.push([at, pay]);
         counts.bulk++;
-      } else {
-        size += check.length;
+      } else if (what === AT_CHECK) {
+        open.push(inserts.length);
+        inserts.push([at, EMPTY]); // its cost is known at its end
         counts.loops++;
+      } else if (what === AT_OPEN) open.push(-1);
+      else if (open.length > 0) { // AT_END of a block; the body's own end leaves `open` empty
+        const k = open.pop()!;
+        // A loop pays, per iteration, for every byte of its body (inner loops and calls pay again).
+        if (k >= 0) inserts[k][1] = check(costOf(at - inserts[k][0]));
       }
     }
+    if (open.length > 0) throw new Malformed("a block without its end");
+    let size = end - start;
+    for (const [, bytes] of inserts) size += bytes.length;
     codeContent += ulebLength(size) + size;
-    bodies++;
+    plans.push({ start, end, inserts, size });
   }
-  if (bodies !== funcs.n) throw new Malformed("function and code section counts differ");
-  codeContent += ulebLength(bodies + 1) + ulebLength(payBody.length) + payBody.length;
+  if (plans.length !== funcs.n) throw new Malformed("function and code section counts differ");
+  codeContent += ulebLength(plans.length + 1) + ulebLength(payBody.length) + payBody.length;
 
   // The rewritten sections' contents; everything else is copied byte for byte.
   const typeEntry = [0x60, 1, 0x7f, 1, 0x7f];
@@ -522,30 +566,16 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     else if (s.id === GLOBAL) putVec(GLOBAL, globalContent, globals, globalEntry);
     else if (s.id === CODE) {
       head(CODE, codeContent);
-      put(uleb(bodies + 1));
-      for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
-        const [start, end, instr, entry, n] = [
-          rec[i] + d,
-          rec[i + 1] + d,
-          rec[i + 2] + d,
-          rec[i + 3],
-          rec[i + 4],
-        ];
-        let size = end - start + (entry ? check.length : 0);
-        for (let j = i + 5; j < i + 5 + n; j++) {
-          size += (rec[j] & 3) === AT_PAY ? pay.length : check.length;
-        }
-        put(uleb(size));
-        copy(start, instr);
-        if (entry) put(check);
-        let from = instr;
-        for (let j = i + 5; j < i + 5 + n; j++) {
-          const at = (rec[j] >>> 2) + d;
+      put(uleb(plans.length + 1));
+      for (const plan of plans) {
+        put(uleb(plan.size));
+        let from = plan.start;
+        for (const [at, bytes] of plan.inserts) {
           copy(from, at);
-          put((rec[j] & 3) === AT_PAY ? pay : check);
+          put(bytes);
           from = at;
         }
-        copy(from, end);
+        copy(from, plan.end);
       }
       put(uleb(payBody.length));
       put(payBody);

@@ -1,6 +1,6 @@
 /**
  * The guest-image profile: exactly what a wasm guest image may contain,
- * checked on the raw bytes before V8 sees them (docs/guest-abi.md §2,
+ * checked on the raw bytes before V8 sees them (docs/guest-abi.md §1.1,
  * docs/security.md "The image is hostile input").
  *
  * The image is hostile input like a hypercall argument: this is a strict,
@@ -22,14 +22,14 @@ export class ImageError extends Error {
   override name = "ImageError";
 }
 
-/** The profile's limits (docs/guest-abi.md §2 lists them, docs/security.md bounds memory with them). */
+/** The profile's limits (docs/guest-abi.md §1.1 lists them, docs/security.md bounds memory with them). */
 export const LIMITS = {
   /** The whole image file. */
   imageBytes: 16 << 20,
   /** The code section (all function bodies). */
-  codeBytes: 8 << 20,
+  codeBytes: 4 << 20,
   /** One function body. */
-  bodyBytes: 2 << 20,
+  bodyBytes: 512 << 10,
   /** Defined functions. */
   functions: 50_000,
   /** Function types. */
@@ -193,7 +193,7 @@ export function checkProfile(bytes: Uint8Array, name: string): ProfileInfo {
     if (e instanceof Refused) {
       throw new ImageError(
         `${printable(name, 100)}: ${printable(e.message, 300)} ` +
-          "(outside the guest-image profile, docs/guest-abi.md §2)",
+          "(outside the guest-image profile, docs/guest-abi.md §1.1)",
       );
     }
     throw e;

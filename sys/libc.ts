@@ -74,6 +74,7 @@ const ERRNO_NAMES: Record<number, string> = {
   22: "EINVAL",
   27: "EFBIG",
   28: "ENOSPC",
+  6: "ENXIO",
   30: "EROFS",
   122: "EDQUOT",
 };
@@ -81,6 +82,22 @@ const ERRNO_NAMES: Record<number, string> = {
 /** "ENOSPC" for 28, "errno 99" otherwise. */
 export function errnoName(e: number): string {
   return ERRNO_NAMES[e] ?? `errno ${e}`;
+}
+
+/** S_IFMT bits of a file mode, and the regular-file type. */
+export const S_IFMT = 0o170000, S_IFREG = 0o100000;
+
+/**
+ * The S_IFMT bits of the open file `fd` (statx(2) with AT_EMPTY_PATH), or
+ * null where libc has no statx or the call fails.
+ */
+export function fdFileType(fd: number): number | null {
+  const statx = libc().statx;
+  if (!statx) return null;
+  const buf = new Uint8Array(256); // struct statx; stx_mode is the u16 at 28
+  const AT_EMPTY_PATH = 0x1000, STATX_TYPE = 1;
+  if (statx(fd, cstr(""), AT_EMPTY_PATH, STATX_TYPE, buf) !== 0) return null;
+  return new DataView(buf.buffer).getUint16(28, true) & S_IFMT;
 }
 
 /** A NUL-terminated C string. */

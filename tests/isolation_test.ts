@@ -16,9 +16,15 @@ import { compileImage, ImageError, preemptionOf } from "../engines/wasm.ts";
 import { promising, suspending } from "../engines/jspi.ts";
 import { checkProfile, LIMITS } from "../engines/wasm_profile.ts";
 import { CRASH, guestImage } from "./helpers/guest_asm.ts";
+import { RssSampler } from "./helpers/resources.ts";
 import { F32, f32, F64, f64, I32, i32, I64, i64, uleb } from "./helpers/wasm_asm.ts";
 
 const V128 = 0x7b;
+
+/** Does `s` hold a C0 control character or DEL? */
+function hasControl(s: string): boolean {
+  return [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
+}
 import {
   type CliResult,
   describe,
@@ -164,7 +170,6 @@ function withSection(b: Uint8Array, id: number, content: number[]): Uint8Array {
   return build(secs);
 }
 const vec = (items: number[][]) => [...uleb(items.length), ...items.flat()];
-const LOOP_FOREVER = [0x03, 0x40, 0x0c, 0x00, 0x0b]; // loop br 0 end
 
 /** Hostile images, each outside the profile: [what, image, the refusal it must get]. */
 function hostileImages(): [string, Uint8Array, RegExp][] {
@@ -324,9 +329,20 @@ function hostileImages(): [string, Uint8Array, RegExp][] {
       /more than 50000 locals/,
     ],
     [
-      "a 2 MiB + 1 body",
-      guestImage({ start: [...new Array(2 << 20).fill(0x01), ...CRASH] }),
-      /a body of \d+ bytes \(the profile allows 2097152\)/,
+      "a body over the limit",
+      guestImage({ start: [...new Array(LIMITS.bodyBytes).fill(0x01), ...CRASH] }),
+      new RegExp(`a body of \\d+ bytes \\(the profile allows ${LIMITS.bodyBytes}\\)`),
+    ],
+    [
+      "code over the limit",
+      guestImage({
+        start: CRASH,
+        funcs: Array.from({ length: LIMITS.codeBytes / LIMITS.bodyBytes }, () => ({
+          type: 2,
+          body: new Array(LIMITS.bodyBytes - 8).fill(0x01),
+        })),
+      }),
+      new RegExp(`bytes of code \\(the profile allows ${LIMITS.codeBytes}\\)`),
     ],
     [
       "a tag with results",
@@ -380,7 +396,7 @@ Deno.test("profile: hostile images are refused with one printable line before V8
     assert.ok(err instanceof ImageError, `${what}: expected an ImageError, got ${err}`);
     assert.match(err.message, want, what);
     assert.ok(
-      !/[\x00-\x1f\x7f]/.test(err.message),
+      !hasControl(err.message),
       `${what}: control characters in ${err.message}`,
     );
     assert.ok(err.message.length < 600, what);
@@ -463,7 +479,7 @@ Deno.test("guest text: a CRASH message with newlines and escapes is one escaped,
     assert.equal(r.code, EXIT.GUEST_FAILED, describe(r));
     const err = lines(r.stderr);
     assert.equal(err.length, 1, describe(r));
-    assert.ok(!/[\x00-\x1f\x7f]/.test(r.stderr.slice(0, -1)), describe(r));
+    assert.ok(!hasControl(r.stderr.slice(0, -1)), describe(r));
     assert.ok(
       err[0].startsWith(
         "lguest: evil: CRASH: boom\\n\\e]0;pwned\\x07lguest: other: forged\\r\\e[2J",
@@ -672,4 +688,113 @@ Deno.test("preemption: a neighbour's pings answer within a second while every cl
       p.kill("SIGKILL");
       await p.result();
     }
+  }));
+
+// ---- host errors stay on the host -----------------------------------------------------
+
+Deno.test("pcap: /dev/full, /proc files, FIFOs and devices are one-line refusals", () =>
+  withTempDir(async (dir) => {
+    const fifo = `${dir}/fifo`;
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    const cases: [string[], string][] = [
+      [["run", "--pcap", "/dev/full", "hello"], "pcap /dev/full: not a regular file"],
+      [["run", "--pcap", "/dev/null", "hello"], "pcap /dev/null: not a regular file"],
+      [["run", "--pcap", "/proc/self/status", "hello"], "pcap /proc/self/status: cannot"],
+      [
+        ["run", "--net", "segment:lan,pcap=/dev/full", "hello"],
+        "pcap /dev/full: not a regular file",
+      ],
+    ];
+    if (mk.success) {
+      cases.push([["run", "--pcap", fifo, "hello"], `pcap ${fifo}: not a regular file`]);
+    }
+    const results = await Promise.all(cases.map(([args]) => runCli(args, { killAfterMs: 10_000 })));
+    results.forEach((r, i) => {
+      assert.ok(!r.killed, `hung: ${describe(r)}`);
+      assertRefused(r, cases[i][1]);
+    });
+  }));
+
+Deno.test({
+  name: "pcap: a full file system stops the capture with one line; no guest is killed",
+  ignore: Deno.uid() !== 0,
+  fn: () =>
+    withTempDir(async (dir) => {
+      const mnt = `${dir}/mnt`;
+      await Deno.mkdir(mnt);
+      const mount = await new Deno.Command("mount", {
+        args: ["-t", "tmpfs", "-o", "size=4k", "tmpfs", mnt],
+      }).output();
+      if (!mount.success) {
+        console.log("skipped: cannot mount a tmpfs here");
+        return;
+      }
+      try {
+        const config = `${dir}/lan.json`;
+        await Deno.writeTextFile(
+          config,
+          JSON.stringify({
+            guests: [
+              { name: "a", image: "netd", net: ["segment:lan"], args: "ip=10.0.0.1/24" },
+              {
+                name: "b",
+                image: "shell",
+                net: ["segment:lan"],
+                args: "ip=10.0.0.2/24",
+                console: "stdio",
+              },
+            ],
+          }),
+        );
+        const r = await runCli(["run", "--config", config, "--pcap", `${mnt}/cap.pcap`], {
+          stdin: "ping 10.0.0.1 4 1000\npoweroff\n",
+          killAfterMs: 30_000,
+        });
+        assert.equal(r.code, EXIT.OK, describe(r));
+        assert.match(r.stdout, /4 packets transmitted, 4 received/, describe(r));
+        const err = lines(r.stderr);
+        assert.equal(err.length, 1, describe(r));
+        assert.match(
+          err[0],
+          /^lguest: pcap .*cap\.pcap: write failed \(ENOSPC\); capture stopped after \d+ frame\(s\), the run goes on$/,
+        );
+        assert.ok(!hasStackTrace(r.stderr), describe(r));
+      } finally {
+        await new Deno.Command("umount", { args: [mnt] }).output();
+      }
+    }),
+});
+
+// ---- the host-memory bound ---------------------------------------------------------------
+
+Deno.test("profile: an image at the code limit, every body hot, runs within the memory bound", () =>
+  withTempDir(async (dir) => {
+    // Straight-line bodies of nearly LIMITS.bodyBytes (a store, a constant dropped), filling the
+    // code limit; start calls them all in a loop, so V8 tiers every one of them up.
+    const unit = [...i32(0x200000), ...i32(12345), 0x36, 2, 0x80, 0x08, 0x41, 0x05, 0x1a];
+    const n = Math.floor((LIMITS.bodyBytes - 64) / unit.length);
+    const count = Math.floor(LIMITS.codeBytes / LIMITS.bodyBytes);
+    const body: number[] = [];
+    for (let k = 0; k < n; k++) body.push(...unit);
+    const calls: number[] = [];
+    for (let k = 0; k < count - 1; k++) calls.push(0x10, 4 + k);
+    const start = [0x03, 0x40, ...calls, ...body.slice(0, (n - 40) * unit.length), 0x0c, 0, 0x0b];
+    const img = guestImage({
+      start,
+      funcs: Array.from({ length: count - 1 }, () => ({ type: 2, body })),
+    });
+    const code = sectionsOf(img).find(([id]) => id === 10)![1].length;
+    assert.ok(code > LIMITS.codeBytes - (64 << 10) && code <= LIMITS.codeBytes, `${code}`);
+    await Deno.writeFile(`${dir}/big.wasm`, img);
+    const p = spawnCli(["run", "-m", "16M", "--timeout", "4", `${dir}/big.wasm`], {
+      killAfterMs: 30_000,
+    });
+    const sampler = new RssSampler(p.child.pid, 100);
+    const r = await p.result();
+    const samples = await sampler.stop();
+    assert.equal(r.code, EXIT.TIMEOUT, describe(r));
+    const peakMiB = Math.max(...samples.map((s) => s.kib)) / 1024;
+    // docs/security.md "The image is hostile input": measured about 220 MiB, launcher included.
+    assert.ok(peakMiB < 400, `peak RSS ${peakMiB.toFixed(0)} MiB`);
+    console.log(`code limit image: peak RSS ${peakMiB.toFixed(0)} MiB (${samples.length} samples)`);
   }));

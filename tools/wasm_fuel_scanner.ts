@@ -85,8 +85,12 @@ function simdTable(): Uint8Array {
 const FC_LEBS = [2, 1, 2, 1];
 /** Scanner memory: the kind table, FC_LEBS, the error slot, the SIMD table, the code section. */
 export const FC_AT = 256, ERROR_AT = 268, SIMD_AT = 512, CODE_AT = 1024;
-/** A record's position: `pos << 2 | what`; a fuel check goes after a loop header, a payment before a bulk op. */
-export const AT_CHECK = 0, AT_PAY = 1;
+/**
+ * A record's position: `pos << 2 | what`; a fuel check goes after a loop
+ * header, a payment before a bulk op; a block (block, if, try) opens at
+ * the position, or one closes (end, delegate) there.
+ */
+export const AT_CHECK = 0, AT_PAY = 1, AT_OPEN = 2, AT_END = 3;
 
 /** The few opcodes the scanner is written with. */
 const OP: Record<string, number> = {
@@ -205,8 +209,9 @@ const MEMARG = asm(1, [ // p; align
 
 /**
  * scan(p, end, out): decode the instructions in [p, end); store at out,
- * out+4, … the position after each loop header (`pos << 2 | AT_CHECK`) and
- * of each memory.init/copy/fill (`pos << 2 | AT_PAY`); set CALLS if there
+ * out+4, … the position after each loop header (`pos << 2 | AT_CHECK`),
+ * of each memory.init/copy/fill (`pos << 2 | AT_PAY`), of each block, if
+ * and try (`AT_OPEN`) and each end and delegate (`AT_END`); set CALLS if there
  * is a call of any kind; return the new out, -1 (malformed) or -2
  * (unsupported: the instruction's position at ERROR_AT, 0 at ERROR_AT + 4).
  */
@@ -222,6 +227,13 @@ const SCAN = asm(5, [ // p end out; at op k t n
     "local.get", 4, "i32.load8_u", 0, "local.set", 5, // k = kind[op]
     "local.get", 4, "i32.const", 0x10, "i32.sub", "i32.const", 4, "i32.lt_u", // 0x10–0x13
     "if", "$call", "i32.const", 1, "global.set", CALLS, "end",
+    "local.get", 4, "i32.const", 0x0b, "i32.eq", "local.get", 4, "i32.const", 0x18, "i32.eq",
+    "i32.or",
+    "if", "$end", // end, delegate: a block closes (or the body ends)
+      "local.get", 2, "local.get", 3, "i32.const", 2, "i32.shl", "i32.const", AT_END, "i32.or",
+      "i32.store", 0,
+      "local.get", 2, "i32.const", 4, "i32.add", "local.set", 2,
+    "end",
     "local.get", 5, "i32.eqz", "br_if", "$next", // K_NONE
     "local.get", 5, "i32.const", K_LEB, "i32.eq",
     "if", "$leb",
@@ -245,8 +257,11 @@ const SCAN = asm(5, [ // p end out; at op k t n
       "local.get", 4, "i32.const", 0x03, "i32.eq",
       "if", "$loop", // a loop: record where its body starts
         "local.get", 2, "local.get", 0, "i32.const", 2, "i32.shl", "i32.store", 0,
-        "local.get", 2, "i32.const", 4, "i32.add", "local.set", 2,
+      "else", // block, if, try: record that a block opens
+        "local.get", 2, "local.get", 3, "i32.const", 2, "i32.shl", "i32.const", AT_OPEN, "i32.or",
+        "i32.store", 0,
       "end",
+      "local.get", 2, "i32.const", 4, "i32.add", "local.set", 2,
       "br", "$next",
     "end",
     "local.get", 5, "i32.const", K_LEB2, "i32.eq",
@@ -451,8 +466,8 @@ export function scannerSource(): string {
 
 /** Its memory layout: the error slot, where the code section goes. */
 export const ERROR_AT = ${ERROR_AT}, CODE_AT = ${CODE_AT};
-/** A record's position is \`pos << 2 | what\`: a check after it, or a payment before it. */
-export const AT_CHECK = ${AT_CHECK}, AT_PAY = ${AT_PAY};
+/** A record's position is \`pos << 2 | what\`: a check after it, a payment before it, a block opens or closes. */
+export const AT_CHECK = ${AT_CHECK}, AT_PAY = ${AT_PAY}, AT_OPEN = ${AT_OPEN}, AT_END = ${AT_END};
 
 /** The module's bytes. */
 export const SCANNER_WASM: number[] = [

@@ -3,10 +3,29 @@
  * record by record with synchronous writes, so a run that is killed still
  * leaves a readable file.
  *
+ * A capture failure is the host's, never a guest's: the file must be a
+ * regular file (opened without blocking: a FIFO without a reader is
+ * refused, not waited for), a header that cannot be written is a usage
+ * error before any guest runs, and a record that cannot be written (a full
+ * file system, EIO) stops the capture with one line on stderr — the
+ * frame itself is delivered as usual and no guest is killed.
+ *
  * @module
  */
 
-import { libc, O_CREAT, O_TRUNC, O_WRONLY, openFile, SysError, writeAll } from "../../sys/libc.ts";
+import {
+  fdFileType,
+  libc,
+  O_CREAT,
+  O_NONBLOCK,
+  O_TRUNC,
+  O_WRONLY,
+  openFile,
+  S_IFREG,
+  SysError,
+  writeAll,
+} from "../../sys/libc.ts";
+import { printable } from "../../sys/text.ts";
 import type { FrameSink } from "../registry.ts";
 import { UsageError } from "../registry.ts";
 
@@ -18,14 +37,24 @@ export class PcapWriter implements FrameSink {
   readonly path: string;
   #fd: number;
   frames = 0;
+  /** Why the capture stopped early (an errno name), or null. */
+  failed: string | null = null;
 
   constructor(path: string) {
     this.path = path;
+    const shown = printable(path);
+    const code = (e: unknown) => e instanceof SysError ? e.code : (e as Error).message;
     try {
-      this.#fd = openFile(path, O_WRONLY | O_CREAT | O_TRUNC);
+      // O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of blocking the open.
+      this.#fd = openFile(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK);
     } catch (e) {
-      const code = e instanceof SysError ? e.code : (e as Error).message;
-      throw new UsageError(`pcap ${path}: cannot create (${code})`);
+      if (code(e) === "ENXIO") throw new UsageError(`pcap ${shown}: not a regular file (a FIFO)`);
+      throw new UsageError(`pcap ${shown}: cannot create (${code(e)})`);
+    }
+    const type = fdFileType(this.#fd);
+    if (type !== null && type !== S_IFREG) {
+      this.close();
+      throw new UsageError(`pcap ${shown}: not a regular file`);
     }
     const h = new DataView(new ArrayBuffer(24));
     h.setUint32(0, 0xa1b2c3d4, true);
@@ -33,7 +62,12 @@ export class PcapWriter implements FrameSink {
     h.setUint16(6, 4, true);
     h.setUint32(16, SNAPLEN, true);
     h.setUint32(20, LINKTYPE_ETHERNET, true);
-    writeAll(this.#fd, new Uint8Array(h.buffer));
+    try {
+      writeAll(this.#fd, new Uint8Array(h.buffer));
+    } catch (e) {
+      this.close();
+      throw new UsageError(`pcap ${shown}: cannot write (${code(e)})`);
+    }
   }
 
   /** Append one frame, time-stamped now. */
@@ -47,7 +81,19 @@ export class PcapWriter implements FrameSink {
     h.setUint32(8, rec.length - 16, true);
     h.setUint32(12, data.length, true);
     rec.set(data.subarray(0, rec.length - 16), 16);
-    writeAll(this.#fd, rec);
+    try {
+      writeAll(this.#fd, rec);
+    } catch (e) {
+      // The host's problem, not the guest's whose frame this is: stop capturing, say so once.
+      const code = e instanceof SysError ? e.code : (e as Error).message;
+      this.close();
+      this.failed = code;
+      console.error(
+        `lguest: pcap ${printable(this.path)}: write failed (${code}); ` +
+          `capture stopped after ${this.frames} frame(s), the run goes on`,
+      );
+      return;
+    }
     this.frames++;
   }
 

@@ -15,8 +15,18 @@ import { LGUEST_RUN, type Metric, metric, paired } from "./lib.ts";
 const ONE_BYTE = new URL("./one_byte.ts", import.meta.url).pathname;
 const BUNDLE = new URL("../dist/lguest.js", import.meta.url).pathname;
 
-/** Milliseconds from spawn to the first stdout byte of `deno <args>`. */
+/**
+ * Milliseconds from spawn to the first stdout byte of `deno <args>`: the
+ * fastest of three starts (a start that lost the CPU to another process
+ * measures that process).
+ */
 async function firstByte(args: string[]): Promise<number> {
+  let best = Infinity;
+  for (let i = 0; i < 3; i++) best = Math.min(best, await oneStart(args));
+  return best;
+}
+
+async function oneStart(args: string[]): Promise<number> {
   const t = performance.now();
   const p = new Deno.Command(Deno.execPath(), {
     args,
@@ -42,7 +52,7 @@ async function measure(name: string, subject: string[]): Promise<Metric> {
   const ref = runScript(ONE_BYTE);
   await firstByte(subject); // warm the module cache
   await firstByte(ref);
-  const p = await paired(() => firstByte(subject), () => firstByte(ref), { min: 9, max: 41 });
+  const p = await paired(() => firstByte(subject), () => firstByte(ref), { min: 7, max: 25 });
   return metric(name, "ms", p, "Deno printing one byte, same flags", false);
 }
 

@@ -23,7 +23,6 @@ import { runGuests } from "./runner.ts";
 import { joinCmdline } from "./cmdline.ts";
 import { MAX_MEMORY, MIN_MEMORY } from "./layout.ts";
 import { EXIT } from "./exit.ts";
-import { diskCommand } from "./disk.ts";
 
 export { EXIT, exitCodeOf } from "./exit.ts";
 
@@ -202,7 +201,8 @@ async function dispatch(argv: string[]): Promise<number> {
     case "run":
       return await runCommand(rest);
     case "disk":
-      return diskCommand(rest);
+      // Loaded only here: `run` does not pay for the disk tools (boot.first_byte).
+      return (await import("./disk.ts")).diskCommand(rest);
     default:
       return fail(`unknown command '${cmd}' (try 'lguest --help')`);
   }

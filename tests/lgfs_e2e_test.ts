@@ -279,6 +279,7 @@ Deno.test("e2e lgfs: SIGKILL at random moments loses no fsync-acknowledged byte;
     const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
     console.log(`  kill points from seed ${seed}`);
     const rounds = Number(Deno.env.get("LGFS_KILL_ROUNDS") ?? 5);
+    const inFlight: string[] = [];
     for (let round = 0; round < rounds; round++) {
       const img = `${dir}/k${round}.img`;
       await disk(["mkfs", img, "16M"]);
@@ -298,6 +299,7 @@ Deno.test("e2e lgfs: SIGKILL at random moments loses no fsync-acknowledged byte;
       assert.ok(!r.killed, describe(r));
       const { model, acks, pending } = replayLog(r.stdout);
       assert.ok(acks >= wantAcks, `round ${round}: ${acks} acks`);
+      inFlight.push(pending ? pending.kind : "-");
       const what = `round ${round} (killed after ${acks} acks, in flight: ${
         pending ? JSON.stringify(pending) : "nothing"
       })`;
@@ -312,6 +314,7 @@ Deno.test("e2e lgfs: SIGKILL at random moments loses no fsync-acknowledged byte;
       const c2 = await disk(["check", img]);
       assert.doesNotMatch(c2.stdout, /unlinked|leaked/, `${what}: ${c2.stdout}`);
     }
+    console.log(`  op in flight at each kill (- = none): ${inFlight.join(" ")}`);
   });
 });
 

@@ -245,18 +245,20 @@ function put(args: string[]): number {
   if (st.isDirectory && !recursive) throw new DiskUsage(`${host}: is a directory (use put -r)`);
   if (!st.isDirectory && !st.isFile) throw new DiskUsage(`${host}: not a regular file`);
   return withImage(image, true, (fs) => {
-    const copy = (h: string, p: string, depth: number) => {
+    // Twice: first only looking (so a tree lgfs cannot hold is refused
+    // before anything is written), then copying.
+    const copy = (h: string, p: string, depth: number, dry: boolean) => {
       const s = hostStat(h);
       if (s.isFile) {
         const mtime = s.mtime ? s.mtime.getTime() * 1e6 : undefined;
-        fs.writeFile(p, hostChunks(h), mtime);
+        if (!dry) fs.writeFile(p, hostChunks(h), mtime);
       } else if (s.isDirectory) {
         if (depth > MAX_DEPTH) throw new DiskUsage(`${h}: nested more than ${MAX_DEPTH} deep`);
-        fs.mkdirs(p);
+        if (!dry) fs.mkdirs(p);
         const names = [...Deno.readDirSync(h)].map((e) => e.name).sort();
         for (const name of names) {
           if (!validName(name)) throw new DiskUsage(`${h}/${name}: name not allowed on lgfs`);
-          copy(`${h}/${name}`, `${p.replace(/\/+$/, "")}/${name}`, depth + 1);
+          copy(`${h}/${name}`, `${p.replace(/\/+$/, "")}/${name}`, depth + 1, dry);
         }
       } else {
         throw new DiskUsage(`${h}: not a regular file or folder (links are not copied)`);
@@ -271,7 +273,8 @@ function put(args: string[]): number {
     const target = !st.isDirectory && existing !== null && isDir(fs.inode(existing))
       ? `${path.replace(/\/+$/, "")}/${host.split("/").pop()}`
       : path;
-    copy(host, target, 0);
+    copy(host, target, 0, true);
+    copy(host, target, 0, false);
     fs.commit();
     return EXIT.OK;
   });

@@ -407,6 +407,20 @@ Deno.test("e2e lgfs: bad arguments and missing files: one line and EXIT.USAGE", 
       assert.match(r.stderr, /^lguest disk: /, describe(r));
       assert.match(r.stderr, msg, describe(r));
     }
+    // put -r refuses what lgfs cannot hold, before or while copying; one line.
+    await Deno.mkdir(`${dir}/src`);
+    await Deno.symlink("/etc/passwd", `${dir}/src/link`);
+    const sym = await disk(["put", "-r", img, `${dir}/src`, "/src"], EXIT.USAGE);
+    assert.match(sym.stderr, /link: not a regular file or folder \(links are not copied\)/);
+    await Deno.remove(`${dir}/src/link`);
+    await Deno.writeTextFile(`${dir}/src/${"n".repeat(121)}`, "x");
+    await Deno.writeTextFile(`${dir}/src/a-first.txt`, "first");
+    const long = await disk(["put", "-r", img, `${dir}/src`, "/src"], EXIT.USAGE);
+    assert.match(long.stderr, /name not allowed on lgfs/);
+    await disk(["ls", img, "/src"], EXIT.USAGE); // refused before anything was written
+    await Deno.writeTextFile(`${dir}/plain.txt`, "plain");
+    await disk(["put", img, `${dir}/plain.txt`, "/"]); // into the root, as cp
+    assert.match((await disk(["ls", img, "/plain.txt"])).stdout, / 5 .* \/plain\.txt$/m);
     const help = await disk(["help"]);
     assert.match(help.stdout, /lguest disk mkfs IMAGE \[SIZE\]/);
   });

@@ -119,6 +119,11 @@ export interface Device {
   outputRanges?(r: DmaRanges, ctx: DeviceContext): number;
   /** Move pending input into the guest (the guest is stopped). */
   input?(ctx: DeviceContext): void;
+  /**
+   * Look for input without blocking (the guest has halted and would
+   * sleep): queue what is there and return true if input() has work.
+   */
+  poll?(): boolean;
   /** Does the device hold input it could not deliver yet? */
   hasPendingInput?(): boolean;
   /** Release host resources (files, fds, listeners). */

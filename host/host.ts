@@ -96,6 +96,7 @@ export class LguestFile implements HypercallPort {
   #closed = false;
   #breakWaiters: (() => void)[] = [];
   #output: ((dma: number, key: number) => boolean) | null = null;
+  #idle: (() => boolean) | null = null;
   #sliceStart = 0;
   /** Event loops the guest is in: hypercalls that returned LG_EVENT, not yet done. */
   #depth = 0;
@@ -238,6 +239,11 @@ export class LguestFile implements HypercallPort {
       if (g.breakOut) return errno(EAGAIN);
       if (g.dead !== null) break;
       if (g.halted && !interruptDeliverable(g)) {
+        // Before sleeping: input that is already there (a frame the tap holds)
+        // goes in now, without a trip through a poll thread and BREAK.
+        if (this.#idle !== null && this.#idle() && (g.dead !== null || interruptDeliverable(g))) {
+          continue;
+        }
         await g.sleep();
         continue;
       }
@@ -310,6 +316,16 @@ export class LguestFile implements HypercallPort {
    */
   setOutputHandler(fn: ((dma: number, key: number) => boolean) | null): void {
     this.#output = fn;
+  }
+
+  /**
+   * Install (or remove) an idle handler: called in read() when the guest
+   * has halted with nothing to deliver, just before it would sleep. It may
+   * feed input (LHREQ_GETDMA, LHREQ_IRQ: the guest is stopped) and returns
+   * true if it did; the guest then runs on if an interrupt is deliverable.
+   */
+  setIdleHandler(fn: (() => boolean) | null): void {
+    this.#idle = fn;
   }
 
   #stopTimer(g: Guest): void {

@@ -121,6 +121,8 @@ export class GuestRun {
     // Serve device output inside the hypercall (LguestFile.setOutputHandler);
     // `inlineOutput: false` keeps every DMA on the read() round trip.
     if (spec.inlineOutput !== false) file.setOutputHandler((dma, key) => run.#output(dma, key));
+    // Devices that can look for input without blocking do so before the guest sleeps.
+    if (spec.devices.some((d) => d.poll)) file.setIdleHandler(() => run.#idle());
     for (let i = 0; i < spec.devices.length; i++) {
       await spec.devices[i].init?.(run.#contexts[i]);
     }
@@ -283,6 +285,15 @@ export class GuestRun {
     }
     this.memory.setU32(dma + DMA_USED_LEN, used);
     return true;
+  }
+
+  /** The guest halted: input already waiting goes in before it sleeps. */
+  #idle(): boolean {
+    if (this.#stopped) return false;
+    let any = false;
+    for (const d of this.spec.devices) if (d.poll?.()) any = true;
+    if (any) this.#handleInput();
+    return any;
   }
 
   /** The guest is stopped: give waiting input another chance now. */

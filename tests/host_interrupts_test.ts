@@ -251,3 +251,29 @@ Deno.test("§4 BREAK on a running guest stops it at its next hypercall", async (
   await sleep(0);
   cpu.check();
 });
+
+Deno.test("§4 idle handler: input fed just before the guest would sleep is delivered at once", async () => {
+  let calls = 0;
+  const { f, cpu } = launch(async (g) => {
+    await g.init();
+    await g.gate(3);
+    let got = 0;
+    g.onIrq(3, () => void got++);
+    await g.halt(); // the idle handler raises IRQ 3: HALT returns after the handler
+    await g.halt(); // nothing fed this time: sleeps until BREAK
+    return got;
+  });
+  f.setIdleHandler(() => {
+    calls++;
+    if (calls !== 1) return false;
+    f.write([LHREQ_IRQ, 3]);
+    return true;
+  });
+  const p = f.read();
+  assert.equal(await settled(p, 20), false, "the second HALT sleeps");
+  assert.equal(calls, 2, "asked once per HALT that would sleep");
+  assert.deepEqual(cpu.irqLog, [3]);
+  f.write([LHREQ_BREAK, 1]);
+  assert.equal((await p).kind, "errno");
+  f.close();
+});

@@ -205,6 +205,48 @@ export class TapNetDevice implements Device {
     }
   }
 
+  /** The guest would sleep: take what the tap holds now (non-blocking reads). */
+  poll(): boolean {
+    if (this.#closed) return this.#queue.length !== 0;
+    this.#drain();
+    return this.#queue.length !== 0;
+  }
+
+  /** Read every frame the tap holds (non-blocking) into the queue; true if any. */
+  #drain(): boolean {
+    let got = false;
+    for (;;) {
+      const n = Number(libc().read(this.#fd, this.#buf, BigInt(this.#buf.length)));
+      if (n < 0) {
+        const e = errno();
+        if (e !== EAGAIN) {
+          // The interface went away (EBADFD after `ip link del`) or broke: say so
+          // once, even without -v; the guest runs on and its frames are dropped.
+          const name = this.#ctx ? `${this.#ctx.name}: ` : "";
+          console.error(
+            `lguest: ${name}tap ${this.ifname}: read failed (errno ${e}${
+              e === EBADFD ? ": the interface is gone" : ""
+            }); the guest's frames are dropped from now on`,
+          );
+          this.#closed = true;
+        }
+        return got;
+      }
+      if (n < MIN_FRAME || n > MAX_FRAME) {
+        this.stats.rxDroppedMalformed++;
+        continue;
+      }
+      const frame = this.#buf.slice(0, n);
+      for (const s of this.#sinks) s.frame(frame);
+      if (this.#queue.length >= QUEUE) {
+        this.stats.rxDroppedQueue++;
+        continue;
+      }
+      this.#queue.push(frame);
+      got = true;
+    }
+  }
+
   /** Wait for the tap to be readable (on an FFI thread), then drain it. */
   async #pump(): Promise<void> {
     const pfd = new Uint8Array(8);
@@ -215,37 +257,7 @@ export class TapNetDevice implements Device {
       const r = await libc().poll(pfd, 1n, 200);
       if (this.#closed) return;
       if (r <= 0) continue;
-      let got = false;
-      for (;;) {
-        const n = Number(libc().read(this.#fd, this.#buf, BigInt(this.#buf.length)));
-        if (n < 0) {
-          const e = errno();
-          if (e !== EAGAIN) {
-            // The interface went away (EBADFD after `ip link del`) or broke: say so
-            // once, even without -v; the guest runs on and its frames are dropped.
-            const name = this.#ctx ? `${this.#ctx.name}: ` : "";
-            console.error(
-              `lguest: ${name}tap ${this.ifname}: read failed (errno ${e}${
-                e === EBADFD ? ": the interface is gone" : ""
-              }); the guest's frames are dropped from now on`,
-            );
-            this.#closed = true;
-          }
-          break;
-        }
-        if (n < MIN_FRAME || n > MAX_FRAME) {
-          this.stats.rxDroppedMalformed++;
-          continue;
-        }
-        const frame = this.#buf.slice(0, n);
-        for (const s of this.#sinks) s.frame(frame);
-        if (this.#queue.length >= QUEUE) {
-          this.stats.rxDroppedQueue++;
-          continue;
-        }
-        this.#queue.push(frame);
-        got = true;
-      }
+      const got = this.#drain();
       if (got) this.#ctx?.requestInput();
     }
   }

@@ -23,6 +23,10 @@ async function task(cwd: string, args: string[], config = false): Promise<CliRes
       ...args,
     ],
     cwd,
+    // As typed at a shell: no INIT_CWD of an outer `deno task test` (deno
+    // task keeps an inherited one, as npm does).
+    clearEnv: true,
+    env: Object.fromEntries(Object.entries(Deno.env.toObject()).filter(([k]) => k !== "INIT_CWD")),
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -54,12 +58,12 @@ Deno.test("deno task from another folder: image, --block, --pcap and --config ar
       "--block",
       "./disk.img",
       "--pcap",
-      "./out.pcap",
+      "./task-cwd-test.pcap",
       "./first.wasm",
     ], true);
     assert.equal(r.code, EXIT.OK, describe(r));
     assert.match(r.stdout, /^Hello from an lguest guest!/m, describe(r));
-    assert.ok((await Deno.stat(`${dir}/out.pcap`)).isFile, "the pcap file is not in the folder");
+    assert.ok((await Deno.stat(`${dir}/task-cwd-test.pcap`)).isFile, "the pcap file is not in the folder");
     await Deno.writeTextFile(
       `${dir}/lan.json`,
       JSON.stringify({
@@ -75,5 +79,7 @@ Deno.test("deno task from another folder: image, --block, --pcap and --config ar
     assert.match(m.stderr, /missing\.wasm/, describe(m));
   } finally {
     await Deno.remove(dir, { recursive: true });
+    // Had the paths gone to the repository root, leave no file there.
+    await Deno.remove(`${ROOT_PATH}/task-cwd-test.pcap`).catch(() => {});
   }
 });

@@ -29,6 +29,7 @@ struct blk_disk {
 	u32 key;                        /* = the page's address */
 	u32 sectors;
 	bool ready;                     /* probe succeeded */
+	bool readonly;                  /* LGUEST_BLK_F_READONLY, read at probe */
 	struct lguest_dma reply;        /* bound on key, one element */
 	struct blk_stats stats;
 };
@@ -60,6 +61,9 @@ static int blk_probe(struct lg_device *dev)
 	d->page = dev->mem;
 	d->key = lg_pa(dev->mem);
 	d->sectors = d->page->num_sectors;
+	/* Read once, like num_sectors: the descriptor is ours to scribble on
+	 * later, and a scribble should not turn the disk read-only. */
+	d->readonly = dev->desc->features & LGUEST_BLK_F_READONLY;
 	if (irq_register(dev->irq, blk_irq, d))
 		return -1;
 	memset(&d->reply, 0, sizeof(d->reply));  /* no sections until a read */
@@ -223,9 +227,9 @@ int blk_read(int disk, u32 sector, void *buf, u32 bytes)
 
 bool blk_readonly(int disk)
 {
-	struct lg_device *dev = blk_device(disk);
+	struct blk_disk *d = disk_get(disk);
 
-	return dev && (dev->desc->features & LGUEST_BLK_F_READONLY);
+	return d && d->readonly;
 }
 
 int blk_write(int disk, u32 sector, const void *buf, u32 bytes)

@@ -63,7 +63,10 @@ Deno.test("deno task from another folder: image, --block, --pcap and --config ar
     ], true);
     assert.equal(r.code, EXIT.OK, describe(r));
     assert.match(r.stdout, /^Hello from an lguest guest!/m, describe(r));
-    assert.ok((await Deno.stat(`${dir}/task-cwd-test.pcap`)).isFile, "the pcap file is not in the folder");
+    assert.ok(
+      (await Deno.stat(`${dir}/task-cwd-test.pcap`)).isFile,
+      "the pcap file is not in the folder",
+    );
     await Deno.writeTextFile(
       `${dir}/lan.json`,
       JSON.stringify({

@@ -11,6 +11,7 @@
 import { parseArgs } from "node:util";
 import { benchBlockRead, benchBlockWrite } from "./block.ts";
 import { benchBoot } from "./boot.ts";
+import { benchFs } from "./fs.ts";
 import { benchDma } from "./dma.ts";
 import { benchSegment } from "./net.ts";
 import { benchTap } from "./tap.ts";
@@ -24,6 +25,7 @@ const SUITES: [string, () => Promise<Metric | Metric[]>][] = [
   ["boot.first_byte", benchBoot],
   ["block.read.seq", benchBlockRead],
   ["block.write.seq", benchBlockWrite],
+  ["fs.seq", benchFs],
   ["net.segment", benchSegment],
   ["net.tap", benchTap],
   ["memory.rss.per_guest", benchMemory],

@@ -13,7 +13,7 @@
  */
 
 import { ConsoleDevice } from "../devices/console.ts";
-import { SegmentNetDevice } from "../devices/net/segment.ts";
+import { Segment, SegmentNetDevice } from "../devices/net/segment.ts";
 import { compileImage, WasmCpu } from "../engines/wasm.ts";
 import { Host } from "../host/host.ts";
 import { GuestRun } from "../launcher/launcher.ts";
@@ -31,7 +31,14 @@ function quietConsole(out: string[]): ConsoleDevice {
   });
 }
 
-/** Frames per second from netblast to netd, `count` frames of `size`. */
+/**
+ * Frames per burst. A sample is the fastest burst of a run, timed on the
+ * host as the transfers complete (a DMA observer on the segment): on a
+ * shared machine a burst that lost the CPU measures another process.
+ */
+const BURST = 20_000;
+
+/** Frames per second from netblast to netd, `count` frames of `size` (fastest burst). */
 async function blast(
   mods: { blast: WebAssembly.Module; sink: WebAssembly.Module },
   count: number,
@@ -56,30 +63,41 @@ async function blast(
     devices: [new SegmentNetDevice("bench", []), quietConsole(srcOut)],
     makeCpu: (bytes) => new WasmCpu(mods.blast, bytes),
   });
-  const t = performance.now();
+  const segment = Segment.get(host, "bench");
+  let n = 0, start = 0, best = Infinity;
+  host.dma.observe(segment.objectId, () => {
+    if (n++ % BURST !== 0) return;
+    const now = performance.now();
+    if (n > 1) best = Math.min(best, now - start);
+    start = now;
+  });
   const outcome = await src.run();
-  const s = (performance.now() - t) / 1000;
   sink.stop(0, "bench done");
   await sinkDone;
   const m = /(\d+) taken/.exec(srcOut.join(""));
   if (outcome.code !== 0 || !m) throw new Error(`bench: netblast failed: ${outcome.reason}`);
-  return Number(m[1]) / s;
+  if (!Number.isFinite(best)) throw new Error(`bench: fewer than ${BURST} frames arrived`);
+  return BURST / (best / 1000);
 }
 
-/** Reference: Uint8Array.set of `size`-byte frames into a buffer, per second. */
+/** Reference: Uint8Array.set of `size`-byte frames into a buffer, per second (fastest burst). */
 function copyRate(count: number, size: number): number {
   const frame = new Uint8Array(size).fill(7);
   const ring = new Uint8Array(8 * 2048);
   const views = Array.from({ length: 8 }, (_, i) => ring.subarray(i * 2048, i * 2048 + size));
-  const t = performance.now();
-  for (let n = 0; n < count; n++) views[n & 7].set(frame);
-  return count / ((performance.now() - t) / 1000);
+  let best = Infinity;
+  for (let b = 0; b < count / BURST; b++) {
+    const t = performance.now();
+    for (let n = 0; n < BURST; n++) views[n & 7].set(frame);
+    best = Math.min(best, performance.now() - t);
+  }
+  return BURST / (best / 1000);
 }
 
 /** Measure both segment metrics. */
 export async function benchSegment(): Promise<Metric[]> {
   const mods = { blast: await image("test-netblast"), sink: await image("netd") };
-  await blast(mods, 20_000, 64); // warm-up
+  await blast(mods, 3 * BURST, 64); // warm-up
   const pps = await paired(() => blast(mods, 400_000, 64), () => copyRate(4_000_000, 64), {
     min: 5,
     max: 15,

@@ -194,6 +194,11 @@ export class DmaEngine {
     if (this.#attempt(g, r.ckey, r.udma) === Transfer.Full) g.counters.dmaDroppedFull++;
   }
 
+  /** The guest a send from `g` on `ckey` would go to (the most recent other binder). */
+  receiverOf(g: Guest, ckey: number): Guest | null {
+    return this.#chains.get(ckey)?.find((b) => b.owner !== g)?.owner ?? null;
+  }
+
   /** One delivery attempt to the most recent other binder of `ckey`. */
   #attempt(g: Guest, ckey: number, udma: number): Transfer {
     const dest = this.#chains.get(ckey)?.find((b) => b.owner !== g);

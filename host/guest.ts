@@ -262,6 +262,21 @@ export class Guest {
     this.wake();
   }
 
+  #stopWaiters: Waiter[] = [];
+
+  /** Resolves the next time the guest's CPU stops (see {@link stopped}). */
+  nextStop(): Promise<void> {
+    return new Promise((resolve) => this.#stopWaiters.push(resolve));
+  }
+
+  /** The Host's run loop got control back from the guest's CPU. */
+  stopped(): void {
+    const w = this.#stopWaiters;
+    if (w.length === 0) return;
+    this.#stopWaiters = [];
+    for (const f of w) f();
+  }
+
   /** Sleep until woken (timer, inter-guest DMA, BREAK, kill). */
   sleep(): Promise<void> {
     return new Promise((resolve) => this.#waiters.push(resolve));

@@ -226,7 +226,8 @@ export class LguestFile implements HypercallPort {
       // Not while a Launcher DMA is unserviced: the engine's hypercall() already
       // ran the ring up to it (the original ran do_hypercalls once per exit).
       if (g.retryDma !== null) {
-        await yieldToEventLoop(); // let the full receiver run first
+        // Let the full receiver run first.
+        await yieldForReceiver(this.host.dma.receiverOf(g, g.retryDma.ckey));
         if (!this.#closed) this.host.dma.retry(g, g.retryDma);
         continue;
       }
@@ -256,6 +257,7 @@ export class LguestFile implements HypercallPort {
       g.newSlice();
       if (g.shared.length !== 0) syncShared(g);
       await this.cpu.run();
+      g.stopped();
     }
     g.deathReported = true;
     this.#stopTimer(g);
@@ -455,6 +457,23 @@ function yieldToEventLoop(): Promise<void> {
   });
 }
 
+/**
+ * Wait until the guest `dest` (a full receiver, just woken by the send's
+ * interrupt) has run, or an event-loop turn, whichever comes first. A
+ * woken receiver runs in microtasks, so waiting for it directly saves the
+ * sender a trip through the event loop per ring of frames; but at least
+ * every time slice the wait is a real event-loop turn, so timers and I/O
+ * are never starved by guests handing frames to each other.
+ */
+function yieldForReceiver(dest: Guest | null): Promise<void> {
+  const turn = yieldToEventLoop();
+  if (dest === null || performance.now() - lastTurn > TIME_SLICE_MS) return turn;
+  return Promise.race([dest.nextStop(), turn]);
+}
+
+/** When the yield channel last delivered (an event-loop turn). */
+let lastTurn = 0;
+
 const yieldWaiters: (() => void)[] = [];
 let channel: MessageChannel | null = null;
 /** LguestFiles not yet closed: the channel is closed with the last one. */
@@ -478,6 +497,7 @@ function yieldPort(): MessagePort {
   if (channel === null) {
     channel = new MessageChannel();
     channel.port1.onmessage = () => {
+      lastTurn = performance.now();
       const ws = yieldWaiters.splice(0);
       for (const w of ws) w();
       if (openFiles <= 0) closeYieldPort();

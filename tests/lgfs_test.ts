@@ -422,3 +422,79 @@ Deno.test("lgfs fuzz: 400 random corruptions: only LgfsError escapes, in bounded
   assert.ok(refused > 50, `only ${refused} of 400 corrupted images refused`);
   assert.ok(ms < 60_000, `fuzz took ${ms} ms`);
 });
+
+// ---- The guest's C code, natively, crashed at every block write ----------------------
+
+Deno.test("lgfs: the kit's fs.c (built for the host) crashed at every block write: files as acknowledged, disk consistent", async () => {
+  const clang = await new Deno.Command("clang", { args: ["--version"], stdout: "null" })
+    .output().then((o) => o.success, () => false);
+  if (!clang) {
+    console.log("  skipped: needs clang to build tests/native/fs_crash.c for the host");
+    return;
+  }
+  const root = new URL("../", import.meta.url).pathname;
+  const dir = await Deno.makeTempDir({ prefix: "lgfs-crash-" });
+  try {
+    const bin = `${dir}/fs_crash`;
+    const cc = await new Deno.Command("clang", {
+      args: [
+        "-std=gnu11",
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        `-I${root}guests/include`,
+        `-I${root}guests/kit`,
+        "-o",
+        bin,
+        `${root}tests/native/fs_crash.c`,
+      ],
+      stderr: "piped",
+    }).output();
+    assert.ok(cc.success, new TextDecoder().decode(cc.stderr));
+    const size = MiB;
+    const dev = new MemDev(new Uint8Array(size));
+    Lgfs.mkfs(dev, { now });
+    await Deno.writeFile(`${dir}/m.img`, dev.bytes);
+    const ops = Deno.env.get("LGFS_CRASH_OPS") ?? "60";
+    const child = new Deno.Command(bin, {
+      args: [`${dir}/m.img`, "-", "7", ops],
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const errText = new Response(child.stderr).text();
+    // Images come back to back: the crash point's, then the remounted one.
+    const img = new Uint8Array(size);
+    let fill = 0, n = 0;
+    for await (const chunk of child.stdout) {
+      for (let off = 0; off < chunk.length;) {
+        const take = Math.min(size - fill, chunk.length - off);
+        img.set(chunk.subarray(off, off + take), fill);
+        fill += take;
+        off += take;
+        if (fill < size) continue;
+        const mounted = n % 2 === 1, what = `${mounted ? "remounted" : "crash"} image ${n >> 1}`;
+        let r;
+        try {
+          r = Lgfs.open(new MemDev(img), { writable: false }).check();
+        } catch (e) {
+          assert.fail(`${what}: ${e}`);
+        }
+        assert.equal(r.leaked, 0, `${what}: leaked blocks`);
+        if (mounted) assert.equal(r.orphans, 0, `${what}: orphans left`);
+        fill = 0;
+        n++;
+      }
+    }
+    const status = await child.status;
+    const text = await errText;
+    assert.equal(status.code, 0, text);
+    const m = /^fs_crash: (\d+) writes, (\d+) crash points OK, (\d+) images$/m.exec(text);
+    assert.ok(m, text);
+    assert.equal(Number(m[3]), n);
+    assert.ok(Number(m[2]) > 300, text);
+    console.log(`  ${text.trim()}`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

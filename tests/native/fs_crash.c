@@ -1,0 +1,466 @@
+/*
+ * fs_crash.c: the guest kit's file system (guests/kit/fs.c) compiled for
+ * the host (x86-64: the portability check for non-wasm kits), on a disk
+ * in memory, crashed after every possible number of block writes.
+ *
+ *   fs_crash IMAGE OUTDIR SEED OPS
+ *
+ * IMAGE is an lgfs image (mkfs'd by the test). A fixed workload of OPS
+ * operations from SEED (pwrite, truncate, rename over, unlink, each
+ * followed by fs_fsync/fs_sync) runs first to count its block writes W;
+ * then for every k in 0..W it runs again from IMAGE with the disk dying at
+ * write k (that write torn: a random whole-block prefix of it lands),
+ * "reboots" (forgets all memory state), mounts again (journal replay,
+ * orphans freed) and checks every file against the acknowledged
+ * operations: equal, except the files of the operation in flight, which
+ * may hold old, new or zero bytes and a size between. The image at each
+ * crash point, before and after the remount, goes to OUTDIR/crash-K.img
+ * and OUTDIR/mounted-K.img (every 25th k), or with OUTDIR "-" every one
+ * of them to stdout, back to back, for the host's consistency check
+ * (launcher/lgfs.ts check()).
+ *
+ * Output (stderr with "-", else stdout): "fs_crash: W writes, W+1 crash
+ * points OK, N images" or "fs_crash: FAIL ..." and exit status 1.
+ */
+#define main kit_main        /* kit.h declares the guest's int main(void) */
+#include "fs.c"
+#undef main
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- The kit, as far as fs.c uses it --------------------------------------- */
+
+static u8 *disk, *pristine;
+static u32 disk_sectors;
+static long writes_left = -1;     /* -1: never die */
+static bool dead;
+static unsigned long nwrites;
+static u64 rng = 1;
+
+static u32 rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (u32)(rng >> 32);
+}
+
+int blk_count(void)
+{
+	return 1;
+}
+
+u32 blk_sectors(int d)
+{
+	return d == 0 ? disk_sectors : 0;
+}
+
+int blk_read(int d, u32 sector, void *buf, u32 bytes)
+{
+	if (d != 0 || dead)
+		return BLK_EIO;
+	if ((u64)sector * 512 + bytes > (u64)disk_sectors * 512)
+		return BLK_ERANGE;
+	memcpy(buf, disk + (size_t)sector * 512, bytes);
+	return 0;
+}
+
+int blk_write(int d, u32 sector, const void *buf, u32 bytes)
+{
+	if (d != 0 || dead)
+		return BLK_EIO;
+	if ((u64)sector * 512 + bytes > (u64)disk_sectors * 512)
+		return BLK_ERANGE;
+	if (writes_left == 0) {
+		/* The launcher dies inside this request: some 4 KiB pieces of
+		 * it are in the file, in order, the rest not. */
+		u32 pieces = (bytes + 4095) / 4096, done = rnd() % (pieces + 1);
+		u32 n = done * 4096 < bytes ? done * 4096 : bytes;
+
+		memcpy(disk + (size_t)sector * 512, buf, n);
+		dead = true;
+		return BLK_EIO;
+	}
+	if (writes_left > 0)
+		writes_left--;
+	memcpy(disk + (size_t)sector * 512, buf, bytes);
+	nwrites++;
+	return 0;
+}
+
+struct lguest_timespec time_last(void)
+{
+	static u32 ns;
+	struct lguest_timespec t = { 1700000000u, ns++ % 1000000000u };
+
+	return t;
+}
+
+uint32_t crc32(uint32_t crc, const void *buf, size_t len)
+{
+	const u8 *p = buf;
+
+	crc = ~crc;
+	while (len--) {
+		crc ^= *p++;
+		for (int k = 0; k < 8; k++)
+			crc = crc & 1 ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
+	}
+	return ~crc;
+}
+
+void *alloc_pages(size_t npages)
+{
+	void *p = aligned_alloc(4096, npages * 4096);
+
+	if (p)
+		memset(p, 0, npages * 4096);
+	return p;
+}
+
+/* ---- The workload and its model -------------------------------------------- */
+
+#define NFILES  3
+#define MAXF    (80 * 1024)
+
+struct model {
+	bool exists[NFILES];
+	u32 len[NFILES];
+	u8 data[NFILES][MAXF];
+};
+
+static struct model acked, after;
+static u8 buf[MAXF];
+
+enum { OP_W, OP_T, OP_R, OP_U };
+struct op {
+	int kind;
+	u32 f, g, off, len, seed;
+};
+
+static void gen(u8 *p, u32 len, u32 seed)
+{
+	u32 x = seed;
+
+	for (u32 i = 0; i < len; i++) {
+		x ^= x << 13;
+		x ^= x >> 17;
+		x ^= x << 5;
+		p[i] = (u8)x;
+	}
+}
+
+/* Ops depend on the model (sizes, which files exist), so the same SEED
+ * gives the same sequence in every run up to the crash. */
+static struct op next_op(const struct model *m)
+{
+	struct op o = { 0 };
+	u32 k = rnd() % 100;
+
+	o.f = rnd() % NFILES;
+	o.g = (o.f + 1 + rnd() % (NFILES - 1)) % NFILES;
+	if (!m->exists[o.f] || k < 60) {
+		u32 size = m->exists[o.f] ? m->len[o.f] : 0;
+
+		o.kind = OP_W;
+		o.len = 1 + rnd() % ((rnd() & 1) ? 20000 : 3000);
+		o.off = rnd() % (size + 5000);
+		if (o.off + o.len > MAXF)
+			o.off = MAXF - o.len;
+		o.seed = rnd() | 1;
+	} else if (k < 80) {
+		o.kind = OP_T;
+		o.len = rnd() % (m->len[o.f] + 6000);
+		if (o.len > MAXF)
+			o.len = MAXF;
+	} else if (k < 93) {
+		o.kind = OP_R;
+	} else {
+		o.kind = OP_U;
+	}
+	return o;
+}
+
+static void model_apply(struct model *m, const struct op *o)
+{
+	switch (o->kind) {
+	case OP_W:
+		if (!m->exists[o->f]) {
+			m->exists[o->f] = true;
+			m->len[o->f] = 0;
+		}
+		if (o->off > m->len[o->f])
+			memset(m->data[o->f] + m->len[o->f], 0, o->off - m->len[o->f]);
+		gen(m->data[o->f] + o->off, o->len, o->seed);
+		if (o->off + o->len > m->len[o->f])
+			m->len[o->f] = o->off + o->len;
+		break;
+	case OP_T:
+		if (o->len > m->len[o->f])
+			memset(m->data[o->f] + m->len[o->f], 0, o->len - m->len[o->f]);
+		m->len[o->f] = o->len;
+		break;
+	case OP_R:
+		m->exists[o->g] = true;
+		m->len[o->g] = m->len[o->f];
+		memcpy(m->data[o->g], m->data[o->f], m->len[o->f]);
+		m->exists[o->f] = false;
+		break;
+	case OP_U:
+		m->exists[o->f] = false;
+		break;
+	}
+}
+
+static void path_of(char *p, u32 f)
+{
+	snprintf(p, 16, "/d/f%u", f);
+}
+
+/* Run one op on the fs; 0 once it is durable. */
+static int fs_apply(const struct op *o)
+{
+	char p[16], q[16];
+	int fd, err;
+	long r;
+
+	path_of(p, o->f);
+	path_of(q, o->g);
+	switch (o->kind) {
+	case OP_W:
+		gen(buf, o->len, o->seed);
+		if ((fd = fs_open(p, O_WRONLY | O_CREAT, 0644)) < 0)
+			return fd;
+		r = fs_pwrite(fd, buf, o->len, o->off);
+		err = r == (long)o->len ? fs_fsync(fd) : (r < 0 ? (int)r : -EIO);
+		fs_close(fd);
+		return err;
+	case OP_T:
+		if ((fd = fs_open(p, O_WRONLY, 0)) < 0)
+			return fd;
+		err = fs_ftruncate(fd, o->len);
+		if (!err)
+			err = fs_fsync(fd);
+		fs_close(fd);
+		return err;
+	case OP_R:
+		return (err = fs_rename(p, q)) ? err : fs_sync();
+	default:
+		return (err = fs_unlink(p)) ? err : fs_sync();
+	}
+}
+
+/* Forget everything in memory, as a rebooted guest. */
+static void reboot(void)
+{
+	u8 *mem[CACHE_N], *dbuf = fs.dbuf, *jbuf = fs.jbuf;
+
+	for (int i = 0; i < CACHE_N; i++)
+		mem[i] = fs.cache[i].data;
+	memset(&fs, 0, sizeof(fs));
+	for (int i = 0; i < CACHE_N; i++)
+		fs.cache[i].data = mem[i];
+	fs.dbuf = dbuf;
+	fs.jbuf = jbuf;
+	dead = false;
+	writes_left = -1;
+}
+
+static int fails;
+static FILE *msg;                  /* where the text goes */
+
+static void fail(long k, const char *what, u32 f)
+{
+	fprintf(msg, "fs_crash: FAIL at crash point %ld: /d/f%u: %s\n", k, f, what);
+	fails++;
+}
+
+/* The files on the mounted fs against acked (and, for the op in flight,
+ * after). */
+static void verify(long k, const struct op *pending)
+{
+	for (u32 f = 0; f < NFILES; f++) {
+		bool touched = pending && (pending->f == f || (pending->kind == OP_R && pending->g == f));
+		char p[16];
+		struct fs_stat st;
+		int fd;
+		long r;
+		u32 lo, hi, olen = acked.exists[f] ? acked.len[f] : 0, nlen = after.exists[f] ? after.len[f] : 0;
+
+		path_of(p, f);
+		if (fs_stat(p, &st)) {
+			if (acked.exists[f] && !(touched && !after.exists[f]))
+				fail(k, "missing", f);
+			continue;
+		}
+		if (!acked.exists[f] && !(touched && after.exists[f])) {
+			fail(k, "exists", f);
+			continue;
+		}
+		if ((fd = fs_open(p, O_RDONLY, 0)) < 0 || st.size > MAXF) {
+			fail(k, "cannot read", f);
+			continue;
+		}
+		r = fs_read(fd, buf, MAXF);
+		fs_close(fd);
+		if (r != (long)st.size) {
+			fail(k, "short read", f);
+			continue;
+		}
+		if (!touched) {
+			if (r != (long)olen || memcmp(buf, acked.data[f], olen))
+				fail(k, "differs from the acknowledged state", f);
+			continue;
+		}
+		if (pending->kind == OP_R || pending->kind == OP_U) {
+			bool old = acked.exists[f] && r == (long)olen && !memcmp(buf, acked.data[f], olen);
+			bool neu = after.exists[f] && r == (long)nlen && !memcmp(buf, after.data[f], nlen);
+
+			if (!old && !neu)
+				fail(k, "neither before nor after the rename/unlink", f);
+			continue;
+		}
+		lo = olen < nlen ? olen : nlen;
+		hi = olen > nlen ? olen : nlen;
+		if ((u32)r < lo || (u32)r > hi) {
+			fail(k, "size outside old..new", f);
+			continue;
+		}
+		for (u32 i = 0; i < (u32)r; i++) {
+			u8 b = buf[i];
+
+			if (b && !(i < nlen && b == after.data[f][i]) &&
+			    !(i < olen && b == acked.data[f][i])) {
+				fail(k, "a byte neither old, new nor zero", f);
+				break;
+			}
+		}
+	}
+}
+
+static void dump(const char *dir, const char *what, long k)
+{
+	char path[512];
+	FILE *out;
+
+	if (strcmp(dir, "-") == 0) {
+		if (fwrite(disk, 512, disk_sectors, stdout) != disk_sectors)
+			exit(2);
+		return;
+	}
+	if (k % 25)
+		return;
+
+	snprintf(path, sizeof(path), "%s/%s-%ld.img", dir, what, k);
+	out = fopen(path, "wb");
+	if (!out || fwrite(disk, 512, disk_sectors, out) != disk_sectors) {
+		fprintf(msg, "fs_crash: cannot write %s\n", path);
+		exit(2);
+	}
+	fclose(out);
+}
+
+/* The workload from the pristine image, dying at write k (-1: never).
+ * Returns the number of ops acknowledged; *pending the one in flight. */
+static u32 run(long k, u32 seed, u32 ops, struct op *pending, bool *inflight)
+{
+	u32 done = 0;
+	int err;
+
+	memcpy(disk, pristine, (size_t)disk_sectors * 512);
+	reboot();
+	writes_left = k;
+	rng = ((u64)seed << 32) | 0x9E3779B9u;
+	memset(&acked, 0, sizeof(acked));
+	*inflight = false;
+	if ((err = fs_mount(0)) || ((err = fs_mkdir("/d", 0755)) && err != -EEXIST) ||
+	    (err = fs_sync())) {
+		if (!dead) {
+			fprintf(msg, "fs_crash: setup failed: %s\n", lg_errname(err));
+			exit(2);
+		}
+		return 0;
+	}
+	for (; done < ops; done++) {
+		struct op o = next_op(&acked);
+
+		after = acked;
+		model_apply(&after, &o);
+		if ((err = fs_apply(&o))) {
+			if (!dead) {
+				fprintf(msg, "fs_crash: op %u failed without a crash: %s\n", done, lg_errname(err));
+				exit(2);
+			}
+			*pending = o;
+			*inflight = true;
+			return done;
+		}
+		acked = after;
+	}
+	return done;
+}
+
+int main(int argc, char **argv)
+{
+	FILE *in;
+	long size, total;
+	u32 seed, ops, dumped = 0;
+	struct op pending;
+	bool inflight;
+
+	if (argc != 5) {
+		printf("usage: fs_crash IMAGE OUTDIR SEED OPS\n");
+		return 2;
+	}
+	msg = strcmp(argv[2], "-") == 0 ? stderr : stdout;
+	seed = (u32)strtoul(argv[3], NULL, 0);
+	ops = (u32)strtoul(argv[4], NULL, 0);
+	in = fopen(argv[1], "rb");
+	if (!in || fseek(in, 0, SEEK_END) || (size = ftell(in)) < 4096 || fseek(in, 0, SEEK_SET)) {
+		fprintf(msg, "fs_crash: cannot read %s\n", argv[1]);
+		return 2;
+	}
+	disk_sectors = (u32)(size / 512);
+	disk = malloc((size_t)size);
+	pristine = malloc((size_t)size);
+	if (!disk || !pristine || fread(pristine, 1, (size_t)size, in) != (size_t)size) {
+		fprintf(msg, "fs_crash: cannot read %s\n", argv[1]);
+		return 2;
+	}
+	fclose(in);
+
+	/* The whole workload once: how many writes it makes. */
+	nwrites = 0;
+	if (run(-1, seed, ops, &pending, &inflight) != ops) {
+		fprintf(msg, "fs_crash: the workload did not finish\n");
+		return 2;
+	}
+	total = (long)nwrites;
+	for (long k = 0; k <= total; k++) {
+		int err;
+
+		run(k, seed, ops, &pending, &inflight);
+		dump(argv[2], "crash", k);
+		dumped++;
+		reboot();
+		if ((err = fs_mount(0))) {
+			fprintf(msg, "fs_crash: FAIL at crash point %ld: mount: %s\n", k, lg_errname(err));
+			fails++;
+			continue;
+		}
+		verify(k, inflight ? &pending : NULL);
+		if ((err = fs_umount())) {
+			fprintf(msg, "fs_crash: FAIL at crash point %ld: umount: %s\n", k, lg_errname(err));
+			fails++;
+		}
+		dump(argv[2], "mounted", k);
+		dumped++;
+		if (fails > 5)
+			break;
+	}
+	if (fails)
+		return 1;
+	fprintf(msg, "fs_crash: %ld writes, %ld crash points OK, %u images\n", total, total + 1,
+		dumped);
+	return 0;
+}

@@ -29,7 +29,14 @@ export function builtinGuests(all = false): Promise<BuiltinGuest[]> {
 export async function builtinFile(file: string): Promise<Uint8Array | null> {
   const load = Object.hasOwn(FILES, file) ? FILES[file] : undefined;
   if (!load) return null;
-  return Uint8Array.fromBase64((await load()).BASE64);
+  let mod: { BASE64: string };
+  try {
+    mod = await load();
+  } catch {
+    // `deno task bundle` leaves the test guests' modules out of dist/lguest.js.
+    throw new UsageError(`built-in image ${file} is not in this build (a test guest?)`);
+  }
+  return Uint8Array.fromBase64(mod.BASE64);
 }
 
 /** Read a guest image by built-in name or path; user errors are one line. */

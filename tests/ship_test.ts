@@ -73,9 +73,9 @@ function show(r: Ran): string {
   return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 }
 
-/** Bundle `entry` (relative to the root) into `out` with `deno bundle`. */
-async function bundle(entry: string, out: string): Promise<void> {
-  const r = await deno(["bundle", "--quiet", "--platform", "deno", "-o", out, entry], {
+/** Bundle `entry` (relative to the root) into `out` with `deno bundle`, as `deno task bundle`. */
+async function bundle(entry: string, out: string, extra: string[] = []): Promise<void> {
+  const r = await deno(["bundle", "--quiet", "--platform", "deno", ...extra, "-o", out, entry], {
     cwd: ROOT_PATH,
   });
   assert.equal(r.code, 0, `deno bundle ${entry}\n${show(r)}`);
@@ -114,13 +114,20 @@ Deno.test("ship: the bundle runs from an empty folder, offline: hello, a disk, t
   if (!CAN_UNSHARE) console.log("ship: unshare -n not permitted here: these runs keep the network");
   await withTemp(async (dir) => {
     const js = `${dir}/lguest.js`;
-    await bundle("main.ts", js);
+    await bundle("main.ts", js, ["--external", "./test-*.wasm.ts"]);
     const work = `${dir}/empty`;
     await Deno.mkdir(work);
     const opts = { cwd: work, denoDir: `${dir}/deno_dir`, offline: true };
 
     const hello = await deno(["run", ...RUN_FLAGS, js, "run", "hello"], opts);
     assert.equal(hello.code, EXIT.OK, show(hello));
+    // The test guests stay out of the bundle: one line, not a stack trace.
+    const testGuest = await deno(["run", ...RUN_FLAGS, js, "run", "test-crash"], opts);
+    assert.equal(testGuest.code, EXIT.USAGE, show(testGuest));
+    assert.equal(
+      testGuest.stderr,
+      "lguest: built-in image test-crash.wasm is not in this build (a test guest?)\n",
+    );
     assert.match(
       hello.stdout,
       /^Hello from an lguest guest! I have 32 MiB of RAM\.$/m,

@@ -17,6 +17,11 @@ import { VERSION } from "./version.ts";
  * agent and a working directory that is this file's folder.
  */
 function fromTaskCwd(): void {
+  // Without --allow-env (a bundle or URL run with least privilege) there is
+  // no task to follow; query first so that Deno does not prompt.
+  const granted = (variable: string) =>
+    Deno.permissions.querySync({ name: "env", variable }).state === "granted";
+  if (!granted("INIT_CWD") || !granted("npm_config_user_agent")) return;
   const init = Deno.env.get("INIT_CWD");
   if (!init || !Deno.env.get("npm_config_user_agent")?.startsWith("deno/")) return;
   const here = decodeURIComponent(new URL(".", import.meta.url).pathname).replace(/\/$/, "");

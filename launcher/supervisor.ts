@@ -73,7 +73,10 @@ export class Supervisor {
   readonly ready: Promise<void>;
 
   constructor(opts: { timeoutMs: number; terminal: boolean }) {
-    this.#terminal = opts.terminal && enterCbreak(this.#termios);
+    // Cbreak mode needs libc; without --allow-ffi the terminal stays in line mode.
+    this.#terminal = opts.terminal &&
+      Deno.permissions.querySync({ name: "ffi" }).state === "granted" &&
+      enterCbreak(this.#termios);
     Atomics.store(this.#i32, TERM, this.#terminal ? 1 : 0);
     // Ctrl-C once, also under `deno task` (termios.ts).
     Atomics.store(this.#i32, FG, this.#terminal ? takeForeground() : 0);

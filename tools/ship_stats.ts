@@ -14,10 +14,8 @@ const deno = Deno.execPath();
 const FLAGS = [
   "--allow-read",
   "--allow-write",
-  "--allow-env",
-  "--allow-run",
   "--allow-ffi",
-  "--allow-net=127.0.0.1",
+  "--allow-run=ip",
 ];
 const n = Number(Deno.args[0] ?? 20);
 

@@ -16,16 +16,14 @@ export const ROOT = new URL("../../", import.meta.url);
 /** The project root as a path. */
 export const ROOT_PATH = decodeURIComponent(ROOT.pathname).replace(/\/$/, "");
 
-/** `deno` plus the arguments of `deno task lguest` (see deno.json). */
+/** `deno` plus the arguments of `deno task lguest` (see deno.json; the task adds only `--allow-env=INIT_CWD,…`). */
 export const LGUEST_CMD: readonly string[] = [
   Deno.execPath(),
   "run",
   "--allow-read",
   "--allow-write",
-  "--allow-env",
-  "--allow-run",
   "--allow-ffi",
-  "--allow-net=127.0.0.1",
+  "--allow-run=ip",
   "main.ts",
 ];
 

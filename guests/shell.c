@@ -578,9 +578,9 @@ static void history_add(const char *line)
  * counts as a line, as in sh).
  *
  * Editing: left/right arrows (and Ctrl-B/Ctrl-F) move, Home/End (Ctrl-A/
- * Ctrl-E) jump, backspace deletes before the cursor and Delete under it,
- * up/down (Ctrl-P/Ctrl-N) walk the last 16 lines, Ctrl-U clears the line,
- * Ctrl-C drops it. Escape sequences: ESC [ or ESC O, then A B C D H F, or
+ * Ctrl-E) jump, backspace deletes before the cursor and Delete (Ctrl-D)
+ * under it, up/down (Ctrl-P/Ctrl-N) walk the last 16 lines, Ctrl-U clears
+ * the line, Ctrl-C drops it, Ctrl-D on an empty line is end of input. Escape sequences: ESC [ or ESC O, then A B C D H F, or
  * a number and '~' (1/7 Home, 4/8 End, 3 Delete). */
 static bool read_line(char *buf, size_t size)
 {
@@ -691,6 +691,13 @@ static bool read_line(char *buf, size_t size)
 			replace_line(&e, back ? history[(hist_count - back) % HISTORY] : saved);
 			break;
 		}
+		case 0x04:                         /* Ctrl-D: EOF on an empty line */
+			if (e.len == 0) {
+				echo_flush();
+				return false;
+			}
+			delete_at(&e, e.cur);      /* else delete, as in readline */
+			break;
 		case 0x03:                         /* Ctrl-C: drop the line */
 			echo("^C\n" PROMPT);
 			e.len = e.cur = 0;

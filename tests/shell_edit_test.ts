@@ -47,3 +47,12 @@ Deno.test("shell editing: unknown escape sequences and control keys are ignored"
   const out = await outputOf(`echo a\x1b[5~\x1b[99Zb\x1bxc\x07d\n`);
   assert.deepEqual(out, ["abcd"]);
 });
+
+Deno.test("shell editing: Ctrl-D deletes under the cursor, and ends the shell on an empty line", async () => {
+  const r = await runCli(["run", "shell"], {
+    stdin: `echo abXc${LEFT}${LEFT}\x04\n\x04echo never\n`,
+  });
+  assert.equal(r.code, EXIT.OK, describe(r));
+  const out = lines(r.stdout).filter((l) => !l.startsWith("lguest"));
+  assert.deepEqual(out.filter((l) => l !== ""), ["abc"], describe(r));
+});

@@ -14,9 +14,12 @@ import { BlockDevice, parseBlockSpec } from "../devices/block.ts";
 import { UsageError } from "../devices/registry.ts";
 import { compileImage, ImageError, preemptionOf } from "../engines/wasm.ts";
 import { promising, suspending } from "../engines/jspi.ts";
+import { instrumentFuel } from "../engines/wasm_fuel.ts";
 import { checkProfile, LIMITS } from "../engines/wasm_profile.ts";
 import { CRASH, guestImage } from "./helpers/guest_asm.ts";
 import { RssSampler } from "./helpers/resources.ts";
+import { fuzzImages } from "../fuzz/images.ts";
+import { loadImage } from "../launcher/images.ts";
 import { F32, f32, F64, f64, I32, i32, I64, i64, uleb } from "./helpers/wasm_asm.ts";
 
 const V128 = 0x7b;
@@ -798,3 +801,168 @@ Deno.test("profile: an image at the code limit, every body hot, runs within the 
     assert.ok(peakMiB < 400, `peak RSS ${peakMiB.toFixed(0)} MiB`);
     console.log(`code limit image: peak RSS ${peakMiB.toFixed(0)} MiB (${samples.length} samples)`);
   }));
+
+// ---- setjmp/longjmp as clang 14 emits it (legacy exception handling) ---------------------
+
+const SJLJ_C = `
+typedef unsigned int u32;
+typedef long jmp_buf[8];
+int setjmp(jmp_buf);
+void longjmp(jmp_buf, int) __attribute__((noreturn));
+__attribute__((import_module("env"), import_name("hcall"))) int hcall(int, int, int, int);
+__attribute__((import_module("env"), import_name("event"))) int event(void);
+__attribute__((import_module("env"), import_name("wait"))) void wait_(void);
+static jmp_buf jb;
+static volatile int depth_sum;
+static void deep(int k, int v) { if (k == 0) longjmp(jb, v); deep(k - 1, v); depth_sum++; }
+__attribute__((export_name("start"))) void start(void) {
+  int sum = 0;
+  for (int i = 1; i <= 1000; i++) {
+    int r = setjmp(jb);
+    if (r == 0) deep(i % 20, i);
+    sum += r;
+  }
+  if (depth_sum) { event(); wait_(); }
+  hcall(2, sum, 0, 0);
+}
+`;
+
+/** The runtime clang 14's -wasm-enable-sjlj expects (as emscripten's, reduced); its own file. */
+const SJLJ_RT_C = `
+typedef unsigned int u32;
+typedef long jmp_buf[8];
+int setjmp(jmp_buf);
+/* A setjmp here makes the pass define the __c_longjmp tag that __builtin_wasm_throw names. */
+static jmp_buf tag_user;
+int sjlj_rt_tag(void);
+int sjlj_rt_tag(void) { return setjmp(tag_user); }
+typedef struct { u32 id, label; } TableEntry;
+static u32 tempRet0, setjmpId;
+static char heap[1 << 16];
+static u32 hp;
+void *malloc(unsigned long n) { void *p = heap + hp; hp += (n + 7) & ~7u; return p; }
+void free(void *p) { (void)p; }
+u32 getTempRet0(void) { return tempRet0; }
+TableEntry *saveSetjmp(u32 *env, u32 label, TableEntry *table, u32 size) {
+  setjmpId++; *env = setjmpId;
+  for (u32 i = 0; i < size; i++)
+    if (table[i].id == 0) { table[i].id = setjmpId; table[i].label = label; table[i + 1].id = 0; tempRet0 = size; return table; }
+  TableEntry *t = malloc(sizeof(TableEntry) * (2 * size + 1));
+  for (u32 i = 0; i < size; i++) t[i] = table[i];
+  t = saveSetjmp(env, label, t, 2 * size); tempRet0 = 2 * size; return t;
+}
+u32 testSetjmp(u32 id, TableEntry *table, u32 size) {
+  for (u32 i = 0; i < size && table[i].id; i++) if (table[i].id == id) return table[i].label;
+  return 0;
+}
+struct Args { void *env; int val; };
+static struct Args args;
+void __wasm_longjmp(void *env, int val) { args.env = env; args.val = val; __builtin_wasm_throw(1, &args); }
+`;
+
+Deno.test("profile: setjmp/longjmp built by clang 14 (-mllvm -wasm-enable-sjlj) is accepted and runs the same instrumented", () =>
+  withTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/sjlj.c`, SJLJ_C);
+    await Deno.writeTextFile(`${dir}/rt.c`, SJLJ_RT_C);
+    const cc = async (args: string[]) => {
+      try {
+        return await new Deno.Command(args[0], { args: args.slice(1), stderr: "piped" }).output();
+      } catch {
+        return null;
+      }
+    };
+    // (clang 14 crashes on the runtime and its user in one file: two files, as emscripten has.)
+    let c: Deno.CommandOutput | null = null;
+    for (const [src, eh] of [["sjlj", false], ["rt", true]] as const) {
+      c = await cc([
+        "clang",
+        "--target=wasm32",
+        "-O2",
+        "-mllvm",
+        "-wasm-enable-sjlj",
+        ...(eh ? ["-mexception-handling"] : []),
+        "-c",
+        `${dir}/${src}.c`,
+        "-o",
+        `${dir}/${src}.o`,
+      ]);
+      if (c === null || !c.success) break;
+    }
+    if (c === null || !c.success) {
+      console.log(
+        `skipped: clang cannot build wasm32 sjlj here (${
+          c
+            ? `exit ${c.code}: ${new TextDecoder().decode(c.stderr).trim().slice(0, 300)}`
+            : "no clang"
+        })`,
+      );
+      return;
+    }
+    const l = await cc([
+      "wasm-ld",
+      "--no-entry",
+      "--import-memory",
+      "--global-base=1048576",
+      "-z",
+      "stack-size=65536",
+      "--export=start",
+      `${dir}/sjlj.o`,
+      `${dir}/rt.o`,
+      "-o",
+      `${dir}/sjlj.wasm`,
+    ]);
+    if (l === null || !l.success) {
+      console.log("skipped: wasm-ld failed or is missing");
+      return;
+    }
+    const bytes = await Deno.readFile(`${dir}/sjlj.wasm`);
+    const ids = sectionsOf(bytes).map(([id]) => id);
+    assert.ok(ids.includes(13), "clang emitted a tag section");
+    const info = checkProfile(bytes, "sjlj");
+    assert.ok(info.functions > 0);
+    const expect = Array.from({ length: 1000 }, (_, i) => i + 1).reduce((a, b) => a + b, 0);
+    const run = async (mod: WebAssembly.Module) => {
+      let result = -1, waits = 0;
+      const inst = new WebAssembly.Instance(mod, {
+        env: {
+          memory: new WebAssembly.Memory({ initial: 32, maximum: 32 }),
+          hcall: (_eax: number, edx: number) => {
+            result = edx;
+            throw new Error("done");
+          },
+          event: () => 0,
+          wait: suspending(() => void waits++),
+        },
+      });
+      await assert.rejects(
+        promising(inst.exports.start as () => unknown)() as Promise<unknown>,
+        /done/,
+      );
+      return { result, waits };
+    };
+    const plain = await run(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>));
+    const fuel = instrumentFuel(bytes, { fuel: 7 });
+    assert.ok(!("error" in fuel), JSON.stringify(fuel));
+    const checked = await run(new WebAssembly.Module(fuel.bytes as Uint8Array<ArrayBuffer>));
+    assert.equal(plain.result, expect);
+    assert.equal(checked.result, expect);
+    assert.ok(checked.waits > 100, `${checked.waits} fuel looks`);
+    await compileImage(bytes, "sjlj"); // and through the engine's front door
+  }));
+
+// ---- the image fuzzer ------------------------------------------------------------------------
+
+Deno.test("image fuzzer: mutated images are refused with one line or run instrumented, never anything else", async () => {
+  const seeds = [
+    (await loadImage("hello")).bytes,
+    (await loadImage("test-hostile-recurse")).bytes,
+    ...Object.values(spinners()),
+    guestImage({ start: CRASH, patch: (m) => void (m.tags = [2]) }),
+  ];
+  const r = await fuzzImages(seeds, 600, 20261129);
+  assert.deepEqual(r.violations, []);
+  assert.ok(r.refused > 100 && r.compiled > 10, JSON.stringify(r));
+  console.log(
+    `image fuzzer: ${r.images} images, ${r.refused} refused, ${r.compiled} compiled, 0 violations`,
+  );
+});

@@ -13,18 +13,25 @@
  * clock), --epoch-calls N, --first-epoch E, --no-shrink, --shrink-ms MS,
  * --replay FILE (a reproducer printed by an earlier run), -v/--verbose.
  *
+ * `--images N` runs the image fuzzer instead (`fuzz/images.ts`): N
+ * mutations of the built-in images through the engine's front door,
+ * printing `fuzz: N images, R refused, C compiled, V invariant
+ * violations, seed S`.
+ *
  * @module
  */
 
 import type { Action } from "../fuzz/actions.ts";
 import { formatAction } from "../fuzz/actions.ts";
 import { fuzz, replay } from "../fuzz/fuzzer.ts";
+import { fuzzImages } from "../fuzz/images.ts";
+import { builtinGuests, loadImage } from "../launcher/images.ts";
 
 function usage(msg: string): never {
   console.error(`fuzz: ${msg}`);
   console.error(
     "usage: deno task fuzz -- [--calls N] [--seed S] [--epoch-calls N] [--first-epoch E] " +
-      "[--no-shrink] [--shrink-ms MS] [--replay FILE] [-v]",
+      "[--no-shrink] [--shrink-ms MS] [--replay FILE] [-v] | --images N [--seed S]",
   );
   Deno.exit(2);
 }
@@ -46,6 +53,7 @@ async function main(args: string[]): Promise<number> {
   let doShrink = true;
   let verbose = false;
   let replayFile: string | undefined;
+  let images: number | undefined;
   for (let i = 0; i < args.length; i++) {
     const a = args[i];
     const [flag, inline] = a.startsWith("--") && a.includes("=")
@@ -71,6 +79,9 @@ async function main(args: string[]): Promise<number> {
       case "--shrink-ms":
         shrinkMs = num(flag, val());
         break;
+      case "--images":
+        images = num(flag, val());
+        break;
       case "--no-shrink":
         doShrink = false;
         break;
@@ -86,12 +97,26 @@ async function main(args: string[]): Promise<number> {
       case "--help":
         console.log(
           "usage: deno task fuzz -- [--calls N] [--seed S] [--epoch-calls N] [--first-epoch E] " +
-            "[--no-shrink] [--shrink-ms MS] [--replay FILE] [-v]",
+            "[--no-shrink] [--shrink-ms MS] [--replay FILE] [-v] | --images N [--seed S]",
         );
         return 0;
       default:
         usage(`unknown option: ${a}`);
     }
+  }
+
+  if (images !== undefined) {
+    const seeds = await Promise.all(
+      (await builtinGuests(true)).map(async (g) => (await loadImage(g.name)).bytes),
+    );
+    if (!seedGiven) console.error(`fuzz: seed ${seed} (from the clock; rerun with --seed ${seed})`);
+    const r = await fuzzImages(seeds, images, seed);
+    for (const v of r.violations.slice(0, 20)) console.log(`  ${v}`);
+    console.log(
+      `fuzz: ${r.images} images, ${r.refused} refused, ${r.compiled} compiled, ` +
+        `${r.violations.length} invariant violations, seed ${seed}`,
+    );
+    return r.violations.length === 0 ? 0 : 1;
   }
 
   if (replayFile !== undefined) {

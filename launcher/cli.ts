@@ -142,7 +142,12 @@ export function parseTimeout(text: string): number {
 }
 
 function fail(msg: string): number {
-  console.error(`lguest: ${msg}`);
+  // One line whatever a message quotes (names are escaped where they are quoted; this is a net).
+  const line = [...msg].map((c) => {
+    const n = c.charCodeAt(0);
+    return n < 0x20 || n === 0x7f ? `\\x${n.toString(16).padStart(2, "0")}` : c;
+  }).join("");
+  console.error(`lguest: ${line}`);
   return EXIT.USAGE;
 }
 

@@ -456,7 +456,7 @@ Deno.test("lgfs: the kit's fs.c (built for the host) crashed at every block writ
     const dev = new MemDev(new Uint8Array(size));
     Lgfs.mkfs(dev, { now });
     await Deno.writeFile(`${dir}/m.img`, dev.bytes);
-    const ops = Deno.env.get("LGFS_CRASH_OPS") ?? "60";
+    const ops = Deno.env.get("LGFS_CRASH_OPS") ?? "80";
     const child = new Deno.Command(bin, {
       args: [`${dir}/m.img`, "-", "7", ops],
       stdout: "piped",

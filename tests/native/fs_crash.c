@@ -132,10 +132,13 @@ struct model {
 static struct model acked, after;
 static u8 buf[MAXF];
 
-enum { OP_W, OP_T, OP_R, OP_U };
+/* OP_TW: truncate f without fsync (fs_truncate: no descriptor, so no
+ * commit at close), then OP_W on g with fsync: the blocks the truncate
+ * freed must not carry g's data while f still points at them. */
+enum { OP_W, OP_T, OP_R, OP_U, OP_TW };
 struct op {
 	int kind;
-	u32 f, g, off, len, seed;
+	u32 f, g, off, len, seed, tlen;
 };
 
 static void gen(u8 *p, u32 len, u32 seed)
@@ -168,11 +171,21 @@ static struct op next_op(const struct model *m)
 		if (o.off + o.len > MAXF)
 			o.off = MAXF - o.len;
 		o.seed = rnd() | 1;
-	} else if (k < 80) {
+	} else if (k < 72) {
 		o.kind = OP_T;
 		o.len = rnd() % (m->len[o.f] + 6000);
 		if (o.len > MAXF)
 			o.len = MAXF;
+	} else if (k < 82) {
+		u32 size = m->exists[o.g] ? m->len[o.g] : 0;
+
+		o.kind = OP_TW;
+		o.tlen = rnd() % (m->len[o.f] / 2 + 1);
+		o.len = 1 + rnd() % 20000;
+		o.off = rnd() % (size + 5000);
+		if (o.off + o.len > MAXF)
+			o.off = MAXF - o.len;
+		o.seed = rnd() | 1;
 	} else if (k < 93) {
 		o.kind = OP_R;
 	} else {
@@ -183,6 +196,14 @@ static struct op next_op(const struct model *m)
 
 static void model_apply(struct model *m, const struct op *o)
 {
+	if (o->kind == OP_TW) {
+		struct op t = { OP_T, o->f, 0, 0, o->tlen, 0, 0 };
+		struct op w = { OP_W, o->g, 0, o->off, o->len, o->seed, 0 };
+
+		model_apply(m, &t);
+		model_apply(m, &w);
+		return;
+	}
 	switch (o->kind) {
 	case OP_W:
 		if (!m->exists[o->f]) {
@@ -243,6 +264,13 @@ static int fs_apply(const struct op *o)
 			err = fs_fsync(fd);
 		fs_close(fd);
 		return err;
+	case OP_TW: {
+		struct op w = { OP_W, o->g, 0, o->off, o->len, o->seed, 0 };
+
+		if ((err = fs_truncate(p, o->tlen)))
+			return err;
+		return fs_apply(&w);
+	}
 	case OP_R:
 		return (err = fs_rename(p, q)) ? err : fs_sync();
 	default:
@@ -280,7 +308,9 @@ static void fail(long k, const char *what, u32 f)
 static void verify(long k, const struct op *pending)
 {
 	for (u32 f = 0; f < NFILES; f++) {
-		bool touched = pending && (pending->f == f || (pending->kind == OP_R && pending->g == f));
+		bool touched = pending && (pending->f == f ||
+					   ((pending->kind == OP_R || pending->kind == OP_TW) &&
+					    pending->g == f));
 		char p[16];
 		struct fs_stat st;
 		int fd;
@@ -386,6 +416,9 @@ static u32 run(long k, u32 seed, u32 ops, struct op *pending, bool *inflight)
 
 		after = acked;
 		model_apply(&after, &o);
+		/* First fit from here on: a block freed in this op is the
+		 * first candidate for the next allocation. */
+		fs.balloc_hint = fs.sb.dstart;
 		if ((err = fs_apply(&o))) {
 			if (!dead) {
 				fprintf(msg, "fs_crash: op %u failed without a crash: %s\n", done, lg_errname(err));

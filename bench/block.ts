@@ -66,9 +66,9 @@ class Shell {
   readonly #reader: ReadableStreamDefaultReader<string>;
   #out = "";
 
-  constructor(image: string) {
+  constructor(image: string, extra: string[] = []) {
     this.#child = new Deno.Command(Deno.execPath(), {
-      args: [...FLAGS, "run", "--block", image, "shell"],
+      args: [...FLAGS, "run", ...extra, "--block", image, "shell"],
       stdin: "piped",
       stdout: "piped",
       stderr: "inherit",
@@ -122,14 +122,14 @@ class Shell {
   }
 }
 
-async function benchBlock(write: boolean): Promise<Metric> {
-  const name = write ? "block.write.seq" : "block.read.seq";
+async function benchBlock(write: boolean, extra: string[] = [], suffix = ""): Promise<Metric> {
+  const name = (write ? "block.write.seq" : "block.read.seq") + suffix;
   const dir = await Deno.makeTempDir({ prefix: "lguest-bench-" });
   try {
     const image = `${dir}/disk.img`;
     makeImage(image, IMAGE);
     hostPass(image, false); // page cache warm (it was just written, but make sure)
-    const shell = new Shell(image);
+    const shell = new Shell(image, extra);
     const hostTimed: number[] = [];
     let p;
     try {
@@ -161,9 +161,12 @@ async function benchBlock(write: boolean): Promise<Metric> {
   }
 }
 
-/** `block.read.seq`: guest `blk bench 0` vs the host reading the file in page cache. */
-export function benchBlockRead(): Promise<Metric> {
-  return benchBlock(false);
+/**
+ * `block.read.seq`: guest `blk bench 0` vs the host reading the file in page
+ * cache; `extra` run options (`--engine kvm`) and a name `suffix` (`.kvm`).
+ */
+export function benchBlockRead(extra: string[] = [], suffix = ""): Promise<Metric> {
+  return benchBlock(false, extra, suffix);
 }
 
 /** `block.write.seq`: guest `blk bench 0 write` vs the host writing the file. */

@@ -56,9 +56,15 @@ async function measure(name: string, subject: string[]): Promise<Metric> {
   return metric(name, "ms", p, "Deno printing one byte, same flags", false);
 }
 
-/** Measure the metric (and the bundled one, if there is a bundle). */
-export async function benchBoot(): Promise<Metric[]> {
-  const out = [await measure("boot.first_byte", [...LGUEST_RUN, "run", "hello"])];
+/**
+ * Measure the metric (and the bundled one, if there is a bundle); `args`
+ * are extra run options (`--engine kvm`), `suffix` names the metric.
+ */
+export async function benchBoot(args: string[] = [], suffix = ""): Promise<Metric[]> {
+  const out = [
+    await measure(`boot.first_byte${suffix}`, [...LGUEST_RUN, "run", ...args, "hello"]),
+  ];
+  if (suffix) return out;
   let bundled = false;
   try {
     bundled = Deno.statSync(BUNDLE).isFile;

@@ -17,6 +17,7 @@ import { benchSegment } from "./net.ts";
 import { benchTap } from "./tap.ts";
 import { benchMemory } from "./memory.ts";
 import { benchHypercall } from "./hypercall.ts";
+import { benchKvm } from "./kvm.ts";
 import { compareTable, type Metric, table } from "./lib.ts";
 
 const SUITES: [string, () => Promise<Metric | Metric[]>][] = [
@@ -29,6 +30,7 @@ const SUITES: [string, () => Promise<Metric | Metric[]>][] = [
   ["net.segment", benchSegment],
   ["net.tap", benchTap],
   ["memory.rss.per_guest", benchMemory],
+  ["kvm", benchKvm],
 ];
 
 function machine() {

@@ -5,8 +5,13 @@
  *
  * - `guests/*.c`      -> `guests/images/NAME.wasm` (built-in guests)
  * - `guests/test/*.c` -> `guests/images/test-NAME.wasm` (host test guests)
- * - `guests/images/manifest.json` lists them all: [{name, file, description,
- *   test?}]. The description is the `@guest:` line in each source's header.
+ * - the same sources -> `guests/images/NAME.x86_64.elf`, x86-64 images for
+ *   the KVM engine (static ELF64 at 1 MiB, `kit/arch/x86_64/image.ld`),
+ *   except for a source whose header says `@arch: wasm32` (it uses the
+ *   wasm imports directly).
+ * - `guests/images/manifest.json` lists them all: [{name, file, x86_64?,
+ *   description, test?}]. The description is the `@guest:` line in each
+ *   source's header.
  *
  * The kit's portable files (`kit/*.c`) go into an archive, so a guest links
  * only the kit files it uses (a driver whose file it does not use stays out,
@@ -51,16 +56,57 @@ export const LDFLAGS = [
   "--export=start",
 ];
 
+/**
+ * The x86-64 build (KVM engine): freestanding, static, no red zone (there
+ * is no interrupt stack switch at CPL3, but the kit's contract is the
+ * kernel's), general registers only (the host does not enable SSE state).
+ */
+export const CFLAGS_X86_64 = [
+  "--target=x86_64-unknown-none-elf",
+  "-std=gnu11",
+  "-O2",
+  "-ffreestanding",
+  "-nostdlib",
+  "-fno-pic",
+  "-fno-pie",
+  "-mno-red-zone",
+  "-mgeneral-regs-only",
+  "-fno-stack-protector",
+  "-fno-asynchronous-unwind-tables",
+  "-fno-unwind-tables",
+  "-Wall",
+  "-Wextra",
+  "-Werror",
+  "-Iinclude",
+  "-Ikit",
+];
+
+/** Linker flags (ld.lld): static ELF64 at 1 MiB, no page padding, stripped. */
+export const LDFLAGS_X86_64 = [
+  "-T",
+  "kit/arch/x86_64/image.ld",
+  "-static",
+  "-nostdlib",
+  "--build-id=none",
+  "-z",
+  "norelro",
+  "-n",
+  "-s",
+];
+
 interface Guest {
   name: string; // manifest name, e.g. "hello" or "test-crash"
   source: string; // relative to guests/
   description: string;
   test: boolean;
+  /** Built for x86-64 too (no `@arch: wasm32` line). */
+  x86: boolean;
 }
 
 interface ManifestEntry {
   name: string;
   file: string;
+  x86_64?: string;
   description: string;
   test?: boolean;
 }
@@ -71,6 +117,7 @@ interface Tools {
   clang: string;
   wasmLd: string;
   ar: string;
+  ld: string;
 }
 
 async function findTool(candidates: string[]): Promise<string | null> {
@@ -102,22 +149,22 @@ async function listC(dir: string): Promise<string[]> {
   return names.sort().map((n) => (dir === "." ? n : `${dir}/${n}`));
 }
 
-async function describe(source: string): Promise<string> {
+async function describe(source: string): Promise<{ description: string; x86: boolean }> {
   const text = await Deno.readTextFile(`${GUESTS_DIR}/${source}`);
   const m = text.match(/@guest:\s*(.+?)\s*$/m);
   if (!m) throw new BuildError(`${source}: no "@guest: description" line`);
-  return m[1];
+  return { description: m[1], x86: !/@arch:\s*wasm32\b/.test(text) };
 }
 
 async function findGuests(): Promise<Guest[]> {
   const guests: Guest[] = [];
   for (const source of await listC(".")) {
     const name = source.replace(/\.c$/, "");
-    guests.push({ name, source, description: await describe(source), test: false });
+    guests.push({ name, source, ...await describe(source), test: false });
   }
   for (const source of await listC("test")) {
     const name = "test-" + source.replace(/^test\//, "").replace(/\.c$/, "");
-    guests.push({ name, source, description: await describe(source), test: true });
+    guests.push({ name, source, ...await describe(source), test: true });
   }
   return guests;
 }
@@ -155,6 +202,7 @@ async function build(
     // D: deterministic (no dates, uids); s: a symbol index for wasm-ld.
     const archive = `${objDir}/libkit-${ARCH}.a`;
     await run(tools.ar, ["rcsD", archive, ...kit.map(obj)]);
+    const x86 = await buildX86Objects(tools, objDir, kit, guests);
 
     await Deno.mkdir(outDir, { recursive: true });
     const files: string[] = [];
@@ -173,9 +221,23 @@ async function build(
       await Deno.writeFile(image, dropZeroSegments(await Deno.readFile(image)));
       await Deno.chmod(image, 0o644); // wasm-ld marks its output executable
       files.push(file);
+      const x86File = g.x86 ? `${g.name}.x86_64.elf` : undefined;
+      if (x86File) {
+        await run(tools.ld, [
+          ...LDFLAGS_X86_64,
+          "-o",
+          `${outDir}/${x86File}`,
+          x86.obj(g.source),
+          ...x86.arch,
+          x86.archive,
+        ]);
+        await Deno.chmod(`${outDir}/${x86File}`, 0o644);
+        files.push(x86File);
+      }
       manifest.push({
         name: g.name,
         file,
+        ...(x86File ? { x86_64: x86File } : {}),
         description: g.description,
         ...(g.test ? { test: true } : {}),
       });
@@ -190,6 +252,24 @@ async function build(
   } finally {
     await Deno.remove(objDir, { recursive: true });
   }
+}
+
+/** Compile the kit and the guests for x86-64; the kit's portable part as an archive. */
+async function buildX86Objects(
+  tools: Tools,
+  objDir: string,
+  kit: string[],
+  guests: Guest[],
+): Promise<{ obj: (src: string) => string; arch: string[]; archive: string }> {
+  const arch = await listC("kit/arch/x86_64");
+  const obj = (src: string) => `${objDir}/x86_64__${src.replace(/\//g, "__")}.o`;
+  const sources = [...kit, ...arch, ...guests.filter((g) => g.x86).map((g) => g.source)];
+  await Promise.all(
+    sources.map((src) => run(tools.clang, [...CFLAGS_X86_64, "-c", src, "-o", obj(src)])),
+  );
+  const archive = `${objDir}/libkit-x86_64.a`;
+  await run(tools.ar, ["rcsD", archive, ...kit.map(obj)]);
+  return { obj, arch: arch.map(obj), archive };
 }
 
 /**
@@ -364,7 +444,12 @@ async function main(args: string[]): Promise<number> {
     console.error("guests/build.ts: llvm-ar not found (apt-get install llvm)");
     return 2;
   }
-  const tools = { clang, wasmLd, ar };
+  const ld = await findTool(["ld.lld", "ld.lld-14"]);
+  if (!ld) {
+    console.error("guests/build.ts: ld.lld not found (apt-get install lld)");
+    return 2;
+  }
+  const tools = { clang, wasmLd, ar, ld };
 
   const imagesDir = `${GUESTS_DIR}/images`;
   if (!check) {

@@ -70,7 +70,7 @@ export interface GuestOptions {
   args?: string | readonly string[];
   /** RAM: `"32M"`, `"512K"`, `"1G"` (the CLI's sizes) or bytes; default 32 MiB. */
   memory?: string | number;
-  /** The engine (`--engine`); default and today only `"wasm"`. */
+  /** The engine (`--engine`): `"wasm"` (default) or `"kvm"` (x86-64 under /dev/kvm). */
   engine?: string;
   /** Disks, as `--block` values or typed objects. */
   block?: readonly (string | BlockOptions)[];
@@ -126,7 +126,7 @@ export interface LabConfig {
 export interface LabOptions {
   /** Stop every guest after this many milliseconds (code 124). */
   timeoutMs?: number;
-  /** The engine of every guest; default `"wasm"`. */
+  /** The engine of every guest: `"wasm"` (default) or `"kvm"`. */
   engine?: string;
   /** Per guest, keep at most this many characters of console output. */
   maxOutput?: number;

@@ -16,6 +16,7 @@ import { deviceKinds, UsageError } from "../devices/registry.ts";
 import "../devices/all.ts";
 import { ImageError } from "../engines/wasm.ts";
 import { hasJspi } from "../engines/jspi.ts";
+import { engineUnavailable, parseEngine } from "../engines/select.ts";
 import { VERSION } from "../version.ts";
 import { builtinGuests } from "./images.ts";
 import { loadConfig } from "./config.ts";
@@ -79,6 +80,7 @@ function runUsage(): string {
       "-m, --memory SIZE",
       `guest RAM, e.g. 16M, 512K, 1G (plain number: MiB; default ${DEFAULT_MEMORY})`,
     ],
+    ["    --engine NAME", "wasm (default; runs anywhere) or kvm (x86-64 code under /dev/kvm)"],
     ["    --timeout SECS", "end the run after SECS seconds (e.g. 10, 2.5, 500ms)"],
     ["-v, --verbose", "show the memory layout, device status bits and counters"],
     ["    --config FILE", "run several guests in one host (JSON; see README)"],
@@ -91,7 +93,8 @@ function runUsage(): string {
   lguest run [options] GUEST [-- ARGS...]   run a guest; ARGS become its command line
   lguest run [options] --config FILE.json   run several guests in one host
 
-GUEST is a built-in guest name (see 'lguest guests') or a path to a .wasm image.
+GUEST is a built-in guest name (see 'lguest guests') or a path to an image
+(.wasm for the wasm engine, an x86-64 ELF for kvm).
 ARGS: each word reaches the guest as one word (docs/guest-abi.md §3).
 
 Options for run:
@@ -216,6 +219,7 @@ async function dispatch(argv: string[]): Promise<number> {
 function parseRunArgs(argv: string[]) {
   const options: Record<string, OptionSpec> = {
     memory: { type: "string", short: "m" },
+    engine: { type: "string" },
     timeout: { type: "string" },
     config: { type: "string" },
     pcap: { type: "string" },
@@ -236,12 +240,18 @@ async function runCommand(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   const timeoutMs = values.timeout === undefined ? 0 : parseTimeout(values.timeout as string);
+  const engine = values.engine === undefined ? undefined : parseEngine(values.engine as string);
+  if (engine !== undefined) {
+    const why = engineUnavailable(engine);
+    if (why !== null) throw new UsageError(why);
+  }
   const verbose = values.verbose ? (line: string) => console.error(`lguest: ${line}`) : undefined;
   if (!hasJspi) throw new UsageError("this Deno has no WebAssembly JSPI; use Deno 2.9 or later");
   const opts = {
     timeoutMs,
     verbose,
     pcap: values.pcap as string | undefined,
+    engine,
     json: values.json as string | undefined,
     parseSize,
     defaultMemory: parseSize(DEFAULT_MEMORY),

@@ -9,7 +9,8 @@
  * ```
  *
  * Per-guest fields mirror the CLI: `name` (required, unique), `image`
- * (required: built-in name or path), `memory`, `args` (the command line),
+ * (required: built-in name or path), `memory`, `engine` (`"wasm"` or
+ * `"kvm"`; default: the CLI's `--engine`), `args` (the command line),
  * `console` (`"stdio"` for at most one guest), and one array per device
  * option (`net`, `block`). Errors name the field and its line.
  *
@@ -17,6 +18,7 @@
  */
 
 import { deviceKinds, UsageError } from "../devices/registry.ts";
+import { type EngineName, parseEngine } from "../engines/select.ts";
 import { checkCmdline, joinCmdline } from "./cmdline.ts";
 import { readInputFile } from "./input_file.ts";
 import { printable } from "../sys/text.ts";
@@ -38,7 +40,10 @@ export interface GuestPlan {
   devices: [string, string, unknown?][];
   /** The image's bytes (the API), instead of reading `image`. */
   bytes?: Uint8Array;
-  /** The engine (contract 8); undefined = wasm. */
+  /**
+   * The engine this guest runs on (contract 8: `"wasm"` or `"kvm"`);
+   * undefined: the run's default (`--engine`, else wasm).
+   */
   engine?: string;
 }
 
@@ -119,7 +124,7 @@ class Parser {
   }
 }
 
-const GUEST_FIELDS = ["name", "image", "memory", "args", "console"];
+const GUEST_FIELDS = ["name", "image", "memory", "engine", "args", "console"];
 
 /**
  * A guest's `args`: a string is the command line as written; an array of
@@ -231,10 +236,21 @@ export function parseConfig(text: string, checks: ConfigChecks = {}): RunPlan {
         throw e;
       }
     }
+    const engineText = str("engine", false);
+    let engine: EngineName | undefined;
+    if (engineText !== undefined) {
+      try {
+        engine = parseEngine(engineText);
+      } catch (e) {
+        if (e instanceof UsageError) bad(`${base}.engine`, e.message);
+        throw e;
+      }
+    }
     return {
       name,
       image: str("image", true)!,
       memory,
+      ...(engine !== undefined ? { engine } : {}),
       args: argsOf(o.args, (msg) => bad(`${base}.args`, msg)),
       stdio: console_ === "stdio",
       devices,

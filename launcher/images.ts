@@ -39,9 +39,24 @@ export async function builtinFile(file: string): Promise<Uint8Array | null> {
   return Uint8Array.fromBase64(mod.BASE64);
 }
 
-/** Read a guest image by built-in name or path; user errors are one line. */
-export async function loadImage(guest: string): Promise<{ name: string; bytes: Uint8Array }> {
+/**
+ * Read a guest image by built-in name or path; user errors are one line.
+ * A built-in guest's image is the one for `engine`: `file` (wasm32) or
+ * `x86_64` (an ELF for the KVM engine) in its manifest entry.
+ */
+export async function loadImage(
+  guest: string,
+  engine: "wasm" | "kvm" = "wasm",
+): Promise<{ name: string; bytes: Uint8Array }> {
   const builtin = MANIFEST.find((g) => g.name === guest);
+  if (builtin && engine === "kvm") {
+    const file = typeof builtin.x86_64 === "string" ? builtin.x86_64 : undefined;
+    const bytes = file && await builtinFile(file);
+    if (!bytes) {
+      throw new UsageError(`guest '${guest}' has no x86-64 image: it runs with --engine wasm only`);
+    }
+    return { name: guest, bytes };
+  }
   const bytes = builtin && await builtinFile(builtin.file);
   if (bytes) return { name: guest, bytes };
   const looksLikePath = guest.includes("/") || guest.includes(".");
@@ -58,5 +73,5 @@ export async function loadImage(guest: string): Promise<{ name: string; bytes: U
   }
   // A regular file of at most the profile's image size, checked before it is read.
   const file = await readInputFile(guest, LIMITS.imageBytes, "guest image");
-  return { name: guest.replace(/^.*\//, "").replace(/\.wasm$/, ""), bytes: file };
+  return { name: guest.replace(/^.*\//, "").replace(/\.(wasm|elf)$/, ""), bytes: file };
 }

@@ -54,8 +54,11 @@ export interface GuestSpec {
   cmdline: string;
   /** Devices in table order; the console should be last (§9.1). */
   devices: Device[];
-  /** Makes the engine instance for a RAM size (the image is bound in). */
-  makeCpu(bytes: number): GuestCpu;
+  /**
+   * Makes the engine instance (the image is bound in) for `bytes` of
+   * guest-physical space, the first `mem` of them RAM.
+   */
+  makeCpu(bytes: number, mem: number): GuestCpu;
   /**
    * Serve Launcher-bound DMA inside the hypercall (default true); false
    * runs every DMA through read() exactly as the 2.6.23 Launcher did.
@@ -106,7 +109,7 @@ export class GuestRun {
   /** Lay out memory, write boot data, LHREQ_INITIALIZE, init devices. */
   static async create(host: Host, spec: GuestSpec): Promise<GuestRun> {
     const layout = planLayout(spec.memory, spec.devices.map((d) => d.numPages));
-    const cpu = spec.makeCpu(layout.top);
+    const cpu = spec.makeCpu(layout.top, layout.mem);
     const memory = new GuestMemory(cpu.memory, layout.pfnLimit);
     writeBootParams(memory, layout.mem, spec.cmdline);
     const file = host.open(cpu);

@@ -15,7 +15,13 @@ import { type ConsoleBackend, ConsoleDevice, stdioBackend } from "../devices/con
 import { type Device, type DeviceEnv, deviceKinds, UsageError } from "../devices/registry.ts";
 import { RngDevice } from "../devices/rng.ts";
 import { acquirePcap, type PcapWriter, releasePcap } from "../devices/net/pcap.ts";
-import { compileImage, describePreemption, ImageError, WasmCpu } from "../engines/wasm.ts";
+import { ImageError } from "../engines/wasm.ts";
+import {
+  engineUnavailable,
+  parseEngine,
+  prepareImage,
+  type ReadyImage,
+} from "../engines/select.ts";
 import { Host } from "../host/host.ts";
 import type { GuestPlan } from "./config.ts";
 import { EXIT, MAX_PASSED_STATUS } from "./exit.ts";
@@ -31,6 +37,8 @@ export interface RunOptions {
   pcap?: string;
   /** `--json FILE`: how each guest ended and its counters ({@link RunReport}). */
   json?: string;
+  /** The engine of guests that do not name one (`--engine`; default wasm). */
+  engine?: string;
   /** Parse a memory size (the CLI's rules). */
   parseSize(text: string): number;
   defaultMemory: number;
@@ -70,7 +78,7 @@ export interface Prepared {
   plan: GuestPlan;
   devices: Device[];
   console: ConsoleDevice;
-  module: WebAssembly.Module;
+  image: ReadyImage;
   memory: number;
   name: string;
 }
@@ -80,14 +88,14 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
   const devices: Device[] = [];
   try {
     const memory = plan.memory === undefined ? opts.defaultMemory : opts.parseSize(plan.memory);
-    if (plan.engine !== undefined && plan.engine !== "wasm") {
-      throw new UsageError(`engine '${plan.engine}' is not available (use wasm)`);
-    }
-    const image = plan.bytes
+    const engine = parseEngine(plan.engine ?? opts.engine ?? "wasm");
+    const unavailable = engineUnavailable(engine);
+    if (unavailable !== null) throw new UsageError(unavailable);
+    const file = plan.bytes
       ? { name: plan.name || "guest", bytes: plan.bytes }
-      : await loadImage(plan.image);
-    const module = await compileImage(image.bytes, image.name);
-    opts.verbose?.(`${plan.name || image.name}: ${describePreemption(module)}`);
+      : await loadImage(plan.image, engine);
+    const image = await prepareImage(engine, file.bytes, file.name);
+    opts.verbose?.(`${plan.name || file.name}: ${image.describe}`);
     if (plan.devices.length >= 15) {
       throw new UsageError("too many devices: a guest has at most 14 plus the rng and the console");
     }
@@ -96,7 +104,7 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
       devices.push(await kind.create(parsed ?? kind.parse(value), env));
     }
     devices.push(new RngDevice());
-    const name = plan.name || image.name;
+    const name = plan.name || file.name;
     let choice = opts.console?.(plan, name);
     if (!choice) {
       const stdout = stdioBackend();
@@ -106,7 +114,7 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
     }
     const console_ = new ConsoleDevice(choice.backend, choice.label);
     devices.push(console_);
-    return { plan, devices, console: console_, module, memory, name };
+    return { plan, devices, console: console_, image, memory, name };
   } catch (e) {
     for (const d of devices) await d.close?.(); // those created before the failure
     if (e instanceof UsageError) throw new UsageError(where(e.message));
@@ -163,7 +171,7 @@ export class HostRun {
             memory: p.memory,
             cmdline: p.plan.args,
             devices: p.devices,
-            makeCpu: (bytes) => new WasmCpu(p.module, bytes),
+            makeCpu: (top, mem) => p.image.makeCpu(top, mem),
             verbose: this.#opts.verbose,
           }),
         );

@@ -25,141 +25,179 @@ export const MANIFEST: readonly ManifestEntry[] = [
   {
     "name": "disktest",
     "file": "disktest.wasm",
+    "x86_64": "disktest.x86_64.elf",
     "description": "Block device stress test: random reads and writes checked against a model (seed=N ops=N disk=N log=1)."
   },
   {
     "name": "hello",
     "file": "hello.wasm",
+    "x86_64": "hello.x86_64.elf",
     "description": "Prints a greeting with the memory size, then powers off."
   },
   {
     "name": "netd",
     "file": "netd.wasm",
+    "x86_64": "netd.x86_64.elf",
     "description": "Network daemon: answers ARP, ping and UDP echo (port 7) on net0; ip=A.B.C.D/N [gw=A.B.C.D]."
   },
   {
     "name": "shell",
     "file": "shell.wasm",
+    "x86_64": "shell.x86_64.elf",
     "description": "Interactive line shell (help, echo, devices, mem, uptime, blk, net, ping, udp, poweroff); ip=A.B.C.D/N."
   },
   {
     "name": "test-args",
     "file": "test-args.wasm",
+    "x86_64": "test-args.x86_64.elf",
     "description": "Test: prints its command line split into words (cmdline_split), one [word] a line (bytes below 0x20 and backslash as \\\\xNN).",
     "test": true
   },
   {
     "name": "test-badcall",
     "file": "test-badcall.wasm",
+    "x86_64": "test-badcall.x86_64.elf",
     "description": "Test: makes the unassigned hypercall 11 (\"Bad hypercall 11\").",
     "test": true
   },
   {
     "name": "test-baddma",
     "file": "test-baddma.wasm",
+    "x86_64": "test-baddma.x86_64.elf",
     "description": "Test: SEND_DMA to the console with a section at 0xFFFFF000 (100 bytes).",
     "test": true
   },
   {
     "name": "test-badmem",
     "file": "test-badmem.wasm",
+    "x86_64": "test-badmem.x86_64.elf",
     "description": "Test: stores to 0xFFFFFFF0, far outside guest memory (a wasm trap).",
     "test": true
   },
   {
     "name": "test-blkerr",
     "file": "test-blkerr.wasm",
+    "x86_64": "test-blkerr.x86_64.elf",
     "description": "Test: block requests the device must refuse with result 2 (past the end, no reply buffer, bad type); disk=N.",
     "test": true
   },
   {
     "name": "test-clock",
     "file": "test-clock.wasm",
+    "x86_64": "test-clock.x86_64.elf",
     "description": "Test: the cheap clock (lg_clock_ns, lg_realtime_ns) and the rng device; prints what it measured.",
     "test": true
   },
   {
     "name": "test-crash",
     "file": "test-crash.wasm",
+    "x86_64": "test-crash.x86_64.elf",
     "description": "Test: CRASH with the message \"oops: test crash\".",
+    "test": true
+  },
+  {
+    "name": "test-crc",
+    "file": "test-crc.wasm",
+    "x86_64": "test-crc.x86_64.elf",
+    "description": "Benchmark: CRC-32 (zlib) over mb=N MiB of its own RAM (default 64), timed with lg_clock_ns(); prints \"crc: N MiB in T ms, crc32 X\".",
     "test": true
   },
   {
     "name": "test-dmabench",
     "file": "test-dmabench.wasm",
+    "x86_64": "test-dmabench.x86_64.elf",
     "description": "Bench: COUNT Launcher-bound SEND_DMAs of 16 x 4 KiB sections to KEY.",
     "test": true
   },
   {
     "name": "test-exit",
     "file": "test-exit.wasm",
+    "x86_64": "test-exit.x86_64.elf",
     "description": "Test: ends with the exit status on its command line (\"N\": lg_exit(N); \"main N\": main returns N).",
     "test": true
   },
   {
     "name": "test-fstest",
     "file": "test-fstest.wasm",
+    "x86_64": "test-fstest.x86_64.elf",
     "description": "lgfs file system test: api | write PATH SIZE SEED | crc PATH | ls PATH | mkdir PATH | fill PATH | bench MIB | writer SEED [OPS]",
     "test": true
   },
   {
     "name": "test-hostile-blkbad",
     "file": "test-hostile-blkbad.wasm",
+    "x86_64": "test-hostile-blkbad.x86_64.elf",
     "description": "Hostile: malformed block requests (past the end, bytes not matching the sections, bad types, zero sections, sections crossing pages, DMA into the device page); end=outside|reply dies on a DMA outside memory.",
     "test": true
   },
   {
     "name": "test-hostile-exit",
     "file": "test-hostile-exit.wasm",
+    "x86_64": "test-hostile-exit.x86_64.elf",
     "description": "Hostile: dies in the middle of I/O (mode=blk|ring|trap|net|ping; sector=N after=K ip=A.B.C.D/N).",
     "test": true
   },
   {
     "name": "test-hostile-nest",
     "file": "test-hostile-nest.wasm",
+    "x86_64": "test-hostile-nest.x86_64.elf",
     "description": "Hostile: drives the engine's event protocol by hand, taking interrupts inside interrupts without ever finishing a hypercall (secs=N).",
     "test": true
   },
   {
     "name": "test-hostile-rebind",
     "file": "test-hostile-rebind.wasm",
+    "x86_64": "test-hostile-rebind.x86_64.elf",
     "description": "Hostile: BIND_DMA abuse: thousands of bind/unbind cycles, binds past the limit of 32, garbage arrays, the console key, its peers' keys on a segment (cycles=N ms=N peers=N end=garbage).",
     "test": true
   },
   {
     "name": "test-hostile-recurse",
     "file": "test-hostile-recurse.wasm",
+    "x86_64": "test-hostile-recurse.x86_64.elf",
     "description": "Test: prints \"recursing\", then computes forever by recursion through a function pointer, without a loop or a hypercall.",
     "test": true
   },
   {
     "name": "test-hostile-scribble",
     "file": "test-hostile-scribble.wasm",
+    "x86_64": "test-hostile-scribble.x86_64.elf",
     "description": "Hostile: scribbles random bytes over its device pages, descriptor table and lguest_data while doing I/O, then checks its disk and network still work (seed=N rounds=N ring=1 ip=A.B.C.D/N peer=A.B.C.D).",
     "test": true
   },
   {
     "name": "test-netblast",
     "file": "test-netblast.wasm",
+    "x86_64": "test-netblast.x86_64.elf",
     "description": "Bench: blast COUNT frames of SIZE bytes to segment slot PEER.",
     "test": true
   },
   {
     "name": "test-netflood",
     "file": "test-netflood.wasm",
+    "x86_64": "test-netflood.x86_64.elf",
     "description": "Test: flood a peer with COUNT frames back to back (dst=IP|MAC count=N size=S [port=P] ip=A.B.C.D/N), or be a receiver that stays full (sink from=MAC).",
     "test": true
   },
   {
     "name": "test-netsink",
     "file": "test-netsink.wasm",
+    "x86_64": "test-netsink.x86_64.elf",
     "description": "Bench: take every frame on net 0 and count it; never answers.",
     "test": true
   },
   {
     "name": "test-spin",
     "file": "test-spin.wasm",
+    "x86_64": "test-spin.x86_64.elf",
     "description": "Test: prints \"spinning\", then loops forever without hypercalls.",
+    "test": true
+  },
+  {
+    "name": "test-x86fault",
+    "file": "test-x86fault.wasm",
+    "x86_64": "test-x86fault.x86_64.elf",
+    "description": "Hostile (x86-64, KVM engine): does one forbidden thing, do=hlt|cli-hlt|port|in|pt|ptread|wild|exec|cr3|wrmsr|lidt|int|int3|ud2|spin|pause-spin; under wasm it says it needs x86-64.",
     "test": true
   }
 ];
@@ -167,27 +205,55 @@ export const MANIFEST: readonly ManifestEntry[] = [
 /** Image file name -> import of its module. */
 export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string }>>> = {
   "disktest.wasm": () => import("./disktest.wasm.ts"),
+  "disktest.x86_64.elf": () => import("./disktest.x86_64.elf.ts"),
   "hello.wasm": () => import("./hello.wasm.ts"),
+  "hello.x86_64.elf": () => import("./hello.x86_64.elf.ts"),
   "netd.wasm": () => import("./netd.wasm.ts"),
+  "netd.x86_64.elf": () => import("./netd.x86_64.elf.ts"),
   "shell.wasm": () => import("./shell.wasm.ts"),
+  "shell.x86_64.elf": () => import("./shell.x86_64.elf.ts"),
   "test-args.wasm": () => import("./test-args.wasm.ts"),
+  "test-args.x86_64.elf": () => import("./test-args.x86_64.elf.ts"),
   "test-badcall.wasm": () => import("./test-badcall.wasm.ts"),
+  "test-badcall.x86_64.elf": () => import("./test-badcall.x86_64.elf.ts"),
   "test-baddma.wasm": () => import("./test-baddma.wasm.ts"),
+  "test-baddma.x86_64.elf": () => import("./test-baddma.x86_64.elf.ts"),
   "test-badmem.wasm": () => import("./test-badmem.wasm.ts"),
+  "test-badmem.x86_64.elf": () => import("./test-badmem.x86_64.elf.ts"),
   "test-blkerr.wasm": () => import("./test-blkerr.wasm.ts"),
+  "test-blkerr.x86_64.elf": () => import("./test-blkerr.x86_64.elf.ts"),
   "test-clock.wasm": () => import("./test-clock.wasm.ts"),
+  "test-clock.x86_64.elf": () => import("./test-clock.x86_64.elf.ts"),
   "test-crash.wasm": () => import("./test-crash.wasm.ts"),
+  "test-crash.x86_64.elf": () => import("./test-crash.x86_64.elf.ts"),
+  "test-crc.wasm": () => import("./test-crc.wasm.ts"),
+  "test-crc.x86_64.elf": () => import("./test-crc.x86_64.elf.ts"),
   "test-dmabench.wasm": () => import("./test-dmabench.wasm.ts"),
+  "test-dmabench.x86_64.elf": () => import("./test-dmabench.x86_64.elf.ts"),
   "test-exit.wasm": () => import("./test-exit.wasm.ts"),
+  "test-exit.x86_64.elf": () => import("./test-exit.x86_64.elf.ts"),
   "test-fstest.wasm": () => import("./test-fstest.wasm.ts"),
+  "test-fstest.x86_64.elf": () => import("./test-fstest.x86_64.elf.ts"),
   "test-hostile-blkbad.wasm": () => import("./test-hostile-blkbad.wasm.ts"),
+  "test-hostile-blkbad.x86_64.elf": () => import("./test-hostile-blkbad.x86_64.elf.ts"),
   "test-hostile-exit.wasm": () => import("./test-hostile-exit.wasm.ts"),
+  "test-hostile-exit.x86_64.elf": () => import("./test-hostile-exit.x86_64.elf.ts"),
   "test-hostile-nest.wasm": () => import("./test-hostile-nest.wasm.ts"),
+  "test-hostile-nest.x86_64.elf": () => import("./test-hostile-nest.x86_64.elf.ts"),
   "test-hostile-rebind.wasm": () => import("./test-hostile-rebind.wasm.ts"),
+  "test-hostile-rebind.x86_64.elf": () => import("./test-hostile-rebind.x86_64.elf.ts"),
   "test-hostile-recurse.wasm": () => import("./test-hostile-recurse.wasm.ts"),
+  "test-hostile-recurse.x86_64.elf": () => import("./test-hostile-recurse.x86_64.elf.ts"),
   "test-hostile-scribble.wasm": () => import("./test-hostile-scribble.wasm.ts"),
+  "test-hostile-scribble.x86_64.elf": () => import("./test-hostile-scribble.x86_64.elf.ts"),
   "test-netblast.wasm": () => import("./test-netblast.wasm.ts"),
+  "test-netblast.x86_64.elf": () => import("./test-netblast.x86_64.elf.ts"),
   "test-netflood.wasm": () => import("./test-netflood.wasm.ts"),
+  "test-netflood.x86_64.elf": () => import("./test-netflood.x86_64.elf.ts"),
   "test-netsink.wasm": () => import("./test-netsink.wasm.ts"),
+  "test-netsink.x86_64.elf": () => import("./test-netsink.x86_64.elf.ts"),
   "test-spin.wasm": () => import("./test-spin.wasm.ts"),
+  "test-spin.x86_64.elf": () => import("./test-spin.x86_64.elf.ts"),
+  "test-x86fault.wasm": () => import("./test-x86fault.wasm.ts"),
+  "test-x86fault.x86_64.elf": () => import("./test-x86fault.x86_64.elf.ts"),
 };

@@ -17,11 +17,37 @@
  */
 #include "kit.h"
 
+#ifdef __wasm__
 #define WASM_IMPORT(name) __attribute__((import_module("env"), import_name(name)))
 
 WASM_IMPORT("hcall") u32 raw_hcall(u32 eax, u32 edx, u32 ebx, u32 ecx);
 WASM_IMPORT("event") u32 raw_event(void);
 WASM_IMPORT("wait") void raw_wait(void);
+
+/* HALT, then the first event that is not "wait". */
+static u32 halt_event(void)
+{
+	u32 ev;
+
+	if (raw_hcall(LHCALL_HALT, 0, 0, 0) != LG_EVENT)
+		return LG_EV_DONE;
+	while ((ev = raw_event()) == LG_EV_WAIT)
+		raw_wait();
+	return ev;
+}
+#else
+/* x86-64 (KVM engine): the `out` returns the first event itself. */
+static u32 raw_hcall(u32 eax, u32 edx, u32 ebx, u32 ecx)
+{
+	__asm__ volatile("outl %%eax, $0xF0" : "+a"(eax) : "d"(edx), "b"(ebx), "c"(ecx) : "memory");
+	return eax;
+}
+
+static u32 halt_event(void)
+{
+	return raw_hcall(LHCALL_HALT, 0, 0, 0);
+}
+#endif
 
 static u32 arg_num(const char *key, u32 def)
 {
@@ -43,10 +69,7 @@ int main(void)
 		u32 ev;
 
 		raw_hcall(LHCALL_SET_CLOCKEVENT, 1000, 0, 0);
-		if (raw_hcall(LHCALL_HALT, 0, 0, 0) != LG_EVENT)
-			continue;
-		while ((ev = raw_event()) == LG_EV_WAIT)
-			raw_wait();
+		ev = halt_event();
 		if (ev & LG_EV_DONE)
 			continue;               /* finished after all: nothing nested */
 		levels++;                       /* inside IRQ ev's "handler" now */

@@ -1,0 +1,67 @@
+/**
+ * Choosing an engine: `--engine wasm|kvm`, `"engine"` in a config file,
+ * the API's `engine` option. Host and devices never know which one runs a
+ * guest; only the Launcher's image loading and `makeCpu` differ.
+ *
+ * @module
+ */
+
+import { UsageError } from "../devices/registry.ts";
+import type { GuestCpu } from "./engine.ts";
+import { KvmCpu, kvmFlavour, kvmUnavailable, parseX86Image } from "./kvm.ts";
+import { compileImage, describePreemption, WasmCpu } from "./wasm.ts";
+
+/** The engines, default first. */
+export const ENGINE_NAMES = ["wasm", "kvm"] as const;
+/** An engine's name. */
+export type EngineName = typeof ENGINE_NAMES[number];
+
+/** Check an engine name (a one-line UsageError otherwise). */
+export function parseEngine(text: string): EngineName {
+  if ((ENGINE_NAMES as readonly string[]).includes(text)) return text as EngineName;
+  throw new UsageError(`unknown engine '${text}' (use ${ENGINE_NAMES.join(" or ")})`);
+}
+
+/**
+ * Why `engine` cannot run on this machine (one line, for the user), or
+ * null. The wasm engine always can.
+ */
+export function engineUnavailable(engine: EngineName): string | null {
+  if (engine === "wasm") return null;
+  const why = kvmUnavailable();
+  return why === null
+    ? null
+    : `--engine kvm: ${why}; the default engine (wasm) needs nothing, leave --engine out`;
+}
+
+/** An image made ready for one engine. */
+export interface ReadyImage {
+  /** One line for --verbose. */
+  describe: string;
+  /** Make a guest: `top` guest-physical bytes, `mem` of them RAM. */
+  makeCpu(top: number, mem: number): GuestCpu;
+}
+
+/** Check and prepare an image's bytes for `engine` (ImageError on bad input). */
+export async function prepareImage(
+  engine: EngineName,
+  bytes: Uint8Array,
+  name: string,
+): Promise<ReadyImage> {
+  if (engine === "kvm") {
+    const why = engineUnavailable(engine);
+    if (why !== null) throw new UsageError(why);
+    const image = parseX86Image(bytes, name);
+    return {
+      describe:
+        `kvm engine (${kvmFlavour()}): x86-64 image, ${image.segments.length} segment(s), ` +
+        `entry 0x${image.entry.toString(16)}; preempted by a timer signal every time slice`,
+      makeCpu: (top, mem) => new KvmCpu(image, top, mem),
+    };
+  }
+  const mod = await compileImage(bytes, name);
+  return {
+    describe: describePreemption(mod),
+    makeCpu: (top) => new WasmCpu(mod, top),
+  };
+}

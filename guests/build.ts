@@ -242,6 +242,27 @@ async function build(
         ...(g.test ? { test: true } : {}),
       });
     }
+    // The POSIX layer and the guests built on it (guests/posix/build.ts;
+    // a copy of guests/ without it builds the kit guests only).
+    const hasPosix = await readOrNull(`${GUESTS_DIR}/posix/build.ts`) !== null;
+    const { buildPosix, writePosixLibModule } = hasPosix
+      ? await import("./posix/build.ts")
+      : { buildPosix: null, writePosixLibModule: null };
+    const posix = buildPosix === null ? { images: [], files: [] } : await buildPosix(
+      { ...tools, run: (cmd, args) => run(cmd, args) },
+      GUESTS_DIR,
+      kit,
+      arch,
+      objDir,
+      outDir,
+    );
+    for (const p of posix.images) {
+      const image = `${outDir}/${p.file}`;
+      await Deno.writeFile(image, dropZeroSegments(await Deno.readFile(image)));
+      manifest.push(p);
+    }
+    files.push(...posix.files);
+    if (writePosixLibModule) files.push(...await writePosixLibModule(outDir));
     await Deno.writeTextFile(
       `${outDir}/manifest.json`,
       JSON.stringify(manifest, null, 2) + "\n",

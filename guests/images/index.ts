@@ -199,6 +199,22 @@ export const MANIFEST: readonly ManifestEntry[] = [
     "x86_64": "test-x86fault.x86_64.elf",
     "description": "Hostile (x86-64, KVM engine): does one forbidden thing, do=hlt|cli-hlt|port|in|pt|ptread|wild|exec|cr3|wrmsr|lidt|int|int3|ud2|spin|pause-spin; under wasm it says it needs x86-64.",
     "test": true
+  },
+  {
+    "name": "test-posix-files",
+    "file": "test-posix-files.wasm",
+    "description": "Test: a wasi-libc program on the POSIX layer: argv, environ, stdio, malloc, setjmp, clocks, random, files, directories, exit status.",
+    "test": true
+  },
+  {
+    "name": "lua",
+    "file": "lua.wasm",
+    "description": "Lua 5.4.4, the standalone interpreter (lua -e CODE, lua FILE, lua - for stdin)"
+  },
+  {
+    "name": "sqlite3",
+    "file": "sqlite3.wasm",
+    "description": "SQLite 3.53.2 shell (sqlite3 [FILE]; files on the --block disk's lgfs)"
   }
 ];
 
@@ -208,10 +224,12 @@ export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string }>>> 
   "disktest.x86_64.elf": () => import("./disktest.x86_64.elf.ts"),
   "hello.wasm": () => import("./hello.wasm.ts"),
   "hello.x86_64.elf": () => import("./hello.x86_64.elf.ts"),
+  "lua.wasm": () => import("./lua.wasm.ts"),
   "netd.wasm": () => import("./netd.wasm.ts"),
   "netd.x86_64.elf": () => import("./netd.x86_64.elf.ts"),
   "shell.wasm": () => import("./shell.wasm.ts"),
   "shell.x86_64.elf": () => import("./shell.x86_64.elf.ts"),
+  "sqlite3.wasm": () => import("./sqlite3.wasm.ts"),
   "test-args.wasm": () => import("./test-args.wasm.ts"),
   "test-args.x86_64.elf": () => import("./test-args.x86_64.elf.ts"),
   "test-badcall.wasm": () => import("./test-badcall.wasm.ts"),
@@ -252,6 +270,7 @@ export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string }>>> 
   "test-netflood.x86_64.elf": () => import("./test-netflood.x86_64.elf.ts"),
   "test-netsink.wasm": () => import("./test-netsink.wasm.ts"),
   "test-netsink.x86_64.elf": () => import("./test-netsink.x86_64.elf.ts"),
+  "test-posix-files.wasm": () => import("./test-posix-files.wasm.ts"),
   "test-spin.wasm": () => import("./test-spin.wasm.ts"),
   "test-spin.x86_64.elf": () => import("./test-spin.x86_64.elf.ts"),
   "test-x86fault.wasm": () => import("./test-x86fault.wasm.ts"),

@@ -1,0 +1,127 @@
+/*
+ * @guest: Test: a wasi-libc program on the POSIX layer: argv, environ, stdio, malloc, setjmp, clocks, random, files, directories, exit status.
+ *
+ * The command line's words are the test's arguments: "exit N" ends with
+ * status N after the rest; "files" exercises the file system (needs an
+ * lgfs disk); "stdin" echoes standard input line by line until EOF.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+static jmp_buf jb;
+
+static void jump(int v)
+{
+	longjmp(jb, v);
+}
+
+static int check(const char *what, int ok)
+{
+	printf("%s: %s\n", what, ok ? "ok" : strerror(errno));
+	return ok;
+}
+
+static void files(void)
+{
+	FILE *f;
+	char buf[64];
+	struct stat st;
+	DIR *d;
+	struct dirent *e;
+	int fd;
+
+	check("mkdir /dir", mkdir("/dir", 0755) == 0 || errno == EEXIST);
+	f = fopen("/dir/a.txt", "w");
+	if (!check("fopen w", f != NULL))
+		return;
+	fprintf(f, "hello from a file\n");
+	check("fclose", fclose(f) == 0);
+	f = fopen("/dir/a.txt", "a+");
+	fputs("second line\n", f);
+	fseek(f, 0, SEEK_SET);
+	check("fgets", fgets(buf, sizeof(buf), f) != NULL);
+	printf("line 1: %s", buf);
+	fclose(f);
+	check("stat", stat("/dir/a.txt", &st) == 0);
+	printf("size %lld regular %d\n", (long long)st.st_size, S_ISREG(st.st_mode));
+	check("rename", rename("/dir/a.txt", "/dir/b.txt") == 0);
+	printf("old name gone: %d\n", access("/dir/a.txt", F_OK) != 0 && errno == ENOENT);
+	fd = open("/dir/b.txt", O_RDWR);
+	check("ftruncate", ftruncate(fd, 5) == 0);
+	lseek(fd, 0, SEEK_SET);
+	memset(buf, 0, sizeof(buf));
+	printf("after truncate: '%.*s' (%zd)\n", 5, buf, read(fd, buf, sizeof(buf)));
+	check("fsync", fsync(fd) == 0);
+	close(fd);
+	d = opendir("/dir");
+	if (check("opendir", d != NULL)) {
+		while ((e = readdir(d)))
+			printf("entry %s\n", e->d_name);
+		closedir(d);
+	}
+	printf("rmdir non-empty: %s\n", rmdir("/dir") == 0 ? "removed?!" : strerror(errno));
+	check("unlink", unlink("/dir/b.txt") == 0);
+	check("rmdir", rmdir("/dir") == 0);
+	printf("link: %s\n", link("/x", "/y") == 0 ? "linked?!" : strerror(errno));
+	f = tmpfile();
+	check("tmpfile", f != NULL);
+	if (f) {
+		fputs("tmp", f);
+		rewind(f);
+		printf("tmpfile reads '%s'\n", fgets(buf, sizeof(buf), f));
+		fclose(f);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	volatile int jumped = 0;
+	struct timespec a, b;
+	unsigned char rnd[16];
+	char *big;
+	int status = 0;
+
+	printf("argc %d\n", argc);
+	for (int i = 0; i < argc; i++)
+		printf("argv[%d] = '%s'\n", i, argv[i]);
+	printf("GREETING=%s\n", getenv("GREETING") ? getenv("GREETING") : "(unset)");
+	if (setjmp(jb) == 0)
+		jump(42);
+	else
+		jumped = 42;
+	printf("longjmp came back with %d\n", jumped);
+	big = malloc(8 << 20);
+	printf("malloc 8 MiB: %s\n", big ? "ok" : "failed");
+	if (big)
+		memset(big, 1, 8 << 20);
+	free(big);
+	clock_gettime(CLOCK_MONOTONIC, &a);
+	clock_gettime(CLOCK_MONOTONIC, &b);
+	printf("monotonic ok: %d\n", b.tv_sec > a.tv_sec || (b.tv_sec == a.tv_sec && b.tv_nsec >= a.tv_nsec));
+	clock_gettime(CLOCK_REALTIME, &a);
+	printf("realtime %lld\n", (long long)a.tv_sec);
+	printf("getentropy: %d\n", getentropy(rnd, sizeof(rnd)));
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "files") == 0)
+			files();
+		else if (strcmp(argv[i], "stdin") == 0) {
+			char line[256];
+
+			while (fgets(line, sizeof(line), stdin))
+				printf("stdin: %s", line);
+			printf("stdin: EOF\n");
+		} else if (strcmp(argv[i], "exit") == 0 && i + 1 < argc) {
+			status = atoi(argv[++i]);
+		}
+	}
+	fprintf(stderr, "to stderr\n");
+	return status;
+}

@@ -1,0 +1,161 @@
+/**
+ * The POSIX layer (guests/posix, docs/guest-abi.md §18) through the real
+ * CLI: the built-in `lua` and `sqlite3` guests and the `test-posix-files`
+ * guest (argv, environment, stdio, malloc, setjmp/longjmp, clocks,
+ * randomness, files on an lgfs disk, exit statuses).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { EXIT } from "../launcher/cli.ts";
+import { describe, lines, runCli } from "./helpers/run_cli.ts";
+import { inTempDir } from "./helpers/resources.ts";
+
+Deno.test("posix: lua -e print(6*7) prints 42", async () => {
+  const r = await runCli(["run", "lua", "--", "-e", "print(6*7)"]);
+  assert.equal(r.code, EXIT.OK, describe(r));
+  assert.equal(r.stdout, "42\n", describe(r));
+  assert.equal(r.stderr, "", describe(r));
+});
+
+Deno.test("posix: lua's os.exit(3) and a Lua error reach the exit code", async () => {
+  const [three, err] = await Promise.all([
+    runCli(["run", "lua", "--", "-e", "os.exit(3)"]),
+    runCli(["run", "lua", "--", "-e", "error('boom')"]),
+  ]);
+  assert.equal(three.code, 3, describe(three));
+  assert.equal(three.stderr, "", describe(three));
+  assert.equal(err.code, 1, describe(err));
+  assert.match(err.stdout, /^lua: \(command line\):1: boom$/m, describe(err));
+});
+
+Deno.test("posix: lua runs a script from stdin to its end (console EOF), pcall and coroutines", async () => {
+  const script = [
+    "local ok, e = pcall(error, 'caught')",
+    "print(ok, e)",
+    "local co = coroutine.wrap(function(a) local b = coroutine.yield(a + 1) return b * 2 end)",
+    "print(co(1), co(21))",
+    "local t = {} for i = 1, 100000 do t[i] = i end print(#t)",
+    "print(string.format('%5.2f', math.pi))",
+  ].join("\n");
+  const r = await runCli(["run", "lua", "--", "-"], { stdin: script });
+  assert.equal(r.code, EXIT.OK, describe(r));
+  assert.deepEqual(lines(r.stdout), ["false\tcaught", "2\t42", "100000", " 3.14"], describe(r));
+});
+
+Deno.test("posix: argv keeps word boundaries, NAME=VALUE words are the environment, status passes", async () => {
+  const r = await runCli([
+    "run",
+    "test-posix-files",
+    "--",
+    "GREETING=hello world",
+    "--",
+    "a b",
+    "",
+    "x=1",
+    "exit",
+    "7",
+  ]);
+  assert.equal(r.code, 7, describe(r));
+  const out = lines(r.stdout);
+  for (
+    const want of [
+      "argc 6",
+      "argv[0] = 'files'",
+      "argv[1] = 'a b'",
+      "argv[2] = ''",
+      "argv[3] = 'x=1'",
+      "GREETING=hello world",
+      "longjmp came back with 42",
+      "malloc 8 MiB: ok",
+      "monotonic ok: 1",
+      "getentropy: 0",
+      "to stderr",
+    ]
+  ) assert.ok(out.includes(want), `want '${want}'\n${describe(r)}`);
+  const wall = Number(/^realtime (\d+)$/m.exec(r.stdout)?.[1]);
+  assert.ok(Math.abs(wall - Date.now() / 1000) < 60, describe(r));
+});
+
+Deno.test("posix: stdin reads to EOF; without a disk / is empty and read-only", async () => {
+  const r = await runCli(["run", "test-posix-files", "--", "stdin", "files"], {
+    stdin: "one\ntwo",
+  });
+  assert.equal(r.code, EXIT.OK, describe(r));
+  const out = lines(r.stdout);
+  assert.ok(out.includes("stdin: one"), describe(r));
+  assert.ok(out.includes("stdin: twostdin: EOF"), describe(r)); // the last line had no newline
+  assert.ok(out.includes("mkdir /dir: Read-only file system"), describe(r));
+  assert.ok(out.includes("fopen w: Read-only file system"), describe(r));
+});
+
+Deno.test("posix: files, directories, rename, truncate, readdir on an lgfs disk", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/disk.img`;
+    const mk = await runCli(["disk", "mkfs", img, "8M"]);
+    assert.equal(mk.code, EXIT.OK, describe(mk));
+    const r = await runCli(["run", "--block", img, "test-posix-files", "--", "files"]);
+    assert.equal(r.code, EXIT.OK, describe(r));
+    const out = lines(r.stdout);
+    for (
+      const want of [
+        "mkdir /dir: ok",
+        "line 1: hello from a file",
+        "size 30 regular 1",
+        "old name gone: 1",
+        "after truncate: 'hello' (5)",
+        "fsync: ok",
+        "entry b.txt",
+        "rmdir non-empty: Directory not empty",
+        "unlink: ok",
+        "rmdir: ok",
+        "link: Operation not permitted",
+        "tmpfile reads 'tmp'",
+      ]
+    ) assert.ok(out.includes(want), `want '${want}'\n${describe(r)}`);
+    const ls = await runCli(["disk", "ls", img]);
+    assert.equal(ls.code, EXIT.OK, describe(ls));
+    assert.doesNotMatch(ls.stdout, /dir|tmp/, describe(ls)); // removed, and tmpfile's file is gone
+  });
+});
+
+Deno.test("posix: sqlite3 on /data.db: piped SQL, a second run sees it, the host's SQLite reads it", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/db.img`;
+    assert.equal((await runCli(["disk", "mkfs", img, "16M"])).code, EXIT.OK);
+    const sql = "create table t(a integer, b text);\n" +
+      "with recursive n(i) as (select 1 union all select i + 1 from n where i < 1000)\n" +
+      "insert into t select i, 'row ' || i from n;\n" +
+      "create index t_b on t(b);\n" +
+      "select count(*), sum(a) from t;\n";
+    const first = await runCli(["run", "--block", img, "sqlite3", "--", "/data.db"], {
+      stdin: sql,
+    });
+    assert.equal(first.code, EXIT.OK, describe(first));
+    assert.match(first.stdout, /1000\|500500/, describe(first));
+    const second = await runCli(["run", "--block", img, "sqlite3", "--", "/data.db"], {
+      stdin: "select b from t where a = 777;\npragma integrity_check;\n",
+    });
+    assert.equal(second.code, EXIT.OK, describe(second));
+    assert.match(second.stdout, /row 777/, describe(second));
+    assert.match(second.stdout, /\bok\b/, describe(second));
+    const out = `${dir}/data.db`;
+    const get = await runCli(["disk", "get", img, "/data.db", out]);
+    assert.equal(get.code, EXIT.OK, describe(get));
+    let host: Deno.CommandOutput;
+    try {
+      host = await new Deno.Command("sqlite3", {
+        args: [out, "pragma integrity_check; select count(*), max(b) from t;"],
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+    } catch {
+      console.log("skipped the host check: no sqlite3 on this host (apt-get install sqlite3)");
+      return;
+    }
+    const text = new TextDecoder().decode(host.stdout);
+    assert.ok(host.success, new TextDecoder().decode(host.stderr));
+    assert.deepEqual(lines(text), ["ok", "1000|row 999"]);
+  });
+});

@@ -91,7 +91,8 @@ function nopSampler(): () => Promise<number> {
   };
 }
 
-async function benchNop(dir: string): Promise<Metric> {
+/** `hypercall.nop.kvm` alone (bench/run.ts runs it inside {@link benchKvm}). */
+export async function benchNop(dir: string): Promise<Metric> {
   const ref = await cc("kvm_nop", dir);
   const sample = nopSampler();
   await sample(); // warm-up

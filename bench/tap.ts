@@ -10,7 +10,8 @@
  *   by `netd`'s UDP echo (port 7) over the tap, against the same sender
  *   and a host UDP echo process in B across the veth pair. The sender
  *   keeps a window of 16 datagrams in flight for a
- *   fixed time and counts the echoes. Both sender and echo are `udp.c`,
+ *   fixed time and reports the echoes/s of its best 50 ms window. Both
+ *   sender and echo are `udp.c`,
  *   built with the host's clang (skipped without it).
  *
  * @module

@@ -306,12 +306,25 @@ async function buildX86Objects(
  */
 export async function writeEmbedding(dir: string, manifest: object[]): Promise<string[]> {
   const names = new Set<string>();
-  for (const entry of manifest) {
-    for (const v of Object.values(entry)) {
-      if (typeof v === "string" && /^[\w.+-]+$/.test(v) && v !== "manifest.json") {
-        if (await readOrNull(`${dir}/${v}`) !== null) names.add(v);
-      }
+  const isFile = async (path: string) => {
+    try {
+      return (await Deno.stat(path)).isFile;
+    } catch (e) {
+      if (e instanceof Deno.errors.NotFound) return false;
+      throw e;
     }
+  };
+  // Every string in an entry (nested ones too) that names a file under dir.
+  const strings = (v: unknown): string[] =>
+    typeof v === "string"
+      ? [v]
+      : v !== null && typeof v === "object"
+      ? Object.values(v).flatMap(strings)
+      : [];
+  for (const v of manifest.flatMap(strings)) {
+    const plausible = /^[\w.+-]+(\/[\w.+-]+)*$/.test(v) && !v.split("/").includes("..") &&
+      v !== "manifest.json" && v !== "index.ts" && !v.endsWith(".ts");
+    if (plausible && await isFile(`${dir}/${v}`)) names.add(v);
   }
   const files = [...names].sort();
   const written: string[] = [];

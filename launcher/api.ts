@@ -194,7 +194,14 @@ class CapturedConsole {
       this.#text = this.#text.slice(cut);
       this.#dropped += cut;
     }
-    this.#onOutput?.(text);
+    try {
+      this.#onOutput?.(text);
+    } catch (e) {
+      // Not inside the guest's hypercall: the caller's error surfaces on its own.
+      queueMicrotask(() => {
+        throw e;
+      });
+    }
     this.notify();
   }
 

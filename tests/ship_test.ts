@@ -15,6 +15,7 @@
 import assert from "node:assert/strict";
 import { ROOT_PATH } from "./helpers/run_cli.ts";
 import { EXIT } from "../launcher/cli.ts";
+import { writeEmbedding } from "../guests/build.ts";
 
 /** What `deno run` needs for the CLI with disks and pcap (README "Ship it"). */
 const RUN_FLAGS = ["--allow-read", "--allow-write", "--allow-ffi"];
@@ -199,4 +200,25 @@ Deno.test("ship: the CLI and the watchdog Worker run from an HTTP URL", async ()
   } finally {
     await server.shutdown();
   }
+});
+
+Deno.test("ship: the image generator embeds every file the manifest names, in subfolders too", async () => {
+  await withTemp(async (dir) => {
+    const a = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 255]);
+    const b = new Uint8Array(70_000).map((_, i) => (i * 7) & 255);
+    await Deno.writeFile(`${dir}/a.wasm`, a);
+    await Deno.mkdir(`${dir}/x86_64`);
+    await Deno.writeFile(`${dir}/x86_64/a.bin`, b);
+    const manifest = [
+      { name: "a", file: "a.wasm", description: "d", images: { kvm: "x86_64/a.bin" } },
+      { name: "missing", file: "nope.wasm", description: "no such file: not embedded" },
+    ];
+    const written = await writeEmbedding(dir, manifest);
+    assert.deepEqual(written.sort(), ["a.wasm.ts", "index.ts", "x86_64/a.bin.ts"]);
+    const index = await import(`file://${dir}/index.ts`);
+    assert.deepEqual(index.MANIFEST, manifest);
+    assert.deepEqual(Object.keys(index.FILES).sort(), ["a.wasm", "x86_64/a.bin"]);
+    assert.deepEqual(Uint8Array.fromBase64((await index.FILES["a.wasm"]()).BASE64), a);
+    assert.deepEqual(Uint8Array.fromBase64((await index.FILES["x86_64/a.bin"]()).BASE64), b);
+  });
 });

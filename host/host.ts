@@ -243,6 +243,9 @@ export class LguestFile implements HypercallPort {
         // Before sleeping: input that is already there (a frame the tap holds)
         // goes in now, without a trip through a poll thread and BREAK.
         if (this.#idle !== null && this.#idle() && (g.dead !== null || interruptDeliverable(g))) {
+          // A steady stream of input must not keep the event loop out: a real
+          // turn at least once per time slice (as yieldForReceiver).
+          if (performance.now() - lastTurn > TIME_SLICE_MS) await yieldToEventLoop();
           continue;
         }
         await g.sleep();

@@ -277,3 +277,27 @@ Deno.test("§4 idle handler: input fed just before the guest would sleep is deli
   assert.equal((await p).kind, "errno");
   f.close();
 });
+
+Deno.test("§4 idle handler: input fed at every HALT does not keep the event loop out", async () => {
+  let timerFired = false;
+  const { f } = launch(async (g) => {
+    await g.init();
+    await g.gate(3);
+    g.onIrq(3, () => {});
+    for (let n = 0; n < 200_000; n++) {
+      if (timerFired) return n; // a timer ran while input kept coming
+      await g.halt();
+    }
+    return -1; // starved
+  });
+  f.setIdleHandler(() => {
+    f.write([LHREQ_IRQ, 3]);
+    return true;
+  });
+  setTimeout(() => timerFired = true, 0);
+  const p = f.read();
+  const r = await p;
+  assert.equal(r.kind, "errno"); // the guest returned from its program: it died
+  assert.ok(timerFired, "the timer ran while the guest was fed at every HALT");
+  f.close();
+});

@@ -91,10 +91,11 @@ export async function compileImage(bytes: Uint8Array, name: string): Promise<Web
   const shown = printable(name, 100);
   const fuel = instrumentFuel(bytes, { validate: false }); // compiling validates
   if ("error" in fuel) {
+    const why = printable(fuel.error.replace(/^(unsupported|malformed): /, ""));
     throw new ImageError(
-      `${shown}: ${
-        printable(fuel.error)
-      } (outside the guest-image profile, docs/guest-abi.md §1.1)`,
+      fuel.error.startsWith("malformed")
+        ? `${shown}: invalid WebAssembly image: ${why}`
+        : `${shown}: ${why} (outside the guest-image profile, docs/guest-abi.md §1.1)`,
     );
   }
   let mod: WebAssembly.Module;

@@ -57,6 +57,8 @@ export const FUEL = 100_000;
 export const BULK_BYTES_PER_FUEL = 64;
 /** Bytes of code that cost one unit of fuel (a loop's body per iteration, a function's per call). */
 export const CODE_BYTES_PER_FUEL = 64;
+/** At most one fuel check per this many bytes of a body (and 16 more): denser bodies are refused. */
+export const BYTES_PER_CHECK = 64;
 /** A function without calls and at most this long runs without a check of its own. */
 export const UNMETERED_BYTES = 256;
 
@@ -493,6 +495,15 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       }
     }
     if (open.length > 0) throw new Malformed("a block without its end");
+    // Checks are ~20 bytes and each is a branch and a call for V8 to compile: a body packed
+    // with loops or bulk instructions would grow several times over (docs/security.md).
+    if (inserts.length > 16 + (end - instr) / BYTES_PER_CHECK) {
+      throw new Unsupported(
+        `function ${imports.funcs + plans.length}: ${inserts.length} fuel checks in ` +
+          `${end - instr} bytes (loops or bulk memory instructions closer than one per ` +
+          `${BYTES_PER_CHECK} bytes)`,
+      );
+    }
     let size = end - start;
     for (const [, bytes] of inserts) size += bytes.length;
     codeContent += ulebLength(size) + size;

@@ -29,7 +29,7 @@ export const LIMITS = {
   /** The code section (all function bodies). */
   codeBytes: 4 << 20,
   /** One function body. */
-  bodyBytes: 512 << 10,
+  bodyBytes: 256 << 10,
   /** Defined functions. */
   functions: 50_000,
   /** Function types. */

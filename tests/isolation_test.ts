@@ -340,7 +340,7 @@ function hostileImages(): [string, Uint8Array, RegExp][] {
       "code over the limit",
       guestImage({
         start: CRASH,
-        funcs: Array.from({ length: LIMITS.codeBytes / LIMITS.bodyBytes }, () => ({
+        funcs: Array.from({ length: LIMITS.codeBytes / LIMITS.bodyBytes + 1 }, () => ({
           type: 2,
           body: new Array(LIMITS.bodyBytes - 8).fill(0x01),
         })),
@@ -772,9 +772,10 @@ Deno.test({
 
 Deno.test("profile: an image at the code limit, every body hot, runs within the memory bound", () =>
   withTempDir(async (dir) => {
-    // Straight-line bodies of nearly LIMITS.bodyBytes (a store, a constant dropped), filling the
-    // code limit; start calls them all in a loop, so V8 tiers every one of them up.
-    const unit = [...i32(0x200000), ...i32(12345), 0x36, 2, 0x80, 0x08, 0x41, 0x05, 0x1a];
+    // The costliest shape found for V8 (docs/security.md): bodies of LIMITS.bodyBytes packed with
+    // `i32.const 0 if end`, filling the code limit; start calls them all in a loop, so V8 tiers
+    // every one of them up.
+    const unit = [0x41, 0x00, 0x04, 0x40, 0x0b];
     const n = Math.floor((LIMITS.bodyBytes - 64) / unit.length);
     const count = Math.floor(LIMITS.codeBytes / LIMITS.bodyBytes);
     const body: number[] = [];
@@ -797,10 +798,33 @@ Deno.test("profile: an image at the code limit, every body hot, runs within the 
     const samples = await sampler.stop();
     assert.equal(r.code, EXIT.TIMEOUT, describe(r));
     const peakMiB = Math.max(...samples.map((s) => s.kib)) / 1024;
-    // docs/security.md "The image is hostile input": measured about 220 MiB, launcher included.
-    assert.ok(peakMiB < 400, `peak RSS ${peakMiB.toFixed(0)} MiB`);
+    // docs/security.md "The image is hostile input": measured about 300 MiB, launcher included.
+    assert.ok(peakMiB < 500, `peak RSS ${peakMiB.toFixed(0)} MiB`);
     console.log(`code limit image: peak RSS ${peakMiB.toFixed(0)} MiB (${samples.length} samples)`);
   }));
+
+Deno.test("fuel: a body packed with loops beyond one check per 64 bytes is refused", async () => {
+  // `loop i32.const 0 br_if 0 end`: 7 bytes, each a real loop needing a check of ~20 bytes.
+  const dense = guestImage({
+    start: [...new Array(200).fill([0x03, 0x40, 0x41, 0x00, 0x0d, 0x00, 0x0b]).flat(), ...CRASH],
+  });
+  await assert.rejects(
+    compileImage(dense, "dense"),
+    /dense: function 3: 201 fuel checks in \d+ bytes \(loops or bulk memory instructions closer than one per 64 bytes\)/,
+  );
+  // The same loops spaced by 64 bytes of other code are fine.
+  const pad = new Array(19).fill([0x41, 0x00, 0x1a]).flat();
+  const spaced = guestImage({
+    start: [
+      ...new Array(200).fill([0x03, 0x40, 0x41, 0x00, 0x0d, 0x00, 0x0b, ...pad]).flat(),
+      ...CRASH,
+    ],
+  });
+  assert.equal(
+    (preemptionOf(await compileImage(spaced, "spaced")) as { loops: number }).loops,
+    200,
+  );
+});
 
 // ---- setjmp/longjmp as clang 14 emits it (legacy exception handling) ---------------------
 

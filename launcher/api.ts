@@ -18,7 +18,7 @@ import { checkCmdline, joinCmdline } from "./cmdline.ts";
 import { type GuestPlan, parseConfig } from "./config.ts";
 import { EXIT } from "./exit.ts";
 import type { Outcome } from "./launcher.ts";
-import { HostRun, type RunOptions } from "./runner.ts";
+import { countersOf, HostRun, outcomeKind, type RunOptions } from "./runner.ts";
 
 /** How a guest's run ended. */
 export interface RunResult {
@@ -36,6 +36,12 @@ export interface RunResult {
   reason: string;
   /** What it wrote to its console (the last `maxOutput` characters). */
   output: string;
+  /** How it ended in one word: powered off, exited, crashed, timeout, signal, stopped. */
+  outcome: string;
+  /** The host's counters of this guest (hypercalls, DMA, interrupts), as `--json` gives them. */
+  counters: Record<string, number> | null;
+  /** Each device in table order with its counters (null: it keeps none), as `--json`. */
+  devices: { label: string; counters: Record<string, number> | null }[];
 }
 
 /** A disk: the typed form of `--block FILE[,ro][,sync][,direct][,nolock]`. */
@@ -334,6 +340,7 @@ class Handle implements GuestHandle {
     name: string,
     console: CapturedConsole,
     outcome: Promise<Outcome>,
+    counters: () => Pick<RunResult, "counters" | "devices">,
     stop: (code: number, why: string) => void,
     disposeAll: (() => Promise<void>) | null,
   ) {
@@ -342,7 +349,7 @@ class Handle implements GuestHandle {
     this.#stop = stop;
     this.#disposeAll = disposeAll;
     this.done = outcome.then((o) => {
-      this.#result = { name, ...o, output: console.text };
+      this.#result = { name, ...o, output: console.text, outcome: outcomeKind(o), ...counters() };
       console.notify();
       return this.#result;
     });
@@ -637,6 +644,7 @@ async function launch(
       p.name,
       consoles[i],
       hostRun.ended[i],
+      () => countersOf(hostRun, i),
       (code, why) => hostRun.runs[i].stop(code, why),
       disposeAll,
     )

@@ -269,25 +269,32 @@ export function outcomeKind(o: Outcome): string {
   return "crashed";
 }
 
+/** The counters of guest `i` of a run: the host's, and each device's. */
+export function countersOf(run: HostRun, i: number): {
+  counters: Record<string, number> | null;
+  devices: { label: string; counters: Record<string, number> | null }[];
+} {
+  const c = run.runs[i]?.file.guest?.counters;
+  return {
+    counters: c ? { ...c } as unknown as Record<string, number> : null,
+    devices: run.prepared[i].devices.map((d) => {
+      const stats = (d as { stats?: Record<string, number> }).stats;
+      return { label: d.label, counters: stats ? { ...stats } : null };
+    }),
+  };
+}
+
 function report(run: HostRun, outcomes: Outcome[], exitCode: number): RunReport {
   return {
     exitCode,
-    guests: outcomes.map((o, i) => {
-      const p = run.prepared[i];
-      const c = run.runs[i].file.guest?.counters;
-      return {
-        name: p.name,
-        outcome: outcomeKind(o),
-        code: o.code,
-        ...(o.status !== undefined ? { status: o.status } : {}),
-        reason: o.reason,
-        counters: c ? { ...c } as unknown as Record<string, number> : null,
-        devices: p.devices.map((d) => {
-          const stats = (d as { stats?: Record<string, number> }).stats;
-          return { label: d.label, counters: stats ? { ...stats } : null };
-        }),
-      };
-    }),
+    guests: outcomes.map((o, i) => ({
+      name: run.prepared[i].name,
+      outcome: outcomeKind(o),
+      code: o.code,
+      ...(o.status !== undefined ? { status: o.status } : {}),
+      reason: o.reason,
+      ...countersOf(run, i),
+    })),
   };
 }
 

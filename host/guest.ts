@@ -262,19 +262,30 @@ export class Guest {
     this.wake();
   }
 
-  #stopWaiters: Waiter[] = [];
+  readonly #stopWaiters = new Set<Waiter>();
 
-  /** Resolves the next time the guest's CPU stops (see {@link stopped}). */
-  nextStop(): Promise<void> {
-    return new Promise((resolve) => this.#stopWaiters.push(resolve));
+  /**
+   * Call `fn` once, the next time the guest's CPU stops (see
+   * {@link stopped}). Returns a function that cancels the call: a waiter
+   * that gave up must not stay behind (a guest that never runs again must
+   * not collect them).
+   */
+  onNextStop(fn: Waiter): () => void {
+    this.#stopWaiters.add(fn);
+    return () => this.#stopWaiters.delete(fn);
   }
 
   /** The Host's run loop got control back from the guest's CPU. */
   stopped(): void {
-    const w = this.#stopWaiters;
-    if (w.length === 0) return;
-    this.#stopWaiters = [];
+    if (this.#stopWaiters.size === 0) return;
+    const w = [...this.#stopWaiters];
+    this.#stopWaiters.clear();
     for (const f of w) f();
+  }
+
+  /** Waiters for the next stop (for tests: none may pile up). */
+  get stopWaiters(): number {
+    return this.#stopWaiters.size;
   }
 
   /** Sleep until woken (timer, inter-guest DMA, BREAK, kill). */

@@ -469,9 +469,19 @@ function yieldToEventLoop(): Promise<void> {
  * are never starved by guests handing frames to each other.
  */
 function yieldForReceiver(dest: Guest | null): Promise<void> {
-  const turn = yieldToEventLoop();
-  if (dest === null || performance.now() - lastTurn > TIME_SLICE_MS) return turn;
-  return Promise.race([dest.nextStop(), turn]);
+  if (dest === null || performance.now() - lastTurn > TIME_SLICE_MS) return yieldToEventLoop();
+  return new Promise((resolve) => {
+    let done = false;
+    const fire = () => {
+      if (done) return;
+      done = true;
+      cancel(); // whichever came second must not stay registered
+      resolve();
+    };
+    const cancel = dest.onNextStop(fire);
+    yieldWaiters.push(fire);
+    if (yieldWaiters.length === 1) yieldPort().postMessage(0);
+  });
 }
 
 /** When the yield channel last delivered (an event-loop turn). */

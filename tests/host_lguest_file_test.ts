@@ -359,3 +359,37 @@ Deno.test("§6.4 close releases bindings, the slot and the timer; the engine is 
   assert.equal(await settled(b.cpu.run()), true, "a closed engine does not run");
   closeAll([a]);
 });
+
+Deno.test("§5.4 a sender's waits on a receiver that never runs again leave nothing behind", async () => {
+  const host = new Host({ yieldOnFull: true });
+  // The receiver: one buffer, its IRQ blocked, so once full it sleeps for good.
+  const rx = launch(async (g) => {
+    await g.init({ blocked: 1 << 3 });
+    await g.gate(3);
+    putDma(g.mem, ARR, [[BUF, 64]]);
+    assert.equal(await g.bind(0x3f000, ARR, 1, 3), 1);
+    await g.halt();
+  }, host);
+  rx.f.mapShared({ start: 0x3f000, length: 4096, objectId: 1, objectOffset: 0 });
+  const rxDone = rx.f.read();
+  await sleep(5);
+  const SENDS = 200;
+  const tx = launch(async (g) => {
+    await g.init();
+    putDma(g.mem, 0x2400, [[BUF, 20]]);
+    let taken = 0;
+    for (let i = 0; i < SENDS; i++) {
+      await g.send(0x3f000, 0x2400);
+      if (g.mem.u32(0x2400) !== 0) taken++;
+    }
+    return taken;
+  }, host);
+  tx.f.mapShared({ start: 0x3f000, length: 4096, objectId: 1, objectOffset: 0 });
+  await tx.f.read(); // runs until the program returns (the guest then dies)
+  tx.cpu.check();
+  assert.equal(tx.cpu.result, 1, "the first frame fills the one buffer; the rest are dropped");
+  assert.equal(tx.f.guest!.counters.dmaDroppedFull, SENDS - 1);
+  assert.equal(rx.f.guest!.stopWaiters, 0, "no waiter left on the sleeping receiver");
+  assert.equal(await settled(rxDone), false, "the receiver still sleeps");
+  closeAll([{ file: tx.f }, { file: rx.f }]);
+});

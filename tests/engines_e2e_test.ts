@@ -235,6 +235,57 @@ engineTest("hostile: nesting interrupts forever kills only that guest", async (e
   ]);
 });
 
+engineTest(
+  "hostile: scribbling over its device pages and lguest_data during I/O hurts only itself",
+  async (e) => {
+    await inTempDir(async (dir) => {
+      const sImg = `${dir}/s.img`, nImg = `${dir}/n.img`;
+      await Deno.writeFile(sImg, new Uint8Array(1 << 20).fill(0x11));
+      await Deno.writeFile(nImg, new Uint8Array(1 << 20).fill(0x22));
+      const config = await writeConfig(dir, [
+        netd(e.name, "10.0.0.1"),
+        {
+          name: "s",
+          image: "test-hostile-scribble",
+          memory: "16M",
+          net: ["segment:lan"],
+          block: [sImg],
+          args: "ip=10.0.0.3/24 peer=10.0.0.1 rounds=3000 seed=7",
+          engine: e.name,
+        } as GuestConf,
+        { ...shell(e.name, "10.0.0.2"), block: [nImg] },
+      ]);
+      const p = spawnCli(["run", "--timeout", "60", "--config", config], {
+        stdin: "piped",
+        killAfterMs: 70_000,
+      });
+      try {
+        await p.write("ping 10.0.0.1 2\nblk write 0 1 from the neighbour\n");
+        await p.waitFor(/\[s\] scribble: done$/m, 50_000);
+        await p.write("ping 10.0.0.3 2\necho ok\npoweroff\n");
+        await p.closeStdin();
+      } catch (err) {
+        p.kill("SIGKILL");
+        await p.result();
+        throw err;
+      }
+      const r = await p.result();
+      const why = describe(r);
+      assert.equal(r.code, EXIT.OK, why);
+      assert.match(r.stdout, /^\[s\] scribble: ping 10\.0\.0\.1 ok$/m, why);
+      assert.deepEqual(pingSummary(r.stdout, "10.0.0.1"), [2, 2], why);
+      assert.match(r.stdout, /^(lguest\$ )?ok$/m, why);
+      const n = await Deno.readFile(nImg);
+      assert.equal(new TextDecoder().decode(n.subarray(512, 530)), "from the neighbour");
+      assert.ok(
+        n.subarray(1024).every((b) => b === 0x22),
+        "the neighbour's disk is otherwise intact",
+      );
+      assert.ok(!hasStackTrace(r.stderr), why);
+    });
+  },
+);
+
 engineTest("timeouts: test-spin with --timeout 1 exits 124 within 2 s of it", async (e) => {
   const r = await runCli(["run", ...e.args, "--timeout", "1", "test-spin"], {
     killAfterMs: 15_000,

@@ -52,6 +52,8 @@ const SYMBOLS = {
   munmap: { parameters: ["pointer", "usize"], result: "i32" },
   madvise: { parameters: ["pointer", "usize", "i32"], result: "i32" },
   gettid: { parameters: [], result: "i32" },
+  access: { parameters: ["buffer", "i32"], result: "i32" },
+  read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   timer_create: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   timer_settime: { parameters: ["u64", "i32", "buffer", "buffer"], result: "i32" },

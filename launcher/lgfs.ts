@@ -530,6 +530,10 @@ export class Lgfs {
       v.dirty = false;
     }
     this.#dirty.clear();
+    const clean = new Uint8Array(BS); // the journal is clean: no blocks, the same seq
+    clean.set(MAGIC_JD);
+    put64(clean, 8, this.#seq);
+    this.#dev.write(g.jstart, clean);
     this.#seq++;
     this.commits++;
   }

@@ -89,7 +89,7 @@ Deno.test("e2e lgfs: host put -> guest reads; guest writes -> host get equals", 
       lines(r.stdout).includes(`crc /a/b/in.bin ${data.length} ${hex8(crc32(0, data))}`),
       describe(r),
     );
-    const r2 = await fstest(img, ["crc", "/t/sub/two.txt"]);
+    const r2 = await fstest(`${img},ro`, ["crc", "/t/sub/two.txt"]); // mounts read-only
     assert.match(r2.stdout, /^crc \/t\/sub\/two\.txt 4 /m);
     const w = await fstest(img, ["write", "/a/out.bin", "3000001", "9"]);
     const want = genData(9, 3_000_001);

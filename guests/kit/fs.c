@@ -312,6 +312,13 @@ static int commit(void)
 		e->dirty = false;
 	}
 	fs.ndirty = 0;
+	/* 5. The journal is clean: a descriptor with no blocks keeps the seq
+	 * (so a mount replays nothing and a read-only disk mounts). */
+	memset(d, 0, BS);
+	memcpy(d->magic, JD_MAGIC, 8);
+	d->seq = fs.seq;
+	if (bwrite(fs.sb.jstart, d))
+		goto broken;
 	fs.seq++;
 	fs.cnt.commits++;
 	fs.cnt.journal_blocks += n;

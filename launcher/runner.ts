@@ -10,6 +10,18 @@
  * @module
  */
 
+import {
+  fdFileType,
+  libc,
+  O_CREAT,
+  O_NONBLOCK,
+  O_WRONLY,
+  openFile,
+  SysError,
+  writeAll,
+} from "../sys/libc.ts";
+
+const S_IFIFO = 0o010000, F_SETFL = 4;
 import { printable } from "../sys/text.ts";
 import { type ConsoleBackend, ConsoleDevice, stdioBackend } from "../devices/console.ts";
 import { type Device, type DeviceEnv, deviceKinds, UsageError } from "../devices/registry.ts";
@@ -300,10 +312,25 @@ function report(run: HostRun, outcomes: Outcome[], exitCode: number): RunReport 
 
 /** Run the guests; returns the process exit code. */
 export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<number> {
+  let jsonFifo = -1;
   if (opts.json !== undefined) {
-    // Refuse an unwritable --json FILE before any guest runs.
+    // Refuse an unwritable --json FILE before any guest runs; a FIFO nobody reads is refused
+    // (opened without blocking: ENXIO) instead of hanging the run.
     try {
-      Deno.writeTextFileSync(opts.json, "");
+      const fd = openFile(opts.json, O_WRONLY | O_CREAT | O_NONBLOCK);
+      if (fdFileType(fd) === S_IFIFO) {
+        // Keep it open for the report: closing it now would be the reader's end of file.
+        libc().fcntl(fd, F_SETFL, 0);
+        jsonFifo = fd;
+      } else libc().close(fd);
+    } catch (e) {
+      const code = e instanceof SysError ? e.code : "";
+      if (code === "ENXIO") {
+        throw new UsageError(`--json ${printable(opts.json)}: a FIFO without a reader`);
+      }
+    }
+    try {
+      if (jsonFifo < 0) Deno.writeTextFileSync(opts.json, "");
     } catch (e) {
       throw new UsageError(`--json ${opts.json}: ${fileError(e)}`);
     }
@@ -376,10 +403,14 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
     : outcomes.find((o) => o.code !== EXIT.OK)?.code ?? EXIT.OK;
   if (opts.json !== undefined) {
     try {
-      Deno.writeTextFileSync(
-        opts.json,
-        JSON.stringify(report(hostRun, outcomes, exitCode), null, 2) + "\n",
-      );
+      const text = JSON.stringify(report(hostRun, outcomes, exitCode), null, 2) + "\n";
+      if (jsonFifo >= 0) {
+        try {
+          writeAll(jsonFifo, new TextEncoder().encode(text));
+        } finally {
+          libc().close(jsonFifo);
+        }
+      } else Deno.writeTextFileSync(opts.json, text);
     } catch (e) {
       console.error(`lguest: --json ${opts.json}: ${fileError(e)}`);
     }

@@ -990,3 +990,23 @@ Deno.test("image fuzzer: mutated images are refused with one line or run instrum
     `image fuzzer: ${r.images} images, ${r.refused} refused, ${r.compiled} compiled, 0 violations`,
   );
 });
+
+Deno.test("--json: a FIFO without a reader is refused without blocking; with one, it gets the report", () =>
+  withTempDir(async (dir) => {
+    const fifo = `${dir}/fifo`;
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    if (!mk.success) {
+      console.log("skipped: mkfifo failed");
+      return;
+    }
+    assertRefused(
+      await runCli(["run", "--json", fifo, "hello"], { killAfterMs: 10_000 }),
+      `--json ${fifo}: a FIFO without a reader`,
+    );
+    const reader = new Deno.Command("cat", { args: [fifo], stdout: "piped" }).spawn();
+    await new Promise((r) => setTimeout(r, 200)); // cat has the FIFO open
+    const r = await runCli(["run", "--json", fifo, "hello"], { killAfterMs: 10_000 });
+    assert.equal(r.code, EXIT.OK, describe(r));
+    const out = new TextDecoder().decode((await reader.output()).stdout);
+    assert.equal(JSON.parse(out).exitCode, EXIT.OK, out);
+  }));

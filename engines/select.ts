@@ -8,8 +8,12 @@
 
 import { UsageError } from "../devices/registry.ts";
 import type { GuestCpu } from "./engine.ts";
-import { KvmCpu, kvmFlavour, kvmUnavailable, parseX86Image } from "./kvm.ts";
 import { compileImage, describePreemption, WasmCpu } from "./wasm.ts";
+
+/** The KVM engine, loaded only when a guest asks for it (start-up of wasm runs). */
+function kvm(): Promise<typeof import("./kvm.ts")> {
+  return import("./kvm.ts");
+}
 
 /** The engines, default first. */
 export const ENGINE_NAMES = ["wasm", "kvm"] as const;
@@ -26,9 +30,9 @@ export function parseEngine(text: string): EngineName {
  * Why `engine` cannot run on this machine (one line, for the user), or
  * null. The wasm engine always can.
  */
-export function engineUnavailable(engine: EngineName): string | null {
+export async function engineUnavailable(engine: EngineName): Promise<string | null> {
   if (engine === "wasm") return null;
-  const why = kvmUnavailable();
+  const why = (await kvm()).kvmUnavailable();
   return why === null
     ? null
     : `--engine kvm: ${why}; the default engine (wasm) needs nothing, leave --engine out`;
@@ -49,8 +53,9 @@ export async function prepareImage(
   name: string,
 ): Promise<ReadyImage> {
   if (engine === "kvm") {
-    const why = engineUnavailable(engine);
+    const why = await engineUnavailable(engine);
     if (why !== null) throw new UsageError(why);
+    const { KvmCpu, kvmFlavour, parseX86Image } = await kvm();
     const image = parseX86Image(bytes, name);
     return {
       describe:

@@ -242,7 +242,7 @@ async function runCommand(argv: string[]): Promise<number> {
   const timeoutMs = values.timeout === undefined ? 0 : parseTimeout(values.timeout as string);
   const engine = values.engine === undefined ? undefined : parseEngine(values.engine as string);
   if (engine !== undefined) {
-    const why = engineUnavailable(engine);
+    const why = await engineUnavailable(engine);
     if (why !== null) throw new UsageError(why);
   }
   const verbose = values.verbose ? (line: string) => console.error(`lguest: ${line}`) : undefined;

@@ -101,7 +101,7 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
   try {
     const memory = plan.memory === undefined ? opts.defaultMemory : opts.parseSize(plan.memory);
     const engine = parseEngine(plan.engine ?? opts.engine ?? "wasm");
-    const unavailable = engineUnavailable(engine);
+    const unavailable = await engineUnavailable(engine);
     if (unavailable !== null) throw new UsageError(unavailable);
     const file = plan.bytes
       ? { name: plan.name || "guest", bytes: plan.bytes }

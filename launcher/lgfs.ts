@@ -663,6 +663,36 @@ export class Lgfs {
     return nb;
   }
 
+  /** For a hole at lbn: the next logical block that may be mapped (whole missing pointer blocks skipped). */
+  #holeEnd(n: Inode, lbn: number): number {
+    if (lbn < NDIRECT) return lbn + 1;
+    if (lbn < NDIRECT + PTRS) return n.ind ? lbn + 1 : NDIRECT + PTRS;
+    if (!n.dind) return NDIRECT + PTRS + PTRS * PTRS;
+    const hi = Math.floor((lbn - NDIRECT - PTRS) / PTRS);
+    const mid = this.#checkData(u32(this.#meta(n.dind), hi * 4), "block map");
+    return mid ? lbn + 1 : NDIRECT + PTRS + (hi + 1) * PTRS;
+  }
+
+  /** Blocks [result, end) of the file are all holes because their pointer blocks are missing. */
+  #holeStart(n: Inode, end: number): number {
+    for (;;) {
+      const lbn = end - 1;
+      if (lbn < NDIRECT) return end;
+      if (lbn < NDIRECT + PTRS) {
+        if (n.ind) return end;
+        end = NDIRECT;
+        continue;
+      }
+      if (!n.dind) {
+        end = NDIRECT + PTRS;
+        continue;
+      }
+      const hi = Math.floor((lbn - NDIRECT - PTRS) / PTRS);
+      if (this.#checkData(u32(this.#meta(n.dind), hi * 4), "block map")) return end;
+      end = NDIRECT + PTRS + hi * PTRS;
+    }
+  }
+
   /** Like bmap, filling a hole (n changes; the caller writes it back). */
   #bmapAlloc(n: Inode, lbn: number, dirData: boolean): [number, boolean] {
     const before = lbn;
@@ -744,6 +774,8 @@ export class Lgfs {
     const keep = Math.ceil(len / BS);
     let last = Math.ceil(n.size / BS);
     while (last > keep) {
+      last = Math.max(keep, this.#holeStart(n, last));
+      if (last === keep) break;
       last--;
       this.#bunmap(n, last);
       if (n.size > last * BS) n.size = Math.max(len, last * BS);
@@ -951,9 +983,9 @@ export class Lgfs {
     for (let b = 0; b < nblocks;) {
       const tail = (blk: number) => Math.min(BS, n.size - blk * BS);
       if (!this.bmap(n, b)) {
-        let len = 0;
-        while (b < nblocks && !this.bmap(n, b)) len += tail(b++);
-        yield len;
+        const start = b;
+        while (b < nblocks && !this.bmap(n, b)) b = Math.min(nblocks, this.#holeEnd(n, b));
+        yield Math.min(n.size, b * BS) - start * BS;
         continue;
       }
       const parts: Uint8Array[] = [];

@@ -115,6 +115,7 @@ Usage:
   lguest run [options] --config FILE.json   run several guests in one host
   lguest guests                             list the built-in guests
   lguest disk mkfs|ls|put|get|rm|check ...  files on lgfs disk images ('lguest disk help')
+  lguest cc [clang flags] -o P.wasm P.c      build a C program into a guest ('lguest cc --help')
   lguest --help | --version
   lguest COMMAND --help                     help for one command
 
@@ -178,8 +179,8 @@ async function dispatch(argv: string[]): Promise<number> {
         console.log(usage());
         return EXIT.OK;
       }
-      if (rest.length > 1 || !["run", "guests", "disk"].includes(rest[0])) {
-        throw new UsageError(`help: unknown command '${rest.join(" ")}' (run, guests, disk)`);
+      if (rest.length > 1 || !["run", "guests", "disk", "cc"].includes(rest[0])) {
+        throw new UsageError(`help: unknown command '${rest.join(" ")}' (run, guests, disk, cc)`);
       }
       return await dispatch([rest[0], "--help"]);
     case "-V":
@@ -211,6 +212,9 @@ async function dispatch(argv: string[]): Promise<number> {
     case "disk":
       // Loaded only here: `run` does not pay for the disk tools (boot.first_byte).
       return (await import("./disk.ts")).diskCommand(rest);
+    case "cc":
+      // Loaded only here, like disk (it embeds libposix.a).
+      return (await import("./cc.ts")).ccCommand(rest);
     default:
       return fail(`unknown command '${cmd}' (try 'lguest --help')`);
   }

@@ -23,7 +23,7 @@ export const LGUEST_CMD: readonly string[] = [
   "--allow-read",
   "--allow-write",
   "--allow-ffi",
-  "--allow-run=ip",
+  "--allow-run=ip,clang,clang-14",
   "main.ts",
 ];
 

@@ -1,0 +1,166 @@
+/**
+ * `lguest cc [clang flags] -o prog.wasm prog.c ...`: build a C program
+ * written for a standard C library into an lguest guest image, on the
+ * POSIX layer (docs/guest-abi.md §19).
+ *
+ * It runs the host's clang with the wasm32-wasi target, wasi-libc's headers
+ * (never the host's: `-nostdinc`), the layer's headers and setjmp/longjmp
+ * support, and links with wasm-ld against libposix.a (embedded in this
+ * program: guests/images/libposix.a.ts), wasi-libc and compiler-rt. Every
+ * other argument goes to clang as it is (`-O2`, `-I`, `-D`, `-c`, more
+ * sources, objects, `-lm` ...). Without `-o` the image is `a.wasm`.
+ *
+ * Missing tools are one line naming the packages to install; a failed
+ * compile shows clang's own diagnostics. Both exit 125 (EXIT.USAGE).
+ *
+ * @module
+ */
+
+import { UsageError } from "../devices/registry.ts";
+import { EXIT } from "./exit.ts";
+
+/** The layer's flags (the same as guests/posix/build.ts). */
+const DEFINES = [
+  "-D_WASI_EMULATED_SIGNAL",
+  "-D_WASI_EMULATED_PROCESS_CLOCKS",
+  "-D_WASI_EMULATED_GETPID",
+];
+const WASI_INCLUDE = "/usr/include/wasm32-wasi";
+const WASI_LIB = "/usr/lib/wasm32-wasi";
+const INSTALL =
+  "apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32 (clang 14 with wasm-ld, Debian's wasi-libc and compiler-rt for wasm32)";
+
+const USAGE = `Usage:
+  lguest cc [clang flags] [-o prog.wasm] prog.c [more.c obj.o ...]
+
+Builds C programs written for a standard C library (stdio, malloc, files,
+setjmp/longjmp, time) into an lguest guest image: stdin/stdout/stderr are the
+console, files live on the first --block disk's lgfs file system, the exit
+status is lguest's exit code (docs/guest-abi.md §19). Flags go to clang
+(e.g. -O2, -Wall, -I DIR, -D X, -c, -lm). Then: lguest run ./prog.wasm -- ARGS
+
+Needs: ${INSTALL}`;
+
+async function runs(cmd: string, args: string[]): Promise<string | null> {
+  try {
+    const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
+    return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
+  } catch {
+    return null;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    return (await Deno.stat(path)).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** clang, its resource dir, wasm-ld: or a UsageError naming what is missing. */
+async function findToolchain(): Promise<{ clang: string; res: string }> {
+  let clang: string | null = null;
+  for (const c of ["clang", "clang-14"]) {
+    if (await runs(c, ["--version"]) !== null) {
+      clang = c;
+      break;
+    }
+  }
+  const missing: string[] = [];
+  if (!clang) missing.push("clang");
+  // clang runs wasm-ld itself: ask it where (a bare name means not found)
+  const ld = clang ? await runs(clang, ["--target=wasm32-wasi", "-print-prog-name=wasm-ld"]) : null;
+  if (clang && !(ld?.startsWith("/") && await exists(ld))) missing.push("wasm-ld (lld)");
+  if (!await exists(`${WASI_LIB}/libc.a`)) missing.push("wasi-libc");
+  const res = clang ? await runs(clang, ["-print-resource-dir"]) ?? "" : "";
+  if (clang && !await exists(`${res}/lib/wasi/libclang_rt.builtins-wasm32.a`)) {
+    missing.push("compiler-rt for wasm32");
+  }
+  if (missing.length) {
+    throw new UsageError(`cc: ${missing.join(", ")} not found: ${INSTALL}`);
+  }
+  return { clang: clang!, res };
+}
+
+/** `lguest cc ...`; returns the exit code. */
+export async function ccCommand(argv: string[]): Promise<number> {
+  if (argv.length === 0) {
+    console.error(USAGE);
+    return EXIT.USAGE;
+  }
+  if (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h")) {
+    console.log(USAGE);
+    return EXIT.OK;
+  }
+  const { clang, res } = await findToolchain();
+  const compileOnly = argv.some((a) => a === "-c" || a === "-E" || a === "-S" || a === "-M");
+  let output = "a.wasm";
+  const oi = argv.findIndex((a) => a === "-o");
+  if (oi >= 0) {
+    if (oi + 1 >= argv.length) throw new UsageError("cc: -o needs a file name");
+    output = argv[oi + 1];
+  } else {
+    const joined = argv.find((a) => a.startsWith("-o") && a.length > 2);
+    if (joined) output = joined.slice(2);
+  }
+  const lib = await import("../guests/images/libposix.a.ts");
+  const tmp = await Deno.makeTempDir({ prefix: "lguest-cc-" });
+  try {
+    const include = `${tmp}/include`;
+    for (const [name, text] of Object.entries(lib.HEADERS)) {
+      const path = `${include}/${name}`;
+      await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
+      await Deno.writeTextFile(path, text);
+    }
+    const flags = [
+      "--target=wasm32-wasi",
+      "-nostdinc",
+      "-isystem",
+      `${res}/include`,
+      "-isystem",
+      include,
+      "-isystem",
+      WASI_INCLUDE,
+      "-mllvm",
+      "-wasm-enable-sjlj",
+      ...DEFINES,
+    ];
+    const args = [...flags, ...argv];
+    if (!compileOnly) {
+      const archive = `${tmp}/libposix.a`;
+      await Deno.writeFile(archive, Uint8Array.fromBase64(lib.BASE64));
+      const name = output.replace(/^.*\//, "").replace(/\.wasm$/, "") || "a.out";
+      const argv0 = `${tmp}/argv0.c`;
+      await Deno.writeTextFile(argv0, `const char *lguest_argv0 = ${JSON.stringify(name)};\n`);
+      if (oi < 0 && !argv.some((a) => a.startsWith("-o"))) args.push("-o", output);
+      args.push(
+        argv0,
+        "-nostartfiles",
+        `-L${WASI_LIB}`,
+        "-Wl,--no-entry,--import-memory,--global-base=1048576,-z,stack-size=1048576",
+        "-Wl,--export=start,--undefined=start,--strip-all",
+        archive,
+        "-lwasi-emulated-signal",
+        "-lwasi-emulated-process-clocks",
+        "-lwasi-emulated-getpid",
+        "-lm",
+      );
+    }
+    const r = await new Deno.Command(clang, {
+      args,
+      stdin: "null",
+      stdout: "inherit",
+      stderr: "inherit",
+    })
+      .output();
+    if (!r.success) {
+      console.error(`lguest: cc: clang failed (exit ${r.code}); nothing was built`);
+      return EXIT.USAGE;
+    }
+    if (!compileOnly) await Deno.chmod(output, 0o644).catch(() => {});
+    return EXIT.OK;
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+}

@@ -183,7 +183,12 @@ export function checkProfile(bytes: Uint8Array, name: string): ProfileInfo {
     return check(bytes);
   } catch (e) {
     if (e instanceof NotWasm) {
-      throw new ImageError(`${printable(name, 100)}: not a WebAssembly guest image (bad magic)`);
+      const elf = bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
+      throw new ImageError(
+        `${printable(name, 100)}: not a WebAssembly guest image (${
+          elf ? "an ELF: x86-64 images run with --engine kvm" : "bad magic"
+        })`,
+      );
     }
     if (e instanceof Malformed) {
       throw new ImageError(

@@ -29,7 +29,6 @@ import {
   LgfsError,
   MAX_SIZE,
   MIN_SIZE,
-  ROOT_INO,
   validName,
 } from "./lgfs.ts";
 import { libc, O_CREAT, O_RDONLY, O_RDWR, openFile, pread, pwrite, SysError } from "../sys/libc.ts";
@@ -342,32 +341,38 @@ function get(args: string[]): number {
       return EXIT.OK;
     }
     if (!recursive) throw new DiskUsage(`${path}: is a directory (use get -r)`);
-    // A new folder; everything below it is created new (O_EXCL), so nothing
-    // outside it is written, whatever names the disk holds (each checked).
+    // Twice: first only looking (names a host file can have, depth, no
+    // cycle), then copying into a new folder; everything below it is
+    // created new (O_EXCL), so nothing outside it is written, whatever
+    // names the disk holds.
+    const copy = (ino: number, dir: string, where: string, depth: number, dry: boolean) => {
+      if (depth > MAX_DEPTH) {
+        throw new CorruptError(`directories nested more than ${MAX_DEPTH} deep`);
+      }
+      for (const e of fs.entries(ino)) {
+        const at = `${where.replace(/\/+$/, "")}/${e.name}`;
+        if (!e.utf8) {
+          throw new DiskUsage(
+            `${JSON.stringify(at)}: the name is not UTF-8, no host file can have it`,
+          );
+        }
+        if (!validName(e.name)) throw new CorruptError(`bad name ${JSON.stringify(at)}`);
+        const target = `${dir}/${e.name}`;
+        if (isDir(fs.inode(e.ino))) {
+          if (!dry) Deno.mkdirSync(target);
+          copy(e.ino, target, at, depth + 1, dry);
+        } else if (!dry) {
+          getFile(fs, e.ino, target, true);
+        }
+      }
+    };
+    copy(r.ino, host, path, 0, true); // check() already refused cycles
     try {
       Deno.mkdirSync(host);
     } catch (e) {
       throw new DiskUsage(`${host}: ${e instanceof Deno.errors.AlreadyExists ? "exists" : e}`);
     }
-    const seen = new Set<number>();
-    const copy = (ino: number, dir: string, depth: number) => {
-      if (seen.has(ino)) throw new CorruptError(`directory cycle at inode ${ino}`);
-      seen.add(ino);
-      if (depth > MAX_DEPTH) {
-        throw new CorruptError(`directories nested more than ${MAX_DEPTH} deep`);
-      }
-      for (const e of fs.entries(ino)) {
-        if (!validName(e.name)) throw new CorruptError(`bad name ${JSON.stringify(e.name)}`);
-        const target = `${dir}/${e.name}`;
-        if (isDir(fs.inode(e.ino))) {
-          Deno.mkdirSync(target);
-          copy(e.ino, target, depth + 1);
-        } else {
-          getFile(fs, e.ino, target, true);
-        }
-      }
-    };
-    copy(r.ino === ROOT_INO ? ROOT_INO : r.ino, host, 0);
+    copy(r.ino, host, path, 0, false);
     return EXIT.OK;
   });
 }

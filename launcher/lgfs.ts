@@ -294,7 +294,10 @@ export function isDir(n: Inode): boolean {
 
 /** A directory entry. */
 export interface DirEntry {
+  /** The name (bytes that are not UTF-8 decoded with U+FFFD). */
   name: string;
+  /** Whether the name's bytes are UTF-8 (a host file name can be made of it). */
+  utf8: boolean;
   ino: number;
   type: number;
   /** Entry index (for removal). */
@@ -807,23 +810,30 @@ export class Lgfs {
         if (len < 1 || len > NAME_MAX) {
           throw new CorruptError(`directory ${ino}: bad name length ${len}`);
         }
-        let name: string;
-        try {
-          name = utf8.decode(blk.subarray(off + 8, off + 8 + len));
-        } catch {
-          name = "";
+        const raw = blk.subarray(off + 8, off + 8 + len);
+        // Names are bytes: no '/', no NUL, not "." or "..".
+        if (
+          raw.includes(0x2f) || raw.includes(0) || (raw[0] === 0x2e &&
+            (len === 1 || (len === 2 && raw[1] === 0x2e)))
+        ) {
+          const shown = new TextDecoder().decode(raw);
+          throw new CorruptError(`directory ${ino}: bad name ${JSON.stringify(shown)}`);
         }
-        if (!validName(name) || enc.encode(name).length !== len) {
-          throw new CorruptError(`directory ${ino}: bad name ${JSON.stringify(name)}`);
+        let name: string, isUtf8 = true;
+        try {
+          name = utf8.decode(raw);
+        } catch {
+          name = new TextDecoder().decode(raw); // shown with U+FFFD; get refuses it
+          isUtf8 = false;
         }
         if (!this.#inoOk(e)) throw new CorruptError(`directory ${ino}: inode ${e} out of range`);
-        yield { name, ino: e, type: blk[off + 4], slot: b * DPB + i };
+        yield { name, utf8: isUtf8, ino: e, type: blk[off + 4], slot: b * DPB + i };
       }
     }
   }
 
   lookupIn(dir: number, name: string): DirEntry | null {
-    for (const e of this.entries(dir)) if (e.name === name) return e;
+    for (const e of this.entries(dir)) if (e.utf8 && e.name === name) return e;
     return null;
   }
 

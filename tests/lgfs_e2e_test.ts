@@ -378,6 +378,16 @@ Deno.test("e2e lgfs: hostile images: one line, EXIT.USAGE, nothing written outsi
       const left = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => !n.endsWith(".img"));
       assert.deepEqual(left, [], `${name}: get -r left ${left}`); // checked before writing
     }
+    // A name that is not UTF-8 is valid lgfs (check passes) but no host file name: get -r says so.
+    const b = h.bytes.slice();
+    const off = h.entry("/", "y");
+    b.set([0x79, 0xff], off + 8);
+    b[off + 5] = 2;
+    await Deno.writeFile(`${dir}/latin.img`, b);
+    await disk(["check", `${dir}/latin.img`]);
+    const r = await disk(["get", "-r", `${dir}/latin.img`, "/", `${dir}/out-latin`], EXIT.USAGE);
+    assert.match(r.stderr, /"\/y\ufffd": the name is not UTF-8/, describe(r));
+    await assert.rejects(Deno.stat(`${dir}/out-latin`)); // refused before anything was written
   });
 });
 

@@ -275,6 +275,16 @@ Deno.test("lgfs hostile: names with '/', '..', NUL or a bad length", () => {
     const fs = reopen(new MemDev(img));
     assert.throws(() => [...fs.entries(ROOT_INO)], CorruptError, bad);
   }
+  // Bytes that are not UTF-8 are a valid name: listed, checked, found by no UTF-8 path.
+  const latin = s.dev.bytes.slice();
+  const at = entryOff(s.fs, ROOT_INO, "top");
+  latin.set([0x63, 0x61, 0x66, 0xe9], at + 8); // "café" in Latin-1
+  latin[at + 5] = 4;
+  const lf = reopen(new MemDev(latin));
+  const e = [...lf.entries(ROOT_INO)].find((x) => !x.utf8);
+  assert.equal(e?.name, "caf\ufffd");
+  assert.equal(lf.lookupIn(ROOT_INO, "caf\ufffd"), null);
+  assert.equal(lf.check().files, 2);
   const img = s.dev.bytes.slice();
   img[entryOff(s.fs, ROOT_INO, "top") + 5] = 200;
   assert.throws(() => [...reopen(new MemDev(img)).entries(ROOT_INO)], CorruptError);

@@ -29,14 +29,17 @@ export function builtinGuests(all = false): Promise<BuiltinGuest[]> {
 export async function builtinFile(file: string): Promise<Uint8Array | null> {
   const load = Object.hasOwn(FILES, file) ? FILES[file] : undefined;
   if (!load) return null;
-  let mod: { BASE64: string };
+  let mod: { BASE64: string; GZIP?: boolean };
   try {
     mod = await load();
   } catch {
     // `deno task bundle` leaves the test guests' modules out of dist/lguest.js.
     throw new UsageError(`built-in image ${file} is not in this build (a test guest?)`);
   }
-  return Uint8Array.fromBase64(mod.BASE64);
+  const raw = Uint8Array.fromBase64(mod.BASE64);
+  if (!mod.GZIP) return raw;
+  const stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 
 /**

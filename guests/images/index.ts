@@ -219,7 +219,7 @@ export const MANIFEST: readonly ManifestEntry[] = [
 ];
 
 /** Image file name -> import of its module. */
-export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string }>>> = {
+export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string; GZIP?: boolean }>>> = {
   "disktest.wasm": () => import("./disktest.wasm.ts"),
   "disktest.x86_64.elf": () => import("./disktest.x86_64.elf.ts"),
   "hello.wasm": () => import("./hello.wasm.ts"),

@@ -206,6 +206,31 @@ export function kvmFlavour(): string {
   return has("kvm_pvm") ? "PVM" : has("kvm_intel") ? "VT-x" : has("kvm_amd") ? "SVM" : "unknown";
 }
 
+// ---- Event-loop turns -------------------------------------------------------------
+
+/** When the event loop last had a turn (timers, I/O) between two runs of a guest. */
+let lastTurn = 0;
+const turnWaiters: (() => void)[] = [];
+let turnChannel: MessageChannel | null = null;
+
+/** A real event-loop turn (a MessageChannel message: a macrotask without timer clamping). */
+function eventLoopTurn(): Promise<void> {
+  if (turnChannel === null) {
+    turnChannel = new MessageChannel();
+    turnChannel.port1.onmessage = () => {
+      lastTurn = performance.now();
+      for (const w of turnWaiters.splice(0)) w();
+    };
+    // Do not keep the process alive just for this channel.
+    (turnChannel.port1 as unknown as { unref?: () => void }).unref?.();
+    (turnChannel.port2 as unknown as { unref?: () => void }).unref?.();
+  }
+  return new Promise((resolve) => {
+    turnWaiters.push(resolve);
+    if (turnWaiters.length === 1) turnChannel!.port2.postMessage(0);
+  });
+}
+
 // ---- The image -----------------------------------------------------------------
 
 /** A checked x86-64 guest image: what to copy where, and the entry point. */
@@ -531,7 +556,11 @@ export class KvmCpu implements GuestCpu {
         if (this.#closed) this.#release(this.#vm);
       }
     }
-    return Promise.resolve();
+    // The Host resumes a stopped guest in microtasks when it can (a HALT
+    // whose interrupt is already pending, a DMA served inline), and starts
+    // a new time slice each time: without this, a guest that stops often
+    // would keep timers and I/O out for good.
+    return performance.now() - lastTurn > KICK_MS ? eventLoopTurn() : Promise.resolve();
   }
 
   close(): void {
@@ -576,6 +605,7 @@ export class KvmCpu implements GuestCpu {
     const fd = this.#vm.vcpuFd;
     const run32 = this.#run32;
     const REG = REGS >> 2;
+    const start = performance.now();
     armKick(KICK_MS);
     try {
       for (;;) {
@@ -606,6 +636,9 @@ export class KvmCpu implements GuestCpu {
           );
           if (r !== LG_EVENT) {
             this.#setRax((LG_EV_DONE | r) >>> 0);
+            // An exit costs microseconds, so the clock is cheap here; the
+            // kick's signal may have landed outside KVM_RUN and been lost.
+            if (performance.now() - start > KICK_MS && port.preempt()) return;
             continue;
           }
           if (port.dead !== null) return;

@@ -299,6 +299,31 @@ engineTest("timeouts: test-spin with --timeout 1 exits 124 within 2 s of it", as
   assert.ok(r.ms < 3_000, `took ${Math.round(r.ms)} ms`);
 });
 
+engineTest(
+  "timeouts: a guest doing block I/O flat out keeps no timer out (--timeout 1)",
+  async (e) => {
+    await inTempDir(async (dir) => {
+      const img = `${dir}/disk.img`;
+      await Deno.writeFile(img, new Uint8Array(4 << 20));
+      const r = await runCli([
+        "run",
+        ...e.args,
+        "--timeout",
+        "1",
+        "--block",
+        img,
+        "disktest",
+        "--",
+        "ops=100000000",
+      ], { killAfterMs: 15_000 });
+      assert.equal(r.code, EXIT.TIMEOUT, describe(r));
+      // The timer itself fired on the main thread, not the watchdog's "not responding".
+      assert.deepEqual(errLines(r.stderr), ["lguest: disktest: timed out after 1 s"], describe(r));
+      assert.ok(r.ms < 3_000, `took ${Math.round(r.ms)} ms`);
+    });
+  },
+);
+
 engineTest("timeouts: a spinning guest is preempted; its neighbour shell answers", async (e) => {
   const r = await withNeighbour(
     e.name,

@@ -78,8 +78,24 @@ export interface SpawnOptions {
   env?: Record<string, string>;
 }
 
+/**
+ * The engine every `lguest run` of this test process uses when the run
+ * names none: `LGUEST_TEST_ENGINE` (e.g. `kvm`, to run a whole e2e file
+ * under the KVM engine by hand); unset: the CLI's default.
+ */
+const TEST_ENGINE = (() => {
+  try {
+    return Deno.env.get("LGUEST_TEST_ENGINE") || null;
+  } catch {
+    return null;
+  }
+})();
+
 /** Spawn `lguest ARGS...` and keep it live. */
 export function spawnCli(args: string[], opts: SpawnOptions = {}): LiveProcess {
+  if (TEST_ENGINE !== null && args[0] === "run" && !args.includes("--engine")) {
+    args = ["run", "--engine", TEST_ENGINE, ...args.slice(1)];
+  }
   return spawnProcess(LGUEST_CMD[0], [...LGUEST_CMD.slice(1), ...args], opts);
 }
 

@@ -8,7 +8,8 @@
 
 import { UsageError } from "../devices/registry.ts";
 import type { GuestCpu } from "./engine.ts";
-import { compileImage, describePreemption, WasmCpu } from "./wasm.ts";
+import { compileImage, compileReady, describePreemption, WasmCpu } from "./wasm.ts";
+import type { FuelCounts } from "./wasm_fuel.ts";
 
 /** The KVM engine, loaded only when a guest asks for it (start-up of wasm runs). */
 function kvm(): Promise<typeof import("./kvm.ts")> {
@@ -64,7 +65,22 @@ export async function prepareImage(
       makeCpu: (top, mem) => new KvmCpu(image, top, mem),
     };
   }
-  const mod = await compileImage(bytes, name);
+  return wasmImage(await compileImage(bytes, name));
+}
+
+/**
+ * A built-in wasm image that the build checked and instrumented
+ * (`launcher/images.ts` loadReady): compiled as it is.
+ */
+export async function prepareReady(
+  bytes: Uint8Array,
+  fuel: FuelCounts,
+  name: string,
+): Promise<ReadyImage> {
+  return wasmImage(await compileReady(bytes, fuel, name));
+}
+
+function wasmImage(mod: WebAssembly.Module): ReadyImage {
   return {
     describe: describePreemption(mod),
     makeCpu: (top) => new WasmCpu(mod, top),

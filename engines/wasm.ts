@@ -15,7 +15,9 @@
  * from inside an import (the handler may itself need to wait).
  *
  * The image is hostile input: {@link compileImage} checks it against the
- * guest-image profile (`wasm_profile.ts`) before V8 sees it.
+ * guest-image profile (`wasm_profile.ts`) before V8 sees it. A built-in
+ * guest's image was checked and instrumented by `deno task guests`
+ * ({@link compileReady}); the checks' modules are loaded only for others.
  *
  * Preemption: {@link compileImage} instruments every loop header, every
  * function that calls, and every bulk memory instruction of the image
@@ -32,8 +34,8 @@
 import type { GuestCpu, HypercallPort } from "./engine.ts";
 import { LG_EV_WAIT, LG_EVENT } from "./engine.ts";
 import { promising, suspending } from "./jspi.ts";
-import { FUEL, type FuelCounts, instrumentFuel } from "./wasm_fuel.ts";
-import { checkProfile, ImageError } from "./wasm_profile.ts";
+import type { FuelCounts } from "./wasm_fuel.ts";
+import { FUEL, ImageError } from "./image_error.ts";
 import { printable } from "../sys/text.ts";
 
 export { ImageError };
@@ -87,6 +89,10 @@ export function describePreemption(mod: WebAssembly.Module): string {
  * {@link ImageError}, one printable line.
  */
 export async function compileImage(bytes: Uint8Array, name: string): Promise<WebAssembly.Module> {
+  const [{ checkProfile }, { instrumentFuel }] = await Promise.all([
+    import("./wasm_profile.ts"),
+    import("./wasm_fuel.ts"),
+  ]);
   checkProfile(bytes, name);
   const shown = printable(name, 100);
   const fuel = instrumentFuel(bytes, { validate: false }); // compiling validates
@@ -111,6 +117,30 @@ export async function compileImage(bytes: Uint8Array, name: string): Promise<Web
       msg = (orig as Error).message;
     }
     throw new ImageError(`${shown}: invalid WebAssembly image: ${printable(msg, 300)}`);
+  }
+  preemption.set(mod, { loops: fuel.loops, entries: fuel.entries, bulk: fuel.bulk });
+  return mod;
+}
+
+/**
+ * Compile a built-in image that `deno task guests` already checked against
+ * the profile and instrumented (`guests/images/index.ts` READY, verified
+ * by `deno task guests --check`); `fuel` is where the build put its checks.
+ * Only for images of the module graph: anything else goes through
+ * {@link compileImage}.
+ */
+export async function compileReady(
+  bytes: Uint8Array,
+  fuel: FuelCounts,
+  name: string,
+): Promise<WebAssembly.Module> {
+  let mod: WebAssembly.Module;
+  try {
+    mod = await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+  } catch (e) {
+    // A build that does not fit this Deno's V8: the same one line as for any image.
+    const why = printable((e as Error).message, 300);
+    throw new ImageError(`${printable(name, 100)}: invalid WebAssembly image: ${why}`);
   }
   preemption.set(mod, { loops: fuel.loops, entries: fuel.entries, bulk: fuel.bulk });
   return mod;

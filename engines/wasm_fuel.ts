@@ -49,9 +49,10 @@
  */
 
 import { AT_CHECK, AT_OPEN, AT_PAY, CODE_AT, ERROR_AT, SCANNER_WASM } from "./wasm_fuel_scanner.ts";
+import { FUEL } from "./image_error.ts";
 
 /** Units of fuel (a unit: a loop iteration or call, per 64 bytes of code or of bulk memory) between two looks. */
-export const FUEL = 100_000;
+export { FUEL };
 
 /** Bytes of bulk memory (memory.copy/fill/init) that cost one unit of fuel. */
 export const BULK_BYTES_PER_FUEL = 64;

@@ -15,12 +15,9 @@
  */
 
 import { printable } from "../sys/text.ts";
+import { ImageError } from "./image_error.ts";
 
-/** A user-facing problem with an image (bad file, outside the profile, …). */
-export class ImageError extends Error {
-  /** Always "ImageError". */
-  override name = "ImageError";
-}
+export { ImageError };
 
 /** The profile's limits (docs/guest-abi.md §1.1 lists them, docs/security.md bounds memory with them). */
 export const LIMITS = {

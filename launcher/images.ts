@@ -6,14 +6,16 @@
  * file) and one base64 module per image, so they travel with the program
  * whether it is run from a checkout, an HTTP URL, a bundle or a compiled
  * binary, and no file is read beside the module. A run decodes only the
- * image it runs.
+ * image it runs. A built-in wasm image is run as the build checked and
+ * instrumented it ({@link loadReady}); {@link loadImage} gives the image
+ * as built (tests, tools).
  *
  * @module
  */
 
 import { UsageError } from "../devices/registry.ts";
-import { FILES, MANIFEST, type ManifestEntry } from "../guests/images/index.ts";
-import { LIMITS } from "../engines/wasm_profile.ts";
+import { FILES, MANIFEST, type ManifestEntry, READY } from "../guests/images/index.ts";
+import type { FuelCounts } from "../engines/wasm_fuel.ts";
 import { printable } from "../sys/text.ts";
 import { readInputFile } from "./input_file.ts";
 
@@ -36,10 +38,43 @@ export async function builtinFile(file: string): Promise<Uint8Array | null> {
     // `deno task bundle` leaves the test guests' modules out of dist/lguest.js.
     throw new UsageError(`built-in image ${file} is not in this build (a test guest?)`);
   }
+  return await decode(mod);
+}
+
+/** The bytes an embedding module holds (base64, gzipped if it says so). */
+async function decode(mod: { BASE64: string; GZIP?: boolean }): Promise<Uint8Array> {
   const raw = Uint8Array.fromBase64(mod.BASE64);
   if (!mod.GZIP) return raw;
   const stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream("gzip"));
   return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/** A built-in wasm image as `deno task guests` checked and instrumented it. */
+export interface ReadyImageFile {
+  name: string;
+  /** The instrumented image. */
+  bytes: Uint8Array;
+  /** Where its fuel checks are. */
+  fuel: FuelCounts;
+}
+
+/**
+ * The checked and instrumented wasm image of built-in guest `guest`, or
+ * null when `guest` is no built-in guest (a path: {@link loadImage} and
+ * the full checks) or its image has none.
+ */
+export async function loadReady(guest: string): Promise<ReadyImageFile | null> {
+  const builtin = MANIFEST.find((g) => g.name === guest);
+  const load = builtin && Object.hasOwn(READY, builtin.file) ? READY[builtin.file] : undefined;
+  if (!load) return null;
+  let mod: Awaited<ReturnType<typeof load>>;
+  try {
+    mod = await load();
+  } catch {
+    // `deno task bundle` leaves the test guests' modules out of dist/lguest.js.
+    throw new UsageError(`built-in image ${builtin!.file} is not in this build (a test guest?)`);
+  }
+  return { name: guest, bytes: await decode(mod), fuel: mod.FUEL };
 }
 
 /**
@@ -75,6 +110,7 @@ export async function loadImage(
     }
   }
   // A regular file of at most the profile's image size, checked before it is read.
+  const { LIMITS } = await import("../engines/wasm_profile.ts");
   const file = await readInputFile(guest, LIMITS.imageBytes, "guest image");
   return { name: guest.replace(/^.*\//, "").replace(/\.(wasm|elf)$/, ""), bytes: file };
 }

@@ -32,12 +32,13 @@ import {
   engineUnavailable,
   parseEngine,
   prepareImage,
+  prepareReady,
   type ReadyImage,
 } from "../engines/select.ts";
 import { Host } from "../host/host.ts";
 import type { GuestPlan } from "./config.ts";
 import { EXIT, MAX_PASSED_STATUS } from "./exit.ts";
-import { loadImage } from "./images.ts";
+import { loadImage, loadReady } from "./images.ts";
 import { GuestRun, type Outcome } from "./launcher.ts";
 import { STALE_MS, Supervisor } from "./supervisor.ts";
 
@@ -103,10 +104,15 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
     const engine = parseEngine(plan.engine ?? opts.engine ?? "wasm");
     const unavailable = await engineUnavailable(engine);
     if (unavailable !== null) throw new UsageError(unavailable);
-    const file = plan.bytes
-      ? { name: plan.name || "guest", bytes: plan.bytes }
-      : await loadImage(plan.image, engine);
-    const image = await prepareImage(engine, file.bytes, file.name);
+    // A built-in wasm guest comes checked and instrumented from the build.
+    const ready = !plan.bytes && engine === "wasm" ? await loadReady(plan.image) : null;
+    const file = ready ??
+      (plan.bytes
+        ? { name: plan.name || "guest", bytes: plan.bytes }
+        : await loadImage(plan.image, engine));
+    const image = ready
+      ? await prepareReady(ready.bytes, ready.fuel, ready.name)
+      : await prepareImage(engine, file.bytes, file.name);
     opts.verbose?.(`${plan.name || file.name}: ${image.describe}`);
     if (plan.devices.length >= 15) {
       throw new UsageError("too many devices: a guest has at most 14 plus the rng and the console");

@@ -67,6 +67,14 @@ function show(r: Ran): string {
   return `exit ${r.code}\nstdout: ${r.stdout}\nstderr: ${r.stderr}`;
 }
 
+/** The `--external` flags of `deno task bundle` (deno.json). */
+const BUNDLE_EXTERNALS: string[] = (() => {
+  const task: string = JSON.parse(
+    Deno.readTextFileSync(new URL("../deno.json", import.meta.url)),
+  ).tasks.bundle;
+  return [...task.matchAll(/--external (\S+)/g)].flatMap((m) => ["--external", m[1]]);
+})();
+
 /** Bundle `entry` (relative to the root) into `out` with `deno bundle`, as `deno task bundle`. */
 async function bundle(entry: string, out: string, extra: string[] = []): Promise<void> {
   const r = await deno(["bundle", "--quiet", "--platform", "deno", ...extra, "-o", out, entry], {
@@ -108,7 +116,7 @@ Deno.test("ship: the bundle runs from an empty folder, offline: hello, a disk, t
   if (!CAN_UNSHARE) console.log("ship: unshare -n not permitted here: these runs keep the network");
   await withTemp(async (dir) => {
     const js = `${dir}/lguest.js`;
-    await bundle("main.ts", js, ["--external", "./test-*.wasm.ts"]);
+    await bundle("main.ts", js, BUNDLE_EXTERNALS);
     const work = `${dir}/empty`;
     await Deno.mkdir(work);
     const opts = { cwd: work, denoDir: `${dir}/deno_dir`, offline: true };

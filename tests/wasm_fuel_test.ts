@@ -9,14 +9,19 @@
 
 import assert from "node:assert/strict";
 import { promising, suspending } from "../engines/jspi.ts";
-import { compileImage, preemptionOf } from "../engines/wasm.ts";
+import { compileImage, compileReady, preemptionOf } from "../engines/wasm.ts";
+import { checkProfile } from "../engines/wasm_profile.ts";
 import { FUEL, type FuelCounts, instrumentFuel } from "../engines/wasm_fuel.ts";
-import { builtinGuests, loadImage } from "../launcher/images.ts";
+import { builtinGuests, loadImage, loadReady } from "../launcher/images.ts";
 import { scannerSource } from "../tools/wasm_fuel_scanner.ts";
 import { describe, hasStackTrace, runCli, spawnCli } from "./helpers/run_cli.ts";
 import { assemble, f32, f64, I32, i32, I64, i64, type ModuleDef } from "./helpers/wasm_asm.ts";
 
 // ---- helpers -----------------------------------------------------------------
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
 
 /** [id, content] of every section, in order. */
 function sectionsOf(b: Uint8Array): [number, Uint8Array][] {
@@ -227,6 +232,25 @@ Deno.test("fuel: every built-in and test guest image instruments and validates",
       g.name,
     );
   }
+});
+
+Deno.test("fuel: every built-in wasm image comes checked and instrumented from the build", async () => {
+  const guests = await builtinGuests(true);
+  for (const g of guests) {
+    const ready = await loadReady(g.name);
+    assert.ok(ready !== null, `${g.name}: no checked, instrumented image in the build`);
+    const { bytes } = await loadImage(g.name);
+    checkProfile(bytes, g.name);
+    const r = instrumented(bytes);
+    // What `deno task guests` stored is what the current code makes of the image.
+    assert.ok(sameBytes(ready.bytes, r.bytes), `${g.name}: stale: run deno task guests`);
+    assert.deepEqual(ready.fuel, { loops: r.loops, entries: r.entries, bulk: r.bulk }, g.name);
+    const mod = await compileReady(ready.bytes, ready.fuel, g.name);
+    assert.deepEqual(preemptionOf(mod), ready.fuel, g.name);
+  }
+  // A path is never taken for a built-in image, even one naming a built-in file.
+  assert.equal(await loadReady("guests/images/hello.wasm"), null);
+  assert.equal(await loadReady("no-such-guest"), null);
 });
 
 Deno.test("fuel: a hand-built module round-trips and computes the same results", async () => {

@@ -276,3 +276,50 @@ export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string; GZIP
   "test-x86fault.wasm": () => import("./test-x86fault.wasm.ts"),
   "test-x86fault.x86_64.elf": () => import("./test-x86fault.x86_64.elf.ts"),
 };
+
+/** What a module of {@link READY} holds. */
+export interface ReadyModule {
+  /** Where the build put the image's fuel checks. */
+  FUEL: { loops: number; entries: number; bulk: number };
+  /** The checked and instrumented image, base64 (of its gzip if GZIP). */
+  BASE64: string;
+  GZIP?: boolean;
+}
+
+/**
+ * Wasm image file name -> import of the module holding it as `deno task
+ * guests` checked it against the guest-image profile and instrumented it
+ * for preemption (`--check` verifies it is what the current code makes of
+ * the image): a run of a built-in guest skips both passes.
+ */
+export const READY: Readonly<Record<string, () => Promise<ReadyModule>>> = {
+  "disktest.wasm": () => import("./disktest.wasm.ready.ts"),
+  "hello.wasm": () => import("./hello.wasm.ready.ts"),
+  "lua.wasm": () => import("./lua.wasm.ready.ts"),
+  "netd.wasm": () => import("./netd.wasm.ready.ts"),
+  "shell.wasm": () => import("./shell.wasm.ready.ts"),
+  "sqlite3.wasm": () => import("./sqlite3.wasm.ready.ts"),
+  "test-args.wasm": () => import("./test-args.wasm.ready.ts"),
+  "test-badcall.wasm": () => import("./test-badcall.wasm.ready.ts"),
+  "test-baddma.wasm": () => import("./test-baddma.wasm.ready.ts"),
+  "test-badmem.wasm": () => import("./test-badmem.wasm.ready.ts"),
+  "test-blkerr.wasm": () => import("./test-blkerr.wasm.ready.ts"),
+  "test-clock.wasm": () => import("./test-clock.wasm.ready.ts"),
+  "test-crash.wasm": () => import("./test-crash.wasm.ready.ts"),
+  "test-crc.wasm": () => import("./test-crc.wasm.ready.ts"),
+  "test-dmabench.wasm": () => import("./test-dmabench.wasm.ready.ts"),
+  "test-exit.wasm": () => import("./test-exit.wasm.ready.ts"),
+  "test-fstest.wasm": () => import("./test-fstest.wasm.ready.ts"),
+  "test-hostile-blkbad.wasm": () => import("./test-hostile-blkbad.wasm.ready.ts"),
+  "test-hostile-exit.wasm": () => import("./test-hostile-exit.wasm.ready.ts"),
+  "test-hostile-nest.wasm": () => import("./test-hostile-nest.wasm.ready.ts"),
+  "test-hostile-rebind.wasm": () => import("./test-hostile-rebind.wasm.ready.ts"),
+  "test-hostile-recurse.wasm": () => import("./test-hostile-recurse.wasm.ready.ts"),
+  "test-hostile-scribble.wasm": () => import("./test-hostile-scribble.wasm.ready.ts"),
+  "test-netblast.wasm": () => import("./test-netblast.wasm.ready.ts"),
+  "test-netflood.wasm": () => import("./test-netflood.wasm.ready.ts"),
+  "test-netsink.wasm": () => import("./test-netsink.wasm.ready.ts"),
+  "test-posix-files.wasm": () => import("./test-posix-files.wasm.ready.ts"),
+  "test-spin.wasm": () => import("./test-spin.wasm.ready.ts"),
+  "test-x86fault.wasm": () => import("./test-x86fault.wasm.ready.ts"),
+};

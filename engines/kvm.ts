@@ -213,17 +213,28 @@ let lastTurn = 0;
 const turnWaiters: (() => void)[] = [];
 let turnChannel: MessageChannel | null = null;
 
-/** A real event-loop turn (a MessageChannel message: a macrotask without timer clamping). */
+/** KVM guests not yet released: the channel lives (and keeps the process up) while any does. */
+let liveGuests = 0;
+
+function closeTurnChannel(): void {
+  turnChannel?.port1.close();
+  turnChannel?.port2.close();
+  turnChannel = null;
+}
+
+/**
+ * A real event-loop turn (a MessageChannel message: a macrotask without
+ * timer clamping). The channel is ref'd, so a pending turn keeps the
+ * process alive; it is closed when the last KVM guest is released.
+ */
 function eventLoopTurn(): Promise<void> {
   if (turnChannel === null) {
     turnChannel = new MessageChannel();
     turnChannel.port1.onmessage = () => {
       lastTurn = performance.now();
       for (const w of turnWaiters.splice(0)) w();
+      if (liveGuests === 0) closeTurnChannel();
     };
-    // Do not keep the process alive just for this channel.
-    (turnChannel.port1 as unknown as { unref?: () => void }).unref?.();
-    (turnChannel.port2 as unknown as { unref?: () => void }).unref?.();
   }
   return new Promise((resolve) => {
     turnWaiters.push(resolve);
@@ -450,6 +461,7 @@ export class KvmCpu implements GuestCpu {
       this.#release(vm);
       throw new ImageError(`kvm: ${what} failed: errno ${e}`);
     };
+    liveGuests++;
     const vm: Vm = {
       vmFd: -1,
       vcpuFd: -1,
@@ -772,6 +784,7 @@ export class KvmCpu implements GuestCpu {
   #release(vm: Vm): void {
     if (this.#released) return;
     this.#released = true;
+    if (--liveGuests === 0 && turnWaiters.length === 0) closeTurnChannel();
     const s = sys();
     if (vm.run) s.munmap(vm.run, BigInt(vm.runSize));
     if (vm.vcpuFd >= 0) s.close(vm.vcpuFd);

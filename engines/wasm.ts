@@ -164,6 +164,10 @@ export function hcallImport(
 /** Describe an exception that came out of guest code as a kill reason. */
 function faultReason(e: unknown): string {
   if (e instanceof WebAssembly.RuntimeError) return `guest fault: ${e.message}`;
+  const WasmException = (WebAssembly as unknown as { Exception?: new () => unknown }).Exception;
+  if (WasmException && e instanceof WasmException) {
+    return "guest fault: an exception the guest threw was not caught";
+  }
   if (e instanceof RangeError && /call stack/i.test(e.message)) {
     return "guest fault: stack overflow";
   }
@@ -213,6 +217,19 @@ export class WasmCpu implements GuestCpu {
       });
       if (this.#closed || port().dead !== null) throw GUEST_EXIT;
     };
+    /**
+     * A dead guest that goes on running — it caught the GUEST_EXIT thrown
+     * through it (legacy exception handling's `catch_all` catches JavaScript
+     * exceptions too) — stops for good at its next fuel check: its stack
+     * stays suspended on a promise that never settles (and is collected with
+     * it), so it can neither spin nor hold the event loop.
+     */
+    const parkForever = (): Promise<void> => {
+      const stopped = this.#stopped;
+      this.#stopped = undefined;
+      stopped?.();
+      return new Promise<void>(() => {});
+    };
     const wait = suspending((): Promise<void> | undefined => {
       if (expected) {
         expected = false;
@@ -223,7 +240,7 @@ export class WasmCpu implements GuestCpu {
       // guest resumes in a microtask: the event loop does not get in.
       const p = this.#port;
       if (p === null) return undefined;
-      if (this.#closed || p.dead !== null) throw GUEST_EXIT;
+      if (this.#closed || p.dead !== null) return parkForever();
       return p.preempt() ? park() : undefined;
     });
     try {

@@ -1010,3 +1010,37 @@ Deno.test("--json: a FIFO without a reader is refused without blocking; with one
     const out = new TextDecoder().decode((await reader.output()).stdout);
     assert.equal(JSON.parse(out).exitCode, EXIT.OK, out);
   }));
+
+Deno.test("a dead guest that catches the host's unwinding (catch_all) stops at its next fuel check", () =>
+  withTempDir(async (dir) => {
+    // L1: loop { try { L2: loop { try { CRASH } catch_all {}; br L2 } } catch_all {}; br L1 }:
+    // the CRASH kills it and the host unwinds its stack by throwing through it, but catch_all
+    // catches that too — and the fuel check at L2's header, inside the outer try, used to throw
+    // the same way: the dead guest spun for ever and held the whole host.
+    const evil = guestImage({
+      start: [
+        ...[0x03, 0x40, 0x06, 0x40, 0x03, 0x40, 0x06, 0x40],
+        ...CRASH,
+        ...[0x19, 0x0b, 0x0c, 0x00, 0x0b, 0x19, 0x0b, 0x0c, 0x00, 0x0b],
+      ],
+      message: "caught",
+    });
+    await Deno.writeFile(`${dir}/evil.wasm`, evil);
+    await Deno.writeTextFile(
+      `${dir}/c.json`,
+      JSON.stringify({
+        guests: [
+          { name: "evil", image: `${dir}/evil.wasm`, memory: "16M" },
+          { name: "b", image: "shell", console: "stdio" },
+        ],
+      }),
+    );
+    const r = await runCli(["run", "--config", `${dir}/c.json`], {
+      stdin: "echo still here\npoweroff\n",
+      killAfterMs: 20_000,
+    });
+    assert.ok(!r.killed, describe(r));
+    assert.equal(r.code, EXIT.OK, describe(r));
+    assert.match(r.stdout, /^still here$/m, describe(r));
+    assert.match(r.stderr, /^lguest: evil: CRASH: caught$/m, describe(r));
+  }));

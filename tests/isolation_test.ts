@@ -1044,3 +1044,15 @@ Deno.test("a dead guest that catches the host's unwinding (catch_all) stops at i
     assert.match(r.stdout, /^still here$/m, describe(r));
     assert.match(r.stderr, /^lguest: evil: CRASH: caught$/m, describe(r));
   }));
+
+Deno.test("an exception the guest throws and never catches kills it as a guest fault", () =>
+  withTempDir(async (dir) => {
+    // throw tag 0 (of type () -> ()) out of start.
+    const thrower = guestImage({ start: [0x08, 0], patch: (m) => void (m.tags = [2]) });
+    await Deno.writeFile(`${dir}/thrower.wasm`, thrower);
+    const r = await runCli(["run", `${dir}/thrower.wasm`]);
+    assert.equal(r.code, EXIT.GUEST_FAILED, describe(r));
+    assert.deepEqual(lines(r.stderr), [
+      "lguest: thrower: guest fault: an exception the guest threw was not caught",
+    ]);
+  }));

@@ -20,6 +20,7 @@ import {
 } from "../mod.ts";
 import { lines, runCli } from "./helpers/run_cli.ts";
 import { libc } from "../sys/libc.ts";
+import { netnsUnavailable, runCmd } from "./helpers/netns.ts";
 
 /** Open fds of this process below 4096 (fcntl F_GETFD; Deno guards /proc/self/fd). */
 function openFds(): number {
@@ -217,4 +218,27 @@ Deno.test("api: a lab from the --config object form; its errors name the field",
   assert.ok(out.some((o) => o.startsWith("h:Hello")), out.join(""));
   assert.throws(() => lab.guest("x"), UsageError);
   assert.equal(lab.guest("h").result?.code, EXIT.OK);
+});
+
+Deno.test("api: await using closes a tap: its fd and the interface are gone after", async () => {
+  const why = await netnsUnavailable();
+  if (why) {
+    console.log(`api: tap test skipped: ${why}`);
+    return;
+  }
+  const ifname = `lgapi${Deno.pid % 100000}`;
+  const before = openFds();
+  {
+    await using netd = await startGuest({
+      image: "netd",
+      net: [{ tap: ifname }],
+      args: "ip=10.213.0.2/24",
+      timeoutMs: 20_000,
+    });
+    await netd.expect("netd: 10.213.0.2/24");
+    assert.equal((await runCmd("ip", ["link", "show", ifname])).code, 0, "the tap exists");
+    assert.ok(openFds() > before);
+  }
+  assert.equal(openFds(), before, "after await using");
+  assert.notEqual((await runCmd("ip", ["link", "show", ifname])).code, 0, "the tap is gone");
 });

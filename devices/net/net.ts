@@ -15,8 +15,8 @@ import { TapNetDevice } from "./tap.ts";
 function withPcap(dev: Device, w: PcapWriter | undefined): Device {
   if (!w) return dev;
   const close = dev.close?.bind(dev);
-  dev.close = () => {
-    close?.();
+  dev.close = async () => {
+    await close?.();
     releasePcap(w);
   };
   return dev;

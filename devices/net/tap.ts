@@ -86,6 +86,8 @@ export class TapNetDevice implements Device {
   #ctx: DeviceContext | null = null;
   #closed = false;
   #fdClosed = false;
+  /** The poll loop: close() waits for it, so the fd is not closed under a poll in flight. */
+  #pumping: Promise<void> | null = null;
 
   private constructor(ifname: string, fd: number, sinks: FrameSink[]) {
     this.ifname = ifname;
@@ -138,7 +140,7 @@ export class TapNetDevice implements Device {
         await ip(["link", "set", ifname, "up"]);
       }
     } catch (e) {
-      dev.close();
+      await dev.close();
       throw e;
     }
     return dev;
@@ -154,7 +156,7 @@ export class TapNetDevice implements Device {
     } catch { /* keep the fallback MAC */ }
     mac[0] |= LGUEST_NET_PROMISC;
     ctx.memory.bytes.set(mac, ctx.pageAddr);
-    this.#pump();
+    this.#pumping = this.#pump();
   }
 
   /** Slot 0 is the host: the guest sends every frame there. */
@@ -262,10 +264,16 @@ export class TapNetDevice implements Device {
     }
   }
 
-  close(): void {
+  /**
+   * Close the tap. A poll in flight on the FFI thread (at most 200 ms) holds
+   * the file, so the fd is closed once the loop has seen `closed`: when this
+   * resolves, the interface is gone (a non-persistent tap dies with its fd).
+   */
+  async close(): Promise<void> {
     if (this.#fdClosed) return;
     this.#fdClosed = true;
     this.#closed = true;
+    await this.#pumping;
     libc().close(this.#fd);
     this.#ctx?.log(`tap ${this.ifname}: ${JSON.stringify(this.stats)}`);
   }

@@ -129,7 +129,9 @@ export async function ccCommand(argv: string[]): Promise<number> {
     const args = [...flags, ...argv];
     if (!compileOnly) {
       const archive = `${tmp}/libposix.a`;
-      await Deno.writeFile(archive, Uint8Array.fromBase64(lib.BASE64));
+      const zipped = new Blob([Uint8Array.fromBase64(lib.BASE64)]).stream()
+        .pipeThrough(new DecompressionStream("gzip"));
+      await Deno.writeFile(archive, zipped);
       const name = output.replace(/^.*\//, "").replace(/\.wasm$/, "") || "a.out";
       const argv0 = `${tmp}/argv0.c`;
       await Deno.writeTextFile(argv0, `const char *lguest_argv0 = ${JSON.stringify(name)};\n`);

@@ -19,7 +19,6 @@ import { hasJspi } from "../engines/jspi.ts";
 import { engineUnavailable, parseEngine } from "../engines/select.ts";
 import { VERSION } from "../version.ts";
 import { builtinGuests } from "./images.ts";
-import { loadConfig } from "./config.ts";
 import { runGuests } from "./runner.ts";
 import { joinCmdline } from "./cmdline.ts";
 import { MAX_MEMORY, MIN_MEMORY } from "./layout.ts";
@@ -270,6 +269,8 @@ async function runCommand(argv: string[]): Promise<number> {
         "with --config, put memory and devices in the file (per guest), not on the command line",
       );
     }
+    // Loaded only here: a run without --config does not pay for it (boot.first_byte).
+    const { loadConfig } = await import("./config.ts");
     const plan = await loadConfig(values.config as string, { memory: parseSize });
     opts.pcap ??= plan.pcap;
     return await runGuests(plan.guests, opts);

@@ -18,6 +18,7 @@ import { benchTap } from "./tap.ts";
 import { benchMemory } from "./memory.ts";
 import { benchHypercall } from "./hypercall.ts";
 import { benchKvm } from "./kvm.ts";
+import { benchPosix } from "./posix.ts";
 import { compareTable, type Metric, table } from "./lib.ts";
 
 const SUITES: [string, () => Promise<Metric | Metric[]>][] = [
@@ -31,6 +32,7 @@ const SUITES: [string, () => Promise<Metric | Metric[]>][] = [
   ["net.tap", benchTap],
   ["memory.rss.per_guest", benchMemory],
   ["kvm", benchKvm],
+  ["posix", benchPosix],
 ];
 
 function machine() {

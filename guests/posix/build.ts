@@ -326,6 +326,9 @@ export async function buildPosix(
     // No file locks: one guest is one process, and the launcher locks the
     // whole disk image; a dot-file lock would outlive a killed guest.
     '-DSQLITE_DEFAULT_UNIX_VFS="unix-none"',
+    // Temporary tables and sort spills in RAM: a guest without a disk has
+    // no directory for them (PRAGMA temp_store = FILE puts them in "/").
+    "-DSQLITE_TEMP_STORE=2",
     "-Wno-deprecated-declarations",
   ];
   const sqlKey = await cacheKeyBase(tools, guestsDir, objDir, sqlFlags);

@@ -1,0 +1,282 @@
+/**
+ * Real programs on the POSIX layer against the same programs built
+ * natively (gcc -O2) in the same run, and the guest clock's cost:
+ *
+ * - `posix.lua.cpu`: a CPU-bound Lua script (recursive fib(30), a string
+ *   and table workout), timed inside the script with os.clock(); the
+ *   built-in `lua` guest against a native build of the same Lua 5.4.4.
+ * - `posix.lua.cpu.optimized`: the same with `--v8-flags=--no-liftoff`
+ *   (the script runs in one long call that V8 cannot tier up mid-way).
+ * - `posix.lua.start`: a whole `lua -e ""` process, spawn to exit.
+ * - `posix.sqlite.insert`, `posix.sqlite.query`: the SQLite shell's
+ *   `.timer` over an in-memory workload (100 000 rows inserted in one
+ *   transaction, then indexed lookups and an aggregate); the `sqlite3`
+ *   guest against a native build of the same amalgamation and shell.
+ * - `clock.read`: one `lg_clock_ns()` in a guest (`test-clock`: 100 000
+ *   readings) against one `performance.now()` in Deno.
+ *
+ * The native programs are built here from the pinned sources
+ * (guests/posix/sources.ts, cached); without gcc the metrics say skipped.
+ *
+ * @module
+ */
+
+import {
+  extract,
+  fetchSource,
+  LUA,
+  mkshellc,
+  SQLITE_AMALGAMATION,
+  SQLITE_SHELL,
+} from "../guests/posix/sources.ts";
+import { LGUEST_RUN, type Metric, metric, paired, skipped } from "./lib.ts";
+
+const LUA_SCRIPT = `
+local t0 = os.clock()
+local function fib(n) if n < 2 then return n end return fib(n - 1) + fib(n - 2) end
+local x = fib(30)
+local parts = {}
+for i = 1, 200000 do parts[#parts + 1] = tostring(i % 977) end
+local s = table.concat(parts, ",")
+local count = 0
+for w in s:gmatch("%d+") do count = count + #w end
+local t = {}
+for i = 1, 200000 do t[i] = (i * 7919) % 100003 end
+table.sort(t)
+print(string.format("elapsed %.6f", os.clock() - t0), x, count, t[1])
+`;
+
+const SQL = `.timer on
+create table t(a integer primary key, b text, c real);
+begin;
+with recursive n(i) as (select 1 union all select i + 1 from n where i < 100000) insert into t(b, c) select 'row ' || i, i * 0.5 from n;
+commit;
+create index t_b on t(b);
+select count(*), sum(c) from t where b between 'row 2' and 'row 3';
+select sum(length(b)) from t where a % 3 = 0;
+select count(*) from t as x where x.b = (select b from t where a = x.a);
+`;
+
+async function sh(cmd: string, args: string[], cwd?: string, stdin?: string) {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(
+      `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).slice(-400)}`,
+    );
+  }
+  return text;
+}
+
+const lguest = (args: string[], stdin?: string) =>
+  sh(Deno.execPath(), [...LGUEST_RUN, ...args], undefined, stdin);
+
+/** The same, with V8's optimizing tier from the start (no Liftoff baseline code). */
+const lguestOpt = (args: string[], stdin?: string) =>
+  sh(
+    Deno.execPath(),
+    ["run", "--v8-flags=--no-liftoff", ...LGUEST_RUN.slice(1), ...args],
+    undefined,
+    stdin,
+  );
+
+/** Native lua and sqlite3 from the pinned sources, in dir. */
+async function buildNative(dir: string): Promise<{ lua: string; sqlite: string }> {
+  const luaTar = await fetchSource(LUA);
+  await extract(luaTar, dir, ["lua-5.4.4/src"]);
+  const src = `${dir}/lua-5.4.4/src`;
+  const luaFiles = [];
+  for await (const e of Deno.readDir(src)) {
+    if (e.name.endsWith(".c") && e.name !== "luac.c" && e.name !== "onelua.c") {
+      luaFiles.push(`${src}/${e.name}`);
+    }
+  }
+  const lua = `${dir}/lua-native`;
+  await sh("gcc", [
+    "-O2",
+    "-DLUA_COMPAT_5_3",
+    "-DLUA_USE_LINUX",
+    "-o",
+    lua,
+    ...luaFiles.sort(),
+    "-lm",
+  ]);
+  await extract(await fetchSource(SQLITE_AMALGAMATION), dir, [
+    "package/deps/sqlite3/sqlite3.c",
+    "package/deps/sqlite3/sqlite3.h",
+  ]);
+  await extract(await fetchSource(SQLITE_SHELL), dir, ["sqlite3-3.40.1/src", "sqlite3-3.40.1/ext"]);
+  const amalg = `${dir}/package/deps/sqlite3`;
+  await Deno.writeTextFile(`${amalg}/shell.c`, await mkshellc(`${dir}/sqlite3-3.40.1/src`));
+  const sqlite = `${dir}/sqlite3-native`;
+  await sh("gcc", [
+    "-O2",
+    "-DSQLITE_THREADSAFE=0",
+    "-DSQLITE_OMIT_LOAD_EXTENSION",
+    "-DSQLITE_OMIT_WAL",
+    "-DSQLITE_TEMP_STORE=2",
+    "-I",
+    amalg,
+    "-o",
+    sqlite,
+    `${amalg}/shell.c`,
+    `${amalg}/sqlite3.c`,
+    "-lm",
+  ]);
+  return { lua, sqlite };
+}
+
+function elapsed(out: string): number {
+  const m = /^elapsed (\d+\.\d+)/m.exec(out);
+  if (!m) throw new Error(`bench: lua said ${out.slice(-200)}`);
+  return Number(m[1]);
+}
+
+/** [insert seconds, query seconds] from the shell's `.timer` lines. */
+function sqlTimes(out: string): [number, number] {
+  const times = [...out.matchAll(/Run Time: real (\d+\.\d+)/g)].map((m) => Number(m[1]));
+  // statements: create, begin, insert, commit, index, 3 queries
+  if (times.length < 8) throw new Error(`bench: sqlite3 said ${out.slice(-300)}`);
+  return [times[2] + times[3], times.slice(4, 8).reduce((a, b) => a + b, 0)];
+}
+
+async function wallMs(f: () => Promise<unknown>): Promise<number> {
+  const t = performance.now();
+  await f();
+  return performance.now() - t;
+}
+
+/** One performance.now() in ns, over 100 000 calls (as test-clock reads). */
+function hostClockNs(): number {
+  let x = 0;
+  const t0 = performance.now();
+  for (let i = 0; i < 100000; i++) x += performance.now();
+  const t1 = performance.now();
+  if (x === 0) throw new Error("unreachable");
+  return (t1 - t0) * 1e6 / 100000;
+}
+
+async function guestClockNs(): Promise<number> {
+  const out = await lguest(["run", "test-clock"]);
+  const m = /^readings 100000 monotonic yes span (\d+)/m.exec(out);
+  if (!m) throw new Error(`bench: test-clock said ${out.slice(-200)}`);
+  return Number(m[1]) / 100000;
+}
+
+/** Every metric of this file. */
+export async function benchPosix(): Promise<Metric[]> {
+  const metrics: Metric[] = [];
+  metrics.push(
+    metric(
+      "clock.read",
+      "ns",
+      await paired(guestClockNs, hostClockNs, { min: 5, max: 15 }),
+      "one performance.now() in Deno (same run)",
+      false,
+    ),
+  );
+  const names = [
+    "posix.lua.cpu",
+    "posix.lua.cpu.optimized",
+    "posix.lua.start",
+    "posix.sqlite.insert",
+    "posix.sqlite.query",
+  ];
+  let native: { lua: string; sqlite: string };
+  const dir = await Deno.makeTempDir({ prefix: "lguest-bench-posix-" });
+  try {
+    try {
+      native = await buildNative(dir);
+    } catch (e) {
+      const why = `no native build: ${(e as Error).message.split("\n")[0]}`;
+      return [
+        ...metrics,
+        ...names.map((n) => skipped(n, "s", "the same program built natively", why)),
+      ];
+    }
+    await lguest(["run", "lua", "--", "-e", LUA_SCRIPT]); // warm the page cache
+    const cpu = await paired(
+      async () => elapsed(await lguest(["run", "lua", "--", "-e", LUA_SCRIPT])),
+      async () => elapsed(await sh(native.lua, ["-e", LUA_SCRIPT])),
+      { min: 5, max: 11, tolerance: 0.15 },
+    );
+    metrics.push(
+      metric("posix.lua.cpu", "s", cpu, "native lua 5.4.4 (gcc -O2), same script", false),
+    );
+    // Lua runs a whole script inside one call of luaV_execute: V8 cannot
+    // move that call from its baseline (Liftoff) code to optimized code
+    // (no on-stack replacement for wasm), so the figure above is mostly
+    // Liftoff's. With --no-liftoff everything is optimized from the start.
+    const opt = await paired(
+      async () => elapsed(await lguestOpt(["run", "lua", "--", "-e", LUA_SCRIPT])),
+      async () => elapsed(await sh(native.lua, ["-e", LUA_SCRIPT])),
+      { min: 5, max: 11, tolerance: 0.15 },
+    );
+    const optMetric = metric(
+      "posix.lua.cpu.optimized",
+      "s",
+      opt,
+      "native lua 5.4.4 (gcc -O2), same script",
+      false,
+    );
+    optMetric.note = "deno run --v8-flags=--no-liftoff: V8's optimizing tier from the start";
+    metrics.push(optMetric);
+    const start = await paired(
+      () => wallMs(() => lguest(["run", "lua", "--", "-e", ""])).then((ms) => ms / 1000),
+      () => wallMs(() => sh(native.lua, ["-e", ""])).then((ms) => ms / 1000),
+      { min: 5, max: 11, tolerance: 0.15 },
+    );
+    metrics.push(metric("posix.lua.start", "s", start, "native lua -e '' (spawn to exit)", false));
+    const queries: number[] = [], queryRefs: number[] = [];
+    const ins = await paired(
+      async () => {
+        const [i, q] = sqlTimes(await lguest(["run", "sqlite3", "--", ":memory:"], SQL));
+        queries.push(q);
+        return i;
+      },
+      async () => {
+        const [i, q] = sqlTimes(await sh(native.sqlite, [":memory:"], undefined, SQL));
+        queryRefs.push(q);
+        return i;
+      },
+      { min: 5, max: 11, tolerance: 0.15 },
+    );
+    metrics.push(
+      metric(
+        "posix.sqlite.insert",
+        "s",
+        ins,
+        "native sqlite3 3.53.2 shell (gcc -O2), same SQL",
+        false,
+      ),
+    );
+    const n = ins.values.length;
+    const qv = queries.slice(-n), qr = queryRefs.slice(-n);
+    const qratios = qv.map((v, i) => v / qr[i]);
+    metrics.push(
+      metric(
+        "posix.sqlite.query",
+        "s",
+        { ...ins, values: qv, refs: qr, ratios: qratios },
+        "native sqlite3 3.53.2 shell (gcc -O2), same SQL",
+        false,
+      ),
+    );
+    return metrics;
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}

@@ -8,6 +8,7 @@
  * @module
  */
 
+import { printable } from "../sys/text.ts";
 import {
   EAGAIN,
   ENOENT,
@@ -93,6 +94,8 @@ export class GuestRun {
   #stopped: Outcome | null = null;
   #breaking = false;
   #status: number[];
+  /** Requests a device failed to serve (its backend threw), by device. */
+  readonly #failures: number[] = [];
   /** Watched key -> index of the first device serving it (after init). */
   #byKey = new Map<number, number>();
   readonly #ranges = new DmaRanges();
@@ -270,24 +273,50 @@ export class GuestRun {
       return true;
     }
     const dev = this.spec.devices[i];
-    let used: number;
+    let used = 0;
     if (dev.outputRanges) {
       const bad = this.memory.ranges(dma, this.#ranges);
       if (bad !== null) {
         this.file.kill(`SEND_DMA to the Launcher (key ${hex(key)}): ${bad}`);
         return true;
       }
-      used = dev.outputRanges(this.#ranges, this.#contexts[i]);
+      try {
+        used = dev.outputRanges(this.#ranges, this.#contexts[i]);
+      } catch (e) {
+        this.#deviceFailed(i, e);
+      }
     } else {
       const sections = this.memory.sections(dma);
       if (typeof sections === "string") {
         this.file.kill(`SEND_DMA to the Launcher (key ${hex(key)}): ${sections}`);
         return true;
       }
-      used = dev.output!(sections, this.#contexts[i]);
+      try {
+        used = dev.output!(sections, this.#contexts[i]);
+      } catch (e) {
+        this.#deviceFailed(i, e);
+      }
     }
     this.memory.setU32(dma + DMA_USED_LEN, used);
     return true;
+  }
+
+  /**
+   * A device's backend threw while serving the guest's request: the host's
+   * failure, not the guest's (docs/security.md "Host errors stay on the
+   * host"). The request is dropped (used_len 0) and counted; the user gets
+   * one line the first time; the guest runs on.
+   */
+  #deviceFailed(i: number, e: unknown): void {
+    const n = (this.#failures[i] = (this.#failures[i] ?? 0) + 1);
+    if (n === 1) {
+      const why = printable(e instanceof Error ? e.message : String(e), 200);
+      console.error(
+        `lguest: ${this.spec.name}: device ${i} (${this.spec.devices[i].label}) failed ` +
+          `(${why}); the request was dropped, the guest goes on`,
+      );
+    }
+    this.spec.verbose?.(`${this.spec.name}: device ${i}: ${n} failed request(s)`);
   }
 
   /** The guest halted: input already waiting goes in before it sleeps. */

@@ -11,7 +11,9 @@
 import assert from "node:assert/strict";
 import { EXIT } from "../launcher/cli.ts";
 import { BlockDevice, parseBlockSpec } from "../devices/block.ts";
-import { UsageError } from "../devices/registry.ts";
+import { type Device, registerDevice, UsageError } from "../devices/registry.ts";
+import { LGUEST_DEVICE_T_BLOCK } from "../abi/constants.ts";
+import { runGuest } from "../launcher/api.ts";
 import { compileImage, ImageError, preemptionOf } from "../engines/wasm.ts";
 import { promising, suspending } from "../engines/jspi.ts";
 import { instrumentFuel } from "../engines/wasm_fuel.ts";
@@ -1056,3 +1058,51 @@ Deno.test("an exception the guest throws and never catches kills it as a guest f
       "lguest: thrower: guest fault: an exception the guest threw was not caught",
     ]);
   }));
+
+Deno.test("a device whose backend throws drops the request; the guest is not killed for it", async () => {
+  // A disk whose backend fails with an exception on every request (a host bug, a dead backend).
+  const PAGE_NUM_SECTORS = 16;
+  registerDevice<string>({
+    name: "explode",
+    option: "explode-test",
+    usage: "    --explode-test X  (test only) a disk whose backend throws",
+    parse: (v) => v,
+    create: (): Device => {
+      let page = 0;
+      return {
+        type: LGUEST_DEVICE_T_BLOCK,
+        features: 0,
+        numPages: 1,
+        label: "explode: a failing backend",
+        init(ctx) {
+          page = ctx.pageAddr;
+          ctx.memory.setU32(page + PAGE_NUM_SECTORS, 64);
+        },
+        watchKey: () => page,
+        output() {
+          throw new Error("backend exploded\n\x1b[2Jforged");
+        },
+      };
+    },
+  });
+  const errors: string[] = [];
+  const origError = console.error;
+  console.error = (...a: unknown[]) => void errors.push(a.join(" "));
+  let r;
+  try {
+    r = await runGuest({
+      image: "shell",
+      devices: { "explode-test": ["x"] },
+      input: "blk write 0 0 hello\necho alive\npoweroff\n",
+      timeoutMs: 20_000,
+    });
+  } finally {
+    console.error = origError;
+  }
+  assert.equal(r.code, EXIT.OK, `${r.reason}\n${r.output}`);
+  assert.match(r.output, /^alive$/m);
+  assert.deepEqual(errors, [
+    "lguest: shell: device 0 (explode: a failing backend) failed (backend exploded\\n\\e[2Jforged); " +
+    "the request was dropped, the guest goes on",
+  ]);
+});

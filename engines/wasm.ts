@@ -249,6 +249,14 @@ export class WasmCpu implements GuestCpu {
       });
     } catch (e) {
       const msg = (e as Error).message;
+      const max = /declared maximum (\d+)/.exec(msg);
+      if (max) {
+        throw new ImageError(
+          `the guest image declares at most ${+max[1] * 64} KiB of memory, less than the ` +
+            `guest's ${pages * 64} KiB (RAM and device pages): give less memory, or link ` +
+            `the image without a maximum`,
+        );
+      }
       if (/memory/i.test(msg)) {
         throw new ImageError(
           `guest image needs more memory than ${bytes} bytes: ${printable(msg, 300)}`,

@@ -1106,3 +1106,19 @@ Deno.test("a device whose backend throws drops the request; the guest is not kil
     "the request was dropped, the guest goes on",
   ]);
 });
+
+Deno.test("an image whose memory maximum is below the guest's memory is one clear line", () =>
+  withTempDir(async (dir) => {
+    const img = `${dir}/max.wasm`;
+    await Deno.writeFile(
+      img,
+      guestImage({
+        start: CRASH,
+        patch: (m) => void ((m.imports![3] as { memory: { max?: number } }).memory.max = 20),
+      }),
+    );
+    assertRefused(
+      await runCli(["run", img]),
+      "the guest image declares at most 1280 KiB of memory, less than the guest's",
+    );
+  }));

@@ -53,13 +53,21 @@ Deno.test("guest kit: a new driver changes no image of a guest that does not use
     console.log(`skipped: ${missing} is not installed (needed to build guests)`);
     return;
   }
-  const tmp = await Deno.makeTempDir({ prefix: "lguest-kit-driver-" });
+  const top = await Deno.makeTempDir({ prefix: "lguest-kit-driver-" });
+  // A copy of guests/ (without the POSIX layer) and what build.ts imports beside it.
+  const tmp = `${top}/guests`;
   try {
+    await Deno.mkdir(tmp);
     const src = new URL("guests/", ROOT).pathname;
+    const root = new URL(".", ROOT).pathname;
     const cp = await new Deno.Command("cp", {
       args: ["-r", `${src}build.ts`, `${src}include`, `${src}kit`, `${src}hello.c`, tmp],
     }).output();
     assert.ok(cp.success);
+    const cpDeps = await new Deno.Command("cp", {
+      args: ["-r", `${root}engines`, `${root}sys`, `${root}abi`, top],
+    }).output();
+    assert.ok(cpDeps.success);
     await Deno.copyFile(`${src}shell.c`, `${tmp}/shell.c`);
     // A newcomer's driver: one new file, nothing else edited.
     await Deno.writeTextFile(
@@ -103,6 +111,6 @@ int main(void) { printf("newdev devices: %u\\n", newdev_devices()); return 0; }
       assert.ok(!text(hello).includes("newdev\0"));
     });
   } finally {
-    await Deno.remove(tmp, { recursive: true });
+    await Deno.remove(top, { recursive: true });
   }
 });

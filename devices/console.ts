@@ -62,10 +62,18 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * Console feature bits (an extension; docs/guest-abi.md §10): the
+ * launcher's stdin / stdout is a terminal. A guest's C library uses them
+ * for isatty(): prompts and line buffering only at a terminal.
+ */
+export const LGUEST_CONSOLE_F_IN_TTY = 0x0001;
+export const LGUEST_CONSOLE_F_OUT_TTY = 0x0002;
+
 /** The console: key 0 out, key 0 in, no pages. */
 export class ConsoleDevice implements Device {
   readonly type = LGUEST_DEVICE_T_CONSOLE;
-  readonly features = 0;
+  readonly features: number;
   readonly numPages = 0;
   readonly label: string;
   readonly #backend: ConsoleBackend;
@@ -81,9 +89,10 @@ export class ConsoleDevice implements Device {
   /** Bytes delivered to the guest and bytes written out, for --verbose. */
   readonly stats = { in: 0, out: 0 };
 
-  constructor(backend: ConsoleBackend, label = "console: stdio") {
+  constructor(backend: ConsoleBackend, label = "console: stdio", features = 0) {
     this.#backend = backend;
     this.label = label;
+    this.features = features;
   }
 
   init(ctx: DeviceContext): void {

@@ -23,7 +23,13 @@ import {
 
 const S_IFIFO = 0o010000, F_SETFL = 4;
 import { printable } from "../sys/text.ts";
-import { type ConsoleBackend, ConsoleDevice, stdioBackend } from "../devices/console.ts";
+import {
+  type ConsoleBackend,
+  ConsoleDevice,
+  LGUEST_CONSOLE_F_IN_TTY,
+  LGUEST_CONSOLE_F_OUT_TTY,
+  stdioBackend,
+} from "../devices/console.ts";
 import { type Device, type DeviceEnv, deviceKinds, UsageError } from "../devices/registry.ts";
 import { RngDevice } from "../devices/rng.ts";
 import { acquirePcap, type PcapWriter, releasePcap } from "../devices/net/pcap.ts";
@@ -130,7 +136,12 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
         ? { backend: stdout, label: "console: stdio" }
         : { backend: prefixBackend(plan.name, (b) => stdout.write(b)), label: "console: output" };
     }
-    const console_ = new ConsoleDevice(choice.backend, choice.label);
+    // At a terminal the guest is told so (console feature bits: isatty()).
+    const tty = plan.stdio && !opts.console
+      ? (Deno.stdin.isTerminal() ? LGUEST_CONSOLE_F_IN_TTY : 0) |
+        (Deno.stdout.isTerminal() ? LGUEST_CONSOLE_F_OUT_TTY : 0)
+      : 0;
+    const console_ = new ConsoleDevice(choice.backend, choice.label, tty);
     devices.push(console_);
     return { plan, devices, console: console_, image, memory, name };
   } catch (e) {

@@ -44,6 +44,17 @@ Deno.test("posix: lua runs a script from stdin to its end (console EOF), pcall a
   assert.deepEqual(lines(r.stdout), ["false\tcaught", "2\t42", "100000", " 3.14"], describe(r));
 });
 
+Deno.test("posix: piped stdin is not a terminal: lua runs it as a script, sqlite3 prints no prompts", async () => {
+  const [lua, sql] = await Promise.all([
+    runCli(["run", "lua"], { stdin: "x = 5\nprint(x * 2)\n" }),
+    runCli(["run", "sqlite3"], { stdin: "select 6 * 7;\n" }),
+  ]);
+  assert.equal(lua.code, EXIT.OK, describe(lua));
+  assert.equal(lua.stdout, "10\n", describe(lua));
+  assert.equal(sql.code, EXIT.OK, describe(sql));
+  assert.equal(sql.stdout, "42\n", describe(sql));
+});
+
 Deno.test("posix: argv keeps word boundaries, NAME=VALUE words are the environment, status passes", async () => {
   const r = await runCli([
     "run",

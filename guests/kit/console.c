@@ -28,6 +28,7 @@ static u32 in_off;                      /* bytes of in_buf already taken */
 static bool in_bound;
 static bool in_irq_seen;                /* the IRQ of the chunk in in_buf ran */
 static bool in_eof;                     /* the host said: end of input */
+static u16 features;                    /* LGUEST_CONSOLE_F_* from the descriptor */
 
 static char ring[RING_SIZE];
 static u32 ring_head, ring_tail;        /* free-running; head - tail = used */
@@ -146,7 +147,13 @@ static int console_probe(struct lg_device *dev)
 	}
 	in_bound = true;
 	dev->priv = &in_dma;
+	features = READ_ONCE(dev->desc->features);
 	return 0;
+}
+
+u16 console_features(void)
+{
+	return features;
 }
 
 static const struct lg_driver console_driver = {

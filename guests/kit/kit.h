@@ -149,6 +149,10 @@ long console_read(char *buf, size_t n);
 /* True once the host has signalled end of input and every byte before it
  * has been read (docs/guest-abi.md §10). */
 bool console_eof(void);
+/* The console's feature bits (an extension, docs/guest-abi.md §10):
+ * LGUEST_CONSOLE_F_IN_TTY / _OUT_TTY: the launcher's stdin / stdout is a
+ * terminal. 0 before the console's probe. */
+u16 console_features(void);
 bool console_has_input(void);
 
 /* ---- timer.c ------------------------------------------------------------ */

@@ -287,6 +287,10 @@ export async function buildPosix(
     "-DLUA_COMPAT_5_3",
     "-DLUA_TMPNAMBUFSIZE=32",
     "-Dlua_tmpnam(b,e)={ int lguest_tmpnam(char *); e = lguest_tmpnam(b); }",
+    // The REPL only at a terminal (LUA_USE_POSIX's test; the rest of it is not for WASI).
+    "-Dlua_stdin_is_tty()=isatty(0)",
+    "-include",
+    "unistd.h",
     "-Wno-deprecated-declarations",
   ];
   const luaObj = (f: string) => `${objDir}/lua_${f}.o`;

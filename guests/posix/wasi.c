@@ -488,6 +488,70 @@ int32_t WASI(fd_renumber)(u32 from, u32 to)
 	return 0;
 }
 
+/*
+ * At a terminal (console features IN_TTY and OUT_TTY) the launcher's
+ * terminal is in cbreak mode and echoes nothing, so standard input gets a
+ * small line discipline here, as a tty's canonical mode would give: typed
+ * characters are echoed, backspace (0x7F, 0x08) erases, Enter (CR or LF)
+ * ends the line as "\n", Ctrl-D on an empty line is end of input, Ctrl-C
+ * drops the line ("^C", then an empty line: the program prompts again;
+ * three within a second still end the run from the host side).
+ */
+static char tty_line[1024];
+static u32 tty_len, tty_pos;
+
+static long tty_read(char *buf, size_t n)
+{
+	long got;
+
+	if (tty_pos == tty_len) {
+		tty_pos = tty_len = 0;
+		for (;;) {
+			int c = console_getc();
+
+			if (c < 0 || (c == 0x04 && tty_len == 0))
+				return 0;                       /* end of input */
+			if (c == 0x04)
+				break;                          /* hand over what there is */
+			if (c == '\r' || c == '\n') {
+				console_write("\n", 1);
+				tty_line[tty_len++] = '\n';
+				break;
+			}
+			if (c == 0x7F || c == 0x08) {
+				if (tty_len) {
+					tty_len--;
+					console_write("\b \b", 3);
+				}
+				continue;
+			}
+			if (c == 0x03) {
+				console_write("^C\n", 3);
+				tty_len = 0;
+				tty_line[tty_len++] = '\n';
+				break;
+			}
+			if (tty_len < sizeof(tty_line) - 1) {
+				char ch = (char)c;
+
+				tty_line[tty_len++] = ch;
+				console_write(&ch, 1);
+			}
+		}
+	}
+	got = tty_len - tty_pos < n ? tty_len - tty_pos : (long)n;
+	memcpy(buf, tty_line + tty_pos, got);
+	tty_pos += got;
+	return got;
+}
+
+static bool console_is_tty(void)
+{
+	u16 both = LGUEST_CONSOLE_F_IN_TTY | LGUEST_CONSOLE_F_OUT_TTY;
+
+	return (console_features() & both) == both;
+}
+
 int32_t WASI(fd_read)(u32 fd, const __wasi_iovec_t *iov, u32 n, u32 *nread)
 {
 	struct wfd *f = get_fd(fd);
@@ -495,6 +559,13 @@ int32_t WASI(fd_read)(u32 fd, const __wasi_iovec_t *iov, u32 n, u32 *nread)
 
 	if (!f)
 		return __WASI_ERRNO_BADF;
+	if (f->kind == FD_CONSOLE_IN && console_is_tty()) {
+		for (u32 i = 0; i < n && total == 0; i++)
+			if (iov[i].buf_len)
+				total = tty_read((char *)iov[i].buf, iov[i].buf_len);
+		*nread = total;
+		return 0;
+	}
 	if (f->kind == FD_CONSOLE_IN) {
 		/* block for the first byte, then take only what is there */
 		for (u32 i = 0; i < n; i++) {
@@ -632,7 +703,8 @@ int32_t WASI(fd_tell)(u32 fd, u64 *off)
 
 static u64 console_rights(void)
 {
-	/* no SEEK/TELL: wasi-libc's isatty() says yes, stdout is line-buffered */
+	/* no SEEK/TELL: with a character-device type wasi-libc's isatty()
+	 * says yes (and stdout is line-buffered) */
 	return __WASI_RIGHTS_FD_READ | __WASI_RIGHTS_FD_WRITE | __WASI_RIGHTS_FD_FDSTAT_SET_FLAGS |
 	       __WASI_RIGHTS_FD_FILESTAT_GET | __WASI_RIGHTS_POLL_FD_READWRITE;
 }
@@ -648,7 +720,13 @@ int32_t WASI(fd_fdstat_get)(u32 fd, __wasi_fdstat_t *out)
 	switch (f->kind) {
 	case FD_CONSOLE_IN:
 	case FD_CONSOLE_OUT:
-		out->fs_filetype = __WASI_FILETYPE_CHARACTER_DEVICE;
+		/* a terminal only if the launcher's side is one (isatty(),
+		 * prompts, line buffering); otherwise a stream of unknown type */
+		out->fs_filetype = console_features() & (f->kind == FD_CONSOLE_IN
+								 ? LGUEST_CONSOLE_F_IN_TTY
+								 : LGUEST_CONSOLE_F_OUT_TTY)
+					   ? __WASI_FILETYPE_CHARACTER_DEVICE
+					   : __WASI_FILETYPE_UNKNOWN;
 		out->fs_rights_base = console_rights();
 		break;
 	case FD_PREOPEN:
@@ -693,8 +771,11 @@ int32_t WASI(fd_filestat_get)(u32 fd, __wasi_filestat_t *out)
 	if (!f)
 		return __WASI_ERRNO_BADF;
 	if (f->kind == FD_CONSOLE_IN || f->kind == FD_CONSOLE_OUT) {
+		__wasi_fdstat_t st;
+
+		WASI(fd_fdstat_get)(fd, &st);
 		memset(out, 0, sizeof(*out));
-		out->filetype = __WASI_FILETYPE_CHARACTER_DEVICE;
+		out->filetype = st.fs_filetype;
 		out->nlink = 1;
 		return 0;
 	}

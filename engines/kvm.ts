@@ -154,6 +154,12 @@ function probe(): string | null {
   if (Deno.build.os !== "linux" || Deno.build.arch !== "x86_64") {
     return `KVM needs x86-64 Linux (this is ${Deno.build.arch} ${Deno.build.os})`;
   }
+  // Asked first: at a terminal an FFI call without the permission would prompt.
+  try {
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") {
+      return "the KVM engine needs --allow-ffi (libc calls for /dev/kvm)";
+    }
+  } catch { /* no permissions API: let dlopen say it */ }
   let s;
   try {
     s = sys();

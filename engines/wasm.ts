@@ -95,7 +95,7 @@ export async function compileImage(bytes: Uint8Array, name: string): Promise<Web
   ]);
   checkProfile(bytes, name);
   const shown = printable(name, 100);
-  const fuel = instrumentFuel(bytes, { validate: false }); // compiling validates
+  const fuel = instrumentFuel(bytes, { validate: false }); // validated below, and by compiling
   if ("error" in fuel) {
     const why = printable(fuel.error.replace(/^(unsupported|malformed): /, ""));
     throw new ImageError(
@@ -103,6 +103,19 @@ export async function compileImage(bytes: Uint8Array, name: string): Promise<Web
         ? `${shown}: invalid WebAssembly image: ${why}`
         : `${shown}: ${why} (outside the guest-image profile, docs/guest-abi.md §1.1)`,
     );
+  }
+  // The image as the guest wrote it must be valid on its own: the
+  // instrumentation appends a global ($fuel), a type and a function ($pay),
+  // so an index one past the image's own would be valid after it and hand
+  // the guest its own fuel (`global.set` of $fuel in a loop: never preempted).
+  if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) {
+    let msg = "the module does not validate";
+    try {
+      await WebAssembly.compile(bytes as Uint8Array<ArrayBuffer>);
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    throw new ImageError(`${shown}: invalid WebAssembly image: ${printable(msg, 300)}`);
   }
   let mod: WebAssembly.Module;
   try {

@@ -88,9 +88,10 @@ export interface FuelOptions {
   /** Loop iterations between two calls of `env.wait` (default {@link FUEL}). */
   fuel?: number;
   /**
-   * Check the result with `WebAssembly.validate` (default true). A caller
-   * that compiles the result at once, and falls back on failure, can skip
-   * it: compiling validates too.
+   * Check the original and the result with `WebAssembly.validate` (default
+   * true): an invalid original could name `$fuel` or `$pay` by an index
+   * one past its own. A caller that validates the original itself and
+   * compiles the result at once can skip it: compiling validates too.
    */
   validate?: boolean;
 }
@@ -393,12 +394,13 @@ export function instrumentFuel(bytes: Uint8Array, opts: FuelOptions = {}): FuelR
     throw e;
   }
   if ("error" in out || opts.validate === false) return out;
+  // The original must validate by itself: an index one past its own globals,
+  // types or functions would name $fuel or $pay after the rewrite.
+  if (!WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)) {
+    return { error: "malformed: the module does not validate" };
+  }
   if (!WebAssembly.validate(out.bytes as Uint8Array<ArrayBuffer>)) {
-    return {
-      error: WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>)
-        ? "the instrumented module does not validate"
-        : "the module does not validate",
-    };
+    return { error: "the instrumented module does not validate" };
   }
   return out;
 }

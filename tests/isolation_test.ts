@@ -359,6 +359,18 @@ function hostileImages(): [string, Uint8Array, RegExp][] {
       build([...sectionsOf(ok()), [14, [0]]]),
       /section id 14 is not in the profile/,
     ],
+    [
+      // Invalid as written, valid after the instrumentation appends $fuel:
+      // the guest would refill its own fuel and never be preempted.
+      "global.set of the global the instrumentation appends",
+      guestImage({ start: [...i32(0x7fffffff), 0x24, 0x00, ...CRASH] }),
+      /invalid WebAssembly image: .*global/,
+    ],
+    [
+      "a call of the function the instrumentation appends",
+      guestImage({ start: [...i32(1 << 30), 0x10, 0x04, 0x1a, ...CRASH] }),
+      /invalid WebAssembly image: .*function/,
+    ],
     ["ref.func", guestImage({ start: [0xd2, 3, 0x1a, ...CRASH] }), /opcode 0xd2/],
     ["GC instruction", guestImage({ start: [0xfb, 0x00, 0, ...CRASH] }), /opcode 0xfb/],
     [

@@ -49,6 +49,7 @@ import {
   SysError,
 } from "../sys/libc.ts";
 import { lockFile } from "../sys/filelock.ts";
+import { permissionMessage } from "../launcher/exit.ts";
 
 /** fdatasync(2); throws SysError. */
 function fdatasync(fd: number): void {
@@ -155,6 +156,8 @@ function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: n
   try {
     fd = openFile(spec.path, mode);
   } catch (e) {
+    const perm = permissionMessage(e);
+    if (perm !== null) throw new UsageError(`--block ${spec.path}: ${perm}`);
     const code = describe(e);
     if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
       throw new UsageError(

@@ -89,7 +89,7 @@ export async function ccCommand(argv: string[]): Promise<number> {
     console.error(USAGE);
     return EXIT.USAGE;
   }
-  if (argv.length === 1 && (argv[0] === "--help" || argv[0] === "-h")) {
+  if (argv.some((a) => a === "--help" || a === "-h")) {
     console.log(USAGE);
     return EXIT.OK;
   }

@@ -22,7 +22,7 @@ import { builtinGuests } from "./images.ts";
 import { runGuests } from "./runner.ts";
 import { joinCmdline } from "./cmdline.ts";
 import { MAX_MEMORY, MIN_MEMORY } from "./layout.ts";
-import { EXIT } from "./exit.ts";
+import { EXIT, permissionMessage } from "./exit.ts";
 
 export { EXIT, exitCodeOf } from "./exit.ts";
 
@@ -114,7 +114,7 @@ Usage:
   lguest run [options] --config FILE.json   run several guests in one host
   lguest guests                             list the built-in guests
   lguest disk mkfs|ls|put|get|rm|check ...  files on lgfs disk images ('lguest disk help')
-  lguest cc [clang flags] -o P.wasm P.c      build a C program into a guest ('lguest cc --help')
+  lguest cc [clang flags] -o P.wasm P.c     build a C program into a guest ('lguest cc --help')
   lguest --help | --version
   lguest COMMAND --help                     help for one command
 
@@ -160,6 +160,8 @@ export async function main(argv: string[]): Promise<number> {
     return await dispatch(argv);
   } catch (e) {
     if (e instanceof UsageError || e instanceof ImageError) return fail(e.message);
+    const perm = permissionMessage(e);
+    if (perm !== null) return fail(perm);
     throw e;
   }
 }
@@ -178,12 +180,20 @@ async function dispatch(argv: string[]): Promise<number> {
         console.log(usage());
         return EXIT.OK;
       }
+      if (rest.length === 1 && rest[0] === "help") {
+        // `lguest help help`: help's help is the general help.
+        console.log(usage());
+        return EXIT.OK;
+      }
       if (rest.length > 1 || !["run", "guests", "disk", "cc"].includes(rest[0])) {
-        throw new UsageError(`help: unknown command '${rest.join(" ")}' (run, guests, disk, cc)`);
+        throw new UsageError(
+          `help: unknown command '${rest.join(" ")}' (run, guests, disk, cc, help)`,
+        );
       }
       return await dispatch([rest[0], "--help"]);
     case "-V":
     case "--version":
+      if (rest.length > 0) throw new UsageError(`${cmd} takes no arguments (got '${rest[0]}')`);
       console.log(`lguest ${VERSION}`);
       return EXIT.OK;
     case "guests":
@@ -201,7 +211,9 @@ async function dispatch(argv: string[]): Promise<number> {
       }
       if (rest.length > 0) {
         throw new UsageError(
-          `guests takes no arguments but --json (got '${rest[0]}'; see 'lguest guests --help')`,
+          `guests takes no arguments but --json (got '${
+            rest.find((a) => a !== "--json")
+          }'; see 'lguest guests --help')`,
         );
       }
       for (const g of await builtinGuests()) console.log(`${g.name.padEnd(10)} ${g.description}`);
@@ -234,6 +246,28 @@ function parseRunArgs(argv: string[]) {
     options[k.option] = { type: k.flag ? "boolean" : "string", multiple: true };
   }
   return parseOptions(argv, options);
+}
+
+/**
+ * The same disk file given twice to one run would be refused by its own
+ * lock as "in use by another lguest": say what happened instead.
+ */
+function refuseTwice(disks: Map<string, string>, value: string, spec: { path: string }): void {
+  let key: string;
+  try {
+    const st = Deno.statSync(spec.path);
+    if (st.ino === null) return;
+    key = `${st.dev}:${st.ino}`;
+  } catch {
+    return; // opening it reports the problem
+  }
+  const first = disks.get(key);
+  if (first !== undefined) {
+    throw new UsageError(
+      `--block ${value}: the same disk as --block ${first} (a run uses a disk once)`,
+    );
+  }
+  disks.set(key, value);
 }
 
 async function runCommand(argv: string[]): Promise<number> {
@@ -281,10 +315,12 @@ async function runCommand(argv: string[]): Promise<number> {
   const memory = values.memory as string | undefined;
   if (memory !== undefined) parseSize(memory); // report a bad size before loading anything
   const devices: [string, string][] = [];
+  const disks = new Map<string, string>(); // dev:ino -> the --block value that named it
   for (const kind of deviceKinds()) {
     for (const value of (values[kind.option] as string[] | undefined) ?? []) {
-      kind.parse(value);
+      const spec = kind.parse(value);
       devices.push([kind.option, value]);
+      if (kind.option === "block") refuseTwice(disks, value, spec as { path: string });
     }
   }
   return await runGuests([{

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { EXIT } from "./exit.ts";
+import { EXIT, permissionMessage } from "./exit.ts";
 import {
   type BlockDev,
   BS,
@@ -298,6 +298,7 @@ function getFile(fs: Lgfs, ino: number, host: string, exclusiveCreate: boolean):
       truncate: !exclusiveCreate,
     });
   } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) throw e;
     throw new DiskUsage(`${host}: ${e instanceof Deno.errors.AlreadyExists ? "exists" : e}`);
   }
   try {
@@ -370,6 +371,7 @@ function get(args: string[]): number {
     try {
       Deno.mkdirSync(host);
     } catch (e) {
+      if (e instanceof Deno.errors.NotCapable) throw e;
       throw new DiskUsage(`${host}: ${e instanceof Deno.errors.AlreadyExists ? "exists" : e}`);
     }
     copy(r.ino, host, path, 0, false);
@@ -380,6 +382,11 @@ function get(args: string[]): number {
 /** `lguest disk ARGS...`; returns the exit code. */
 export function diskCommand(argv: string[]): number {
   const [sub, ...rest] = argv;
+  if (sub !== undefined && rest.some((a) => a === "-h" || a === "--help")) {
+    // `lguest disk mkfs --help`: help, never a file named --help (./--help is one).
+    console.log(USAGE);
+    return EXIT.OK;
+  }
   try {
     switch (sub) {
       case "mkfs":
@@ -409,7 +416,9 @@ export function diskCommand(argv: string[]): number {
       console.error(`lguest disk: ${image}: corrupt file system: ${e.message}`);
     } else if (e instanceof DiskUsage || e instanceof LgfsError) {
       console.error(`lguest disk: ${e.message}`);
-    } else if (e instanceof SysError || e instanceof Deno.errors.NotCapable) {
+    } else if (e instanceof Deno.errors.NotCapable) {
+      console.error(`lguest disk: ${permissionMessage(e)}`);
+    } else if (e instanceof SysError) {
       console.error(`lguest disk: ${e.message}`);
     } else if (e instanceof Error && e.name in Deno.errors) {
       console.error(`lguest disk: ${e.message}`);

@@ -35,3 +35,23 @@ export const MAX_PASSED_STATUS = 123;
 export function exitCodeOf(status: number): number {
   return status <= MAX_PASSED_STATUS ? status : EXIT.STATUS_HIGH;
 }
+
+/**
+ * One line for a missing Deno permission (`Deno.errors.NotCapable`: the
+ * process was started without `--allow-read`, `--allow-ffi`, ...), naming
+ * the flag that is needed; null for any other error. A device file such as
+ * `/dev/stdout` needs `--allow-all` in Deno whatever else is granted: that
+ * gets its own line. Callers exit with {@link EXIT.USAGE}.
+ */
+export function permissionMessage(e: unknown): string | null {
+  if (!(e instanceof Deno.errors.NotCapable)) return null;
+  const m = /^Requires (\w+) access(?: to (.*?))?, run again with the (--allow-[\w-]+) flag/
+    .exec(e.message);
+  if (!m) return `missing Deno permission: ${e.message.split("\n")[0]}`;
+  const [, kind, what, flag] = m;
+  if (flag === "--allow-all" && what) {
+    return `${what}: Deno opens a device or special file only with --allow-all; name a regular file`;
+  }
+  return `needs Deno's ${flag} permission (${kind} access${what ? ` to ${what}` : ""}): ` +
+    `run with 'deno run ${flag} ...' (the installed lguest and 'deno task lguest' have it)`;
+}

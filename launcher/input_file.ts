@@ -14,6 +14,7 @@
 
 import { UsageError } from "../devices/registry.ts";
 import { printable } from "../sys/text.ts";
+import { permissionMessage } from "./exit.ts";
 
 /** `n` bytes as "16 MiB", "64 KiB" or "100 bytes". */
 export function sizeText(n: number): string {
@@ -41,6 +42,12 @@ export async function readInputFile(path: string, max: number, what: string): Pr
     if (e instanceof Deno.errors.NotFound) throw new UsageError(`${shown}: no such file`);
     if (e instanceof Deno.errors.PermissionDenied) {
       throw new UsageError(`${shown}: permission denied`);
+    }
+    if (
+      e instanceof Deno.errors.NotCapable &&
+      Deno.permissions.querySync({ name: "read", path }).state !== "granted"
+    ) {
+      throw new UsageError(`${shown}: ${permissionMessage(e)}`);
     }
     if (e instanceof Deno.errors.NotCapable) {
       // Deno stats device and /proc paths only with --allow-all: they are not regular files.

@@ -25,7 +25,10 @@ export function parseNetSpec(value: string): NetSpec {
   for (const o of opts) {
     const eq = o.indexOf("=");
     if (eq <= 0) throw new UsageError(`--net ${value}: option '${o}' is not KEY=VALUE`);
-    kv.set(o.slice(0, eq), o.slice(eq + 1));
+    const key = o.slice(0, eq);
+    if (eq === o.length - 1) throw new UsageError(`--net ${value}: ${key}= needs a value`);
+    if (kv.has(key)) throw new UsageError(`--net ${value}: ${key}= given twice`);
+    kv.set(key, o.slice(eq + 1));
   }
   const take = (allowed: string[]) => {
     for (const k of kv.keys()) {

@@ -1,0 +1,122 @@
+/**
+ * Command-line edges a new user hits: --help after any subcommand, `help
+ * help`, a missing Deno permission (one line, exit EXIT.USAGE, never a stack
+ * trace), the same disk given twice, stray words and empty option values.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { describe, ROOT_PATH, runCli } from "./helpers/run_cli.ts";
+import { EXIT } from "../launcher/exit.ts";
+import { parseNetSpec } from "../devices/net/spec.ts";
+
+/** `deno run FLAGS main.ts ARGS` in `cwd` (fewer permissions than the task). */
+async function runWith(flags: string[], args: string[], cwd: string) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...flags, `${ROOT_PATH}/main.ts`, ...args],
+    cwd,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("help: -h/--help after every disk subcommand and cc is help, never a file name", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const cmds = [
+      ["disk", "mkfs", "--help", `${tmp}/x.img`, "1M"],
+      ["disk", "mkfs", `${tmp}/x.img`, "-h"],
+      ["disk", "ls", "-h"],
+      ["disk", "put", "--help"],
+      ["disk", "get", "-h"],
+      ["disk", "rm", "--help"],
+      ["disk", "check", "-h"],
+      ["cc", "-o", "a.wasm", "--help"],
+      ["help", "help"],
+    ];
+    const rs = await Promise.all(cmds.map((c) => runCli(c)));
+    rs.forEach((r, i) => {
+      assert.equal(r.code, EXIT.OK, `${cmds[i].join(" ")}: ${describe(r)}`);
+      assert.match(r.stdout, /Usage/, cmds[i].join(" "));
+      assert.equal(r.stderr, "", cmds[i].join(" "));
+    });
+    assert.deepEqual([...Deno.readDirSync(tmp)], [], "no file was made");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("help: the usage's descriptions start in one column", async () => {
+  const r = await runCli(["--help"]);
+  const rows = r.stdout.split("\n").filter((l) => /^ {2}lguest \S/.test(l) && /\S {2,}\S/.test(l));
+  assert.ok(rows.length >= 5, r.stdout);
+  const col = (l: string) =>
+    l.search(/\S {2,}\S/) + l.slice(l.search(/\S {2,}\S/)).search(/ \S/) + 1;
+  const cols = new Set(rows.map(col));
+  assert.equal(cols.size, 1, rows.join("\n"));
+});
+
+Deno.test("words the commands do not take are refused with one line", async () => {
+  const [version, guests] = await Promise.all([
+    runCli(["--version", "extra"]),
+    runCli(["guests", "--json", "x"]),
+  ]);
+  assert.equal(version.code, EXIT.USAGE, describe(version));
+  assert.match(version.stderr, /^lguest: --version takes no arguments \(got 'extra'\)\n$/);
+  assert.equal(guests.code, EXIT.USAGE, describe(guests));
+  assert.match(guests.stderr, /got 'x'/, describe(guests));
+  for (const bad of ["segment:lan,pcap=", "segment:lan,pcap=a,pcap=b", "tap:t0,ip="]) {
+    assert.throws(() => parseNetSpec(bad), /needs a value|given twice/, bad);
+  }
+});
+
+Deno.test("a missing Deno permission is one line naming the flag, exit EXIT.USAGE", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${tmp}/d.img`, new Uint8Array(65536));
+    const rw = ["--allow-read", "--allow-write"];
+    const [ffi, read, dev] = await Promise.all([
+      runWith(["--allow-read"], ["run", "--block", "d.img", "hello"], tmp),
+      runWith([], ["run", "./nosuch.wasm"], tmp),
+      (async () => {
+        const t = [...rw, "--allow-ffi"];
+        await Deno.writeTextFile(`${tmp}/n.txt`, "notes\n");
+        await runWith(t, ["disk", "mkfs", "e.img", "1M"], tmp);
+        await runWith(t, ["disk", "put", "e.img", "n.txt", "/n.txt"], tmp);
+        return await runWith(t, ["disk", "get", "e.img", "/n.txt", "/dev/stdout"], tmp);
+      })(),
+    ]);
+    assert.equal(ffi.code, EXIT.USAGE, ffi.stderr);
+    assert.match(ffi.stderr, /^lguest: --block d\.img: needs Deno's --allow-ffi permission/);
+    assert.equal(read.code, EXIT.USAGE, read.stderr);
+    assert.match(read.stderr, /^lguest: \.\/nosuch\.wasm: needs Deno's --allow-read permission/);
+    assert.equal(dev.code, EXIT.USAGE, dev.stderr);
+    assert.match(dev.stderr, /^lguest disk: .*\/dev\/stdout.*--allow-all; name a regular file\n$/);
+    for (const r of [ffi, read, dev]) {
+      assert.equal(r.stderr.split("\n").length, 2, `one line: ${r.stderr}`);
+      assert.doesNotMatch(r.stderr, /Uncaught|run again with/);
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+Deno.test("--block: the same disk twice in one run says so (not 'another lguest')", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const img = `${tmp}/d.img`;
+    await Deno.writeFile(img, new Uint8Array(65536));
+    const r = await runCli(["run", "--block", img, "--block", `${tmp}/./d.img,ro`, "hello"]);
+    assert.equal(r.code, EXIT.USAGE, describe(r));
+    assert.match(
+      r.stderr,
+      /\/\.\/d\.img,ro: the same disk as --block .*\/d\.img \(a run uses a disk once\)\n$/,
+    );
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -212,6 +212,16 @@ export async function buildPosix(
       "-Iinclude",
       "-Ikit",
     ]],
+    ["posix/crc32.c", [
+      ...prog,
+      "-std=gnu11",
+      "-O2",
+      "-Wall",
+      "-Wextra",
+      "-Werror",
+      "-Iinclude",
+      "-Ikit",
+    ]],
     ["posix/sjlj.c", [...prog, "-O2", "-Wall", "-Wextra", "-Werror"]],
     ["posix/stubs.c", [...prog, "-O2", "-Wall", "-Wextra", "-Werror"]],
   ];

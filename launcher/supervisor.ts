@@ -22,7 +22,7 @@ import { type SupervisorInit, watchdog } from "./supervisor_worker.ts";
 import { functionWorker } from "../sys/worker.ts";
 
 /** Signals that end a run, with their numbers. */
-const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGTERM: 15 } as const;
+const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGTERM: 15 } as const;
 type SignalName = keyof typeof SIGNALS;
 
 /** Heartbeat period, and how stale it may get before the Worker acts. */
@@ -82,7 +82,7 @@ export class Supervisor {
     Atomics.store(this.#i32, FG, this.#terminal ? takeForeground() : 0);
     this.#heartbeat();
     // Without a terminal to restore and without --timeout, nothing needs
-    // watching: SIGINT/SIGTERM/SIGHUP keep their default action and end the
+    // watching: SIGINT/SIGQUIT/SIGTERM/SIGHUP keep their default action and end the
     // process at once, even while a guest spins (every write a guest was
     // told is done is already in its file). Starting the Worker costs the
     // main thread ~45 ms, so only a run that needs it pays for it.

@@ -15,9 +15,13 @@
  * group of our own and make it the terminal's foreground group
  * ({@link takeForeground}), as a job-control shell does for a job; the
  * parent no longer hears the key, and gets the terminal back when we end
- * ({@link giveBackForeground}). Ctrl-Z (VSUSP) then goes to the guest as
- * a byte: stopping our group alone would leave the user's shell waiting
- * on a parent that is not stopped.
+ * ({@link giveBackForeground}).
+ *
+ * Ctrl-Z (VSUSP) is switched off in cbreak mode and goes to the guest as a
+ * byte (0x1a), however lguest was started: stopping our group alone under
+ * `deno task` would leave the user's shell waiting on a parent that is not
+ * stopped, and the installed command behaves the same. Ctrl-\ (SIGQUIT)
+ * ends the run with 131 and restores the terminal, like SIGTERM.
  *
  * @module
  */
@@ -45,6 +49,7 @@ export function enterCbreak(saved: Uint8Array): boolean {
   dv.setUint32(LFLAG, dv.getUint32(LFLAG, true) & ~(ICANON | ECHO), true);
   t[CC + VMIN] = 1;
   t[CC + VTIME] = 0;
+  t[CC + VSUSP] = 0; // _POSIX_VDISABLE: Ctrl-Z is a byte for the guest (the saved settings put it back)
   return c.tcsetattr(0, TCSANOW, t) === 0;
 }
 
@@ -67,11 +72,6 @@ export function takeForeground(): number {
   if (c.tcsetpgrp(0, me) !== 0) {
     c.setpgid(0, fg); // back into the parent's group: no harm done
     return 0;
-  }
-  const t = new Uint8Array(TERMIOS_SIZE);
-  if (c.tcgetattr(0, t) === 0) {
-    t[CC + VSUSP] = 0; // _POSIX_VDISABLE: Ctrl-Z is a byte for the guest
-    c.tcsetattr(0, TCSANOW, t);
   }
   return fg;
 }

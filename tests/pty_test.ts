@@ -51,8 +51,12 @@ async function unavailable(): Promise<string | null> {
 const skip = await unavailable();
 if (skip) console.log(`pty_test: skipping the pseudo-terminal tests: ${skip}`);
 
-/** How the session starts lguest: directly (as the installed command) or via `deno task`. */
-type Via = "direct" | "task";
+/**
+ * How the session starts lguest: directly (as the installed command), via
+ * `deno task`, or as a job of a shell with job control (`set -m`: lguest
+ * leads its own process group, as when typed at an interactive shell).
+ */
+type Via = "direct" | "task" | "job";
 
 /** A pty session running `lguest ARGS...` under bash. */
 function session(args: string[], via: Via = "direct"): LiveProcess {
@@ -60,7 +64,8 @@ function session(args: string[], via: Via = "direct"): LiveProcess {
   const lguest = [...cmd0, ...args].map(shellQuote).join(" ");
   // FG_BACK: the terminal's foreground group is bash's again (lguest may
   // take it while it runs: launcher/termios.ts).
-  const cmd = `S0=$(stty -g); ${lguest}; echo "LGUEST_EXIT=$?"; ` +
+  const cmd =
+    `S0=$(stty -g); ${via === "job" ? "set -m; " : ""}${lguest}; echo "LGUEST_EXIT=$?"; ` +
     `if [ "$(stty -g)" = "$S0" ]; then echo STTY_SAME=yes; else echo STTY_SAME=no; fi; ` +
     `if [ "$(ps -o tpgid= -p $$ | tr -d ' ')" = "$(ps -o pgid= -p $$ | tr -d ' ')" ]; ` +
     `then echo FG_BACK=yes; else echo FG_BACK=no; fi; stty -a`;
@@ -267,6 +272,52 @@ for (const via of ["direct", "task"] as const) {
       // shell's stty afterwards also needs the terminal given back.
       const out = await finish(p, 130);
       assert.match(out, /^lguest: .*SIGINT.*$/m, out);
+    },
+  });
+}
+
+for (const via of ["job", "task"] as const) {
+  const how = via === "task" ? "deno task" : "installed, from a shell with job control";
+  Deno.test({
+    name: `pty (${how}): Ctrl-Z is a byte for the guest (VSUSP off while it runs), the run goes on`,
+    ignore: skip !== null,
+    async fn() {
+      const marker = `susp-${crypto.randomUUID()}`;
+      const p = session(["run", "shell", "--", marker], via);
+      let susp = "";
+      await interact(p, async () => {
+        await p.waitFor("lguest$ ");
+        // The terminal's settings while lguest runs, read from outside the session.
+        const ps = await new Deno.Command("ps", { args: ["-eo", "tty=,args="], stdout: "piped" })
+          .output();
+        const line = new TextDecoder().decode(ps.stdout).split("\n")
+          .find((l) => l.includes(marker) && l.includes("main.ts"));
+        assert.ok(line, "lguest's process not found");
+        const stty = await new Deno.Command("stty", {
+          args: ["-a", "-F", `/dev/${line.trim().split(/\s+/)[0]}`],
+          stdout: "piped",
+        }).output();
+        susp = /susp = ([^;]*);/.exec(new TextDecoder().decode(stty.stdout))?.[1] ?? "?";
+        await send(p, "\x1a"); // not stopped: the shell still answers
+        await p.type("\x7fecho still here\r");
+        await p.waitFor("\r\nstill here\r\n");
+        await p.type("poweroff\r");
+      });
+      assert.equal(susp, "<undef>", "Ctrl-Z would stop lguest");
+      await finish(p, 0);
+    },
+  });
+  Deno.test({
+    name: `pty (${how}): Ctrl-\\ ends the run with 131 and restores the terminal`,
+    ignore: skip !== null,
+    async fn() {
+      const p = session(["run", "shell"], via);
+      await interact(p, async () => {
+        await p.waitFor("lguest$ ");
+        await send(p, "\x1c");
+      });
+      const out = await finish(p, 131);
+      assert.match(out, /lguest: .*SIGQUIT/, out);
     },
   });
 }

@@ -456,3 +456,43 @@ Deno.test("e2e lgfs: a running guest's disk is locked: ls and put are refused, t
     assert.match(ls.stdout, / f\.txt$/m);
   });
 });
+
+Deno.test("a ,ro disk: every modifying call says read-only (EROFS), never an I/O error", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/ro.img`;
+    await disk(["mkfs", img, "1M"]);
+    await Deno.writeTextFile(`${dir}/h.txt`, "hi\n");
+    await disk(["put", img, `${dir}/h.txt`, "/h.txt"]);
+    const before = await Deno.readFile(img);
+    const [w, lua] = await Promise.all([
+      runCli(["run", "--block", `${img},ro`, "test-fstest", "--", "write", "/a", "10", "1"]),
+      runCli([
+        "run",
+        "--block",
+        `${img},ro`,
+        "lua",
+        "--",
+        "-e",
+        [
+          'print((select(2, io.open("/x.txt", "w"))))',
+          'print((select(2, io.open("/h.txt", "a"))))',
+          'print(io.open("/h.txt"):read("a"))',
+          'print((select(2, os.remove("/h.txt"))))',
+          'print((select(2, os.rename("/h.txt", "/j.txt"))))',
+        ].join(";"),
+      ], { killAfterMs: 60_000 }),
+    ]);
+    assert.match(w.stdout + w.stderr, /fstest: write: EROFS/, describe(w));
+    assert.doesNotMatch(w.stdout + w.stderr, /EIO/, describe(w));
+    assert.equal(lua.code, 0, describe(lua));
+    assert.deepEqual(lines(lua.stdout), [
+      "/x.txt: Read-only file system",
+      "/h.txt: Read-only file system",
+      "hi",
+      "",
+      "/h.txt: Read-only file system",
+      "Read-only file system",
+    ], describe(lua));
+    assert.deepEqual(await Deno.readFile(img), before, "the image is unchanged");
+  });
+});

@@ -104,6 +104,7 @@ struct ofile {
 
 static struct {
 	bool mounted, broken;
+	bool ro;		/* the disk is read-only (LGUEST_BLK_F_READONLY): no call modifies */
 	int disk;
 	struct dsuper sb;
 	u64 seq;                   /* of the next transaction */
@@ -130,7 +131,9 @@ static int bread(u32 blk, void *buf)
 
 static int bwrite(u32 blk, const void *buf)
 {
-	return blk_write(fs.disk, blk * SPB, buf, BS) ? -EIO : 0;
+	int r = blk_write(fs.disk, blk * SPB, buf, BS);
+
+	return r == BLK_EROFS ? -EROFS : r ? -EIO : 0;
 }
 
 static u64 now_ns(void)
@@ -377,9 +380,15 @@ static int replay(void)
 	if (memcmp(c.magic, JC_MAGIC, 8) != 0 || c.seq != d->seq || c.count != n || c.crc != crc)
 		return 0;
 	/* The descriptor stays in jbuf, the images pass through dbuf. */
-	for (u32 i = 0; i < n; i++)
-		if (bread(fs.sb.jstart + 1 + i, img) || bwrite(d->target[i], img))
+	/* On a read-only disk a journal to replay makes the mount -EROFS. */
+	for (u32 i = 0; i < n; i++) {
+		int err;
+
+		if (bread(fs.sb.jstart + 1 + i, img))
 			return -EIO;
+		if ((err = bwrite(d->target[i], img)))
+			return err;
+	}
 	fs.cnt.replays++;
 	return 0;
 }
@@ -1039,6 +1048,15 @@ static int check(void)
 	return step();
 }
 
+/* check() for a call that modifies the file system: a read-only disk
+ * answers -EROFS (as Linux on a read-only mount), never an I/O error. */
+static int check_w(void)
+{
+	int err = check();
+
+	return err ? err : fs.ro ? -EROFS : 0;
+}
+
 static struct ofile *fd_get(int fd)
 {
 	if (fd < 0 || fd >= FS_MAX_OPEN || !fs.fds[fd].used)
@@ -1062,9 +1080,19 @@ int fs_open(const char *path, int flags, int mode)
 		return -EMFILE;
 	if ((err = resolve(path, &lk)))
 		return err;
+	if (fs.ro && lk.ino && (acc != FS_O_RDONLY || (flags & FS_O_TRUNC))) {
+		struct dinode d;
+
+		/* Linux: a directory opened for writing is EISDIR first. */
+		if ((err = iget(lk.ino, &d)))
+			return err;
+		return is_dir(&d) ? -EISDIR : -EROFS;
+	}
 	if (!lk.ino) {
 		if (!(flags & FS_O_CREAT))
 			return -ENOENT;
+		if (fs.ro)
+			return -EROFS;
 		if (flags & FS_O_DIRECTORY)
 			return -EINVAL;
 		if (path[strlen(path) - 1] == '/')
@@ -1403,7 +1431,7 @@ int fs_truncate(const char *path, u64 len)
 {
 	struct lookup lk;
 	struct dinode in;
-	int err = check();
+	int err = check_w();
 
 	if (err || (err = resolve(path, &lk)))
 		return err;
@@ -1462,7 +1490,7 @@ int fs_futimens(int fd, u64 mtime_ns)
 {
 	struct ofile *f = fd_get(fd);
 	struct dinode in;
-	int err = check();
+	int err = check_w();
 
 	if (err)
 		return err;
@@ -1480,7 +1508,7 @@ int fs_mkdir(const char *path, int mode)
 {
 	struct lookup lk;
 	u32 ino;
-	int err = check();
+	int err = check_w();
 
 	if (err || (err = resolve(path, &lk)))
 		return err;
@@ -1516,7 +1544,7 @@ static int remove_name(const char *path, bool dir)
 	struct dinode in;
 	u64 slot;
 	u32 ino;
-	int err = check();
+	int err = check_w();
 
 	if (err || (err = resolve(path, &lk)))
 		return err;
@@ -1555,7 +1583,7 @@ int fs_rename(const char *from, const char *to)
 	struct dinode ain, bin;
 	u64 aslot, bslot;
 	u32 x;
-	int err = check();
+	int err = check_w();
 
 	if (err || (err = resolve(from, &a)) || (err = resolve(to, &b)))
 		return err;
@@ -1764,6 +1792,7 @@ int fs_mount(unsigned blk_index)
 	fs.ndirty = fs.npending = 0;
 	fs.broken = false;
 	fs.disk = (int)blk_index;
+	fs.ro = blk_readonly(fs.disk);
 	if (bread(0, fs.jbuf))
 		return -EIO;
 	memcpy(&fs.sb, fs.jbuf, sizeof(fs.sb));
@@ -1816,7 +1845,9 @@ int fs_mount(unsigned blk_index)
 		memcpy(&nlink, p + (ino % IPB) * sizeof(in) + 4, 4);
 		if (mode == 0) {
 			fs.free_inodes++;
-		} else if (nlink == 0) {
+		} else if (nlink == 0 && !fs.ro) {
+			/* An orphan (unlinked while open) is freed now; on a
+			 * read-only disk it stays until a writable mount. */
 			if (irelease(ino))
 				goto eio;
 			fs.cnt.orphans++;
@@ -1874,6 +1905,7 @@ const char *lg_errname(int err)
 		{ EINVAL, "EINVAL" }, { EMFILE, "EMFILE" }, { EFBIG, "EFBIG" },
 		{ ENOSPC, "ENOSPC" }, { ERANGE, "ERANGE" }, { ENAMETOOLONG, "ENAMETOOLONG" },
 		{ ENOTEMPTY, "ENOTEMPTY" }, { EFAULT, "EFAULT" }, { ENOTSUP, "ENOTSUP" },
+		{ EROFS, "EROFS" },
 	};
 
 	if (err < 0)

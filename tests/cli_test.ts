@@ -320,7 +320,12 @@ Deno.test("cli table: bad device and capture options", async () => {
   await withTempDir(async (dir) => {
     const img = `${dir}/d.img`;
     await Deno.writeFile(img, new Uint8Array(4096));
-    const blocks = Array.from({ length: 16 }, () => ["--block", `${img},ro`]).flat();
+    // 15 disks (one file each: a run uses a disk once) are one too many.
+    const blocks: string[] = [];
+    for (let i = 0; i < 15; i++) {
+      await Deno.writeFile(`${dir}/d${i}.img`, new Uint8Array(4096));
+      blocks.push("--block", `${dir}/d${i}.img,ro`);
+    }
     await assertUsageErrors([
       [["run", "--block", `${img},bogus`, "hello"], `--block ${img},bogus: unknown option 'bogus'`],
       [["run", "--block", "", "hello"], "--block needs a FILE"],

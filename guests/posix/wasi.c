@@ -27,7 +27,7 @@
 
 #define WASI(name) __imported_wasi_snapshot_preview1_##name
 #define MAX_FDS (FS_MAX_OPEN + 8)
-#define MAX_ARGS 256
+#define MAX_ARGS (LG_COMMAND_LINE_SIZE / 2 + 8)  /* every word of the longest line */
 #define PREOPEN_FD 3
 
 /* wasi-libc, declared by hand (its headers and the kit's do not mix). */

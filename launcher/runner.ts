@@ -119,7 +119,10 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
     const image = ready
       ? await prepareReady(ready.bytes, ready.fuel, ready.name)
       : await prepareImage(engine, file.bytes, file.name);
-    opts.verbose?.(`${plan.name || file.name}: ${image.describe}`);
+    // A name from a file name (any bytes but '/') starts every "lguest: NAME: ..."
+    // line of the run: printable and bounded (the image's checks escape it themselves).
+    const name = plan.name || printable(file.name, 64);
+    opts.verbose?.(`${name}: ${image.describe}`);
     if (plan.devices.length >= 15) {
       throw new UsageError("too many devices: a guest has at most 14 plus the rng and the console");
     }
@@ -128,7 +131,6 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
       devices.push(await kind.create(parsed ?? kind.parse(value), env));
     }
     devices.push(new RngDevice());
-    const name = plan.name || file.name;
     let choice = opts.console?.(plan, name);
     if (!choice) {
       const stdout = stdioBackend();

@@ -513,6 +513,16 @@ Deno.test("guest text: a file name with control characters is shown escaped", ()
     assertRefused(r, "two\\nlines\\e[31m: not a WebAssembly guest image (bad magic)");
     const missing = await runCli(["run", `${dir}/no\x07pe.wasm`]);
     assertRefused(missing, "no\\x07pe.wasm: no such file");
+    // A valid image: its name (from the file name) starts every line of the run.
+    const forged = `${dir}/x\x1b]0;pwn\x07\nlguest: forged\u202e.wasm`;
+    await Deno.writeFile(forged, guestImage({ start: CRASH, message: "boom" }));
+    const run = await runCli(["run", "-v", forged]);
+    assert.equal(run.code, EXIT.GUEST_FAILED, describe(run));
+    assert.ok(!hasControl(run.stderr.replaceAll("\n", "")), describe(run));
+    assert.ok(!run.stderr.includes("\u202e"), describe(run));
+    for (const line of lines(run.stderr)) {
+      assert.ok(line.startsWith("lguest: x\\e]0;pwn\\x07\\nlguest: forged\\u202e: "), line);
+    }
   }));
 
 // ---- input files are checked before they are read -----------------------------------

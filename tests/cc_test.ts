@@ -125,3 +125,35 @@ Deno.test("cc: without clang it says in one line what to install", async () => {
     describe(r),
   );
 });
+
+Deno.test("cc: a program that names environ gets its argv and the environment both", async () => {
+  const why = await haveToolchain();
+  if (why) {
+    console.log(`skipped: ${why}`);
+    return;
+  }
+  await inTempDir(async (dir) => {
+    // Naming `environ` makes wasi-libc fill it in a constructor, before main's argv.
+    await Deno.writeTextFile(
+      `${dir}/env.c`,
+      `#include <stdio.h>
+extern char **environ;
+int main(int argc, char **argv)
+{
+	printf("argc=%d", argc);
+	for (int i = 1; i < argc; i++)
+		printf(" %s", argv[i]);
+	for (char **e = environ; *e; e++)
+		printf(" [%s]", *e);
+	printf("\\n");
+	return 0;
+}
+`,
+    );
+    const cc = await runCli(["cc", "-o", `${dir}/env.wasm`, `${dir}/env.c`]);
+    assert.equal(cc.code, EXIT.OK, describe(cc));
+    const r = await runCli(["run", `${dir}/env.wasm`, "--", "FOO=bar", "a", "b c"]);
+    assert.equal(r.code, EXIT.OK, describe(r));
+    assert.deepEqual(lines(r.stdout), ["argc=3 a b c [FOO=bar] [HOME=/]"], describe(r));
+  });
+});

@@ -78,6 +78,11 @@ noreturn void lg_exit(int status);
 noreturn void panic(const char *fmt, ...) PRINTF_LIKE(1, 2);
 noreturn void lguest_crash(const char *msg);/* CRASH with msg verbatim */
 
+/* Copy the boot command line into lg_cmdline (idempotent). lguest_boot()
+ * does it; the wasm entry does it before the constructors too, so that a
+ * constructor (wasi-libc's eager environ, when a program names `environ`)
+ * sees the command line. */
+void lg_read_cmdline(void);
 void lguest_boot(void);                     /* called by the arch entry,
                                                after the constructors */
 int main(void);                             /* the guest's own code */

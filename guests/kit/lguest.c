@@ -51,7 +51,7 @@ static u32 read_mem_size(void)
 	return 0;
 }
 
-static void read_cmdline(void)
+void lg_read_cmdline(void)
 {
 	u32 ptr = boot_u32(LG_BOOT_CMDLINE_PTR);
 	const char *src = lg_va(ptr);
@@ -67,7 +67,7 @@ void lguest_boot(void)
 	int rc;
 
 	lg_mem = read_mem_size();
-	read_cmdline();
+	lg_read_cmdline();
 	hcall(LHCALL_LGUEST_INIT, lg_pa(&lguest_data), 0, 0);
 
 	if (lg_mem == 0)

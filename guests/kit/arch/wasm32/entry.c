@@ -26,6 +26,7 @@ extern void __wasm_call_ctors(void);
 
 __attribute__((export_name("start"))) void start(void)
 {
+	lg_read_cmdline();	/* before the constructors: see kit.h */
 	__wasm_call_ctors();
 	lguest_boot();
 	panic("lguest_boot returned");   /* not reached */

@@ -82,6 +82,8 @@ export class ConsoleDevice implements Device {
   #drained: (() => void) | null = null;
   #eof = false;
   #eofSent = false;
+  /** An end-of-input retry waits for the guest's next stop. */
+  #eofAtStop = false;
   #closed = false;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #retryMs = RETRY_MIN_MS;
@@ -144,6 +146,18 @@ export class ConsoleDevice implements Device {
   /** End of input: one DMA with used_len 0 once a buffer is free (§10.2). */
   #sendEof(ctx: DeviceContext): void {
     if (ctx.deliver(LGUEST_CONSOLE_DMA_KEY, new Uint8Array(0)) < 0) {
+      // Input that ends before the guest has run (stdin /dev/null) finds no buffer yet:
+      // ask again when the guest next stops rather than with a timer (the first
+      // setTimeout of a Deno 2.9 process costs ~5 ms of start-up: boot.first_byte).
+      const guest = ctx.guest as DeviceContext["guest"] | undefined; // (a test's context has none)
+      if (guest?.counters.hypercalls === 0 && !this.#eofAtStop) {
+        this.#eofAtStop = true;
+        guest.onNextStop(() => {
+          this.#eofAtStop = false;
+          if (!this.#closed) this.#ctx?.requestInput();
+        });
+        return;
+      }
       this.#scheduleRetry(EOF_RETRY_MAX_MS);
       return;
     }

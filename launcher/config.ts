@@ -22,6 +22,7 @@ import { type EngineName, parseEngine } from "../engines/select.ts";
 import { checkCmdline, joinCmdline } from "./cmdline.ts";
 import { readInputFile } from "./input_file.ts";
 import { printable } from "../sys/text.ts";
+import { builtinGuests } from "./images.ts";
 
 /** The largest config file read, and how deep its values may nest. */
 export const MAX_CONFIG_BYTES = 1 << 20, MAX_CONFIG_DEPTH = 32;
@@ -269,12 +270,46 @@ export async function loadConfig(path: string, checks: ConfigChecks = {}): Promi
   } catch {
     throw new UsageError(`${printable(path)}: not UTF-8 text`);
   }
+  let plan: RunPlan;
   try {
-    return parseConfig(text, checks);
+    plan = parseConfig(text, checks);
   } catch (e) {
     if (e instanceof UsageError) {
       throw new UsageError(`${printable(path)}: ${printable(e.message, 400)}`);
     }
     throw e;
   }
+  const builtins = new Set((await builtinGuests(true)).map((g) => g.name));
+  return relativeTo(plan, path, builtins);
+}
+
+/**
+ * Relative file names in a config file mean files beside it (as in most
+ * tools' config files), not in the current folder: `image` (unless it
+ * names a built-in guest), `block` files, `pcap=` of `net` values and the
+ * top-level `pcap`. Absolute names are kept.
+ */
+export function relativeTo(plan: RunPlan, configPath: string, builtins: Set<string>): RunPlan {
+  const slash = configPath.lastIndexOf("/");
+  const dir = slash < 0 ? "" : configPath.slice(0, slash + 1);
+  const at = (p: string) => (dir === "" || p.startsWith("/") ? p : dir + p);
+  const device = ([opt, value, parsed]: [string, string, unknown?]): [string, string, unknown?] => {
+    if (opt === "block") {
+      const comma = value.indexOf(",");
+      const file = comma < 0 ? value : value.slice(0, comma);
+      return [opt, at(file) + (comma < 0 ? "" : value.slice(comma)), parsed];
+    }
+    if (opt === "net") {
+      return [opt, value.replace(/(^|,)pcap=([^,]+)/g, (_m, c, f) => `${c}pcap=${at(f)}`), parsed];
+    }
+    return [opt, value, parsed];
+  };
+  return {
+    guests: plan.guests.map((g) => ({
+      ...g,
+      image: builtins.has(g.image) ? g.image : at(g.image),
+      devices: g.devices.map(device),
+    })),
+    ...(plan.pcap !== undefined ? { pcap: at(plan.pcap) } : {}),
+  };
 }

@@ -57,3 +57,36 @@ Deno.test("config: errors name the field and its line", () => {
   assert.match(error(`{"guests": [1]}`), /guests\[0\]: must be an object/);
   assert.match(error(`[]`), /must hold an object/);
 });
+
+Deno.test("config: relative file names mean files beside the config file, not the current folder", async () => {
+  const { relativeTo } = await import("../launcher/config.ts");
+  const { describe, runCli } = await import("./helpers/run_cli.ts");
+  const plan = parseConfig(`{ "guests": [
+    { "name": "a", "image": "hello", "block": ["d.img,ro", "/abs.img"], "net": ["segment:lan,pcap=a.pcap"] },
+    { "name": "b", "image": "prog.wasm" } ], "pcap": "all.pcap" }`);
+  const r = relativeTo(plan, "cfg/lan.json", new Set(["hello"]));
+  assert.equal(r.guests[0].image, "hello", "a built-in name stays built-in");
+  assert.equal(r.guests[1].image, "cfg/prog.wasm");
+  assert.deepEqual(r.guests[0].devices.map((d) => d[1]), [
+    "cfg/d.img,ro",
+    "/abs.img",
+    "segment:lan,pcap=cfg/a.pcap",
+  ]);
+  assert.equal(r.pcap, "cfg/all.pcap");
+  assert.equal(relativeTo(plan, "lan.json", new Set(["hello"])).pcap, "all.pcap");
+  // End to end: run from another folder; the disk and the capture are found and written beside it.
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${dir}/d.img`, new Uint8Array(65536));
+    await Deno.writeTextFile(
+      `${dir}/run.json`,
+      `{ "guests": [{ "name": "h", "image": "hello", "console": "stdio", "block": ["d.img"] }],
+         "pcap": "out.pcap" }`,
+    );
+    const run = await runCli(["run", "--config", `${dir}/run.json`]);
+    assert.equal(run.code, 0, describe(run));
+    assert.ok((await Deno.stat(`${dir}/out.pcap`)).isFile, "pcap beside the config");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -16,6 +16,7 @@ import assert from "node:assert/strict";
 import { ROOT_PATH } from "./helpers/run_cli.ts";
 import { EXIT } from "../launcher/cli.ts";
 import { embeddedPayload, writeEmbedding } from "../guests/build.ts";
+import { asciiOnly } from "../tools/ascii.ts";
 
 /** What `deno run` needs for the CLI with disks and pcap (README "Ship it"). */
 const RUN_FLAGS = ["--allow-read", "--allow-write", "--allow-ffi"];
@@ -81,6 +82,8 @@ async function bundle(entry: string, out: string, extra: string[] = []): Promise
     cwd: ROOT_PATH,
   });
   assert.equal(r.code, 0, `deno bundle ${entry}\n${show(r)}`);
+  // As `deno task bundle`: the bundle made pure ASCII (tools/ascii.ts).
+  await Deno.writeTextFile(out, asciiOnly(await Deno.readTextFile(out)));
 }
 
 async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -236,4 +239,15 @@ Deno.test("ship: the image generator embeds every file the manifest names, in su
     }
     assert.ok(b.length > 3 * (await Deno.stat(`${dir}/x86_64/a.bin.ts`)).size, "compressed");
   });
+});
+
+Deno.test("ship: tools/ascii.ts makes a bundle pure ASCII without changing what it does", () => {
+  const js = 'const s = "a\u00a7b\u{1f600}c"; /* \u00a7 \u2026 */ const r = /\u00e9/; ' +
+    "const caf\u00e9 = 1; globalThis.__ascii = [s, r.test('\u00e9'), caf\u00e9];";
+  const out = asciiOnly(js);
+  assert.ok(/^[\x20-\x7e]*$/.test(out), out);
+  (0, eval)(out);
+  const g = globalThis as Record<string, unknown>;
+  assert.deepEqual(g.__ascii, ["a\u00a7b\u{1f600}c", true, 1]);
+  delete g.__ascii;
 });

@@ -45,7 +45,14 @@ async function runs(cmd: string, args: string[]): Promise<string | null> {
   try {
     const out = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "null" }).output();
     return out.success ? new TextDecoder().decode(out.stdout).trim() : null;
-  } catch {
+  } catch (e) {
+    // Without --allow-run every tool would look missing: say what is needed instead.
+    if (e instanceof Deno.errors.NotCapable && !/\//.test(cmd)) {
+      throw new UsageError(
+        "cc: needs Deno's --allow-run=clang,clang-14 permission (and --allow-read --allow-write): " +
+          "run with 'deno run --allow-run=clang,clang-14 ...' (the installed lguest and 'deno task lguest' have it)",
+      );
+    }
     return null;
   }
 }

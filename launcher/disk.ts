@@ -93,6 +93,7 @@ function openImage(path: string, exclusive: boolean, create = false): FileDev {
     st = Deno.statSync(path);
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound) || !create) {
+      if (e instanceof Deno.errors.NotCapable) throw e;
       throw new DiskUsage(`${path}: ${e instanceof Deno.errors.NotFound ? "no such file" : e}`);
     }
   }
@@ -102,6 +103,7 @@ function openImage(path: string, exclusive: boolean, create = false): FileDev {
   try {
     fd = openFile(path, exclusive ? O_RDWR | (create ? O_CREAT : 0) : O_RDONLY);
   } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) throw e;
     throw new DiskUsage(`${path}: ${(e as SysError).code ?? e}`);
   }
   let ok: boolean;
@@ -212,6 +214,7 @@ function* hostChunks(path: string): Generator<Uint8Array> {
   try {
     fd = openFile(path, O_RDONLY);
   } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) throw e;
     throw new DiskUsage(`${path}: ${(e as SysError).code ?? e}`);
   }
   try {

@@ -43,7 +43,7 @@ import {
 } from "../engines/select.ts";
 import { Host } from "../host/host.ts";
 import type { GuestPlan } from "./config.ts";
-import { EXIT, MAX_PASSED_STATUS } from "./exit.ts";
+import { EXIT, MAX_PASSED_STATUS, permissionMessage } from "./exit.ts";
 import { loadImage, loadReady } from "./images.ts";
 import { GuestRun, type Outcome } from "./launcher.ts";
 import { STALE_MS, Supervisor } from "./supervisor.ts";
@@ -284,6 +284,8 @@ export interface RunReport {
 }
 
 function fileError(e: unknown): string {
+  const perm = permissionMessage(e);
+  if (perm !== null) return perm;
   if (e instanceof Deno.errors.NotFound) return "no such file or directory";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (e instanceof Deno.errors.IsADirectory) return "is a directory";

@@ -96,7 +96,16 @@ Deno.test("a missing Deno permission is one line naming the flag, exit EXIT.USAG
     assert.match(read.stderr, /^lguest: \.\/nosuch\.wasm: needs Deno's --allow-read permission/);
     assert.equal(dev.code, EXIT.USAGE, dev.stderr);
     assert.match(dev.stderr, /^lguest disk: .*\/dev\/stdout.*--allow-all; name a regular file\n$/);
-    for (const r of [ffi, read, dev]) {
+    const [cc, json, disk] = await Promise.all([
+      runWith(["--allow-read", "--allow-write"], ["cc", "-o", "a.wasm", "a.c"], tmp),
+      runWith(["--allow-read"], ["run", "--json", "j.json", "hello"], tmp),
+      runWith(["--allow-read"], ["disk", "ls", "e.img"], tmp),
+    ]);
+    assert.match(cc.stderr, /^lguest: cc: needs Deno's --allow-run=clang,clang-14 permission/);
+    assert.match(json.stderr, /^lguest: --json j\.json: needs Deno's --allow-write permission/);
+    assert.match(disk.stderr, /^lguest disk: needs Deno's --allow-ffi permission/);
+    for (const r of [ffi, read, dev, cc, json, disk]) {
+      assert.equal(r.code, EXIT.USAGE, r.stderr);
       assert.equal(r.stderr.split("\n").length, 2, `one line: ${r.stderr}`);
       assert.doesNotMatch(r.stderr, /Uncaught|run again with/);
     }

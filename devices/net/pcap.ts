@@ -25,6 +25,7 @@ import {
   SysError,
   writeAll,
 } from "../../sys/libc.ts";
+import { permissionMessage } from "../../launcher/exit.ts";
 import { printable } from "../../sys/text.ts";
 import type { FrameSink } from "../registry.ts";
 import { UsageError } from "../registry.ts";
@@ -48,6 +49,8 @@ export class PcapWriter implements FrameSink {
       // O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of blocking the open.
       this.#fd = openFile(path, O_WRONLY | O_CREAT | O_TRUNC | O_NONBLOCK);
     } catch (e) {
+      const perm = permissionMessage(e);
+      if (perm !== null) throw new UsageError(`pcap ${shown}: ${perm}`);
       if (code(e) === "ENXIO") throw new UsageError(`pcap ${shown}: not a regular file (a FIFO)`);
       throw new UsageError(`pcap ${shown}: cannot create (${code(e)})`);
     }

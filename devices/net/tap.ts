@@ -24,6 +24,7 @@ import type { DmaRanges } from "../../host/memory.ts";
 import type { Device, DeviceContext, FrameSink } from "../registry.ts";
 import { UsageError } from "../registry.ts";
 import { cstr, errno, type Libc, libc, O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../sys/libc.ts";
+import { permissionMessage } from "../../launcher/exit.ts";
 
 const TUNSETIFF = 0x400454ca;
 const IFF_TAP = 0x0002;
@@ -106,7 +107,9 @@ export class TapNetDevice implements Device {
     try {
       c = libc();
     } catch (e) {
-      throw new UsageError(`tap ${ifname}: cannot load libc: ${(e as Error).message}`);
+      throw new UsageError(
+        `tap ${ifname}: ${permissionMessage(e) ?? `cannot load libc: ${(e as Error).message}`}`,
+      );
     }
     const fd = c.open(cstr("/dev/net/tun"), O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {

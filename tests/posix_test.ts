@@ -170,3 +170,17 @@ Deno.test("posix: sqlite3 on /data.db: piped SQL, a second run sees it, the host
     assert.deepEqual(lines(text), ["ok", "1000|row 999"]);
   });
 });
+
+Deno.test("posix: lua (setjmp/longjmp as wasm exceptions) stays preemptible: a busy loop ends at --timeout", async () => {
+  const r = await runCli([
+    "run",
+    "--timeout",
+    "1",
+    "lua",
+    "--",
+    "-e",
+    "while true do pcall(error, 'x') end",
+  ], { killAfterMs: 15_000 });
+  assert.equal(r.code, EXIT.TIMEOUT, describe(r));
+  assert.ok(r.ms < 10_000, describe(r));
+});

@@ -17,11 +17,12 @@
  * - right after every `loop` header, charging 1 + (the loop's body in
  *   bytes) / {@link CODE_BYTES_PER_FUEL}: an iteration pays for every
  *   byte it could run (inner loops and callees pay again for theirs);
- * - at the entry of every function that contains a call of any kind
- *   (`call`, `call_indirect`, `return_call`, `return_call_indirect`) or is
- *   longer than {@link UNMETERED_BYTES}, charging 1 + its body's bytes /
+ * - at the entry of every function, charging 1 + its body's bytes /
  *   {@link CODE_BYTES_PER_FUEL}: a call pays for its straight-line code,
- *   and every cycle of calls passes a function that calls.
+ *   and every cycle of calls passes a check. (Small call-free functions
+ *   once ran unmetered; a loop of 64 bytes calling one 30 times per
+ *   iteration then ran ~100 × more code per unit than the bound, and a
+ *   pointer chase through RAM held the host for tens of seconds a look.)
  *
  * Before every `memory.copy`, `memory.fill` and `memory.init` goes
  * `call $pay`, a function appended to the module (`(i32) -> (i32)`, its
@@ -30,8 +31,7 @@
  * and calls `$wait` when the fuel is used up. So, by construction
  * (docs/security.md "Preemption by construction"), between two looks a
  * guest runs at most about {@link FUEL} × 64 bytes of its code (or of
- * bulk memory), plus one function of at most {@link UNMETERED_BYTES} per
- * call a metered stretch makes, plus one bulk instruction.
+ * bulk memory), plus one bulk instruction.
  *
  * Every `FUEL` units the engine gets a look in and decides whether the
  * guest's time slice is over. Every other section is copied byte for
@@ -60,8 +60,6 @@ export const BULK_BYTES_PER_FUEL = 64;
 export const CODE_BYTES_PER_FUEL = 64;
 /** At most one fuel check per this many bytes of a body (and 16 more): denser bodies are refused. */
 export const BYTES_PER_CHECK = 64;
-/** A function without calls and at most this long runs without a check of its own. */
-export const UNMETERED_BYTES = 256;
 
 /** The fuel a stretch of `bytes` of code costs: one unit, and one more per CODE_BYTES_PER_FUEL. */
 function costOf(bytes: number): number {
@@ -475,11 +473,10 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
     const [start, end, instr] = [rec[i] + d, rec[i + 1] + d, rec[i + 2] + d];
     const inserts: [number, Uint8Array][] = [];
-    // A function that calls, or one too long to run unmetered, pays its whole body on entry.
-    if (rec[i + 3] || end - instr > UNMETERED_BYTES) {
-      inserts.push([instr, check(costOf(end - instr))]);
-      counts.entries++;
-    }
+    // Every function pays its whole body on entry (none runs unmetered: a call-free leaf
+    // called over and over from one metered loop iteration would multiply what a unit buys).
+    inserts.push([instr, check(costOf(end - instr))]);
+    counts.entries++;
     open.length = 0;
     for (let j = i + 5; j < i + 5 + rec[i + 4]; j++) {
       const at = (rec[j] >>> 2) + d, what = rec[j] & 3;

@@ -16,7 +16,7 @@ import { LGUEST_DEVICE_T_BLOCK } from "../abi/constants.ts";
 import { runGuest } from "../launcher/api.ts";
 import { compileImage, ImageError, preemptionOf } from "../engines/wasm.ts";
 import { promising, suspending } from "../engines/jspi.ts";
-import { instrumentFuel } from "../engines/wasm_fuel.ts";
+import { FUEL, instrumentFuel } from "../engines/wasm_fuel.ts";
 import { checkProfile, LIMITS } from "../engines/wasm_profile.ts";
 import { CRASH, guestImage } from "./helpers/guest_asm.ts";
 import { RssSampler } from "./helpers/resources.ts";
@@ -661,6 +661,43 @@ Deno.test("preemption: every class of spinner reaches a fuel check (in process)"
     assert.equal(waits, 3, what);
     assert.ok(performance.now() - t < 10_000, `${what}: ${performance.now() - t} ms`);
   }
+});
+
+Deno.test("preemption: a loop calling a small call-free function pays for every call", async () => {
+  // f: mem[0x200000] += 1 (no call, no loop, 20 bytes); start: loop { call f × 30 }.
+  // When small call-free functions ran unmetered, one 64-byte iteration (1 unit) ran f 30
+  // times: ~1.5 million calls before the first look instead of at most FUEL, and with f a
+  // 240-byte pointer chase through RAM a look came every tens of seconds.
+  const counter = 0x200000;
+  const f = [...i32(counter), ...i32(counter), 0x28, 2, 0, ...i32(1), 0x6a, 0x36, 2, 0];
+  const calls = new Array(30).fill([0x10, 4]).flat();
+  const bytes = guestImage({
+    start: [0x03, 0x40, ...calls, 0x0c, 0, 0x0b],
+    funcs: [{ type: 2, body: f }],
+  });
+  const mod = await compileImage(bytes, "leafcalls");
+  const memory = new WebAssembly.Memory({ initial: 256, maximum: 256 });
+  let atFirstLook = -1;
+  const inst = new WebAssembly.Instance(mod, {
+    env: {
+      memory,
+      hcall: () => 0,
+      event: () => 0,
+      wait: suspending(() => {
+        atFirstLook = new DataView(memory.buffer).getUint32(counter, true);
+        throw new Error("stop");
+      }),
+    },
+  });
+  await assert.rejects(
+    promising(inst.exports.start as () => unknown)() as Promise<unknown>,
+    /stop/,
+  );
+  assert.ok(atFirstLook > 0, "f never ran");
+  assert.ok(
+    atFirstLook <= FUEL,
+    `${atFirstLook} calls of f before the first look (at most ${FUEL})`,
+  );
 });
 
 Deno.test("preemption: a neighbour's pings answer within a second while every class spins", () =>

@@ -162,6 +162,8 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof UsageError || e instanceof ImageError) return fail(e.message);
     const perm = permissionMessage(e);
     if (perm !== null) return fail(perm);
+    // The host refused a file (EACCES) somewhere no message names it: one line, not a trace.
+    if (e instanceof Deno.errors.PermissionDenied) return fail(e.message.split("\n")[0]);
     throw e;
   }
 }

@@ -44,6 +44,12 @@ u32 blk_sectors(int d)
 	return d == 0 ? disk_sectors : 0;
 }
 
+bool blk_readonly(int d)
+{
+	(void)d;
+	return false;
+}
+
 int blk_read(int d, u32 sector, void *buf, u32 bytes)
 {
 	if (d != 0 || (u64)sector * 512 + bytes > (u64)disk_sectors * 512)

@@ -71,13 +71,6 @@ int blk_read(int d, u32 sector, void *buf, u32 bytes)
 	return 0;
 }
 
-/* The host harness's disk is writable (fs.c asks at mount). */
-bool blk_readonly(int d)
-{
-	(void)d;
-	return false;
-}
-
 int blk_write(int d, u32 sector, const void *buf, u32 bytes)
 {
 	if (d != 0 || dead)

@@ -168,6 +168,20 @@ function mkfs(args: string[]): number {
   return EXIT.OK;
 }
 
+/**
+ * A disk file name as `ls` prints it: the name a guest chose is hostile, so
+ * one with a control character (a newline faking an entry, an escape
+ * sequence for the terminal) is shown as a JSON string, quoted and escaped.
+ */
+export function shownName(name: string): string {
+  // deno-lint-ignore no-control-regex
+  if (!/[\u0000-\u001f\u007f-\u009f]/.test(name) && !name.startsWith(`"`)) return name;
+  return JSON.stringify(name).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
 function ls(args: string[]): number {
   if (args.length < 1 || args.length > 2) throw new DiskUsage("ls needs IMAGE [PATH]");
   const [image, path = "/"] = args;
@@ -179,7 +193,7 @@ function ls(args: string[]): number {
       const kind = isDir(n) ? "d" : "-";
       const perm = (n.mode & 0o777).toString(8).padStart(3, "0");
       console.log(
-        `${kind}${perm} ${String(n.size).padStart(12)} ${fmtTime(n.mtime)} ${name}${
+        `${kind}${perm} ${String(n.size).padStart(12)} ${fmtTime(n.mtime)} ${shownName(name)}${
           isDir(n) ? "/" : ""
         }`,
       );
@@ -290,21 +304,36 @@ function rm(args: string[]): number {
   });
 }
 
-/** Write one disk file to a new host file (sparse where the file has holes). */
-function getFile(fs: Lgfs, ino: number, host: string, exclusiveCreate: boolean): void {
+/**
+ * Write one disk file to a host file (sparse where the file has holes): a
+ * new one (`exclusiveCreate`), else created or replaced as cp does, but
+ * never the disk image itself (`image`: its device and inode), whatever
+ * name or link leads to it: truncating it would lose the whole disk.
+ */
+function getFile(
+  fs: Lgfs,
+  ino: number,
+  host: string,
+  exclusiveCreate: boolean,
+  image?: Deno.FileInfo,
+): void {
   let f: Deno.FsFile;
   try {
     f = Deno.openSync(host, {
       write: true,
       create: !exclusiveCreate,
       createNew: exclusiveCreate,
-      truncate: !exclusiveCreate,
     });
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable) throw e;
     throw new DiskUsage(`${host}: ${e instanceof Deno.errors.AlreadyExists ? "exists" : e}`);
   }
   try {
+    const st = f.statSync();
+    if (image && st.dev === image.dev && st.ino === image.ino) {
+      throw new DiskUsage(`${host}: is the disk image itself (it would be overwritten)`);
+    }
+    f.truncateSync(0);
     let size = 0;
     for (const piece of fs.readFile(ino)) {
       if (typeof piece === "number") {
@@ -341,7 +370,7 @@ function get(args: string[]): number {
       try {
         if (Deno.statSync(host).isDirectory) target = `${host}/${r.name}`; // as cp does
       } catch { /* a new file */ }
-      getFile(fs, r.ino, target, false);
+      getFile(fs, r.ino, target, false, Deno.statSync(image));
       return EXIT.OK;
     }
     if (!recursive) throw new DiskUsage(`${path}: is a directory (use get -r)`);

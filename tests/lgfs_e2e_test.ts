@@ -496,3 +496,38 @@ Deno.test("a ,ro disk: every modifying call says read-only (EROFS), never an I/O
     assert.deepEqual(await Deno.readFile(img), before, "the image is unchanged");
   });
 });
+
+Deno.test("e2e lgfs: get never overwrites the disk image itself; ls shows hostile names escaped", async () => {
+  await inTempDir(async (dir) => {
+    // Names a guest may choose: a newline faking a second entry, an escape
+    // sequence for the terminal, a C1 control, a leading quote.
+    const dev = new MemDev(new Uint8Array(2 << 20));
+    const fs = Lgfs.mkfs(dev);
+    const names = ["a\nfake", "esc\x1b[31mred", "c1\x85", '"q"', "plain"];
+    for (const n of names) fs.writeFile(`/${n}`, [new TextEncoder().encode(n)]);
+    const img = `${dir}/d.img`;
+    await Deno.writeFile(img, dev.bytes);
+    const ls = await disk(["ls", img]);
+    assert.equal(lines(ls.stdout).length, names.length, describe(ls));
+    // deno-lint-ignore no-control-regex
+    assert.ok(!/[\x00-\x1f\x7f-\x9f]/.test(ls.stdout.replaceAll("\n", "")), describe(ls));
+    for (const n of names) {
+      const shown = n === "plain" ? n : JSON.stringify(n).replace("\x85", "\\u0085");
+      assert.ok(lines(ls.stdout).some((l) => l.endsWith(` ${shown}`)), `${shown}\n${describe(ls)}`);
+    }
+    // get onto the image (by its name or through a link) is refused: the
+    // disk stays whole.
+    const before = await Deno.readFile(img);
+    await Deno.symlink(img, `${dir}/link.img`);
+    for (const target of [img, `${dir}/link.img`]) {
+      const r = await disk(["get", img, "/plain", target], EXIT.USAGE);
+      assert.match(r.stderr, /is the disk image itself/, describe(r));
+      assert.equal(lines(r.stderr).length, 1, describe(r));
+    }
+    assert.deepEqual(await Deno.readFile(img), before);
+    // An ordinary existing host file is replaced as cp does.
+    await Deno.writeTextFile(`${dir}/old.txt`, "a much longer old content");
+    await disk(["get", img, "/plain", `${dir}/old.txt`]);
+    assert.equal(await Deno.readTextFile(`${dir}/old.txt`), "plain");
+  });
+});

@@ -76,6 +76,16 @@ const KICK_MS = 5;
 
 /** Segment selectors. */
 const SEL_KCODE = 0x08, SEL_UCODE = 0x1b, SEL_UDATA = 0x23, SEL_TSS = 0x28;
+/**
+ * `syscall` is a fault like any other: EFER.SCE is clear, but PVM handles
+ * `syscall` itself and jumps to MSR_LSTAR (0 by default: guest RAM, the
+ * guest would carry on at address 0). LSTAR points at a stub that reports
+ * this pseudo-vector instead (after the 33 exception stubs).
+ */
+const SYSCALL_VECTOR = 0xfe;
+const SYSCALL_STUB = STUBS + 8 * 33;
+/** MSRs: STAR (kernel CS for syscall), LSTAR, SFMASK (clears TF, IF, DF, AC). */
+const MSR_STAR = 0xc0000081, MSR_LSTAR = 0xc0000082, MSR_SFMASK = 0xc0000084;
 /** Initial RFLAGS: IOPL 3 (so `out` is legal at CPL3), IF 0, bit 1. */
 const RFLAGS = 0x3002;
 
@@ -377,6 +387,8 @@ function buildSystemArea(sysMem: Uint8Array, top: number): void {
   q(TSS + 4, SYS_BASE + STACK_TOP);
   dv.setUint16(TSS + 102, IOMAP, true);
   sysMem[TSS + TSS_LIMIT] = 0xff;
+  // Where `syscall` lands (MSR_LSTAR): the same report, vector SYSCALL_VECTOR.
+  sysMem.set([0xb0, SYSCALL_VECTOR, 0xe6, FAULT_PORT, 0xf4, 0xeb, 0xfd, 0x90], SYSCALL_STUB);
   // Stubs: vector v at STUBS + 8v: mov al, v; out 0xF1, al; hlt; jmp .-1
   for (let v = 0; v < 256; v++) {
     const at = STUBS + 8 * Math.min(v, 32);
@@ -549,6 +561,19 @@ export class KvmCpu implements GuestCpu {
     sd.setBigUint64(248, 0x620n, true);
     sd.setBigUint64(264, 0x500n, true); // LME LMA
     if (s.ioctl_buf(vm.vcpuFd, KVM.SET_SREGS, sregs) !== 0) fail("KVM_SET_SREGS");
+    const msrs = new DataView(new ArrayBuffer(8 + 16 * 3));
+    msrs.setUint32(0, 3, true);
+    [
+      [MSR_STAR, BigInt(SEL_KCODE) << 32n],
+      [MSR_LSTAR, BigInt(SYS_BASE + SYSCALL_STUB)],
+      [MSR_SFMASK, 0x40700n],
+    ].forEach(([msr, v], i) => {
+      msrs.setUint32(8 + 16 * i, Number(msr), true);
+      msrs.setBigUint64(16 + 16 * i, BigInt(v), true);
+    });
+    if (s.ioctl_buf(vm.vcpuFd, KVM.SET_MSRS, new Uint8Array(msrs.buffer)) !== 3) {
+      fail("KVM_SET_MSRS");
+    }
     const regs = new DataView(new ArrayBuffer(144));
     regs.setBigUint64(R.rip, BigInt(image.entry), true);
     regs.setBigUint64(R.rflags, BigInt(RFLAGS), true);
@@ -716,6 +741,12 @@ export class KvmCpu implements GuestCpu {
   /** A ring-0 stub reported an exception: read its frame from the stub stack. */
   #describeFault(): string {
     const vector = this.#run[this.#u32(IO_DATA_OFFSET)];
+    // syscall left the address after it in RCX.
+    const syscall = () =>
+      `guest fault: invalid opcode: instruction syscall at rip ${
+        hex(this.#runDv.getBigUint64(REGS + R.rcx, true) - 2n)
+      }`;
+    if (vector === SYSCALL_VECTOR) return syscall();
     const rsp = Number(this.#runDv.getBigUint64(REGS + R.rsp, true)) - SYS_BASE;
     const sysDv = new DataView(this.#sys.buffer, this.#sys.byteOffset, this.#sys.byteLength);
     const err = HAS_ERROR_CODE.has(vector);
@@ -725,6 +756,8 @@ export class KvmCpu implements GuestCpu {
     }
     const code = err ? sysDv.getBigUint64(rsp, true) : 0n;
     const rip = sysDv.getBigUint64(frame, true);
+    // PVM runs the LSTAR target at CPL3: the fetch from the stub faults.
+    if (vector === 14 && rip === BigInt(SYS_BASE + SYSCALL_STUB)) return syscall();
     const name = vector === 0xff
       ? "unexpected interrupt"
       : VECTORS[vector] ?? `exception ${vector}`;
@@ -780,8 +813,25 @@ export class KvmCpu implements GuestCpu {
       if (b1 === 0x08) return "invd";
       if (b1 === 0x00) return "an LDT/TR instruction";
       if (b1 === 0x01) {
+        const named: Record<number, string> = {
+          0xc1: "vmcall",
+          0xc2: "vmlaunch",
+          0xc3: "vmresume",
+          0xc4: "vmxoff",
+          0xc8: "monitor",
+          0xc9: "mwait",
+          0xca: "clac",
+          0xcb: "stac",
+          0xd0: "xgetbv",
+          0xd1: "xsetbv",
+          0xd8: "vmrun",
+          0xd9: "vmmcall",
+          0xf8: "swapgs",
+          0xf9: "rdtscp",
+        };
+        if (b2 >= 0xc0) return named[b2] ?? `0f 01 ${b2.toString(16)}`;
         const reg = (b2 >> 3) & 7;
-        return ["sgdt/lgdt", "sidt/lidt", "lgdt", "lidt", "smsw", "?", "lmsw", "invlpg"][reg];
+        return ["sgdt", "sidt", "lgdt", "lidt", "smsw", "0f 01 /5", "lmsw", "invlpg"][reg];
       }
     }
     return null;

@@ -21,6 +21,7 @@ export const KVM = {
   SET_REGS: 0x4090ae82n,
   GET_SREGS: 0x8138ae83n,
   SET_SREGS: 0x4138ae84n,
+  SET_MSRS: 0x4008ae89n,
   GET_TSC_KHZ: 0xaea3n,
 } as const;
 

@@ -349,6 +349,9 @@ const X86_FAULTS: [string, RegExp][] = [
   ["int", /(general protection fault|invalid opcode).* at rip 0x/],
   ["int3", /(breakpoint|general protection fault).* at rip 0x/],
   ["ud2", /invalid opcode: instruction ud2 at rip 0x/],
+  ["syscall", /invalid opcode: instruction syscall at rip 0x[0-9a-f]+$/],
+  ["swapgs", /general protection fault: privileged instruction swapgs at rip 0x/],
+  ["vmcall", /general protection fault: privileged instruction vmcall at rip 0x/],
 ];
 
 engineTest("hostile x86-64: each fault kills only that guest, one line naming it", async (e) => {

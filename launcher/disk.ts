@@ -41,6 +41,7 @@ const USAGE = `Usage:
   lguest disk mkfs IMAGE [SIZE]             make a file system (SIZE e.g. 64M: create or resize IMAGE)
   lguest disk ls IMAGE [PATH]               list a directory of the disk (default /)
   lguest disk put [-r] IMAGE HOSTPATH PATH  copy a host file (-r: folder) to PATH on the disk
+                                            (into PATH if a folder or ending in /)
   lguest disk get [-r] IMAGE PATH HOSTPATH  copy a file (-r: folder) off the disk
   lguest disk rm IMAGE PATH                 remove a file from the disk
   lguest disk check IMAGE                   check the file system`;
@@ -257,6 +258,7 @@ function put(args: string[]): number {
   if (recursive) args = args.slice(1);
   if (args.length !== 3) throw new DiskUsage("put needs [-r] IMAGE HOSTPATH PATH");
   const [image, host, path] = args;
+  if (path === "") throw new DiskUsage("put: PATH is empty (write / for the top folder)");
   const st = hostStat(host);
   if (st.isDirectory && !recursive) throw new DiskUsage(`${host}: is a directory (use put -r)`);
   if (!st.isDirectory && !st.isFile) throw new DiskUsage(`${host}: not a regular file`);
@@ -286,9 +288,11 @@ function put(args: string[]): number {
     } catch (e) {
       if (!(e instanceof FsError)) throw e; // a missing parent is made below
     }
-    const target = !st.isDirectory && existing !== null && isDir(fs.inode(existing))
-      ? `${path.replace(/\/+$/, "")}/${host.split("/").pop()}`
-      : path;
+    // Into a folder as cp does: an existing one, or one named with a
+    // trailing '/' (made if missing), never a file called like the folder.
+    const intoDir = !st.isDirectory &&
+      ((existing !== null && isDir(fs.inode(existing))) || /.\/$/.test(path));
+    const target = intoDir ? `${path.replace(/\/+$/, "")}/${host.split("/").pop()}` : path;
     copy(host, target, 0, true);
     copy(host, target, 0, false);
     fs.commit();
@@ -302,6 +306,15 @@ function rm(args: string[]): number {
     fs.unlink(args[1]);
     return EXIT.OK;
   });
+}
+
+/** A host error as the rest of a one-line message. */
+function hostError(e: unknown): string {
+  if (e instanceof Deno.errors.AlreadyExists) return "exists";
+  if (e instanceof Deno.errors.NotFound) return "no such file or directory";
+  if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
+  if (e instanceof Deno.errors.IsADirectory) return "is a directory";
+  return e instanceof Error ? e.message : String(e);
 }
 
 /**
@@ -326,7 +339,7 @@ function getFile(
     });
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable) throw e;
-    throw new DiskUsage(`${host}: ${e instanceof Deno.errors.AlreadyExists ? "exists" : e}`);
+    throw new DiskUsage(`${host}: ${hostError(e)}`);
   }
   try {
     const st = f.statSync();

@@ -531,3 +531,20 @@ Deno.test("e2e lgfs: get never overwrites the disk image itself; ls shows hostil
     assert.equal(await Deno.readTextFile(`${dir}/old.txt`), "plain");
   });
 });
+
+Deno.test("e2e lgfs: put to a PATH ending in '/' copies into that folder (made if missing); an empty PATH is refused", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/p.img`;
+    await disk(["mkfs", img, "2M"]);
+    await Deno.writeTextFile(`${dir}/n.txt`, "note");
+    await disk(["put", img, `${dir}/n.txt`, "/docs/"]);
+    const fs = await openImage(img);
+    const d = fs.resolve("/docs");
+    assert.ok(d.ino !== null && (fs.inode(d.ino).mode & 0o170000) === 0o040000, "a folder");
+    assert.equal(new TextDecoder().decode((await fileOf(img, "/docs/n.txt"))!), "note");
+    const r = await disk(["put", img, `${dir}/n.txt`, ""], EXIT.USAGE);
+    assert.match(r.stderr, /PATH is empty/);
+    const g = await disk(["get", img, "/docs/n.txt", `${dir}/none/x`], EXIT.USAGE);
+    assert.equal(g.stderr, `lguest disk: ${dir}/none/x: no such file or directory\n`);
+  });
+});

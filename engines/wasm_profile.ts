@@ -266,7 +266,9 @@ function check(b: Uint8Array): ProfileInfo {
           const spec = mod === "env" && Object.hasOwn(IMPORTS, field) ? IMPORTS[field] : undefined;
           if (spec === undefined) {
             throw new Refused(
-              `imports ${mod}.${field}, which the lguest guest ABI does not provide`,
+              `imports ${mod}.${field}, which the lguest guest ABI does not provide${
+                mod.startsWith("wasi_") ? " (a WASI program? build it with 'lguest cc')" : ""
+              }`,
             );
           }
           if (seen.has(field)) throw new Refused(`imports env.${field} twice`);

@@ -226,6 +226,15 @@ function hostileImages(): [string, Uint8Array, RegExp][] {
       /imports env\.bogus, which the lguest guest ABI does not provide/,
     ],
     [
+      "a WASI import (a program built without lguest cc)",
+      guestImage({
+        start: CRASH,
+        patch: (m) =>
+          void m.imports!.push({ module: "wasi_snapshot_preview1", name: "proc_exit", func: 2 }),
+      }),
+      /imports wasi_snapshot_preview1\.proc_exit, .* \(a WASI program\? build it with 'lguest cc'\)/,
+    ],
+    [
       "hcall of another type",
       guestImage({ start: [], patch: (m) => void ((m.imports![0] as { func: number }).func = 2) }),
       /env\.hcall has type \(\) -> \(\), not \(i32, i32, i32, i32\) -> \(i32\)/,
@@ -411,7 +420,7 @@ Deno.test("profile: hostile images are refused with one printable line before V8
       err = e;
     }
     assert.ok(err instanceof ImageError, `${what}: expected an ImageError, got ${err}`);
-    assert.match(err.message, want, what);
+    assert.match(err.message, want, `${what}: ${JSON.stringify(err.message)}`);
     assert.ok(
       !hasControl(err.message),
       `${what}: control characters in ${err.message}`,

@@ -122,6 +122,21 @@ const VECTORS: Record<number, string> = {
   19: "SIMD floating-point error",
   21: "control protection fault",
 };
+/** Instruction prefixes: operand/address size, segments, lock, rep, REX. */
+const PREFIXES = new Set([
+  0x66,
+  0x67,
+  0x26,
+  0x2e,
+  0x36,
+  0x3e,
+  0x64,
+  0x65,
+  0xf0,
+  0xf2,
+  0xf3,
+  ...Array.from({ length: 16 }, (_, i) => 0x40 + i),
+]);
 const HAS_ERROR_CODE = new Set([8, 10, 11, 12, 13, 14, 17, 21, 29, 30]);
 
 function hex(v: number | bigint): string {
@@ -792,12 +807,15 @@ export class KvmCpu implements GuestCpu {
   /** Name a privileged instruction at guest address `rip`, if it is one we know. */
   #instructionAt(rip: bigint): string | null {
     if (rip + 3n > BigInt(this.#top)) return null;
-    const m = this.memory, a = Number(rip);
+    const m = this.memory;
+    let a = Number(rip);
+    // Skip legacy and REX prefixes (at most 4: `48 0f 07` is sysretq).
+    for (let n = 0; n < 4 && a + 3 < m.length && PREFIXES.has(m[a]); n++) a++;
     const b0 = m[a], b1 = m[a + 1], b2 = m[a + 2];
     if (b0 === 0xf4) return "hlt";
     if (b0 === 0xfa) return "cli";
     if (b0 === 0xfb) return "sti";
-    if (b0 === 0xcf || (b0 === 0x48 && b1 === 0xcf)) return "iret";
+    if (b0 === 0xcf) return "iret";
     if (b0 === 0xcd) return `int ${hex(b1)}`;
     if (b0 === 0xcc) return "int3";
     if (b0 === 0x0f) {
@@ -805,6 +823,9 @@ export class KvmCpu implements GuestCpu {
       if (b1 === 0x21 || b1 === 0x23) return "mov to/from a debug register";
       if (b1 === 0x0b) return "ud2";
       if (b1 === 0x05) return "syscall";
+      if (b1 === 0x07) return "sysret";
+      if (b1 === 0x35) return "sysexit";
+      if (b1 === 0x33) return "rdpmc";
       if (b1 === 0x34) return "sysenter";
       if (b1 === 0x30) return "wrmsr";
       if (b1 === 0x32) return "rdmsr";

@@ -352,6 +352,7 @@ const X86_FAULTS: [string, RegExp][] = [
   ["syscall", /invalid opcode: instruction syscall at rip 0x[0-9a-f]+$/],
   ["swapgs", /general protection fault: privileged instruction swapgs at rip 0x/],
   ["vmcall", /general protection fault: privileged instruction vmcall at rip 0x/],
+  ["sysretq", /general protection fault: privileged instruction sysret at rip 0x/],
 ];
 
 engineTest("hostile x86-64: each fault kills only that guest, one line naming it", async (e) => {

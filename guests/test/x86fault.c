@@ -1,5 +1,5 @@
 /*
- * @guest: Hostile (x86-64, KVM engine): does one forbidden thing, do=hlt|cli-hlt|port|in|pt|ptread|wild|exec|cr3|wrmsr|lidt|int|int3|ud2|syscall|swapgs|vmcall|spin|pause-spin; under wasm it says it needs x86-64.
+ * @guest: Hostile (x86-64, KVM engine): does one forbidden thing, do=hlt|cli-hlt|port|in|pt|ptread|wild|exec|cr3|wrmsr|lidt|int|int3|ud2|syscall|swapgs|vmcall|sysretq|spin|pause-spin; under wasm it says it needs x86-64.
  *
  * Each case must kill only this guest, with one line naming the fault
  * and rip (engines/kvm.ts), while its neighbours and the launcher go on:
@@ -16,6 +16,7 @@
  *   syscall        a fault too (PVM jumps to MSR_LSTAR whatever EFER.SCE
  *                  says: the host points it at a stub that reports it)
  *   swapgs, vmcall privileged, named by their full encoding (0f 01 c1/f8)
+ *   sysretq        privileged, named past its REX prefix (48 0f 07)
  *   spin, pause-spin  loop forever without hypercalls (preempted; ended
  *                  by --timeout or a signal)
  */
@@ -63,6 +64,8 @@ static void do_fault(const char *what)
 		__asm__ volatile("swapgs");
 	else if (!strcmp(what, "vmcall"))
 		__asm__ volatile("vmcall");
+	else if (!strcmp(what, "sysretq"))
+		__asm__ volatile("sysretq");
 	else if (!strcmp(what, "spin"))
 		for (;;)
 			__asm__ volatile("" : : : "memory");

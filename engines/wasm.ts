@@ -270,6 +270,13 @@ export class WasmCpu implements GuestCpu {
             `the image without a maximum`,
         );
       }
+      const min = /declared initial (?:of )?(\d+)/.exec(msg);
+      if (min) {
+        throw new ImageError(
+          `the guest image needs at least ${+min[1] * 64} KiB of memory, more than the ` +
+            `guest's ${pages * 64} KiB (RAM and device pages): give more memory (-m)`,
+        );
+      }
       if (/memory/i.test(msg)) {
         throw new ImageError(
           `guest image needs more memory than ${bytes} bytes: ${printable(msg, 300)}`,

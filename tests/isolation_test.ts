@@ -1190,3 +1190,20 @@ Deno.test("an image whose memory maximum is below the guest's memory is one clea
       "the guest image declares at most 1280 KiB of memory, less than the guest's",
     );
   }));
+
+Deno.test("an image needing more memory than the guest's is one clear line naming -m", () =>
+  withTempDir(async (dir) => {
+    const img = `${dir}/min.wasm`;
+    await Deno.writeFile(
+      img,
+      guestImage({
+        start: CRASH,
+        patch: (m) => void ((m.imports![3] as { memory: { min: number } }).memory.min = 1000),
+      }),
+    );
+    const r = await runCli(["run", "-m", "2M", img]);
+    assertRefused(
+      r,
+      /the guest image needs at least 64000 KiB of memory, more than the guest's \d+ KiB \(RAM and device pages\): give more memory \(-m\)$/,
+    );
+  }));

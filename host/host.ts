@@ -403,6 +403,9 @@ export class LguestFile implements HypercallPort {
     if (g.pendingDma !== null && this.#output !== null) {
       const deferred = r.trapped;
       this.#serveInline(g);
+      // A device's work (a 1 MiB write, an fdatasync) is not a hypercall's few
+      // microseconds: look at the clock after each, not only every 1024th call.
+      this.#checkSlice(g);
       // The deferred synchronous call may have run in there: its EAX is the result.
       if (deferred) eax = r.eax;
     }

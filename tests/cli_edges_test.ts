@@ -114,6 +114,32 @@ Deno.test("a missing Deno permission is one line naming the flag, exit EXIT.USAG
   }
 });
 
+Deno.test("--config: two guests given one writable disk says so (not 'another lguest'); ,ro for all is shared", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await Deno.writeFile(`${tmp}/d.img`, new Uint8Array(65536));
+    const config = (a: string, b: string) =>
+      JSON.stringify({
+        guests: [
+          { name: "a", image: "hello", block: [a] },
+          { name: "b", image: "hello", block: [b] },
+        ],
+      });
+    await Deno.writeTextFile(`${tmp}/rw.json`, config("d.img", "./d.img,ro"));
+    const r = await runCli(["run", "--config", `${tmp}/rw.json`]);
+    assert.equal(r.code, EXIT.USAGE, describe(r));
+    assert.match(
+      r.stderr,
+      /^lguest: b: block .*\.\/d\.img,ro: the same disk as guest a's block .*d\.img \(guests of one run share a disk only when every one has it ,ro\)\n$/,
+    );
+    await Deno.writeTextFile(`${tmp}/ro.json`, config("d.img,ro", "d.img,ro"));
+    const ok = await runCli(["run", "--config", `${tmp}/ro.json`]);
+    assert.equal(ok.code, EXIT.OK, describe(ok));
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 Deno.test("--block: the same disk twice in one run says so (not 'another lguest')", async () => {
   const tmp = await Deno.makeTempDir();
   try {

@@ -157,7 +157,8 @@ export function parseConfig(text: string, checks: ConfigChecks = {}): RunPlan {
   const root = p.value("");
   p.ws();
   if (p.pos < text.length) p.fail("unexpected text after the end");
-  const at = (path: string) => `line ${p.line(p.where.get(path) ?? 0)}: ${path}`;
+  const at = (path: string) =>
+    `line ${p.line(p.where.get(path) ?? 0)}${path === "" ? "" : `: ${path}`}`;
   const bad = (path: string, msg: string): never => {
     throw new UsageError(`${at(path)}: ${msg}`);
   };

@@ -380,7 +380,7 @@ Deno.test("cli table: config files — errors name the file, the line and the fi
       ],
       [
         ["run", "--config", await file("array.json", "[]\n")],
-        /array\.json: line 1: : the file must hold an object/,
+        /array\.json: line 1: the file must hold an object/,
       ],
       [
         ["run", "--config", await file("nothing.json", '{ "guests": [] }')],

@@ -444,3 +444,15 @@ engineTest("engines: the other engine's image is refused with one line", async (
   assert.equal(err.length, 1, describe(r));
   assert.match(err[0], e.name === "kvm" ? /not an x86-64 guest image/ : /WebAssembly|magic|wasm/i);
 });
+
+engineTest(
+  "engines: a wasm-only built-in guest (lua) under kvm is one line, exit 125",
+  async (e) => {
+    const r = await runCli(["run", ...e.args, "lua", "--", "-e", "print(1)"]);
+    assert.equal(r.code, EXIT.USAGE, describe(r));
+    assert.deepEqual(errLines(r.stderr), [
+      "lguest: guest 'lua' has no x86-64 image: it runs with --engine wasm only",
+    ]);
+  },
+  { only: ["kvm"] },
+);

@@ -27,6 +27,7 @@ import {
   isDir,
   Lgfs,
   LgfsError,
+  MAX_FILE,
   MAX_SIZE,
   MIN_SIZE,
   validName,
@@ -268,6 +269,9 @@ function put(args: string[]): number {
     const copy = (h: string, p: string, depth: number, dry: boolean) => {
       const s = hostStat(h);
       if (s.isFile) {
+        if (s.size > MAX_FILE) {
+          throw new DiskUsage(`${h}: ${s.size} bytes, more than an lgfs file holds (${MAX_FILE})`);
+        }
         const mtime = s.mtime ? s.mtime.getTime() * 1e6 : undefined;
         if (!dry) fs.writeFile(p, hostChunks(h), mtime);
       } else if (s.isDirectory) {

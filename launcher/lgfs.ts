@@ -958,20 +958,31 @@ export class Lgfs {
       n.mtime = n.ctime = this.#now();
       this.#iput(ino, n);
     };
-    for (const chunk of source) {
-      let off = 0;
-      while (off < chunk.length) {
-        const take = Math.min(BS - fill, chunk.length - off);
-        block.set(chunk.subarray(off, off + take), fill);
-        fill += take;
-        off += take;
-        if (fill === BS) {
-          flush(BS);
-          fill = 0;
+    try {
+      for (const chunk of source) {
+        let off = 0;
+        while (off < chunk.length) {
+          const take = Math.min(BS - fill, chunk.length - off);
+          block.set(chunk.subarray(off, off + take), fill);
+          fill += take;
+          off += take;
+          if (fill === BS) {
+            flush(BS);
+            fill = 0;
+          }
         }
       }
+      if (fill) flush(fill);
+    } catch (e) {
+      // Full disk, too large a file: the transactions committed on the way
+      // would leave a partial file looking whole; remove it (an old file it
+      // replaced is gone already: say so).
+      if (e instanceof FsError) {
+        this.unlink(path);
+        throw new FsError(e.code, `${e.message} (${path} ${old ? "removed" : "not written"})`);
+      }
+      throw e;
     }
-    if (fill) flush(fill);
     if (mtimeNs !== undefined) {
       const n = this.inode(ino);
       n.mtime = mtimeNs;

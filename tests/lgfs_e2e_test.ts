@@ -548,3 +548,18 @@ Deno.test("e2e lgfs: put to a PATH ending in '/' copies into that folder (made i
     assert.equal(g.stderr, `lguest disk: ${dir}/none/x: no such file or directory\n`);
   });
 });
+
+Deno.test("e2e lgfs: put of a host file larger than an lgfs file is refused at once, the disk untouched", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/p.img`;
+    await disk(["mkfs", img, "2M"]);
+    await Deno.writeFile(`${dir}/huge`, new Uint8Array(0));
+    await Deno.truncate(`${dir}/huge`, 5 * 2 ** 30); // sparse: nothing is read
+    const before = await Deno.readFile(img);
+    const t = performance.now();
+    const r = await disk(["put", img, `${dir}/huge`, "/huge"], EXIT.USAGE);
+    assert.match(r.stderr, /huge: 5368709120 bytes, more than an lgfs file holds \(\d+\)\n$/);
+    assert.ok(performance.now() - t < 20_000, "refused before reading the file");
+    assert.deepEqual(await Deno.readFile(img), before);
+  });
+});

@@ -131,17 +131,24 @@ Deno.test("lgfs: names: long, unicode, refused ones; entries over several direct
   assert.equal(r.check().files, 72);
 });
 
-Deno.test("lgfs: ENOSPC when the disk is full, and the disk stays consistent", () => {
-  const { dev, fs } = fresh(MiB * 2);
-  const free = fs.check().freeBlocks;
-  assert.throws(
-    () => fs.writeFile("/huge", [genData(5, (free + 10) * BS)]),
-    (e) => e instanceof LgfsError && /no space/.test(e.message),
-  );
-  fs.commit();
-  const r = reopen(dev).check();
-  assert.equal(r.freeBlocks, 0);
-  assert.equal(r.leaked, 0);
+Deno.test("lgfs: ENOSPC when the disk is full: no partial file is left (even after commits on the way), the disk stays consistent", () => {
+  for (const size of [MiB * 2, MiB * 24]) {
+    const { dev, fs } = fresh(size);
+    fs.writeFile("/keep", [genData(1, 3 * BS)]);
+    const free = fs.check().freeBlocks;
+    const commits = fs.commits;
+    assert.throws(
+      () => fs.writeFile("/huge", [genData(5, (free + 10) * BS)]),
+      (e) => e instanceof LgfsError && /no space.*\(\/huge not written\)/.test(e.message),
+    );
+    if (size > MiB * 2) assert.ok(fs.commits > commits + 1, "transactions committed while writing");
+    const back = reopen(dev);
+    assert.equal(back.resolve("/huge").ino, null, `${size}: the partial file is gone`);
+    assert.deepEqual(fileAt(back, "/keep"), genData(1, 3 * BS));
+    const r = back.check();
+    assert.equal(r.freeBlocks, free);
+    assert.equal(r.leaked, 0);
+  }
 });
 
 Deno.test("lgfs: a host write killed after any number of block writes leaves a consistent disk", () => {

@@ -3,8 +3,9 @@
  *
  * Each case must kill only this guest, with one line naming the fault
  * and rip (engines/kvm.ts), while its neighbours and the launcher go on:
- *   hlt, cli-hlt   privileged instruction (hlt at CPL3; cli is allowed
- *                  with IOPL 3, the hlt after it is not)
+ *   hlt, cli-hlt   privileged instruction (hlt at CPL3; with IOPL 3 cli
+ *                  would be allowed and the hlt after it fault, but PVM
+ *                  faults cli and sti themselves: either is named)
  *   port, in       out/in on an I/O port that is not the hypercall port
  *   pt, ptread     write/read the host's page tables (at 4 GiB: not
  *                  mapped for the guest at all)

@@ -272,52 +272,6 @@ function refuseTwice(disks: Map<string, string>, value: string, spec: { path: st
   disks.set(key, value);
 }
 
-/**
- * Two guests of one `--config` run given the same disk file would meet its
- * lock as "in use by another lguest" (the lock is per open file): say what
- * happened instead. Disks that are `,ro` for every guest may be shared, and
- * `,nolock` is the user's choice.
- */
-function refuseSharedDisks(
-  guests: { name: string; devices: [string, string, unknown?][] }[],
-): void {
-  const block = deviceKinds().find((k) => k.option === "block");
-  if (block === undefined) return;
-  const seen = new Map<string, { guest: string; value: string; readOnly: boolean }>();
-  for (const g of guests) {
-    for (const [opt, value, parsed] of g.devices) {
-      if (opt !== "block") continue;
-      const spec = (parsed ?? block.parse(value)) as {
-        path: string;
-        readOnly?: boolean;
-        noLock?: boolean;
-      };
-      if (spec.noLock) continue;
-      let key: string;
-      try {
-        const st = Deno.statSync(spec.path);
-        if (st.ino === null) continue;
-        key = `${st.dev}:${st.ino}`;
-      } catch {
-        continue; // opening it reports the problem
-      }
-      const first = seen.get(key);
-      if (first === undefined) {
-        seen.set(key, { guest: g.name, value, readOnly: !!spec.readOnly });
-      } else if (first.guest === g.name) {
-        throw new UsageError(
-          `${g.name}: block ${value}: the same disk as block ${first.value} (a guest uses a disk once)`,
-        );
-      } else if (!first.readOnly || !spec.readOnly) {
-        throw new UsageError(
-          `${g.name}: block ${value}: the same disk as guest ${first.guest}'s block ${first.value} ` +
-            `(guests of one run share a disk only when every one has it ,ro)`,
-        );
-      }
-    }
-  }
-}
-
 async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseRunArgs(argv);
   if (values.help) {
@@ -355,7 +309,6 @@ async function runCommand(argv: string[]): Promise<number> {
     const { loadConfig } = await import("./config.ts");
     const plan = await loadConfig(values.config as string, { memory: parseSize });
     opts.pcap ??= plan.pcap;
-    refuseSharedDisks(plan.guests);
     return await runGuests(plan.guests, opts);
   }
   const [guest, ...args] = positionals;

@@ -155,6 +155,52 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
 }
 
 /**
+ * Two guests of one host (a `--config` run, a lab) given the same disk file would meet its
+ * lock as "in use by another lguest" (the lock is per open file): say what
+ * happened instead. Disks that are `,ro` for every guest may be shared, and
+ * `,nolock` is the user's choice.
+ */
+export function refuseSharedDisks(
+  guests: { name: string; devices: [string, string, unknown?][] }[],
+): void {
+  const block = deviceKinds().find((k) => k.option === "block");
+  if (block === undefined) return;
+  const seen = new Map<string, { guest: string; value: string; readOnly: boolean }>();
+  for (const g of guests) {
+    for (const [opt, value, parsed] of g.devices) {
+      if (opt !== "block") continue;
+      const spec = (parsed ?? block.parse(value)) as {
+        path: string;
+        readOnly?: boolean;
+        noLock?: boolean;
+      };
+      if (spec.noLock) continue;
+      let key: string;
+      try {
+        const st = Deno.statSync(spec.path);
+        if (st.ino === null) continue;
+        key = `${st.dev}:${st.ino}`;
+      } catch {
+        continue; // opening it reports the problem
+      }
+      const first = seen.get(key);
+      if (first === undefined) {
+        seen.set(key, { guest: g.name, value, readOnly: !!spec.readOnly });
+      } else if (first.guest === g.name) {
+        throw new UsageError(
+          `${g.name}: block ${value}: the same disk as block ${first.value} (a guest uses a disk once)`,
+        );
+      } else if (!first.readOnly || !spec.readOnly) {
+        throw new UsageError(
+          `${g.name}: block ${value}: the same disk as guest ${first.guest}'s block ${first.value} ` +
+            `(guests of one run share a disk only when every one has it ,ro)`,
+        );
+      }
+    }
+  }
+}
+
+/**
  * The guests of one host, from plans to outcomes: {@link HostRun.prepare}
  * (images, devices, consoles), {@link HostRun.start} (memory, boot data,
  * LHREQ_INITIALIZE), {@link HostRun.run}. The CLI adds the supervisor
@@ -181,6 +227,7 @@ export class HostRun {
 
   /** Load and check every guest's image and create its devices. */
   static async prepare(plans: GuestPlan[], opts: RunOptions): Promise<HostRun> {
+    refuseSharedDisks(plans);
     const run = new HostRun(opts);
     const env: DeviceEnv = { pcap: run.#pcap };
     try {

@@ -242,3 +242,32 @@ Deno.test("api: await using closes a tap: its fd and the interface are gone afte
   assert.equal(openFds(), before, "after await using");
   assert.notEqual((await runCmd("ip", ["link", "show", ifname])).code, 0, "the tap is gone");
 });
+
+Deno.test("api: two guests of a lab given one writable disk: a UsageError naming both; ,ro for both runs", async () => {
+  const img = await Deno.makeTempFile();
+  try {
+    await Deno.truncate(img, 65536);
+    await assert.rejects(
+      startLab({
+        guests: [
+          { name: "a", image: "hello", block: [img] },
+          { name: "b", image: "hello", block: [`${img},ro`] },
+        ],
+      }),
+      (e) =>
+        e instanceof UsageError &&
+        /^b: block .*,ro: the same disk as guest a's block .* \(guests of one run share a disk only when every one has it ,ro\)$/
+          .test(e.message),
+    );
+    await using lab = await startLab({
+      guests: [
+        { name: "a", image: "hello", block: [`${img},ro`] },
+        { name: "b", image: "hello", block: [`${img},ro`] },
+      ],
+    });
+    assert.equal((await lab.guest("a").done).code, EXIT.OK);
+    assert.equal((await lab.guest("b").done).code, EXIT.OK);
+  } finally {
+    await Deno.remove(img);
+  }
+});

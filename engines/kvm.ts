@@ -756,12 +756,17 @@ export class KvmCpu implements GuestCpu {
   /** A ring-0 stub reported an exception: read its frame from the stub stack. */
   #describeFault(): string {
     const vector = this.#run[this.#u32(IO_DATA_OFFSET)];
-    // syscall left the address after it in RCX.
-    const syscall = () =>
-      `guest fault: invalid opcode: instruction syscall at rip ${
-        hex(this.#runDv.getBigUint64(REGS + R.rcx, true) - 2n)
-      }`;
-    if (vector === SYSCALL_VECTOR) return syscall();
+    // syscall left the address after it in RCX (unless the guest jumped to
+    // the stub itself: then RCX is anything and the address is not named).
+    const syscall = () => {
+      const rcx = this.#runDv.getBigUint64(REGS + R.rcx, true);
+      const at = rcx >= 2n && rcx <= BigInt(this.memory.length) &&
+          this.memory[Number(rcx) - 2] === 0x0f && this.memory[Number(rcx) - 1] === 0x05
+        ? ` at rip ${hex(rcx - 2n)}`
+        : null;
+      return at === null ? null : `guest fault: invalid opcode: instruction syscall${at}`;
+    };
+    if (vector === SYSCALL_VECTOR) return syscall() ?? "guest fault: invalid opcode: syscall";
     const rsp = Number(this.#runDv.getBigUint64(REGS + R.rsp, true)) - SYS_BASE;
     const sysDv = new DataView(this.#sys.buffer, this.#sys.byteOffset, this.#sys.byteLength);
     const err = HAS_ERROR_CODE.has(vector);
@@ -772,7 +777,10 @@ export class KvmCpu implements GuestCpu {
     const code = err ? sysDv.getBigUint64(rsp, true) : 0n;
     const rip = sysDv.getBigUint64(frame, true);
     // PVM runs the LSTAR target at CPL3: the fetch from the stub faults.
-    if (vector === 14 && rip === BigInt(SYS_BASE + SYSCALL_STUB)) return syscall();
+    if (vector === 14 && rip === BigInt(SYS_BASE + SYSCALL_STUB)) {
+      const line = syscall();
+      if (line !== null) return line;
+    }
     const name = vector === 0xff
       ? "unexpected interrupt"
       : VECTORS[vector] ?? `exception ${vector}`;

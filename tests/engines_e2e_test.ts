@@ -350,6 +350,7 @@ const X86_FAULTS: [string, RegExp][] = [
   ["int3", /(breakpoint|general protection fault).* at rip 0x/],
   ["ud2", /invalid opcode: instruction ud2 at rip 0x/],
   ["syscall", /invalid opcode: instruction syscall at rip 0x[0-9a-f]+$/],
+  ["fakesys", /page fault: (read from|instruction fetch from) 0x10000b108 .*at rip 0x10000b108$/],
   ["swapgs", /general protection fault: privileged instruction swapgs at rip 0x/],
   ["vmcall", /general protection fault: privileged instruction vmcall at rip 0x/],
   ["sysretq", /general protection fault: privileged instruction sysret at rip 0x/],

@@ -197,7 +197,7 @@ export const MANIFEST: readonly ManifestEntry[] = [
     "name": "test-x86fault",
     "file": "test-x86fault.wasm",
     "x86_64": "test-x86fault.x86_64.elf",
-    "description": "Hostile (x86-64, KVM engine): does one forbidden thing, do=hlt|cli-hlt|port|in|pt|ptread|wild|exec|cr3|wrmsr|lidt|int|int3|ud2|syscall|swapgs|vmcall|sysretq|spin|pause-spin; under wasm it says it needs x86-64.",
+    "description": "Hostile (x86-64, KVM engine): does one forbidden thing, do=hlt|cli-hlt|port|in|pt|ptread|wild|exec|cr3|wrmsr|lidt|int|int3|ud2|syscall|fakesys|swapgs|vmcall|sysretq|spin|pause-spin; under wasm it says it needs x86-64.",
     "test": true
   },
   {

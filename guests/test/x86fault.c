@@ -1,5 +1,5 @@
 /*
- * @guest: Hostile (x86-64, KVM engine): does one forbidden thing, do=hlt|cli-hlt|port|in|pt|ptread|wild|exec|cr3|wrmsr|lidt|int|int3|ud2|syscall|swapgs|vmcall|sysretq|spin|pause-spin; under wasm it says it needs x86-64.
+ * @guest: Hostile (x86-64, KVM engine): does one forbidden thing, do=hlt|cli-hlt|port|in|pt|ptread|wild|exec|cr3|wrmsr|lidt|int|int3|ud2|syscall|fakesys|swapgs|vmcall|sysretq|spin|pause-spin; under wasm it says it needs x86-64.
  *
  * Each case must kill only this guest, with one line naming the fault
  * and rip (engines/kvm.ts), while its neighbours and the launcher go on:
@@ -16,6 +16,8 @@
  *   ud2            invalid opcode
  *   syscall        a fault too (PVM jumps to MSR_LSTAR whatever EFER.SCE
  *                  says: the host points it at a stub that reports it)
+ *   fakesys        jump to where syscall lands (the host's stub at
+ *                  0x10000b108) with RCX = 0: a page fault, not a syscall
  *   swapgs, vmcall privileged, named by their full encoding (0f 01 c1/f8)
  *   sysretq        privileged, named past its REX prefix (48 0f 07)
  *   spin, pause-spin  loop forever without hypercalls (preempted; ended
@@ -61,6 +63,8 @@ static void do_fault(const char *what)
 		__asm__ volatile("ud2");
 	else if (!strcmp(what, "syscall"))
 		__asm__ volatile("syscall" : : : "rcx", "r11", "memory");
+	else if (!strcmp(what, "fakesys"))
+		__asm__ volatile("jmp *%0" : : "r"(0x10000b108ull), "c"(0));
 	else if (!strcmp(what, "swapgs"))
 		__asm__ volatile("swapgs");
 	else if (!strcmp(what, "vmcall"))

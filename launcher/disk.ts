@@ -421,7 +421,7 @@ function get(args: string[]): number {
       Deno.mkdirSync(host);
     } catch (e) {
       if (e instanceof Deno.errors.NotCapable) throw e;
-      throw new DiskUsage(`${host}: ${e instanceof Deno.errors.AlreadyExists ? "exists" : e}`);
+      throw new DiskUsage(`${host}: ${hostError(e)}`);
     }
     copy(r.ino, host, path, 0, false);
     return EXIT.OK;

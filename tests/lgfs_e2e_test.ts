@@ -546,6 +546,8 @@ Deno.test("e2e lgfs: put to a PATH ending in '/' copies into that folder (made i
     assert.match(r.stderr, /PATH is empty/);
     const g = await disk(["get", img, "/docs/n.txt", `${dir}/none/x`], EXIT.USAGE);
     assert.equal(g.stderr, `lguest disk: ${dir}/none/x: no such file or directory\n`);
+    const gr = await disk(["get", "-r", img, "/docs", `${dir}/none/sub`], EXIT.USAGE);
+    assert.equal(gr.stderr, `lguest disk: ${dir}/none/sub: no such file or directory\n`);
   });
 });
 

@@ -38,17 +38,26 @@ export interface ConsoleBackend {
   close?(): void;
 }
 
-/** stdin/stdout as a console backend. */
-export function stdioBackend(): ConsoleBackend {
+/**
+ * stdin/stdout as a console backend. `onClosed` is called (once) when
+ * stdout's reader has gone (EPIPE: `lguest run ... | head`).
+ */
+export function stdioBackend(onClosed?: () => void): ConsoleBackend {
+  let closed = false;
   return {
     read: (buf) => Deno.stdin.read(buf),
     write(data) {
       let off = 0;
-      while (off < data.length) {
+      while (off < data.length && !closed) {
         try {
           off += Deno.stdout.writeSync(data.subarray(off));
-        } catch {
-          return; // stdout closed (EPIPE): the output has nowhere to go
+        } catch (e) {
+          // stdout closed: the output has nowhere to go.
+          if (e instanceof Deno.errors.BrokenPipe) {
+            closed = true;
+            onClosed?.();
+          }
+          return;
         }
       }
     },

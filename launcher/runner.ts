@@ -66,6 +66,8 @@ export interface RunOptions {
    * the stdio guest, `[name] `-prefixed stdout for the others.
    */
   console?(plan: GuestPlan, name: string): { backend: ConsoleBackend; label: string };
+  /** Called when stdout's reader has gone (EPIPE) while a guest writes to it. */
+  onStdoutClosed?(): void;
 }
 
 /** Console output of a guest without stdio: `[name] ` at each line start. */
@@ -133,7 +135,7 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
     devices.push(new RngDevice());
     let choice = opts.console?.(plan, name);
     if (!choice) {
-      const stdout = stdioBackend();
+      const stdout = stdioBackend(() => opts.onStdoutClosed?.());
       choice = plan.stdio
         ? { backend: stdout, label: "console: stdio" }
         : { backend: prefixBackend(plan.name, (b) => stdout.write(b)), label: "console: output" };
@@ -403,7 +405,17 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
       throw new UsageError(`--json ${opts.json}: ${fileError(e)}`);
     }
   }
-  const hostRun = await HostRun.prepare(plans, opts);
+  // stdout's reader has gone (`lguest run ... | head`): the run ends as the
+  // 2.6.23 Launcher did, killed by SIGPIPE (141), instead of running on
+  // with its output going nowhere. Stopped from the event loop, not from
+  // inside the console write.
+  let hostRunOf: HostRun | undefined;
+  opts = {
+    ...opts,
+    onStdoutClosed: () =>
+      setTimeout(() => hostRunOf?.stop(EXIT.SIGNAL_BASE + 13, "stdout closed (SIGPIPE)")),
+  };
+  const hostRun = hostRunOf = await HostRun.prepare(plans, opts);
   const { prepared, runs } = hostRun;
   const stdioGuest = prepared.find((p) => p.plan.stdio);
   const supervisor = new Supervisor({

@@ -155,3 +155,25 @@ Deno.test("--block: the same disk twice in one run says so (not 'another lguest'
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("a closed stdout (lguest run ... | head) ends the run with 141 (SIGPIPE), not after the guest's last line", async () => {
+  const main = `${ROOT_PATH}/main.ts`;
+  const cmd = new Deno.Command("bash", {
+    args: [
+      "-c",
+      `set -o pipefail; "$0" run -A "$1" run lua -- -e "while true do print(1) end" | head -c 2`,
+      Deno.execPath(),
+      main,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  });
+  const child = cmd.spawn();
+  const kill = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  const r = await child.output();
+  clearTimeout(kill);
+  const err = new TextDecoder().decode(r.stderr);
+  assert.equal(new TextDecoder().decode(r.stdout), "1\n");
+  assert.equal(r.code, EXIT.SIGNAL_BASE + 13, err);
+  assert.match(err, /^lguest: lua: stdout closed \(SIGPIPE\)\n$/);
+});

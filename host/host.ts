@@ -391,7 +391,11 @@ export class LguestFile implements HypercallPort {
   }
 
   #checkSlice(g: Guest): void {
-    if (performance.now() - this.#sliceStart > TIME_SLICE_MS) g.preempt = true;
+    // No slice runs before the first read() (a hypercall made straight on the
+    // file, as the unit tests do): there is nothing to preempt.
+    if (this.#sliceStart !== 0 && performance.now() - this.#sliceStart > TIME_SLICE_MS) {
+      g.preempt = true;
+    }
   }
 
   /**

@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { EXIT } from "../launcher/cli.ts";
 import {
+  assertUsageError,
   type CliResult,
   describe,
   hasStackTrace,
@@ -21,19 +22,6 @@ import {
 } from "./helpers/run_cli.ts";
 
 const HELLO_WASM = new URL("guests/images/hello.wasm", ROOT);
-
-/** Exit EXIT.USAGE, stdout empty, one stderr line "lguest: ..." matching `expect`. */
-function assertUsageError(r: CliResult, expect: RegExp | string): void {
-  const why = describe(r);
-  assert.equal(r.code, EXIT.USAGE, why);
-  assert.equal(r.stdout, "", why);
-  const err = lines(r.stderr);
-  assert.equal(err.length, 1, `expected one stderr line\n${why}`);
-  assert.match(err[0], /^lguest: /, why);
-  if (typeof expect === "string") assert.ok(err[0].includes(expect), `want '${expect}'\n${why}`);
-  else assert.match(err[0], expect, why);
-  assert.ok(!hasStackTrace(r.stderr + r.stdout), `stack trace\n${why}`);
-}
 
 /** Run the command lines concurrently; each must be a usage error matching its pattern. */
 async function assertUsageErrors(cases: [string[], RegExp | string][]): Promise<void> {

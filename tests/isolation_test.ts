@@ -31,26 +31,13 @@ function hasControl(s: string): boolean {
   return [...s].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f);
 }
 import {
-  type CliResult,
+  assertUsageError,
   describe,
   hasStackTrace,
   lines,
   runCli,
   spawnCli,
 } from "./helpers/run_cli.ts";
-
-/** A usage error: the documented code, stdout empty, one stderr line matching `expect`. */
-function assertRefused(r: CliResult, expect: RegExp | string): void {
-  const why = describe(r);
-  assert.equal(r.code, EXIT.USAGE, why);
-  assert.equal(r.stdout, "", why);
-  const err = lines(r.stderr);
-  assert.equal(err.length, 1, `expected one stderr line\n${why}`);
-  assert.match(err[0], /^lguest: /, why);
-  if (typeof expect === "string") assert.ok(err[0].includes(expect), `want '${expect}'\n${why}`);
-  else assert.match(err[0], expect, why);
-  assert.ok(!hasStackTrace(r.stderr + r.stdout), `stack trace\n${why}`);
-}
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "lguest_isolation_" });
@@ -94,7 +81,7 @@ Deno.test("disk locks: a second launcher on one image is refused; ro+ro share", 
         await p.write("blk\n");
         await p.waitFor("disk 0:");
         const r = await runCli(["run", "--block", img + second, "hello"]);
-        if (refused) assertRefused(r, `--block ${img}: in use by another lguest (locked`);
+        if (refused) assertUsageError(r, `--block ${img}: in use by another lguest (locked`);
         else assert.equal(r.code, EXIT.OK, describe(r));
         const forced = await runCli(["run", "--block", `${img}${second},nolock`, "hello"]);
         assert.equal(forced.code, EXIT.OK, describe(forced));
@@ -487,11 +474,14 @@ Deno.test("profile: a refused image in --config refuses the whole run before any
         guests: [{ name: "good", image: "hello", console: "stdio" }, { name: "evil", image: bad }],
       }),
     );
-    assertRefused(
+    assertUsageError(
       await runCli(["run", "--config", config]),
       /^lguest: evil: bad: start\(\) has type \(i64\) -> \(\)/,
     );
-    assertRefused(await runCli(["run", bad]), /^lguest: bad: start\(\) has type \(i64\) -> \(\)/);
+    assertUsageError(
+      await runCli(["run", bad]),
+      /^lguest: bad: start\(\) has type \(i64\) -> \(\)/,
+    );
   }));
 
 // ---- guest text is data --------------------------------------------------------------
@@ -519,9 +509,9 @@ Deno.test("guest text: a file name with control characters is shown escaped", ()
     const name = `${dir}/two\nlines\x1b[31m.wasm`;
     await Deno.writeFile(name, new TextEncoder().encode("not wasm"));
     const r = await runCli(["run", name]);
-    assertRefused(r, "two\\nlines\\e[31m: not a WebAssembly guest image (bad magic)");
+    assertUsageError(r, "two\\nlines\\e[31m: not a WebAssembly guest image (bad magic)");
     const missing = await runCli(["run", `${dir}/no\x07pe.wasm`]);
-    assertRefused(missing, "no\\x07pe.wasm: no such file");
+    assertUsageError(missing, "no\\x07pe.wasm: no such file");
     // A valid image: its name (from the file name) starts every line of the run.
     const forged = `${dir}/x\x1b]0;pwn\x07\nlguest: forged\u202e.wasm`;
     await Deno.writeFile(forged, guestImage({ start: CRASH, message: "boom" }));
@@ -566,7 +556,7 @@ Deno.test("input files: FIFOs and devices are refused without blocking; sizes ar
     const results = await Promise.all(cases.map(([args]) => runCli(args, { killAfterMs: 10_000 })));
     results.forEach((r, i) => {
       assert.ok(!r.killed, `hung: ${describe(r)}`);
-      assertRefused(r, cases[i][1]);
+      assertUsageError(r, cases[i][1]);
     });
   }));
 
@@ -784,7 +774,7 @@ Deno.test("pcap: /dev/full, /proc files, FIFOs and devices are one-line refusals
     const results = await Promise.all(cases.map(([args]) => runCli(args, { killAfterMs: 10_000 })));
     results.forEach((r, i) => {
       assert.ok(!r.killed, `hung: ${describe(r)}`);
-      assertRefused(r, cases[i][1]);
+      assertUsageError(r, cases[i][1]);
     });
   }));
 
@@ -1069,7 +1059,7 @@ Deno.test("--json: a FIFO without a reader is refused without blocking; with one
       console.log("skipped: mkfifo failed");
       return;
     }
-    assertRefused(
+    assertUsageError(
       await runCli(["run", "--json", fifo, "hello"], { killAfterMs: 10_000 }),
       `--json ${fifo}: a FIFO without a reader`,
     );
@@ -1251,7 +1241,7 @@ Deno.test("an image whose memory maximum is below the guest's memory is one clea
         patch: (m) => void ((m.imports![3] as { memory: { max?: number } }).memory.max = 20),
       }),
     );
-    assertRefused(
+    assertUsageError(
       await runCli(["run", img]),
       "the guest image declares at most 1280 KiB of memory, less than the guest's",
     );
@@ -1268,7 +1258,7 @@ Deno.test("an image needing more memory than the guest's is one clear line namin
       }),
     );
     const r = await runCli(["run", "-m", "2M", img]);
-    assertRefused(
+    assertUsageError(
       r,
       /the guest image needs at least 64000 KiB of memory, more than the guest's \d+ KiB \(RAM and device pages\): give more memory \(-m\)$/,
     );

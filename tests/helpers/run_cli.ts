@@ -11,6 +11,9 @@
  * @module
  */
 
+import assert from "node:assert/strict";
+import { EXIT } from "../../launcher/exit.ts";
+
 /** The project root (cwd of every run). */
 export const ROOT = new URL("../../", import.meta.url);
 /** The project root as a path. */
@@ -264,6 +267,19 @@ export function describe(r: CliResult): string {
   }` +
     ` after ${Math.round(r.ms)} ms\nstdout: ${JSON.stringify(r.stdout.slice(0, 2000))}` +
     `\nstderr: ${JSON.stringify(r.stderr.slice(0, 2000))}`;
+}
+
+/** A usage error: exit EXIT.USAGE, stdout empty, one stderr line "lguest: ..." matching `expect`, no stack trace. */
+export function assertUsageError(r: CliResult, expect: RegExp | string): void {
+  const why = describe(r);
+  assert.equal(r.code, EXIT.USAGE, why);
+  assert.equal(r.stdout, "", why);
+  const err = lines(r.stderr);
+  assert.equal(err.length, 1, `expected one stderr line\n${why}`);
+  assert.match(err[0], /^lguest: /, why);
+  if (typeof expect === "string") assert.ok(err[0].includes(expect), `want '${expect}'\n${why}`);
+  else assert.match(err[0], expect, why);
+  assert.ok(!hasStackTrace(r.stderr + r.stdout), `stack trace\n${why}`);
 }
 
 /** Quote a word for a POSIX shell. */

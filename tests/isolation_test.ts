@@ -22,7 +22,7 @@ import { CRASH, guestImage } from "./helpers/guest_asm.ts";
 import { RssSampler } from "./helpers/resources.ts";
 import { fuzzImages } from "../fuzz/images.ts";
 import { loadImage } from "../launcher/images.ts";
-import { F32, f32, F64, f64, I32, i32, I64, i64, uleb } from "./helpers/wasm_asm.ts";
+import { F32, f32, F64, f64, I32, i32, I64, i64, sectionsOf, uleb } from "./helpers/wasm_asm.ts";
 
 const V128 = 0x7b;
 
@@ -123,24 +123,10 @@ Deno.test("a disk of more than 2^32 - 1 sectors is refused, not seen modulo 2^32
 
 // ---- the guest-image profile -----------------------------------------------------
 
-/** [id, content] of every section of `b`, and `b` rebuilt from such a list. */
-function sectionsOf(b: Uint8Array): [number, number[]][] {
-  const out: [number, number[]][] = [];
-  let p = 8;
-  while (p < b.length) {
-    const id = b[p++];
-    let size = 0, shift = 0, x;
-    do {
-      x = b[p++];
-      size |= (x & 0x7f) << shift;
-      shift += 7;
-    } while (x & 0x80);
-    out.push([id, Array.from(b.subarray(p, p + size))]);
-    p += size;
-  }
-  return out;
-}
-function build(sections: [number, number[]][]): Uint8Array {
+/** A section as [id, content]; `build` makes a module of such a list. */
+type Section = [number, number[] | Uint8Array];
+
+function build(sections: Section[]): Uint8Array {
   return new Uint8Array([
     0x00,
     0x61,
@@ -156,7 +142,7 @@ function build(sections: [number, number[]][]): Uint8Array {
 /** `b` with section `id` replaced by `content` (or inserted before the first later one). */
 function withSection(b: Uint8Array, id: number, content: number[]): Uint8Array {
   const order = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
-  const secs = sectionsOf(b).filter(([i]) => i !== id);
+  const secs: Section[] = sectionsOf(b).filter(([i]) => i !== id);
   const at = secs.findIndex(([i]) => i !== 0 && order.indexOf(i) > order.indexOf(id));
   secs.splice(at < 0 ? secs.length : at, 0, [id, content]);
   return build(secs);

@@ -15,30 +15,22 @@ import { FUEL, type FuelCounts, instrumentFuel } from "../engines/wasm_fuel.ts";
 import { builtinGuests, loadImage, loadReady } from "../launcher/images.ts";
 import { scannerSource } from "../tools/wasm_fuel_scanner.ts";
 import { describe, hasStackTrace, runCli, spawnCli } from "./helpers/run_cli.ts";
-import { assemble, f32, f64, I32, i32, I64, i64, type ModuleDef } from "./helpers/wasm_asm.ts";
+import {
+  assemble,
+  f32,
+  f64,
+  I32,
+  i32,
+  I64,
+  i64,
+  type ModuleDef,
+  sectionsOf,
+} from "./helpers/wasm_asm.ts";
 
 // ---- helpers -----------------------------------------------------------------
 
 function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);
-}
-
-/** [id, content] of every section, in order. */
-function sectionsOf(b: Uint8Array): [number, Uint8Array][] {
-  const out: [number, Uint8Array][] = [];
-  let p = 8;
-  while (p < b.length) {
-    const id = b[p++];
-    let size = 0, shift = 0, x;
-    do {
-      x = b[p++];
-      size |= (x & 0x7f) << shift;
-      shift += 7;
-    } while (x & 0x80);
-    out.push([id, b.subarray(p, p + size)]);
-    p += size;
-  }
-  return out;
 }
 
 function instrumented(bytes: Uint8Array, fuel?: number): FuelCounts & { bytes: Uint8Array } {

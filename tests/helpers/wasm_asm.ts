@@ -154,3 +154,21 @@ export function assemble(m: ModuleDef): Uint8Array {
   if (m.data?.length) add(11, vec(m.data.map(data)));
   return new Uint8Array(parts.flat());
 }
+
+/** [id, content] of every section of the module `b`, in order. */
+export function sectionsOf(b: Uint8Array): [number, Uint8Array][] {
+  const out: [number, Uint8Array][] = [];
+  let p = 8;
+  while (p < b.length) {
+    const id = b[p++];
+    let size = 0, shift = 0, x;
+    do {
+      x = b[p++];
+      size |= (x & 0x7f) << shift;
+      shift += 7;
+    } while (x & 0x80);
+    out.push([id, b.subarray(p, p + size)]);
+    p += size;
+  }
+  return out;
+}

@@ -19,7 +19,7 @@ import { promising, suspending } from "../engines/jspi.ts";
 import { FUEL, instrumentFuel } from "../engines/wasm_fuel.ts";
 import { checkProfile, LIMITS } from "../engines/wasm_profile.ts";
 import { CRASH, guestImage } from "./helpers/guest_asm.ts";
-import { RssSampler } from "./helpers/resources.ts";
+import { type GuestConf, lanPair, RssSampler } from "./helpers/resources.ts";
 import { fuzzImages } from "../fuzz/images.ts";
 import { loadImage } from "../launcher/images.ts";
 import { F32, f32, F64, f64, I32, i32, I64, i64, sectionsOf, uleb } from "./helpers/wasm_asm.ts";
@@ -687,23 +687,14 @@ Deno.test("preemption: a loop calling a small call-free function pays for every 
 
 Deno.test("preemption: a neighbour's pings answer within a second while every class spins", () =>
   withTempDir(async (dir) => {
-    const guests: Record<string, unknown>[] = [
+    const guests: GuestConf[] = [
       { name: "recurse", image: "test-hostile-recurse", memory: "16M" },
     ];
     for (const [name, bytes] of Object.entries(spinners())) {
       await Deno.writeFile(`${dir}/${name}.wasm`, bytes);
       guests.push({ name, image: `${dir}/${name}.wasm`, memory: "16M" });
     }
-    guests.push(
-      { name: "a", image: "netd", memory: "16M", net: ["segment:lan"], args: "ip=10.0.0.1/24" },
-      {
-        name: "b",
-        image: "shell",
-        net: ["segment:lan"],
-        args: "ip=10.0.0.2/24",
-        console: "stdio",
-      },
-    );
+    guests.push(...lanPair());
     await Deno.writeTextFile(`${dir}/c.json`, JSON.stringify({ guests }));
     const p = spawnCli(["run", "-v", "--config", `${dir}/c.json`], {
       stdin: "piped",

@@ -33,20 +33,12 @@ import {
   runCli,
   spawnCli,
 } from "./helpers/run_cli.ts";
+import { lanPair, writeConfig } from "./helpers/resources.ts";
 
 // ---- Helpers ----------------------------------------------------------------------
 
 /** Steps run concurrently, which Deno allows only without sanitizers. */
 const SANITIZERS_OFF = { sanitizeOps: false, sanitizeResources: false, sanitizeExit: false };
-
-interface GuestConf {
-  name: string;
-  image: string;
-  memory?: string;
-  net?: string[];
-  args?: string;
-  console?: "stdio";
-}
 
 /** Run `fn` with a temporary directory, removed afterwards. */
 async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -56,12 +48,6 @@ async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   } finally {
     await Deno.remove(dir, { recursive: true }).catch(() => {});
   }
-}
-
-async function writeConfig(dir: string, guests: GuestConf[]): Promise<string> {
-  const path = `${dir}/config.json`;
-  await Deno.writeTextFile(path, JSON.stringify({ guests }, null, 2));
-  return path;
 }
 
 type Counters = Record<string, number>;
@@ -177,16 +163,7 @@ if (netnsWhy !== null) {
 
 function pairCase(): Promise<CliResult> {
   return inTempDir(async (dir) => {
-    const config = await writeConfig(dir, [
-      { name: "a", image: "netd", memory: "16M", net: ["segment:lan"], args: "ip=10.0.0.1/24" },
-      {
-        name: "b",
-        image: "shell",
-        net: ["segment:lan"],
-        args: "ip=10.0.0.2/24",
-        console: "stdio",
-      },
-    ]);
+    const config = await writeConfig(dir, lanPair());
     return await runCli(["run", "--config", config], {
       stdin: "ping 10.0.0.1 5\nudp 10.0.0.1 7 hello lguest net\npoweroff\n",
       killAfterMs: 30_000,

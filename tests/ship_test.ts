@@ -14,6 +14,7 @@
 
 import assert from "node:assert/strict";
 import { ROOT_PATH } from "./helpers/run_cli.ts";
+import { lanPair } from "./helpers/resources.ts";
 import { EXIT } from "../launcher/cli.ts";
 import { embeddedPayload, writeEmbedding } from "../guests/build.ts";
 import { asciiOnly } from "../tools/ascii.ts";
@@ -102,18 +103,7 @@ function assertWatchdogEnded(r: Ran): void {
   assert.match(r.stderr, /timed out after 0\.2 s \(guest not responding\)/, show(r));
 }
 
-const LAN = {
-  guests: [
-    { name: "a", image: "netd", memory: "16M", net: ["segment:lan"], args: "ip=10.0.0.1/24" },
-    {
-      name: "b",
-      image: "shell",
-      net: ["segment:lan"],
-      args: "ip=10.0.0.2/24",
-      console: "stdio",
-    },
-  ],
-};
+const LAN = { guests: lanPair() };
 
 Deno.test("ship: the bundle runs from an empty folder, offline: hello, a disk, two guests with --pcap", async () => {
   if (!CAN_UNSHARE) console.log("ship: unshare -n not permitted here: these runs keep the network");

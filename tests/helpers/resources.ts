@@ -25,6 +25,20 @@ export interface GuestConf {
   console?: "stdio";
 }
 
+/** Two guests on segment "lan": a = netd at 10.0.0.1, b = the shell at 10.0.0.2 on stdio. */
+export function lanPair(): GuestConf[] {
+  return [
+    { name: "a", image: "netd", memory: "16M", net: ["segment:lan"], args: "ip=10.0.0.1/24" },
+    {
+      name: "b",
+      image: "shell",
+      net: ["segment:lan"],
+      args: "ip=10.0.0.2/24",
+      console: "stdio",
+    },
+  ];
+}
+
 /** Write `{ "guests": [...] }` to DIR/NAME and return its path. */
 export async function writeConfig(
   dir: string,

@@ -18,37 +18,10 @@
 #define main kit_main
 #include "fs.c"
 #undef main
+#include "host_kit.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-static u8 *disk, *pristine;
-static u32 disk_sectors;
-static u64 rng = 1;
-
-static u32 rnd(void)
-{
-	rng ^= rng << 13;
-	rng ^= rng >> 7;
-	rng ^= rng << 17;
-	return (u32)(rng >> 32);
-}
-
-int blk_count(void)
-{
-	return 1;
-}
-
-u32 blk_sectors(int d)
-{
-	return d == 0 ? disk_sectors : 0;
-}
-
-bool blk_readonly(int d)
-{
-	(void)d;
-	return false;
-}
 
 int blk_read(int d, u32 sector, void *buf, u32 bytes)
 {
@@ -71,28 +44,6 @@ struct lguest_timespec time_last(void)
 	struct lguest_timespec t = { 1700000000u, 0 };
 
 	return t;
-}
-
-uint32_t crc32(uint32_t crc, const void *buf, size_t len)
-{
-	const u8 *p = buf;
-
-	crc = ~crc;
-	while (len--) {
-		crc ^= *p++;
-		for (int k = 0; k < 8; k++)
-			crc = crc & 1 ? 0xEDB88320u ^ (crc >> 1) : crc >> 1;
-	}
-	return ~crc;
-}
-
-void *alloc_pages(size_t npages)
-{
-	void *p = aligned_alloc(4096, npages * 4096);
-
-	if (p)
-		memset(p, 0, npages * 4096);
-	return p;
 }
 
 static u8 buf[70000];

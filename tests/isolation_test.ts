@@ -22,6 +22,7 @@ import { CRASH, guestImage } from "./helpers/guest_asm.ts";
 import { type GuestConf, lanPair, RssSampler } from "./helpers/resources.ts";
 import { fuzzImages } from "../fuzz/images.ts";
 import { loadImage } from "../launcher/images.ts";
+import { LDFLAGS } from "../guests/build.ts";
 import { F32, f32, F64, f64, I32, i32, I64, i64, sectionsOf, uleb } from "./helpers/wasm_asm.ts";
 
 const V128 = 0x7b;
@@ -961,12 +962,7 @@ Deno.test("profile: setjmp/longjmp built by clang 14 (-mllvm -wasm-enable-sjlj) 
     }
     const l = await cc([
       "wasm-ld",
-      "--no-entry",
-      "--import-memory",
-      "--global-base=1048576",
-      "-z",
-      "stack-size=65536",
-      "--export=start",
+      ...LDFLAGS,
       `${dir}/sjlj.o`,
       `${dir}/rt.o`,
       "-o",

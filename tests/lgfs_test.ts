@@ -460,6 +460,30 @@ Deno.test("lgfs fuzz: 400 random corruptions: only LgfsError escapes, in bounded
 
 // ---- The guest's C code, natively, crashed at every block write ----------------------
 
+/** Build tests/native/NAME.c for the host against the guest kit's headers; null without clang. */
+function buildNative(
+  name: string,
+  bin: string,
+  flags: string[],
+): Promise<Deno.CommandOutput | null> {
+  const root = new URL("../", import.meta.url).pathname;
+  return new Deno.Command("clang", {
+    args: [
+      "-std=gnu11",
+      ...flags,
+      "-Wall",
+      "-Wextra",
+      "-Werror",
+      `-I${root}guests/include`,
+      `-I${root}guests/kit`,
+      "-o",
+      bin,
+      `${root}tests/native/${name}.c`,
+    ],
+    stderr: "piped",
+  }).output().catch(() => null);
+}
+
 Deno.test("lgfs: the kit's fs.c (built for the host) crashed at every block write: files as acknowledged, disk consistent", async () => {
   const clang = await new Deno.Command("clang", { args: ["--version"], stdout: "null" })
     .output().then((o) => o.success, () => false);
@@ -467,26 +491,11 @@ Deno.test("lgfs: the kit's fs.c (built for the host) crashed at every block writ
     console.log("  skipped: needs clang to build tests/native/fs_crash.c for the host");
     return;
   }
-  const root = new URL("../", import.meta.url).pathname;
   const dir = await Deno.makeTempDir({ prefix: "lgfs-crash-" });
   try {
     const bin = `${dir}/fs_crash`;
-    const cc = await new Deno.Command("clang", {
-      args: [
-        "-std=gnu11",
-        "-O2",
-        "-Wall",
-        "-Wextra",
-        "-Werror",
-        `-I${root}guests/include`,
-        `-I${root}guests/kit`,
-        "-o",
-        bin,
-        `${root}tests/native/fs_crash.c`,
-      ],
-      stderr: "piped",
-    }).output();
-    assert.ok(cc.success, new TextDecoder().decode(cc.stderr));
+    const cc = await buildNative("fs_crash", bin, ["-O2"]);
+    assert.ok(cc?.success, cc ? new TextDecoder().decode(cc.stderr) : "clang vanished");
     const size = MiB;
     const dev = new MemDev(new Uint8Array(size));
     Lgfs.mkfs(dev, { now });
@@ -535,28 +544,10 @@ Deno.test("lgfs: the kit's fs.c (built for the host) crashed at every block writ
 });
 
 Deno.test("lgfs: the kit's fs.c (host build, ASan/UBSan) on 1500 corrupted disks: no memory error, no hang", async () => {
-  const root = new URL("../", import.meta.url).pathname;
   const dir = await Deno.makeTempDir({ prefix: "lgfs-fuzz-" });
   try {
     const bin = `${dir}/fs_fuzz`;
-    const build = (extra: string[]) =>
-      new Deno.Command("clang", {
-        args: [
-          "-std=gnu11",
-          "-O1",
-          "-g",
-          ...extra,
-          "-Wall",
-          "-Wextra",
-          "-Werror",
-          `-I${root}guests/include`,
-          `-I${root}guests/kit`,
-          "-o",
-          bin,
-          `${root}tests/native/fs_fuzz.c`,
-        ],
-        stderr: "piped",
-      }).output().catch(() => null);
+    const build = (extra: string[]) => buildNative("fs_fuzz", bin, ["-O1", "-g", ...extra]);
     const san = ["-fsanitize=address,undefined", "-fno-sanitize-recover=all"];
     let cc = await build(san);
     if (cc === null) {

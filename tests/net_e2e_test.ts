@@ -33,22 +33,12 @@ import {
   runCli,
   spawnCli,
 } from "./helpers/run_cli.ts";
-import { lanPair, writeConfig } from "./helpers/resources.ts";
+import { inTempDir, lanPair, writeConfig } from "./helpers/resources.ts";
 
 // ---- Helpers ----------------------------------------------------------------------
 
 /** Steps run concurrently, which Deno allows only without sanitizers. */
 const SANITIZERS_OFF = { sanitizeOps: false, sanitizeResources: false, sanitizeExit: false };
-
-/** Run `fn` with a temporary directory, removed afterwards. */
-async function inTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "lguest-net-e2e-" });
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true }).catch(() => {});
-  }
-}
 
 type Counters = Record<string, number>;
 

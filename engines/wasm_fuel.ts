@@ -50,6 +50,7 @@
 
 import { AT_CHECK, AT_OPEN, AT_PAY, CODE_AT, ERROR_AT, SCANNER_WASM } from "./wasm_fuel_scanner.ts";
 import { FUEL } from "./image_error.ts";
+import { ByteReader } from "./wasm_bytes.ts";
 
 /** Units of fuel (a unit: a loop iteration or call, per 64 bytes of code or of bulk memory) between two looks. */
 export { FUEL };
@@ -100,38 +101,9 @@ class Malformed extends Error {}
 class Unsupported extends Error {}
 
 /** A cursor over the module bytes (for everything but the function bodies). */
-class Reader {
-  readonly b: Uint8Array;
-  pos: number;
-  readonly end: number;
-  constructor(b: Uint8Array, pos: number, end: number) {
-    this.b = b;
-    this.pos = pos;
-    this.end = end;
-  }
-  byte(): number {
-    if (this.pos >= this.end) throw new Malformed(`unexpected end at byte ${this.pos}`);
-    return this.b[this.pos++];
-  }
-  /** An unsigned LEB128 of at most 32 bits. */
-  u32(): number {
-    let result = 0, shift = 0;
-    for (;;) {
-      const x = this.byte();
-      if (shift === 28 && (x & 0x70) !== 0) throw new Malformed(`u32 too large at ${this.pos}`);
-      result |= (x & 0x7f) << shift;
-      if ((x & 0x80) === 0) return result >>> 0;
-      shift += 7;
-    }
-  }
-  /** Skip an LEB128 of at most `bits` bits. */
-  skipLeb(bits: number): void {
-    for (let i = Math.ceil(bits / 7); i > 0; i--) if ((this.byte() & 0x80) === 0) return;
-    throw new Malformed(`LEB128 longer than ${bits} bits at ${this.pos}`);
-  }
-  skip(n: number): void {
-    if (this.pos + n > this.end) throw new Malformed(`unexpected end at byte ${this.pos}`);
-    this.pos += n;
+class Reader extends ByteReader {
+  protected malformed(message: string): Error {
+    return new Malformed(message);
   }
   /** Read a name; is it `want` (ASCII)? (No TextDecoder: its first use costs ~1 ms.) */
   nameIs(want: string): boolean {

@@ -16,6 +16,7 @@
 
 import { printable } from "../sys/text.ts";
 import { ImageError } from "./image_error.ts";
+import { ByteReader } from "./wasm_bytes.ts";
 
 export { ImageError };
 
@@ -84,43 +85,15 @@ class Malformed extends Refused {}
 /** No wasm magic. */
 class NotWasm extends Error {}
 
-class Reader {
-  readonly b: Uint8Array;
-  pos: number;
-  end: number;
-  constructor(b: Uint8Array, pos: number, end: number) {
-    this.b = b;
-    this.pos = pos;
-    this.end = end;
-  }
-  byte(): number {
-    if (this.pos >= this.end) throw new Malformed(`unexpected end at byte ${this.pos}`);
-    return this.b[this.pos++];
-  }
-  u32(): number {
-    let result = 0, shift = 0;
-    for (;;) {
-      const x = this.byte();
-      if (shift === 28 && (x & 0x70) !== 0) throw new Malformed(`bad LEB128 at byte ${this.pos}`);
-      result |= (x & 0x7f) << shift;
-      if ((x & 0x80) === 0) return result >>> 0;
-      shift += 7;
-    }
+class Reader extends ByteReader {
+  protected malformed(message: string): Error {
+    return new Malformed(message);
   }
   /** A count, refused above `max` (before anything is allocated for it). */
   count(what: string, max: number): number {
     const n = this.u32();
     if (n > max) throw new Refused(`${n} ${what} (the profile allows ${max})`);
     return n;
-  }
-  /** Skip a signed LEB128 of at most `bits` bits. */
-  sleb(bits: number): void {
-    for (let i = Math.ceil(bits / 7); i > 0; i--) if ((this.byte() & 0x80) === 0) return;
-    throw new Malformed(`bad LEB128 at byte ${this.pos}`);
-  }
-  skip(n: number): void {
-    if (n > this.end - this.pos) throw new Malformed(`unexpected end at byte ${this.pos}`);
-    this.pos += n;
   }
   /** A name, decoded for comparison and messages (bounded: its bytes are in the image). */
   name(): string {
@@ -143,8 +116,8 @@ class Reader {
         `${where}: initializer is not a constant of its type (opcode 0x${op.toString(16)})`,
       );
     }
-    if (op === 0x41) this.sleb(32);
-    else if (op === 0x42) this.sleb(64);
+    if (op === 0x41) this.skipLeb(32);
+    else if (op === 0x42) this.skipLeb(64);
     else if (op === 0x43) this.skip(4);
     else if (op === 0x44) this.skip(8);
     else {

@@ -18,15 +18,8 @@
 
 import { UsageError } from "../devices/registry.ts";
 import { EXIT } from "./exit.ts";
+import { programFlags, WASI_SYSROOT_LIB as WASI_LIB } from "./wasi_flags.ts";
 
-/** The layer's flags (the same as guests/posix/build.ts). */
-const DEFINES = [
-  "-D_WASI_EMULATED_SIGNAL",
-  "-D_WASI_EMULATED_PROCESS_CLOCKS",
-  "-D_WASI_EMULATED_GETPID",
-];
-const WASI_INCLUDE = "/usr/include/wasm32-wasi";
-const WASI_LIB = "/usr/lib/wasm32-wasi";
 const INSTALL =
   "apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32 (clang 14 with wasm-ld, Debian's wasi-libc and compiler-rt for wasm32)";
 
@@ -120,20 +113,7 @@ export async function ccCommand(argv: string[]): Promise<number> {
       await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
       await Deno.writeTextFile(path, text);
     }
-    const flags = [
-      "--target=wasm32-wasi",
-      "-nostdinc",
-      "-isystem",
-      `${res}/include`,
-      "-isystem",
-      include,
-      "-isystem",
-      WASI_INCLUDE,
-      "-mllvm",
-      "-wasm-enable-sjlj",
-      ...DEFINES,
-    ];
-    const args = [...flags, ...argv];
+    const args = [...programFlags(res, include), ...argv];
     if (!compileOnly) {
       const archive = `${tmp}/libposix.a`;
       const zipped = new Blob([Uint8Array.fromBase64(lib.BASE64)]).stream()

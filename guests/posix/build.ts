@@ -26,10 +26,7 @@ import {
   SQLITE_AMALGAMATION,
   SQLITE_SHELL,
 } from "./sources.ts";
-
-/** Where Debian's wasi-libc is (apt-get install wasi-libc). */
-export const WASI_SYSROOT_INCLUDE = "/usr/include/wasm32-wasi";
-export const WASI_SYSROOT_LIB = "/usr/lib/wasm32-wasi";
+import { programFlags, WASI_SYSROOT_LIB } from "../../launcher/wasi_flags.ts";
 
 /** The tools, and how to run one in guests/. */
 export interface PosixTools {
@@ -52,29 +49,6 @@ export async function resourceDir(clang: string): Promise<string> {
   const out = await new Deno.Command(clang, { args: ["-print-resource-dir"], stdout: "piped" })
     .output();
   return new TextDecoder().decode(out.stdout).trim();
-}
-
-/**
- * Compiler flags of a program built on the layer: wasi-libc's headers and
- * ours only (`-nostdinc`: Debian's clang would otherwise fall back to the
- * host's /usr/include), setjmp/longjmp through wasm exceptions.
- */
-export function programFlags(res: string, posixInclude: string): string[] {
-  return [
-    "--target=wasm32-wasi",
-    "-nostdinc",
-    "-isystem",
-    `${res}/include`,
-    "-isystem",
-    posixInclude,
-    "-isystem",
-    WASI_SYSROOT_INCLUDE,
-    "-mllvm",
-    "-wasm-enable-sjlj",
-    "-D_WASI_EMULATED_SIGNAL",
-    "-D_WASI_EMULATED_PROCESS_CLOCKS",
-    "-D_WASI_EMULATED_GETPID",
-  ];
 }
 
 /** wasm-ld flags and libraries after the program's objects and libposix.a. */
@@ -200,28 +174,21 @@ export async function buildPosix(
   ];
   const kitSrc = kit.filter((s) => s !== "kit/libc.c" && s !== "kit/alloc.c");
   const prog = programFlags(res, "posix/include");
+  // The layer's own C (on the kit and wasi-libc at once).
+  const layerFlags = [
+    ...prog,
+    "-std=gnu11",
+    "-O2",
+    "-Wall",
+    "-Wextra",
+    "-Werror",
+    "-Iinclude",
+    "-Ikit",
+  ];
   const layer: [string, string[]][] = [
     ...[...kitSrc, ...arch].map((s) => [s, kitFlags] as [string, string[]]),
-    ["posix/wasi.c", [
-      ...prog,
-      "-std=gnu11",
-      "-O2",
-      "-Wall",
-      "-Wextra",
-      "-Werror",
-      "-Iinclude",
-      "-Ikit",
-    ]],
-    ["posix/crc32.c", [
-      ...prog,
-      "-std=gnu11",
-      "-O2",
-      "-Wall",
-      "-Wextra",
-      "-Werror",
-      "-Iinclude",
-      "-Ikit",
-    ]],
+    ["posix/wasi.c", layerFlags],
+    ["posix/crc32.c", layerFlags],
     ["posix/sjlj.c", [...prog, "-O2", "-Wall", "-Wextra", "-Werror"]],
     ["posix/stubs.c", [...prog, "-O2", "-Wall", "-Wextra", "-Werror"]],
   ];

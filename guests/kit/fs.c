@@ -569,6 +569,25 @@ static int ptr_slot(u32 blk, u32 idx, bool alloc, bool metanew, u32 *out, bool *
 	return 0;
 }
 
+/* The inode's indirect or double-indirect pointer block *slot: allocated
+ * (zeroed, as metadata) when missing and alloc; 0 is left for a hole. */
+static int ptr_root(u32 *slot, bool alloc)
+{
+	if (!*slot && alloc) {
+		int err;
+		u32 v = balloc(&err);
+
+		if (!v)
+			return err ? err : -ENOSPC;
+		if (!meta_new(v))
+			return -EIO;
+		*slot = v;
+	}
+	if (*slot && !data_ok(*slot))
+		return -EIO;
+	return 0;
+}
+
 /* Physical block of logical block lbn of the inode (0 = hole). With alloc,
  * holes are filled (the inode is changed in *ip; the caller writes it). */
 static int bmap(struct dinode *ip, u64 lbn, bool alloc, bool dirdata, u32 *out, bool *fresh)
@@ -597,41 +616,21 @@ static int bmap(struct dinode *ip, u64 lbn, bool alloc, bool dirdata, u32 *out, 
 	}
 	lbn -= NDIRECT;
 	if (lbn < PTRS) {
-		if (!ip->ind && alloc) {
-			u32 v = balloc(&err);
-
-			if (!v)
-				return err ? err : -ENOSPC;
-			if (!meta_new(v))
-				return -EIO;
-			ip->ind = v;
-		}
-		if (!ip->ind) {
+		err = ptr_root(&ip->ind, alloc);
+		if (err || !ip->ind) {
 			*out = 0;
-			return 0;
+			return err;
 		}
-		if (!data_ok(ip->ind))
-			return -EIO;
 		return ptr_slot(ip->ind, (u32)lbn, alloc, dirdata, out, fresh);
 	}
 	lbn -= PTRS;
 	if (lbn >= (u64)PTRS * PTRS)
 		return -EFBIG;
-	if (!ip->dind && alloc) {
-		u32 v = balloc(&err);
-
-		if (!v)
-			return err ? err : -ENOSPC;
-		if (!meta_new(v))
-			return -EIO;
-		ip->dind = v;
-	}
-	if (!ip->dind) {
+	err = ptr_root(&ip->dind, alloc);
+	if (err || !ip->dind) {
 		*out = 0;
-		return 0;
+		return err;
 	}
-	if (!data_ok(ip->dind))
-		return -EIO;
 	err = ptr_slot(ip->dind, (u32)(lbn / PTRS), alloc, true, &ptr, &f);
 	if (err || !ptr) {
 		*out = 0;

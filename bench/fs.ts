@@ -16,33 +16,10 @@
  * @module
  */
 
-import { LGUEST_RUN as FLAGS, type Metric, metric, type Paired, paired, spread } from "./lib.ts";
+import { lguest, type Metric, metric, type Paired, paired, spread } from "./lib.ts";
 
 const MIB = 64;
 const REPEAT = { min: 5, max: 11 };
-
-async function lguest(args: string[], stdin?: string): Promise<string> {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: [...FLAGS, ...args],
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (out.code !== 0) {
-    throw new Error(
-      `bench: lguest ${args.join(" ")} exited ${out.code}: ${new TextDecoder().decode(out.stderr)}`,
-    );
-  }
-  return text;
-}
 
 /** [write, read] MB/s of one `test-fstest bench`. */
 async function fsRun(image: string): Promise<[number, number]> {

@@ -22,6 +22,40 @@ export const LGUEST_RUN: readonly string[] = [
   new URL("../main.ts", import.meta.url).pathname,
 ];
 
+/** Run a command to its end (stdin from a string, or none); its stdout. Fails on a non-zero exit. */
+export async function sh(
+  cmd: string,
+  args: string[],
+  cwd?: string,
+  stdin?: string,
+): Promise<string> {
+  const child = new Deno.Command(cmd, {
+    args,
+    cwd,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  const text = new TextDecoder().decode(out.stdout);
+  if (!out.success) {
+    throw new Error(
+      `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).slice(-400)}`,
+    );
+  }
+  return text;
+}
+
+/** Run the CLI (as `deno task lguest` starts it) to its end; its stdout. */
+export const lguest = (args: string[], stdin?: string): Promise<string> =>
+  sh(Deno.execPath(), [...LGUEST_RUN, ...args], undefined, stdin);
+
 /** One published figure. */
 export interface Metric {
   name: string;

@@ -29,7 +29,7 @@ import {
   SQLITE_AMALGAMATION,
   SQLITE_SHELL,
 } from "../guests/posix/sources.ts";
-import { LGUEST_RUN, type Metric, metric, paired, skipped } from "./lib.ts";
+import { lguest, LGUEST_RUN, type Metric, metric, paired, sh, skipped } from "./lib.ts";
 
 const LUA_SCRIPT = `
 local t0 = os.clock()
@@ -56,33 +56,6 @@ select count(*), sum(c) from t where b between 'row 2' and 'row 3';
 select sum(length(b)) from t where a % 3 = 0;
 select count(*) from t as x where x.b = (select b from t where a = x.a);
 `;
-
-async function sh(cmd: string, args: string[], cwd?: string, stdin?: string) {
-  const child = new Deno.Command(cmd, {
-    args,
-    cwd,
-    stdin: stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).spawn();
-  if (stdin !== undefined) {
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(stdin));
-    await w.close();
-  }
-  const out = await child.output();
-  const text = new TextDecoder().decode(out.stdout);
-  if (!out.success) {
-    throw new Error(
-      `${cmd} ${args.join(" ")}: ${new TextDecoder().decode(out.stderr).slice(-400)}`,
-    );
-  }
-  return text;
-}
-
-const lguest = (args: string[], stdin?: string) =>
-  sh(Deno.execPath(), [...LGUEST_RUN, ...args], undefined, stdin);
 
 /** The same, with V8's optimizing tier from the start (no Liftoff baseline code). */
 const lguestOpt = (args: string[], stdin?: string) =>

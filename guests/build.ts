@@ -256,6 +256,7 @@ async function build(
       GUESTS_DIR,
       kit,
       arch,
+      CFLAGS,
       objDir,
       outDir,
     );

@@ -144,14 +144,16 @@ async function cacheKeyBase(tools: PosixTools, guestsDir: string, tmpDir: string
 
 /**
  * Build libposix.a, the built-in POSIX guests and the POSIX test guests.
- * `kit`/`arch` are the kit's source lists (relative to guests/); objects go
- * to objDir, images to outDir. Returns the images and libposix.a's name.
+ * `kit`/`arch` are the kit's source lists (relative to guests/) and
+ * `kitCflags` the flags the kit is built with for the other guests; objects
+ * go to objDir, images to outDir. Returns the images and libposix.a's name.
  */
 export async function buildPosix(
   tools: PosixTools,
   guestsDir: string,
   kit: string[],
   arch: string[],
+  kitCflags: readonly string[],
   objDir: string,
   outDir: string,
 ): Promise<{ images: PosixImage[]; files: string[] }> {
@@ -160,16 +162,7 @@ export async function buildPosix(
   // The kit for wasi-libc programs: not its libc.c and alloc.c (wasi-libc
   // has them), and its boot calls lguest_posix_main (wasi.c) for main.
   const kitFlags = [
-    "--target=wasm32-wasi",
-    "-std=gnu11",
-    "-O2",
-    "-ffreestanding",
-    "-nostdlib",
-    "-Wall",
-    "-Wextra",
-    "-Werror",
-    "-Iinclude",
-    "-Ikit",
+    ...kitCflags.map((f) => f === "--target=wasm32" ? "--target=wasm32-wasi" : f),
     "-Dmain=lguest_posix_main",
   ];
   const kitSrc = kit.filter((s) => s !== "kit/libc.c" && s !== "kit/alloc.c");

@@ -101,6 +101,48 @@ Deno.test("posix: stdin reads to EOF; without a disk / is empty and read-only", 
   assert.ok(out.includes("fopen w: Read-only file system"), describe(r));
 });
 
+Deno.test("posix: without --block: ENOENT to look up, EROFS to write, and one line saying what to do", async () => {
+  const hint =
+    /^lguest: (\S+): no disk: run with --block disk\.img \(make one with 'lguest disk mkfs disk\.img 64M'\)$/;
+  const hints = (out: string) => lines(out).filter((l) => hint.test(l));
+  const [look, write, script, sql, mem] = await Promise.all([
+    // a look-up that finds nothing in a program that goes on: its own business
+    runCli(["run", "lua", "--", "-e", "print((select(2, io.open('/missing'))))"]),
+    // a write cannot work without a disk: told at once, once
+    runCli([
+      "run",
+      "lua",
+      "--",
+      "-e",
+      "print((select(2, io.open('/a', 'w')))) print((select(2, io.open('/b', 'w'))))",
+    ]),
+    // the script is not there and lua fails: told at the exit
+    runCli(["run", "lua", "--", "/script.lua"]),
+    runCli(["run", "sqlite3", "--", "/data.db"], { stdin: "create table t(x);\n" }),
+    // sqlite3 looks for /.sqliterc; an in-memory database needs no disk
+    runCli(["run", "sqlite3"], { stdin: "select 6 * 7;\n" }),
+  ]);
+  assert.equal(look.code, EXIT.OK, describe(look));
+  assert.equal(look.stdout, "/missing: No such file or directory\n", describe(look));
+  assert.equal(write.code, EXIT.OK, describe(write));
+  assert.deepEqual(lines(write.stdout), [
+    "lguest: /a: no disk: run with --block disk.img (make one with 'lguest disk mkfs disk.img 64M')",
+    "/a: Read-only file system",
+    "/b: Read-only file system",
+  ], describe(write));
+  assert.equal(script.code, 1, describe(script));
+  assert.deepEqual(lines(script.stdout), [
+    "lua: cannot open /script.lua: No such file or directory",
+    "lguest: /script.lua: no disk: run with --block disk.img (make one with 'lguest disk mkfs disk.img 64M')",
+  ], describe(script));
+  assert.equal(sql.code, 1, describe(sql));
+  assert.deepEqual(hints(sql.stdout).map((l) => hint.exec(l)?.[1]), ["/data.db"], describe(sql));
+  assert.match(sql.stdout, /unable to open database "\/data\.db"/, describe(sql));
+  assert.equal(mem.code, EXIT.OK, describe(mem));
+  assert.equal(mem.stdout, "42\n", describe(mem));
+  for (const r of [look, write, script, sql, mem]) assert.equal(r.stderr, "", describe(r));
+});
+
 Deno.test("posix: files, directories, rename, truncate, readdir on an lgfs disk", async () => {
   await inTempDir(async (dir) => {
     const img = `${dir}/disk.img`;

@@ -253,6 +253,8 @@ int32_t WASI(environ_get)(u32 *env, char *buf)
 /* ---- the file system --------------------------------------------------------- */
 
 static int mount_err = 1;        /* 1: not tried yet; 0 mounted; < 0 why not */
+static char path_buf[FS_PATH_MAX + 1];
+static char path_buf2[FS_PATH_MAX + 1];
 
 static int fs_ready(void)
 {
@@ -268,9 +270,48 @@ static int fs_ready(void)
 	return mount_err;
 }
 
-/* Without a file system "/" is an empty, read-only directory. */
+/*
+ * Without a disk (no --block) the program is told once what to do, on its
+ * stderr: at the first call that would have changed a file (it cannot
+ * succeed without a disk), or when the program exits with a non-zero status
+ * after a file was not found (a missing script or database). A look-up that
+ * finds nothing in a program that then succeeds (sqlite3 probing
+ * /.sqliterc) says nothing. docs/guest-abi.md §19.
+ */
+static char nodisk_path[96];     /* the first path refused for want of a disk */
+static bool nodisk_told;
+
+static void nodisk_hint(void)
+{
+	static const char a[] = "lguest: ";
+	static const char b[] =
+		": no disk: run with --block disk.img (make one with "
+		"'lguest disk mkfs disk.img 64M')\n";
+
+	nodisk_told = true;
+	console_write(a, sizeof(a) - 1);
+	console_write(nodisk_path, strlen(nodisk_path));
+	console_write(b, sizeof(b) - 1);
+}
+
+/* Without a file system "/" is an empty, read-only directory: ENOENT for
+ * what is looked up, EROFS for what would be made or changed. */
 static int32_t no_fs(bool modify)
 {
+	if (mount_err == -LG_ENODEV && !nodisk_told) {
+		if (!nodisk_path[0]) {
+			size_t n = strlen(path_buf), max = sizeof(nodisk_path) - 1;
+
+			if (n > max) {
+				memcpy(nodisk_path, path_buf, max - 3);
+				memcpy(nodisk_path + max - 3, "...", 4);
+			} else {
+				memcpy(nodisk_path, path_buf, n + 1);
+			}
+		}
+		if (modify)
+			nodisk_hint();
+	}
 	return modify ? __WASI_ERRNO_ROFS : __WASI_ERRNO_NOENT;
 }
 
@@ -289,8 +330,6 @@ static int new_fd(void)
 	return -1;
 }
 
-static char path_buf[FS_PATH_MAX + 1];
-static char path_buf2[FS_PATH_MAX + 1];
 
 /* dirfd + relative path -> absolute path in out (NUL-terminated). */
 static int32_t resolve(u32 dirfd, const char *path, u32 len, char *out)
@@ -1202,6 +1241,8 @@ noreturn void WASI(proc_exit)(u32 status)
 {
 	if (mount_err == 0)
 		fs_umount();                     /* commit what is still cached */
+	else if ((status & 0xFF) != 0 && nodisk_path[0] && !nodisk_told)
+		nodisk_hint();                   /* a file was missing: no disk */
 	lg_exit((int)status);
 }
 

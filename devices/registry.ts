@@ -113,8 +113,9 @@ export interface Device {
   output?(sections: Uint8Array[], ctx: DeviceContext): number;
   /**
    * As {@link output}, with the sections as checked (address, length)
-   * pairs in guest memory, no views allocated (preferred when present).
-   * `r` is valid only during the call.
+   * pairs in guest memory, no views allocated (preferred when present);
+   * `r.view(i)` gives section i as a view, kept from send to send while
+   * the guest names the same range. `r` is valid only during the call.
    */
   outputRanges?(r: DmaRanges, ctx: DeviceContext): number;
   /** Move pending input into the guest (the guest is stopped). */

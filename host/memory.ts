@@ -35,6 +35,37 @@ export class DmaRanges {
   readonly addr: Uint32Array = new Uint32Array(LGUEST_MAX_DMA_SECTIONS);
   readonly len: Uint32Array = new Uint32Array(LGUEST_MAX_DMA_SECTIONS);
 
+  /** The views {@link view} handed out, per section, with the range each covers. */
+  readonly #views: (Uint8Array | null)[] = new Array(LGUEST_MAX_DMA_SECTIONS).fill(null);
+  readonly #viewAddr: Uint32Array = new Uint32Array(LGUEST_MAX_DMA_SECTIONS);
+  readonly #viewLen: Uint32Array = new Uint32Array(LGUEST_MAX_DMA_SECTIONS);
+  #viewsOf: Uint8Array | null = null;
+
+  /**
+   * Section `i` (below `count`) as a view of guest memory:
+   * `bytes[addr[i] .. addr[i] + len[i])`, exactly the checked range. The
+   * view is kept and handed out again while section `i` names the same
+   * range (a driver sends from the same buffers over and over), so a
+   * device that needs views does not allocate one per section per send.
+   * Like any view of guest memory it is live: the guest may change the
+   * bytes, never the range.
+   */
+  view(i: number): Uint8Array {
+    if (!(i >= 0 && i < this.count)) throw new RangeError(`DmaRanges: no section ${i}`);
+    if (this.#viewsOf !== this.bytes) {
+      this.#views.fill(null);
+      this.#viewsOf = this.bytes;
+    }
+    const a = this.addr[i], n = this.len[i];
+    let v = this.#views[i];
+    if (v === null || this.#viewAddr[i] !== a || this.#viewLen[i] !== n) {
+      v = this.#views[i] = this.bytes.subarray(a, a + n);
+      this.#viewAddr[i] = a;
+      this.#viewLen[i] = n;
+    }
+    return v;
+  }
+
   /**
    * Merge sections that follow each other in guest memory, in place (a
    * buffer split at page boundaries becomes one range again, so a device

@@ -48,3 +48,37 @@ Deno.test("ranges: merge joins only sections that follow each other", () => {
   assert.deepEqual([r.addr[0], r.len[0], r.addr[1], r.len[1]], [0x2000, 0x2000, 0x5000, 16]);
   assert.equal(r.total, 0x2010);
 });
+
+Deno.test("ranges: view(i) is exactly section i, kept while the section names the same range", () => {
+  const { mem, dma } = guest([[0x2000, 100], [0x3000, 4096]]);
+  const r = new DmaRanges();
+  assert.equal(mem.ranges(dma, r), null);
+  const v0 = r.view(0), v1 = r.view(1);
+  assert.equal(v0.buffer, mem.bytes.buffer);
+  assert.deepEqual([v0.byteOffset, v0.length, v1.byteOffset, v1.length], [
+    0x2000,
+    100,
+    0x3000,
+    4096,
+  ]);
+  // The same descriptor again: the same views, no new ones.
+  assert.equal(mem.ranges(dma, r), null);
+  assert.equal(r.view(0), v0);
+  assert.equal(r.view(1), v1);
+  // The guest moves section 0 and shortens section 1: new views of the new ranges.
+  mem.setU32(dma + DMA_ADDR, 0x4000);
+  mem.setU16(dma + DMA_LEN + 2, 8);
+  assert.equal(mem.ranges(dma, r), null);
+  assert.notEqual(r.view(0), v0);
+  assert.deepEqual([r.view(0).byteOffset, r.view(0).length], [0x4000, 100]);
+  assert.deepEqual([r.view(1).byteOffset, r.view(1).length], [0x3000, 8]);
+  // Views of another guest's memory are never handed out for this one.
+  const other = guest([[0x4000, 100]]);
+  assert.equal(other.mem.ranges(other.dma, r), null);
+  assert.equal(r.view(0).buffer, other.mem.bytes.buffer);
+  // Only sections the last check passed: none past count, none after a refusal.
+  assert.throws(() => r.view(1), RangeError);
+  const bad = guest([[0xfff0, 0x20]]);
+  assert.notEqual(bad.mem.ranges(bad.dma, r), null);
+  assert.throws(() => r.view(0), RangeError);
+});

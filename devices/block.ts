@@ -319,7 +319,7 @@ export class BlockDevice implements Device {
     try {
       this.#io(sections, offset, (fd, s, pos) => {
         let done = 0;
-        while (done < s.length) done += pwrite(fd, s.subarray(done), pos + done);
+        while (done < s.length) done += pwrite(fd, done === 0 ? s : s.subarray(done), pos + done);
         return done;
       });
       if (this.spec.sync) fdatasync(this.#fd);
@@ -344,7 +344,7 @@ export class BlockDevice implements Device {
         const n = Math.min(s.length, this.length - pos);
         let done = 0;
         while (done < n) {
-          const got = pread(fd, s.subarray(done, n), pos + done);
+          const got = pread(fd, done === 0 && n === s.length ? s : s.subarray(done, n), pos + done);
           if (got === 0) break;
           done += got;
         }

@@ -31,7 +31,10 @@ export interface InputBuffer {
   readonly addr: number;
   /** The binding's IRQ. */
   readonly irq: number;
-  /** Its sections, checked, as live views of guest memory. */
+  /**
+   * Its sections, checked, as live views of guest memory; sections that
+   * follow each other in memory come as one view (same bytes, same order).
+   */
   readonly sections: Uint8Array[];
 }
 
@@ -109,7 +112,10 @@ export interface Device {
   init?(ctx: DeviceContext): void | Promise<void>;
   /** The key whose Launcher-bound DMA this device serves (after init; fixed from then on). */
   watchKey?(): number;
-  /** Serve a Launcher-bound DMA; the result becomes the sender's used_len. */
+  /**
+   * Serve a Launcher-bound DMA; the result becomes the sender's used_len.
+   * `sections` are checked live views, adjacent ones merged (as InputBuffer).
+   */
   output?(sections: Uint8Array[], ctx: DeviceContext): number;
   /**
    * As {@link output}, with the sections as checked (address, length)

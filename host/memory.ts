@@ -85,6 +85,18 @@ export class DmaRanges {
     }
     if (this.count !== 0) this.count = k + 1;
   }
+
+  /**
+   * {@link merge}, then every section as a {@link view}: what a device that
+   * works on views is given (a 64 KiB buffer split at page boundaries is
+   * one view, kept from request to request, not 16 made per request).
+   */
+  mergedViews(): Uint8Array[] {
+    this.merge();
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < this.count; i++) out.push(this.view(i));
+    return out;
+  }
 }
 
 /** Guest-physical memory of one guest, bounded by its pfn_limit. */

@@ -98,7 +98,9 @@ export class GuestRun {
   readonly #failures: number[] = [];
   /** Watched key -> index of the first device serving it (after init). */
   #byKey = new Map<number, number>();
+  /** The sections of the request being served (output) and of the input buffer taken. */
   readonly #ranges = new DmaRanges();
+  readonly #inRanges = new DmaRanges();
 
   private constructor(spec: GuestSpec, layout: Layout, file: LguestFile, memory: GuestMemory) {
     this.spec = spec;
@@ -189,12 +191,12 @@ export class GuestRun {
     const addr = this.file.write([LHREQ_GETDMA, key]);
     if (addr < 0) return null;
     const irq = this.memory.u32(addr + DMA_USED_LEN);
-    const sections = this.memory.sections(addr);
-    if (typeof sections === "string") {
-      this.file.kill(`GETDMA buffer for key ${hex(key)}: ${sections}`);
+    const bad = this.memory.ranges(addr, this.#inRanges);
+    if (bad !== null) {
+      this.file.kill(`GETDMA buffer for key ${hex(key)}: ${bad}`);
       return null;
     }
-    return { addr, irq, sections };
+    return { addr, irq, sections: this.#inRanges.mergedViews() };
   }
 
   #complete(buf: InputBuffer, usedLen: number): void {
@@ -286,13 +288,13 @@ export class GuestRun {
         this.#deviceFailed(i, e);
       }
     } else {
-      const sections = this.memory.sections(dma);
-      if (typeof sections === "string") {
-        this.file.kill(`SEND_DMA to the Launcher (key ${hex(key)}): ${sections}`);
+      const bad = this.memory.ranges(dma, this.#ranges);
+      if (bad !== null) {
+        this.file.kill(`SEND_DMA to the Launcher (key ${hex(key)}): ${bad}`);
         return true;
       }
       try {
-        used = dev.output!(sections, this.#contexts[i]);
+        used = dev.output!(this.#ranges.mergedViews(), this.#contexts[i]);
       } catch (e) {
         this.#deviceFailed(i, e);
       }

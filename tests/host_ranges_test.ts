@@ -82,3 +82,20 @@ Deno.test("ranges: view(i) is exactly section i, kept while the section names th
   assert.notEqual(bad.mem.ranges(bad.dma, r), null);
   assert.throws(() => r.view(0), RangeError);
 });
+
+Deno.test("ranges: mergedViews is the same bytes in the same order, adjacent sections as one view", () => {
+  const { mem, dma } = guest([[0x2000, 0x1000], [0x3000, 0x1000], [0x5000, 8], [0x4ff8, 8]]);
+  for (let a = 0x2000; a < 0x6000; a++) mem.setU8(a, a & 0xff);
+  const r = new DmaRanges();
+  assert.equal(mem.ranges(dma, r), null);
+  const flat = (vs: Uint8Array[]) => vs.flatMap((v) => [...v]);
+  const want = flat(mem.sections(dma) as Uint8Array[]);
+  const vs = r.mergedViews();
+  assert.deepEqual(vs.map((v) => [v.byteOffset, v.length]), [[0x2000, 0x2000], [0x5000, 8], [
+    0x4ff8,
+    8,
+  ]]);
+  assert.deepEqual(flat(vs), want);
+  assert.equal(mem.ranges(dma, r), null);
+  assert.equal(r.mergedViews()[0], vs[0]); // kept: no new view for the same buffer
+});

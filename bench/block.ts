@@ -1,6 +1,6 @@
 /**
  * `block.read.seq` and `block.write.seq`: sequential throughput of the
- * block device (docs/guest-abi.md §15) on a 256 MiB image, as the guest
+ * block device (docs/guest-abi.md §15) on a 64 MiB image, as the guest
  * sees it, against the host doing the same I/O on the same file itself.
  *
  * - read: the shell's `blk bench 0` (the whole disk in 64 KiB requests
@@ -9,10 +9,11 @@
  * - write: `blk bench 0 write` against the host overwriting a file of the
  *   same size in place with 64 KiB `writeSync` calls (page cache, no sync).
  *
- * One shell guest stays up per metric and is sent one `blk bench` per
- * sample, each followed by one host pass (interleaved, so both see the
- * same machine load); the figure is the guest's own (bytes / its elapsed time, clock
- * read from the host at IRQs, sub-ms resolution). Each sample is also
+ * One shell guest stays up per metric; a sample is the fastest of
+ * BEST_OF `blk bench` passes, paired with the fastest of as many host
+ * passes (interleaved, so both see the same machine load); the guest's
+ * figure is its own (bytes / its elapsed time, clock read from the host at
+ * IRQs, sub-ms resolution). Each sample is also
  * timed from the host side, from writing the command to seeing the
  * result line, and that figure is printed on stderr as a cross-check.
  * The guest streams through a 64 KiB buffer, so the default 32 MiB of RAM
@@ -25,9 +26,16 @@
 import * as fs from "node:fs";
 import { LGUEST_RUN as FLAGS, type Metric, metric, paired } from "./lib.ts";
 
-const IMAGE = 256 << 20;
+const IMAGE = 64 << 20;
 const CHUNK = 64 << 10;
 const REPEAT = { min: 7, max: 21 };
+/**
+ * Passes per sample on each side; a sample is the fastest. A pass (~5 ms
+ * for the guest, ~3 ms for the host) that lost the CPU to another process
+ * measures that process: on a loaded 2-core machine one 256 MiB pass of
+ * 12-20 ms per sample put single samples of either side at half speed.
+ */
+const BEST_OF = 4;
 
 /** A file of `bytes` real (not sparse) non-zero data. */
 function makeImage(path: string, bytes: number): void {
@@ -139,11 +147,20 @@ async function benchBlock(write: boolean, extra: string[] = [], suffix = ""): Pr
       // Guest and host samples interleaved, so both see the same machine load.
       p = await paired(
         async () => {
-          const [guest, host] = await shell.bench(write);
+          let guest = 0, host = 0;
+          for (let k = 0; k < BEST_OF; k++) {
+            const [g, h] = await shell.bench(write);
+            guest = Math.max(guest, g);
+            host = Math.max(host, h);
+          }
           hostTimed.push(host);
           return guest;
         },
-        () => hostPass(image, write),
+        () => {
+          let best = 0;
+          for (let k = 0; k < BEST_OF; k++) best = Math.max(best, hostPass(image, write));
+          return best;
+        },
         REPEAT,
       );
     } finally {

@@ -39,15 +39,55 @@ import { lockFile } from "../sys/filelock.ts";
 export const MAX_DEPTH = 64;
 
 const USAGE = `Usage:
-  lguest disk mkfs IMAGE [SIZE]             make a file system (SIZE e.g. 64M: create or resize IMAGE)
-  lguest disk ls IMAGE [PATH]               list a directory of the disk (default /)
-  lguest disk put [-r] IMAGE HOSTPATH PATH  copy a host file (-r: folder) to PATH on the disk
-                                            (into PATH if a folder or ending in /)
-  lguest disk get [-r] IMAGE PATH HOSTPATH  copy a file (-r: folder) off the disk
-  lguest disk rm IMAGE PATH                 remove a file from the disk
-  lguest disk check IMAGE                   check the file system`;
+  lguest disk mkfs [-f] IMAGE [SIZE]            make a file system (SIZE e.g. 64M: create or resize IMAGE)
+  lguest disk ls IMAGE [PATH]                   list a directory of the disk (default /)
+  lguest disk put [-r] [-f] IMAGE HOSTPATH PATH copy a host file (-r: folder) to PATH on the disk
+                                                (into PATH if a folder or ending in /)
+  lguest disk get [-r] [-f] IMAGE PATH HOSTPATH copy a file (-r: folder, made new) off the disk
+                                                (into HOSTPATH if a folder)
+  lguest disk rm IMAGE PATH                     remove a file from the disk
+  lguest disk check IMAGE                       check the file system
+
+Nothing is replaced unless you say so: mkfs refuses an IMAGE that holds data,
+put a file that exists on the disk, get a host file that exists; -f (--force)
+replaces it. Options may come anywhere; a file named like an option is
+./-name or comes after --. Problems: one line on stderr, exit code 125.`;
 
 class DiskUsage extends Error {}
+
+/**
+ * The options of one disk command (`allowed`: their letters, e.g. "rf")
+ * and its other words. Options may come anywhere (`-rf`, `--force` =
+ * `-f`); `--` ends them, so a file named like an option is `./-name` or
+ * comes after `--`.
+ */
+function options(cmd: string, args: string[], allowed: string) {
+  const flags = new Set<string>();
+  const words: string[] = [];
+  const known = [...allowed].map((c) => `-${c}`).join(", ") || "none";
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") {
+      words.push(...args.slice(i + 1));
+      break;
+    }
+    if (a === "--force" && allowed.includes("f")) {
+      flags.add("f");
+    } else if (/^-[a-zA-Z]+$/.test(a)) {
+      for (const c of a.slice(1)) {
+        if (!allowed.includes(c)) {
+          throw new DiskUsage(`${cmd}: unknown option '-${c}' (options: ${known})`);
+        }
+        flags.add(c);
+      }
+    } else if (a.startsWith("--")) {
+      throw new DiskUsage(`${cmd}: unknown option '${a}' (options: ${known})`);
+    } else {
+      words.push(a);
+    }
+  }
+  return { has: (c: string) => flags.has(c), words };
+}
 
 /** A locked image file as a block device (whole blocks, pread/pwrite). */
 class FileDev implements BlockDev {
@@ -141,13 +181,53 @@ function fmtTime(ns: number): string {
   return isNaN(d.getTime()) ? "?" : d.toISOString().replace("T", " ").replace(/\.\d+Z$/, "");
 }
 
-function mkfs(args: string[]): number {
-  if (args.length < 1 || args.length > 2) throw new DiskUsage("mkfs needs IMAGE [SIZE]");
+/**
+ * Whether the open file fd (of size bytes) holds anything but zeros:
+ * reads only its data extents (SEEK_DATA/SEEK_HOLE), so a sparse image of
+ * any size is quick; stops at the first non-zero byte.
+ */
+function holdsData(fd: number, size: number): boolean {
+  const SEEK_DATA = 3, SEEK_HOLE = 4;
+  const buf = new Uint8Array(1 << 20);
+  for (let off = 0; off < size;) {
+    const data = Number(libc().lseek(fd, BigInt(off), SEEK_DATA));
+    if (data < 0) return false; // ENXIO: only a hole from off to the end
+    let hole = Number(libc().lseek(fd, BigInt(data), SEEK_HOLE));
+    if (hole < 0) hole = size;
+    for (let at = data; at < hole;) {
+      const n = pread(fd, buf.subarray(0, Math.min(buf.length, hole - at)), at);
+      if (n === 0) return false;
+      for (let i = 0; i < n; i++) if (buf[i] !== 0) return true;
+      at += n;
+    }
+    off = hole;
+  }
+  return false;
+}
+
+function mkfs(argv: string[]): number {
+  const { has, words: args } = options("mkfs", argv, "f");
+  if (args.length < 1 || args.length > 2) throw new DiskUsage("mkfs needs [-f] IMAGE [SIZE]");
   const [path, sizeText] = args;
   const size = sizeText === undefined ? null : parseDiskSize(sizeText);
   const dev0 = openImage(path, true, size !== null);
   try {
     let bytes = dev0.size;
+    if (!has("f")) {
+      // A user's data is never erased by a mistyped name: only a new, empty
+      // or all-zero file is formatted without -f.
+      const head = new Uint8Array(8);
+      const lgfs = bytes >= 8 && pread(dev0.fd, head, 0) === 8 &&
+        new TextDecoder().decode(head) === "LGFS1\0\0\0";
+      if (lgfs) {
+        throw new DiskUsage(
+          `${path}: holds an lgfs file system already (mkfs -f erases it and every file on it)`,
+        );
+      }
+      if (holdsData(dev0.fd, bytes)) {
+        throw new DiskUsage(`${path}: holds data, not only zeros (mkfs -f overwrites it)`);
+      }
+    }
     if (size !== null) {
       Deno.truncateSync(path, size);
       bytes = size;
@@ -184,7 +264,8 @@ export function shownName(name: string): string {
   );
 }
 
-function ls(args: string[]): number {
+function ls(argv: string[]): number {
+  const args = options("ls", argv, "").words;
   if (args.length < 1 || args.length > 2) throw new DiskUsage("ls needs IMAGE [PATH]");
   const [image, path = "/"] = args;
   return withImage(image, false, (fs) => {
@@ -210,7 +291,8 @@ function ls(args: string[]): number {
   });
 }
 
-function check(args: string[]): number {
+function check(argv: string[]): number {
+  const args = options("check", argv, "").words;
   if (args.length !== 1) throw new DiskUsage("check needs IMAGE");
   return withImage(args[0], false, (fs) => {
     const r = fs.check();
@@ -254,10 +336,10 @@ function hostStat(path: string): Deno.FileInfo {
   }
 }
 
-function put(args: string[]): number {
-  const recursive = args[0] === "-r";
-  if (recursive) args = args.slice(1);
-  if (args.length !== 3) throw new DiskUsage("put needs [-r] IMAGE HOSTPATH PATH");
+function put(argv: string[]): number {
+  const { has, words: args } = options("put", argv, "rf");
+  const recursive = has("r");
+  if (args.length !== 3) throw new DiskUsage("put needs [-r] [-f] IMAGE HOSTPATH PATH");
   const [image, host, path] = args;
   if (path === "") throw new DiskUsage("put: PATH is empty (write / for the top folder)");
   const st = hostStat(host);
@@ -272,8 +354,25 @@ function put(args: string[]): number {
         if (s.size > MAX_FILE) {
           throw new DiskUsage(`${h}: ${s.size} bytes, more than an lgfs file holds (${MAX_FILE})`);
         }
+        if (dry) {
+          // Nothing on the disk is replaced unless -f says so; a folder
+          // never is (checked before anything is written).
+          let ino: number | null = null;
+          try {
+            ino = fs.resolve(p).ino;
+          } catch (e) {
+            if (!(e instanceof FsError)) throw e; // a missing or file parent: said below
+          }
+          if (ino !== null && isDir(fs.inode(ino))) {
+            throw new DiskUsage(`${p}: is a folder on ${image}`);
+          }
+          if (ino !== null && !has("f")) {
+            throw new DiskUsage(`${p}: exists on ${image} (put -f replaces it)`);
+          }
+          return;
+        }
         const mtime = s.mtime ? s.mtime.getTime() * 1e6 : undefined;
-        if (!dry) fs.writeFile(p, hostChunks(h), mtime);
+        fs.writeFile(p, hostChunks(h), mtime);
       } else if (s.isDirectory) {
         if (depth > MAX_DEPTH) throw new DiskUsage(`${h}: nested more than ${MAX_DEPTH} deep`);
         if (!dry) fs.mkdirs(p);
@@ -304,7 +403,8 @@ function put(args: string[]): number {
   });
 }
 
-function rm(args: string[]): number {
+function rm(argv: string[]): number {
+  const args = options("rm", argv, "").words;
   if (args.length !== 2) throw new DiskUsage("rm needs IMAGE PATH");
   return withImage(args[0], true, (fs) => {
     fs.unlink(args[1]);
@@ -321,60 +421,90 @@ function hostError(e: unknown): string {
   return e instanceof Error ? e.message : String(e);
 }
 
-/**
- * Write one disk file to a host file (sparse where the file has holes): a
- * new one (`exclusiveCreate`), else created or replaced as cp does, but
- * never the disk image itself (`image`: its device and inode), whatever
- * name or link leads to it: truncating it would lose the whole disk.
- */
-function getFile(
-  fs: Lgfs,
-  ino: number,
-  host: string,
-  exclusiveCreate: boolean,
-  image?: Deno.FileInfo,
-): void {
-  let f: Deno.FsFile;
+/** Write the contents of disk file ino to the open host file f (sparse where it has holes). */
+function copyOut(fs: Lgfs, ino: number, f: Deno.FsFile): void {
+  let size = 0;
+  for (const piece of fs.readFile(ino)) {
+    if (typeof piece === "number") {
+      size += piece;
+      f.seekSync(size, Deno.SeekMode.Start);
+      continue;
+    }
+    let done = 0;
+    while (done < piece.length) done += f.writeSync(piece.subarray(done));
+    size += piece.length;
+  }
+  f.truncateSync(size);
+  const n = fs.inode(ino);
+  const t = new Date(Math.floor(n.mtime / 1e6));
+  if (!isNaN(t.getTime())) f.utimeSync(t, t);
+}
+
+function openNew(host: string): Deno.FsFile {
   try {
-    f = Deno.openSync(host, {
-      write: true,
-      create: !exclusiveCreate,
-      createNew: exclusiveCreate,
-    });
+    return Deno.openSync(host, { write: true, createNew: true });
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable) throw e;
     throw new DiskUsage(`${host}: ${hostError(e)}`);
   }
+}
+
+/** A new host file at host with the contents of disk file ino; removed again if that fails. */
+function getNew(fs: Lgfs, ino: number, host: string): void {
+  const f = openNew(host);
   try {
-    const st = f.statSync();
-    if (image && st.dev === image.dev && st.ino === image.ino) {
-      throw new DiskUsage(`${host}: is the disk image itself (it would be overwritten)`);
-    }
-    f.truncateSync(0);
-    let size = 0;
-    for (const piece of fs.readFile(ino)) {
-      if (typeof piece === "number") {
-        size += piece;
-        f.seekSync(size, Deno.SeekMode.Start);
-        continue;
-      }
-      let done = 0;
-      while (done < piece.length) done += f.writeSync(piece.subarray(done));
-      size += piece.length;
-    }
-    f.truncateSync(size);
-    const n = fs.inode(ino);
-    const t = new Date(Math.floor(n.mtime / 1e6));
-    if (!isNaN(t.getTime())) f.utimeSync(t, t);
-  } finally {
+    copyOut(fs, ino, f);
+  } catch (e) {
     f.close();
+    try {
+      Deno.removeSync(host); // ours: made new above
+    } catch { /* already gone */ }
+    throw e;
+  }
+  f.close();
+}
+
+/**
+ * One disk file to host file `host`. A new file, or with `force` one that
+ * replaces an existing file: the copy is written beside it and renamed over
+ * it at the end, so a get that fails (a full host disk) leaves the old file
+ * as it was. Never the disk image itself (`image`: its device and inode),
+ * whatever name or link leads to it.
+ */
+function getFile(fs: Lgfs, ino: number, host: string, force: boolean, image: Deno.FileInfo): void {
+  let old: Deno.FileInfo | null = null;
+  try {
+    old = Deno.statSync(host);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) throw e;
+  }
+  if (old === null) return getNew(fs, ino, host);
+  if (old.dev === image.dev && old.ino === image.ino) {
+    throw new DiskUsage(`${host}: is the disk image itself (it would be overwritten)`);
+  }
+  if (old.isDirectory) throw new DiskUsage(`${host}: is a directory`);
+  if (!force) throw new DiskUsage(`${host}: exists (get -f replaces it)`);
+  if (!old.isFile) throw new DiskUsage(`${host}: not a regular file`);
+  const slash = host.lastIndexOf("/");
+  const tmp = `${host.slice(0, slash + 1)}.${host.slice(slash + 1)}.lguest-${
+    crypto.randomUUID().slice(0, 8)
+  }`;
+  getNew(fs, ino, tmp);
+  try {
+    if (old.mode !== null) Deno.chmodSync(tmp, old.mode & 0o7777);
+    Deno.renameSync(tmp, host);
+  } catch (e) {
+    try {
+      Deno.removeSync(tmp);
+    } catch { /* gone */ }
+    if (e instanceof Deno.errors.NotCapable) throw e;
+    throw new DiskUsage(`${host}: ${hostError(e)}`);
   }
 }
 
-function get(args: string[]): number {
-  const recursive = args[0] === "-r";
-  if (recursive) args = args.slice(1);
-  if (args.length !== 3) throw new DiskUsage("get needs [-r] IMAGE PATH HOSTPATH");
+function get(argv: string[]): number {
+  const { has, words: args } = options("get", argv, "rf");
+  if (args.length !== 3) throw new DiskUsage("get needs [-r] [-f] IMAGE PATH HOSTPATH");
   const [image, path, host] = args;
   return withImage(image, false, (fs) => {
     // The whole disk first: cycles, shared blocks, bad sizes are refused
@@ -385,16 +515,17 @@ function get(args: string[]): number {
     if (!isDir(fs.inode(r.ino))) {
       let target = host;
       try {
-        if (Deno.statSync(host).isDirectory) target = `${host}/${r.name}`; // as cp does
+        if (Deno.statSync(host).isDirectory) target = `${host.replace(/\/+$/, "")}/${r.name}`; // as cp does
       } catch { /* a new file */ }
-      getFile(fs, r.ino, target, false, Deno.statSync(image));
+      getFile(fs, r.ino, target, has("f"), Deno.statSync(image));
       return EXIT.OK;
     }
-    if (!recursive) throw new DiskUsage(`${path}: is a directory (use get -r)`);
+    if (!has("r")) throw new DiskUsage(`${path}: is a directory (use get -r)`);
     // Twice: first only looking (names a host file can have, depth, no
     // cycle), then copying into a new folder; everything below it is
     // created new (O_EXCL), so nothing outside it is written, whatever
-    // names the disk holds.
+    // names the disk holds. A copy that fails is removed again: all of it
+    // is ours.
     const copy = (ino: number, dir: string, where: string, depth: number, dry: boolean) => {
       if (depth > MAX_DEPTH) {
         throw new CorruptError(`directories nested more than ${MAX_DEPTH} deep`);
@@ -412,7 +543,7 @@ function get(args: string[]): number {
           if (!dry) Deno.mkdirSync(target);
           copy(e.ino, target, at, depth + 1, dry);
         } else if (!dry) {
-          getFile(fs, e.ino, target, true);
+          getNew(fs, e.ino, target);
         }
       }
     };
@@ -421,9 +552,19 @@ function get(args: string[]): number {
       Deno.mkdirSync(host);
     } catch (e) {
       if (e instanceof Deno.errors.NotCapable) throw e;
-      throw new DiskUsage(`${host}: ${hostError(e)}`);
+      const exists = e instanceof Deno.errors.AlreadyExists;
+      throw new DiskUsage(
+        `${host}: ${exists ? "exists (get -r makes a new folder)" : hostError(e)}`,
+      );
     }
-    copy(r.ino, host, path, 0, false);
+    try {
+      copy(r.ino, host, path, 0, false);
+    } catch (e) {
+      try {
+        Deno.removeSync(host, { recursive: true });
+      } catch { /* what is left says where it stopped */ }
+      throw e;
+    }
     return EXIT.OK;
   });
 }

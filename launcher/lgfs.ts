@@ -895,6 +895,15 @@ export class Lgfs {
     p.set(nm, off + 8);
   }
 
+  /** Point the entry in slot of directory dir at inode ino (same name, same type). */
+  #dirSet(dir: number, slot: number, ino: number): void {
+    const d = this.inode(dir);
+    const p = this.#metaW(this.bmap(d, Math.floor(slot / DPB)));
+    put32(p, (slot % DPB) * 128, ino);
+    d.mtime = d.ctime = this.#now();
+    this.#iput(dir, d);
+  }
+
   #dirDel(dir: number, slot: number): void {
     const d = this.inode(dir);
     const p = this.#metaW(this.bmap(d, Math.floor(slot / DPB)));
@@ -927,22 +936,26 @@ export class Lgfs {
     return cur;
   }
 
-  /** Create or replace the file at path with the bytes `source` yields, then commit. */
+  /**
+   * Create or replace the file at path with the bytes `source` yields, then
+   * commit. The bytes go into a new inode with no name (nlink 0: an orphan,
+   * which a guest's mount frees if the writer dies first); one transaction
+   * at the end gives it the name (taking it from the file it replaces, which
+   * is freed after). So a crash, a full disk or a file too large leaves the
+   * old file or no file, never a partial one. A replace needs room for both
+   * copies until that last transaction.
+   */
   writeFile(path: string, source: Iterable<Uint8Array>, mtimeNs?: number): number {
     const parts = path.split("/").filter((p) => p !== "" && p !== ".");
     const name = parts.pop();
     if (!name || !validName(name)) throw new FsError("EINVAL", `${path}: bad file name`);
     const dir = this.mkdirs(parts.join("/"));
     const old = this.lookupIn(dir, name);
-    let ino: number;
-    if (old) {
-      if (isDir(this.inode(old.ino))) throw new FsError("EISDIR", `${path}: is a directory`);
-      ino = old.ino;
-      this.truncate(ino, 0);
-    } else {
-      ino = this.#ialloc(S_IFREG | 0o644, dir);
-      this.#dirAdd(dir, name, ino, DT_REG);
-    }
+    if (old && isDir(this.inode(old.ino))) throw new FsError("EISDIR", `${path}: is a directory`);
+    const ino = this.#ialloc(S_IFREG | 0o644, dir);
+    let n0 = this.inode(ino);
+    n0.nlink = 0;
+    this.#iput(ino, n0);
     let size = 0;
     const block = new Uint8Array(BS);
     let fill = 0;
@@ -973,22 +986,33 @@ export class Lgfs {
         }
       }
       if (fill) flush(fill);
+      n0 = this.inode(ino);
+      n0.nlink = 1;
+      if (mtimeNs !== undefined) n0.mtime = mtimeNs;
+      this.#iput(ino, n0);
+      if (old) {
+        this.#dirSet(dir, old.slot, ino);
+        const o = this.inode(old.ino);
+        o.nlink = 0;
+        this.#iput(old.ino, o);
+      } else {
+        this.#dirAdd(dir, name, ino, DT_REG);
+      }
     } catch (e) {
-      // Full disk, too large a file: the transactions committed on the way
-      // would leave a partial file looking whole; remove it (an old file it
-      // replaced is gone already: say so).
+      // Full disk, too large a file, a full directory: the unnamed copy is
+      // freed; the old file (if any) was never touched.
       if (e instanceof FsError) {
-        this.unlink(path);
-        throw new FsError(e.code, `${e.message} (${path} ${old ? "removed" : "not written"})`);
+        this.#ifree(ino);
+        this.commit();
+        throw new FsError(e.code, `${e.message} (${path} ${old ? "unchanged" : "not written"})`);
       }
       throw e;
     }
-    if (mtimeNs !== undefined) {
-      const n = this.inode(ino);
-      n.mtime = mtimeNs;
-      this.#iput(ino, n);
+    this.commit(); // the name now leads to the new contents
+    if (old) {
+      this.#ifree(old.ino);
+      this.commit();
     }
-    this.commit();
     return size;
   }
 
@@ -1154,8 +1178,14 @@ export class Lgfs {
     const n = this.inode(r.ino);
     n.nlink = 0;
     this.#iput(r.ino, n);
-    this.truncate(r.ino, 0);
-    this.#iput(r.ino, {
+    this.#ifree(r.ino);
+    this.commit();
+  }
+
+  /** Free inode ino, which has no name (nlink 0), and its blocks. */
+  #ifree(ino: number): void {
+    this.truncate(ino, 0);
+    this.#iput(ino, {
       mode: 0,
       nlink: 0,
       size: 0,
@@ -1166,6 +1196,5 @@ export class Lgfs {
       dind: 0,
       parent: 0,
     });
-    this.commit();
   }
 }

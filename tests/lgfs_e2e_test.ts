@@ -396,7 +396,7 @@ Deno.test("e2e lgfs: bad arguments and missing files: one line and EXIT.USAGE", 
     const img = `${dir}/ok.img`;
     await disk(["mkfs", img, "2M"]);
     const cases: [string[], RegExp][] = [
-      [["mkfs"], /mkfs needs IMAGE/],
+      [["mkfs"], /mkfs needs \[-f\] IMAGE/],
       [["mkfs", `${dir}/new.img`], /no such file/],
       [["mkfs", `${dir}/new.img`, "12Q"], /invalid size/],
       [["mkfs", `${dir}/new.img`, "512K"], /out of range/],
@@ -432,7 +432,7 @@ Deno.test("e2e lgfs: bad arguments and missing files: one line and EXIT.USAGE", 
     await disk(["put", img, `${dir}/plain.txt`, "/"]); // into the root, as cp
     assert.match((await disk(["ls", img, "/plain.txt"])).stdout, / 5 .* \/plain\.txt$/m);
     const help = await disk(["help"]);
-    assert.match(help.stdout, /lguest disk mkfs IMAGE \[SIZE\]/);
+    assert.match(help.stdout, /lguest disk mkfs \[-f\] IMAGE \[SIZE\]/);
   });
 });
 
@@ -525,10 +525,10 @@ Deno.test("e2e lgfs: get never overwrites the disk image itself; ls shows hostil
       assert.equal(lines(r.stderr).length, 1, describe(r));
     }
     assert.deepEqual(await Deno.readFile(img), before);
-    // An ordinary existing host file is replaced as cp does.
-    await Deno.writeTextFile(`${dir}/old.txt`, "a much longer old content");
-    await disk(["get", img, "/plain", `${dir}/old.txt`]);
-    assert.equal(await Deno.readTextFile(`${dir}/old.txt`), "plain");
+    // -f does not change that.
+    const f = await disk(["get", "-f", img, "/plain", img], EXIT.USAGE);
+    assert.match(f.stderr, /is the disk image itself/, describe(f));
+    assert.deepEqual(await Deno.readFile(img), before);
   });
 });
 
@@ -563,5 +563,120 @@ Deno.test("e2e lgfs: put of a host file larger than an lgfs file is refused at o
     assert.match(r.stderr, /huge: 5368709120 bytes, more than an lgfs file holds \(\d+\)\n$/);
     assert.ok(performance.now() - t < 20_000, "refused before reading the file");
     assert.deepEqual(await Deno.readFile(img), before);
+  });
+});
+
+Deno.test("e2e lgfs: nothing is replaced unless -f: get onto a host file, put onto a disk file, mkfs of an image with data", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/f.img`;
+    await disk(["mkfs", img, "2M"]);
+    await Deno.writeTextFile(`${dir}/n.txt`, "new");
+    await disk(["put", img, `${dir}/n.txt`, "/n.txt"]);
+    // get: an existing host file (named, or in the folder named) is kept
+    await Deno.writeTextFile(`${dir}/mine.txt`, "my own, longer text");
+    await Deno.mkdir(`${dir}/into`);
+    await Deno.writeTextFile(`${dir}/into/n.txt`, "mine too");
+    for (
+      const [target, shown] of [[`${dir}/mine.txt`, `${dir}/mine.txt`], [
+        `${dir}/into`,
+        `${dir}/into/n.txt`,
+      ]]
+    ) {
+      const r = await disk(["get", img, "/n.txt", target], EXIT.USAGE);
+      assert.equal(r.stderr, `lguest disk: ${shown}: exists (get -f replaces it)\n`, describe(r));
+    }
+    assert.equal(await Deno.readTextFile(`${dir}/mine.txt`), "my own, longer text");
+    assert.equal(await Deno.readTextFile(`${dir}/into/n.txt`), "mine too");
+    await Deno.chmod(`${dir}/mine.txt`, 0o600);
+    await disk(["get", img, "/n.txt", `${dir}/mine.txt`, "-f"]); // options anywhere
+    await disk(["get", "--force", img, "/n.txt", `${dir}/into`]);
+    assert.equal(await Deno.readTextFile(`${dir}/mine.txt`), "new");
+    assert.equal((await Deno.stat(`${dir}/mine.txt`)).mode! & 0o777, 0o600, "mode kept");
+    assert.equal(await Deno.readTextFile(`${dir}/into/n.txt`), "new");
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name).sort(), [
+      "f.img",
+      "into",
+      "mine.txt",
+      "n.txt",
+    ]);
+
+    // put: an existing disk file is kept; -r checks every file before writing any
+    await Deno.writeTextFile(`${dir}/other.txt`, "other");
+    const p = await disk(["put", img, `${dir}/other.txt`, "/n.txt"], EXIT.USAGE);
+    assert.equal(
+      p.stderr,
+      `lguest disk: /n.txt: exists on ${img} (put -f replaces it)\n`,
+      describe(p),
+    );
+    await Deno.mkdir(`${dir}/tree`);
+    await Deno.writeTextFile(`${dir}/tree/a.txt`, "a");
+    await Deno.writeTextFile(`${dir}/tree/n.txt`, "tree's n");
+    const pr = await disk(["put", "-r", img, `${dir}/tree`, "/"], EXIT.USAGE);
+    assert.match(
+      pr.stderr,
+      /^lguest disk: \/n\.txt: exists on .* \(put -f replaces it\)\n$/,
+      describe(pr),
+    );
+    assert.equal(await fileOf(img, "/a.txt"), null, "nothing of the tree was written");
+    assert.equal(new TextDecoder().decode((await fileOf(img, "/n.txt"))!), "new");
+    await disk(["put", "-rf", img, `${dir}/tree`, "/"]);
+    assert.equal(new TextDecoder().decode((await fileOf(img, "/n.txt"))!), "tree's n");
+    const d = await disk(["put", "-f", img, `${dir}/other.txt`, "/"], EXIT.OK); // into /, as cp
+    assert.equal(d.stderr, "");
+    await disk(["rm", img, "/other.txt"]);
+    await disk(["check", img]);
+
+    // mkfs: an lgfs image or any data is kept; a new, empty or all-zero file is not data
+    const before = await Deno.readFile(img);
+    const m = await disk(["mkfs", img], EXIT.USAGE);
+    assert.equal(
+      m.stderr,
+      `lguest disk: ${img}: holds an lgfs file system already (mkfs -f erases it and every file on it)\n`,
+    );
+    await disk(["mkfs", img, "4M"], EXIT.USAGE); // nor resized
+    assert.deepEqual(await Deno.readFile(img), before);
+    const data = `${dir}/data.bin`;
+    await Deno.writeFile(data, new Uint8Array(0));
+    await Deno.truncate(data, 3 << 20);
+    const fd = await Deno.open(data, { write: true });
+    await fd.seek((2 << 20) + 7, Deno.SeekMode.Start); // one byte deep in a sparse file
+    await fd.write(new Uint8Array([1]));
+    fd.close();
+    const md = await disk(["mkfs", data, "2M"], EXIT.USAGE);
+    assert.equal(
+      md.stderr,
+      `lguest disk: ${data}: holds data, not only zeros (mkfs -f overwrites it)\n`,
+    );
+    assert.equal((await Deno.stat(data)).size, 3 << 20);
+    await Deno.writeFile(`${dir}/zero.img`, new Uint8Array(2 << 20)); // written zeros
+    await disk(["mkfs", `${dir}/zero.img`]);
+    await disk(["mkfs", "-f", data, "2M"]);
+    await disk(["mkfs", img, "--force"]);
+    assert.equal((await disk(["ls", img])).stdout, "");
+    const u = await disk(["mkfs", "-x", img], EXIT.USAGE);
+    assert.equal(u.stderr, "lguest disk: mkfs: unknown option '-x' (options: -f)\n");
+    const u2 = await disk(["ls", "--force", img], EXIT.USAGE);
+    assert.equal(u2.stderr, "lguest disk: ls: unknown option '--force' (options: none)\n");
+  });
+});
+
+Deno.test("e2e lgfs: a put -f that fills the disk leaves the old file whole, nothing leaked", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/s.img`;
+    await disk(["mkfs", img, "1M"]);
+    const small = genData(3, 100_000);
+    await Deno.writeFile(`${dir}/small`, small);
+    await disk(["put", img, `${dir}/small`, "/f"]);
+    await Deno.writeFile(`${dir}/big`, genData(4, 900_000));
+    const r = await disk(["put", "-f", img, `${dir}/big`, "/f"], EXIT.USAGE);
+    assert.match(
+      r.stderr,
+      /^lguest disk: no space left on the disk \(\/f unchanged\)\n$/,
+      describe(r),
+    );
+    assert.deepEqual(await fileOf(img, "/f"), small);
+    const c = await disk(["check", img]);
+    assert.match(c.stdout, /consistent: 1 files/, describe(c));
+    assert.doesNotMatch(c.stdout, /unlinked|leaked/, describe(c));
   });
 });

@@ -154,8 +154,8 @@ Deno.test("lgfs: ENOSPC when the disk is full: no partial file is left (even aft
 Deno.test("lgfs: a host write killed after any number of block writes leaves a consistent disk", () => {
   // Base: two committed files. Then a put of a 300 KiB file over one of
   // them, crashed after k block writes for every k: the disk must check
-  // clean, the untouched file must be intact, and the other either old,
-  // absent data (truncated so far) or new.
+  // clean, the untouched file must be intact, and the other either the old
+  // file or the new one, whole (never a mix, never cut short).
   const base = fresh(4 * MiB);
   base.fs.writeFile("/keep", [genData(1, 50_000)]);
   base.fs.writeFile("/over", [genData(2, 70_000)]);
@@ -164,6 +164,7 @@ Deno.test("lgfs: a host write killed after any number of block writes leaves a c
   reopen(full, true).writeFile("/over", [genData(3, 300_000)]);
   const total = full.writes;
   assert.ok(total > 70, `${total} writes`);
+  let sawOld = false, sawNew = false;
   for (let k = 0; k <= total; k++) {
     const dev = new MemDev(image.slice());
     dev.crashAfter = k;
@@ -179,17 +180,18 @@ Deno.test("lgfs: a host write killed after any number of block writes leaves a c
     assert.deepEqual(fileAt(fs, "/keep"), genData(1, 50_000), `crash after ${k}`);
     const over = fileAt(fs, "/over");
     const old = genData(2, 70_000), neu = genData(3, 300_000);
-    assert.ok(
-      over.length <= 300_000 &&
-        over.every((b, i) => b === neu[i] || (i < old.length && b === old[i]) || b === 0),
-      `crash after ${k}: /over holds bytes from neither version`,
-    );
+    const isOld = over.length === old.length && over.every((b, i) => b === old[i]);
+    const isNew = over.length === neu.length && over.every((b, i) => b === neu[i]);
+    assert.ok(isOld || isNew, `crash after ${k}: /over is neither version whole`);
+    sawOld ||= isOld;
+    sawNew ||= isNew;
     if (k === total) assert.deepEqual(over, neu);
     // Opening writable replays the journal; still consistent, same content.
     const w = reopen(dev, true);
     assert.deepEqual(fileAt(w, "/over"), over);
     assert.equal(reopen(dev).check().leaked, 0);
   }
+  assert.ok(sawOld && sawNew, "crashes before and after the switch were both tried");
 });
 
 // ---- Hostile images ----------------------------------------------------------------

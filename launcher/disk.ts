@@ -129,6 +129,16 @@ export function parseDiskSize(text: string): number {
   return bytes;
 }
 
+function exists(path: string): boolean {
+  try {
+    Deno.lstatSync(path);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotCapable) throw e;
+    return !(e instanceof Deno.errors.NotFound);
+  }
+}
+
 function openImage(path: string, exclusive: boolean, create = false): FileDev {
   let st: Deno.FileInfo | null = null;
   try {
@@ -210,6 +220,9 @@ function mkfs(argv: string[]): number {
   if (args.length < 1 || args.length > 2) throw new DiskUsage("mkfs needs [-f] IMAGE [SIZE]");
   const [path, sizeText] = args;
   const size = sizeText === undefined ? null : parseDiskSize(sizeText);
+  if (size === null && !exists(path)) {
+    throw new DiskUsage(`${path}: no such file (give a SIZE to make it: mkfs ${path} 64M)`);
+  }
   const dev0 = openImage(path, true, size !== null);
   try {
     let bytes = dev0.size;
@@ -603,7 +616,9 @@ export function diskCommand(argv: string[]): number {
   } catch (e) {
     if (e instanceof CorruptError) {
       const image = rest.find((a) => !a.startsWith("-")) ?? "";
-      console.error(`lguest disk: ${image}: corrupt file system: ${e.message}`);
+      // A file that was never an lgfs disk is not a corrupt one.
+      const what = e.message.startsWith("not an lgfs disk") ? "" : "corrupt file system: ";
+      console.error(`lguest disk: ${image}: ${what}${e.message}`);
     } else if (e instanceof DiskUsage || e instanceof LgfsError) {
       console.error(`lguest disk: ${e.message}`);
     } else if (e instanceof Deno.errors.NotCapable) {

@@ -949,7 +949,7 @@ export class Lgfs {
     const parts = path.split("/").filter((p) => p !== "" && p !== ".");
     const name = parts.pop();
     if (!name || !validName(name)) throw new FsError("EINVAL", `${path}: bad file name`);
-    const dir = this.mkdirs(parts.join("/"));
+    const dir = this.mkdirs(`/${parts.join("/")}`);
     const old = this.lookupIn(dir, name);
     if (old && isDir(this.inode(old.ino))) throw new FsError("EISDIR", `${path}: is a directory`);
     const ino = this.#ialloc(S_IFREG | 0o644, dir);

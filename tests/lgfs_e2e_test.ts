@@ -397,7 +397,10 @@ Deno.test("e2e lgfs: bad arguments and missing files: one line and EXIT.USAGE", 
     await disk(["mkfs", img, "2M"]);
     const cases: [string[], RegExp][] = [
       [["mkfs"], /mkfs needs \[-f\] IMAGE/],
-      [["mkfs", `${dir}/new.img`], /no such file/],
+      [
+        ["mkfs", `${dir}/new.img`],
+        /new\.img: no such file \(give a SIZE to make it: mkfs .*new\.img 64M\)\n$/,
+      ],
       [["mkfs", `${dir}/new.img`, "12Q"], /invalid size/],
       [["mkfs", `${dir}/new.img`, "512K"], /out of range/],
       [["mkfs", dir, "2M"], /is a directory/],
@@ -410,7 +413,17 @@ Deno.test("e2e lgfs: bad arguments and missing files: one line and EXIT.USAGE", 
       [["check", `${dir}/empty.img`], /no such file/],
     ];
     await Deno.writeFile(`${dir}/zero.img`, new Uint8Array(1 << 20));
-    cases.push([["check", `${dir}/zero.img`], /not an lgfs disk/]);
+    await Deno.writeTextFile(`${dir}/t.txt`, "text");
+    await disk(["put", img, `${dir}/t.txt`, "/t.txt"]);
+    cases.push(
+      // a file that never was an lgfs disk is not called corrupt
+      [["check", `${dir}/zero.img`], /^lguest disk: .*zero\.img: not an lgfs disk \(no superblock/],
+      [
+        ["ls", `${dir}/t.txt`],
+        /^lguest disk: .*t\.txt: not an lgfs disk \(smaller than one block\)\n$/,
+      ],
+      [["put", img, `${dir}/t.txt`, "/t.txt/x"], /^lguest disk: \/t\.txt: not a directory\n$/],
+    );
     for (const [args, msg] of cases) {
       const r = await disk(args, EXIT.USAGE);
       assert.equal(lines(r.stderr).length, 1, describe(r));

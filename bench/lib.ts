@@ -167,6 +167,42 @@ export async function paired(
 }
 
 /**
+ * {@link paired} for a measurement that gives several figures per run
+ * (e.g. a write and a read pass): figure i of the subject is paired with
+ * figure i of the reference, and pairs repeat until the last `min` ratios
+ * of every figure are within ±tolerance of their median (or `max` pairs).
+ * Returns one {@link Paired} per figure, each its own last window.
+ */
+export async function pairedMany(
+  subject: () => Promise<number[]>,
+  reference: () => Promise<number[]>,
+  opts: PairOptions = {},
+): Promise<Paired[]> {
+  const min = opts.min ?? 5, max = Math.max(opts.max ?? 15, min), tol = opts.tolerance ?? 0.1;
+  const values: number[][] = [], refs: number[][] = [];
+  const window = (pairs: number): Paired[] =>
+    values[0].map((_, i) => {
+      const v = values.slice(-min).map((x) => x[i]), r = refs.slice(-min).map((x) => x[i]);
+      const ratios = v.map((x, k) => x / r[k]);
+      return { values: v, refs: r, ratios, pairs, stable: spread(ratios) <= tol, tolerance: tol };
+    });
+  for (let n = 0; n < max; n++) {
+    let v: number[], r: number[];
+    if (n % 2 === 0) {
+      v = await subject();
+      r = await reference();
+    } else {
+      r = await reference();
+      v = await subject();
+    }
+    values.push(v);
+    refs.push(r);
+    if (values.length >= min && window(n + 1).every((p) => p.stable)) return window(n + 1);
+  }
+  return window(max);
+}
+
+/**
  * Build a metric from an interleaved measurement. `higherIsBetter` says
  * which way the ratio improves (rates: higher; times: lower).
  */

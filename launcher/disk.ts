@@ -530,6 +530,10 @@ function get(argv: string[]): number {
       try {
         if (Deno.statSync(host).isDirectory) target = `${host.replace(/\/+$/, "")}/${r.name}`; // as cp does
       } catch { /* a new file */ }
+      if (target === host && host.endsWith("/")) {
+        // 'get IMG /f out/': a folder was meant; never a file called out
+        throw new DiskUsage(`${host}: no such folder`);
+      }
       getFile(fs, r.ino, target, has("f"), Deno.statSync(image));
       return EXIT.OK;
     }

@@ -423,6 +423,8 @@ Deno.test("e2e lgfs: bad arguments and missing files: one line and EXIT.USAGE", 
         /^lguest disk: .*t\.txt: not an lgfs disk \(smaller than one block\)\n$/,
       ],
       [["put", img, `${dir}/t.txt`, "/t.txt/x"], /^lguest disk: \/t\.txt: not a directory\n$/],
+      // a HOSTPATH ending in '/' is a folder, never a file named without the '/'
+      [["get", img, "/t.txt", `${dir}/nodir/`], /^lguest disk: .*\/nodir\/: no such folder\n$/],
     );
     for (const [args, msg] of cases) {
       const r = await disk(args, EXIT.USAGE);
@@ -430,6 +432,7 @@ Deno.test("e2e lgfs: bad arguments and missing files: one line and EXIT.USAGE", 
       assert.match(r.stderr, /^lguest disk: /, describe(r));
       assert.match(r.stderr, msg, describe(r));
     }
+    await assert.rejects(Deno.stat(`${dir}/nodir`), Deno.errors.NotFound);
     // put -r refuses what lgfs cannot hold, before or while copying; one line.
     await Deno.mkdir(`${dir}/src`);
     await Deno.symlink("/etc/passwd", `${dir}/src/link`);

@@ -143,6 +143,28 @@ Deno.test("posix: without --block: ENOENT to look up, EROFS to write, and one li
   for (const r of [look, write, script, sql, mem]) assert.equal(r.stderr, "", describe(r));
 });
 
+Deno.test("posix: a --block disk of 0 bytes or without lgfs: one line saying so, not 'no disk'", async () => {
+  await inTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/empty.img`, new Uint8Array(0));
+    await Deno.writeFile(`${dir}/raw.img`, new Uint8Array(1 << 20));
+    const prog = "print((select(2, io.open('/x', 'w'))))";
+    const [empty, raw] = await Promise.all([
+      runCli(["run", "--block", `${dir}/empty.img`, "lua", "--", "-e", prog]),
+      runCli(["run", "--block", `${dir}/raw.img`, "lua", "--", "-e", prog]),
+    ]);
+    assert.equal(empty.code, EXIT.OK, describe(empty));
+    assert.deepEqual(lines(empty.stdout), [
+      "lguest: disk 0 is empty (0 bytes; make a file system on it with 'lguest disk mkfs IMAGE 64M'); / is empty and read-only",
+      "/x: Read-only file system",
+    ], describe(empty));
+    assert.equal(raw.code, EXIT.OK, describe(raw));
+    assert.deepEqual(lines(raw.stdout), [
+      "lguest: disk 0 holds no lgfs file system (make one with 'lguest disk mkfs'); / is empty and read-only",
+      "/x: Read-only file system",
+    ], describe(raw));
+  });
+});
+
 Deno.test("posix: files, directories, rename, truncate, readdir on an lgfs disk", async () => {
   await inTempDir(async (dir) => {
     const img = `${dir}/disk.img`;

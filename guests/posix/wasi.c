@@ -261,11 +261,18 @@ static int fs_ready(void)
 	static const char hint[] =
 		"lguest: disk 0 holds no lgfs file system (make one with 'lguest disk mkfs'); "
 		"/ is empty and read-only\n";
+	static const char empty[] =
+		"lguest: disk 0 is empty (0 bytes; make a file system on it with "
+		"'lguest disk mkfs IMAGE 64M'); / is empty and read-only\n";
 
 	if (mount_err == 1) {
 		mount_err = fs_mount(0);
 		if (mount_err == -LG_EINVAL)
 			console_write(hint, sizeof(hint) - 1);
+		if (mount_err == -LG_ENODEV && blk_count() > 0) {
+			console_write(empty, sizeof(empty) - 1);
+			mount_err = -LG_EINVAL;  /* a disk, not none: no "no disk" line */
+		}
 	}
 	return mount_err;
 }

@@ -126,22 +126,42 @@ export interface Paired {
  * `min` per-pair ratios are within ±tolerance of their median, or `max`
  * pairs. Returns the last window.
  */
-export async function paired(
+export function paired(
   subject: () => number | Promise<number>,
   reference: () => number | Promise<number>,
   opts: PairOptions = {},
 ): Promise<Paired> {
+  return pairsUntilStable(async (n) => {
+    if (n % 2 === 0) {
+      const v = await subject();
+      return [v, await reference()];
+    }
+    const r = await reference();
+    return [await subject(), r];
+  }, opts);
+}
+
+/**
+ * {@link paired} for a subject and a reference measured together, in one
+ * run that interleaves them more finely than pair by pair (e.g. burst by
+ * burst): each call of `both` gives one pair, [subject, reference].
+ */
+export function pairedJoint(
+  both: () => Promise<[number, number]>,
+  opts: PairOptions = {},
+): Promise<Paired> {
+  return pairsUntilStable(both, opts);
+}
+
+/** Pairs from `measure(n)` until the last `min` ratios agree within tolerance, or `max`. */
+async function pairsUntilStable(
+  measure: (n: number) => Promise<[number, number]>,
+  opts: PairOptions,
+): Promise<Paired> {
   const min = opts.min ?? 5, max = Math.max(opts.max ?? 15, min), tol = opts.tolerance ?? 0.1;
   const values: number[] = [], refs: number[] = [], ratios: number[] = [];
   for (let n = 0; n < max; n++) {
-    let v: number, r: number;
-    if (n % 2 === 0) {
-      v = await subject();
-      r = await reference();
-    } else {
-      r = await reference();
-      v = await subject();
-    }
+    const [v, r] = await measure(n);
     values.push(v);
     refs.push(r);
     ratios.push(v / r);

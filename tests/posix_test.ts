@@ -48,6 +48,9 @@ Deno.test("posix: piped stdin is not a terminal: lua runs it as a script, sqlite
   const [lua, sql] = await Promise.all([
     runCli(["run", "lua"], { stdin: "x = 5\nprint(x * 2)\n" }),
     runCli(["run", "sqlite3"], { stdin: "select 6 * 7;\n" }),
+    // a failing exit says nothing about files no argument names
+    runCli(["run", "sqlite3"], { stdin: "select 1;\n.exit 5\n" }),
+    runCli(["run", "lua", "--", "-e", "io.open('/missing') os.exit(2)"]),
   ]);
   assert.equal(lua.code, EXIT.OK, describe(lua));
   assert.equal(lua.stdout, "10\n", describe(lua));
@@ -105,7 +108,7 @@ Deno.test("posix: without --block: ENOENT to look up, EROFS to write, and one li
   const hint =
     /^lguest: (\S+): no disk: run with --block disk\.img \(make one with 'lguest disk mkfs disk\.img 64M'\)$/;
   const hints = (out: string) => lines(out).filter((l) => hint.test(l));
-  const [look, write, script, sql, mem] = await Promise.all([
+  const [look, write, script, sql, mem, quit, luaExit] = await Promise.all([
     // a look-up that finds nothing in a program that goes on: its own business
     runCli(["run", "lua", "--", "-e", "print((select(2, io.open('/missing'))))"]),
     // a write cannot work without a disk: told at once, once
@@ -121,6 +124,9 @@ Deno.test("posix: without --block: ENOENT to look up, EROFS to write, and one li
     runCli(["run", "sqlite3", "--", "/data.db"], { stdin: "create table t(x);\n" }),
     // sqlite3 looks for /.sqliterc; an in-memory database needs no disk
     runCli(["run", "sqlite3"], { stdin: "select 6 * 7;\n" }),
+    // a failing exit says nothing about files no argument names
+    runCli(["run", "sqlite3"], { stdin: "select 1;\n.exit 5\n" }),
+    runCli(["run", "lua", "--", "-e", "io.open('/missing') os.exit(2)"]),
   ]);
   assert.equal(look.code, EXIT.OK, describe(look));
   assert.equal(look.stdout, "/missing: No such file or directory\n", describe(look));
@@ -140,7 +146,17 @@ Deno.test("posix: without --block: ENOENT to look up, EROFS to write, and one li
   assert.match(sql.stdout, /unable to open database "\/data\.db"/, describe(sql));
   assert.equal(mem.code, EXIT.OK, describe(mem));
   assert.equal(mem.stdout, "42\n", describe(mem));
-  for (const r of [look, write, script, sql, mem]) assert.equal(r.stderr, "", describe(r));
+  assert.equal(quit.code, 5, describe(quit));
+  assert.equal(quit.stdout, "1\n", describe(quit));
+  assert.equal(luaExit.code, 2, describe(luaExit));
+  assert.equal(luaExit.stdout, "", describe(luaExit));
+  // "./s.lua" is "/s.lua" (the working directory is /)
+  const rel = await runCli(["run", "lua", "--", "./s.lua"]);
+  assert.equal(rel.code, 1, describe(rel));
+  assert.deepEqual(hints(rel.stdout).map((l) => hint.exec(l)?.[1]), ["/s.lua"], describe(rel));
+  for (const r of [look, write, script, sql, mem, quit, luaExit, rel]) {
+    assert.equal(r.stderr, "", describe(r));
+  }
 });
 
 Deno.test("posix: a --block disk of 0 bytes or without lgfs: one line saying so, not 'no disk'", async () => {

@@ -281,11 +281,12 @@ static int fs_ready(void)
  * Without a disk (no --block) the program is told once what to do, on its
  * stderr: at the first call that would have changed a file (it cannot
  * succeed without a disk), or when the program exits with a non-zero status
- * after a file was not found (a missing script or database). A look-up that
- * finds nothing in a program that then succeeds (sqlite3 probing
- * /.sqliterc) says nothing. docs/guest-abi.md §19.
+ * after a file that one of its arguments names was not found (lua
+ * /script.lua, sqlite3 /data.db). Other look-ups that find nothing are the
+ * program's business (sqlite3 probing /.sqliterc and ":memory:").
+ * docs/guest-abi.md §19.
  */
-static char nodisk_path[96];     /* the first path refused for want of a disk */
+static char nodisk_path[96];     /* the path the line names */
 static bool nodisk_told;
 
 static void nodisk_hint(void)
@@ -301,20 +302,46 @@ static void nodisk_hint(void)
 	console_write(b, sizeof(b) - 1);
 }
 
+/* p without leading "/" and "./" (the working directory is "/"). */
+static const char *path_tail(const char *p)
+{
+	for (;;) {
+		if (p[0] == '/')
+			p++;
+		else if (p[0] == '.' && p[1] == '/')
+			p += 2;
+		else
+			return p;
+	}
+}
+
+/* Whether an argument names the file at path ("/a.db", "a.db", "./a.db"). */
+static bool named_by_argv(const char *path)
+{
+	const char *t = path_tail(path);
+
+	env_split();
+	for (int i = 1; i < nargs; i++)
+		if (*t && strcmp(path_tail(args[i]), t) == 0)
+			return true;
+	return false;
+}
+
 /* Without a file system "/" is an empty, read-only directory: ENOENT for
  * what is looked up, EROFS for what would be made or changed. */
 static int32_t no_fs(bool modify)
 {
-	if (mount_err == -LG_ENODEV && !nodisk_told) {
-		if (!nodisk_path[0]) {
-			size_t n = strlen(path_buf), max = sizeof(nodisk_path) - 1;
+	if (mount_err == -LG_ENODEV && !nodisk_told && (modify || !nodisk_path[0]) &&
+	    (modify || named_by_argv(path_buf))) {
+		const char *t = path_tail(path_buf);
+		size_t n = strlen(t), max = sizeof(nodisk_path) - 2;
 
-			if (n > max) {
-				memcpy(nodisk_path, path_buf, max - 3);
-				memcpy(nodisk_path + max - 3, "...", 4);
-			} else {
-				memcpy(nodisk_path, path_buf, n + 1);
-			}
+		nodisk_path[0] = '/';
+		if (n > max) {
+			memcpy(nodisk_path + 1, t, max - 3);
+			memcpy(nodisk_path + 1 + max - 3, "...", 4);
+		} else {
+			memcpy(nodisk_path + 1, t, n + 1);
 		}
 		if (modify)
 			nodisk_hint();

@@ -431,7 +431,19 @@ function hostError(e: unknown): string {
   if (e instanceof Deno.errors.NotFound) return "no such file or directory";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (e instanceof Deno.errors.IsADirectory) return "is a directory";
+  // Errors Deno has no class for carry the errno's name in `code`.
+  const code = (e as { code?: unknown })?.code;
+  if (code === "ENOSPC") return "no space left on the host's disk";
+  if (code === "EDQUOT") return "disk quota exceeded on the host";
+  if (code === "EROFS") return "read-only file system";
+  if (code === "EIO") return "I/O error";
   return e instanceof Error ? e.message : String(e);
+}
+
+/** Whether e is a host file system error (Deno's, with an errno name), not a bug. */
+function isHostError(e: unknown): boolean {
+  return e instanceof Error &&
+    (e.name in Deno.errors || typeof (e as { code?: unknown }).code === "string");
 }
 
 /** Write the contents of disk file ino to the open host file f (sparse where it has holes). */
@@ -462,19 +474,26 @@ function openNew(host: string): Deno.FsFile {
   }
 }
 
-/** A new host file at host with the contents of disk file ino; removed again if that fails. */
-function getNew(fs: Lgfs, ino: number, host: string): void {
+/**
+ * A new host file at host with the contents of disk file ino; removed again
+ * if that fails (a host error is one line naming `shown`, the file the user
+ * named).
+ */
+function getNew(fs: Lgfs, ino: number, host: string, shown = host): void {
   const f = openNew(host);
   try {
     copyOut(fs, ino, f);
-  } catch (e) {
     f.close();
+  } catch (e) {
+    try {
+      f.close();
+    } catch { /* closed */ }
     try {
       Deno.removeSync(host); // ours: made new above
     } catch { /* already gone */ }
-    throw e;
+    if (e instanceof Deno.errors.NotCapable || !isHostError(e)) throw e;
+    throw new DiskUsage(`${shown}: ${hostError(e)}`);
   }
-  f.close();
 }
 
 /**
@@ -502,7 +521,12 @@ function getFile(fs: Lgfs, ino: number, host: string, force: boolean, image: Den
   const tmp = `${host.slice(0, slash + 1)}.${host.slice(slash + 1)}.lguest-${
     crypto.randomUUID().slice(0, 8)
   }`;
-  getNew(fs, ino, tmp);
+  try {
+    getNew(fs, ino, tmp, host);
+  } catch (e) {
+    if (e instanceof DiskUsage) throw new DiskUsage(`${e.message} (the old file is kept)`);
+    throw e;
+  }
   try {
     if (old.mode !== null) Deno.chmodSync(tmp, old.mode & 0o7777);
     Deno.renameSync(tmp, host);
@@ -580,6 +604,7 @@ function get(argv: string[]): number {
       try {
         Deno.removeSync(host, { recursive: true });
       } catch { /* what is left says where it stopped */ }
+      if (e instanceof DiskUsage) throw new DiskUsage(`${e.message} (${host} removed)`);
       throw e;
     }
     return EXIT.OK;
@@ -629,8 +654,8 @@ export function diskCommand(argv: string[]): number {
       console.error(`lguest disk: ${permissionMessage(e)}`);
     } else if (e instanceof SysError) {
       console.error(`lguest disk: ${e.message}`);
-    } else if (e instanceof Error && e.name in Deno.errors) {
-      console.error(`lguest disk: ${e.message}`);
+    } else if (isHostError(e)) {
+      console.error(`lguest disk: ${hostError(e)}`);
     } else {
       throw e;
     }

@@ -152,6 +152,47 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "faults: the host's disk fills during `lguest disk get`: one line, exit 125, the old file " +
+    "kept (-f), no partial file or folder left",
+  ...SANITIZERS_OFF,
+  async fn() {
+    const r = await withTmpfs("256k", (mnt) =>
+      inTempDir(async (dir) => {
+        const img = `${dir}/d.img`, big = `${dir}/big.bin`;
+        assert.equal((await runCli(["disk", "mkfs", img, "4M"])).code, EXIT.OK);
+        await Deno.writeFile(big, randomBytes(1 << 20, 7));
+        assert.equal((await runCli(["disk", "put", img, big, "/big.bin"])).code, EXIT.OK);
+        await Deno.writeTextFile(`${mnt}/keep.txt`, "the old file");
+        const [one, force, tree] = [
+          await runCli(["disk", "get", img, "/big.bin", `${mnt}/big.bin`]),
+          await runCli(["disk", "get", "-f", img, "/big.bin", `${mnt}/keep.txt`]),
+          await runCli(["disk", "get", "-r", img, "/", `${mnt}/all`]),
+        ];
+        for (
+          const [res, want] of [
+            [one, `lguest disk: ${mnt}/big.bin: no space left on the host's disk\n`],
+            [
+              force,
+              `lguest disk: ${mnt}/keep.txt: no space left on the host's disk (the old file is kept)\n`,
+            ],
+            [
+              tree,
+              `lguest disk: ${mnt}/all/big.bin: no space left on the host's disk (${mnt}/all removed)\n`,
+            ],
+          ] as const
+        ) {
+          assert.equal(res.code, EXIT.USAGE, describe(res));
+          assert.equal(res.stderr, want, describe(res));
+        }
+        assert.deepEqual([...Deno.readDirSync(mnt)].map((e) => e.name), ["keep.txt"]);
+        assert.equal(await Deno.readTextFile(`${mnt}/keep.txt`), "the old file");
+      }, "lguest-fault-"));
+    if (typeof r === "string") console.log(`  skipped: ${r}`);
+  },
+});
+
 // ---- I/O errors -----------------------------------------------------------------------
 
 /**

@@ -139,6 +139,24 @@ function exists(path: string): boolean {
   }
 }
 
+/** A libc error (SysError) as words: "permission denied", not EACCES. */
+function sysText(e: unknown): string {
+  const code = (e as SysError).code;
+  const text: Record<string, string> = {
+    EACCES: "permission denied",
+    EPERM: "operation not permitted",
+    EROFS: "read-only file system",
+    ENOENT: "no such file or directory",
+    EISDIR: "is a directory",
+    ENOTDIR: "not a directory",
+    ELOOP: "too many levels of symbolic links",
+    EIO: "I/O error",
+    ENOSPC: "no space left on the host's disk",
+    ETXTBSY: "text file busy",
+  };
+  return code ? (text[code] ?? code) : String(e);
+}
+
 function openImage(path: string, exclusive: boolean, create = false): FileDev {
   let st: Deno.FileInfo | null = null;
   try {
@@ -156,7 +174,11 @@ function openImage(path: string, exclusive: boolean, create = false): FileDev {
     fd = openFile(path, exclusive ? O_RDWR | (create ? O_CREAT : 0) : O_RDONLY);
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable) throw e;
-    throw new DiskUsage(`${path}: ${(e as SysError).code ?? e}`);
+    const code = (e as SysError).code;
+    const why = exclusive && (code === "EACCES" || code === "EROFS" || code === "EPERM")
+      ? " (mkfs, put and rm write to the image)"
+      : "";
+    throw new DiskUsage(`${path}: ${sysText(e)}${why}`);
   }
   let ok: boolean;
   try {
@@ -326,7 +348,7 @@ function* hostChunks(path: string): Generator<Uint8Array> {
     fd = openFile(path, O_RDONLY);
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable) throw e;
-    throw new DiskUsage(`${path}: ${(e as SysError).code ?? e}`);
+    throw new DiskUsage(`${path}: ${sysText(e)}`);
   }
   try {
     const buf = new Uint8Array(1 << 20);

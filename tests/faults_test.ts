@@ -188,6 +188,18 @@ Deno.test({
         }
         assert.deepEqual([...Deno.readDirSync(mnt)].map((e) => e.name), ["keep.txt"]);
         assert.equal(await Deno.readTextFile(`${mnt}/keep.txt`), "the old file");
+        // An image on a read-only file system: ls works, put says why not in words.
+        assert.equal((await runCli(["disk", "mkfs", `${mnt}/d.img`, "1M"])).code, EXIT.OK);
+        const ro = await sh("mount", ["-o", "remount,ro", mnt]);
+        assert.equal(ro.code, 0, ro.err);
+        assert.equal((await runCli(["disk", "ls", `${mnt}/d.img`])).code, EXIT.OK);
+        const put = await runCli(["disk", "put", `${mnt}/d.img`, big, "/b"]);
+        assert.equal(put.code, EXIT.USAGE, describe(put));
+        assert.match(
+          put.stderr,
+          /^lguest disk: \S+\/d\.img: read-only file system \(mkfs, put and rm write to the image\)\n$/,
+          describe(put),
+        );
       }, "lguest-fault-"));
     if (typeof r === "string") console.log(`  skipped: ${r}`);
   },

@@ -32,20 +32,26 @@ function fromTaskCwd(): void {
   }
 }
 
-if (import.meta.main) {
-  const args = Deno.args;
+/**
+ * Run the command line `args` and exit with its code. Called here when
+ * this module is the program; `tools/ship_entry.ts` calls it for a bundle
+ * or a compiled binary.
+ */
+export async function start(args: readonly string[]): Promise<void> {
   if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
     console.log(`lguest ${VERSION}`);
-  } else {
-    fromTaskCwd();
-    // The watchdog Worker is only needed at a terminal or with --timeout.
-    if (
-      args[0] === "run" &&
-      (Deno.stdin.isTerminal() || args.some((a) => a.startsWith("--timeout")))
-    ) {
-      (await import("./launcher/supervisor.ts")).prestartWatchdog();
-    }
-    const { main } = await import("./launcher/cli.ts");
-    Deno.exit(await main(args));
+    return;
   }
+  fromTaskCwd();
+  // The watchdog Worker is only needed at a terminal or with --timeout.
+  if (
+    args[0] === "run" &&
+    (Deno.stdin.isTerminal() || args.some((a) => a.startsWith("--timeout")))
+  ) {
+    (await import("./launcher/supervisor.ts")).prestartWatchdog();
+  }
+  const { main } = await import("./launcher/cli.ts");
+  Deno.exit(await main([...args]));
 }
+
+if (import.meta.main) await start(Deno.args);

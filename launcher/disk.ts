@@ -48,6 +48,7 @@ const USAGE = `Usage:
   lguest disk rm IMAGE PATH                     remove a file from the disk
   lguest disk check IMAGE                       check the file system
 
+HOSTPATH '-' is standard input (put) or output (get) for one file.
 Nothing is replaced unless you say so: mkfs refuses an IMAGE that holds data,
 put a file that exists on the disk, get a host file that exists; -f (--force)
 replaces it. Options may come anywhere; a file named like an option is
@@ -371,12 +372,69 @@ function hostStat(path: string): Deno.FileInfo {
   }
 }
 
+/** Standard input in pieces of up to 1 MiB, to its end. */
+function* stdinChunks(): Generator<Uint8Array> {
+  const buf = new Uint8Array(1 << 20);
+  for (;;) {
+    const n = Deno.stdin.readSync(buf);
+    if (n === null) return;
+    if (n > 0) yield buf.slice(0, n);
+  }
+}
+
+/** `put IMAGE - PATH`: standard input to the file PATH. */
+function putStdin(image: string, path: string, force: boolean, recursive: boolean): number {
+  if (recursive) throw new DiskUsage("put -r: '-' (standard input) is one file, not a folder");
+  return withImage(image, true, (fs) => {
+    let ino: number | null = null;
+    try {
+      ino = fs.resolve(path).ino;
+    } catch (e) {
+      if (!(e instanceof FsError)) throw e; // a missing parent is made; a file parent said below
+    }
+    if ((ino !== null && isDir(fs.inode(ino))) || path.endsWith("/")) {
+      throw new DiskUsage(`${path}: is a folder: name the file to write standard input to`);
+    }
+    if (ino !== null && !force) {
+      throw new DiskUsage(`${path}: exists on ${image} (put -f replaces it)`);
+    }
+    fs.writeFile(path, stdinChunks());
+    return EXIT.OK;
+  });
+}
+
+/** `get IMAGE PATH -`: the file to standard output (holes as zeros). */
+function getStdout(fs: Lgfs, ino: number): number {
+  const zeros = new Uint8Array(1 << 16);
+  const out = (b: Uint8Array) => {
+    let done = 0;
+    while (done < b.length) done += Deno.stdout.writeSync(b.subarray(done));
+  };
+  try {
+    for (const piece of fs.readFile(ino)) {
+      if (typeof piece !== "number") {
+        out(piece);
+        continue;
+      }
+      for (let left = piece; left > 0; left -= zeros.length) {
+        out(zeros.subarray(0, Math.min(left, zeros.length)));
+      }
+    }
+  } catch (e) {
+    // `| head`: the reader is gone; end as a program killed by SIGPIPE would.
+    if (e instanceof Deno.errors.BrokenPipe) return EXIT.SIGNAL_BASE + 13;
+    throw e;
+  }
+  return EXIT.OK;
+}
+
 function put(argv: string[]): number {
   const { has, words: args } = options("put", argv, "rf");
   const recursive = has("r");
   if (args.length !== 3) throw new DiskUsage("put needs [-r] [-f] IMAGE HOSTPATH PATH");
   const [image, host, path] = args;
   if (path === "") throw new DiskUsage("put: PATH is empty (write / for the top folder)");
+  if (host === "-") return putStdin(image, path, has("f"), recursive);
   const st = hostStat(host);
   if (st.isDirectory && !recursive) throw new DiskUsage(`${host}: is a directory (use put -r)`);
   if (!st.isDirectory && !st.isFile) throw new DiskUsage(`${host}: not a regular file`);
@@ -571,6 +629,7 @@ function get(argv: string[]): number {
     fs.check();
     const r = fs.resolve(path);
     if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
+    if (!isDir(fs.inode(r.ino)) && host === "-") return getStdout(fs, r.ino);
     if (!isDir(fs.inode(r.ino))) {
       let target = host;
       try {
@@ -584,6 +643,9 @@ function get(argv: string[]): number {
       return EXIT.OK;
     }
     if (!has("r")) throw new DiskUsage(`${path}: is a directory (use get -r)`);
+    if (host === "-") {
+      throw new DiskUsage("get -r: '-' (standard output) is one file, not a folder");
+    }
     // Twice: first only looking (names a host file can have, depth, no
     // cycle), then copying into a new folder; everything below it is
     // created new (O_EXCL), so nothing outside it is written, whatever

@@ -696,3 +696,45 @@ Deno.test("e2e lgfs: a put -f that fills the disk leaves the old file whole, not
     assert.doesNotMatch(c.stdout, /unlinked|leaked/, describe(c));
   });
 });
+
+Deno.test("e2e lgfs: HOSTPATH '-' is standard input for put and standard output for get (holes as zeros)", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/s.img`;
+    await disk(["mkfs", img, "2M"]);
+    const put = await runCli(["disk", "put", img, "-", "/in.txt"], { stdin: "from stdin\n" });
+    assert.equal(put.code, EXIT.OK, describe(put));
+    assert.equal(new TextDecoder().decode((await fileOf(img, "/in.txt"))!), "from stdin\n");
+    const again = await runCli(["disk", "put", img, "-", "/in.txt"], { stdin: "x" });
+    assert.equal(again.code, EXIT.USAGE, describe(again));
+    assert.equal(again.stderr, `lguest disk: /in.txt: exists on ${img} (put -f replaces it)\n`);
+    const get = await disk(["get", img, "/in.txt", "-"]);
+    assert.equal(get.stdout, "from stdin\n");
+    // a sparse file: the hole comes out as zeros
+    const dev = new MemDev(await Deno.readFile(img));
+    const fs = Lgfs.open(dev, { writable: true });
+    const w = fstestSparse(fs);
+    await Deno.writeFile(img, dev.bytes);
+    const sparse = await disk(["get", img, "/sparse", "-"]);
+    assert.equal(sparse.stdout, w);
+    for (
+      const [args, msg] of [
+        [["put", img, "-", "/"], /^lguest disk: \/: is a folder: name the file/],
+        [["put", "-r", img, "-", "/x"], /^lguest disk: put -r: '-' \(standard input\) is one file/],
+        [["get", "-r", img, "/", "-"], /^lguest disk: get -r: '-' \(standard output\) is one file/],
+      ] as const
+    ) {
+      const r = await disk([...args], EXIT.USAGE);
+      assert.match(r.stderr, msg, describe(r));
+    }
+    assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["s.img"]);
+  });
+});
+
+/** A file of "a", a hole of 3 blocks, then "b" (written by the host code). */
+function fstestSparse(fs: Lgfs): string {
+  fs.writeFile("/sparse", [new TextEncoder().encode("a")]);
+  const r = fs.resolve("/sparse");
+  fs.truncate(r.ino!, 3 * BS);
+  fs.commit();
+  return "a" + "\0".repeat(3 * BS - 1);
+}

@@ -14,12 +14,13 @@
  * where `$wait` is the guest's own `env.wait` import (the suspending one),
  * goes
  *
- * - right after every `loop` header, charging 1 + (the loop's body in
- *   bytes) / {@link CODE_BYTES_PER_FUEL}: an iteration pays for every
- *   byte it could run (inner loops and callees pay again for theirs);
- * - at the entry of every function, charging 1 + its body's bytes /
- *   {@link CODE_BYTES_PER_FUEL}: a call pays for its straight-line code,
- *   and every cycle of calls passes a check. (Small call-free functions
+ * - right after every `loop` header, charging 1 + (the longest path
+ *   through one iteration, in bytes) / {@link CODE_BYTES_PER_FUEL}: an
+ *   iteration pays for every byte it could run (inner loops and callees
+ *   pay again for theirs; see {@link Paths});
+ * - at the entry of every function, charging 1 + (the longest path
+ *   through its body) / {@link CODE_BYTES_PER_FUEL}: a call pays for its
+ *   straight-line code, and every cycle of calls passes a check. (Small call-free functions
  *   once ran unmetered; a loop of 64 bytes calling one 30 times per
  *   iteration then ran ~100 × more code per unit than the bound, and a
  *   pointer chase through RAM held the host for tens of seconds a look.)
@@ -48,7 +49,15 @@
  * @module
  */
 
-import { AT_CHECK, AT_OPEN, AT_PAY, CODE_AT, ERROR_AT, SCANNER_WASM } from "./wasm_fuel_scanner.ts";
+import {
+  AT_CHECK,
+  AT_CTRL,
+  AT_OPEN,
+  AT_PAY,
+  CODE_AT,
+  ERROR_AT,
+  SCANNER_WASM,
+} from "./wasm_fuel_scanner.ts";
 import { FUEL } from "./image_error.ts";
 import { ByteReader } from "./wasm_bytes.ts";
 
@@ -243,6 +252,254 @@ function unsupported(b: Uint8Array, at: number, local: boolean): string {
   }
   if (op === 0x1c) return `a value type of select at byte ${at}`;
   return `opcode ${hex(op)} at byte ${at}`;
+}
+
+// ---- paths through a body ---------------------------------------------------------
+
+/** No path reaches this point (after a br, a return, …). */
+const NONE = -1;
+const BLOCK = 0, IF = 1, LOOP = 2, TRY = 3;
+
+/** A stretch of code metered by one check: a loop (per iteration) or a whole body (per call). */
+interface Frame {
+  /** Its check's index in the body's inserts. */
+  check: number;
+  /** Where its code starts: after the loop header, or the body's first instruction. */
+  start: number;
+  /** The longest path of the enclosing frame up to the loop (NONE if unreachable). */
+  entry: number;
+  /** The longest path, in bytes, from `start` to a point where an iteration or call ends. */
+  longest: number;
+  /** No `try` in it: a catch is entered from anywhere in its try, so then all its bytes are charged. */
+  exact: boolean;
+}
+
+/** An open block, if, try or loop. */
+interface Label {
+  kind: number;
+  /** The frame it is in (a loop: its own). */
+  frame: number;
+  /** The longest path that reaches its end (block, if, try), in its frame. */
+  join: number;
+  /** An if's path into its else arm, or past its end when it has none. */
+  orElse: number;
+  hasElse: boolean;
+}
+
+/**
+ * The longest path through each loop iteration and through a body, from
+ * the scanner's records of the body's loops, blocks and control
+ * instructions, in order. The bytes between two records run straight
+ * through (calls return, and their callees pay for themselves); a branch
+ * goes to its label's end, or to a loop's header, where an iteration ends;
+ * an inner loop pays for its own iterations, so for the enclosing frame it
+ * costs nothing, and a branch out of it continues from where the loop was
+ * entered. So a check charging a frame's longest path pays for all it can
+ * run between two passes through it, as charging all its bytes did, and a
+ * big `switch` in a loop (an interpreter's dispatch) pays for one case an
+ * iteration, not all of them.
+ */
+class Paths {
+  readonly #b: Uint8Array;
+  readonly #end: number;
+  readonly #frames: Frame[];
+  readonly #labels: Label[] = [];
+  #cur = 0;
+  #last: number;
+  #ended = false;
+
+  constructor(b: Uint8Array, instr: number, end: number) {
+    this.#b = b;
+    this.#end = end;
+    this.#frames = [{ check: 0, start: instr, entry: NONE, longest: NONE, exact: true }];
+    this.#last = instr;
+  }
+
+  /** Straight on to `at`. */
+  #advance(at: number): void {
+    if (this.#ended || at < this.#last) throw new Malformed("code after the body's end");
+    if (this.#cur !== NONE) this.#cur += at - this.#last;
+    this.#last = at;
+  }
+
+  /** The bytes of the LEB128 at `p`. */
+  #leb(p: number): number {
+    let n = 1;
+    while (this.#b[p + n - 1] & 0x80) {
+      if (p + n >= this.#end) throw new Malformed("a LEB128 runs past the body");
+      n++;
+    }
+    return n;
+  }
+
+  /** The unsigned LEB128 at `p` (a label depth: beyond 2^31 it is no label anyway). */
+  #u32(p: number): number {
+    const len = this.#leb(p);
+    let v = 0;
+    for (let n = len - 1; n >= 0; n--) v = v * 128 + (this.#b[p + n] & 0x7f);
+    return v;
+  }
+
+  #reach(f: Frame, dist: number): void {
+    if (dist > f.longest) f.longest = dist;
+  }
+
+  /** A path of `dist` bytes leaves every frame inside `target`: its distance in `target`. */
+  #exitTo(target: number, dist: number): number {
+    for (let f = this.#frames.length - 1; f > target && dist !== NONE; f--) {
+      this.#reach(this.#frames[f], dist);
+      dist = this.#frames[f].entry;
+    }
+    return dist;
+  }
+
+  #branch(depth: number, dist: number): void {
+    const labels = this.#labels;
+    if (depth > labels.length) throw new Malformed(`a branch to depth ${depth}`);
+    if (dist === NONE) return;
+    if (depth === labels.length) {
+      this.#exitTo(-1, dist); // the body's own label: a return
+      return;
+    }
+    const t = labels[labels.length - 1 - depth];
+    const d = this.#exitTo(t.frame, dist);
+    if (d === NONE) return;
+    if (t.kind === LOOP) this.#reach(this.#frames[t.frame], d); // the next iteration
+    else if (d > t.join) t.join = d;
+  }
+
+  #after(dist: number, len: number): number {
+    return dist === NONE ? NONE : dist + len;
+  }
+
+  /** A loop header ends at `at`; its check is inserts[check]. */
+  loop(at: number, check: number): void {
+    this.#advance(at);
+    this.#frames.push({ check, start: at, entry: this.#cur, longest: NONE, exact: true });
+    this.#labels.push({
+      kind: LOOP,
+      frame: this.#frames.length - 1,
+      join: NONE,
+      orElse: NONE,
+      hasElse: false,
+    });
+    this.#cur = 0;
+  }
+
+  /** A block, if or try opens at `at`. */
+  open(at: number): void {
+    this.#advance(at);
+    const op = this.#b[at], frame = this.#frames.length - 1;
+    let kind = BLOCK, orElse = NONE;
+    if (op === 0x04) {
+      kind = IF;
+      const t = this.#b[at + 1];
+      const typeLen = t === 0x40 || isValtype(t) || t === 0x7b ? 1 : this.#leb(at + 1);
+      orElse = this.#after(this.#cur, 1 + typeLen);
+    } else if (op === 0x06) {
+      kind = TRY;
+      this.#frames[frame].exact = false;
+    }
+    this.#labels.push({ kind, frame, join: NONE, orElse, hasElse: false });
+  }
+
+  /**
+   * A control instruction at `at`. When it ends a loop or the body: that
+   * frame's check and the bytes it charges.
+   */
+  ctrl(at: number): { check: number; bytes: number } | null {
+    this.#advance(at);
+    const b = this.#b, op = b[at], labels = this.#labels;
+    const cur = this.#cur;
+    switch (op) {
+      case 0x0b: // end
+      case 0x18: { // delegate (a try's end)
+        const l = labels.pop();
+        if (l === undefined) {
+          if (op !== 0x0b) throw new Malformed("delegate outside a try");
+          const f = this.#frames[0];
+          this.#reach(f, this.#after(cur, 1));
+          this.#ended = true;
+          return { check: f.check, bytes: this.#charge(f, at + 1) };
+        }
+        if (l.kind === LOOP) {
+          const f = this.#frames.pop()!;
+          this.#reach(f, this.#after(cur, 1));
+          this.#cur = f.entry;
+          this.#last = at + 1;
+          return { check: f.check, bytes: this.#charge(f, at) };
+        }
+        if (op === 0x18 && l.kind !== TRY) throw new Malformed("delegate outside a try");
+        this.#cur = Math.max(cur, l.join, l.kind === IF && !l.hasElse ? l.orElse : NONE);
+        return null;
+      }
+      case 0x05: { // else
+        const l = labels[labels.length - 1];
+        if (l === undefined || l.kind !== IF || l.hasElse) {
+          throw new Malformed("else outside an if");
+        }
+        l.join = Math.max(l.join, this.#after(cur, 1));
+        l.hasElse = true;
+        this.#cur = l.orElse;
+        this.#last = at + 1;
+        return null;
+      }
+      case 0x07: // catch
+      case 0x19: { // catch_all
+        const l = labels[labels.length - 1];
+        if (l === undefined || l.kind !== TRY) throw new Malformed("catch outside a try");
+        l.join = Math.max(l.join, this.#after(cur, 1));
+        // Entered from anywhere in the try: the frame is charged all its bytes (not exact).
+        this.#cur = 0;
+        this.#last = at + 1;
+        return null;
+      }
+      case 0x0c: // br
+      case 0x0d: { // br_if
+        const len = 1 + this.#leb(at + 1);
+        this.#branch(this.#u32(at + 1), this.#after(cur, len));
+        if (op === 0x0c) {
+          this.#cur = NONE;
+          this.#last = at + len;
+        }
+        return null;
+      }
+      case 0x0e: { // br_table: n, then n + 1 labels
+        const n = this.#u32(at + 1);
+        let p = at + 1 + this.#leb(at + 1);
+        const depths: number[] = [];
+        for (let k = 0; k <= n; k++) {
+          if (p >= this.#end) throw new Malformed("br_table runs past the body");
+          depths.push(this.#u32(p));
+          p += this.#leb(p);
+        }
+        for (const depth of depths) this.#branch(depth, this.#after(cur, p - at));
+        this.#cur = NONE;
+        this.#last = p;
+        return null;
+      }
+      default: { // return, return_call(_indirect), throw, rethrow, unreachable: every frame ends
+        let len = 1;
+        if (op === 0x08 || op === 0x09 || op === 0x12 || op === 0x13) len += this.#leb(at + 1);
+        if (op === 0x13) len += this.#leb(at + len);
+        this.#exitTo(-1, this.#after(cur, len));
+        this.#cur = NONE;
+        this.#last = at + len;
+        return null;
+      }
+    }
+  }
+
+  /** The body has ended, every block closed. */
+  done(): boolean {
+    return this.#ended && this.#labels.length === 0;
+  }
+
+  /** What a frame's check charges: its longest path, never more than all its bytes. */
+  #charge(f: Frame, end: number): number {
+    const all = end - f.start;
+    return f.exact ? Math.min(Math.max(f.longest, 0), all) : all;
+  }
 }
 
 // ---- sections ----------------------------------------------------------------
@@ -441,32 +698,32 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   const plans: { start: number; end: number; inserts: [number, Uint8Array][]; size: number }[] = [];
   let codeContent = 0;
   const counts: FuelCounts = { loops: 0, entries: 0, bulk: 0 };
-  const open: number[] = []; // per open block: the index of its loop check in `inserts`, or -1
   for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
     const [start, end, instr] = [rec[i] + d, rec[i + 1] + d, rec[i + 2] + d];
     const inserts: [number, Uint8Array][] = [];
-    // Every function pays its whole body on entry (none runs unmetered: a call-free leaf
-    // called over and over from one metered loop iteration would multiply what a unit buys).
-    inserts.push([instr, check(costOf(end - instr))]);
+    // Every function pays on entry (none runs unmetered: a call-free leaf called over and
+    // over from one metered loop iteration would multiply what a unit buys).
+    inserts.push([instr, EMPTY]); // its cost is known at the body's end
     counts.entries++;
-    open.length = 0;
+    const paths = new Paths(b, instr, end);
     for (let j = i + 5; j < i + 5 + rec[i + 4]; j++) {
       const at = (rec[j] >>> 2) + d, what = rec[j] & 3;
       if (what === AT_PAY) {
         inserts.push([at, pay]);
         counts.bulk++;
       } else if (what === AT_CHECK) {
-        open.push(inserts.length);
+        paths.loop(at, inserts.length);
         inserts.push([at, EMPTY]); // its cost is known at its end
         counts.loops++;
-      } else if (what === AT_OPEN) open.push(-1);
-      else if (open.length > 0) { // AT_END of a block; the body's own end leaves `open` empty
-        const k = open.pop()!;
-        // A loop pays, per iteration, for every byte of its body (inner loops and calls pay again).
-        if (k >= 0) inserts[k][1] = check(costOf(at - inserts[k][0]));
+      } else if (what === AT_OPEN) paths.open(at);
+      else if (what === AT_CTRL) {
+        // A loop ends: it pays, per iteration, for its longest path (inner loops and calls
+        // pay again for theirs); so does the body, on entry, at its own end.
+        const ended = paths.ctrl(at);
+        if (ended !== null) inserts[ended.check][1] = check(costOf(ended.bytes));
       }
     }
-    if (open.length > 0) throw new Malformed("a block without its end");
+    if (!paths.done()) throw new Malformed("a block without its end");
     // Checks are ~20 bytes and each is a branch and a call for V8 to compile: a body packed
     // with loops or bulk instructions would grow several times over (docs/security.md).
     if (inserts.length > 16 + (end - instr) / BYTES_PER_CHECK) {

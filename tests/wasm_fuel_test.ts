@@ -308,6 +308,73 @@ Deno.test("fuel: wait is called once every FUEL loop iterations", async () => {
   assert.equal(d.counter.waits, Math.floor(1_000_000 / FUEL));
 });
 
+/** `n` nops: `n` bytes of code that run straight through. */
+const nops = (n: number) => new Array<number>(n).fill(NOP);
+
+/**
+ * Loops and bodies whose paths differ in length: `sw(n)` runs n iterations
+ * of a loop that dispatches (br_table) to one of four 640-byte arms;
+ * `inner(n)` runs n iterations of a loop whose 640 bytes lead into an
+ * inner loop that continues the outer one from inside; `ret()` runs 640
+ * bytes, then returns from inside a loop.
+ */
+function pathsModule(): ModuleDef {
+  // deno-fmt-ignore
+  const sw = [
+    BLOCK, VOID, LOOP, VOID,
+      GET, 0, 0x45, BR_IF, 1, // i32.eqz: done
+      GET, 0, ...i32(1), I32_SUB, SET, 0,
+      BLOCK, VOID, BLOCK, VOID, BLOCK, VOID, BLOCK, VOID,
+        GET, 0, ...i32(3), 0x71, BR_TABLE, 3, 0, 1, 2, 3, // i32.and
+      END, ...nops(640), BR, 3,
+      END, ...nops(640), BR, 2,
+      END, ...nops(640), BR, 1,
+      END, ...nops(640), BR, 0,
+    END, END,
+    GET, 0,
+  ];
+  // deno-fmt-ignore
+  const inner = [
+    BLOCK, VOID, LOOP, VOID,
+      GET, 0, 0x45, BR_IF, 1,
+      GET, 0, ...i32(1), I32_SUB, SET, 0,
+      ...nops(640),
+      LOOP, VOID, BR, 1, END, // the next outer iteration, from inside the inner loop
+    END, END,
+    GET, 0,
+  ];
+  const ret = [...nops(640), LOOP, VOID, GET, 0, RETURN, END, GET, 0];
+  return {
+    types: [[[], []], [[I32], [I32]]],
+    imports: [{ module: "env", name: "wait", func: 0 }],
+    funcs: [{ type: 1, body: sw }, { type: 1, body: inner }, { type: 1, body: ret }],
+    exports: [{ name: "sw", func: 1 }, { name: "inner", func: 2 }, { name: "ret", func: 3 }],
+  };
+}
+
+Deno.test("fuel: a loop pays for its longest path, and for every byte that path runs", async () => {
+  const fuel = 1000;
+  const r = instrumented(assemble(pathsModule()), fuel);
+  const run = async (f: string, n: number, calls = 1) => {
+    const b = instantiate(r.bytes);
+    for (let k = 0; k < calls; k++) await b.exports[f](n);
+    return b.counter.waits;
+  };
+  // Units an iteration (or call), within one: a wait every ceil(fuel / units) of them.
+  const units = async (f: string, n: number, calls = 1) =>
+    Math.round(fuel / (Math.max(n, calls) / (await run(f, n, calls))) * 10) / 10;
+  // One 640-byte arm an iteration: 11 units (1 + 650 / 64), not the 41 of all four arms.
+  const sw = await units("sw", 10_000);
+  assert.ok(sw >= 10.5 && sw < 12, `sw: ${sw} units an iteration`);
+  // A path that leaves the outer iteration from inside the inner loop still pays for the
+  // 640 bytes before it (11 units), the inner loop's header for itself (1 unit).
+  const inner = await units("inner", 10_000);
+  assert.ok(inner >= 11.5 && inner < 13, `inner: ${inner} units an iteration`);
+  // A return from inside a loop: the call paid on entry for the 640 bytes before it.
+  const ret = await units("ret", 0, 10_000);
+  assert.ok(ret >= 11.5 && ret < 13, `ret: ${ret} units a call`);
+});
+
 Deno.test("fuel: the global section is created in order when the module has none", () => {
   const def = roundTripModule();
   delete def.globals;

@@ -6,7 +6,7 @@
  *   lguest disk ls IMAGE [PATH]               list a directory (or one file)
  *   lguest disk put [-r] IMAGE HOSTPATH PATH  copy a host file (or folder) onto the disk
  *   lguest disk get [-r] IMAGE PATH HOSTPATH  copy a file (or folder) off the disk
- *   lguest disk rm IMAGE PATH                 remove a file
+ *   lguest disk rm [-r] IMAGE PATH            remove a file or folder
  *   lguest disk check IMAGE                   check the file system's consistency
  *
  * Images are locked like `--block` disks (sys/filelock.ts): shared for ls,
@@ -45,7 +45,8 @@ const USAGE = `Usage:
                                                 (into PATH if a folder or ending in /)
   lguest disk get [-r] [-f] IMAGE PATH HOSTPATH copy a file (-r: folder, made new) off the disk
                                                 (into HOSTPATH if a folder)
-  lguest disk rm IMAGE PATH                     remove a file from the disk
+  lguest disk rm [-r] IMAGE PATH                remove a file or an empty folder (-r: a folder
+                                                and everything in it) from the disk
   lguest disk check IMAGE                       check the file system
 
 HOSTPATH '-' is standard input (put) or output (get) for one file.
@@ -497,10 +498,18 @@ function put(argv: string[]): number {
 }
 
 function rm(argv: string[]): number {
-  const args = options("rm", argv, "").words;
-  if (args.length !== 2) throw new DiskUsage("rm needs IMAGE PATH");
-  return withImage(args[0], true, (fs) => {
-    fs.unlink(args[1]);
+  const { has, words: args } = options("rm", argv, "r");
+  if (args.length !== 2) throw new DiskUsage("rm needs [-r] IMAGE PATH");
+  const [image, path] = args;
+  return withImage(image, true, (fs) => {
+    const r = fs.resolve(path);
+    if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
+    if (!isDir(fs.inode(r.ino))) {
+      fs.unlink(path);
+      return EXIT.OK;
+    }
+    if (has("r")) fs.check(); // what a guest left: no cycle, nothing used twice
+    fs.rmdir(path, has("r"));
     return EXIT.OK;
   });
 }

@@ -1182,6 +1182,41 @@ export class Lgfs {
     this.commit();
   }
 
+  /**
+   * Remove a folder (not the top one): an empty one, or with `recursive`
+   * everything in it first, depth first. Each name goes with its inode's
+   * nlink in one transaction, so a crash part-way leaves a smaller tree
+   * (and maybe an orphan the next mount frees). Run check() first on a disk
+   * a guest wrote: that refuses cycles.
+   */
+  rmdir(path: string, recursive: boolean): void {
+    const r = this.resolve(path);
+    if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
+    if (!isDir(this.inode(r.ino))) throw new FsError("ENOTDIR", `${path}: not a directory`);
+    const e = r.name === "" ? null : this.lookupIn(r.dir, r.name);
+    if (r.ino === ROOT_INO || e === null || e.ino !== r.ino) {
+      throw new FsError("EBUSY", `${path}: the top folder (or '.'/'..') cannot be removed`);
+    }
+    if (!recursive && this.entries(r.ino).next().done !== true) {
+      throw new FsError("ENOTEMPTY", `${path}: folder not empty (rm -r removes it and its files)`);
+    }
+    this.#removeEntry(r.dir, e, 0);
+    this.commit();
+  }
+
+  #removeEntry(dir: number, e: DirEntry, depth: number): void {
+    if (isDir(this.inode(e.ino))) {
+      if (depth > 64) throw new CorruptError("directories nested more than 64 deep");
+      for (const c of [...this.entries(e.ino)]) this.#removeEntry(e.ino, c, depth + 1);
+    }
+    this.#dirDel(dir, e.slot);
+    const n = this.inode(e.ino);
+    n.nlink = 0;
+    this.#iput(e.ino, n);
+    this.#ifree(e.ino);
+    this.#step();
+  }
+
   /** Free inode ino, which has no name (nlink 0), and its blocks. */
   #ifree(ino: number): void {
     this.truncate(ino, 0);

@@ -370,11 +370,18 @@ Deno.test("e2e lgfs: hostile images: one line, EXIT.USAGE, nothing written outsi
       await Deno.writeFile(img, b);
       // ls reads one directory: it refuses what it reads (a cycle is not in one level).
       const ls = name === "cycle" ? [] : [["ls", img, name === "dotdot" ? "/d" : "/"]];
-      for (const args of [["check", img], ...ls, ["get", "-r", img, "/", `${dir}/out-${name}`]]) {
+      // rm -r checks the whole disk before it removes anything (the superblock case
+      // is refused at the open, the others by the check).
+      const rm = name === "superblock" ? [] : [["rm", "-r", img, name === "slash" ? "/" : "/d"]];
+      for (
+        const args of [["check", img], ...ls, ["get", "-r", img, "/", `${dir}/out-${name}`], ...rm]
+      ) {
         const r = await disk(args, EXIT.USAGE);
         assert.equal(lines(r.stderr).length, 1, `${name} ${args[0]}: ${describe(r)}`);
+        if (args[0] === "rm" && name === "slash") continue; // '/' is refused as the top folder
         assert.match(r.stderr, msg, `${name} ${args[0]}: ${describe(r)}`);
       }
+      assert.deepEqual(await Deno.readFile(img), b, `${name}: the image is unchanged`);
       const left = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => !n.endsWith(".img"));
       assert.deepEqual(left, [], `${name}: get -r left ${left}`); // checked before writing
     }
@@ -738,3 +745,34 @@ function fstestSparse(fs: Lgfs): string {
   fs.commit();
   return "a" + "\0".repeat(3 * BS - 1);
 }
+
+Deno.test("e2e lgfs: rm removes a file or an empty folder; rm -r a folder and all in it, every block back", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/r.img`;
+    await disk(["mkfs", img, "4M"]);
+    await Deno.mkdir(`${dir}/t/sub/deeper`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/x`, "x");
+    await disk(["put", img, `${dir}/x`, "/x"]);
+    await disk(["rm", img, "/x"]);
+    const empty = (await disk(["check", img])).stdout; // the top folder keeps its first block
+    await Deno.writeFile(`${dir}/t/big`, genData(1, 300_000));
+    await Deno.writeTextFile(`${dir}/t/sub/a.txt`, "a");
+    await Deno.writeTextFile(`${dir}/t/sub/deeper/b.txt`, "b");
+    await disk(["put", "-r", img, `${dir}/t`, "/t"]);
+    await disk(["put", "-r", img, `${dir}/t/sub/deeper`, "/e"]);
+    await disk(["rm", img, "/e/b.txt"]);
+    await disk(["rm", img, "/e"]); // empty now
+    const full = await disk(["rm", img, "/t"], EXIT.USAGE);
+    assert.equal(
+      full.stderr,
+      "lguest disk: /t: folder not empty (rm -r removes it and its files)\n",
+    );
+    for (const top of ["/", "/t/.."]) {
+      const r = await disk(["rm", "-r", img, top], EXIT.USAGE);
+      assert.match(r.stderr, /the top folder .* cannot be removed/, describe(r));
+    }
+    await disk(["rm", "-r", img, "/t"]);
+    assert.equal((await disk(["ls", img])).stdout, "");
+    assert.equal((await disk(["check", img])).stdout, empty, "every block and inode back");
+  });
+});

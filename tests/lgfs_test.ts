@@ -192,6 +192,31 @@ Deno.test("lgfs: a host write killed after any number of block writes leaves a c
     assert.equal(reopen(dev).check().leaked, 0);
   }
   assert.ok(sawOld && sawNew, "crashes before and after the switch were both tried");
+  // A new file: absent or whole, never a partial file under its name.
+  const neu = genData(4, 200_000);
+  let sawNone = false, sawWhole = false;
+  for (let k = 0;; k++) {
+    const dev = new MemDev(image.slice());
+    dev.crashAfter = k;
+    let done = false;
+    try {
+      reopen(dev, true).writeFile("/new", [neu]);
+      done = true;
+    } catch (e) {
+      if (!(e instanceof CrashError)) throw e;
+    }
+    dev.crashAfter = null;
+    const fs = reopen(dev);
+    assert.equal(fs.check().leaked, 0, `crash after ${k} writes`);
+    const r = fs.resolve("/new");
+    if (r.ino === null) sawNone = true;
+    else {
+      assert.deepEqual(fileAt(fs, "/new"), neu, `crash after ${k}: a partial /new`);
+      sawWhole = true;
+    }
+    if (done) break;
+  }
+  assert.ok(sawNone && sawWhole);
 });
 
 // ---- Hostile images ----------------------------------------------------------------

@@ -94,6 +94,10 @@ export async function ccCommand(argv: string[]): Promise<number> {
     console.log(USAGE);
     return EXIT.OK;
   }
+  // Our own argv0.c is an input too: without this, no input is clang's "undefined symbol: main".
+  if (argv.every((a, i) => a.startsWith("-") || argv[i - 1] === "-o")) {
+    throw new UsageError("cc: no input files (name the program's .c files)");
+  }
   const { clang, res } = await findToolchain();
   const compileOnly = argv.some((a) => a === "-c" || a === "-E" || a === "-S" || a === "-M");
   let output = "a.wasm";

@@ -113,6 +113,18 @@ Deno.test("cc: a compile error shows clang's diagnostics and exits 125", async (
   });
 });
 
+Deno.test("cc: no input file is one line (not clang's 'undefined symbol: main')", async () => {
+  for (const args of [["-o", "x.wasm"], ["-O2", "-Wall"]]) {
+    const r = await runCli(["cc", ...args]);
+    assert.equal(r.code, EXIT.USAGE, describe(r));
+    assert.equal(
+      r.stderr,
+      "lguest: cc: no input files (name the program's .c files)\n",
+      describe(r),
+    );
+  }
+});
+
 Deno.test("cc: without clang it says in one line what to install", async () => {
   const r = await runCli(["cc", "-o", "x.wasm", "x.c"], { env: { PATH: "/nonexistent" } });
   assert.equal(r.code, EXIT.USAGE, describe(r));

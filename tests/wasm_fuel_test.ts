@@ -11,7 +11,12 @@ import assert from "node:assert/strict";
 import { promising, suspending } from "../engines/jspi.ts";
 import { compileImage, compileReady, preemptionOf } from "../engines/wasm.ts";
 import { checkProfile } from "../engines/wasm_profile.ts";
-import { FUEL, type FuelCounts, instrumentFuel } from "../engines/wasm_fuel.ts";
+import {
+  CODE_BYTES_PER_FUEL,
+  FUEL,
+  type FuelCounts,
+  instrumentFuel,
+} from "../engines/wasm_fuel.ts";
 import { builtinGuests, loadImage, loadReady } from "../launcher/images.ts";
 import { scannerSource } from "../tools/wasm_fuel_scanner.ts";
 import { describe, hasStackTrace, runCli, spawnCli } from "./helpers/run_cli.ts";
@@ -373,6 +378,213 @@ Deno.test("fuel: a loop pays for its longest path, and for every byte that path 
   // A return from inside a loop: the call paid on entry for the 640 bytes before it.
   const ret = await units("ret", 0, 10_000);
   assert.ok(ret >= 11.5 && ret < 13, `ret: ${ret} units a call`);
+});
+
+/**
+ * The units the checks of an instrumented single-function module charge:
+ * at entry, and after each `loop` (void) header in order, read from the
+ * check's `global.get $fuel; i32.const COST` ($fuel is global 0 here).
+ */
+function chargedUnits(b: Uint8Array): { entry: number; loops: number[] } {
+  const code = sectionsOf(b).find(([id]) => id === 10)![1];
+  let p = 0;
+  const leb = () => {
+    let n = 0, shift = 0, x;
+    do {
+      x = code[p++];
+      n |= (x & 0x7f) << shift;
+      shift += 7;
+    } while (x & 0x80);
+    return n;
+  };
+  leb(); // bodies
+  const size = leb(), end = p + size;
+  for (let groups = leb(); groups > 0; groups--) {
+    leb();
+    p++;
+  }
+  const cost = (at: number) => {
+    assert.deepEqual([...code.subarray(at, at + 3)], [0x23, 0, 0x41], `no check at ${at}`);
+    p = at + 3;
+    return leb(); // a positive sleb reads as a uleb
+  };
+  const entry = cost(p);
+  const loops: number[] = [];
+  for (let q = p; q < end - 5; q++) {
+    if (code[q] === LOOP && code[q + 1] === VOID && code[q + 2] === 0x23 && code[q + 3] === 0) {
+      loops.push(cost(q + 2));
+    }
+  }
+  return { entry, loops };
+}
+
+/**
+ * A random function for the longest-path test: nested blocks, loops, ifs
+ * (with and without else), try/catch, br, br_if, br_table, return and
+ * throw, around "pads" (a `call $log(id)` and some nops) whose bytes and
+ * region (the innermost loop, or the function: -1) are known. Branches
+ * and conditions come from an LCG in local 0; a branch back to a loop
+ * spends local 1, so every run ends.
+ */
+function randomBody(rand: (n: number) => number) {
+  const TRY = 0x06, CATCH = 0x07, THROW = 0x08, I32_AND = 0x71, I32_SHR_U = 0x76;
+  const I32_GT_S = 0x4a, CATCH_ALL = 0x19;
+  const pads: { region: number; bytes: number }[] = [];
+  const loopStarts: number[] = []; // per loop: its start pad
+  let loops = 0;
+  const cond = (mask: number) => [
+    GET,
+    0,
+    ...i32(1103515245),
+    I32_MUL,
+    ...i32(12345),
+    I32_ADD,
+    TEE,
+    0,
+    ...i32(16),
+    I32_SHR_U,
+    ...i32(mask),
+    I32_AND,
+  ];
+  const pad = (region: number): number[] => {
+    const id = pads.length;
+    const code = [
+      ...i32(id),
+      CALL,
+      1,
+      ...new Array(rand(3) === 0 ? rand(300) : rand(40)).fill(NOP),
+    ];
+    pads.push({ region, bytes: code.length });
+    return code;
+  };
+  // labels: innermost last; true for a loop
+  const stmts = (labels: boolean[], region: number, depth: number): number[] => {
+    const out: number[] = [];
+    for (let n = rand(depth > 3 ? 2 : 5); n > 0; n--) {
+      const k = rand(depth > 3 ? 3 : 12);
+      const blocks = labels.map((l, i) => l ? -1 : labels.length - 1 - i).filter((d) => d >= 0);
+      if (k <= 2) out.push(...pad(region));
+      else if (k === 3) out.push(BLOCK, VOID, ...stmts([...labels, false], region, depth + 1), END);
+      else if (k === 4) {
+        const id = loops++;
+        const head = pad(id);
+        loopStarts[id] = pads.length - 1;
+        const body = stmts([...labels, true], id, depth + 1);
+        // the back edge: spend local 1
+        const back = [
+          GET,
+          1,
+          ...i32(1),
+          I32_SUB,
+          TEE,
+          1,
+          ...i32(0),
+          I32_GT_S,
+          ...cond(1),
+          I32_AND,
+          BR_IF,
+          0,
+        ];
+        out.push(LOOP, VOID, ...head, ...body, ...back, END);
+      } else if (k === 5) {
+        out.push(...cond(1), IF, VOID, ...stmts([...labels, false], region, depth + 1));
+        if (rand(2)) out.push(ELSE, ...stmts([...labels, false], region, depth + 1));
+        out.push(END);
+      } else if (k === 6) {
+        out.push(TRY, VOID, ...stmts([...labels, false], region, depth + 1));
+        out.push(...(rand(2) ? [CATCH, 0] : [CATCH_ALL]));
+        out.push(...stmts([...labels, false], region, depth + 1), END);
+      } else if (k === 7) out.push(...cond(3), IF, VOID, THROW, 0, END); // may leave the function
+      else if (k === 8 && labels.length > 0) { // br_if: to a loop, spending local 1
+        const d = rand(labels.length);
+        if (labels[labels.length - 1 - d]) {
+          out.push(
+            GET,
+            1,
+            ...i32(1),
+            I32_SUB,
+            TEE,
+            1,
+            ...i32(0),
+            I32_GT_S,
+            ...cond(1),
+            I32_AND,
+            BR_IF,
+            d,
+          );
+        } else out.push(...cond(1), BR_IF, d);
+      } else if (k === 9 && rand(3) === 0) { // br or return: the rest of the list is dead
+        const d = blocks.length > 0 && rand(4) ? blocks[rand(blocks.length)] : labels.length;
+        out.push(BR, d);
+        return out;
+      } else if (k === 10 && blocks.length > 0) {
+        const t = [0, 1, 2, 3].map(() => rand(3) ? blocks[rand(blocks.length)] : labels.length);
+        out.push(...cond(3), BR_TABLE, 3, ...t);
+        return out;
+      } else if (k === 11 && rand(4) === 0) {
+        out.push(RETURN);
+        return out;
+      } else out.push(...pad(region));
+    }
+    return out;
+  };
+  const body = [...i32(40), SET, 1, ...pad(-1), ...stmts([], -1, 0)];
+  return { body, pads, loopStarts, loops };
+}
+
+Deno.test("fuel: no iteration runs more code than the longest path it pays for (random bodies)", () => {
+  let seed = 12345;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  let checkedIterations = 0;
+  for (let f = 0; f < 1500; f++) {
+    const g = randomBody(rand);
+    const bytes = assemble({
+      types: [[[], []], [[I32], []]],
+      imports: [{ module: "env", name: "wait", func: 0 }, { module: "env", name: "log", func: 1 }],
+      funcs: [{ type: 1, locals: [I32], body: g.body }],
+      tags: [0],
+      exports: [{ name: "f", func: 2 }],
+    });
+    assert.ok(WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>), `function ${f} is invalid`);
+    const charged = chargedUnits(instrumented(bytes, 1e9).bytes);
+    assert.equal(charged.loops.length, g.loops);
+    for (const s of [1, 7, 99, 12345]) {
+      const sum = new Map<number, number>(); // region -> bytes run in its current iteration
+      const over: string[] = [];
+      const close = (region: number) => {
+        const ran = sum.get(region) ?? 0;
+        // A unit pays for up to CODE_BYTES_PER_FUEL bytes (1 + longest / 64 units).
+        const paid = (region < 0 ? charged.entry : charged.loops[region]) * CODE_BYTES_PER_FUEL;
+        if (ran > paid) over.push(`region ${region}: ran ${ran} bytes, paid for ${paid}`);
+        sum.set(region, 0);
+        checkedIterations++;
+      };
+      const log = (id: number) => {
+        const p = g.pads[id];
+        if (p.region >= 0 && g.loopStarts[p.region] === id) close(p.region); // a new iteration
+        sum.set(p.region, (sum.get(p.region) ?? 0) + p.bytes);
+      };
+      const inst = new WebAssembly.Instance(
+        new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>),
+        {
+          env: { wait: () => {}, log },
+        },
+      );
+      try {
+        (inst.exports.f as (s: number) => void)(s);
+      } catch (e) {
+        if (!(e instanceof (WebAssembly as unknown as { Exception: typeof Error }).Exception)) {
+          throw e;
+        }
+      }
+      for (const r of sum.keys()) close(r);
+      assert.deepEqual(over, [], `function ${f}, seed ${s}`);
+    }
+  }
+  assert.ok(checkedIterations > 2000, `only ${checkedIterations} iterations checked`);
 });
 
 Deno.test("fuel: the global section is created in order when the module has none", () => {

@@ -42,16 +42,22 @@ export function parseOptions(
     let name: string | undefined;
     let inline: string | undefined;
     let shown = arg;
+    // After GUEST, an unknown option was most likely meant for the guest.
+    const forGuest = positionals.length > 0
+      ? `; for the guest, put -- before its arguments: lguest run ${positionals[0]} -- ${arg} ...`
+      : "";
     if (arg.startsWith("--")) {
       const eq = arg.indexOf("=");
       name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
       inline = eq < 0 ? undefined : arg.slice(eq + 1);
       shown = `--${name}`;
-      if (!(name in options)) throw new UsageError(`unknown option ${shown} (see 'lguest --help')`);
+      if (!(name in options)) {
+        throw new UsageError(`unknown option ${shown} (see 'lguest --help'${forGuest})`);
+      }
     } else {
       name = byShort.get(arg.slice(1, 2));
       if (name === undefined || (arg.length > 2 && options[name].type === "boolean")) {
-        throw new UsageError(`unknown option ${arg} (see 'lguest --help')`);
+        throw new UsageError(`unknown option ${arg} (see 'lguest --help'${forGuest})`);
       }
       shown = arg.slice(0, 2);
       if (arg.length > 2) inline = arg.slice(2);

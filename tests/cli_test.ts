@@ -111,6 +111,12 @@ Deno.test("cli: an unknown option is a usage error", async () => {
     [["run", "--bogus", "hello"], "unknown option --bogus"],
     [["run", "-x", "hello"], "unknown option -x"],
     [["run", "hello", "--bogus=1"], "unknown option --bogus"],
+    // after GUEST: most likely the guest's own option; say how to pass it
+    [
+      ["run", "lua", "-e", "print(1)"],
+      "unknown option -e (see 'lguest --help'; for the guest, put -- before its arguments: " +
+      "lguest run lua -- -e ...)",
+    ],
     [["--bogus"], "--bogus"],
   ]);
 });

@@ -191,7 +191,9 @@ function openImage(path: string, exclusive: boolean, create = false): FileDev {
   }
   if (!ok) {
     libc().close(fd);
-    throw new DiskUsage(`${path}: in use by another lguest (locked)`);
+    throw new DiskUsage(
+      `${path}: in use by another lguest (locked; try again when that run has ended)`,
+    );
   }
   const size = Number(libc().lseek(fd, 0n, 2));
   return new FileDev(fd, size);

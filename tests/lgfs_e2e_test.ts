@@ -470,7 +470,11 @@ Deno.test("e2e lgfs: a running guest's disk is locked: ls and put are refused, t
     await p.waitFor((t) => /^writer: ready$/m.test(t), 30_000);
     for (const args of [["ls", img], ["put", img, `${dir}/f.txt`, "/f.txt"], ["mkfs", img]]) {
       const r = await disk(args, EXIT.USAGE);
-      assert.match(r.stderr, /in use by another lguest \(locked\)/, describe(r));
+      assert.match(
+        r.stderr,
+        /^lguest disk: \S+: in use by another lguest \(locked; try again when that run has ended\)\n$/,
+        describe(r),
+      );
     }
     p.kill("SIGKILL");
     await p.result();

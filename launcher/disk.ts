@@ -32,7 +32,17 @@ import {
   MIN_SIZE,
   validName,
 } from "./lgfs.ts";
-import { libc, O_CREAT, O_RDONLY, O_RDWR, openFile, pread, pwrite, SysError } from "../sys/libc.ts";
+import {
+  errno,
+  libc,
+  O_CREAT,
+  O_RDONLY,
+  O_RDWR,
+  openFile,
+  pread,
+  pwrite,
+  SysError,
+} from "../sys/libc.ts";
 import { lockFile } from "../sys/filelock.ts";
 
 /** How deep `get -r` / `put -r` descend at most. */
@@ -223,13 +233,13 @@ function fmtTime(ns: number): string {
  * any size is quick; stops at the first non-zero byte.
  */
 function holdsData(fd: number, size: number): boolean {
-  const SEEK_DATA = 3, SEEK_HOLE = 4;
+  const SEEK_DATA = 3, SEEK_HOLE = 4, ENXIO = 6;
   const buf = new Uint8Array(1 << 20);
   for (let off = 0; off < size;) {
-    const data = Number(libc().lseek(fd, BigInt(off), SEEK_DATA));
-    if (data < 0) return false; // ENXIO: only a hole from off to the end
-    let hole = Number(libc().lseek(fd, BigInt(data), SEEK_HOLE));
-    if (hole < 0) hole = size;
+    let data = Number(libc().lseek(fd, BigInt(off), SEEK_DATA));
+    if (data < 0 && errno() === ENXIO) return false; // only a hole from off to the end
+    let hole = data < 0 ? -1 : Number(libc().lseek(fd, BigInt(data), SEEK_HOLE));
+    if (data < 0 || hole < 0) [data, hole] = [off, size]; // no SEEK_DATA here: read it all
     for (let at = data; at < hole;) {
       const n = pread(fd, buf.subarray(0, Math.min(buf.length, hole - at)), at);
       if (n === 0) return false;

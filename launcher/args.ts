@@ -87,3 +87,40 @@ export function parseOptions(
   }
   return { values, positionals };
 }
+
+/**
+ * The candidate closest to a mistyped word, at most 2 edits away
+ * (insertions, deletions, substitutions, swaps of neighbours), for a
+ * "did you mean" hint; null when none is that close.
+ */
+export function closest(word: string, candidates: readonly string[]): string | null {
+  let best: string | null = null, bestD = 3;
+  for (const c of candidates) {
+    if (Math.abs(c.length - word.length) >= bestD) continue;
+    const d = editDistance(word.toLowerCase(), c.toLowerCase());
+    if (d < bestD && d < Math.max(c.length, 2)) [best, bestD] = [c, d];
+  }
+  return best;
+}
+
+/** "did you mean 'x'? " for the closest candidate, or "". */
+export function meant(word: string, candidates: readonly string[]): string {
+  const c = closest(word, candidates);
+  return c === null ? "" : `did you mean '${c}'? `;
+}
+
+/** Optimal string alignment distance (Levenshtein with neighbour swaps). */
+function editDistance(a: string, b: string): number {
+  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) {
+        d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.length][b.length];
+}

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { type OptionSpec, parseOptions } from "./args.ts";
+import { meant, type OptionSpec, parseOptions } from "./args.ts";
 import { deviceKinds, UsageError } from "../devices/registry.ts";
 import "../devices/all.ts";
 import { ImageError } from "../engines/wasm.ts";
@@ -229,7 +229,11 @@ async function dispatch(argv: string[]): Promise<number> {
       // Loaded only here, like disk (it embeds libposix.a).
       return (await import("./cc.ts")).ccCommand(rest);
     default:
-      return fail(`unknown command '${cmd}' (try 'lguest --help')`);
+      return fail(
+        `unknown command '${cmd}' (${
+          meant(cmd, ["run", "guests", "disk", "cc", "help"])
+        }try 'lguest --help')`,
+      );
   }
 }
 

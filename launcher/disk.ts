@@ -19,6 +19,7 @@
  */
 
 import { EXIT, permissionMessage } from "./exit.ts";
+import { meant } from "./args.ts";
 import {
   type BlockDev,
   BS,
@@ -745,7 +746,11 @@ export function diskCommand(argv: string[]): number {
         console.log(USAGE);
         return sub === undefined ? EXIT.USAGE : EXIT.OK;
       default:
-        throw new DiskUsage(`unknown disk command '${sub}' (mkfs, ls, put, get, rm, check)`);
+        throw new DiskUsage(
+          `unknown disk command '${sub}' (${
+            meant(sub, ["mkfs", "ls", "put", "get", "rm", "check", "help"])
+          }mkfs, ls, put, get, rm, check)`,
+        );
     }
   } catch (e) {
     if (e instanceof CorruptError) {

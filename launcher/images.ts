@@ -18,6 +18,7 @@ import { FILES, MANIFEST, type ManifestEntry, READY } from "../guests/images/ind
 import type { FuelCounts } from "../engines/wasm_fuel.ts";
 import { printable } from "../sys/text.ts";
 import { readInputFile } from "./input_file.ts";
+import { meant } from "./args.ts";
 
 /** One built-in guest (an entry of `guests/images/manifest.json`). */
 export type BuiltinGuest = ManifestEntry;
@@ -103,9 +104,9 @@ export async function loadImage(
   } catch (e) {
     if (e instanceof Deno.errors.NotFound && !looksLikePath) {
       throw new UsageError(
-        `unknown guest '${
-          printable(guest, 100)
-        }' (not a built-in guest, see 'lguest guests', nor a file)`,
+        `unknown guest '${printable(guest, 100)}' (${
+          meant(guest, MANIFEST.map((g) => g.name))
+        }not a built-in guest, see 'lguest guests', nor a file)`,
       );
     }
   }

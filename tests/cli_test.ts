@@ -122,7 +122,12 @@ Deno.test("cli: an unknown option is a usage error", async () => {
 });
 
 Deno.test("cli: an unknown command is a usage error", async () => {
-  assertUsageError(await runCli(["frobnicate"]), "unknown command 'frobnicate'");
+  assertUsageError(
+    await runCli(["frobnicate"]),
+    "unknown command 'frobnicate' (try 'lguest --help')",
+  );
+  // a typo close to a command is named
+  assertUsageError(await runCli(["rnu", "hello"]), "unknown command 'rnu' (did you mean 'run'?");
 });
 
 Deno.test("cli: run without a GUEST is a usage error", async () => {
@@ -143,7 +148,11 @@ Deno.test("cli: an option missing its value is a usage error", async () => {
 // ---- Bad guests -------------------------------------------------------------
 
 Deno.test("cli: an unknown guest name is a usage error", async () => {
-  assertUsageError(await runCli(["run", "no-such-guest"]), "unknown guest 'no-such-guest'");
+  assertUsageError(await runCli(["run", "no-such-guest"]), "unknown guest 'no-such-guest' (not");
+  assertUsageError(
+    await runCli(["run", "sqlite"]),
+    "unknown guest 'sqlite' (did you mean 'sqlite3'?",
+  );
 });
 
 Deno.test("cli: a nonexistent path is a usage error", async () => {

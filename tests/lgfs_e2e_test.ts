@@ -416,7 +416,8 @@ Deno.test("e2e lgfs: bad arguments and missing files: one line and EXIT.USAGE", 
       [["get", img, "/", `${dir}/x`], /is a directory \(use get -r\)/],
       [["put", img, `${dir}/none`, "/x"], /no such file/],
       [["put", img, dir, "/x"], /is a directory \(use put -r\)/],
-      [["frob", img], /unknown disk command/],
+      [["frob", img], /unknown disk command 'frob' \(mkfs, ls/],
+      [["mfks", img], /unknown disk command 'mfks' \(did you mean 'mkfs'\? mkfs, ls/],
       [["check", `${dir}/empty.img`], /no such file/],
     ];
     await Deno.writeFile(`${dir}/zero.img`, new Uint8Array(1 << 20));

@@ -18,6 +18,7 @@ import { lanPair } from "./helpers/resources.ts";
 import { EXIT } from "../launcher/cli.ts";
 import { embeddedPayload, writeEmbedding } from "../guests/build.ts";
 import { asciiOnly } from "../tools/ascii.ts";
+import { eagerFunctions } from "../tools/eager.ts";
 
 /** What `deno run` needs for the CLI with disks and pcap (README "Ship it"). */
 const RUN_FLAGS = ["--allow-read", "--allow-write", "--allow-ffi"];
@@ -85,8 +86,10 @@ async function bundle(entry: string, out: string, extra: string[] = []): Promise
     cwd: ROOT_PATH,
   });
   assert.equal(r.code, 0, `deno bundle ${entry}\n${show(r)}`);
-  // As `deno task bundle`: the bundle made pure ASCII (tools/ascii.ts).
-  await Deno.writeTextFile(out, asciiOnly(await Deno.readTextFile(out)));
+  // As `deno task bundle`: functions marked for eager compilation (tools/eager.ts), then the
+  // bundle made pure ASCII (tools/ascii.ts).
+  const text = eagerFunctions(await Deno.readTextFile(out)).text;
+  await Deno.writeTextFile(out, asciiOnly(text));
 }
 
 async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -280,4 +283,68 @@ Deno.test("ship: tools/ascii.ts makes a bundle pure ASCII without changing what 
   const g = globalThis as Record<string, unknown>;
   assert.deepEqual(g.__ascii, ["a\u00a7b\u{1f600}c", true, 1]);
   delete g.__ascii;
+});
+
+Deno.test("ship: tools/eager.ts marks a bundle's functions for eager compilation without changing what it does", async () => {
+  // The shapes `deno bundle` writes: module bodies under __esm, functions declared at the top
+  // level (hoisted: used above their declaration), and blocks the tool must leave alone.
+  const bundle = `var __esm = (fn, res) => function __init() {
+  return fn && (res = (0, fn[Object.getOwnPropertyNames(fn)[0]])(fn = 0)), res;
+};
+
+// a.ts
+var A;
+var init_a = __esm({
+  "a.ts"() {
+    A = early() + later();
+  }
+});
+function early() {
+  return 1;
+}
+
+// b.ts
+var B = used();
+function used() {
+  return \`x
+}
+y\`.length;
+}
+async function* gen() {
+  yield 1;
+}
+function later() {
+  return 2;
+}
+function meta() {
+  return typeof import.meta.url;
+}
+
+// launcher/disk.ts
+function cold() {
+  return 3;
+}
+init_a();
+globalThis.__eager.push([A, B, typeof gen, cold(), meta()]);
+`;
+  const out = eagerFunctions(bundle);
+  // early, later, gen; not used (its block ends inside a template), meta (import.meta is
+  // module syntax: it does not parse alone, so it stays), nor cold (a module run never calls).
+  assert.equal(out.functions, 3);
+  assert.equal(out.modules, 1);
+  assert.match(out.text, /^var early = \(function early\(\) \{$/m);
+  assert.match(out.text, /^async function\* gen|^var gen = \(async function\* gen\(\) \{$/m);
+  assert.match(out.text, /^ {2}"a\.ts": \(function\(\) \{$/m);
+  assert.match(out.text, /^function cold\(\) \{$/m);
+  assert.match(out.text, /^function used\(\) \{$/m);
+  const g = globalThis as unknown as { __eager: unknown[] };
+  g.__eager = [];
+  await withTemp(async (dir) => {
+    for (const [name, text] of [["before.js", bundle], ["after.js", out.text]]) {
+      await Deno.writeTextFile(`${dir}/${name}`, text);
+      await import(`file://${dir}/${name}`);
+    }
+  });
+  assert.deepEqual(g.__eager, [[3, 5, "function", 3, "string"], [3, 5, "function", 3, "string"]]);
+  delete (g as { __eager?: unknown }).__eager;
 });

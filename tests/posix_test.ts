@@ -82,6 +82,7 @@ Deno.test("posix: argv keeps word boundaries, NAME=VALUE words are the environme
       "argv[3] = 'x=1'",
       "GREETING=hello world",
       "longjmp came back with 42",
+      "memcpy memmove memset: ok",
       "malloc 8 MiB: ok",
       "monotonic ok: 1",
       "getentropy: 0",

@@ -5,8 +5,9 @@
  *
  * - `libposix.a`: the guest kit (without its own libc and allocator; its
  *   boot calls `lguest_posix_main` instead of `main`), the arch entry, the
- *   WASI calls (`wasi.c`), the setjmp/longjmp runtime (`sjlj.c`) and
- *   wasi-libc's missing pieces (`stubs.c`). `lguest cc` links user
+ *   WASI calls (`wasi.c`), the setjmp/longjmp runtime (`sjlj.c`),
+ *   wasi-libc's missing pieces (`stubs.c`) and bulk-memory memcpy, memmove
+ *   and memset (`mem.s`). `lguest cc` links user
  *   programs against it (launcher/cc.ts), with wasi-libc and compiler-rt.
  * - `lua` and `sqlite3`: built from pinned upstream sources fetched at
  *   build time (sources.ts), never kept in git.
@@ -184,6 +185,8 @@ export async function buildPosix(
     ["posix/crc32.c", layerFlags],
     ["posix/sjlj.c", [...prog, "-O2", "-Wall", "-Wextra", "-Werror"]],
     ["posix/stubs.c", [...prog, "-O2", "-Wall", "-Wextra", "-Werror"]],
+    // memcpy, memmove, memset as bulk memory instructions (see the file: why not C).
+    ["posix/mem.s", ["--target=wasm32-wasi", "-mbulk-memory"]],
   ];
   await Promise.all(
     layer.map(([src, flags]) => tools.run(tools.clang, [...flags, "-c", src, "-o", o(src)])),

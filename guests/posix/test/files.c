@@ -81,6 +81,35 @@ static void files(void)
 	}
 }
 
+/* memcpy, memmove (overlapping both ways) and memset against byte loops;
+ * the pointers go through volatile so that clang calls the library's. */
+static void mem(void)
+{
+	static unsigned char a[300], want[300];
+	void *(*volatile cp)(void *, const void *, size_t) = memcpy;
+	void *(*volatile mv)(void *, const void *, size_t) = memmove;
+	void *(*volatile st)(void *, int, size_t) = memset;
+	int ok = 1;
+
+	for (int i = 0; i < 300; i++)
+		a[i] = want[i] = (unsigned char)(i * 7);
+	ok &= cp(a + 200, a, 100) == a + 200;
+	for (int i = 0; i < 100; i++)
+		want[200 + i] = want[i];
+	ok &= mv(a + 10, a, 150) == a + 10; /* forward overlap: copies as if through a buffer */
+	for (int i = 149; i >= 0; i--)
+		want[10 + i] = want[i];
+	ok &= mv(a, a + 5, 150) == a; /* backward overlap */
+	for (int i = 0; i < 150; i++)
+		want[i] = want[5 + i];
+	ok &= st(a + 290, 0x1ab, 10) == a + 290 && cp(a, a, 0) == a && st(a, 0, 0) == a;
+	for (int i = 290; i < 300; i++)
+		want[i] = 0xab;
+	for (int i = 0; i < 300; i++)
+		ok &= a[i] == want[i];
+	printf("memcpy memmove memset: %s\n", ok ? "ok" : "WRONG");
+}
+
 int main(int argc, char **argv)
 {
 	volatile int jumped = 0;
@@ -93,6 +122,7 @@ int main(int argc, char **argv)
 	for (int i = 0; i < argc; i++)
 		printf("argv[%d] = '%s'\n", i, argv[i]);
 	printf("GREETING=%s\n", getenv("GREETING") ? getenv("GREETING") : "(unset)");
+	mem();
 	if (setjmp(jb) == 0)
 		jump(42);
 	else

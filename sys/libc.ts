@@ -28,6 +28,7 @@ const SYMBOLS = {
   tcgetpgrp: { parameters: ["i32"], result: "i32" },
   tcsetpgrp: { parameters: ["i32", "i32"], result: "i32" },
   getpid: { parameters: [], result: "i32" },
+  clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
   getpgrp: { parameters: [], result: "i32" },
   setpgid: { parameters: ["i32", "i32"], result: "i32" },
   signal: { parameters: ["i32", "pointer"], result: "pointer" },

@@ -42,3 +42,26 @@ Deno.test("rng: every guest has one; it gives different bytes to each run and fi
   const bytes = new Set(hex[0].match(/../g));
   assert.ok(bytes.size >= 16, hex[0]);
 });
+
+Deno.test("clock: env.rdtsc counts nanoseconds, from libc's monotonic clock or, without FFI, performance.now()", async () => {
+  const { rdtsc } = await import("../engines/wasm.ts");
+  const a = rdtsc(), t = performance.now();
+  await new Promise((r) => setTimeout(r, 20));
+  const b = rdtsc(), host = (performance.now() - t) * 1e6;
+  assert.equal(typeof a, "bigint");
+  const ns = Number(b - a);
+  assert.ok(ns >= 19e6 && ns < host + 5e6, `${ns} ns over ${host} ns of performance.now()`);
+  // Without --allow-ffi (the API in a program given fewer permissions): still a clock.
+  const script = `import { rdtsc } from ${
+    JSON.stringify(new URL("../engines/wasm.ts", import.meta.url).href)
+  };
+    const a = rdtsc(); await new Promise((r) => setTimeout(r, 20)); console.log(String(rdtsc() - a));`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", script],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout).trim();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  assert.ok(Number(text) >= 19e6 && Number(text) < 5e9, `without FFI: ${text} ns`);
+});

@@ -210,6 +210,13 @@ function openImage(path: string, exclusive: boolean, create = false): FileDev {
   return new FileDev(fd, size);
 }
 
+/**
+ * Open the image's file system for fn. One that will be changed
+ * (`exclusive`: put, rm) is checked whole first, as get does, so a disk a
+ * guest left corrupt (a block used twice, a bitmap that says free where a
+ * file lives) is refused rather than made worse; and the orphans a crash
+ * left are freed, as a guest's mount would.
+ */
 function withImage<T>(
   path: string,
   exclusive: boolean,
@@ -217,7 +224,12 @@ function withImage<T>(
 ): T {
   const dev = openImage(path, exclusive);
   try {
-    return fn(Lgfs.open(dev, { writable: exclusive }), dev);
+    const fs = Lgfs.open(dev, { writable: exclusive });
+    if (exclusive) {
+      fs.check();
+      fs.freeOrphans();
+    }
+    return fn(fs, dev);
   } finally {
     dev.close();
   }
@@ -521,7 +533,6 @@ function rm(argv: string[]): number {
       fs.unlink(path);
       return EXIT.OK;
     }
-    if (has("r")) fs.check(); // what a guest left: no cycle, nothing used twice
     fs.rmdir(path, has("r"));
     return EXIT.OK;
   });

@@ -1183,6 +1183,26 @@ export class Lgfs {
   }
 
   /**
+   * Free every orphan (an inode with no name and nlink 0: left by a crash
+   * in the middle of a put, a replace or a remove, or by a guest that died
+   * with an unlinked file open), as a guest's mount does. Only for a disk
+   * no guest has (the host's exclusive lock) that check() passed, so nlink
+   * 0 means no name. Returns how many were freed.
+   */
+  freeOrphans(): number {
+    let freed = 0;
+    for (let ino = ROOT_INO + 1; ino < this.g.inodes; ino++) {
+      const n = this.inode(ino);
+      if (n.mode === 0 || n.nlink !== 0) continue;
+      this.#ifree(ino);
+      this.#step();
+      freed++;
+    }
+    this.commit();
+    return freed;
+  }
+
+  /**
    * Remove a folder (not the top one): an empty one, or with `recursive`
    * everything in it first, depth first. Each name goes with its inode's
    * nlink in one transaction, so a crash part-way leaves a smaller tree

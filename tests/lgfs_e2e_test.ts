@@ -373,8 +373,17 @@ Deno.test("e2e lgfs: hostile images: one line, EXIT.USAGE, nothing written outsi
       // rm -r checks the whole disk before it removes anything (the superblock case
       // is refused at the open, the others by the check).
       const rm = name === "superblock" ? [] : [["rm", "-r", img, name === "slash" ? "/" : "/d"]];
+      // put checks the whole disk too: a corrupt one is refused, not made worse.
+      await Deno.writeTextFile(`${dir}/new.txt`, "new");
+      const put = ["put", img, `${dir}/new.txt`, "/new.txt"];
       for (
-        const args of [["check", img], ...ls, ["get", "-r", img, "/", `${dir}/out-${name}`], ...rm]
+        const args of [
+          ["check", img],
+          ...ls,
+          ["get", "-r", img, "/", `${dir}/out-${name}`],
+          ...rm,
+          put,
+        ]
       ) {
         const r = await disk(args, EXIT.USAGE);
         assert.equal(lines(r.stderr).length, 1, `${name} ${args[0]}: ${describe(r)}`);
@@ -382,7 +391,8 @@ Deno.test("e2e lgfs: hostile images: one line, EXIT.USAGE, nothing written outsi
         assert.match(r.stderr, msg, `${name} ${args[0]}: ${describe(r)}`);
       }
       assert.deepEqual(await Deno.readFile(img), b, `${name}: the image is unchanged`);
-      const left = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) => !n.endsWith(".img"));
+      const left = [...Deno.readDirSync(dir)].map((e) => e.name)
+        .filter((n) => !n.endsWith(".img") && n !== "new.txt");
       assert.deepEqual(left, [], `${name}: get -r left ${left}`); // checked before writing
     }
     // A name that is not UTF-8 is valid lgfs (check passes) but no host file name: get -r says so.
@@ -779,5 +789,35 @@ Deno.test("e2e lgfs: rm removes a file or an empty folder; rm -r a folder and al
     await disk(["rm", "-r", img, "/t"]);
     assert.equal((await disk(["ls", img])).stdout, "");
     assert.equal((await disk(["check", img])).stdout, empty, "every block and inode back");
+  });
+});
+
+Deno.test("e2e lgfs: an orphan a crash left is freed by the next put or rm (check says so before)", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/o.img`;
+    await disk(["mkfs", img, "2M"]);
+    // An orphan as a crash leaves one (a put of a file large enough to
+    // commit on the way, a guest dying with an unlinked file open): an
+    // inode with data, nlink 0 and no name.
+    const dev = new MemDev(await Deno.readFile(img));
+    const fs = Lgfs.open(dev, { writable: true });
+    fs.writeFile("/big", [genData(2, 300_000)]);
+    const e = fs.lookupIn(1, "big")!;
+    const b = dev.bytes, dv = new DataView(b.buffer, b.byteOffset);
+    dv.setUint32(fs.bmap(fs.inode(1), 0) * BS + (e.slot % 32) * 128, 0, true); // no name
+    dv.setUint32((fs.g.istart + Math.floor(e.ino / 32)) * BS + (e.ino % 32) * 128 + 4, 0, true);
+    await Deno.writeFile(img, b);
+    const c = await disk(["check", img]);
+    assert.match(c.stdout, /consistent: 0 files, .*, 1 unlinked files to free at the next mount/);
+    assert.equal((await disk(["ls", img])).stdout, "");
+    await Deno.writeTextFile(`${dir}/n.txt`, "n");
+    await disk(["put", img, `${dir}/n.txt`, "/n.txt"]);
+    const after = await disk(["check", img]);
+    assert.match(
+      after.stdout,
+      /consistent: 1 files, 1 directories, 2 blocks used/,
+      describe(after),
+    );
+    assert.doesNotMatch(after.stdout, /unlinked|leaked/, describe(after));
   });
 });

@@ -18,7 +18,8 @@
  *   through one iteration, in bytes) / {@link CODE_BYTES_PER_FUEL}: an
  *   iteration pays for every byte it could run (inner loops and callees
  *   pay again for theirs; see {@link Paths});
- * - at the entry of every function, charging 1 + (the longest path
+ * - at the entry of every function but a leaf (no call, loop or try;
+ *   named only by direct calls, whose paths pay for it), charging 1 + (the longest path
  *   through its body) / {@link CODE_BYTES_PER_FUEL}: a call pays for its
  *   straight-line code, and every cycle of calls passes a check. (Small call-free functions
  *   once ran unmetered; a loop of 64 bytes calling one 30 times per
@@ -272,6 +273,8 @@ interface Frame {
   longest: number;
   /** No `try` in it: a catch is entered from anywhere in its try, so then all its bytes are charged. */
   exact: boolean;
+  /** What the calls of leaves in it (not in its inner loops) cost, together. */
+  leaves: number;
 }
 
 /** An open block, if, try or loop. */
@@ -308,10 +311,19 @@ class Paths {
   #last: number;
   #ended = false;
 
-  constructor(b: Uint8Array, instr: number, end: number) {
+  readonly #callee: (func: number) => number;
+
+  /** `callee(f)`: the bytes its callers pay for function f (a leaf), or 0 (it pays itself). */
+  constructor(
+    b: Uint8Array,
+    instr: number,
+    end: number,
+    callee: (func: number) => number = () => 0,
+  ) {
     this.#b = b;
     this.#end = end;
-    this.#frames = [{ check: 0, start: instr, entry: NONE, longest: NONE, exact: true }];
+    this.#callee = callee;
+    this.#frames = [{ check: 0, start: instr, entry: NONE, longest: NONE, exact: true, leaves: 0 }];
     this.#last = instr;
   }
 
@@ -368,6 +380,13 @@ class Paths {
     else if (d > t.join) t.join = d;
   }
 
+  /** What the call at `at` costs its caller: a leaf's bytes, or 0 (the callee pays itself). */
+  #leaf(at: number): number {
+    const bytes = this.#callee(this.#u32(at + 1));
+    this.#frames[this.#frames.length - 1].leaves += bytes;
+    return bytes;
+  }
+
   #after(dist: number, len: number): number {
     return dist === NONE ? NONE : dist + len;
   }
@@ -375,7 +394,14 @@ class Paths {
   /** A loop header ends at `at`; its check is inserts[check]. */
   loop(at: number, check: number): void {
     this.#advance(at);
-    this.#frames.push({ check, start: at, entry: this.#cur, longest: NONE, exact: true });
+    this.#frames.push({
+      check,
+      start: at,
+      entry: this.#cur,
+      longest: NONE,
+      exact: true,
+      leaves: 0,
+    });
     this.#labels.push({
       kind: LOOP,
       frame: this.#frames.length - 1,
@@ -478,10 +504,16 @@ class Paths {
         this.#last = p;
         return null;
       }
+      case 0x10: { // call: a leaf's code runs here, paid for by this path
+        const leaf = this.#leaf(at);
+        if (cur !== NONE) this.#cur = cur + leaf;
+        return null;
+      }
       default: { // return, return_call(_indirect), throw, rethrow, unreachable: every frame ends
         let len = 1;
         if (op === 0x08 || op === 0x09 || op === 0x12 || op === 0x13) len += this.#leb(at + 1);
         if (op === 0x13) len += this.#leb(at + len);
+        if (op === 0x12) len += this.#leaf(at);
         this.#exitTo(-1, this.#after(cur, len));
         this.#cur = NONE;
         this.#last = at + len;
@@ -490,15 +522,22 @@ class Paths {
     }
   }
 
+  /** No try in the body (outside its loops): its longest path is exact. */
+  get exact(): boolean {
+    return this.#frames[0].exact;
+  }
+
   /** The body has ended, every block closed. */
   done(): boolean {
     return this.#ended && this.#labels.length === 0;
   }
 
-  /** What a frame's check charges: its longest path, never more than all its bytes. */
+  /**
+   * What a frame's check charges: its longest path, the leaves it calls
+   * included; or all its bytes and every call of a leaf in it.
+   */
   #charge(f: Frame, end: number): number {
-    const all = end - f.start;
-    return f.exact ? Math.min(Math.max(f.longest, 0), all) : all;
+    return f.exact ? Math.max(f.longest, 0) : end - f.start + f.leaves;
   }
 }
 
@@ -506,7 +545,7 @@ class Paths {
 
 /** Section ids in their required order (custom sections aside). */
 const SECTION_ORDER = [1, 2, 3, 4, 5, 13, 6, 7, 8, 9, 12, 10, 11];
-const TYPE = 1, IMPORT = 2, FUNCTION = 3, GLOBAL = 6, START = 8, CODE = 10;
+const TYPE = 1, IMPORT = 2, FUNCTION = 3, GLOBAL = 6, EXPORT = 7, START = 8, ELEM = 9, CODE = 10;
 
 interface Section {
   id: number;
@@ -581,6 +620,37 @@ function scanImports(b: Uint8Array, s: Section | undefined) {
     }
   }
   return { wait, waitType, globals, funcs };
+}
+
+/**
+ * The functions a module names other than in a direct call: exported, or
+ * in an element segment (the only ways the profile allows). null for an
+ * element segment of another form (then no function is taken for a leaf).
+ */
+function namedFunctions(
+  b: Uint8Array,
+  exp: Section | undefined,
+  elem: Section | undefined,
+): Set<number> | null {
+  const named = new Set<number>();
+  if (exp !== undefined) {
+    const r = new Reader(b, exp.contentStart, exp.end);
+    for (let n = r.u32(); n > 0; n--) {
+      r.skip(r.u32()); // the name
+      const kind = r.byte(), index = r.u32();
+      if (kind === 0) named.add(index);
+    }
+  }
+  if (elem !== undefined) {
+    const r = new Reader(b, elem.contentStart, elem.end);
+    for (let n = r.u32(); n > 0; n--) {
+      if (r.u32() !== 0 || r.byte() !== 0x41) return null; // active, table 0, i32.const offset
+      r.skipLeb(32);
+      if (r.byte() !== 0x0b) return null;
+      for (let k = r.u32(); k > 0; k--) named.add(r.u32());
+    }
+  }
+  return named;
 }
 
 /** Is type `index` of the type section `() -> ()`? */
@@ -698,14 +768,33 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   const plans: { start: number; end: number; inserts: [number, Uint8Array][]; size: number }[] = [];
   let codeContent = 0;
   const counts: FuelCounts = { loops: 0, entries: 0, bulk: 0 };
+  // Leaves: bodies without a call of any kind, a loop or a try, named by nothing but direct
+  // calls (not exported, not in the table). A call of one pays on the caller's path for the
+  // leaf's longest path and a unit more, what the leaf's own check charged (none runs
+  // unmetered: a leaf called over and over from one metered loop iteration would multiply
+  // what a unit buys); so a leaf needs no check of its own.
+  const leaves = new Map<number, number>(); // function index -> bytes a call of it costs
+  const named = namedFunctions(b, find(EXPORT), find(ELEM));
+  for (let i = 0, f = imports.funcs; named !== null && i < rec.length; i += 5 + rec[i + 4], f++) {
+    if (rec[i + 3] !== 0 || named.has(f)) continue;
+    const paths = new Paths(b, rec[i + 2] + d, rec[i + 1] + d);
+    let bytes = NONE;
+    for (let j = i + 5; j < i + 5 + rec[i + 4] && (rec[j] & 3) !== AT_CHECK; j++) {
+      const at = (rec[j] >>> 2) + d, what = rec[j] & 3;
+      if (what === AT_OPEN) paths.open(at);
+      else if (what === AT_CTRL) bytes = paths.ctrl(at)?.bytes ?? bytes;
+    }
+    if (paths.done() && paths.exact) leaves.set(f, bytes + CODE_BYTES_PER_FUEL);
+  }
+  const callee = (f: number) => leaves.get(f) ?? 0;
   for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
     const [start, end, instr] = [rec[i] + d, rec[i + 1] + d, rec[i + 2] + d];
     const inserts: [number, Uint8Array][] = [];
-    // Every function pays on entry (none runs unmetered: a call-free leaf called over and
-    // over from one metered loop iteration would multiply what a unit buys).
-    inserts.push([instr, EMPTY]); // its cost is known at the body's end
-    counts.entries++;
-    const paths = new Paths(b, instr, end);
+    // Every function but a leaf pays on entry.
+    const leaf = leaves.has(imports.funcs + plans.length);
+    inserts.push([instr, EMPTY]); // its cost is known at the body's end (a leaf's stays empty)
+    if (!leaf) counts.entries++;
+    const paths = new Paths(b, instr, end, callee);
     for (let j = i + 5; j < i + 5 + rec[i + 4]; j++) {
       const at = (rec[j] >>> 2) + d, what = rec[j] & 3;
       if (what === AT_PAY) {
@@ -720,7 +809,9 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
         // A loop ends: it pays, per iteration, for its longest path (inner loops and calls
         // pay again for theirs); so does the body, on entry, at its own end.
         const ended = paths.ctrl(at);
-        if (ended !== null) inserts[ended.check][1] = check(costOf(ended.bytes));
+        if (ended !== null && !(leaf && ended.check === 0)) {
+          inserts[ended.check][1] = check(costOf(ended.bytes));
+        }
       }
     }
     if (!paths.done()) throw new Malformed("a block without its end");

@@ -380,6 +380,41 @@ Deno.test("fuel: a loop pays for its longest path, and for every byte that path 
   assert.ok(ret >= 11.5 && ret < 13, `ret: ${ret} units a call`);
 });
 
+Deno.test("fuel: a leaf needs no check: each call of it pays on the caller's path", async () => {
+  const leaf = [...nops(200), GET, 0]; // no call, loop or try
+  // deno-fmt-ignore
+  const calls = [ // n iterations, three calls of the leaf each
+    BLOCK, VOID, LOOP, VOID,
+      GET, 0, 0x45, BR_IF, 1,
+      GET, 0, ...i32(1), I32_SUB, SET, 0,
+      GET, 0, CALL, 1, CALL, 1, CALL, 1, DROP,
+      BR, 0,
+    END, END,
+    GET, 0,
+  ];
+  const def: ModuleDef = {
+    types: [[[], []], [[I32], [I32]]],
+    imports: [{ module: "env", name: "wait", func: 0 }],
+    funcs: [
+      { type: 1, body: leaf }, // 1: named only by calls
+      { type: 1, body: calls }, // 2
+      { type: 1, body: leaf }, // 3: in the table
+      { type: 1, body: leaf }, // 4: exported
+    ],
+    table: 1,
+    elems: [{ offset: 0, funcs: [3] }],
+    exports: [{ name: "calls", func: 2 }, { name: "leaf", func: 4 }],
+  };
+  const fuel = 1000;
+  const r = instrumented(assemble(def), fuel);
+  assert.deepEqual([r.entries, r.loops], [3, 1], "function 1 has no check, 2 3 4 have theirs");
+  const b = instantiate(r.bytes);
+  assert.equal(await b.exports.calls(10_000), 0);
+  // Each call pays what the leaf's own check did (1 + 203 / 64 = 4 units), the loop 1 more.
+  const units = fuel / (10_000 / b.counter.waits);
+  assert.ok(units >= 12.5 && units < 15, `${units} units an iteration`);
+});
+
 /**
  * The units the checks of an instrumented single-function module charge:
  * at entry, and after each `loop` (void) header in order, read from the
@@ -418,6 +453,9 @@ function chargedUnits(b: Uint8Array): { entry: number; loops: number[] } {
   return { entry, loops };
 }
 
+/** The bytes of the random bodies' leaf function (no call, loop or try): 150 nops and its end. */
+const LEAF_BYTES = 151;
+
 /**
  * A random function for the longest-path test: nested blocks, loops, ifs
  * (with and without else), try/catch, br, br_if, br_table, return and
@@ -454,8 +492,10 @@ function randomBody(rand: (n: number) => number) {
       1,
       ...new Array(rand(3) === 0 ? rand(300) : rand(40)).fill(NOP),
     ];
-    pads.push({ region, bytes: code.length });
-    return code;
+    // A call of the leaf (function 3): its body runs as part of this pad.
+    const leaf = rand(4) === 0 ? [CALL, 3] : [];
+    pads.push({ region, bytes: code.length + leaf.length + (leaf.length ? LEAF_BYTES : 0) });
+    return [...code, ...leaf];
   };
   // labels: innermost last; true for a loop
   const stmts = (labels: boolean[], region: number, depth: number): number[] => {
@@ -533,6 +573,7 @@ function randomBody(rand: (n: number) => number) {
 }
 
 Deno.test("fuel: no iteration runs more code than the longest path it pays for (random bodies)", () => {
+  // Function 3 is a leaf: no check of its own, its calls paid for on the caller's paths.
   let seed = 12345;
   const rand = (n: number) => {
     seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
@@ -544,7 +585,7 @@ Deno.test("fuel: no iteration runs more code than the longest path it pays for (
     const bytes = assemble({
       types: [[[], []], [[I32], []]],
       imports: [{ module: "env", name: "wait", func: 0 }, { module: "env", name: "log", func: 1 }],
-      funcs: [{ type: 1, locals: [I32], body: g.body }],
+      funcs: [{ type: 1, locals: [I32], body: g.body }, { type: 0, body: nops(150) }],
       tags: [0],
       exports: [{ name: "f", func: 2 }],
     });

@@ -49,10 +49,15 @@ const REF_BURST = 20_000;
 /**
  * The reference's burst: REF_BURST `Uint8Array.set`s of a `size`-byte
  * frame into a ring (the copy each transfer is); returns its milliseconds.
+ * The frame is page-aligned as netblast's is, and so is the ring (both in
+ * a small wasm memory, mapped at a page boundary): buffers from `new
+ * Uint8Array` land wherever the allocator puts them, and a copy's speed
+ * depends on where (see bench/dma.ts).
  */
 function copier(size: number): () => number {
-  const frame = new Uint8Array(size).fill(7);
-  const ring = new Uint8Array(8 * 2048);
+  const mem = new Uint8Array(new WebAssembly.Memory({ initial: 1, maximum: 1 }).buffer);
+  const frame = mem.subarray(0, size).fill(7);
+  const ring = mem.subarray(4096, 4096 + 8 * 2048);
   const views = Array.from({ length: 8 }, (_, i) => ring.subarray(i * 2048, i * 2048 + size));
   return () => {
     const t = performance.now();

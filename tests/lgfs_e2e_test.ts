@@ -10,7 +10,7 @@
  */
 
 import assert from "node:assert/strict";
-import { describe, hasStackTrace, lines, runCli, spawnCli } from "./helpers/run_cli.ts";
+import { describe, hasStackTrace, lines, ROOT_PATH, runCli, spawnCli } from "./helpers/run_cli.ts";
 import { genData, inTempDir } from "./helpers/resources.ts";
 import { EXIT } from "../launcher/cli.ts";
 import { BS, crc32, Lgfs, MemDev } from "../launcher/lgfs.ts";
@@ -749,6 +749,22 @@ Deno.test("e2e lgfs: HOSTPATH '-' is standard input for put and standard output 
       assert.match(r.stderr, msg, describe(r));
     }
     assert.deepEqual([...Deno.readDirSync(dir)].map((e) => e.name), ["s.img"]);
+    // A reader that stops early (| head): 141, as SIGPIPE would, and no message.
+    await Deno.writeFile(`${dir}/big`, genData(3, 1 << 20)); // more than a pipe holds
+    await disk(["put", img, `${dir}/big`, "/big"]);
+    const r = await new Deno.Command("bash", {
+      args: [
+        "-c",
+        `set -o pipefail; "$0" run -A "$1" disk get "$2" /big - | head -c 2 >/dev/null`,
+        Deno.execPath(),
+        `${ROOT_PATH}/main.ts`,
+        img,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assert.equal(r.code, EXIT.SIGNAL_BASE + 13, new TextDecoder().decode(r.stderr));
+    assert.equal(new TextDecoder().decode(r.stderr), "");
   });
 });
 

@@ -2,12 +2,15 @@
  * `lguest disk`: make, list, check and copy files in and out of lgfs disk
  * images (the guest kit's file system, docs/disk-format.md).
  *
- *   lguest disk mkfs IMAGE [SIZE]             new file system (SIZE: create/resize the file)
- *   lguest disk ls IMAGE [PATH]               list a directory (or one file)
- *   lguest disk put [-r] IMAGE HOSTPATH PATH  copy a host file (or folder) onto the disk
- *   lguest disk get [-r] IMAGE PATH HOSTPATH  copy a file (or folder) off the disk
- *   lguest disk rm [-r] IMAGE PATH            remove a file or folder
- *   lguest disk check IMAGE                   check the file system's consistency
+ *   lguest disk mkfs [-f] IMAGE [SIZE]         new file system (SIZE: create/resize the file)
+ *   lguest disk ls IMAGE [PATH]                list a directory (or one file)
+ *   lguest disk put [-rf] IMAGE HOSTPATH PATH  copy a host file (or folder) onto the disk
+ *   lguest disk get [-rf] IMAGE PATH HOSTPATH  copy a file (or folder) off the disk
+ *   lguest disk rm [-r] IMAGE PATH             remove a file or folder
+ *   lguest disk check IMAGE                    check the file system's consistency
+ *
+ * Nothing is replaced without -f (an image holding data, a file on the
+ * disk, a host file); HOSTPATH '-' is standard input/output.
  *
  * Images are locked like `--block` disks (sys/filelock.ts): shared for ls,
  * get and check, exclusive for mkfs, put and rm; a running guest's disk is
@@ -50,15 +53,15 @@ import { lockFile } from "../sys/filelock.ts";
 export const MAX_DEPTH = 64;
 
 const USAGE = `Usage:
-  lguest disk mkfs [-f] IMAGE [SIZE]            make a file system (SIZE e.g. 64M: create or resize IMAGE)
-  lguest disk ls IMAGE [PATH]                   list a directory of the disk (default /)
-  lguest disk put [-r] [-f] IMAGE HOSTPATH PATH copy a host file (-r: folder) to PATH on the disk
-                                                (into PATH if a folder or ending in /)
-  lguest disk get [-r] [-f] IMAGE PATH HOSTPATH copy a file (-r: folder, made new) off the disk
-                                                (into HOSTPATH if a folder)
-  lguest disk rm [-r] IMAGE PATH                remove a file or an empty folder (-r: a folder
-                                                and everything in it) from the disk
-  lguest disk check IMAGE                       check the file system
+  lguest disk mkfs [-f] IMAGE [SIZE]          make a file system (SIZE e.g. 64M: create or resize IMAGE)
+  lguest disk ls IMAGE [PATH]                 list a directory of the disk (default /)
+  lguest disk put [-rf] IMAGE HOSTPATH PATH   copy a host file (-r: folder) to PATH on the disk
+                                              (into PATH if a folder or ending in /)
+  lguest disk get [-rf] IMAGE PATH HOSTPATH   copy a file (-r: folder, made new) off the disk
+                                              (into HOSTPATH if a folder)
+  lguest disk rm [-r] IMAGE PATH              remove a file or an empty folder from the disk
+                                              (-r: a folder and everything in it)
+  lguest disk check IMAGE                     check the file system
 
 HOSTPATH '-' is standard input (put) or output (get) for one file.
 Nothing is replaced unless you say so: mkfs refuses an IMAGE that holds data,
@@ -457,7 +460,7 @@ function getStdout(fs: Lgfs, ino: number): number {
 function put(argv: string[]): number {
   const { has, words: args } = options("put", argv, "rf");
   const recursive = has("r");
-  if (args.length !== 3) throw new DiskUsage("put needs [-r] [-f] IMAGE HOSTPATH PATH");
+  if (args.length !== 3) throw new DiskUsage("put needs [-rf] IMAGE HOSTPATH PATH");
   const [image, host, path] = args;
   if (path === "") throw new DiskUsage("put: PATH is empty (write / for the top folder)");
   if (host === "-") return putStdin(image, path, has("f"), recursive);
@@ -654,7 +657,7 @@ function getFile(fs: Lgfs, ino: number, host: string, force: boolean, image: Den
 
 function get(argv: string[]): number {
   const { has, words: args } = options("get", argv, "rf");
-  if (args.length !== 3) throw new DiskUsage("get needs [-r] [-f] IMAGE PATH HOSTPATH");
+  if (args.length !== 3) throw new DiskUsage("get needs [-rf] IMAGE PATH HOSTPATH");
   const [image, path, host] = args;
   return withImage(image, false, (fs) => {
     // The whole disk first: cycles, shared blocks, bad sizes are refused

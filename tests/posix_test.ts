@@ -265,3 +265,32 @@ Deno.test("posix: lua (setjmp/longjmp as wasm exceptions) stays preemptible: a b
   assert.equal(r.code, EXIT.TIMEOUT, describe(r));
   assert.ok(r.ms < 10_000, describe(r));
 });
+
+Deno.test("posix: sqlite3 has no WAL: a database left in WAL mode says 'file is not a database' (README)", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/w.img`;
+    assert.equal((await runCli(["disk", "mkfs", img, "8M"])).code, EXIT.OK);
+    const make = await runCli(["run", "--block", img, "sqlite3", "--", "/w.db"], {
+      stdin: "create table a(x); insert into a values (5);\n",
+    });
+    assert.equal(make.code, EXIT.OK, describe(make));
+    const db = `${dir}/w.db`;
+    assert.equal((await runCli(["disk", "get", img, "/w.db", db])).code, EXIT.OK);
+    const bytes = await Deno.readFile(db);
+    bytes[18] = bytes[19] = 2; // the header's WAL mode, as 'pragma journal_mode=wal' leaves it
+    await Deno.writeFile(db, bytes);
+    assert.equal((await runCli(["disk", "put", "-f", img, db, "/w.db"])).code, EXIT.OK);
+    const r = await runCli(["run", "--block", img, "sqlite3", "--", "/w.db"], {
+      stdin: "select * from a;\n",
+    });
+    assert.equal(r.code, 1, describe(r));
+    assert.match(r.stdout, /file is not a database/, describe(r));
+    bytes[18] = bytes[19] = 1; // journal_mode=delete
+    await Deno.writeFile(db, bytes);
+    assert.equal((await runCli(["disk", "put", "-f", img, db, "/w.db"])).code, EXIT.OK);
+    const ok = await runCli(["run", "--block", img, "sqlite3", "--", "/w.db"], {
+      stdin: "select * from a;\n",
+    });
+    assert.equal(ok.stdout, "5\n", describe(ok));
+  });
+});

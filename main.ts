@@ -32,26 +32,20 @@ function fromTaskCwd(): void {
   }
 }
 
-/**
- * Run the command line `args` and exit with its code. Called here when
- * this module is the program; `tools/ship_entry.ts` calls it for a bundle
- * or a compiled binary.
- */
-export async function start(args: readonly string[]): Promise<void> {
+if (import.meta.main) {
+  const args = Deno.args;
   if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
     console.log(`lguest ${VERSION}`);
-    return;
+  } else {
+    fromTaskCwd();
+    // The watchdog Worker is only needed at a terminal or with --timeout.
+    if (
+      args[0] === "run" &&
+      (Deno.stdin.isTerminal() || args.some((a) => a.startsWith("--timeout")))
+    ) {
+      (await import("./launcher/supervisor.ts")).prestartWatchdog();
+    }
+    const { main } = await import("./launcher/cli.ts");
+    Deno.exit(await main(args));
   }
-  fromTaskCwd();
-  // The watchdog Worker is only needed at a terminal or with --timeout.
-  if (
-    args[0] === "run" &&
-    (Deno.stdin.isTerminal() || args.some((a) => a.startsWith("--timeout")))
-  ) {
-    (await import("./launcher/supervisor.ts")).prestartWatchdog();
-  }
-  const { main } = await import("./launcher/cli.ts");
-  Deno.exit(await main([...args]));
 }
-
-if (import.meta.main) await start(Deno.args);

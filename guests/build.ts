@@ -266,14 +266,13 @@ async function build(
       manifest.push(p);
     }
     files.push(...posix.files);
-    const posixModules = writePosixLibModule ? await writePosixLibModule(outDir) : [];
-    files.push(...posixModules);
+    if (writePosixLibModule) files.push(...await writePosixLibModule(outDir));
     await Deno.writeTextFile(
       `${outDir}/manifest.json`,
       JSON.stringify(manifest, null, 2) + "\n",
     );
     files.push("manifest.json");
-    files.push(...await writeEmbedding(outDir, manifest, posixModules));
+    files.push(...await writeEmbedding(outDir, manifest));
     return files;
   } finally {
     await Deno.remove(objDir, { recursive: true });
@@ -322,33 +321,18 @@ export async function embeddedPayload(text: string): Promise<Uint8Array | null> 
 /**
  * Put the images into the module graph (contract 7): one module per image
  * file, `NAME.wasm.ts`, holding its bytes gzipped in base64, and `index.ts` with
- * the manifest and, per file, a loader of its module. A run imports the
- * small index and only the image it runs, and the same imports work from a
- * file, an HTTP URL, a bundle and a compiled binary (launcher/images.ts).
- * Each wasm image that passes the guest-image profile also gets
- * `NAME.wasm.ready.ts`: the image checked and fuel-instrumented as
- * `compileImage` would at run time (the counts too), which a run of a
- * built-in guest compiles as it is. Every file the manifest names is
+ * the manifest and, per file, a loader that imports its module with a
+ * static specifier. A run imports the small index and only the image it
+ * runs, and the same imports work from a file, an HTTP URL, a bundle and a
+ * compiled binary (launcher/images.ts). Each wasm image that passes the
+ * guest-image profile also gets `NAME.wasm.ready.ts`: the image checked and
+ * fuel-instrumented as `compileImage` would at run time (the counts too),
+ * which a run of a built-in guest compiles as it is. Every file the manifest names is
  * embedded, whatever its kind (a `file` field, or any other string field
  * naming a file of the directory, e.g. an image for another engine).
- *
- * Deno reads every module of the graph at start-up, dynamic imports with a
- * literal specifier included (boot.first_byte: lua and sqlite3 alone are
- * ~0.9 MB of module text), so `index.ts` imports no image with a literal
- * specifier: a checkout loads the one it runs when it runs it. The modules
- * a shipped program needs (each built-in guest's checked wasm image, or
- * its image as built if it has none, and its images for other engines;
- * `extra`, modules of `dir` such as libposix.a's) are listed in
- * `embedded.ts`, which imports them literally: the entry of `deno task
- * bundle` and `deno task compile` (tools/ship_entry.ts) imports it. Test
- * guests and the wasm images as built are in neither. Returns the names of
- * the files written.
+ * Returns the names of the files written.
  */
-export async function writeEmbedding(
-  dir: string,
-  manifest: object[],
-  extra: string[] = [],
-): Promise<string[]> {
+export async function writeEmbedding(dir: string, manifest: object[]): Promise<string[]> {
   const names = new Set<string>();
   const isFile = async (path: string) => {
     try {
@@ -409,27 +393,21 @@ export async function writeEmbedding(
     written.push(`${file}.ready.ts`);
     ready.push(file);
   }
-  // Shipped (embedded.ts): the modules of built-in guests a run may need; not the test
-  // guests' modules nor the wasm images as built (a run uses the checked ones).
-  const shipped: string[] = [];
-  const loader = (f: string, module: string) => {
-    if (!testFiles.has(f) && !(module.endsWith(".wasm.ts") && ready.includes(f))) {
-      shipped.push(`./${module}`);
-    }
-    return `  ${JSON.stringify(f)}: () => load(${JSON.stringify(`./${module}`)}),\n`;
-  };
+  // What a run may need is a static import() (in the module graph: Deno loads it with the
+  // program, `deno bundle` and `deno compile` include it). The test guests' modules and the
+  // wasm images as built (a run uses the checked ones) are imported through a variable: kept
+  // out of the graph, since Deno reads every module of it at start-up (boot.first_byte).
+  const loader = (f: string, module: string) =>
+    testFiles.has(f) || module.endsWith(".wasm.ts") && ready.includes(f)
+      ? `  ${JSON.stringify(f)}: () => outside(${JSON.stringify(`./${module}`)}),\n`
+      : `  ${JSON.stringify(f)}: () => import(${JSON.stringify(`./${module}`)}),\n`;
   const loaders = files.map((f) => loader(f, `${f}.ts`));
   const readyLoaders = ready.map((f) => loader(f, `${f}.ready.ts`));
-  shipped.push(...extra.map((m) => `./${m}`));
-  shipped.sort();
   await Deno.writeTextFile(
     `${dir}/index.ts`,
     `${header}/**
- * The built-in guest images: the manifest, and per image file a loader of
- * its base64 module, imported only when used and never with a literal
- * specifier ({@link load}): Deno reads every module of the start-up graph
- * before the program's first statement. \`embedded.ts\` carries the ones a
- * shipped program needs.
+ * The built-in guest images in the module graph: the manifest, and per
+ * image file a loader of its base64 module (imported only when used).
  *
  * @module
  */
@@ -451,29 +429,14 @@ export interface ManifestEntry {
 /** manifest.json. */
 export const MANIFEST: readonly ManifestEntry[] = ${JSON.stringify(manifest, null, 2)};
 
-/** Loaders of the modules this program carries beyond the start-up graph ({@link embed}). */
-const EMBEDDED = new Map<string, () => Promise<unknown>>();
-
 /**
- * Called by \`embedded.ts\` (a bundle, a compiled binary): the static
- * imports of the image modules that a shipped program carries but a
- * checkout leaves out of its start-up graph.
+ * Import a module kept out of the module graph (a test guest's image, a
+ * wasm image as built): the specifier is a variable, so Deno does not load
+ * it with the program (start-up) and \`deno bundle\` / \`deno compile\` leave
+ * it out (there it is not found: launcher/images.ts says so in one line).
  */
-export function embed(loaders: Readonly<Record<string, () => Promise<unknown>>>): void {
-  for (const [specifier, loader] of Object.entries(loaders)) EMBEDDED.set(specifier, loader);
-}
-
-/**
- * Import a module of this folder kept out of the start-up graph: through
- * \`embedded.ts\`'s static import where the program carries it (a bundle,
- * a compiled binary), else by a specifier Deno does not see before it runs
- * (a checkout, an HTTP URL). A test guest's image or a wasm image as built
- * is in no shipped program: there it is not found (launcher/images.ts
- * says so in one line).
- */
-export function load<T>(specifier: string): Promise<T> {
-  const embedded = EMBEDDED.get(specifier);
-  return (embedded ? embedded() : import(specifier)) as Promise<T>;
+function outside<T>(specifier: string): Promise<T> {
+  return import(specifier);
 }
 
 /** Image file name -> import of its module. */
@@ -500,28 +463,6 @@ ${readyLoaders.join("")}};
 `,
   );
   written.push("index.ts");
-  await Deno.writeTextFile(
-    `${dir}/embedded.ts`,
-    `${header}/**
- * The modules of \`index.ts\` that a shipped program carries but a checkout
- * leaves out of its start-up graph (Deno reads every module of the graph
- * at start-up): static imports, so that \`deno bundle\` and \`deno compile\`
- * embed them. \`tools/ship_entry.ts\`, the entry of both, imports this
- * module.
- *
- * @module
- */
-
-import { embed } from "./index.ts";
-
-/** The specifiers (relative to this folder). */
-export const EMBEDDED: readonly string[] = ${JSON.stringify(shipped)};
-
-embed({
-${shipped.map((m) => `  ${JSON.stringify(m)}: () => import(${JSON.stringify(m)}),\n`).join("")}});
-`,
-  );
-  written.push("embedded.ts");
   return written;
 }
 

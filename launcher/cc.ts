@@ -19,7 +19,6 @@
 import { UsageError } from "../devices/registry.ts";
 import { EXIT } from "./exit.ts";
 import { programFlags, WASI_SYSROOT_LIB as WASI_LIB } from "./wasi_flags.ts";
-import { load } from "../guests/images/index.ts";
 
 const INSTALL =
   "apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32 (clang 14 with wasm-ld, Debian's wasi-libc and compiler-rt for wasm32)";
@@ -109,8 +108,7 @@ export async function ccCommand(argv: string[]): Promise<number> {
     const joined = argv.find((a) => a.startsWith("-o") && a.length > 2);
     if (joined) output = joined.slice(2);
   }
-  // Out of the start-up graph (a run does not read its 70 KB); a bundle carries it (embedded.ts).
-  const lib = await load<{ BASE64: string; HEADERS: Record<string, string> }>("./libposix.a.ts");
+  const lib = await import("../guests/images/libposix.a.ts");
   const tmp = await Deno.makeTempDir({ prefix: "lguest-cc-" });
   try {
     const include = `${tmp}/include`;

@@ -470,11 +470,16 @@ function put(argv: string[]): number {
   return withImage(image, true, (fs) => {
     // Twice: first only looking (so a tree lgfs cannot hold is refused
     // before anything is written), then copying.
+    const self = Deno.statSync(image);
     const copy = (h: string, p: string, depth: number, dry: boolean) => {
       const s = hostStat(h);
       if (s.isFile) {
         if (s.size > MAX_FILE) {
           throw new DiskUsage(`${h}: ${s.size} bytes, more than an lgfs file holds (${MAX_FILE})`);
+        }
+        if (s.dev === self.dev && s.ino === self.ino) {
+          // `put -r IMG . /x` in the image's folder: it would copy itself until full
+          throw new DiskUsage(`${h}: is the disk image itself (it cannot go onto itself)`);
         }
         if (dry) {
           // Nothing on the disk is replaced unless -f says so; a folder

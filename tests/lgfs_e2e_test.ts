@@ -563,6 +563,16 @@ Deno.test("e2e lgfs: get never overwrites the disk image itself; ls shows hostil
       assert.equal(lines(r.stderr).length, 1, describe(r));
     }
     assert.deepEqual(await Deno.readFile(img), before);
+    // Nor is the image put onto itself (alone, or in its folder with -r).
+    for (const args of [["put", img, img, "/self"], ["put", "-r", img, dir, "/all"]]) {
+      const r = await disk(args, EXIT.USAGE);
+      assert.match(
+        r.stderr,
+        /d\.img: is the disk image itself \(it cannot go onto itself\)\n$/,
+        describe(r),
+      );
+    }
+    assert.deepEqual(await Deno.readFile(img), before);
     // -f does not change that.
     const f = await disk(["get", "-f", img, "/plain", img], EXIT.USAGE);
     assert.match(f.stderr, /is the disk image itself/, describe(f));

@@ -45,6 +45,24 @@ export interface PosixImage {
   test?: boolean;
 }
 
+/**
+ * SQLite's compile-time options for the `sqlite3` guest; the benchmark's
+ * native build of the same shell uses the same ones (bench/posix.ts).
+ */
+export const SQLITE_DEFINES: readonly string[] = [
+  "-DSQLITE_THREADSAFE=0",
+  "-DSQLITE_OMIT_LOAD_EXTENSION",
+  "-DSQLITE_OMIT_POPEN",
+  "-DSQLITE_NOHAVE_SYSTEM",
+  "-DSQLITE_OMIT_WAL",
+  // No file locks: one guest is one process, and the launcher locks the
+  // whole disk image; a dot-file lock would outlive a killed guest.
+  '-DSQLITE_DEFAULT_UNIX_VFS="unix-none"',
+  // Temporary tables and sort spills in RAM: a guest without a disk has
+  // no directory for them (PRAGMA temp_store = FILE puts them in "/").
+  "-DSQLITE_TEMP_STORE=2",
+];
+
 /** clang's resource directory (its own headers and compiler-rt). */
 export async function resourceDir(clang: string): Promise<string> {
   const out = await new Deno.Command(clang, { args: ["-print-resource-dir"], stdout: "piped" })
@@ -295,17 +313,7 @@ export async function buildPosix(
     "-O2",
     "-I",
     amalg,
-    "-DSQLITE_THREADSAFE=0",
-    "-DSQLITE_OMIT_LOAD_EXTENSION",
-    "-DSQLITE_OMIT_POPEN",
-    "-DSQLITE_NOHAVE_SYSTEM",
-    "-DSQLITE_OMIT_WAL",
-    // No file locks: one guest is one process, and the launcher locks the
-    // whole disk image; a dot-file lock would outlive a killed guest.
-    '-DSQLITE_DEFAULT_UNIX_VFS="unix-none"',
-    // Temporary tables and sort spills in RAM: a guest without a disk has
-    // no directory for them (PRAGMA temp_store = FILE puts them in "/").
-    "-DSQLITE_TEMP_STORE=2",
+    ...SQLITE_DEFINES,
     "-Wno-deprecated-declarations",
   ];
   const sqlKey = await cacheKeyBase(tools, guestsDir, objDir, sqlFlags);

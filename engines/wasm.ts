@@ -37,7 +37,7 @@ import { promising, suspending } from "./jspi.ts";
 import type { FuelCounts } from "./wasm_fuel.ts";
 import { FUEL, ImageError } from "./image_error.ts";
 import { printable } from "../sys/text.ts";
-import { libc } from "../sys/libc.ts";
+import { nowNs } from "../sys/clock.ts";
 
 export { ImageError };
 
@@ -55,42 +55,15 @@ const GUEST_EXIT = new GuestExit();
 /** Rate of {@link rdtsc} in kHz: it counts nanoseconds. */
 export const WASM_TSC_KHZ = 1_000_000;
 
-/** `env.rdtsc`: nanoseconds of the host's monotonic clock, as an i64. */
-export function rdtsc(): bigint {
-  return (clock ??= hostClock())();
-}
-
-let clock: (() => bigint) | undefined;
-
-const CLOCK_MONOTONIC = 1;
-
 /**
- * The host clock {@link rdtsc} reads, chosen at its first reading: with
+ * `env.rdtsc`: nanoseconds of the host's monotonic clock, as an i64: with
  * FFI allowed (the CLI), libc's clock_gettime(CLOCK_MONOTONIC) (the vDSO:
- * no system call), ~30 ns a reading from a guest; else
- * `performance.now()` in nanoseconds, ~100 ns (Deno's performance.now()
- * alone is ~80). Either counts nanoseconds from its own origin; a guest
- * only ever sees one of them.
+ * no system call), ~30 ns a reading from a guest; else `performance.now()`
+ * in nanoseconds, ~100 ns (`sys/clock.ts`, the clock the Host's time slices
+ * read too). It counts from its own origin.
  */
-function hostClock(): () => bigint {
-  const slow = () => BigInt(Math.round(performance.now() * 1e6));
-  try {
-    if (
-      Deno.build.os !== "linux" || Deno.permissions.querySync({ name: "ffi" }).state !== "granted"
-    ) {
-      return slow;
-    }
-    const gettime = libc().clock_gettime;
-    const ts = new BigInt64Array(2); // struct timespec: tv_sec, tv_nsec
-    const buf = new Uint8Array(ts.buffer);
-    if (gettime(CLOCK_MONOTONIC, buf) !== 0) return slow;
-    return () => {
-      gettime(CLOCK_MONOTONIC, buf);
-      return ts[0] * 1_000_000_000n + ts[1];
-    };
-  } catch {
-    return slow; // no libc to load
-  }
+export function rdtsc(): bigint {
+  return nowNs();
 }
 
 /** Where an image got fuel checks (or, for a module not from compileImage, why none). */

@@ -1,5 +1,6 @@
 /**
- * Fuzzer: virtual time. The host reads `performance.now()` (time slices) and
+ * Fuzzer: virtual time. The host reads `nowMs()` (time slices,
+ * `sys/clock.ts`), `performance.now()` (its yields) and
  * `performance.timeOrigin` (the time it writes into lguest_data), and arms
  * the guest clock with `setTimeout` (SET_CLOCKEVENT). Real time would make a
  * run depend on the machine's speed, so while the fuzzer runs these are
@@ -9,6 +10,8 @@
  *
  * @module
  */
+
+import { setNowMs } from "../sys/clock.ts";
 
 interface Timer {
   id: number;
@@ -71,6 +74,7 @@ export function useClock(clock: VirtualClock): void {
     writable: true,
   });
   Object.defineProperty(performance, "timeOrigin", { value: 0, configurable: true });
+  setNowMs(() => current!.now);
 }
 
 /** Put the real globals back. */
@@ -81,6 +85,7 @@ export function restoreClock(): void {
   const p = performance as unknown as Record<string, unknown>;
   delete p.now;
   delete p.timeOrigin;
+  setNowMs(null);
   saved = null;
   current = null;
 }

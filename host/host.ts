@@ -37,6 +37,7 @@ import { Guest, type SharedRegion } from "./guest.ts";
 import { doHcall, doHypercalls, syncShared } from "./hypercalls.ts";
 import { interruptDeliverable, takeInterrupt } from "./interrupts.ts";
 import { GuestMemory } from "./memory.ts";
+import { nowMs } from "../sys/clock.ts";
 
 /** What read() returned (§6.2). `result` is the original's return value. */
 export type ReadResult =
@@ -256,7 +257,7 @@ export class LguestFile implements HypercallPort {
         await yieldToEventLoop();
         continue;
       }
-      this.#sliceStart = performance.now();
+      this.#sliceStart = nowMs();
       g.newSlice();
       if (g.shared.length !== 0) syncShared(g);
       await this.cpu.run();
@@ -347,7 +348,7 @@ export class LguestFile implements HypercallPort {
   /** Guest code between hypercalls asks: is its time slice over? (It then stops.) */
   preempt(): boolean {
     const g = this.#guest;
-    if (g === null || performance.now() - this.#sliceStart <= TIME_SLICE_MS) return false;
+    if (g === null || nowMs() - this.#sliceStart <= TIME_SLICE_MS) return false;
     g.preempt = true;
     return true;
   }
@@ -393,7 +394,7 @@ export class LguestFile implements HypercallPort {
   #checkSlice(g: Guest): void {
     // No slice runs before the first read() (a hypercall made straight on the
     // file, as the unit tests do): there is nothing to preempt.
-    if (this.#sliceStart !== 0 && performance.now() - this.#sliceStart > TIME_SLICE_MS) {
+    if (this.#sliceStart !== 0 && nowMs() - this.#sliceStart > TIME_SLICE_MS) {
       g.preempt = true;
     }
   }

@@ -65,3 +65,22 @@ Deno.test("clock: env.rdtsc counts nanoseconds, from libc's monotonic clock or, 
   assert.ok(out.success, new TextDecoder().decode(out.stderr));
   assert.ok(Number(text) >= 19e6 && Number(text) < 5e9, `without FFI: ${text} ns`);
 });
+
+Deno.test("clock: the Host's nowMs is the same clock as rdtsc, in milliseconds, and never goes back", async () => {
+  const { nowMs, nowNs } = await import("../sys/clock.ts");
+  const ns = nowNs(), ms = nowMs(), ns2 = nowNs();
+  assert.ok(
+    ms >= Number(ns) / 1e6 - 0.001 && ms <= Number(ns2) / 1e6 + 0.001,
+    `${ms} ms, ${ns}..${ns2} ns`,
+  );
+  let last = nowMs();
+  for (let i = 0; i < 10_000; i++) {
+    const t = nowMs();
+    assert.ok(t >= last, `${t} after ${last}`);
+    last = t;
+  }
+  const a = nowMs(), t = performance.now();
+  await new Promise((r) => setTimeout(r, 20));
+  const d = nowMs() - a, host = performance.now() - t;
+  assert.ok(d >= 19 && d < host + 5, `${d} ms over ${host} ms of performance.now()`);
+});

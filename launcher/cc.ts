@@ -58,6 +58,14 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+function statOrNull(path: string): Deno.FileInfo | null {
+  try {
+    return Deno.statSync(path);
+  } catch {
+    return null;
+  }
+}
+
 /** clang, its resource dir, wasm-ld: or a UsageError naming what is missing. */
 async function findToolchain(): Promise<{ clang: string; res: string }> {
   let clang: string | null = null;
@@ -107,6 +115,17 @@ export async function ccCommand(argv: string[]): Promise<number> {
   } else {
     const joined = argv.find((a) => a.startsWith("-o") && a.length > 2);
     if (joined) output = joined.slice(2);
+  }
+  // As gcc: the output must not be one of the inputs (-o prog.c prog.c would replace the source).
+  const out = statOrNull(output);
+  if (out) {
+    for (const [i, a] of argv.entries()) {
+      if (a.startsWith("-") || argv[i - 1] === "-o") continue;
+      const st = statOrNull(a);
+      if (st && st.dev === out.dev && st.ino === out.ino) {
+        throw new UsageError(`cc: -o ${output} is the input ${a}: it would be overwritten`);
+      }
+    }
   }
   const lib = await import("../guests/images/libposix.a.ts");
   const tmp = await Deno.makeTempDir({ prefix: "lguest-cc-" });

@@ -125,6 +125,27 @@ Deno.test("cc: no input file is one line (not clang's 'undefined symbol: main')"
   }
 });
 
+Deno.test("cc: -o naming an input (prog.c) is refused in one line; the source is kept", async () => {
+  const why = await haveToolchain();
+  if (why) {
+    console.log(`skipped: ${why}`);
+    return;
+  }
+  await inTempDir(async (dir) => {
+    const src = `${dir}/p.c`, text = "int main(void) { return 0; }\n";
+    await Deno.writeTextFile(src, text);
+    for (const args of [["-o", src, src], [`-o${src}`, src], ["-O2", src, "-o", `${dir}/./p.c`]]) {
+      const r = await runCli(["cc", ...args]);
+      assert.equal(r.code, EXIT.USAGE, describe(r));
+      assert.match(
+        r.stderr,
+        /^lguest: cc: -o \S+p\.c is the input \S+p\.c: it would be overwritten\n$/,
+      );
+      assert.equal(await Deno.readTextFile(src), text);
+    }
+  });
+});
+
 Deno.test("cc: without clang it says in one line what to install", async () => {
   const r = await runCli(["cc", "-o", "x.wasm", "x.c"], { env: { PATH: "/nonexistent" } });
   assert.equal(r.code, EXIT.USAGE, describe(r));

@@ -325,6 +325,9 @@ globalThis.__eager.push([A, B, typeof gen, cold(), meta()]);
   assert.match(out.text, /^ {2}"a\.ts": \(function\(\) \{$/m);
   assert.match(out.text, /^function cold\(\) \{$/m);
   assert.match(out.text, /^function used\(\) \{$/m);
+  // A `#!` line stays the first line.
+  const shebang = eagerFunctions(`#!/usr/bin/env -S deno run\n${bundle}`).text;
+  assert.match(shebang, /^#!\/usr\/bin\/env -S deno run\nvar early = /);
   const g = globalThis as unknown as { __eager: unknown[] };
   g.__eager = [];
   await withTemp(async (dir) => {

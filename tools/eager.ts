@@ -88,7 +88,9 @@ export function eagerFunctions(text: string): { text: string; functions: number;
     }
     out.push(line);
   }
-  return { text: [...hoisted, ...out].join("\n"), functions, modules };
+  // Before everything but a `#!` line, which must stay first.
+  const head = out[0]?.startsWith("#!") ? out.splice(0, 1) : [];
+  return { text: [...head, ...hoisted, ...out].join("\n"), functions, modules };
 }
 
 if (import.meta.main) {

@@ -28,9 +28,11 @@ const REPEAT = { min: 5, max: 15 };
  * Runs per sample on each side; the sample is the fastest. One run per
  * sample, each a new `deno` process, put single runs of either side at
  * half speed (the first writes ran in cold code; a pass of 15-40 ms that
- * lost the CPU): ±14% (write) and ±23% (read) in a quiet full run.
+ * lost the CPU): ±14% (write) and ±23% (read) in a quiet full run. With 5
+ * runs, a machine busy with other work (load average 4, CPU-bound) still
+ * gave ±19-42%: single runs of either side ranged over 4-10x.
  */
-const BEST_OF = 5;
+const BEST_OF = 8;
 
 /** One run of `image` with `disk`, to its end; its console output. */
 async function run(image: string, disk: string, args: string[], input?: string) {

@@ -259,6 +259,19 @@ function unsupported(b: Uint8Array, at: number, local: boolean): string {
 
 /** No path reaches this point (after a br, a return, …). */
 const NONE = -1;
+
+/**
+ * Steps (a branch leaving one frame) the path analysis may take, per byte
+ * of the code section. A branch that leaves many nested loops costs one
+ * step for each, so a hostile body of thousands of nested loops and as
+ * many branches out of all of them would cost their product; past the
+ * budget the remaining bodies are charged all their bytes (as before the
+ * analysis), which needs no step.
+ */
+export const PATH_STEPS_PER_BYTE = 8;
+
+/** The analysis ran out of steps (see {@link PATH_STEPS_PER_BYTE}). */
+class OutOfSteps extends Error {}
 const BLOCK = 0, IF = 1, LOOP = 2, TRY = 3;
 
 /** A stretch of code metered by one check: a loop (per iteration) or a whole body (per call). */
@@ -312,18 +325,32 @@ class Paths {
   #ended = false;
 
   readonly #callee: (func: number) => number;
+  readonly #steps: { left: number } | null;
 
-  /** `callee(f)`: the bytes its callers pay for function f (a leaf), or 0 (it pays itself). */
+  /**
+   * `callee(f)`: the bytes its callers pay for function f (a leaf), or 0
+   * (it pays itself). `steps`: what is left of the module's budget
+   * (OutOfSteps past it); null: no paths, every frame pays all its bytes.
+   */
   constructor(
     b: Uint8Array,
     instr: number,
     end: number,
-    callee: (func: number) => number = () => 0,
+    callee: (func: number) => number,
+    steps: { left: number } | null,
   ) {
     this.#b = b;
     this.#end = end;
     this.#callee = callee;
-    this.#frames = [{ check: 0, start: instr, entry: NONE, longest: NONE, exact: true, leaves: 0 }];
+    this.#steps = steps;
+    this.#frames = [{
+      check: 0,
+      start: instr,
+      entry: NONE,
+      longest: NONE,
+      exact: steps !== null,
+      leaves: 0,
+    }];
     this.#last = instr;
   }
 
@@ -359,6 +386,7 @@ class Paths {
   /** A path of `dist` bytes leaves every frame inside `target`: its distance in `target`. */
   #exitTo(target: number, dist: number): number {
     for (let f = this.#frames.length - 1; f > target && dist !== NONE; f--) {
+      if (--this.#steps!.left < 0) throw new OutOfSteps();
       this.#reach(this.#frames[f], dist);
       dist = this.#frames[f].entry;
     }
@@ -368,7 +396,7 @@ class Paths {
   #branch(depth: number, dist: number): void {
     const labels = this.#labels;
     if (depth > labels.length) throw new Malformed(`a branch to depth ${depth}`);
-    if (dist === NONE) return;
+    if (dist === NONE || this.#steps === null) return;
     if (depth === labels.length) {
       this.#exitTo(-1, dist); // the body's own label: a return
       return;
@@ -399,7 +427,7 @@ class Paths {
       start: at,
       entry: this.#cur,
       longest: NONE,
-      exact: true,
+      exact: this.#steps !== null,
       leaves: 0,
     });
     this.#labels.push({
@@ -514,7 +542,7 @@ class Paths {
         if (op === 0x08 || op === 0x09 || op === 0x12 || op === 0x13) len += this.#leb(at + 1);
         if (op === 0x13) len += this.#leb(at + len);
         if (op === 0x12) len += this.#leaf(at);
-        this.#exitTo(-1, this.#after(cur, len));
+        if (this.#steps !== null) this.#exitTo(-1, this.#after(cur, len));
         this.#cur = NONE;
         this.#last = at + len;
         return null;
@@ -777,7 +805,8 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   const named = namedFunctions(b, find(EXPORT), find(ELEM));
   for (let i = 0, f = imports.funcs; named !== null && i < rec.length; i += 5 + rec[i + 4], f++) {
     if (rec[i + 3] !== 0 || named.has(f)) continue;
-    const paths = new Paths(b, rec[i + 2] + d, rec[i + 1] + d);
+    // No loop, so no branch leaves more than the body's frame: a step a branch at most.
+    const paths = new Paths(b, rec[i + 2] + d, rec[i + 1] + d, () => 0, { left: Infinity });
     let bytes = NONE;
     for (let j = i + 5; j < i + 5 + rec[i + 4] && (rec[j] & 3) !== AT_CHECK; j++) {
       const at = (rec[j] >>> 2) + d, what = rec[j] & 3;
@@ -787,23 +816,24 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     if (paths.done() && paths.exact) leaves.set(f, bytes + CODE_BYTES_PER_FUEL);
   }
   const callee = (f: number) => leaves.get(f) ?? 0;
-  for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
-    const [start, end, instr] = [rec[i] + d, rec[i + 1] + d, rec[i + 2] + d];
+  let steps: { left: number } | null = {
+    left: PATH_STEPS_PER_BYTE * (codeSec.end - codeSec.start),
+  };
+  /** Where a body's checks go, and what each charges (paths: null, all its bytes). */
+  const planBody = (i: number, instr: number, end: number, leaf: boolean) => {
     const inserts: [number, Uint8Array][] = [];
-    // Every function but a leaf pays on entry.
-    const leaf = leaves.has(imports.funcs + plans.length);
     inserts.push([instr, EMPTY]); // its cost is known at the body's end (a leaf's stays empty)
-    if (!leaf) counts.entries++;
-    const paths = new Paths(b, instr, end, callee);
+    const paths = new Paths(b, instr, end, callee, steps);
+    let loops = 0, bulk = 0;
     for (let j = i + 5; j < i + 5 + rec[i + 4]; j++) {
       const at = (rec[j] >>> 2) + d, what = rec[j] & 3;
       if (what === AT_PAY) {
         inserts.push([at, pay]);
-        counts.bulk++;
+        bulk++;
       } else if (what === AT_CHECK) {
         paths.loop(at, inserts.length);
         inserts.push([at, EMPTY]); // its cost is known at its end
-        counts.loops++;
+        loops++;
       } else if (what === AT_OPEN) paths.open(at);
       else if (what === AT_CTRL) {
         // A loop ends: it pays, per iteration, for its longest path (inner loops and calls
@@ -815,6 +845,24 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       }
     }
     if (!paths.done()) throw new Malformed("a block without its end");
+    return { inserts, loops, bulk };
+  };
+  for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
+    const [start, end, instr] = [rec[i] + d, rec[i + 1] + d, rec[i + 2] + d];
+    // Every function but a leaf pays on entry.
+    const leaf = leaves.has(imports.funcs + plans.length);
+    if (!leaf) counts.entries++;
+    let plan;
+    try {
+      plan = planBody(i, instr, end, leaf);
+    } catch (e) {
+      if (!(e instanceof OutOfSteps)) throw e;
+      steps = null; // this body and the rest: all their bytes
+      plan = planBody(i, instr, end, leaf);
+    }
+    const inserts = plan.inserts;
+    counts.loops += plan.loops;
+    counts.bulk += plan.bulk;
     // Checks are ~20 bytes and each is a branch and a call for V8 to compile: a body packed
     // with loops or bulk instructions would grow several times over (docs/security.md).
     if (inserts.length > 16 + (end - instr) / BYTES_PER_CHECK) {

@@ -16,6 +16,7 @@ import {
   FUEL,
   type FuelCounts,
   instrumentFuel,
+  PATH_STEPS_PER_BYTE,
 } from "../engines/wasm_fuel.ts";
 import { builtinGuests, loadImage, loadReady } from "../launcher/images.ts";
 import { scannerSource } from "../tools/wasm_fuel_scanner.ts";
@@ -626,6 +627,39 @@ Deno.test("fuel: no iteration runs more code than the longest path it pays for (
     }
   }
   assert.ok(checkedIterations > 2000, `only ${checkedIterations} iterations checked`);
+});
+
+Deno.test("fuel: branches out of many nested loops cannot make the analysis quadratic", () => {
+  // 100 nested loops (after 6 000 bytes of nops: the profile wants 64 bytes a check); the
+  // innermost is an if/else: 640 bytes and k branches out of every loop, or as many bytes of
+  // nops. Each branch costs a step per loop it leaves: with few the analysis is exact (one arm
+  // an iteration), with many it runs out of steps (PATH_STEPS_PER_BYTE) and the body pays all
+  // its bytes, both arms, as before the analysis: never more work than the budget.
+  const body = (k: number) => {
+    const out: number[] = [...nops(6000)];
+    for (let n = 0; n < 100; n++) out.push(LOOP, VOID);
+    out.push(...i32(0), IF, VOID, ...nops(640));
+    for (let n = 0; n < k; n++) out.push(...i32(0), BR_IF, 100); // out of every loop
+    out.push(ELSE, ...nops(640 + 4 * k), END);
+    for (let n = 0; n < 100; n++) out.push(END);
+    return out;
+  };
+  const innermost = (k: number) => {
+    const bytes = assemble({
+      types: [[[], []]],
+      imports: [{ module: "env", name: "wait", func: 0 }],
+      funcs: [{ type: 0, body: body(k) }],
+    });
+    assert.ok(WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>));
+    const loops = chargedUnits(instrumented(bytes).bytes).loops;
+    assert.equal(loops.length, 100);
+    return { units: loops[99], steps: k * 99, budget: PATH_STEPS_PER_BYTE * bytes.length };
+  };
+  const few = innermost(2), many = innermost(3000);
+  assert.ok(few.steps < few.budget && many.steps > many.budget, "the test's own premise");
+  // One arm: 1 + (648 + 4k) / 64 units; both: about twice that.
+  assert.ok(few.units <= 12, `few branches: ${few.units} units (one arm)`);
+  assert.ok(many.units >= 300, `many branches: ${many.units} units (both arms, not 198)`);
 });
 
 Deno.test("fuel: the global section is created in order when the module has none", () => {

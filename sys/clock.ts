@@ -1,62 +1,97 @@
 /**
- * The host's monotonic clock, chosen at its first reading: with FFI allowed
- * on Linux (the CLI), libc's clock_gettime(CLOCK_MONOTONIC) (the vDSO: no
- * system call, a V8 fast call), ~30-40 ns a reading; else
- * `performance.now()`, ~80 ns (a Deno op). Its origin is its own: compare
- * its readings only with each other. The Host's time slices read it (one
+ * The host's monotonic clock: `performance.now()` (~80 ns a reading, a
+ * Deno op) at first, and, once the Host has read it {@link WARM_READINGS}
+ * times or a guest reads it (`env.rdtsc`, {@link nowNs}), libc's
+ * clock_gettime(CLOCK_MONOTONIC) where the process may use FFI on Linux
+ * (the CLI): the vDSO, no system call, a V8 fast call, ~30-40 ns. Loading
+ * that costs ~0.7 ms (`Deno.dlopen` of the one symbol; all of
+ * `sys/libc.ts` ~2.3 ms), which a short run never earns back and every
+ * run's start would pay (boot.first_byte): the Host reads the clock a few
+ * dozen times before a guest's first byte, a busy run thousands of times a
+ * second. The second clock continues the first (same origin, offset at the
+ * switch), so readings never go back. Its origin is its own: compare its
+ * readings only with each other. The Host's time slices read it (one
  * reading after every request a device serves inside a hypercall), and so
  * does a wasm guest's `env.rdtsc`.
  *
  * @module
  */
 
-import { libc } from "./libc.ts";
-
 const CLOCK_MONOTONIC = 1;
+
+/** The Host's readings through `performance.now()` before the FFI clock is loaded. */
+export const WARM_READINGS = 10_000;
 
 interface Clock {
   ms: () => number;
   ns: () => bigint;
 }
 
-let clock: Clock | null = null;
+let readings = 0;
 
-function choose(): Clock {
+/** `performance.now()`, counting the Host's readings until the switch. */
+const warming: Clock = {
+  ms: () => {
+    if (++readings === WARM_READINGS) return upgrade().ms();
+    return performance.now();
+  },
+  // A guest that reads its clock (env.rdtsc) reads it often: the switch comes at its first reading.
+  ns: () => upgrade().ns(),
+};
+
+let clock: Clock = warming;
+
+/**
+ * Switch to clock_gettime where FFI is allowed on Linux, continuing from
+ * `performance.now()`; the clock now read.
+ */
+function upgrade(): Clock {
   const slow: Clock = {
     ms: () => performance.now(),
     ns: () => BigInt(Math.round(performance.now() * 1e6)),
   };
+  clock = slow;
   try {
     if (
       Deno.build.os !== "linux" || Deno.permissions.querySync({ name: "ffi" }).state !== "granted"
     ) {
-      return slow;
+      return clock;
     }
-    const gettime = libc().clock_gettime;
+    const gettime = Deno.dlopen("libc.so.6", {
+      clock_gettime: { parameters: ["i32", "buffer"], result: "i32" },
+    }).symbols.clock_gettime;
     const ts = new BigInt64Array(2); // struct timespec: tv_sec, tv_nsec
     const buf = new Uint8Array(ts.buffer);
     const half = new Uint32Array(ts.buffer); // [sec low, sec high, nsec, 0] (little-endian)
-    if (gettime(CLOCK_MONOTONIC, buf) !== 0) return slow;
-    return {
+    const rawMs = () => (half[1] * 4294967296 + half[0]) * 1000 + half[2] / 1e6;
+    if (gettime(CLOCK_MONOTONIC, buf) !== 0) return clock;
+    // performance.now() first, then clock_gettime: a later reading of the new clock is never
+    // below the last reading of the old one.
+    const before = performance.now();
+    gettime(CLOCK_MONOTONIC, buf);
+    const offsetMs = before - rawMs();
+    const offsetNs = BigInt(Math.round(before * 1e6)) - (ts[0] * 1_000_000_000n + ts[1]);
+    clock = {
       ms: () => {
         gettime(CLOCK_MONOTONIC, buf);
-        return (half[1] * 4294967296 + half[0]) * 1000 + half[2] / 1e6;
+        return rawMs() + offsetMs;
       },
       ns: () => {
         gettime(CLOCK_MONOTONIC, buf);
-        return ts[0] * 1_000_000_000n + ts[1];
+        return ts[0] * 1_000_000_000n + ts[1] + offsetNs;
       },
     };
   } catch {
-    return slow; // no libc to load
+    // no libc to load: performance.now() it stays
   }
+  return clock;
 }
 
 let ms: (() => number) | null = null;
 
 /** Milliseconds (fractional) of the host's monotonic clock. */
 export function nowMs(): number {
-  return (ms ??= (clock ??= choose()).ms)();
+  return ms !== null ? ms() : clock.ms();
 }
 
 /**
@@ -69,5 +104,5 @@ export function setNowMs(fn: (() => number) | null): void {
 
 /** Nanoseconds of the host's monotonic clock. */
 export function nowNs(): bigint {
-  return (clock ??= choose()).ns();
+  return clock.ns();
 }

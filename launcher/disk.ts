@@ -102,6 +102,9 @@ function options(cmd: string, args: string[], allowed: string) {
       words.push(a);
     }
   }
+  if (words.includes("")) {
+    throw new DiskUsage(`${cmd}: an empty argument ('') where a file or path goes (/ is the top)`);
+  }
   return { has: (c: string) => flags.has(c), words };
 }
 
@@ -462,7 +465,6 @@ function put(argv: string[]): number {
   const recursive = has("r");
   if (args.length !== 3) throw new DiskUsage("put needs [-rf] IMAGE HOSTPATH PATH");
   const [image, host, path] = args;
-  if (path === "") throw new DiskUsage("put: PATH is empty (write / for the top folder)");
   if (host === "-") return putStdin(image, path, has("f"), recursive);
   const st = hostStat(host);
   if (st.isDirectory && !recursive) throw new DiskUsage(`${host}: is a directory (use put -r)`);

@@ -580,7 +580,7 @@ Deno.test("e2e lgfs: get never overwrites the disk image itself; ls shows hostil
   });
 });
 
-Deno.test("e2e lgfs: put to a PATH ending in '/' copies into that folder (made if missing); an empty PATH is refused", async () => {
+Deno.test("e2e lgfs: put to a PATH ending in '/' copies into that folder (made if missing); an empty argument is refused", async () => {
   await inTempDir(async (dir) => {
     const img = `${dir}/p.img`;
     await disk(["mkfs", img, "2M"]);
@@ -591,7 +591,14 @@ Deno.test("e2e lgfs: put to a PATH ending in '/' copies into that folder (made i
     assert.ok(d.ino !== null && (fs.inode(d.ino).mode & 0o170000) === 0o040000, "a folder");
     assert.equal(new TextDecoder().decode((await fileOf(img, "/docs/n.txt"))!), "note");
     const r = await disk(["put", img, `${dir}/n.txt`, ""], EXIT.USAGE);
-    assert.match(r.stderr, /PATH is empty/);
+    assert.equal(
+      r.stderr,
+      "lguest disk: put: an empty argument ('') where a file or path goes (/ is the top)\n",
+    );
+    for (const args of [["get", img, "/docs/n.txt", ""], ["mkfs", "", "1M"], ["ls", img, ""]]) {
+      const e = await disk(args, EXIT.USAGE);
+      assert.match(e.stderr, /^lguest disk: \w+: an empty argument \(''\)/, describe(e));
+    }
     const g = await disk(["get", img, "/docs/n.txt", `${dir}/none/x`], EXIT.USAGE);
     assert.equal(g.stderr, `lguest disk: ${dir}/none/x: no such file or directory\n`);
     const gr = await disk(["get", "-r", img, "/docs", `${dir}/none/sub`], EXIT.USAGE);

@@ -761,8 +761,13 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   const payFunc = imports.funcs + funcs.n; // appended: no existing index moves
   const g = uleb(fuelIndex);
   const checks = new Map<number, Uint8Array>();
-  /** A fuel check charging `cost` units. */
-  const check = (cost: number): Uint8Array => {
+  /**
+   * A fuel check charging `cost` units; more than `fuel` charges `fuel`
+   * (a look at every pass either way), so the constant is an i32 however
+   * many leaf calls a path makes.
+   */
+  const check = (units: number): Uint8Array => {
+    const cost = Math.min(units, fuel);
     let c = checks.get(cost);
     if (c === undefined) {
       // deno-fmt-ignore

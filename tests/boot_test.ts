@@ -1,0 +1,60 @@
+/**
+ * Start-up (boot.first_byte, docs/performance.md): what a run of a
+ * built-in guest must not do before the guest's first byte reaches stdout,
+ * each of which once cost every run milliseconds: load an FFI library
+ * (`Deno.dlopen` of libc: ~2.3 ms), arm a timer (Deno's first `setTimeout`
+ * loads Node's timers: ~4.5 ms) or start a Worker (~45 ms of the main
+ * thread). Counted, not timed: a child process runs the CLI's `main` with
+ * those three wrapped and reports their counts at its first stdout write.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+
+const CLI = new URL("../launcher/cli.ts", import.meta.url).href;
+
+const PROBE = `
+const counts = { dlopen: 0, timers: 0, workers: 0 };
+let atFirstByte = null;
+const dlopen = Deno.dlopen, setTimeout_ = globalThis.setTimeout;
+const setInterval_ = globalThis.setInterval, Worker_ = globalThis.Worker;
+const write = Deno.stdout.writeSync.bind(Deno.stdout);
+Deno.dlopen = (...a) => { counts.dlopen++; return dlopen(...a); };
+globalThis.setTimeout = (...a) => { counts.timers++; return setTimeout_(...a); };
+globalThis.setInterval = (...a) => { counts.timers++; return setInterval_(...a); };
+globalThis.Worker = class extends Worker_ {
+  constructor(...a) { counts.workers++; super(...a); }
+};
+Deno.stdout.writeSync = (b) => { atFirstByte ??= { ...counts }; return write(b); };
+const { main } = await import(${JSON.stringify(CLI)});
+const code = await main(JSON.parse(Deno.args[0]));
+console.error(JSON.stringify({ code, atFirstByte }));
+`;
+
+/** Run `lguest ARGS` in a child with the probe; the counts at the first byte. */
+async function countsAtFirstByte(args: string[], stdin: "null" | "piped") {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", PROBE, JSON.stringify(args)],
+    stdin,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin === "piped") await child.stdin.close(); // a pipe already at end of file
+  const out = await child.output();
+  const err = new TextDecoder().decode(out.stderr);
+  const last = err.trim().split("\n").at(-1) ?? "";
+  assert.ok(out.success && last.startsWith("{"), err);
+  return JSON.parse(last) as {
+    code: number;
+    atFirstByte: { dlopen: number; timers: number; workers: number } | null;
+  };
+}
+
+Deno.test("boot: run hello loads no FFI library, arms no timer, starts no Worker before its first byte", async () => {
+  for (const stdin of ["null", "piped"] as const) {
+    const r = await countsAtFirstByte(["run", "hello"], stdin);
+    assert.equal(r.code, 0);
+    assert.deepEqual(r.atFirstByte, { dlopen: 0, timers: 0, workers: 0 }, `stdin ${stdin}`);
+  }
+});

@@ -282,6 +282,11 @@ async function runCommand(argv: string[]): Promise<number> {
     console.log(runUsage());
     return EXIT.OK;
   }
+  // An empty file name ('') is one line naming the option, not Deno's "Empty path".
+  for (const name of ["json", "pcap", "config"]) {
+    if (values[name] === "") throw new UsageError(`--${name} needs a FILE (got '')`);
+  }
+  if (positionals[0] === "") throw new UsageError("run needs a GUEST (got '')");
   const timeoutMs = values.timeout === undefined ? 0 : parseTimeout(values.timeout as string);
   const engine = values.engine === undefined ? undefined : parseEngine(values.engine as string);
   if (engine !== undefined) {

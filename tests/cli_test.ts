@@ -133,6 +133,11 @@ Deno.test("cli: an unknown command is a usage error", async () => {
 Deno.test("cli: run without a GUEST is a usage error", async () => {
   await assertUsageErrors([
     [["run"], "needs a GUEST"],
+    // empty file names: one line naming what is empty
+    [["run", ""], "run needs a GUEST (got '')"],
+    [["run", "--json", "", "hello"], "--json needs a FILE (got '')"],
+    [["run", "--pcap=", "hello"], "--pcap needs a FILE (got '')"],
+    [["run", "--config", ""], "--config needs a FILE (got '')"],
     [["run", "-m", "16M"], "needs a GUEST"],
   ]);
 });

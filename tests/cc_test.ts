@@ -190,3 +190,46 @@ int main(int argc, char **argv)
     assert.deepEqual(lines(r.stdout), ["argc=3 a b c [FOO=bar] [HOME=/]"], describe(r));
   });
 });
+
+Deno.test("cc: a program with its own memcpy still gets the layer's memset", async () => {
+  const why = await haveToolchain();
+  if (why) {
+    console.log(`skipped: ${why}`);
+    return;
+  }
+  await inTempDir(async (dir) => {
+    // libposix.a has memcpy, memmove and memset in one member each: one member with all three
+    // would clash with the program's own memcpy as soon as memset pulled it in.
+    await Deno.writeTextFile(
+      `${dir}/own.c`,
+      `#include <stdio.h>
+#include <string.h>
+static int mine;
+void *memcpy(void *restrict d, const void *restrict s, size_t n)
+{
+	char *a = d;
+	const char *b = s;
+	mine++;
+	while (n--)
+		*a++ = *b++;
+	return d;
+}
+int main(void)
+{
+	char x[32], y[32] = "copied";
+	void *(*volatile set)(void *, int, size_t) = memset;
+	void *(*volatile copy)(void *, const void *, size_t) = memcpy;
+	set(x, 'z', sizeof x);
+	copy(x, y, 7);
+	printf("%s %c mine=%d\\n", x, x[31], mine);
+	return 0;
+}
+`,
+    );
+    const cc = await runCli(["cc", "-o", `${dir}/own.wasm`, `${dir}/own.c`]);
+    assert.equal(cc.code, EXIT.OK, describe(cc));
+    const r = await runCli(["run", `${dir}/own.wasm`]);
+    assert.equal(r.code, EXIT.OK, describe(r));
+    assert.deepEqual(lines(r.stdout), ["copied z mine=1"], describe(r));
+  });
+});

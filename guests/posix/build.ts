@@ -7,7 +7,7 @@
  *   boot calls `lguest_posix_main` instead of `main`), the arch entry, the
  *   WASI calls (`wasi.c`), the setjmp/longjmp runtime (`sjlj.c`),
  *   wasi-libc's missing pieces (`stubs.c`) and bulk-memory memcpy, memmove
- *   and memset (`mem.s`). `lguest cc` links user
+ *   and memset (`memcpy.s`, `memmove.s`, `memset.s`). `lguest cc` links user
  *   programs against it (launcher/cc.ts), with wasi-libc and compiler-rt.
  * - `lua` and `sqlite3`: built from pinned upstream sources fetched at
  *   build time (sources.ts), never kept in git.
@@ -203,8 +203,11 @@ export async function buildPosix(
     ["posix/crc32.c", layerFlags],
     ["posix/sjlj.c", [...prog, "-O2", "-Wall", "-Wextra", "-Werror"]],
     ["posix/stubs.c", [...prog, "-O2", "-Wall", "-Wextra", "-Werror"]],
-    // memcpy, memmove, memset as bulk memory instructions (see the file: why not C).
-    ["posix/mem.s", ["--target=wasm32-wasi", "-mbulk-memory"]],
+    // memcpy, memmove, memset as bulk memory instructions (memcpy.s: why not C), one a
+    // member, so that a program's own memcpy does not clash with our memset.
+    ...["memcpy", "memmove", "memset"].map((f) =>
+      [`posix/${f}.s`, ["--target=wasm32-wasi", "-mbulk-memory"]] as [string, string[]]
+    ),
   ];
   await Promise.all(
     layer.map(([src, flags]) => tools.run(tools.clang, [...flags, "-c", src, "-o", o(src)])),

@@ -19,6 +19,26 @@ Deno.test("posix: lua -e print(6*7) prints 42", async () => {
   assert.equal(r.stderr, "", describe(r));
 });
 
+Deno.test("posix: lua writes integers as snprintf's %lld did (its lua_integer2str is the layer's)", async () => {
+  // Every digit count, both signs, the extremes, through tostring, .. and print.
+  const script =
+    `local t = {} for k = 0, 18 do local n = math.tointeger(10 ^ k) t[#t + 1] = tostring(n)
+    t[#t + 1] = tostring(-n) t[#t + 1] = (n - 1) .. "" t[#t + 1] = tostring(1 - n) end
+    print(table.concat(t, " ")) print(math.mininteger, math.maxinteger, 0, -0, 7 // 2, 2^53 | 0)`;
+  const r = await runCli(["run", "lua", "--", "-e", script]);
+  assert.equal(r.code, EXIT.OK, describe(r));
+  const want: string[] = [];
+  for (let k = 0n; k <= 18n; k++) {
+    const n = 10n ** k;
+    want.push(`${n}`, `${-n}`, `${n - 1n}`, `${1n - n}`);
+  }
+  assert.equal(
+    r.stdout,
+    `${want.join(" ")}\n-9223372036854775808\t9223372036854775807\t0\t0\t3\t9007199254740992\n`,
+    describe(r),
+  );
+});
+
 Deno.test("posix: lua's os.exit(3) and a Lua error reach the exit code", async () => {
   const [three, err] = await Promise.all([
     runCli(["run", "lua", "--", "-e", "os.exit(3)"]),

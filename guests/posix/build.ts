@@ -285,10 +285,16 @@ export async function buildPosix(
     "-Dlua_stdin_is_tty()=isatty(0)",
     "-include",
     "unistd.h",
+    // Lua's hook for local configuration (posix/lua/lua_user.h: integers to strings).
+    "-Iposix/lua",
+    '-DLUA_USER_H="lua_user.h"',
     "-Wno-deprecated-declarations",
   ];
   const luaObj = (f: string) => `${objDir}/lua_${f}.o`;
-  const luaKey = await cacheKeyBase(tools, guestsDir, objDir, luaFlags);
+  const luaKey = [
+    ...await cacheKeyBase(tools, guestsDir, objDir, luaFlags),
+    await Deno.readTextFile(`${guestsDir}/posix/lua/lua_user.h`),
+  ];
   await Promise.all(
     luaFiles.map((f) =>
       cachedCompile(tools, [...luaKey, f], luaFlags, `${luaDir}/${f}.c`, luaObj(f))

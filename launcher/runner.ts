@@ -366,6 +366,29 @@ export function countersOf(run: HostRun, i: number): {
   };
 }
 
+/** Say how one guest of a CLI run ended (stderr; the quiet cases only with -v). */
+function sayEnd(
+  name: string,
+  o: Outcome,
+  several: boolean,
+  opts: { verbose?: (line: string) => void },
+  counters: object | undefined,
+): void {
+  if (opts.verbose && counters) opts.verbose(`${name}: counters ${JSON.stringify(counters)}`);
+  if (o.status === 0) opts.verbose?.(`${name}: powered off`);
+  else if (o.status !== undefined && o.status === o.code) {
+    opts.verbose?.(`${name}: exited with status ${o.status}`);
+  } else if (o.status !== undefined) {
+    console.error(
+      `lguest: ${name}: exited with status ${o.status} (exit code ${o.code}: ` +
+        `statuses above ${MAX_PASSED_STATUS} are reported as ${EXIT.STATUS_HIGH})`,
+    );
+  } else if (!(several && o.reason.startsWith("stopped: "))) {
+    // The reason may hold guest text (a CRASH message): shown as data, one bounded line.
+    console.error(`lguest: ${name}: ${printable(o.reason, 300)}`);
+  }
+}
+
 function report(run: HostRun, outcomes: Outcome[], exitCode: number): RunReport {
   return {
     exitCode,
@@ -450,34 +473,24 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
       }, STALE_MS);
     });
   }
+  const several = runs.length > 1;
+  // Each guest's end is said when it happens: in a run of several guests
+  // one may die long before the others end.
+  const said = (i: number) => (o: Outcome) => {
+    sayEnd(prepared[i].name, o, several, opts, runs[i].file.guest?.counters);
+    return o;
+  };
   let outcomes: Outcome[];
   try {
     await supervisor.ready;
-    outcomes = await hostRun.run(stdioGuest);
+    const all = hostRun.run(stdioGuest);
+    outcomes = await Promise.all(hostRun.ended.map((p, i) => p.then(said(i))));
+    await all;
   } finally {
     clearTimeout(notResponding);
     supervisor.close();
   }
-  const several = runs.length > 1;
-  outcomes.forEach((o, i) => {
-    const name = prepared[i].name;
-    if (opts.verbose) {
-      const c = runs[i].file.guest?.counters;
-      if (c) opts.verbose(`${name}: counters ${JSON.stringify(c)}`);
-    }
-    if (o.status === 0) opts.verbose?.(`${name}: powered off`);
-    else if (o.status !== undefined && o.status === o.code) {
-      opts.verbose?.(`${name}: exited with status ${o.status}`);
-    } else if (o.status !== undefined) {
-      console.error(
-        `lguest: ${name}: exited with status ${o.status} (exit code ${o.code}: ` +
-          `statuses above ${MAX_PASSED_STATUS} are reported as ${EXIT.STATUS_HIGH})`,
-      );
-    } else if (!(several && o.reason.startsWith("stopped: "))) {
-      // The reason may hold guest text (a CRASH message): shown as data, one bounded line.
-      console.error(`lguest: ${name}: ${printable(o.reason, 300)}`);
-    }
-  });
+
   const exitCode = stdioGuest
     ? outcomes[prepared.indexOf(stdioGuest)].code
     : outcomes.find((o) => o.code !== EXIT.OK)?.code ?? EXIT.OK;

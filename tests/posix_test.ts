@@ -103,6 +103,7 @@ Deno.test("posix: argv keeps word boundaries, NAME=VALUE words are the environme
       "GREETING=hello world",
       "longjmp came back with 42",
       "memcpy memmove memset: ok",
+      "memcmp: ok",
       "malloc 8 MiB: ok",
       "monotonic ok: 1",
       "getentropy: 0",

@@ -6,9 +6,10 @@
  * - `libposix.a`: the guest kit (without its own libc and allocator; its
  *   boot calls `lguest_posix_main` instead of `main`), the arch entry, the
  *   WASI calls (`wasi.c`), the setjmp/longjmp runtime (`sjlj.c`),
- *   wasi-libc's missing pieces (`stubs.c`) and bulk-memory memcpy, memmove
- *   and memset (`memcpy.s`, `memmove.s`, `memset.s`). `lguest cc` links user
- *   programs against it (launcher/cc.ts), with wasi-libc and compiler-rt.
+ *   wasi-libc's missing pieces (`stubs.c`), bulk-memory memcpy, memmove
+ *   and memset (`memcpy.s`, `memmove.s`, `memset.s`) and a word-wise
+ *   memcmp (`memcmp.c`). `lguest cc` links user programs against it
+ *   (launcher/cc.ts), with wasi-libc and compiler-rt.
  * - `lua` and `sqlite3`: built from pinned upstream sources fetched at
  *   build time (sources.ts), never kept in git.
  * - `posix/test/*.c` -> `test-posix-NAME` (host tests).
@@ -208,6 +209,7 @@ export async function buildPosix(
     ...["memcpy", "memmove", "memset"].map((f) =>
       [`posix/${f}.s`, ["--target=wasm32-wasi", "-mbulk-memory"]] as [string, string[]]
     ),
+    ["posix/memcmp.c", [...prog, "-O2", "-fno-builtin", "-Wall", "-Wextra", "-Werror"]],
   ];
   await Promise.all(
     layer.map(([src, flags]) => tools.run(tools.clang, [...flags, "-c", src, "-o", o(src)])),

@@ -81,7 +81,7 @@ static void files(void)
 	}
 }
 
-/* memcpy, memmove (overlapping both ways) and memset against byte loops;
+/* memcpy, memmove (overlapping both ways), memset and memcmp against byte loops;
  * the pointers go through volatile so that clang calls the library's. */
 static void mem(void)
 {
@@ -89,6 +89,7 @@ static void mem(void)
 	void *(*volatile cp)(void *, const void *, size_t) = memcpy;
 	void *(*volatile mv)(void *, const void *, size_t) = memmove;
 	void *(*volatile st)(void *, int, size_t) = memset;
+	int (*volatile cmp)(const void *, const void *, size_t) = memcmp;
 	int ok = 1;
 
 	for (int i = 0; i < 300; i++)
@@ -108,6 +109,22 @@ static void mem(void)
 	for (int i = 0; i < 300; i++)
 		ok &= a[i] == want[i];
 	printf("memcpy memmove memset: %s\n", ok ? "ok" : "WRONG");
+	/* memcmp: every length to 40, a difference at every place, both ways, bytes unsigned */
+	ok = 1;
+	for (int n = 0; n <= 40; n++)
+		for (int d = 0; d <= n; d++) {
+			unsigned char x[48], y[48];
+
+			for (int i = 0; i < 48; i++)
+				x[i] = y[i] = (unsigned char)(i * 29 + 100);
+			if (d < n)
+				y[1 + d] = (unsigned char)(x[1 + d] ^ 0x80);
+			int r1 = cmp(x + 1, y + 1, (size_t)n), r2 = cmp(y + 1, x + 1, (size_t)n);
+			int want = d == n ? 0 : x[1 + d] < y[1 + d] ? -1 : 1;
+
+			ok &= (r1 > 0) - (r1 < 0) == want && (r2 > 0) - (r2 < 0) == -want;
+		}
+	printf("memcmp: %s\n", ok ? "ok" : "WRONG");
 }
 
 int main(int argc, char **argv)

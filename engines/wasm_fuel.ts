@@ -541,8 +541,8 @@ class Paths {
         let len = 1;
         if (op === 0x08 || op === 0x09 || op === 0x12 || op === 0x13) len += this.#leb(at + 1);
         if (op === 0x13) len += this.#leb(at + len);
-        if (op === 0x12) len += this.#leaf(at);
-        if (this.#steps !== null) this.#exitTo(-1, this.#after(cur, len));
+        const leaf = op === 0x12 ? this.#leaf(at) : 0; // a tail call of a leaf runs it here
+        if (this.#steps !== null) this.#exitTo(-1, this.#after(cur, len + leaf));
         this.#cur = NONE;
         this.#last = at + len;
         return null;

@@ -401,16 +401,19 @@ Deno.test("fuel: a leaf needs no check: each call of it pays on the caller's pat
       { type: 1, body: calls }, // 2
       { type: 1, body: leaf }, // 3: in the table
       { type: 1, body: leaf }, // 4: exported
+      // 5: a tail call of the leaf, then more code
+      { type: 1, body: [GET, 0, IF, VOID, GET, 0, 0x12, 1, END, GET, 0, ...i32(1), I32_ADD] },
     ],
     table: 1,
     elems: [{ offset: 0, funcs: [3] }],
-    exports: [{ name: "calls", func: 2 }, { name: "leaf", func: 4 }],
+    exports: [{ name: "calls", func: 2 }, { name: "leaf", func: 4 }, { name: "tail", func: 5 }],
   };
   const fuel = 1000;
   const r = instrumented(assemble(def), fuel);
-  assert.deepEqual([r.entries, r.loops], [3, 1], "function 1 has no check, 2 3 4 have theirs");
+  assert.deepEqual([r.entries, r.loops], [4, 1], "function 1 has no check, 2 3 4 5 have theirs");
   const b = instantiate(r.bytes);
   assert.equal(await b.exports.calls(10_000), 0);
+  assert.deepEqual([await b.exports.tail(5), await b.exports.tail(0)], [5, 1]);
   // Each call pays what the leaf's own check did (1 + 203 / 64 = 4 units), the loop 1 more.
   const units = fuel / (10_000 / b.counter.waits);
   assert.ok(units >= 12.5 && units < 15, `${units} units an iteration`);

@@ -462,8 +462,8 @@ const LEAF_BYTES = 151;
 
 /**
  * A random function for the longest-path test: nested blocks, loops, ifs
- * (with and without else), try/catch, br, br_if, br_table, return and
- * throw, around "pads" (a `call $log(id)` and some nops) whose bytes and
+ * (with and without else), try/catch, br, br_if, br_table, return,
+ * a tail call of a leaf and throw, around "pads" (a `call $log(id)` and some nops) whose bytes and
  * region (the innermost loop, or the function: -1) are known. Branches
  * and conditions come from an LCG in local 0; a branch back to a loop
  * spends local 1, so every run ends.
@@ -567,6 +567,12 @@ function randomBody(rand: (n: number) => number) {
         return out;
       } else if (k === 11 && rand(4) === 0) {
         out.push(RETURN);
+        return out;
+      } else if (k === 11 && rand(3) === 0) { // a tail call of the leaf: it runs in this pad
+        const id = pads.length;
+        const code = [...i32(id), CALL, 1, 0x12, 3]; // return_call
+        pads.push({ region, bytes: code.length + LEAF_BYTES });
+        out.push(...code);
         return out;
       } else out.push(...pad(region));
     }

@@ -529,7 +529,10 @@ function randomBody(rand: (n: number) => number) {
           BR_IF,
           0,
         ];
-        out.push(LOOP, VOID, ...head, ...body, ...back, END);
+        // Sometimes the loop is left only by a branch to an enclosing block (its end is dead):
+        // the path goes on from where the loop was entered.
+        const exit = blocks.length > 0 && rand(2) ? [BR, blocks[rand(blocks.length)] + 1] : [];
+        out.push(LOOP, VOID, ...head, ...body, ...back, ...exit, END);
       } else if (k === 5) {
         out.push(...cond(1), IF, VOID, ...stmts([...labels, false], region, depth + 1));
         if (rand(2)) out.push(ELSE, ...stmts([...labels, false], region, depth + 1));
@@ -581,6 +584,20 @@ function randomBody(rand: (n: number) => number) {
   const body = [...i32(40), SET, 1, ...pad(-1), ...stmts([], -1, 0)];
   return { body, pads, loopStarts, loops };
 }
+
+Deno.test("fuel: a path that leaves a loop by a branch goes on from where it entered the loop", () => {
+  // block { 300 nops; loop { 300 nops; br 1 } } 300 nops: a call runs 600 bytes outside the loop.
+  const nop300 = new Array(300).fill(NOP);
+  const body = [BLOCK, VOID, ...nop300, LOOP, VOID, ...nop300, BR, 1, END, END, ...nop300];
+  const bytes = assemble({
+    types: [[[], []]],
+    imports: [{ module: "env", name: "wait", func: 0 }],
+    funcs: [{ type: 0, body }],
+  });
+  const charged = chargedUnits(instrumented(bytes, 1e9).bytes);
+  assert.ok(charged.entry * CODE_BYTES_PER_FUEL >= 600, `entry: ${charged.entry} units`);
+  assert.ok(charged.loops[0] * CODE_BYTES_PER_FUEL >= 300, `loop: ${charged.loops[0]} units`);
+});
 
 Deno.test("fuel: no iteration runs more code than the longest path it pays for (random bodies)", () => {
   // Function 3 is a leaf: no check of its own, its calls paid for on the caller's paths.

@@ -35,6 +35,12 @@
  * guest runs at most about {@link FUEL} × 64 bytes of its code (or of
  * bulk memory), plus one bulk instruction.
  *
+ * Every `memory.grow` is replaced by what a grow of a memory at its
+ * maximum returns (`n == 0 ? memory.size : -1`, see {@link fixedGrow}): a
+ * guest's memory is fixed in size, and V8 detaches its buffer, and with it
+ * every host view of guest RAM, on any grow that succeeds, `memory.grow 0`
+ * included (docs/security.md "Guest memory never moves").
+ *
  * Every `FUEL` units the engine gets a look in and decides whether the
  * guest's time slice is over. Every other section is copied byte for
  * byte; the function bodies are decoded instruction by instruction by the
@@ -700,6 +706,38 @@ function isVoidType(b: Uint8Array, s: Section | undefined, index: number): boole
 
 // ---- the rewrite -------------------------------------------------------------
 
+/** At a position of a body: bytes put there, in place of the `skip` bytes there. */
+type Insert = [at: number, bytes: Uint8Array, skip: number];
+
+/**
+ * The replacement of the `memory.grow` at `at` (docs/security.md "Guest
+ * memory never moves"): a guest's memory is fixed in size (maximum =
+ * initial), yet V8 detaches its ArrayBuffer on any successful grow, `memory.grow 0`
+ * too, and every host view of guest RAM with it. So no guest code may grow:
+ * the instruction becomes what a grow of a memory at its maximum returns,
+ *
+ * ```wat
+ * i32.eqz  if (result i32)  memory.size  else  i32.const -1  end
+ * ```
+ *
+ * (the same memory index). It opens no label a branch could name, so no
+ * depth moves; it runs a few instructions, in place of one, on the path
+ * the grow's own bytes are charged to.
+ */
+function fixedGrow(b: Uint8Array, at: number, end: number): Insert {
+  let p = at + 1;
+  while (b[p] & 0x80) p++;
+  p++; // after the memory index's LEB128 (the scanner read it within the body)
+  if (p > end) throw new Malformed("memory.grow runs past the body");
+  // deno-fmt-ignore
+  const bytes = new Uint8Array([
+    0x45, 0x04, 0x7f, // i32.eqz if (result i32)
+    0x3f, ...b.subarray(at + 1, p), // memory.size (the grow's memory index)
+    0x05, 0x41, 0x7f, 0x0b, // else i32.const -1 end
+  ]);
+  return [at, bytes, p - at];
+}
+
 /**
  * Instrument a module for preemption (see the module doc). Any problem is
  * an `{ error }`, never an exception or bad bytes.
@@ -798,7 +836,7 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   // per body, what goes where: [position in the module, bytes inserted there].
   const scan = scanCode(b, codeSec.contentStart, codeSec.end);
   const rec = scan.records, d = scan.delta;
-  const plans: { start: number; end: number; inserts: [number, Uint8Array][]; size: number }[] = [];
+  const plans: { start: number; end: number; inserts: Insert[]; size: number }[] = [];
   let codeContent = 0;
   const counts: FuelCounts = { loops: 0, entries: 0, bulk: 0 };
   // Leaves: bodies without a call of any kind, a loop or a try, named by nothing but direct
@@ -826,18 +864,21 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   };
   /** Where a body's checks go, and what each charges (paths: null, all its bytes). */
   const planBody = (i: number, instr: number, end: number, leaf: boolean) => {
-    const inserts: [number, Uint8Array][] = [];
-    inserts.push([instr, EMPTY]); // its cost is known at the body's end (a leaf's stays empty)
+    const inserts: Insert[] = [];
+    inserts.push([instr, EMPTY, 0]); // its cost is known at the body's end (a leaf's stays empty)
     const paths = new Paths(b, instr, end, callee, steps);
-    let loops = 0, bulk = 0;
+    let loops = 0, bulk = 0, grows = 0;
     for (let j = i + 5; j < i + 5 + rec[i + 4]; j++) {
       const at = (rec[j] >>> 2) + d, what = rec[j] & 3;
-      if (what === AT_PAY) {
-        inserts.push([at, pay]);
+      if (what === AT_PAY && b[at] === 0x40) {
+        inserts.push(fixedGrow(b, at, end));
+        grows++;
+      } else if (what === AT_PAY) {
+        inserts.push([at, pay, 0]);
         bulk++;
       } else if (what === AT_CHECK) {
         paths.loop(at, inserts.length);
-        inserts.push([at, EMPTY]); // its cost is known at its end
+        inserts.push([at, EMPTY, 0]); // its cost is known at its end
         loops++;
       } else if (what === AT_OPEN) paths.open(at);
       else if (what === AT_CTRL) {
@@ -850,7 +891,7 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       }
     }
     if (!paths.done()) throw new Malformed("a block without its end");
-    return { inserts, loops, bulk };
+    return { inserts, loops, bulk, grows };
   };
   for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
     const [start, end, instr] = [rec[i] + d, rec[i + 1] + d, rec[i + 2] + d];
@@ -870,15 +911,17 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     counts.bulk += plan.bulk;
     // Checks are ~20 bytes and each is a branch and a call for V8 to compile: a body packed
     // with loops or bulk instructions would grow several times over (docs/security.md).
-    if (inserts.length > 16 + (end - instr) / BYTES_PER_CHECK) {
+    // (A memory.grow's replacement is neither: a few bytes more, no branch, no call.)
+    const checkCount = inserts.length - plan.grows;
+    if (checkCount > 16 + (end - instr) / BYTES_PER_CHECK) {
       throw new Unsupported(
-        `function ${imports.funcs + plans.length}: ${inserts.length} fuel checks in ` +
+        `function ${imports.funcs + plans.length}: ${checkCount} fuel checks in ` +
           `${end - instr} bytes (loops or bulk memory instructions closer than one per ` +
           `${BYTES_PER_CHECK} bytes)`,
       );
     }
     let size = end - start;
-    for (const [, bytes] of inserts) size += bytes.length;
+    for (const [, bytes, skip] of inserts) size += bytes.length - skip;
     codeContent += ulebLength(size) + size;
     plans.push({ start, end, inserts, size });
   }
@@ -954,10 +997,10 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       for (const plan of plans) {
         put(uleb(plan.size));
         let from = plan.start;
-        for (const [at, bytes] of plan.inserts) {
+        for (const [at, bytes, skip] of plan.inserts) {
           copy(from, at);
           put(bytes);
-          from = at;
+          from = at + skip;
         }
         copy(from, plan.end);
       }

@@ -309,6 +309,46 @@ steps.push({
     }, "lguest-hostile-"),
 });
 
+steps.push({
+  name: "grow — memory.grow(0) and (1) on its fixed memory while it answers pings: it goes " +
+    "on, and netd, the shell's console and the launcher never notice",
+  fn: () =>
+    inTempDir(async (dir) => {
+      const config = await writeConfig(dir, [
+        NETD,
+        {
+          name: "g",
+          image: "test-hostile-grow",
+          memory: "8M",
+          net: ["segment:lan"],
+          args: "ip=10.0.0.3/24 pings=3",
+        },
+        shellConf(),
+      ]);
+      const { r, rss } = await session(config, async (p) => {
+        await p.waitFor(/\[g\] grow: answering pings$/m, 30_000);
+        await p.write("ping 10.0.0.3 3\n");
+        await p.waitFor(/\[g\] grow: answered 3 pings$/m, 30_000);
+        await p.write("ping 10.0.0.1 2\necho ok\npoweroff\n");
+      }, "grow");
+      log(rss);
+      const why = describe(r);
+      assert.equal(r.code, 0, why);
+      const g = guestLines(r.stdout, "g");
+      assert.match(
+        g[0] ?? "",
+        /^grow: size (\d+), grow\(0\) \1, grow\(1\) -1, grow\(65536\) -1, grow\(-1\) -1, size \1$/,
+        why,
+      );
+      assert.ok(g.includes("grow: rng 4096 bytes, random"), why);
+      assert.deepEqual(pingSummaries(r.stdout, "10.0.0.3"), [[3, 3]], why);
+      assert.deepEqual(pingSummaries(r.stdout, "10.0.0.1"), [[2, 2]], why);
+      assert.ok(lines(r.stdout).includes("ok"), why);
+      assert.ok(!/internal error|detached/i.test(r.stderr), why);
+      assertHostEmpty(r.stderr);
+    }, "lguest-hostile-"),
+});
+
 // ---- 2. Rebinding ---------------------------------------------------------------------
 
 steps.push({

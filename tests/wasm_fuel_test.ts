@@ -905,6 +905,152 @@ Deno.test("fuel: legacy exception handling (try/catch/catch_all/throw/rethrow/de
   assert.ok(b.counter.waits > 0);
 });
 
+// ---- memory.grow: the guest's memory never moves ------------------------------------
+
+const GROW = 0x40, SIZE = 0x3f;
+
+/**
+ * A module importing a fixed 2-page memory with memory.grow in a plain
+ * body, under a try and a block that a branch crosses, and in a loop.
+ */
+function growModule(): Uint8Array {
+  const TRY = 0x06, CATCH_ALL = 0x19;
+  // deno-fmt-ignore
+  const nested = [ // nested(n): 99 if grow(n) fails (a br_if out of a try and a block), else grow(n)
+    BLOCK, I32,
+      TRY, I32,
+        ...i32(99),
+        GET, 0, GROW, 0, TEE, 1,
+        ...i32(-1), 0x46, BR_IF, 1, // i32.eq
+        DROP, GET, 1,
+      CATCH_ALL,
+        ...i32(-5),
+      END,
+    END,
+  ];
+  // deno-fmt-ignore
+  const loop = [ // loop(n): Σ grow(0) over n iterations, + memory.size
+    BLOCK, VOID, LOOP, VOID,
+      GET, 0, 0x45, BR_IF, 1,
+      GET, 1, ...i32(0), GROW, 0, I32_ADD, SET, 1,
+      GET, 0, ...i32(1), I32_SUB, SET, 0,
+      BR, 0,
+    END, END,
+    GET, 1, SIZE, 0, I32_ADD,
+  ];
+  return assemble({
+    types: [[[], []], [[I32], [I32]]],
+    imports: [
+      { module: "env", name: "wait", func: 0 },
+      { module: "env", name: "memory", memory: { min: 2, max: 2 } },
+    ],
+    funcs: [
+      { type: 1, body: [GET, 0, GROW, 0] },
+      { type: 1, locals: [I32], body: nested },
+      { type: 1, locals: [I32], body: loop },
+    ],
+    exports: [{ name: "grow", func: 1 }, { name: "nested", func: 2 }, { name: "loop", func: 3 }],
+  });
+}
+
+Deno.test("fuel: memory.grow becomes a grow at the maximum: n == 0 ? memory.size : -1; the buffer never detaches", async () => {
+  const bytes = growModule();
+  assert.ok(WebAssembly.validate(bytes as Uint8Array<ArrayBuffer>), "the test module is invalid");
+  const r = instrumented(bytes, 3);
+  assert.deepEqual([r.loops, r.entries, r.bulk], [1, 3, 0]);
+  // Why: V8 detaches the buffer on any successful grow, of 0 pages too (if it ever stops,
+  // the rewrite is still what a fixed-size memory means).
+  const plainMem = new WebAssembly.Memory({ initial: 2, maximum: 2 });
+  const plainBuf = plainMem.buffer;
+  const a = instantiate(bytes, { memory: plainMem });
+  assert.equal(await a.exports.grow(0), 2);
+  console.log(`  the original's memory.grow 0 detached its buffer: ${plainBuf.byteLength === 0}`);
+
+  const memory = new WebAssembly.Memory({ initial: 2, maximum: 2 });
+  const buf = memory.buffer, view = new Uint8Array(buf);
+  view[70000] = 42;
+  const b = instantiate(r.bytes, { memory });
+  const cases: [string, number, number][] = [
+    ["grow", 0, 2],
+    ["grow", 1, -1],
+    ["grow", 65536, -1],
+    ["grow", -1, -1],
+    ["grow", 0x7fffffff, -1],
+    ["nested", 0, 2],
+    ["nested", 1, 99],
+    ["nested", -1, 99],
+    ["loop", 0, 2],
+    ["loop", 1, 4],
+    ["loop", 10, 22],
+  ];
+  for (const [f, n, want] of cases) {
+    assert.equal(await b.exports[f](n), want, `${f}(${n})`);
+    assert.equal(memory.buffer, buf, `${f}(${n}): the same buffer`);
+    assert.equal(buf.byteLength, 2 * 65536, `${f}(${n}): not detached`);
+  }
+  assert.equal(view[70000], 42, "the host's view still reads the memory");
+  assert.ok(b.counter.waits > 0, "the loop still pays");
+  // The same with a memory index of two bytes (0x80 0x00: memory 0), where V8 takes one
+  // (multi-memory): its replacement's memory.size names the same memory.
+  const wide = bytes.slice();
+  const grow = wide.findIndex((x, i) => x === GET && wide[i + 1] === 0 && wide[i + 2] === GROW);
+  const longIdx = new Uint8Array([...wide.subarray(0, grow + 3), 0x80, ...wide.subarray(grow + 3)]);
+  // Patch the body and code section sizes (one byte each here) for the extra byte.
+  const code = sectionsOf(bytes).findIndex(([id]) => id === 10);
+  let p = 8;
+  for (let i = 0; i < code; i++) {
+    p++;
+    let size = 0, shift = 0, x;
+    do {
+      x = bytes[p++];
+      size |= (x & 0x7f) << shift;
+      shift += 7;
+    } while (x & 0x80);
+    p += size;
+  }
+  longIdx[p + 1]++; // the code section's size
+  longIdx[p + 3]++; // the first body's size
+  if (WebAssembly.validate(longIdx as Uint8Array<ArrayBuffer>)) {
+    const m2 = new WebAssembly.Memory({ initial: 2, maximum: 2 });
+    const buf2 = m2.buffer;
+    const c = instantiate(instrumented(longIdx).bytes, { memory: m2 });
+    assert.equal(await c.exports.grow(0), 2);
+    assert.equal(await c.exports.grow(3), -1);
+    assert.equal(await c.exports.nested(0), 2);
+    assert.equal(buf2.byteLength, 2 * 65536, "not detached");
+  } else console.log("  this V8 refuses a two-byte memory index: that case is not tested");
+});
+
+Deno.test("fuel: test-hostile-grow grows its memory, then its DMA and console input still work (built in and by path)", async () => {
+  const raw = await loadImage("test-hostile-grow");
+  await withTemp(async (dir) => {
+    await Deno.writeFile(`${dir}/grow.wasm`, raw.bytes); // by path: compileImage instruments it
+    const input = "hi\nthere\nlast";
+    const runs = await Promise.all([
+      runCli(["run", "--timeout", "30", "test-hostile-grow"], { stdin: input }),
+      runCli(["run", "--timeout", "30", `${dir}/grow.wasm`], { stdin: input }),
+    ]);
+    for (const r of runs) {
+      const why = describe(r);
+      assert.equal(r.code, 0, why);
+      assert.ok(!hasStackTrace(r.stdout + r.stderr), why);
+      const out = r.stdout.split("\n");
+      const m =
+        /^grow: size (\d+), grow\(0\) (\d+), grow\(1\) -1, grow\(65536\) -1, grow\(-1\) -1, size (\d+)$/
+          .exec(out[0]);
+      assert.ok(m && m[1] === m[2] && m[1] === m[3] && Number(m[1]) >= 2, why);
+      assert.deepEqual(out.slice(1), [
+        "grow: rng 4096 bytes, random",
+        "grow: read hi",
+        "grow: read there",
+        "grow: read last",
+        "grow: done",
+        "",
+      ], why);
+    }
+  });
+});
+
 Deno.test("fuel: hello and the shell behave the same instrumented", async () => {
   const [hello, shell] = await Promise.all([
     runCli(["run", "-v", "hello"]),

@@ -104,7 +104,8 @@ const FC_LEBS = [2, 1, 2, 1];
 export const FC_AT = 256, ERROR_AT = 268, SIMD_AT = 512, CTRL_AT = 768, CODE_AT = 1024;
 /**
  * A record's position: `pos << 2 | what`; a fuel check goes after a loop
- * header, a payment before a bulk op; a block (block, if, try) opens at
+ * header, a payment before a bulk op (or, at a memory.grow, its
+ * replacement: the opcode tells them apart); a block (block, if, try) opens at
  * the position, or a control instruction is there (end and delegate close
  * a block; the others, see ctrlTable, branch; the opcode tells them apart).
  */
@@ -228,7 +229,8 @@ const MEMARG = asm(1, [ // p; align
 /**
  * scan(p, end, out): decode the instructions in [p, end); store at out,
  * out+4, … the position after each loop header (`pos << 2 | AT_CHECK`),
- * of each memory.init/copy/fill (`pos << 2 | AT_PAY`), of each block, if
+ * of each memory.init/copy/fill and memory.grow (`pos << 2 | AT_PAY`; the
+ * opcode tells them apart), of each block, if
  * and try (`AT_OPEN`) and each control instruction (`AT_CTRL`: CTRL_AT[op]
  * is 1; end and delegate among them); set CALLS if there
  * is a call of any kind; return the new out, -1 (malformed) or -2
@@ -253,6 +255,12 @@ const SCAN = asm(5, [ // p end out; at op k t n
       "local.get", 2, "i32.const", 4, "i32.add", "local.set", 2,
     "end",
     "local.get", 5, "i32.eqz", "br_if", "$next", // K_NONE
+    "local.get", 4, "i32.const", 0x40, "i32.eq",
+    "if", "$grow", // memory.grow: record the opcode's position, the rewriter replaces it
+      "local.get", 2, "local.get", 3, "i32.const", 2, "i32.shl", "i32.const", AT_PAY, "i32.or",
+      "i32.store", 0,
+      "local.get", 2, "i32.const", 4, "i32.add", "local.set", 2,
+    "end",
     "local.get", 5, "i32.const", K_LEB, "i32.eq",
     "if", "$leb",
       "local.get", 0, "call", F_LEB, "local.set", 0, "br", "$next",
@@ -485,7 +493,7 @@ export function scannerSource(): string {
 
 /** Its memory layout: the error slot, where the code section goes. */
 export const ERROR_AT = ${ERROR_AT}, CODE_AT = ${CODE_AT};
-/** A record's position is \`pos << 2 | what\`: a check after it, a payment before it, a block opens, a control instruction (end, branch, …). */
+/** A record's position is \`pos << 2 | what\`: a check after it, a payment before it (a memory.grow: replaced), a block opens, a control instruction (end, branch, …). */
 export const AT_CHECK = ${AT_CHECK}, AT_PAY = ${AT_PAY}, AT_OPEN = ${AT_OPEN}, AT_CTRL = ${AT_CTRL};
 
 /** The module's bytes. */

@@ -138,6 +138,12 @@ export const MANIFEST: readonly ManifestEntry[] = [
     "test": true
   },
   {
+    "name": "test-hostile-grow",
+    "file": "test-hostile-grow.wasm",
+    "description": "Hostile: memory.grow on its fixed-size memory (then console echo, or ip=A.B.C.D/N pings=K).",
+    "test": true
+  },
+  {
     "name": "test-hostile-nest",
     "file": "test-hostile-nest.wasm",
     "x86_64": "test-hostile-nest.x86_64.elf",
@@ -266,6 +272,7 @@ export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string; GZIP
   "test-hostile-blkbad.x86_64.elf": () => outside("./test-hostile-blkbad.x86_64.elf.ts"),
   "test-hostile-exit.wasm": () => outside("./test-hostile-exit.wasm.ts"),
   "test-hostile-exit.x86_64.elf": () => outside("./test-hostile-exit.x86_64.elf.ts"),
+  "test-hostile-grow.wasm": () => outside("./test-hostile-grow.wasm.ts"),
   "test-hostile-nest.wasm": () => outside("./test-hostile-nest.wasm.ts"),
   "test-hostile-nest.x86_64.elf": () => outside("./test-hostile-nest.x86_64.elf.ts"),
   "test-hostile-rebind.wasm": () => outside("./test-hostile-rebind.wasm.ts"),
@@ -322,6 +329,7 @@ export const READY: Readonly<Record<string, () => Promise<ReadyModule>>> = {
   "test-fstest.wasm": () => outside("./test-fstest.wasm.ready.ts"),
   "test-hostile-blkbad.wasm": () => outside("./test-hostile-blkbad.wasm.ready.ts"),
   "test-hostile-exit.wasm": () => outside("./test-hostile-exit.wasm.ready.ts"),
+  "test-hostile-grow.wasm": () => outside("./test-hostile-grow.wasm.ready.ts"),
   "test-hostile-nest.wasm": () => outside("./test-hostile-nest.wasm.ready.ts"),
   "test-hostile-rebind.wasm": () => outside("./test-hostile-rebind.wasm.ready.ts"),
   "test-hostile-recurse.wasm": () => outside("./test-hostile-recurse.wasm.ready.ts"),

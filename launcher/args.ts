@@ -52,7 +52,8 @@ export function parseOptions(
       inline = eq < 0 ? undefined : arg.slice(eq + 1);
       shown = `--${name}`;
       if (!(name in options)) {
-        throw new UsageError(`unknown option ${shown} (see 'lguest --help'${forGuest})`);
+        const hint = meant(shown, Object.keys(options).map((o) => `--${o}`));
+        throw new UsageError(`unknown option ${shown} (${hint}see 'lguest --help'${forGuest})`);
       }
     } else {
       name = byShort.get(arg.slice(1, 2));

@@ -8,7 +8,9 @@
  * support, and links with wasm-ld against libposix.a (embedded in this
  * program: guests/images/libposix.a.ts), wasi-libc and compiler-rt. Every
  * other argument goes to clang as it is (`-O2`, `-I`, `-D`, `-c`, more
- * sources, objects, `-lm` ...). Without `-o` the image is `a.wasm`.
+ * sources, objects, `-lm` ...). Without `-o` (or `--output`) the image is
+ * `a.wasm`; an existing output that is not a wasm image (a disk image, say)
+ * is refused, never overwritten.
  *
  * Missing tools are one line naming the packages to install; a failed
  * compile shows clang's own diagnostics. Both exit 125 (EXIT.USAGE).
@@ -18,6 +20,7 @@
 
 import { UsageError } from "../devices/registry.ts";
 import { EXIT } from "./exit.ts";
+import { shownName } from "./lgfs.ts";
 import { programFlags, WASI_SYSROOT_LIB as WASI_LIB } from "./wasi_flags.ts";
 
 const INSTALL =
@@ -25,6 +28,9 @@ const INSTALL =
 
 const USAGE = `Usage:
   lguest cc [clang flags] [-o prog.wasm] prog.c [more.c obj.o ...]
+
+Without -o (or --output) the image is a.wasm. An existing -o file that is
+not a wasm image (an lgfs disk, say) is refused, never overwritten.
 
 Builds C programs written for a standard C library (stdio, malloc, files,
 setjmp/longjmp, time) into an lguest guest image: stdin/stdout/stderr are the
@@ -56,6 +62,30 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
+}
+
+/** The first bytes of a file (fewer if it is shorter; none if unreadable). */
+async function head(path: string, n: number): Promise<Uint8Array> {
+  try {
+    using f = await Deno.open(path);
+    const buf = new Uint8Array(n);
+    const got = await f.read(buf);
+    return buf.subarray(0, got ?? 0);
+  } catch {
+    return new Uint8Array(0);
+  }
+}
+
+/** Whether the file starts as a wasm module does (\0asm). */
+async function isWasm(path: string): Promise<boolean> {
+  const h = await head(path, 4);
+  return h.length === 4 && h[0] === 0 && h[1] === 0x61 && h[2] === 0x73 && h[3] === 0x6d;
+}
+
+/** What a non-wasm file is, for the message. */
+async function kindOf(path: string): Promise<string> {
+  const h = new TextDecoder().decode(await head(path, 8));
+  return h === "LGFS1\0\0\0" ? "an lgfs disk image" : "it holds other data";
 }
 
 function statOrNull(path: string): Deno.FileInfo | null {
@@ -102,31 +132,53 @@ export async function ccCommand(argv: string[]): Promise<number> {
     return EXIT.OK;
   }
   // Our own argv0.c is an input too: without this, no input is clang's "undefined symbol: main".
-  if (argv.every((a, i) => a.startsWith("-") || argv[i - 1] === "-o")) {
+  if (
+    argv.every((a, i) => a.startsWith("-") || argv[i - 1] === "-o" || argv[i - 1] === "--output")
+  ) {
     throw new UsageError("cc: no input files (name the program's .c files)");
   }
-  const { clang, res } = await findToolchain();
   const compileOnly = argv.some((a) => a === "-c" || a === "-E" || a === "-S" || a === "-M");
+  // -o FILE, -oFILE, --output FILE, --output=FILE (clang's spellings);
+  // without one the image is a.wasm.
   let output = "a.wasm";
-  const oi = argv.findIndex((a) => a === "-o");
-  if (oi >= 0) {
-    if (oi + 1 >= argv.length) throw new UsageError("cc: -o needs a file name");
-    output = argv[oi + 1];
-  } else {
-    const joined = argv.find((a) => a.startsWith("-o") && a.length > 2);
-    if (joined) output = joined.slice(2);
+  let named = false;
+  for (const [i, a] of argv.entries()) {
+    if (a === "-o" || a === "--output") {
+      if (i + 1 >= argv.length) throw new UsageError(`cc: ${a} needs a file name`);
+      [output, named] = [argv[i + 1], true];
+    } else if (a.startsWith("--output=")) {
+      [output, named] = [a.slice("--output=".length), true];
+    } else if (a.startsWith("-o") && a.length > 2 && argv[i - 1] !== "-o") {
+      [output, named] = [a.slice(2), true];
+    }
   }
+  if (output === "") throw new UsageError("cc: -o needs a file name (got '')");
+  const isInput = (i: number) =>
+    !argv[i].startsWith("-") && argv[i - 1] !== "-o" && argv[i - 1] !== "--output";
   // As gcc: the output must not be one of the inputs (-o prog.c prog.c would replace the source).
   const out = statOrNull(output);
   if (out) {
     for (const [i, a] of argv.entries()) {
-      if (a.startsWith("-") || argv[i - 1] === "-o") continue;
+      if (!isInput(i)) continue;
       const st = statOrNull(a);
       if (st && st.dev === out.dev && st.ino === out.ino) {
-        throw new UsageError(`cc: -o ${output} is the input ${a}: it would be overwritten`);
+        throw new UsageError(
+          `cc: -o ${shownName(output)} is the input ${shownName(a)}: it would be overwritten`,
+        );
       }
     }
+    // A program image replaces only a program image (or an empty file):
+    // never a disk image or other data given by a slip of -o.
+    if (!compileOnly && out.isFile && out.size > 0 && !await isWasm(output)) {
+      throw new UsageError(
+        `cc: -o ${shownName(output)} exists and is not a wasm image (${await kindOf(
+          output,
+        )}): it would be overwritten; ` +
+          "remove it or name another output",
+      );
+    }
   }
+  const { clang, res } = await findToolchain();
   const lib = await import("../guests/images/libposix.a.ts");
   const tmp = await Deno.makeTempDir({ prefix: "lguest-cc-" });
   try {
@@ -145,7 +197,7 @@ export async function ccCommand(argv: string[]): Promise<number> {
       const name = output.replace(/^.*\//, "").replace(/\.wasm$/, "") || "a.out";
       const argv0 = `${tmp}/argv0.c`;
       await Deno.writeTextFile(argv0, `const char *lguest_argv0 = ${JSON.stringify(name)};\n`);
-      if (oi < 0 && !argv.some((a) => a.startsWith("-o"))) args.push("-o", output);
+      if (!named) args.push("-o", output);
       args.push(
         argv0,
         "-nostartfiles",

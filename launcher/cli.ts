@@ -112,7 +112,7 @@ function usage(): string {
 Usage:
   lguest run [options] GUEST [-- ARGS...]   run a guest; ARGS become its command line
   lguest run [options] --config FILE.json   run several guests in one host
-  lguest guests                             list the built-in guests
+  lguest guests [--json]                    list the built-in guests
   lguest disk mkfs|ls|put|get|rm|check ...  files on lgfs disk images ('lguest disk help')
   lguest cc [clang flags] -o P.wasm P.c     build a C program into a guest ('lguest cc --help')
   lguest --help | --version
@@ -148,7 +148,7 @@ function fail(msg: string): number {
   // One line whatever a message quotes (names are escaped where they are quoted; this is a net).
   const line = [...msg].map((c) => {
     const n = c.charCodeAt(0);
-    return n < 0x20 || n === 0x7f ? `\\x${n.toString(16).padStart(2, "0")}` : c;
+    return n < 0x20 || (n >= 0x7f && n <= 0x9f) ? `\\x${n.toString(16).padStart(2, "0")}` : c;
   }).join("");
   console.error(`lguest: ${line}`);
   return EXIT.USAGE;
@@ -231,7 +231,7 @@ async function dispatch(argv: string[]): Promise<number> {
     default:
       return fail(
         `unknown command '${cmd}' (${
-          meant(cmd, ["run", "guests", "disk", "cc", "help"])
+          meant(cmd, ["run", "guests", "disk", "cc", "help", "--help", "--version"])
         }try 'lguest --help')`,
       );
   }

@@ -34,9 +34,11 @@ import {
   MAX_FILE,
   MAX_SIZE,
   MIN_SIZE,
+  shownName,
   validName,
 } from "./lgfs.ts";
 import {
+  cstr,
   errno,
   libc,
   O_CREAT,
@@ -63,13 +65,36 @@ const USAGE = `Usage:
                                               (-r: a folder and everything in it)
   lguest disk check IMAGE                     check the file system
 
-HOSTPATH '-' is standard input (put) or output (get) for one file.
+HOSTPATH '-' is standard input (put) or output (get) for one file; a HOSTPATH
+that is a link is followed. Holes (and blocks of zeros) take no room on the
+disk. A put that fails removes again what it made. PATH is named from the top
+(no '..', at most 4096 bytes); a file is never PATH/.
 Nothing is replaced unless you say so: mkfs refuses an IMAGE that holds data,
 put a file that exists on the disk, get a host file that exists; -f (--force)
 replaces it. Options may come anywhere; a file named like an option is
 ./-name or comes after --. Problems: one line on stderr, exit code 125.`;
 
 class DiskUsage extends Error {}
+
+/** Refuse too few or too many words: "ls: too many arguments (ls needs IMAGE [PATH])". */
+function arity(cmd: string, words: string[], min: number, max: number, syntax: string): void {
+  if (words.length >= min && words.length <= max) return;
+  const what = words.length > max ? "too many arguments" : "missing arguments";
+  throw new DiskUsage(`${cmd}: ${what} (${cmd} needs ${syntax})`);
+}
+
+/**
+ * The inode at disk path `path` (what ls, get and rm name): ENOENT if there
+ * is none, ENOTDIR for a file named with a trailing '/' (as POSIX says).
+ */
+function found(fs: Lgfs, path: string): { ino: number; dir: number; name: string } {
+  const r = fs.resolve(path);
+  if (r.ino === null) throw new FsError("ENOENT", `${shownName(path)}: no such file or directory`);
+  if (/\/\.?$/.test(path) && !isDir(fs.inode(r.ino))) {
+    throw new FsError("ENOTDIR", `${shownName(path)}: not a directory`);
+  }
+  return { ...r, ino: r.ino };
+}
 
 /**
  * The options of one disk command (`allowed`: their letters, e.g. "rf")
@@ -97,7 +122,10 @@ function options(cmd: string, args: string[], allowed: string) {
         flags.add(c);
       }
     } else if (a.startsWith("--")) {
-      throw new DiskUsage(`${cmd}: unknown option '${a}' (options: ${known})`);
+      const hint = meant(a, [...allowed.includes("f") ? ["--force"] : [], "--help"]);
+      throw new DiskUsage(
+        `${cmd}: unknown option ${shownName(`'${a}'`)} (${hint}options: ${known})`,
+      );
     } else {
       words.push(a);
     }
@@ -143,7 +171,8 @@ export function parseDiskSize(text: string): number {
   const bytes = Number(m[1]) * { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[unit];
   if (bytes % BS !== 0) throw new DiskUsage(`size '${text}' is not a multiple of 4K`);
   if (bytes < MIN_SIZE || bytes > MAX_SIZE) {
-    throw new DiskUsage(`size '${text}' out of range (1M to 2T)`);
+    // The protocol's disk size is a count of 512-byte sectors below 2^32.
+    throw new DiskUsage(`size '${text}' out of range (1M to 2T less 4K: under 2^32 sectors)`);
   }
   return bytes;
 }
@@ -183,11 +212,13 @@ function openImage(path: string, exclusive: boolean, create = false): FileDev {
   } catch (e) {
     if (!(e instanceof Deno.errors.NotFound) || !create) {
       if (e instanceof Deno.errors.NotCapable) throw e;
-      throw new DiskUsage(`${path}: ${e instanceof Deno.errors.NotFound ? "no such file" : e}`);
+      throw new DiskUsage(
+        `${shownName(path)}: ${e instanceof Deno.errors.NotFound ? "no such file" : e}`,
+      );
     }
   }
-  if (st?.isDirectory) throw new DiskUsage(`${path}: is a directory`);
-  if (st && !st.isFile) throw new DiskUsage(`${path}: not a regular file`);
+  if (st?.isDirectory) throw new DiskUsage(`${shownName(path)}: is a directory`);
+  if (st && !st.isFile) throw new DiskUsage(`${shownName(path)}: not a regular file`);
   let fd: number;
   try {
     fd = openFile(path, exclusive ? O_RDWR | (create ? O_CREAT : 0) : O_RDONLY);
@@ -197,19 +228,19 @@ function openImage(path: string, exclusive: boolean, create = false): FileDev {
     const why = exclusive && (code === "EACCES" || code === "EROFS" || code === "EPERM")
       ? " (mkfs, put and rm write to the image)"
       : "";
-    throw new DiskUsage(`${path}: ${sysText(e)}${why}`);
+    throw new DiskUsage(`${shownName(path)}: ${sysText(e)}${why}`);
   }
   let ok: boolean;
   try {
     ok = lockFile(fd, exclusive);
   } catch (e) {
     libc().close(fd);
-    throw new DiskUsage(`${path}: cannot lock: ${(e as Error).message}`);
+    throw new DiskUsage(`${shownName(path)}: cannot lock: ${(e as Error).message}`);
   }
   if (!ok) {
     libc().close(fd);
     throw new DiskUsage(
-      `${path}: in use by another lguest (locked; try again when that run has ended)`,
+      `${shownName(path)}: in use by another lguest (locked; try again when that run has ended)`,
     );
   }
   const size = Number(libc().lseek(fd, 0n, 2));
@@ -272,11 +303,13 @@ function holdsData(fd: number, size: number): boolean {
 
 function mkfs(argv: string[]): number {
   const { has, words: args } = options("mkfs", argv, "f");
-  if (args.length < 1 || args.length > 2) throw new DiskUsage("mkfs needs [-f] IMAGE [SIZE]");
+  arity("mkfs", args, 1, 2, "[-f] IMAGE [SIZE]");
   const [path, sizeText] = args;
   const size = sizeText === undefined ? null : parseDiskSize(sizeText);
   if (size === null && !exists(path)) {
-    throw new DiskUsage(`${path}: no such file (give a SIZE to make it: mkfs ${path} 64M)`);
+    throw new DiskUsage(
+      `${shownName(path)}: no such file (give a SIZE to make it: mkfs ${shownName(path)} 64M)`,
+    );
   }
   const dev0 = openImage(path, true, size !== null);
   try {
@@ -289,18 +322,24 @@ function mkfs(argv: string[]): number {
         new TextDecoder().decode(head) === "LGFS1\0\0\0";
       if (lgfs) {
         throw new DiskUsage(
-          `${path}: holds an lgfs file system already (mkfs -f erases it and every file on it)`,
+          `${
+            shownName(path)
+          }: holds an lgfs file system already (mkfs -f erases it and every file on it)`,
         );
       }
       if (holdsData(dev0.fd, bytes)) {
-        throw new DiskUsage(`${path}: holds data, not only zeros (mkfs -f overwrites it)`);
+        throw new DiskUsage(
+          `${shownName(path)}: holds data, not only zeros (mkfs -f overwrites it)`,
+        );
       }
     }
     if (size !== null) {
       Deno.truncateSync(path, size);
       bytes = size;
     } else if (bytes < MIN_SIZE) {
-      throw new DiskUsage(`${path}: ${bytes} bytes is too small (give a SIZE of at least 1M)`);
+      throw new DiskUsage(
+        `${shownName(path)}: ${bytes} bytes is too small (give a SIZE of at least 1M)`,
+      );
     }
     const dev = new FileDev(dev0.fd, Math.min(bytes, MAX_SIZE));
     const fs = Lgfs.mkfs(dev);
@@ -310,7 +349,9 @@ function mkfs(argv: string[]): number {
       ? `${(room / 2 ** 30).toFixed(1)} GiB`
       : `${(room / 2 ** 20).toFixed(1)} MiB`;
     console.log(
-      `${path}: lgfs, ${g.blocks} blocks of 4 KiB (${human} for files), ${g.inodes - 2} inodes`,
+      `${shownName(path)}: lgfs, ${g.blocks} blocks of 4 KiB (${human} for files), ${
+        g.inodes - 2
+      } inodes`,
     );
   } finally {
     dev0.close();
@@ -318,27 +359,24 @@ function mkfs(argv: string[]): number {
   return EXIT.OK;
 }
 
-/**
- * A disk file name as `ls` prints it: the name a guest chose is hostile, so
- * one with a control character (a newline faking an entry, an escape
- * sequence for the terminal) is shown as a JSON string, quoted and escaped.
- */
-export function shownName(name: string): string {
-  // deno-lint-ignore no-control-regex
-  if (!/[\u0000-\u001f\u007f-\u009f]/.test(name) && !name.startsWith(`"`)) return name;
-  return JSON.stringify(name).replace(
-    /[\u007f-\u009f]/g,
+export { shownName };
+
+/** text with every control character (C0, DEL, C1) as a \\uXXXX escape. */
+export function escapeControls(text: string): string {
+  return text.replace(
+    // deno-lint-ignore no-control-regex
+    /[\u0000-\u001f\u007f-\u009f]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
 }
 
 function ls(argv: string[]): number {
   const args = options("ls", argv, "").words;
-  if (args.length < 1 || args.length > 2) throw new DiskUsage("ls needs IMAGE [PATH]");
+  arity("ls", args, 1, 2, "IMAGE [PATH]");
   const [image, path = "/"] = args;
+  diskPath("ls", path);
   return withImage(image, false, (fs) => {
-    const r = fs.resolve(path);
-    if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
+    const r = found(fs, path);
     const show = (name: string, ino: number) => {
       const n = fs.inode(ino);
       const kind = isDir(n) ? "d" : "-";
@@ -361,7 +399,7 @@ function ls(argv: string[]): number {
 
 function check(argv: string[]): number {
   const args = options("check", argv, "").words;
-  if (args.length !== 1) throw new DiskUsage("check needs IMAGE");
+  arity("check", args, 1, 1, "IMAGE");
   return withImage(args[0], false, (fs) => {
     const r = fs.check();
     console.log(
@@ -375,32 +413,55 @@ function check(argv: string[]): number {
   });
 }
 
-function* hostChunks(path: string): Generator<Uint8Array> {
+/**
+ * A host file's contents for Lgfs.writeFile: data in pieces of up to 1 MiB
+ * and holes as their length (SEEK_DATA/SEEK_HOLE, where the host's file
+ * system has them; elsewhere all is data, and writeFile still leaves a
+ * block of zeros unallocated), so a sparse file stays sparse.
+ */
+function* hostChunks(path: string): Generator<Uint8Array | number> {
   let fd: number;
   try {
     fd = openFile(path, O_RDONLY);
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable) throw e;
-    throw new DiskUsage(`${path}: ${sysText(e)}`);
+    throw new DiskUsage(`${shownName(path)}: ${sysText(e)}`);
   }
   try {
+    const SEEK_DATA = 3, SEEK_HOLE = 4, SEEK_END = 2, ENXIO = 6;
+    const size = Number(libc().lseek(fd, 0n, SEEK_END));
     const buf = new Uint8Array(1 << 20);
-    for (let off = 0;;) {
-      const n = pread(fd, buf, off);
-      if (n === 0) return;
-      off += n;
-      yield buf.subarray(0, n);
+    for (let off = 0; off < size;) {
+      let data = Number(libc().lseek(fd, BigInt(off), SEEK_DATA));
+      if (data < 0 && errno() === ENXIO) {
+        yield size - off; // a hole to the end
+        return;
+      }
+      let hole = data < 0 ? -1 : Number(libc().lseek(fd, BigInt(data), SEEK_HOLE));
+      if (data < 0 || hole < 0) [data, hole] = [off, size]; // no SEEK_DATA here: all data
+      if (data > off) yield data - off;
+      for (let at = data; at < hole;) {
+        const n = pread(fd, buf.subarray(0, Math.min(buf.length, hole - at)), at);
+        if (n === 0) return; // shrunk while read: what there was
+        at += n;
+        yield buf.subarray(0, n);
+      }
+      off = hole;
     }
   } finally {
     libc().close(fd);
   }
 }
 
-function hostStat(path: string): Deno.FileInfo {
+/** A host file's kind and size (`follow`: of what a link leads to). */
+function hostStat(path: string, follow = false): Deno.FileInfo {
   try {
-    return Deno.lstatSync(path);
+    return follow ? Deno.statSync(path) : Deno.lstatSync(path);
   } catch (e) {
-    throw new DiskUsage(`${path}: ${e instanceof Deno.errors.NotFound ? "no such file" : e}`);
+    if (e instanceof Deno.errors.NotCapable) throw e;
+    throw new DiskUsage(
+      `${shownName(path)}: ${e instanceof Deno.errors.NotFound ? "no such file" : hostError(e)}`,
+    );
   }
 }
 
@@ -425,18 +486,43 @@ function putStdin(image: string, path: string, force: boolean, recursive: boolea
       if (!(e instanceof FsError)) throw e; // a missing parent is made; a file parent said below
     }
     if ((ino !== null && isDir(fs.inode(ino))) || path.endsWith("/")) {
-      throw new DiskUsage(`${path}: is a folder: name the file to write standard input to`);
+      throw new DiskUsage(
+        `${shownName(path)}: is a folder: name the file to write standard input to`,
+      );
     }
     if (ino !== null && !force) {
-      throw new DiskUsage(`${path}: exists on ${image} (put -f replaces it)`);
+      throw new DiskUsage(`${shownName(path)}: exists on ${shownName(image)} (put -f replaces it)`);
     }
     fs.writeFile(path, stdinChunks());
     return EXIT.OK;
   });
 }
 
+/**
+ * Whether standard output was closed when lguest started (`>&-`): Deno's
+ * runtime then puts /dev/null, opened read-write, on fd 1, where a shell's
+ * `>/dev/null` opens it write-only. (statx: Deno stats no device without
+ * --allow-all.)
+ */
+function stdoutWasClosed(): boolean {
+  const statx = libc().statx;
+  if (!statx) return false;
+  const F_GETFL = 3, AT_EMPTY_PATH = 0x1000, STATX_TYPE = 1;
+  const buf = new Uint8Array(256); // struct statx: stx_mode u16 at 28, stx_rdev_major/minor at 128/132
+  if (statx(1, cstr(""), AT_EMPTY_PATH, STATX_TYPE, buf) !== 0) return false;
+  const v = new DataView(buf.buffer);
+  const devNull = (v.getUint16(28, true) & 0o170000) === 0o020000 &&
+    v.getUint32(128, true) === 1 && v.getUint32(132, true) === 3;
+  return devNull && (libc().fcntl(1, F_GETFL, 0) & 3) === O_RDWR;
+}
+
 /** `get IMAGE PATH -`: the file to standard output (holes as zeros). */
 function getStdout(fs: Lgfs, ino: number): number {
+  if (stdoutWasClosed()) {
+    // As a write to a closed pipe ends a program (141, SIGPIPE).
+    console.error("lguest disk: get: standard output is closed (>&-): nothing written");
+    return EXIT.SIGNAL_BASE + 13;
+  }
   const zeros = new Uint8Array(1 << 16);
   const out = (b: Uint8Array) => {
     let done = 0;
@@ -460,58 +546,103 @@ function getStdout(fs: Lgfs, ino: number): number {
   return EXIT.OK;
 }
 
+/** Longest disk path put accepts (docs/disk-format.md: paths <= 4096 bytes). */
+export const MAX_PATH = 4096;
+
+/**
+ * A disk PATH as the user gave it, refused when lgfs cannot hold it: more
+ * than MAX_PATH bytes, or a `..` (put, rm and get name a path from the top;
+ * `..` would make `/a/../b` and `/b` two spellings of one thing).
+ */
+function diskPath(cmd: string, path: string): string {
+  if (new TextEncoder().encode(path).length > MAX_PATH) {
+    throw new DiskUsage(`${cmd}: path longer than ${MAX_PATH} bytes (the lgfs limit)`);
+  }
+  if (path.split("/").includes("..")) {
+    throw new DiskUsage(`${shownName(path)}: '..' not allowed (name the path from the top, /)`);
+  }
+  return path;
+}
+
 function put(argv: string[]): number {
   const { has, words: args } = options("put", argv, "rf");
   const recursive = has("r");
-  if (args.length !== 3) throw new DiskUsage("put needs [-rf] IMAGE HOSTPATH PATH");
+  arity("put", args, 3, 3, "[-rf] IMAGE HOSTPATH PATH");
   const [image, host, path] = args;
+  diskPath("put", path);
   if (host === "-") return putStdin(image, path, has("f"), recursive);
-  const st = hostStat(host);
-  if (st.isDirectory && !recursive) throw new DiskUsage(`${host}: is a directory (use put -r)`);
-  if (!st.isDirectory && !st.isFile) throw new DiskUsage(`${host}: not a regular file`);
+  // The file named is followed if it is a link, as cp does; links inside a
+  // folder (put -r) are not copied.
+  const st = hostStat(host, true);
+  if (st.isDirectory && !recursive) {
+    throw new DiskUsage(`${shownName(host)}: is a directory (use put -r)`);
+  }
+  if (!st.isDirectory && !st.isFile) throw new DiskUsage(`${shownName(host)}: not a regular file`);
   return withImage(image, true, (fs) => {
     // Twice: first only looking (so a tree lgfs cannot hold is refused
-    // before anything is written), then copying.
+    // before anything is written), then copying; what the copy made is
+    // removed again if it fails.
     const self = Deno.statSync(image);
+    const made: string[] = [];
+    let replaced = 0;
     const copy = (h: string, p: string, depth: number, dry: boolean) => {
-      const s = hostStat(h);
+      const s = hostStat(h, depth === 0);
+      if (new TextEncoder().encode(p).length > MAX_PATH) {
+        throw new DiskUsage(`${shownName(p)}: path longer than ${MAX_PATH} bytes (the lgfs limit)`);
+      }
       if (s.isFile) {
         if (s.size > MAX_FILE) {
-          throw new DiskUsage(`${h}: ${s.size} bytes, more than an lgfs file holds (${MAX_FILE})`);
+          throw new DiskUsage(
+            `${shownName(h)}: ${s.size} bytes, more than an lgfs file holds (${MAX_FILE})`,
+          );
         }
         if (s.dev === self.dev && s.ino === self.ino) {
           // `put -r IMG . /x` in the image's folder: it would copy itself until full
-          throw new DiskUsage(`${h}: is the disk image itself (it cannot go onto itself)`);
+          throw new DiskUsage(
+            `${shownName(h)}: is the disk image itself (it cannot go onto itself)`,
+          );
+        }
+        let ino: number | null = null;
+        try {
+          ino = fs.resolve(p).ino;
+        } catch (e) {
+          if (!(e instanceof FsError)) throw e; // a missing or file parent: said below
         }
         if (dry) {
           // Nothing on the disk is replaced unless -f says so; a folder
           // never is (checked before anything is written).
-          let ino: number | null = null;
-          try {
-            ino = fs.resolve(p).ino;
-          } catch (e) {
-            if (!(e instanceof FsError)) throw e; // a missing or file parent: said below
-          }
           if (ino !== null && isDir(fs.inode(ino))) {
-            throw new DiskUsage(`${p}: is a folder on ${image}`);
+            throw new DiskUsage(`${shownName(p)}: is a folder on ${shownName(image)}`);
           }
           if (ino !== null && !has("f")) {
-            throw new DiskUsage(`${p}: exists on ${image} (put -f replaces it)`);
+            throw new DiskUsage(
+              `${shownName(p)}: exists on ${shownName(image)} (put -f replaces it)`,
+            );
           }
           return;
         }
         const mtime = s.mtime ? s.mtime.getTime() * 1e6 : undefined;
         fs.writeFile(p, hostChunks(h), mtime);
+        if (ino === null) made.push(p);
+        else replaced++;
       } else if (s.isDirectory) {
-        if (depth > MAX_DEPTH) throw new DiskUsage(`${h}: nested more than ${MAX_DEPTH} deep`);
-        if (!dry) fs.mkdirs(p);
+        if (depth > MAX_DEPTH) {
+          throw new DiskUsage(`${shownName(h)}: nested more than ${MAX_DEPTH} deep`);
+        }
+        if (!dry) fs.mkdirs(p, made);
         const names = [...Deno.readDirSync(h)].map((e) => e.name).sort();
         for (const name of names) {
-          if (!validName(name)) throw new DiskUsage(`${h}/${name}: name not allowed on lgfs`);
+          if (!validName(name)) {
+            throw new DiskUsage(
+              `${shownName(`${shownName(h)}/${name}`)}: name not allowed on lgfs`,
+            );
+          }
           copy(`${h}/${name}`, `${p.replace(/\/+$/, "")}/${name}`, depth + 1, dry);
         }
       } else {
-        throw new DiskUsage(`${h}: not a regular file or folder (links are not copied)`);
+        throw new DiskUsage(
+          `${shownName(h)}: not a regular file or folder (links in a folder are not copied)`,
+        );
       }
     };
     let existing: number | null = null;
@@ -526,7 +657,20 @@ function put(argv: string[]): number {
       ((existing !== null && isDir(fs.inode(existing))) || /.\/$/.test(path));
     const target = intoDir ? `${path.replace(/\/+$/, "")}/${host.split("/").pop()}` : path;
     copy(host, target, 0, true);
-    copy(host, target, 0, false);
+    try {
+      if (intoDir) fs.mkdirs(path, made);
+      copy(host, target, 0, false);
+    } catch (e) {
+      if (!(e instanceof LgfsError || e instanceof DiskUsage || e instanceof SysError)) throw e;
+      const left = fs.undo(made);
+      const what = left.length
+        ? `; could not remove ${left.length} of what it made, e.g. ${shownName(left[0])}`
+        : made.length
+        ? "; what it made is removed again"
+        : "";
+      const kept = replaced ? ` (${replaced} files it replaced keep their new contents)` : "";
+      throw new DiskUsage(`${e.message}${what}${kept}`);
+    }
     fs.commit();
     return EXIT.OK;
   });
@@ -534,11 +678,11 @@ function put(argv: string[]): number {
 
 function rm(argv: string[]): number {
   const { has, words: args } = options("rm", argv, "r");
-  if (args.length !== 2) throw new DiskUsage("rm needs [-r] IMAGE PATH");
+  arity("rm", args, 2, 2, "[-r] IMAGE PATH");
   const [image, path] = args;
+  diskPath("rm", path);
   return withImage(image, true, (fs) => {
-    const r = fs.resolve(path);
-    if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
+    const r = found(fs, path);
     if (!isDir(fs.inode(r.ino))) {
       fs.unlink(path);
       return EXIT.OK;
@@ -593,7 +737,7 @@ function openNew(host: string): Deno.FsFile {
     return Deno.openSync(host, { write: true, createNew: true });
   } catch (e) {
     if (e instanceof Deno.errors.NotCapable) throw e;
-    throw new DiskUsage(`${host}: ${hostError(e)}`);
+    throw new DiskUsage(`${shownName(host)}: ${hostError(e)}`);
   }
 }
 
@@ -615,7 +759,7 @@ function getNew(fs: Lgfs, ino: number, host: string, shown = host): void {
       Deno.removeSync(host); // ours: made new above
     } catch { /* already gone */ }
     if (e instanceof Deno.errors.NotCapable || !isHostError(e)) throw e;
-    throw new DiskUsage(`${shown}: ${hostError(e)}`);
+    throw new DiskUsage(`${shownName(shown)}: ${hostError(e)}`);
   }
 }
 
@@ -635,11 +779,11 @@ function getFile(fs: Lgfs, ino: number, host: string, force: boolean, image: Den
   }
   if (old === null) return getNew(fs, ino, host);
   if (old.dev === image.dev && old.ino === image.ino) {
-    throw new DiskUsage(`${host}: is the disk image itself (it would be overwritten)`);
+    throw new DiskUsage(`${shownName(host)}: is the disk image itself (it would be overwritten)`);
   }
-  if (old.isDirectory) throw new DiskUsage(`${host}: is a directory`);
-  if (!force) throw new DiskUsage(`${host}: exists (get -f replaces it)`);
-  if (!old.isFile) throw new DiskUsage(`${host}: not a regular file`);
+  if (old.isDirectory) throw new DiskUsage(`${shownName(host)}: is a directory`);
+  if (!force) throw new DiskUsage(`${shownName(host)}: exists (get -f replaces it)`);
+  if (!old.isFile) throw new DiskUsage(`${shownName(host)}: not a regular file`);
   const slash = host.lastIndexOf("/");
   const tmp = `${host.slice(0, slash + 1)}.${host.slice(slash + 1)}.lguest-${
     crypto.randomUUID().slice(0, 8)
@@ -658,20 +802,20 @@ function getFile(fs: Lgfs, ino: number, host: string, force: boolean, image: Den
       Deno.removeSync(tmp);
     } catch { /* gone */ }
     if (e instanceof Deno.errors.NotCapable) throw e;
-    throw new DiskUsage(`${host}: ${hostError(e)}`);
+    throw new DiskUsage(`${shownName(host)}: ${hostError(e)}`);
   }
 }
 
 function get(argv: string[]): number {
   const { has, words: args } = options("get", argv, "rf");
-  if (args.length !== 3) throw new DiskUsage("get needs [-rf] IMAGE PATH HOSTPATH");
+  arity("get", args, 3, 3, "[-rf] IMAGE PATH HOSTPATH");
   const [image, path, host] = args;
+  diskPath("get", path);
   return withImage(image, false, (fs) => {
     // The whole disk first: cycles, shared blocks, bad sizes are refused
     // before anything is written on the host.
     fs.check();
-    const r = fs.resolve(path);
-    if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
+    const r = found(fs, path);
     if (!isDir(fs.inode(r.ino)) && host === "-") return getStdout(fs, r.ino);
     if (!isDir(fs.inode(r.ino))) {
       let target = host;
@@ -680,12 +824,12 @@ function get(argv: string[]): number {
       } catch { /* a new file */ }
       if (target === host && host.endsWith("/")) {
         // 'get IMG /f out/': a folder was meant; never a file called out
-        throw new DiskUsage(`${host}: no such folder`);
+        throw new DiskUsage(`${shownName(host)}: no such folder`);
       }
       getFile(fs, r.ino, target, has("f"), Deno.statSync(image));
       return EXIT.OK;
     }
-    if (!has("r")) throw new DiskUsage(`${path}: is a directory (use get -r)`);
+    if (!has("r")) throw new DiskUsage(`${shownName(path)}: is a directory (use get -r)`);
     if (host === "-") {
       throw new DiskUsage("get -r: '-' (standard output) is one file, not a folder");
     }
@@ -722,7 +866,7 @@ function get(argv: string[]): number {
       if (e instanceof Deno.errors.NotCapable) throw e;
       const exists = e instanceof Deno.errors.AlreadyExists;
       throw new DiskUsage(
-        `${host}: ${exists ? "exists (get -r makes a new folder)" : hostError(e)}`,
+        `${shownName(host)}: ${exists ? "exists (get -r makes a new folder)" : hostError(e)}`,
       );
     }
     try {
@@ -731,7 +875,7 @@ function get(argv: string[]): number {
       try {
         Deno.removeSync(host, { recursive: true });
       } catch { /* what is left says where it stopped */ }
-      if (e instanceof DiskUsage) throw new DiskUsage(`${e.message} (${host} removed)`);
+      if (e instanceof DiskUsage) throw new DiskUsage(`${e.message} (${shownName(host)} removed)`);
       throw e;
     }
     return EXIT.OK;
@@ -774,19 +918,22 @@ export function diskCommand(argv: string[]): number {
         );
     }
   } catch (e) {
+    // Every name in a message was shown as ls shows it; a control character
+    // that still reaches here (in a host error's text) is escaped too.
+    const say = (text: string) => console.error(`lguest disk: ${escapeControls(text)}`);
     if (e instanceof CorruptError) {
       const image = rest.find((a) => !a.startsWith("-")) ?? "";
       // A file that was never an lgfs disk is not a corrupt one.
       const what = e.message.startsWith("not an lgfs disk") ? "" : "corrupt file system: ";
-      console.error(`lguest disk: ${image}: ${what}${e.message}`);
+      say(`${shownName(image)}: ${what}${e.message}`);
     } else if (e instanceof DiskUsage || e instanceof LgfsError) {
-      console.error(`lguest disk: ${e.message}`);
+      say(e.message);
     } else if (e instanceof Deno.errors.NotCapable) {
-      console.error(`lguest disk: ${permissionMessage(e)}`);
+      say(permissionMessage(e)!);
     } else if (e instanceof SysError) {
-      console.error(`lguest disk: ${e.message}`);
+      say(e.message);
     } else if (isHostError(e)) {
-      console.error(`lguest disk: ${hostError(e)}`);
+      say(hostError(e));
     } else {
       throw e;
     }

@@ -312,6 +312,27 @@ export function validName(name: string): boolean {
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
+/**
+ * A name as every host message shows it: a guest chose it, so one with a
+ * control character (a newline faking a line, an escape sequence for the
+ * terminal) or a leading `"` is shown as a JSON string, quoted and
+ * escaped (C1 controls too); any other name as it is.
+ */
+export function shownName(name: string): string {
+  // deno-lint-ignore no-control-regex
+  if (!/[\u0000-\u001f\u007f-\u009f]/.test(name) && !name.startsWith(`"`)) return name;
+  return JSON.stringify(name).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
+  );
+}
+
+/** Whether every word of w is 0. */
+function zeros(w: Uint32Array): boolean {
+  for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
+  return true;
+}
+
 // ---- The file system ---------------------------------------------------------------
 
 /** Options of {@link Lgfs.open}. */
@@ -843,8 +864,12 @@ export class Lgfs {
     let ino: number | null = ROOT_INO;
     for (const part of path.split("/")) {
       if (part === "" || part === ".") continue;
-      if (ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
-      if (!isDir(this.inode(ino))) throw new FsError("ENOTDIR", `${path}: not a directory`);
+      if (ino === null) {
+        throw new FsError("ENOENT", `${shownName(path)}: no such file or directory`);
+      }
+      if (!isDir(this.inode(ino))) {
+        throw new FsError("ENOTDIR", `${shownName(path)}: not a directory`);
+      }
       cur = ino;
       if (part === "..") {
         ino = cur === ROOT_INO ? ROOT_INO : this.inode(cur).parent;
@@ -853,7 +878,7 @@ export class Lgfs {
         continue;
       }
       if (enc.encode(part).length > NAME_MAX) {
-        throw new FsError("ENAMETOOLONG", `${path}: name too long`);
+        throw new FsError("ENAMETOOLONG", `${shownName(path)}: name too long`);
       }
       dir = cur;
       name = part;
@@ -915,25 +940,58 @@ export class Lgfs {
 
   // ---- Operations for `lguest disk` ----
 
-  /** mkdir -p of an absolute path; returns the directory's inode. */
-  mkdirs(path: string): number {
+  /**
+   * mkdir -p of an absolute path; returns the directory's inode. Each
+   * folder it makes is added to `made` (its path), so a caller can undo.
+   */
+  mkdirs(path: string, made?: string[]): number {
     let cur = ROOT_INO;
+    let at = "";
     for (const part of path.split("/")) {
       if (part === "" || part === ".") continue;
-      if (part === "..") throw new FsError("EINVAL", `${path}: '..' not allowed here`);
-      if (!validName(part)) throw new FsError("EINVAL", `${path}: bad name '${part}'`);
+      if (part === "..") throw new FsError("EINVAL", `${shownName(path)}: '..' not allowed here`);
+      if (!validName(part)) {
+        throw new FsError("EINVAL", `${shownName(path)}: bad name ${shownName(part)}`);
+      }
+      at += `/${part}`;
       const e = this.lookupIn(cur, part);
       if (e) {
-        if (!isDir(this.inode(e.ino))) throw new FsError("ENOTDIR", `${path}: not a directory`);
+        if (!isDir(this.inode(e.ino))) {
+          throw new FsError("ENOTDIR", `${shownName(path)}: not a directory`);
+        }
         cur = e.ino;
         continue;
       }
       const ino = this.#ialloc(S_IFDIR | 0o755, cur);
       this.#dirAdd(cur, part, ino, DT_DIR);
+      made?.push(at);
       cur = ino;
       this.#step();
     }
     return cur;
+  }
+
+  /**
+   * Remove what a failed operation made (`made`: paths, parents before
+   * their contents), last first; each removal is its own transaction, so a
+   * crash part-way leaves a smaller tree, never a corrupt one. Returns the
+   * paths it could not remove.
+   */
+  undo(made: string[]): string[] {
+    const left: string[] = [];
+    for (const p of [...made].reverse()) {
+      try {
+        const r = this.resolve(p);
+        if (r.ino === null) continue;
+        if (isDir(this.inode(r.ino))) this.rmdir(p, true);
+        else this.unlink(p);
+      } catch (e) {
+        if (!(e instanceof LgfsError)) throw e;
+        left.push(p);
+      }
+    }
+    this.commit();
+    return left;
   }
 
   /**
@@ -943,28 +1001,56 @@ export class Lgfs {
    * at the end gives it the name (taking it from the file it replaces, which
    * is freed after). So a crash, a full disk or a file too large leaves the
    * old file or no file, never a partial one. A replace needs room for both
-   * copies until that last transaction.
+   * copies until that last transaction. Holes stay holes: a number from
+   * `source` is that many zero bytes, and a block of only zeros is left
+   * unallocated either way. Folders made for path are removed again if
+   * the write fails.
    */
-  writeFile(path: string, source: Iterable<Uint8Array>, mtimeNs?: number): number {
+  writeFile(path: string, source: Iterable<Uint8Array | number>, mtimeNs?: number): number {
     const parts = path.split("/").filter((p) => p !== "" && p !== ".");
     const name = parts.pop();
-    if (!name || !validName(name)) throw new FsError("EINVAL", `${path}: bad file name`);
-    const dir = this.mkdirs(`/${parts.join("/")}`);
+    if (!name || !validName(name)) throw new FsError("EINVAL", `${shownName(path)}: bad file name`);
+    const made: string[] = [];
+    let dir: number;
+    try {
+      dir = this.mkdirs(`/${parts.join("/")}`, made);
+    } catch (e) {
+      if (!(e instanceof FsError) || made.length === 0) throw e;
+      this.undo(made);
+      throw new FsError(
+        e.code,
+        `${e.message} (${
+          shownName(path)
+        } not written; the ${made.length} folders made for it are removed again)`,
+      );
+    }
     const old = this.lookupIn(dir, name);
-    if (old && isDir(this.inode(old.ino))) throw new FsError("EISDIR", `${path}: is a directory`);
-    const ino = this.#ialloc(S_IFREG | 0o644, dir);
-    let n0 = this.inode(ino);
-    n0.nlink = 0;
-    this.#iput(ino, n0);
+    if (old && isDir(this.inode(old.ino))) {
+      throw new FsError("EISDIR", `${shownName(path)}: is a directory`);
+    }
+    let ino = 0;
     let size = 0;
     const block = new Uint8Array(BS);
+    const words = new Uint32Array(block.buffer);
     let fill = 0;
+    const grow = (len: number) => {
+      if (size + len > MAX_FILE) throw new FsError("EFBIG", `${shownName(path)}: file too large`);
+    };
+    /** len bytes of hole: the size grows, no block is taken. */
+    const skip = (len: number) => {
+      grow(len);
+      size += len;
+      const n = this.inode(ino);
+      n.size = size;
+      this.#iput(ino, n);
+    };
     const flush = (len: number) => {
+      if (len < BS) block.fill(0, len);
+      if (zeros(words)) return skip(len);
       this.#step();
       const n = this.inode(ino);
-      if (size + len > MAX_FILE) throw new FsError("EFBIG", `${path}: file too large`);
+      grow(len);
       const [pb] = this.#bmapAlloc(n, size / BS, false);
-      if (len < BS) block.fill(0, len);
       this.#dev.write(pb, block);
       size += len;
       n.size = size;
@@ -972,7 +1058,30 @@ export class Lgfs {
       this.#iput(ino, n);
     };
     try {
+      ino = this.#ialloc(S_IFREG | 0o644, dir);
+      let n0 = this.inode(ino);
+      n0.nlink = 0;
+      this.#iput(ino, n0);
       for (const chunk of source) {
+        if (typeof chunk === "number") {
+          for (let len = chunk; len > 0;) {
+            if (fill === 0 && len >= BS) {
+              const whole = len - len % BS;
+              skip(whole);
+              len -= whole;
+              continue;
+            }
+            const take = Math.min(BS - fill, len);
+            block.fill(0, fill, fill + take);
+            fill += take;
+            len -= take;
+            if (fill === BS) {
+              flush(BS);
+              fill = 0;
+            }
+          }
+          continue;
+        }
         let off = 0;
         while (off < chunk.length) {
           const take = Math.min(BS - fill, chunk.length - off);
@@ -988,7 +1097,7 @@ export class Lgfs {
       if (fill) flush(fill);
       n0 = this.inode(ino);
       n0.nlink = 1;
-      if (mtimeNs !== undefined) n0.mtime = mtimeNs;
+      n0.mtime = mtimeNs ?? this.#now();
       this.#iput(ino, n0);
       if (old) {
         this.#dirSet(dir, old.slot, ino);
@@ -1000,11 +1109,16 @@ export class Lgfs {
       }
     } catch (e) {
       // Full disk, too large a file, a full directory: the unnamed copy is
-      // freed; the old file (if any) was never touched.
+      // freed, and the folders made for it; the old file (if any) was never
+      // touched.
       if (e instanceof FsError) {
-        this.#ifree(ino);
+        if (ino) this.#ifree(ino);
         this.commit();
-        throw new FsError(e.code, `${e.message} (${path} ${old ? "unchanged" : "not written"})`);
+        this.undo(made);
+        throw new FsError(
+          e.code,
+          `${e.message} (${shownName(path)} ${old ? "unchanged" : "not written"})`,
+        );
       }
       throw e;
     }
@@ -1171,8 +1285,10 @@ export class Lgfs {
   /** Remove a file (the host never leaves orphans: nothing holds it open). */
   unlink(path: string): void {
     const r = this.resolve(path);
-    if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
-    if (isDir(this.inode(r.ino))) throw new FsError("EISDIR", `${path}: is a directory`);
+    if (r.ino === null) {
+      throw new FsError("ENOENT", `${shownName(path)}: no such file or directory`);
+    }
+    if (isDir(this.inode(r.ino))) throw new FsError("EISDIR", `${shownName(path)}: is a directory`);
     const e = this.lookupIn(r.dir, r.name)!;
     this.#dirDel(r.dir, e.slot);
     const n = this.inode(r.ino);
@@ -1211,14 +1327,24 @@ export class Lgfs {
    */
   rmdir(path: string, recursive: boolean): void {
     const r = this.resolve(path);
-    if (r.ino === null) throw new FsError("ENOENT", `${path}: no such file or directory`);
-    if (!isDir(this.inode(r.ino))) throw new FsError("ENOTDIR", `${path}: not a directory`);
+    if (r.ino === null) {
+      throw new FsError("ENOENT", `${shownName(path)}: no such file or directory`);
+    }
+    if (!isDir(this.inode(r.ino))) {
+      throw new FsError("ENOTDIR", `${shownName(path)}: not a directory`);
+    }
     const e = r.name === "" ? null : this.lookupIn(r.dir, r.name);
     if (r.ino === ROOT_INO || e === null || e.ino !== r.ino) {
-      throw new FsError("EBUSY", `${path}: the top folder (or '.'/'..') cannot be removed`);
+      throw new FsError(
+        "EBUSY",
+        `${shownName(path)}: the top folder (or '.'/'..') cannot be removed`,
+      );
     }
     if (!recursive && this.entries(r.ino).next().done !== true) {
-      throw new FsError("ENOTEMPTY", `${path}: folder not empty (rm -r removes it and its files)`);
+      throw new FsError(
+        "ENOTEMPTY",
+        `${shownName(path)}: folder not empty (rm -r removes it and its files)`,
+      );
     }
     this.#removeEntry(r.dir, e, 0);
     this.commit();

@@ -455,7 +455,10 @@ Deno.test("e2e lgfs: bad arguments and missing files: one line and EXIT.USAGE", 
     await Deno.mkdir(`${dir}/src`);
     await Deno.symlink("/etc/passwd", `${dir}/src/link`);
     const sym = await disk(["put", "-r", img, `${dir}/src`, "/src"], EXIT.USAGE);
-    assert.match(sym.stderr, /link: not a regular file or folder \(links are not copied\)/);
+    assert.match(
+      sym.stderr,
+      /link: not a regular file or folder \(links in a folder are not copied\)/,
+    );
     await Deno.remove(`${dir}/src/link`);
     await Deno.writeTextFile(`${dir}/src/${"n".repeat(121)}`, "x");
     await Deno.writeTextFile(`${dir}/src/a-first.txt`, "first");
@@ -815,10 +818,15 @@ Deno.test("e2e lgfs: rm removes a file or an empty folder; rm -r a folder and al
       full.stderr,
       "lguest disk: /t: folder not empty (rm -r removes it and its files)\n",
     );
-    for (const top of ["/", "/t/.."]) {
+    for (const top of ["/", "/."]) {
       const r = await disk(["rm", "-r", img, top], EXIT.USAGE);
       assert.match(r.stderr, /the top folder .* cannot be removed/, describe(r));
     }
+    const up = await disk(["rm", "-r", img, "/t/.."], EXIT.USAGE); // '..' is refused as put does
+    assert.equal(
+      up.stderr,
+      "lguest disk: /t/..: '..' not allowed (name the path from the top, /)\n",
+    );
     await disk(["rm", "-r", img, "/t"]);
     assert.equal((await disk(["ls", img])).stdout, "");
     assert.equal((await disk(["check", img])).stdout, empty, "every block and inode back");

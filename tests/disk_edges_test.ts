@@ -1,0 +1,301 @@
+/**
+ * `lguest disk` and `lguest cc` as a new user meets them (README "lguest
+ * disk", "Run your own program"; docs/disk-format.md): holes stay holes on
+ * put; a failed put (-r) leaves the disk as it was; every name in a message
+ * is escaped as ls shows it; links, limits, trailing slashes, '..', the
+ * output of cc, did-you-mean hints and a closed standard output.
+ */
+
+import assert from "node:assert/strict";
+import { describe, hasStackTrace, LGUEST_CMD, ROOT_PATH, runCli } from "./helpers/run_cli.ts";
+import { inTempDir } from "./helpers/resources.ts";
+import { EXIT } from "../launcher/cli.ts";
+import { BS, Lgfs, MemDev } from "../launcher/lgfs.ts";
+
+/** A raw control character (newline aside) in text. */
+function hasControl(text: string): boolean {
+  return [...text].some((c) => {
+    const n = c.charCodeAt(0);
+    return (n < 0x20 && n !== 0x0a) || (n >= 0x7f && n <= 0x9f);
+  });
+}
+
+async function disk(args: string[], code: number = EXIT.OK) {
+  const r = await runCli(["disk", ...args]);
+  assert.equal(r.code, code, describe(r));
+  assert.ok(!hasStackTrace(r.stderr), describe(r));
+  return r;
+}
+
+async function openImage(img: string): Promise<Lgfs> {
+  return Lgfs.open(new MemDev(await Deno.readFile(img)), { writable: false });
+}
+
+/** Blocks in use and every name on the disk (path -> size), to compare before and after. */
+async function state(img: string): Promise<{ used: number; names: Record<string, number> }> {
+  const fs = await openImage(img);
+  const names: Record<string, number> = {};
+  const walk = (ino: number, at: string) => {
+    for (const e of fs.entries(ino)) {
+      names[`${at}/${e.name}`] = fs.inode(e.ino).size;
+      if ((fs.inode(e.ino).mode & 0o170000) === 0o040000) walk(e.ino, `${at}/${e.name}`);
+    }
+  };
+  walk(1, "");
+  return { used: fs.check().usedBlocks, names };
+}
+
+Deno.test("lgfs writeFile: a number is a hole and a block of zeros takes no block; contents round-trip", () => {
+  const fs = Lgfs.mkfs(new MemDev(new Uint8Array(4 << 20)));
+  const base = fs.check().usedBlocks;
+  const data = new Uint8Array(3 * BS + 100).fill(7);
+  data.fill(0, BS, 2 * BS); // one whole block of zeros inside
+  const size = fs.writeFile("/f", [data, 10 * BS + 5, new Uint8Array([1])]);
+  assert.equal(size, data.length + 10 * BS + 5 + 1);
+  // blocks 0, 2, 3 (partly data, partly hole), 13 (the last byte: through the
+  // indirect block) and the root folder's first block
+  assert.equal(fs.check().usedBlocks - base, 4 + 1 + 1);
+  const out = new Uint8Array(size);
+  let off = 0;
+  for (const p of fs.readFile(fs.resolve("/f").ino!)) {
+    if (typeof p === "number") off += p;
+    else (out.set(p, off), off += p.length);
+  }
+  const want = new Uint8Array(size);
+  want.set(data);
+  want[size - 1] = 1;
+  assert.deepEqual(out, want);
+  fs.writeFile("/z", [5 << 20]); // 5 MiB of hole on a 4 MiB disk
+  assert.equal(fs.inode(fs.resolve("/z").ino!).size, 5 << 20);
+});
+
+Deno.test("disk put: a sparse host file stays sparse; one larger than the disk fits; get -> put keeps it sparse", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/t.img`;
+    await disk(["mkfs", img, "16M"]);
+    const before = (await state(img)).used;
+    await Deno.writeFile(`${dir}/sp`, new Uint8Array(0));
+    await Deno.truncate(`${dir}/sp`, 5 << 20);
+    await disk(["put", img, `${dir}/sp`, "/sp"]);
+    await Deno.writeFile(`${dir}/big`, new Uint8Array(0));
+    await Deno.truncate(`${dir}/big`, 50 << 20); // 50M into a 16M disk
+    await disk(["put", img, `${dir}/big`, "/big"]);
+    // data, a hole, data
+    const f = await Deno.open(`${dir}/mixed`, { write: true, create: true });
+    await f.write(new Uint8Array(5000).fill(9));
+    await f.seek(3 << 20, Deno.SeekMode.Start);
+    await f.write(new TextEncoder().encode("end"));
+    f.close();
+    await disk(["put", img, `${dir}/mixed`, "/mixed"]);
+    const s = await state(img);
+    // the root folder's block + mixed's 2 data blocks, its 3 end bytes' block and
+    // the indirect block that maps it
+    assert.equal(s.used - before, 5, "blocks for three sparse files");
+    assert.equal(s.names["/big"], 50 << 20);
+    await disk(["get", img, "/mixed", `${dir}/back`]);
+    assert.deepEqual(await Deno.readFile(`${dir}/back`), await Deno.readFile(`${dir}/mixed`));
+    await disk(["put", img, `${dir}/back`, "/again"]);
+    assert.equal((await state(img)).used - s.used, 4, "a file got back sparse goes back sparse");
+    await disk(["check", img]);
+  });
+});
+
+Deno.test("disk put -r that runs out of room leaves the disk as it was; a retry is not refused as 'exists'", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/s.img`;
+    await disk(["mkfs", img, "4M"]);
+    await Deno.writeTextFile(`${dir}/keep`, "kept");
+    await disk(["put", img, `${dir}/keep`, "/keep"]);
+    const before = await state(img);
+    for (const sub of ["a", "b"]) {
+      await Deno.mkdir(`${dir}/tree/${sub}`, { recursive: true });
+      for (let i = 0; i < 6; i++) {
+        await Deno.writeFile(
+          `${dir}/tree/${sub}/f${i}`,
+          crypto.getRandomValues(new Uint8Array(60_000)).map((_, j) => (j * 7 + i) & 0xff),
+        );
+        const big = new Uint8Array(400_000);
+        for (let j = 0; j < big.length; j += 4096) big[j] = 1; // no block of zeros
+        await Deno.writeFile(`${dir}/tree/${sub}/g${i}`, big);
+      }
+    }
+    const r = await disk(["put", "-r", img, `${dir}/tree`, "/tree"], EXIT.USAGE);
+    assert.match(r.stderr, /no space left on the disk .*what it made is removed again\n$/);
+    assert.equal(r.stderr.split("\n").length, 2, "one line");
+    assert.deepEqual(await state(img), before);
+    await disk(["check", img]);
+    // with room made, the same command works
+    await Deno.remove(`${dir}/tree/b`, { recursive: true });
+    await disk(["put", "-r", img, `${dir}/tree`, "/tree"]);
+    assert.equal((await state(img)).names["/tree/a/g5"], 400_000);
+  });
+});
+
+Deno.test("disk put of one file that runs out of inodes leaves none of the folders it made", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/i.img`;
+    await disk(["mkfs", img, "2M"]); // 126 inodes
+    await Deno.writeTextFile(`${dir}/x`, "x");
+    const before = await state(img);
+    const deep = "/d".repeat(1500) + "/x"; // 3002 bytes: 1500 folders
+    const r = await disk(["put", img, `${dir}/x`, deep], EXIT.USAGE);
+    assert.match(
+      r.stderr,
+      /no free inodes left on the disk \(.* not written; the \d+ folders made for it are removed again\)\n$/,
+    );
+    const after = await state(img);
+    assert.deepEqual(after.names, before.names);
+    await disk(["check", img]);
+    const long = await disk(["put", img, `${dir}/x`, "/d".repeat(2100)], EXIT.USAGE);
+    assert.equal(long.stderr, "lguest disk: put: path longer than 4096 bytes (the lgfs limit)\n");
+  });
+});
+
+Deno.test("disk and cc messages show every name escaped as ls does: no escape sequence reaches the terminal", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/e.img`;
+    const red = "\x1b[31mred", osc = "\x1b]0;pwn\x07";
+    await disk(["mkfs", img, "2M"]);
+    await Deno.mkdir(`${dir}/src`);
+    await Deno.mkdir(`${dir}/g3`);
+    await Deno.writeTextFile(`${dir}/src/${red}`, "r");
+    await Deno.writeTextFile(`${dir}/src/${osc}`, "o");
+    await Deno.writeTextFile(`${dir}/g3/${red}`, "there");
+    await disk(["put", "-r", img, `${dir}/src`, "/tree"]);
+    const cases: [string[], string][] = [
+      [["get", img, `/tree/${red}`, `${dir}/g3`], `"${dir}/g3/\\u001b[31mred": exists`],
+      [["put", "-r", img, `${dir}/src`, "/tree"], `"/tree/\\u001b[31mred": exists on`],
+      [["rm", img, `/no${osc}`], `"/no\\u001b]0;pwn\\u0007": no such file or directory`],
+      [["rm", img, `/tree/${osc}/`], `"/tree/\\u001b]0;pwn\\u0007/": not a directory`],
+      [["ls", img, `/${red}`], `"/\\u001b[31mred": no such file`],
+      [["put", img, `${dir}/no${red}`, "/x"], `"${dir}/no\\u001b[31mred": no such file`],
+      [["ls", `${dir}/${red}.img`], `"${dir}/\\u001b[31mred.img": no such file`],
+    ];
+    for (const [args, text] of cases) {
+      const r = await disk(args, EXIT.USAGE);
+      assert.ok(r.stderr.includes(text), `${JSON.stringify(text)} in ${describe(r)}`);
+      assert.ok(!hasControl(r.stderr), `raw control: ${describe(r)}`);
+    }
+    await Deno.writeFile(`${dir}/${red}.wasm`, new Uint8Array([0, 0x61, 0x73, 0x6d]));
+    const cc = await runCli(["cc", "-o", `${dir}/${red}.wasm`, `${dir}/${red}.wasm`]);
+    assert.equal(cc.code, EXIT.USAGE, describe(cc));
+    assert.ok(!hasControl(cc.stderr), describe(cc));
+    assert.ok(cc.stderr.includes(`"${dir}/\\u001b[31mred.wasm"`), describe(cc));
+  });
+});
+
+Deno.test("disk: a link to a file is followed (not to the image); trailing '/', '..', 2T, too many arguments", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/l.img`;
+    await disk(["mkfs", img, "2M"]);
+    await Deno.writeTextFile(`${dir}/n.txt`, "note");
+    await Deno.symlink(`${dir}/n.txt`, `${dir}/link`);
+    await Deno.symlink(img, `${dir}/self`);
+    await disk(["put", img, `${dir}/link`, "/n"]);
+    assert.equal((await state(img)).names["/n"], 4);
+    const self = await disk(["put", img, `${dir}/self`, "/s"], EXIT.USAGE);
+    assert.equal(
+      self.stderr,
+      `lguest disk: ${dir}/self: is the disk image itself (it cannot go onto itself)\n`,
+    );
+    for (
+      const args of [["rm", img, "/n/"], ["get", img, "/n/", `${dir}/out`], ["ls", img, "/n/"]]
+    ) {
+      const r = await disk(args, EXIT.USAGE);
+      assert.equal(r.stderr, "lguest disk: /n/: not a directory\n", describe(r));
+    }
+    assert.equal((await state(img)).names["/n"], 4, "rm /n/ removed nothing");
+    await disk(["put", img, `${dir}/n.txt`, "/t/"]);
+    const dd = await disk(["rm", "-r", img, "/t/../t"], EXIT.USAGE);
+    assert.equal(
+      dd.stderr,
+      "lguest disk: /t/../t: '..' not allowed (name the path from the top, /)\n",
+    );
+    assert.ok("/t/n.txt" in (await state(img)).names);
+    const big = await disk(["mkfs", `${dir}/x.img`, "2T"], EXIT.USAGE);
+    assert.equal(
+      big.stderr,
+      "lguest disk: size '2T' out of range (1M to 2T less 4K: under 2^32 sectors)\n",
+    );
+    const many = await disk(["ls", img, "a", "b", "c"], EXIT.USAGE);
+    assert.equal(many.stderr, "lguest disk: ls: too many arguments (ls needs IMAGE [PATH])\n");
+  });
+});
+
+Deno.test("disk get to a closed standard output fails as a closed pipe does (141), >/dev/null works", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/c.img`;
+    await disk(["mkfs", img, "2M"]);
+    await Deno.writeTextFile(`${dir}/f`, "data");
+    await disk(["put", img, `${dir}/f`, "/f"]);
+    const sh = async (redirect: string) =>
+      await new Deno.Command("sh", {
+        args: ["-c", `"$@" ${redirect}`, "sh", ...LGUEST_CMD, "disk", "get", img, "/f", "-"],
+        cwd: ROOT_PATH,
+        stderr: "piped",
+      }).output();
+    const closed = await sh(">&-");
+    assert.equal(closed.code, EXIT.SIGNAL_BASE + 13);
+    assert.equal(
+      new TextDecoder().decode(closed.stderr),
+      "lguest disk: get: standard output is closed (>&-): nothing written\n",
+    );
+    assert.equal((await sh(">/dev/null")).code, EXIT.OK);
+  });
+});
+
+Deno.test("did-you-mean for mistyped options; --help shows guests [--json]", async () => {
+  const cases: [string[], string][] = [
+    [["run", "--memroy", "16M", "hello"], "unknown option --memroy (did you mean '--memory'? "],
+    [["run", "--timout", "3", "hello"], "unknown option --timout (did you mean '--timeout'? "],
+    [["run", "--blok", "x.img", "hello"], "unknown option --blok (did you mean '--block'? "],
+    [
+      ["disk", "put", "--forse", "a", "b", "c"],
+      "unknown option '--forse' (did you mean '--force'? ",
+    ],
+    [["--versoin"], "unknown command '--versoin' (did you mean '--version'? "],
+  ];
+  for (const [args, text] of cases) {
+    const r = await runCli(args);
+    assert.equal(r.code, EXIT.USAGE, describe(r));
+    assert.ok(r.stderr.includes(text), `${text} in ${describe(r)}`);
+  }
+  const help = await runCli(["--help"]);
+  assert.match(help.stdout, /lguest guests \[--json\] /);
+});
+
+Deno.test("cc: --output is honoured like -o; an existing disk image as output is refused, untouched", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/notes.img`;
+    await disk(["mkfs", img, "1M"]);
+    const before = await Deno.readFile(img);
+    await Deno.writeTextFile(`${dir}/p.c`, "int main(void) { return 3; }\n");
+    for (const args of [["-o", img], [`--output=${img}`], ["--output", img], [`-o${img}`]]) {
+      const r = await runCli(["cc", ...args, `${dir}/p.c`]);
+      assert.equal(r.code, EXIT.USAGE, describe(r));
+      assert.equal(
+        r.stderr,
+        `lguest: cc: -o ${img} exists and is not a wasm image (an lgfs disk image): it would be overwritten; remove it or name another output\n`,
+      );
+    }
+    assert.deepEqual(await Deno.readFile(img), before);
+    try {
+      await new Deno.Command("clang", { args: ["--version"], stdout: "null" }).output();
+      await Deno.stat("/usr/lib/wasm32-wasi/libc.a");
+    } catch {
+      console.log(
+        "skipped the build half: no clang or wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)",
+      );
+      return;
+    }
+    for (const args of [[`--output=${dir}/a1.wasm`], ["--output", `${dir}/a2.wasm`]]) {
+      const r = await runCli(["cc", ...args, `${dir}/p.c`]);
+      assert.equal(r.code, EXIT.OK, describe(r));
+    }
+    for (const out of ["a1.wasm", "a2.wasm"]) {
+      const run = await runCli(["run", `${dir}/${out}`]);
+      assert.equal(run.code, 3, describe(run));
+    }
+    await assert.rejects(Deno.stat(`${dir}/a.wasm`));
+  });
+});

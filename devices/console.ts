@@ -4,7 +4,8 @@
  *
  * Output: the guest sends to key 0; the sections go to the sink and the
  * byte count becomes used_len. Input: the guest binds one 256-byte buffer
- * on key 0. We read the source only while we hold no undelivered bytes, so
+ * on key 0 (a smaller one gets the input in pieces of its size, the rest
+ * offered at its next stop). We read the source only while we hold no undelivered bytes, so
  * a guest that is slow to hand its buffer back makes us stop reading:
  * backpressure, and piped input of any size arrives whole (the original
  * dropped or overwrote input instead, §14.1).
@@ -93,6 +94,8 @@ export class ConsoleDevice implements Device {
   #eofSent = false;
   /** An end-of-input retry waits for the guest's next stop. */
   #eofAtStop = false;
+  /** Cancels the request for the rest of a partial delivery (see #requestAtStop). */
+  #cancelAtStop: (() => void) | null = null;
   #closed = false;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #retryMs = RETRY_MIN_MS;
@@ -148,8 +151,28 @@ export class ConsoleDevice implements Device {
       this.#drained = null;
       d?.();
     } else {
-      ctx.requestInput();
+      this.#requestAtStop(ctx);
     }
+  }
+
+  /**
+   * Part of the input went in (the guest's buffer is smaller than what we
+   * hold): offer the rest once the guest has run again, at its next stop:
+   * it can only hand its buffer back by running, and every run ends in a
+   * stop (a halt, a trap, the end of its time slice). No timer, no BREAK
+   * round trip that would find the buffer still full.
+   */
+  #requestAtStop(ctx: DeviceContext): void {
+    if (this.#cancelAtStop !== null || this.#closed) return;
+    const guest = ctx.guest as DeviceContext["guest"] | undefined; // (a test's context has none)
+    if (!guest) {
+      ctx.requestInput();
+      return;
+    }
+    this.#cancelAtStop = guest.onNextStop(() => {
+      this.#cancelAtStop = null;
+      if (!this.#closed) this.#ctx?.requestInput();
+    });
   }
 
   /** End of input: one DMA with used_len 0 once a buffer is free (§10.2). */
@@ -250,6 +273,8 @@ export class ConsoleDevice implements Device {
   close(): void {
     this.#closed = true;
     if (this.#retry !== undefined) clearTimeout(this.#retry);
+    this.#cancelAtStop?.();
+    this.#cancelAtStop = null;
     const d = this.#drained;
     this.#drained = null;
     d?.();

@@ -249,6 +249,9 @@ export class LguestFile implements HypercallPort {
           if (performance.now() - lastTurn > TIME_SLICE_MS) await yieldToEventLoop();
           continue;
         }
+        // Nothing may be left to wake it but a stop from outside: the process
+        // must not end under a sleeping guest (docs/guest-abi.md §7).
+        holdProcess();
         await g.sleep();
         continue;
       }
@@ -285,7 +288,10 @@ export class LguestFile implements HypercallPort {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    if (--openFiles === 0) closeYieldPort();
+    if (--openFiles === 0) {
+      closeYieldPort();
+      releaseProcess();
+    }
     const g = this.#guest;
     if (g !== null) {
       this.#stopTimer(g);
@@ -490,6 +496,33 @@ function yieldForReceiver(dest: Guest | null): Promise<void> {
     yieldWaiters.push(fire);
     if (yieldWaiters.length === 1) yieldPort().postMessage(0);
   });
+}
+
+/**
+ * A guest that halts with nothing pending (no timer, no input on the way)
+ * sleeps until something from outside ends the run: --timeout, a signal,
+ * an API stop. Deno would end (or, under a top-level await, abort) once
+ * its event loop has nothing left, so the first sleep arms a timer that
+ * never fires, and the last LguestFile's close() releases it. Not armed
+ * before a guest first sleeps: the first timer of a process costs ~5 ms
+ * of start-up (boot.first_byte), and a run that never sleeps needs none.
+ */
+let keepAlive: ReturnType<typeof setInterval> | undefined;
+const KEEP_ALIVE_MS = 2 ** 30;
+
+function holdProcess(): void {
+  if (keepAlive === undefined && openFiles > 0) keepAlive = setInterval(() => {}, KEEP_ALIVE_MS);
+}
+
+function releaseProcess(): void {
+  if (keepAlive === undefined) return;
+  clearInterval(keepAlive);
+  keepAlive = undefined;
+}
+
+/** Whether the sleep keep-alive is armed (for tests: released with the last guest). */
+export function processHeld(): boolean {
+  return keepAlive !== undefined;
 }
 
 /** When the yield channel last delivered (an event-loop turn). */

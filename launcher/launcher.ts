@@ -244,9 +244,12 @@ export class GuestRun {
         continue;
       }
       if (r.kind === "errno" && r.errno === EAGAIN) {
+        // BREAK off before the devices run: a device that asks for another
+        // turn inside input() (a partial delivery) must get it, not have its
+        // BREAK cleared behind it.
         this.#breaking = false;
-        this.#handleInput();
         file.write([LHREQ_BREAK, 0]);
+        this.#handleInput();
         continue;
       }
       if (r.kind === "errno" && r.errno === ENOENT) {

@@ -89,6 +89,13 @@ export const MANIFEST: readonly ManifestEntry[] = [
     "test": true
   },
   {
+    "name": "test-conin",
+    "file": "test-conin.wasm",
+    "x86_64": "test-conin.x86_64.elf",
+    "description": "Test: reads console input into its own buffer of len=N bytes (1..4096) split into secs=K sections until end of input; prints \"conin: B bytes in D deliveries (largest L), fnv X\"; sleep=1 then halts forever with no timer.",
+    "test": true
+  },
+  {
     "name": "test-crash",
     "file": "test-crash.wasm",
     "x86_64": "test-crash.x86_64.elf",
@@ -258,6 +265,8 @@ export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string; GZIP
   "test-blkerr.x86_64.elf": () => outside("./test-blkerr.x86_64.elf.ts"),
   "test-clock.wasm": () => outside("./test-clock.wasm.ts"),
   "test-clock.x86_64.elf": () => outside("./test-clock.x86_64.elf.ts"),
+  "test-conin.wasm": () => outside("./test-conin.wasm.ts"),
+  "test-conin.x86_64.elf": () => outside("./test-conin.x86_64.elf.ts"),
   "test-crash.wasm": () => outside("./test-crash.wasm.ts"),
   "test-crash.x86_64.elf": () => outside("./test-crash.x86_64.elf.ts"),
   "test-crc.wasm": () => outside("./test-crc.wasm.ts"),
@@ -322,6 +331,7 @@ export const READY: Readonly<Record<string, () => Promise<ReadyModule>>> = {
   "test-badmem.wasm": () => outside("./test-badmem.wasm.ready.ts"),
   "test-blkerr.wasm": () => outside("./test-blkerr.wasm.ready.ts"),
   "test-clock.wasm": () => outside("./test-clock.wasm.ready.ts"),
+  "test-conin.wasm": () => outside("./test-conin.wasm.ready.ts"),
   "test-crash.wasm": () => outside("./test-crash.wasm.ready.ts"),
   "test-crc.wasm": () => outside("./test-crc.wasm.ready.ts"),
   "test-dmabench.wasm": () => outside("./test-dmabench.wasm.ready.ts"),

@@ -34,6 +34,7 @@ import {
   MAX_FILE,
   MAX_SIZE,
   MIN_SIZE,
+  quoted,
   shownName,
   validName,
 } from "./lgfs.ts";
@@ -124,7 +125,7 @@ function options(cmd: string, args: string[], allowed: string) {
     } else if (a.startsWith("--")) {
       const hint = meant(a, [...allowed.includes("f") ? ["--force"] : [], "--help"]);
       throw new DiskUsage(
-        `${cmd}: unknown option ${shownName(`'${a}'`)} (${hint}options: ${known})`,
+        `${cmd}: unknown option ${quoted(a)} (${hint}options: ${known})`,
       );
     } else {
       words.push(a);

@@ -327,6 +327,12 @@ export function shownName(name: string): string {
   );
 }
 
+/** A name in quotes: 'name', or as shownName shows a hostile one ("\u001b…"). */
+export function quoted(name: string): string {
+  const s = shownName(name);
+  return s === name ? `'${name}'` : s;
+}
+
 /** Whether every word of w is 0. */
 function zeros(w: Uint32Array): boolean {
   for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
@@ -1225,21 +1231,21 @@ export class Lgfs {
       for (const e of this.entries(dir)) {
         if (seen[e.ino]) {
           throw new CorruptError(
-            `inode ${e.ino} ('${e.name}') has two names or is a directory cycle`,
+            `inode ${e.ino} (${quoted(e.name)}) has two names or is a directory cycle`,
           );
         }
         seen[e.ino] = 1;
         const n = this.inode(e.ino);
-        if (n.mode === 0) throw new CorruptError(`'${e.name}' names free inode ${e.ino}`);
+        if (n.mode === 0) throw new CorruptError(`${quoted(e.name)} names free inode ${e.ino}`);
         if (n.nlink !== 1) {
           throw new CorruptError(`inode ${e.ino}: bad link count ${n.nlink}`);
         }
         if ((e.type === DT_DIR) !== isDir(n)) {
-          throw new CorruptError(`'${e.name}': entry type does not match inode ${e.ino}`);
+          throw new CorruptError(`${quoted(e.name)}: entry type does not match inode ${e.ino}`);
         }
         if (isDir(n)) {
           if (n.parent !== dir) {
-            throw new CorruptError(`directory '${e.name}' (inode ${e.ino}): wrong parent`);
+            throw new CorruptError(`directory ${quoted(e.name)} (inode ${e.ino}): wrong parent`);
           }
           stack.push(e.ino);
         } else {

@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { describe, hasStackTrace, LGUEST_CMD, ROOT_PATH, runCli } from "./helpers/run_cli.ts";
 import { inTempDir } from "./helpers/resources.ts";
 import { EXIT } from "../launcher/cli.ts";
-import { BS, Lgfs, MemDev } from "../launcher/lgfs.ts";
+import { BS, Lgfs, MemDev, quoted } from "../launcher/lgfs.ts";
 
 /** A raw control character (newline aside) in text. */
 function hasControl(text: string): boolean {
@@ -298,4 +298,20 @@ Deno.test("cc: --output is honoured like -o; an existing disk image as output is
     }
     await assert.rejects(Deno.stat(`${dir}/a.wasm`));
   });
+});
+
+Deno.test("lgfs check: a hostile name in a corruption message is escaped (quoted)", () => {
+  const bytes = new Uint8Array(2 << 20);
+  const fs = Lgfs.mkfs(new MemDev(bytes));
+  const name = "\x1b]0;pwn\x07f";
+  fs.writeFile(`/${name}`, [new Uint8Array([1])]);
+  const e = fs.lookupIn(1, name)!;
+  const pb = fs.bmap(fs.inode(1), Math.floor(e.slot / 32));
+  bytes[pb * BS + (e.slot % 32) * 128 + 4] = 4; // DT_DIR on a file
+  const again = Lgfs.open(new MemDev(bytes), { writable: false });
+  assert.throws(() => again.check(), (err: Error) => {
+    assert.equal(err.message, `"\\u001b]0;pwn\\u0007f": entry type does not match inode ${e.ino}`);
+    return true;
+  });
+  assert.equal(quoted("plain"), "'plain'");
 });

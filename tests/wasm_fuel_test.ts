@@ -1019,6 +1019,23 @@ Deno.test("fuel: memory.grow becomes a grow at the maximum: n == 0 ? memory.size
     assert.equal(await c.exports.nested(0), 2);
     assert.equal(buf2.byteLength, 2 * 65536, "not detached");
   } else console.log("  this V8 refuses a two-byte memory index: that case is not tested");
+  // 7 bytes for 2: a body packed with memory.grow is refused like one packed with loops.
+  const dense = (n: number) =>
+    assemble({
+      types: [[[], []]],
+      imports: [
+        { module: "env", name: "wait", func: 0 },
+        { module: "env", name: "memory", memory: { min: 1, max: 1 } },
+      ],
+      funcs: [{ type: 0, body: [...i32(0), ...new Array(n).fill([GROW, 0]).flat(), DROP] }],
+    });
+  const refused = instrumentFuel(dense(1000));
+  assert.ok("error" in refused);
+  assert.match(refused.error, /1001 fuel checks and memory.grow replacements in 2004 bytes/);
+  assert.ok(
+    !("error" in instrumentFuel(dense(15))),
+    "15 and the entry in 34 bytes: within 16 + 34 / 64",
+  );
 });
 
 Deno.test("fuel: test-hostile-grow grows its memory, then its DMA and console input still work (built in and by path)", async () => {

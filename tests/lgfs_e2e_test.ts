@@ -2,9 +2,9 @@
  * lgfs end to end: the real `lguest` CLI (`lguest disk ...` and `lguest run
  * --block IMAGE test-fstest`), on images this test creates. Host put ->
  * guest reads; guest writes -> host get; the guest's API test; ENOSPC and a
- * disk larger than guest RAM; SIGKILL of the launcher during fsync-
- * acknowledged writes at random moments -> every acknowledged byte is
- * there and the file system checks consistent; hostile images and bad
+ * disk larger than guest RAM; SIGKILL of the launcher during acknowledged
+ * operations (writes after fsync, renames and unlinks when they return) at
+ * random moments -> every acknowledged byte and name is there and the file system checks consistent; hostile images and bad
  * arguments -> one line and EXIT.USAGE; the image locks.
  * docs/disk-format.md, docs/guest-abi.md §15.4.
  */
@@ -129,7 +129,7 @@ Deno.test("e2e lgfs: a disk larger than guest RAM fills to ENOSPC; every byte re
   });
 });
 
-// ---- SIGKILL during fsync-acknowledged writes ---------------------------------------
+// ---- SIGKILL during acknowledged operations (fsync'd writes, renames, unlinks) ------
 
 type Model = Map<number, Uint8Array>;
 type Op =
@@ -273,7 +273,7 @@ Deno.test("e2e lgfs: the writer's log model equals the disk after a full run", a
   });
 });
 
-Deno.test("e2e lgfs: SIGKILL at random moments loses no fsync-acknowledged byte; the disk checks consistent", async () => {
+Deno.test("e2e lgfs: SIGKILL at random moments loses no acknowledged byte or name (renames and unlinks need no fsync); the disk checks consistent", async () => {
   await inTempDir(async (dir) => {
     let seed = (Date.now() & 0xffff) | 1;
     const rnd = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);

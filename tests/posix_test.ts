@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { EXIT } from "../launcher/cli.ts";
-import { describe, lines, runCli } from "./helpers/run_cli.ts";
+import { describe, lines, runCli, spawnCli } from "./helpers/run_cli.ts";
 import { inTempDir } from "./helpers/resources.ts";
 
 Deno.test("posix: lua -e print(6*7) prints 42", async () => {
@@ -313,5 +313,91 @@ Deno.test("posix: sqlite3 has no WAL: a database left in WAL mode says 'file is 
       stdin: "select * from a;\n",
     });
     assert.equal(ok.stdout, "5\n", describe(ok));
+  });
+});
+
+// ---- Namespace calls are durable when they return (guest-abi §15.4) -----------------
+
+/** `lguest disk ARGS` that must succeed. */
+async function diskOk(args: string[]): Promise<string> {
+  const r = await runCli(["disk", ...args]);
+  assert.equal(r.code, EXIT.OK, describe(r));
+  return r.stdout;
+}
+
+Deno.test("posix: a row sqlite3 committed survives --timeout, SIGTERM and SIGKILL of the launcher (no hot journal left)", async () => {
+  await inTempDir(async (dir) => {
+    // DELETE journal mode: the commit point is the unlink of the -journal.
+    const ends = ["timeout", "SIGTERM", "SIGKILL"] as const;
+    await Promise.all(ends.map(async (end, i) => {
+      const img = `${dir}/${end}.img`;
+      await diskOk(["mkfs", img, "16M"]);
+      const make = await runCli(["run", "--block", img, "sqlite3", "--", "/k.db"], {
+        stdin: "create table t(x);\n",
+      });
+      assert.equal(make.code, EXIT.OK, describe(make));
+      const p = spawnCli([
+        "run",
+        ...(end === "timeout" ? ["--timeout", "8"] : []),
+        "--block",
+        img,
+        "sqlite3",
+        "--",
+        "/k.db",
+      ], { stdin: "piped", killAfterMs: 60_000 });
+      await p.write(`insert into t values(${i + 1}); select 'ack';\n`);
+      await p.waitFor(/^ack$/m, 30_000);
+      if (end !== "timeout") p.kill(end);
+      const r = await p.result();
+      assert.ok(!r.killed, describe(r));
+      if (end === "timeout") assert.equal(r.code, EXIT.TIMEOUT, describe(r));
+      else assert.equal(r.signal, end, describe(r));
+      assert.doesNotMatch(await diskOk(["ls", img]), /k\.db-journal/);
+      assert.match(await diskOk(["check", img]), /: consistent: /);
+      const read = await runCli(["run", "--block", img, "sqlite3", "--", "/k.db"], {
+        stdin: "select * from t; pragma integrity_check;\n",
+      });
+      assert.equal(read.code, EXIT.OK, describe(read));
+      assert.deepEqual(lines(read.stdout), [`${i + 1}`, "ok"], `${end}: ${describe(read)}`);
+    }));
+  });
+});
+
+Deno.test("posix: lua's write-temp-then-rename (and a remove) survive SIGKILL of the launcher: the new name holds all the new bytes", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/l.img`;
+    await diskOk(["mkfs", img, "16M"]);
+    const old = "old contents\n";
+    for (const name of ["a.cfg", "b.cfg", "gone.txt"]) {
+      await Deno.writeTextFile(`${dir}/${name}`, old);
+      await diskOk(["put", img, `${dir}/${name}`, `/${name}`]);
+    }
+    // a.cfg: written, closed, renamed over. b.cfg: written and flushed
+    // but still open (no fsync, no close: lgfs has its size and blocks
+    // only in the cache) when renamed over. Then the run waits on stdin.
+    const script = [
+      'local a = assert(io.open("/a.tmp", "w")) a:write(string.rep("A", 100000)) a:close()',
+      'assert(os.rename("/a.tmp", "/a.cfg"))',
+      'local b = assert(io.open("/b.tmp", "w")) b:write(string.rep("B", 70000), "end") b:flush()',
+      'assert(os.rename("/b.tmp", "/b.cfg"))',
+      'assert(os.remove("/gone.txt"))',
+      'print("renamed") io.read()',
+    ].join("\n");
+    const p = spawnCli(["run", "--block", img, "lua", "--", "-e", script], {
+      stdin: "piped",
+      killAfterMs: 60_000,
+    });
+    await p.waitFor(/^renamed$/m, 30_000);
+    p.kill("SIGKILL");
+    const r = await p.result();
+    assert.equal(r.signal, "SIGKILL", describe(r));
+    assert.ok(!r.killed, describe(r));
+    assert.match(await diskOk(["check", img]), /: consistent: 2 files, /);
+    const ls = await diskOk(["ls", img]);
+    assert.doesNotMatch(ls, /\.tmp|gone\.txt/, ls);
+    await diskOk(["get", img, "/a.cfg", `${dir}/a.out`]);
+    await diskOk(["get", img, "/b.cfg", `${dir}/b.out`]);
+    assert.equal(await Deno.readTextFile(`${dir}/a.out`), "A".repeat(100000));
+    assert.equal(await Deno.readTextFile(`${dir}/b.out`), "B".repeat(70000) + "end");
   });
 });

@@ -14,6 +14,13 @@
  * after that transaction is committed, so committed files never point at
  * another file's new data.
  *
+ * Namespace calls (creating fs_open, fs_mkdir, fs_unlink, fs_rmdir,
+ * fs_rename) are durable when they return, as on a Linux mount with
+ * dirsync: each ends with a commit (ns_commit), and since the transaction
+ * holds every metadata change made so far, a file written and then
+ * renamed without fsync is committed with its size and blocks (its data is
+ * already in place): the new name never points at unwritten data.
+ *
  * Commits happen only between steps that leave the metadata consistent:
  * at the start of each API call and between the blocks of a write or a
  * truncate, when the cache holds DIRTY_MAX changed blocks, or the freed
@@ -337,6 +344,14 @@ static bool commit_due(void)
 {
 	return fs.ndirty >= DIRTY_MAX || fs.npending >= PENDING_MAX - 8 ||
 	       fs.npending_bm >= PENDING_BMS;
+}
+
+/* The end of a namespace call that succeeded (err 0): commit, so that the
+ * change (and everything before it) survives a crash or a SIGKILL of the
+ * launcher from the moment the call returns. One commit per call. */
+static int ns_commit(int err)
+{
+	return err ? err : commit();
 }
 
 /* At a step boundary: commit if the transaction has grown big enough. */
@@ -1102,6 +1117,9 @@ int fs_open(const char *path, int flags, int mode)
 			irelease(lk.ino);
 			return err;
 		}
+		/* The new name is durable before the descriptor exists. */
+		if ((err = ns_commit(0)))
+			return err;
 	} else if ((flags & FS_O_CREAT) && (flags & FS_O_EXCL)) {
 		return -EEXIST;
 	}
@@ -1519,7 +1537,7 @@ int fs_mkdir(const char *path, int mode)
 		irelease(ino);
 		return err;
 	}
-	return 0;
+	return ns_commit(0);
 }
 
 /* Drop one name of inode ino; free it now if nothing holds it. */
@@ -1563,7 +1581,7 @@ static int remove_name(const char *path, bool dir)
 		return err;
 	if ((err = dir_del(lk.dir, slot)))
 		return err;
-	return unlink_ino(lk.ino);
+	return ns_commit(unlink_ino(lk.ino));
 }
 
 int fs_unlink(const char *path)
@@ -1647,8 +1665,8 @@ int fs_rename(const char *from, const char *to)
 	if ((err = iput(a.ino, &ain)))
 		return err;
 	/* The replaced file goes afterwards (a crash leaves an orphan that
-	 * the next mount frees). */
-	return b.ino ? unlink_ino(b.ino) : 0;
+	 * the next mount frees); then the commit that makes it durable. */
+	return ns_commit(b.ino ? unlink_ino(b.ino) : 0);
 }
 
 int fs_readdir(int dirfd, u64 *cookie, char *name, size_t namesz, u64 *ino, u32 *type)

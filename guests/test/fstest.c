@@ -27,7 +27,7 @@
  *
  * The writer works on the 8 files /w/f0 .. /w/f7 (it makes /w). Every
  * operation prints "begin OP" before it starts and "ack OP" once it is
- * durable (after fs_fsync, or fs_sync for a rename or unlink):
+ * durable (after fs_fsync; a rename or unlink is durable when it returns):
  *
  *   W F OFF LEN SEED    write gen(SEED)[0..LEN) at offset OFF of /w/fF
  *                       (created if missing)
@@ -422,12 +422,12 @@ static void writer(u32 seed, u32 ops)
 				g = (g + 1) % 8;
 			snprintf(q, sizeof(q), "/w/f%u", g);
 			printf("begin R %u %u\n", f, g);
-			if ((err = fs_rename(p, q)) || (err = fs_sync()))
+			if ((err = fs_rename(p, q)))
 				die("rename", err);
 			printf("ack R %u %u\n", f, g);
 		} else {
 			printf("begin U %u\n", f);
-			if ((err = fs_unlink(p)) || (err = fs_sync()))
+			if ((err = fs_unlink(p)))
 				die("unlink", err);
 			printf("ack U %u\n", f);
 		}

@@ -6,8 +6,12 @@
  *   fs_crash IMAGE OUTDIR SEED OPS
  *
  * IMAGE is an lgfs image (mkfs'd by the test). A fixed workload of OPS
- * operations from SEED (pwrite, truncate, rename over, unlink, each
- * followed by fs_fsync/fs_sync) runs first to count its block writes W;
+ * operations from SEED (pwrite and truncate, each followed by fs_fsync;
+ * rename over, unlink and an empty create, acknowledged when the call
+ * returns, with no fsync: namespace calls are durable by themselves; and
+ * write-then-rename: a new file written without fsync and renamed over
+ * another while still open, acknowledged when fs_rename returns) runs
+ * first to count its block writes W;
  * then for every k in 0..W it runs again from IMAGE with the disk dying at
  * write k (that write torn: a random whole-block prefix of it lands),
  * "reboots" (forgets all memory state), mounts again (journal replay,
@@ -93,7 +97,11 @@ static u8 buf[MAXF];
 /* OP_TW: truncate f without fsync (fs_truncate: no descriptor, so no
  * commit at close), then OP_W on g with fsync: the blocks the truncate
  * freed must not carry g's data while f still points at them. */
-enum { OP_W, OP_T, OP_R, OP_U, OP_TW };
+/* OP_WR: write f afresh (O_TRUNC, no fsync), rename it over g while it is
+ * open, close: acknowledged when fs_rename returns, g must then hold all
+ * of the new bytes. OP_C: create f empty (no write, so no commit at close),
+ * acknowledged when fs_close returns. */
+enum { OP_W, OP_T, OP_R, OP_U, OP_TW, OP_WR, OP_C };
 struct op {
 	int kind;
 	u32 f, g, off, len, seed, tlen;
@@ -120,7 +128,8 @@ static struct op next_op(const struct model *m)
 
 	o.f = rnd() % NFILES;
 	o.g = (o.f + 1 + rnd() % (NFILES - 1)) % NFILES;
-	if (!m->exists[o.f] || k < 60) {
+	/* Every op but OP_WR, OP_C and OP_W needs f to exist. */
+	if (k < 60 || (!m->exists[o.f] && (k < 88 || (k >= 93 && k < 97)))) {
 		u32 size = m->exists[o.f] ? m->len[o.f] : 0;
 
 		o.kind = OP_W;
@@ -144,10 +153,16 @@ static struct op next_op(const struct model *m)
 		if (o.off + o.len > MAXF)
 			o.off = MAXF - o.len;
 		o.seed = rnd() | 1;
-	} else if (k < 93) {
+	} else if (k < 88) {
 		o.kind = OP_R;
-	} else {
+	} else if (k < 93) {
+		o.kind = OP_WR;
+		o.len = 1 + rnd() % ((rnd() & 1) ? 20000 : 3000);
+		o.seed = rnd() | 1;
+	} else if (k < 97) {
 		o.kind = OP_U;
+	} else {
+		o.kind = OP_C;
 	}
 	return o;
 }
@@ -187,6 +202,18 @@ static void model_apply(struct model *m, const struct op *o)
 		break;
 	case OP_U:
 		m->exists[o->f] = false;
+		break;
+	case OP_WR:
+		m->exists[o->g] = true;
+		m->len[o->g] = o->len;
+		gen(m->data[o->g], o->len, o->seed);
+		m->exists[o->f] = false;
+		break;
+	case OP_C:
+		if (!m->exists[o->f]) {
+			m->exists[o->f] = true;
+			m->len[o->f] = 0;
+		}
 		break;
 	}
 }
@@ -230,9 +257,24 @@ static int fs_apply(const struct op *o)
 		return fs_apply(&w);
 	}
 	case OP_R:
-		return (err = fs_rename(p, q)) ? err : fs_sync();
+		return fs_rename(p, q);
+	case OP_WR:
+		gen(buf, o->len, o->seed);
+		if ((fd = fs_open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644)) < 0)
+			return fd;
+		r = fs_pwrite(fd, buf, o->len, 0);
+		err = r == (long)o->len ? fs_rename(p, q) : (r < 0 ? (int)r : -EIO);
+		/* Acknowledged already: a close cut by the crash is the next
+		 * op's failure. */
+		if (fs_close(fd) && !err && !dead)
+			err = -EIO;
+		return err;
+	case OP_C:
+		if ((fd = fs_open(p, O_WRONLY | O_CREAT, 0644)) < 0)
+			return fd;
+		return fs_close(fd);
 	default:
-		return (err = fs_unlink(p)) ? err : fs_sync();
+		return fs_unlink(p);
 	}
 }
 
@@ -267,8 +309,8 @@ static void verify(long k, const struct op *pending)
 {
 	for (u32 f = 0; f < NFILES; f++) {
 		bool touched = pending && (pending->f == f ||
-					   ((pending->kind == OP_R || pending->kind == OP_TW) &&
-					    pending->g == f));
+					   ((pending->kind == OP_R || pending->kind == OP_TW ||
+					     pending->kind == OP_WR) && pending->g == f));
 		char p[16];
 		struct fs_stat st;
 		int fd;
@@ -281,7 +323,8 @@ static void verify(long k, const struct op *pending)
 				fail(k, "missing", f);
 			continue;
 		}
-		if (!acked.exists[f] && !(touched && after.exists[f])) {
+		if (!acked.exists[f] && !(touched && after.exists[f]) &&
+		    !(touched && pending->kind == OP_WR && pending->f == f)) {
 			fail(k, "exists", f);
 			continue;
 		}
@@ -300,7 +343,29 @@ static void verify(long k, const struct op *pending)
 				fail(k, "differs from the acknowledged state", f);
 			continue;
 		}
-		if (pending->kind == OP_R || pending->kind == OP_U) {
+		if (pending->kind == OP_WR && pending->f == f) {
+			/* The temporary file: old, or (truncated, partly
+			 * written) new bytes or zeros up to the new length. */
+			static u8 neu[MAXF];
+			bool old = acked.exists[f] && r == (long)olen && !memcmp(buf, acked.data[f], olen);
+
+			gen(neu, pending->len, pending->seed);
+			if (old)
+				continue;
+			if ((u32)r > pending->len) {
+				fail(k, "temporary file longer than its new contents", f);
+				continue;
+			}
+			for (u32 i = 0; i < (u32)r; i++) {
+				if (buf[i] && buf[i] != neu[i]) {
+					fail(k, "temporary file: a byte neither new nor zero", f);
+					break;
+				}
+			}
+			continue;
+		}
+		if (pending->kind == OP_R || pending->kind == OP_U || pending->kind == OP_WR ||
+		    pending->kind == OP_C) {
 			bool old = acked.exists[f] && r == (long)olen && !memcmp(buf, acked.data[f], olen);
 			bool neu = after.exists[f] && r == (long)nlen && !memcmp(buf, after.data[f], nlen);
 

@@ -209,10 +209,15 @@ export class WasmCpu implements GuestCpu {
   #resume: (() => void) | undefined;
 
   /**
-   * @param mod a module from {@link compileImage}
+   * @param mod a module from {@link compileImage} or {@link compileReady}; any other is a TypeError
    * @param bytes RAM size; rounded up to whole wasm pages
    */
   constructor(mod: WebAssembly.Module, bytes: number) {
+    // A module compiled anywhere else has neither fuel checks nor its memory.grow rewritten (a
+    // grow detaches every host view of its RAM: docs/security.md "Guest memory never moves").
+    if (!preemption.has(mod)) {
+      throw new TypeError("WasmCpu: the module must come from compileImage (or compileReady)");
+    }
     const pages = Math.ceil(bytes / WASM_PAGE);
     this.wasmMemory = new WebAssembly.Memory({ initial: pages, maximum: pages });
     this.memory = new Uint8Array(this.wasmMemory.buffer);

@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { promising, suspending } from "../engines/jspi.ts";
-import { compileImage, compileReady, preemptionOf } from "../engines/wasm.ts";
+import { compileImage, compileReady, preemptionOf, WasmCpu } from "../engines/wasm.ts";
 import { checkProfile } from "../engines/wasm_profile.ts";
 import {
   CODE_BYTES_PER_FUEL,
@@ -1036,6 +1036,16 @@ Deno.test("fuel: memory.grow becomes a grow at the maximum: n == 0 ? memory.size
     !("error" in instrumentFuel(dense(15))),
     "15 and the entry in 34 bytes: within 16 + 34 / 64",
   );
+});
+
+Deno.test("fuel: WasmCpu refuses a module compiled anywhere but compileImage/compileReady", async () => {
+  const raw = growModule();
+  assert.throws(
+    () => new WasmCpu(new WebAssembly.Module(raw as Uint8Array<ArrayBuffer>), 1 << 20),
+    TypeError,
+  );
+  const ready = await compileImage(miniGuest(), "mini");
+  new WasmCpu(ready, 1 << 21).close();
 });
 
 Deno.test("fuel: test-hostile-grow grows its memory, then its DMA and console input still work (built in and by path)", async () => {

@@ -6,8 +6,9 @@
  * Blocks of 4096 bytes: superblock | journal | bitmap | inode table | data.
  * Metadata (bitmap, inodes, indirect blocks, directory blocks) lives in a
  * bounded write-back cache and reaches its home only through the journal:
- * commit() writes the changed blocks' images to the journal, then a commit
- * block with their CRC-32, then the images home (checkpoint). Mount replays
+ * commit() writes a descriptor, the changed blocks' images and a commit
+ * block with their CRC-32 to the journal (in order, up to 64 KiB a
+ * request), then the images home (checkpoint). Mount replays
  * a complete transaction found in the journal (idempotent). File data is
  * written in place when fs_write returns, and always before the commit
  * that makes it reachable. A block freed in a transaction is reused only
@@ -49,6 +50,7 @@
 #define PENDING_MAX 1024       /* freed blocks waiting for the commit */
 #define PENDING_BMS 16         /* ... in at most this many bitmap blocks */
 #define RUN_MAX     16         /* blocks of file data per write request */
+#define JSTAGE      16         /* journal blocks per write request (jbuf and those after it) */
 #define JDESC_MAX   ((BS - 24) / 4)
 #define ROOT_INO    1u
 
@@ -124,7 +126,7 @@ static struct {
 	u32 balloc_hint, ialloc_hint;
 	u64 free_blocks, free_inodes;
 	u8 *dbuf;                  /* one block for partial data writes */
-	u8 *jbuf;                  /* one block for journal I/O */
+	u8 *jbuf;                  /* journal I/O: the descriptor, then JSTAGE-1 more blocks */
 	struct ofile fds[FS_MAX_OPEN];
 	struct fs_counters cnt;
 } fs;
@@ -139,6 +141,14 @@ static int bread(u32 blk, void *buf)
 static int bwrite(u32 blk, const void *buf)
 {
 	int r = blk_write(fs.disk, blk * SPB, buf, BS);
+
+	return r == BLK_EROFS ? -EROFS : r ? -EIO : 0;
+}
+
+/* n blocks from buf to blk .. blk+n-1, in order. */
+static int bwrite_n(u32 blk, const void *buf, u32 n)
+{
+	int r = blk_write(fs.disk, blk * SPB, buf, n * BS);
 
 	return r == BLK_EROFS ? -EROFS : r ? -EIO : 0;
 }
@@ -292,25 +302,40 @@ static int commit(void)
 			d->target[n++] = fs.cache[i].blk;
 	d->count = n;
 	crc = crc32(0, d, BS);
-	/* 1. The images, 2. the descriptor, 3. the commit block. */
-	for (u32 i = 0; i < n; i++) {
-		const u8 *img = cfind(d->target[i])->data;
-
-		crc = crc32(crc, img, BS);
-		if (bwrite(fs.sb.jstart + 1 + i, img))
-			goto broken;
-	}
-	if (bwrite(fs.sb.jstart, d))
-		goto broken;
+	for (u32 i = 0; i < n; i++)
+		crc = crc32(crc, cfind(d->target[i])->data, BS);
 	memset(&c, 0, sizeof(c));
 	memcpy(c.magic, JC_MAGIC, 8);
 	c.seq = fs.seq;
 	c.count = n;
 	c.crc = crc;
-	memset(fs.jbuf, 0, BS);
-	memcpy(fs.jbuf, &c, sizeof(c));
-	if (bwrite(fs.sb.jstart + 1 + n, fs.jbuf))
-		goto broken;
+	/* 1-3. The descriptor, the images (in the order of the targets: the
+	 * cache's), the commit block: journal blocks 0 .. n+1, in order,
+	 * through jbuf and the blocks after it, JSTAGE (64 KiB) a request. A
+	 * request cut short leaves a commit block that does not match (seq,
+	 * count, CRC of all the others): the transaction is ignored. */
+	for (u32 x = 0, ci = 0; x < n + 2;) {
+		u32 m;
+
+		for (m = 0; m < JSTAGE && x + m < n + 2; m++) {
+			u32 j = x + m;
+			u8 *dst = fs.jbuf + (size_t)m * BS;
+
+			if (j == 0)
+				continue;            /* the descriptor, in place */
+			if (j <= n) {
+				while (!fs.cache[ci].dirty)
+					ci++;
+				memcpy(dst, fs.cache[ci++].data, BS);
+			} else {
+				memset(dst, 0, BS);
+				memcpy(dst, &c, sizeof(c));
+			}
+		}
+		if (bwrite_n(fs.sb.jstart + x, fs.jbuf, m))
+			goto broken;
+		x += m;
+	}
 	/* 4. Checkpoint: the images to their homes. */
 	for (int i = 0; i < CACHE_N; i++) {
 		struct cblk *e = &fs.cache[i];
@@ -1791,7 +1816,7 @@ int fs_mount(unsigned blk_index)
 	if (blk_index >= (unsigned)blk_count() || !(sectors = blk_sectors((int)blk_index)))
 		return -ENODEV;
 	if (!fs.dbuf) {
-		u8 *mem = alloc_pages(CACHE_N + 2);
+		u8 *mem = alloc_pages(CACHE_N + 1 + JSTAGE);
 
 		if (!mem)
 			return -ENOMEM;

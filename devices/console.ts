@@ -23,7 +23,7 @@ import { EXIT } from "../launcher/exit.ts";
 
 /** Bytes read from the source at a time: the guest's buffer size. */
 const CHUNK = 256;
-/** Retry delays while the guest's buffer stays full (ms). */
+/** Retry delays while the guest's buffer stays full (ms), each after the guest's next stop. */
 const RETRY_MIN_MS = 1;
 const RETRY_MAX_MS = 20;
 /** ... and for the end of input, which nobody waits behind (a guest may never read). */
@@ -92,9 +92,7 @@ export class ConsoleDevice implements Device {
   #drained: (() => void) | null = null;
   #eof = false;
   #eofSent = false;
-  /** An end-of-input retry waits for the guest's next stop. */
-  #eofAtStop = false;
-  /** Cancels the request for the rest of a partial delivery (see #requestAtStop). */
+  /** Cancels the wait for the guest's next stop (see #atNextStop). */
   #cancelAtStop: (() => void) | null = null;
   #closed = false;
   #retry: ReturnType<typeof setTimeout> | undefined;
@@ -140,7 +138,7 @@ export class ConsoleDevice implements Device {
     }
     const n = ctx.deliver(LGUEST_CONSOLE_DMA_KEY, data);
     if (n < 0) {
-      this.#scheduleRetry();
+      this.#retryAfterStop(ctx);
       return;
     }
     this.stats.in += n;
@@ -163,16 +161,42 @@ export class ConsoleDevice implements Device {
    * round trip that would find the buffer still full.
    */
   #requestAtStop(ctx: DeviceContext): void {
-    if (this.#cancelAtStop !== null || this.#closed) return;
+    this.#atNextStop(ctx, () => this.#ctx?.requestInput(), () => ctx.requestInput());
+  }
+
+  /** Run `then` at the guest's next stop (once; cancelled by close); `orElse` now if there is no guest. */
+  #atNextStop(
+    ctx: DeviceContext,
+    then: (guest: DeviceContext["guest"]) => void,
+    orElse: () => void,
+  ): void {
+    if (this.#cancelAtStop !== null || this.#retry !== undefined || this.#closed) return;
     const guest = ctx.guest as DeviceContext["guest"] | undefined; // (a test's context has none)
     if (!guest) {
-      ctx.requestInput();
+      orElse();
       return;
     }
     this.#cancelAtStop = guest.onNextStop(() => {
       this.#cancelAtStop = null;
-      if (!this.#closed) this.#ctx?.requestInput();
+      if (!this.#closed) then(guest);
     });
+  }
+
+  /**
+   * No free buffer (the guest has not handed it back, or not bound one
+   * yet): ask again at its next stop if it halted there (it may be
+   * waiting for more), else a little after it, backing off. Only a run of
+   * the guest can free a buffer, so a guest that sleeps with its buffer
+   * full costs nothing (no timer ticking under it), and a busy one is
+   * asked at most once a retry delay.
+   */
+  #retryAfterStop(ctx: DeviceContext, maxMs = RETRY_MAX_MS): void {
+    this.#atNextStop(
+      ctx,
+      // Halted: it may have handed the buffer back and be waiting for more; ask now.
+      (guest) => guest.halted ? this.#ctx?.requestInput() : this.#scheduleRetry(maxMs),
+      () => this.#scheduleRetry(maxMs),
+    );
   }
 
   /** End of input: one DMA with used_len 0 once a buffer is free (§10.2). */
@@ -182,15 +206,11 @@ export class ConsoleDevice implements Device {
       // ask again when the guest next stops rather than with a timer (the first
       // setTimeout of a Deno 2.9 process costs ~5 ms of start-up: boot.first_byte).
       const guest = ctx.guest as DeviceContext["guest"] | undefined; // (a test's context has none)
-      if (guest?.counters.hypercalls === 0 && !this.#eofAtStop) {
-        this.#eofAtStop = true;
-        guest.onNextStop(() => {
-          this.#eofAtStop = false;
-          if (!this.#closed) this.#ctx?.requestInput();
-        });
+      if (guest?.counters.hypercalls === 0) {
+        this.#requestAtStop(ctx);
         return;
       }
-      this.#scheduleRetry(EOF_RETRY_MAX_MS);
+      this.#retryAfterStop(ctx, EOF_RETRY_MAX_MS);
       return;
     }
     this.#eofSent = true;
@@ -198,7 +218,7 @@ export class ConsoleDevice implements Device {
     ctx.log("console: end of input delivered");
   }
 
-  /** The guest's buffer was full: ask again a little later (backing off). */
+  /** Ask again after the retry delay (backing off). */
   #scheduleRetry(maxMs = RETRY_MAX_MS): void {
     if (this.#retry !== undefined || this.#closed) return;
     this.#retry = setTimeout(() => {

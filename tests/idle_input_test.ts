@@ -11,6 +11,8 @@
  */
 
 import assert from "node:assert/strict";
+import { type ConsoleBackend, ConsoleDevice } from "../devices/console.ts";
+import type { DeviceContext } from "../devices/registry.ts";
 import { startGuest } from "../mod.ts";
 import { processHeld } from "../host/host.ts";
 import {
@@ -127,6 +129,20 @@ Deno.test("idle: a program awaiting a sleeping guest's end waits (no Deno abort)
   }
 });
 
+/** A byte source of these chunks, then end of input. */
+function source(chunks: string[]): ConsoleBackend {
+  const enc = new TextEncoder();
+  return {
+    read(buf) {
+      const c = chunks.shift();
+      if (c === undefined) return Promise.resolve(null);
+      buf.set(enc.encode(c));
+      return Promise.resolve(c.length);
+    },
+    write() {},
+  };
+}
+
 /** FNV-1a, as the guest computes it. */
 function fnv(data: Uint8Array): string {
   let h = 2166136261;
@@ -177,4 +193,77 @@ Deno.test("console input: a 1-byte buffer in a --config run with a live neighbou
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+/** A console context whose guest has `free` buffers of `size` bytes; its stops are fired by hand. */
+function stoppingGuest(size: number) {
+  const state = { free: 0, attempts: 0, delivered: [] as number[], eof: false };
+  const stops = new Set<() => void>();
+  let input: (() => void) | null = null;
+  const ctx = {
+    guest: {
+      counters: { hypercalls: 10 },
+      onNextStop(fn: () => void) {
+        stops.add(fn);
+        return () => stops.delete(fn);
+      },
+    },
+    deliver(_key: number, data: Uint8Array) {
+      state.attempts++;
+      if (state.free <= 0) return -1;
+      state.free--;
+      if (data.length === 0) state.eof = true;
+      const n = Math.min(size, data.length);
+      state.delivered.push(...data.subarray(0, n));
+      return n;
+    },
+    requestInput() {
+      queueMicrotask(() => input?.());
+    },
+    log() {},
+    exit() {},
+  } as unknown as DeviceContext;
+  const stop = () => {
+    const fs = [...stops];
+    stops.clear();
+    for (const f of fs) f();
+  };
+  return { ctx, state, stops, stop, onRequest: (f: () => void) => (input = f) };
+}
+
+Deno.test("console input: a full buffer is retried only after the guest has run (no timer ticks under a sleeping guest)", async () => {
+  const g = stoppingGuest(256);
+  const dev = new ConsoleDevice(source(["abc"]));
+  g.onRequest(() => dev.input(g.ctx));
+  dev.init(g.ctx);
+  for (let i = 0; i < 10; i++) await sleep(5);
+  // One try, then nothing until the guest stops: it sleeps, so nothing at all.
+  assert.equal(g.state.attempts, 1);
+  assert.equal(g.stops.size, 1);
+  g.state.free = 1; // (a run of the guest handed its buffer back) ...
+  g.stop(); // ... and ended in a stop: asked again shortly after
+  for (let i = 0; i < 100 && g.state.delivered.length === 0; i++) await sleep(5);
+  assert.deepEqual(g.state.delivered, [...new TextEncoder().encode("abc")]);
+  dev.close();
+  assert.equal(g.stops.size, 0);
+});
+
+Deno.test("console input: into a 1-byte buffer, the next byte waits for the guest's next stop, none is lost", async () => {
+  const g = stoppingGuest(1);
+  const dev = new ConsoleDevice(source(["hello", "!"]));
+  g.onRequest(() => dev.input(g.ctx));
+  dev.init(g.ctx);
+  const want = [...new TextEncoder().encode("hello!")];
+  for (let step = 0; step < 100 && !g.state.eof; step++) {
+    for (let i = 0; i < 100 && g.stops.size === 0; i++) await sleep(2);
+    assert.equal(g.stops.size, 1, "waiting for the guest's next stop (once)");
+    g.state.free = 1;
+    g.stop();
+    for (let i = 0; i < 100 && g.state.free === 1; i++) await sleep(2);
+    assert.equal(g.state.free, 0, "a stop after the buffer came back: the next piece went in");
+  }
+  assert.deepEqual(g.state.delivered, want);
+  assert.equal(g.state.eof, true);
+  assert.equal(g.stops.size, 0);
+  dev.close();
 });

@@ -21,7 +21,10 @@
  * - at the entry of every function but a leaf (no call, loop or try;
  *   named only by direct calls, whose paths pay for it), charging 1 + (the longest path
  *   through its body) / {@link CODE_BYTES_PER_FUEL}: a call pays for its
- *   straight-line code, and every cycle of calls passes a check. (Small call-free functions
+ *   straight-line code, and every cycle of calls passes a check. No check
+ *   charges more than {@link MAX_PASS_UNITS}: a frame whose leaf calls would
+ *   make it cost more has those leaves demoted (they get their checks back).
+ *   (Small call-free functions
  *   once ran unmetered; a loop of 64 bytes calling one 30 times per
  *   iteration then ran ~100 × more code per unit than the bound, and a
  *   pointer chase through RAM held the host for tens of seconds a look.)
@@ -75,6 +78,16 @@ export { FUEL };
 export const BULK_BYTES_PER_FUEL = 64;
 /** Bytes of code that cost one unit of fuel (a loop's body per iteration, a function's per call). */
 export const CODE_BYTES_PER_FUEL = 64;
+/**
+ * The most units one check may charge: one pass through a loop iteration
+ * or a body, the leaves it calls included. It is what a body's own bytes
+ * cost at the profile's limit (256 KiB / 64): a frame that would cost more
+ * has the leaves it calls demoted to functions with checks of their own,
+ * and then costs at most its own bytes. So the leaf rule never makes a
+ * pass longer than a body could be without it, and a look comes at least
+ * every FUEL + MAX_PASS_UNITS units.
+ */
+export const MAX_PASS_UNITS = 4096;
 /** At most one fuel check per this many bytes of a body (and 16 more): denser bodies are refused. */
 export const BYTES_PER_CHECK = 64;
 
@@ -294,6 +307,15 @@ interface Frame {
   exact: boolean;
   /** What the calls of leaves in it (not in its inner loops) cost, together. */
   leaves: number;
+  /** The leaves it calls (not in its inner loops), once per call. */
+  called: number[];
+}
+
+/** A loop or body that has ended: its check, what the check charges, the leaves it calls. */
+interface Ended {
+  check: number;
+  bytes: number;
+  called: number[];
 }
 
 /** An open block, if, try or loop. */
@@ -356,6 +378,7 @@ class Paths {
       longest: NONE,
       exact: steps !== null,
       leaves: 0,
+      called: [],
     }];
     this.#last = instr;
   }
@@ -416,8 +439,12 @@ class Paths {
 
   /** What the call at `at` costs its caller: a leaf's bytes, or 0 (the callee pays itself). */
   #leaf(at: number): number {
-    const bytes = this.#callee(this.#u32(at + 1));
-    this.#frames[this.#frames.length - 1].leaves += bytes;
+    const func = this.#u32(at + 1), bytes = this.#callee(func);
+    if (bytes > 0) {
+      const f = this.#frames[this.#frames.length - 1];
+      f.leaves += bytes;
+      f.called.push(func);
+    }
     return bytes;
   }
 
@@ -435,6 +462,7 @@ class Paths {
       longest: NONE,
       exact: this.#steps !== null,
       leaves: 0,
+      called: [],
     });
     this.#labels.push({
       kind: LOOP,
@@ -465,9 +493,9 @@ class Paths {
 
   /**
    * A control instruction at `at`. When it ends a loop or the body: that
-   * frame's check and the bytes it charges.
+   * frame's check, the bytes it charges and the leaves it calls.
    */
-  ctrl(at: number): { check: number; bytes: number } | null {
+  ctrl(at: number): Ended | null {
     this.#advance(at);
     const b = this.#b, op = b[at], labels = this.#labels;
     const cur = this.#cur;
@@ -480,14 +508,14 @@ class Paths {
           const f = this.#frames[0];
           this.#reach(f, this.#after(cur, 1));
           this.#ended = true;
-          return { check: f.check, bytes: this.#charge(f, at + 1) };
+          return { check: f.check, bytes: this.#charge(f, at + 1), called: f.called };
         }
         if (l.kind === LOOP) {
           const f = this.#frames.pop()!;
           this.#reach(f, this.#after(cur, 1));
           this.#cur = f.entry;
           this.#last = at + 1;
-          return { check: f.check, bytes: this.#charge(f, at) };
+          return { check: f.check, bytes: this.#charge(f, at), called: f.called };
         }
         if (op === 0x18 && l.kind !== TRY) throw new Malformed("delegate outside a try");
         this.#cur = Math.max(cur, l.join, l.kind === IF && !l.hasElse ? l.orElse : NONE);
@@ -800,12 +828,16 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   const g = uleb(fuelIndex);
   const checks = new Map<number, Uint8Array>();
   /**
-   * A fuel check charging `cost` units; more than `fuel` charges `fuel`
-   * (a look at every pass either way), so the constant is an i32 however
-   * many leaf calls a path makes.
+   * A fuel check charging `cost` units. No cost is capped: one pass of a
+   * frame is at most {@link MAX_PASS_UNITS} (the leaves of a frame that
+   * would cost more were demoted, see below), so it is a small i32 and a
+   * pass is a fraction of a slice.
    */
-  const check = (units: number): Uint8Array => {
-    const cost = Math.min(units, fuel);
+  const check = (cost: number): Uint8Array => {
+    if (!(cost >= 1 && cost <= MAX_PASS_UNITS)) {
+      // The plan bounds every pass; were it wrong, the image is refused, never run with a cap.
+      throw new Unsupported(`a fuel check of ${cost} units (a bug in the instrumentation)`);
+    }
     let c = checks.get(cost);
     if (c === undefined) {
       // deno-fmt-ignore
@@ -836,9 +868,6 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   // per body, what goes where: [position in the module, bytes inserted there].
   const scan = scanCode(b, codeSec.contentStart, codeSec.end);
   const rec = scan.records, d = scan.delta;
-  const plans: { start: number; end: number; inserts: Insert[]; size: number }[] = [];
-  let codeContent = 0;
-  const counts: FuelCounts = { loops: 0, entries: 0, bulk: 0 };
   // Leaves: bodies without a call of any kind, a loop or a try, named by nothing but direct
   // calls (not exported, not in the table). A call of one pays on the caller's path for the
   // leaf's longest path and a unit more, what the leaf's own check charged (none runs
@@ -859,11 +888,13 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     if (paths.done() && paths.exact) leaves.set(f, bytes + CODE_BYTES_PER_FUEL);
   }
   const callee = (f: number) => leaves.get(f) ?? 0;
-  let steps: { left: number } | null = {
-    left: PATH_STEPS_PER_BYTE * (codeSec.end - codeSec.start),
-  };
+  let steps: { left: number } | null;
+  // Leaves called from a frame whose pass would cost more than MAX_PASS_UNITS: each call adds
+  // the leaf's path to the caller's, so 100 000 calls of a 256 KiB leaf in one body made one
+  // pass cost 4·10⁸ units, hundreds of slices run after a single look.
+  const demote = new Set<number>();
   /** Where a body's checks go, and what each charges (paths: null, all its bytes). */
-  const planBody = (i: number, instr: number, end: number, leaf: boolean) => {
+  const planBody = (i: number, func: number, instr: number, end: number, leaf: boolean) => {
     const inserts: Insert[] = [];
     inserts.push([instr, EMPTY, 0]); // its cost is known at the body's end (a leaf's stays empty)
     const paths = new Paths(b, instr, end, callee, steps);
@@ -885,47 +916,80 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
         // A loop ends: it pays, per iteration, for its longest path (inner loops and calls
         // pay again for theirs); so does the body, on entry, at its own end.
         const ended = paths.ctrl(at);
-        if (ended !== null && !(leaf && ended.check === 0)) {
-          inserts[ended.check][1] = check(costOf(ended.bytes));
+        if (ended === null || (leaf && ended.check === 0)) continue;
+        const units = costOf(ended.bytes);
+        if (units <= MAX_PASS_UNITS) inserts[ended.check][1] = check(units);
+        else if (ended.called.length > 0) { for (const f of ended.called) demote.add(f); }
+        else {
+          // Its own bytes alone (no leaf calls): a body over 256 KiB, which the profile refuses.
+          throw new Unsupported(
+            `function ${func}: one pass through ${ended.check === 0 ? "its body" : "a loop"} ` +
+              `costs ${units} units of fuel (at most ${MAX_PASS_UNITS})`,
+          );
         }
       }
     }
     if (!paths.done()) throw new Malformed("a block without its end");
     return { inserts, loops, bulk, grows };
   };
-  for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
-    const [start, end, instr] = [rec[i] + d, rec[i + 1] + d, rec[i + 2] + d];
-    // Every function but a leaf pays on entry.
-    const leaf = leaves.has(imports.funcs + plans.length);
-    if (!leaf) counts.entries++;
-    let plan;
-    try {
-      plan = planBody(i, instr, end, leaf);
-    } catch (e) {
-      if (!(e instanceof OutOfSteps)) throw e;
-      steps = null; // this body and the rest: all their bytes
-      plan = planBody(i, instr, end, leaf);
+  /** Every body's plan, with the leaves as they are now. */
+  const planAll = () => {
+    steps = { left: PATH_STEPS_PER_BYTE * (codeSec.end - codeSec.start) };
+    const plans: { start: number; end: number; inserts: Insert[]; size: number }[] = [];
+    let codeContent = 0;
+    const counts: FuelCounts = { loops: 0, entries: 0, bulk: 0 };
+    for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
+      const [start, end, instr] = [rec[i] + d, rec[i + 1] + d, rec[i + 2] + d];
+      // Every function but a leaf pays on entry.
+      const func = imports.funcs + plans.length;
+      const leaf = leaves.has(func);
+      if (!leaf) counts.entries++;
+      let plan;
+      try {
+        plan = planBody(i, func, instr, end, leaf);
+      } catch (e) {
+        if (!(e instanceof OutOfSteps)) throw e;
+        steps = null; // this body and the rest: all their bytes
+        plan = planBody(i, func, instr, end, leaf);
+      }
+      const inserts = plan.inserts;
+      counts.loops += plan.loops;
+      counts.bulk += plan.bulk;
+      // Checks are ~20 bytes and each is a branch and a call for V8 to compile: a body packed
+      // with loops or bulk instructions would grow several times over (docs/security.md). So
+      // would one packed with memory.grow (2 bytes, replaced by 7): a body of nothing else grew
+      // 3.5-fold and cost V8 1 GiB to compile. Real code grows its heap in one place or two.
+      if (inserts.length > 16 + (end - instr) / BYTES_PER_CHECK) {
+        const what = plan.grows === 0 ? "fuel checks" : "fuel checks and memory.grow replacements";
+        throw new Unsupported(
+          `function ${func}: ${inserts.length} ${what} in ` +
+            `${end - instr} bytes (loops, bulk memory instructions or memory.grow closer than ` +
+            `one per ${BYTES_PER_CHECK} bytes)`,
+        );
+      }
+      let size = end - start;
+      for (const [, bytes, skip] of inserts) size += bytes.length - skip;
+      codeContent += ulebLength(size) + size;
+      plans.push({ start, end, inserts, size });
     }
-    const inserts = plan.inserts;
-    counts.loops += plan.loops;
-    counts.bulk += plan.bulk;
-    // Checks are ~20 bytes and each is a branch and a call for V8 to compile: a body packed
-    // with loops or bulk instructions would grow several times over (docs/security.md). So
-    // would one packed with memory.grow (2 bytes, replaced by 7): a body of nothing else grew
-    // 3.5-fold and cost V8 1 GiB to compile. Real code grows its heap in one place or two.
-    if (inserts.length > 16 + (end - instr) / BYTES_PER_CHECK) {
-      const what = plan.grows === 0 ? "fuel checks" : "fuel checks and memory.grow replacements";
-      throw new Unsupported(
-        `function ${imports.funcs + plans.length}: ${inserts.length} ${what} in ` +
-          `${end - instr} bytes (loops, bulk memory instructions or memory.grow closer than ` +
-          `one per ${BYTES_PER_CHECK} bytes)`,
-      );
+    return { plans, codeContent, counts };
+  };
+  let plan = planAll();
+  if (demote.size > 0) {
+    // The demoted leaves become ordinary functions with a check of their own, and every call
+    // of one costs its caller nothing: that only shortens paths, so a frame under the limit
+    // stays under it, one over it now calls no leaf and costs its own bytes (within the limit
+    // in a body the profile allows), and the steps the analysis takes do not depend on
+    // leaves: a second pass is the last (a demotion it asked for would be a bug).
+    for (const f of demote) leaves.delete(f);
+    demote.clear();
+    plan = planAll();
+    if (demote.size > 0) {
+      throw new Unsupported("a leaf demoted twice (a bug in the instrumentation)");
     }
-    let size = end - start;
-    for (const [, bytes, skip] of inserts) size += bytes.length - skip;
-    codeContent += ulebLength(size) + size;
-    plans.push({ start, end, inserts, size });
   }
+  const { plans, counts } = plan;
+  let codeContent = plan.codeContent;
   if (plans.length !== funcs.n) throw new Malformed("function and code section counts differ");
   codeContent += ulebLength(plans.length + 1) + ulebLength(payBody.length) + payBody.length;
 

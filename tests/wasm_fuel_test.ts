@@ -16,10 +16,12 @@ import {
   FUEL,
   type FuelCounts,
   instrumentFuel,
+  MAX_PASS_UNITS,
   PATH_STEPS_PER_BYTE,
 } from "../engines/wasm_fuel.ts";
 import { builtinGuests, loadImage, loadReady } from "../launcher/images.ts";
 import { scannerSource } from "../tools/wasm_fuel_scanner.ts";
+import { guestImage } from "./helpers/guest_asm.ts";
 import { describe, hasStackTrace, runCli, spawnCli } from "./helpers/run_cli.ts";
 import {
   assemble,
@@ -417,6 +419,107 @@ Deno.test("fuel: a leaf needs no check: each call of it pays on the caller's pat
   // Each call pays what the leaf's own check did (1 + 203 / 64 = 4 units), the loop 1 more.
   const units = fuel / (10_000 / b.counter.waits);
   assert.ok(units >= 12.5 && units < 15, `${units} units an iteration`);
+});
+
+/**
+ * A frame that calls a leaf so often that one pass would cost more than a
+ * slice: `leaf` (function 2, 6 400 nops and `n += 1`, a global the test
+ * reads) is called 3 000 times by one pass of `caller` (function 3: its
+ * body, a `try` in it, or one iteration of its loop), 303 000 units; the
+ * driver (function 4, exported) runs 9 000 calls in all. Function 1 is
+ * exported padding, or a body that spends the analysis's whole step
+ * budget first, so that `caller` is planned without paths.
+ */
+function leafFloodModule(shape: "body" | "loop" | "try" | "budget") {
+  const CALLS = 3000, TRY = 0x06, CATCH_ALL = 0x19, GSET = 0x24;
+  const calls = new Array<number[]>(CALLS).fill([CALL, 2]).flat();
+  const caller = shape === "loop"
+    ? [LOOP, VOID, ...calls, GET, 0, ...i32(1), I32_SUB, TEE, 0, BR_IF, 0, END]
+    : shape === "try"
+    ? [TRY, VOID, ...calls, CATCH_ALL, END]
+    : calls;
+  // As in "branches out of many nested loops": k branches out of 100 loops, 99 steps each.
+  const k = 10_000, pad: number[] = [];
+  if (shape === "budget") {
+    pad.push(...nops(6000));
+    for (let n = 0; n < 100; n++) pad.push(LOOP, VOID);
+    pad.push(...i32(0), IF, VOID, ...nops(640));
+    for (let n = 0; n < k; n++) pad.push(...i32(0), BR_IF, 100);
+    pad.push(ELSE, ...nops(640 + 4 * k), END);
+    for (let n = 0; n < 100; n++) pad.push(END);
+  }
+  // deno-fmt-ignore
+  const driver = [ // n passes of caller(3): 3 for a body, 1 for the loop (3 iterations)
+    BLOCK, VOID, LOOP, VOID,
+      GET, 0, 0x45, BR_IF, 1,
+      GET, 0, ...i32(1), I32_SUB, SET, 0,
+      ...i32(3), CALL, 3,
+      BR, 0,
+    END, END,
+  ];
+  const bytes = assemble({
+    types: [[[], []], [[I32], []]],
+    imports: [
+      { module: "env", name: "wait", func: 0 },
+      { module: "env", name: "n", global: { type: I32, mutable: true } },
+    ],
+    funcs: [
+      { type: 0, body: pad },
+      { type: 0, body: [...nops(6400), GGET, 0, ...i32(1), I32_ADD, GSET, 0] }, // the leaf
+      { type: 1, body: caller },
+      { type: 1, body: driver },
+    ],
+    exports: [{ name: "pad", func: 1 }, { name: "run", func: 4 }],
+  });
+  return { bytes, passes: shape === "loop" ? 1 : 3, steps: shape === "budget" ? 99 * k : 0 };
+}
+
+Deno.test("fuel: one pass that calls leaves for more than a slice demotes them: a look every ~FUEL units", () => {
+  // Each call of the leaf runs 6 408 bytes (101 units). Charged a slice and run to its end, one
+  // pass made 3 000 calls after a single look (303 000 units); now the leaf has its own check,
+  // so no more than (FUEL + MAX_PASS_UNITS) × 64 bytes run between two looks.
+  const LEAF_BYTES = 6408;
+  for (const shape of ["body", "loop", "try", "budget"] as const) {
+    const m = leafFloodModule(shape);
+    if (shape === "budget") {
+      assert.ok(m.steps > PATH_STEPS_PER_BYTE * m.bytes.length, "the test's own premise");
+    }
+    const r = instrumented(m.bytes);
+    assert.equal(r.entries, 4, `${shape}: the leaf (function 2) has a check of its own`);
+    const n = new WebAssembly.Global({ value: "i32", mutable: true }, 0);
+    let looks = 0, last = 0, most = 0;
+    const wait = () => {
+      looks++;
+      most = Math.max(most, n.value - last);
+      last = n.value;
+    };
+    const inst = new WebAssembly.Instance(
+      new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>),
+      { env: { wait, n } },
+    );
+    (inst.exports.run as (n: number) => void)(m.passes);
+    wait();
+    assert.equal(n.value, 9000, shape);
+    const bound = (FUEL + MAX_PASS_UNITS) * CODE_BYTES_PER_FUEL;
+    assert.ok(
+      most * LEAF_BYTES <= bound,
+      `${shape}: ${most} leaf calls (${most * LEAF_BYTES} bytes) between two looks, bound ${bound}`,
+    );
+    assert.ok(looks >= 9, `${shape}: ${looks} looks for 9 000 × 101 units`);
+  }
+});
+
+Deno.test("fuel: a pass that costs more than MAX_PASS_UNITS by its own bytes is refused, never capped", () => {
+  // 600 KiB of straight-line code (the profile refuses bodies over 256 KiB before this).
+  const bytes = assemble({
+    types: [[[], []]],
+    imports: [{ module: "env", name: "wait", func: 0 }],
+    funcs: [{ type: 0, body: nops(600 << 10) }],
+    exports: [{ name: "f", func: 1 }],
+  });
+  const r = instrumentFuel(bytes);
+  assert.ok("error" in r, "a 9 601-unit pass is refused");
+  assert.match(r.error, /^unsupported: function 1: one pass through its body costs 9601 units/);
 });
 
 /**
@@ -1127,6 +1230,76 @@ Deno.test("fuel: the shell answers while test-spin spins in the same host", asyn
     assert.match(r.stdout, /^marker$/m, describe(r));
     assert.match(r.stdout, /Powering off\./, describe(r));
     assert.ok(!hasStackTrace(r.stderr), describe(r));
+  });
+});
+
+/**
+ * The attack on the leaf rule (docs/security.md "Preemption by construction"): `f` makes
+ * 100 000 direct calls of a 240 KB leaf (x = x * 3 + 1, 40 000 times), and `start` calls `f`
+ * forever. A pass of `f` would cost 3.75·10⁸ units: charged one slice, it froze its neighbour for
+ * ~6 s a look; now its leaf has a check of its own.
+ */
+function leafFloodGuest(): Uint8Array {
+  const leaf = [GET, 0, ...new Array(40_000).fill([...i32(3), I32_MUL, ...i32(1), I32_ADD]).flat()];
+  const f = [GET, 0, ...new Array(100_000).fill([CALL, 4]).flat()];
+  return guestImage({
+    types: [[[I32], [I32]]],
+    locals: [I32],
+    start: [LOOP, VOID, GET, 0, CALL, 5, SET, 0, BR, 0, END],
+    funcs: [{ type: 3, body: leaf }, { type: 3, body: f }],
+  });
+}
+
+Deno.test("fuel: a guest whose one pass makes a slice's worth of leaf calls: its neighbour answers, --timeout ends it", async () => {
+  await withTemp(async (dir) => {
+    await Deno.writeFile(`${dir}/flood.wasm`, leafFloodGuest());
+    const config = `${dir}/two.json`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        guests: [
+          { name: "flood", image: `${dir}/flood.wasm` },
+          { name: "sh", image: "shell", console: "stdio" },
+        ],
+      }),
+    );
+    const p = spawnCli(["run", "--config", config], { stdin: "piped", killAfterMs: 30_000 });
+    const late: string[] = [];
+    try {
+      await p.waitFor("lguest$ ");
+      for (let k = 1; k <= 3; k++) {
+        const sent = performance.now();
+        await p.write(`echo marker${k}\n`);
+        await p.waitFor(new RegExp(`^marker${k}$`, "m"), 20_000);
+        const ms = performance.now() - sent;
+        if (ms > 1000) late.push(`echo ${k}: ${Math.round(ms)} ms`);
+      }
+      await p.write("poweroff\n");
+    } finally {
+      await p.closeStdin();
+    }
+    const r = await p.result();
+    assert.deepEqual(late, [], `the shell answers within a second: ${describe(r)}`);
+    assert.equal(r.code, 0, describe(r));
+    assert.ok(!r.killed, describe(r));
+    assert.match(r.stdout, /Powering off\./, describe(r));
+    // --timeout 1 ends it within two seconds of the run being up, not the watchdog.
+    const t = spawnCli(["run", "--timeout", "1", "--config", config], {
+      stdin: "piped",
+      killAfterMs: 30_000,
+    });
+    await t.waitFor("lguest$ ");
+    const up = performance.now();
+    const rt = await t.result();
+    const ms = performance.now() - up;
+    await t.closeStdin();
+    assert.equal(rt.code, 124, describe(rt));
+    assert.doesNotMatch(rt.stderr, /not responding/, describe(rt));
+    assert.ok(
+      ms < 2000,
+      `--timeout 1 ended ${Math.round(ms)} ms after the prompt: ${describe(rt)}`,
+    );
+    assert.ok(!hasStackTrace(rt.stderr), describe(rt));
   });
 });
 

@@ -307,15 +307,15 @@ interface Frame {
   exact: boolean;
   /** What the calls of leaves in it (not in its inner loops) cost, together. */
   leaves: number;
-  /** The leaves it calls (not in its inner loops), once per call. */
-  called: number[];
+  /** The leaves it calls (not in its inner loops), once per call; null: none. */
+  called: number[] | null;
 }
 
 /** A loop or body that has ended: its check, what the check charges, the leaves it calls. */
 interface Ended {
   check: number;
   bytes: number;
-  called: number[];
+  called: number[] | null;
 }
 
 /** An open block, if, try or loop. */
@@ -378,7 +378,7 @@ class Paths {
       longest: NONE,
       exact: steps !== null,
       leaves: 0,
-      called: [],
+      called: null,
     }];
     this.#last = instr;
   }
@@ -443,7 +443,7 @@ class Paths {
     if (bytes > 0) {
       const f = this.#frames[this.#frames.length - 1];
       f.leaves += bytes;
-      f.called.push(func);
+      (f.called ??= []).push(func);
     }
     return bytes;
   }
@@ -462,7 +462,7 @@ class Paths {
       longest: NONE,
       exact: this.#steps !== null,
       leaves: 0,
-      called: [],
+      called: null,
     });
     this.#labels.push({
       kind: LOOP,
@@ -919,7 +919,7 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
         if (ended === null || (leaf && ended.check === 0)) continue;
         const units = costOf(ended.bytes);
         if (units <= MAX_PASS_UNITS) inserts[ended.check][1] = check(units);
-        else if (ended.called.length > 0) { for (const f of ended.called) demote.add(f); }
+        else if (ended.called !== null) { for (const f of ended.called) demote.add(f); }
         else {
           // Its own bytes alone (no leaf calls): a body over 256 KiB, which the profile refuses.
           throw new Unsupported(

@@ -1,5 +1,6 @@
 /**
- * `deno task bench [-- --json FILE] [--only NAME,...] [--compare OLD.json]`:
+ * `deno task bench [-- --json FILE] [--only NAME,...] [--compare OLD.json]`
+ * (NAME: a suite, a prefix such as `net`, or a metric inside a suite such as `posix.lua`):
  * run every benchmark, print one table, optionally write JSON; with
  * `--compare`, also print each metric's change against an earlier JSON
  * run (`--compare OLD.json` alone, without running anything, when given
@@ -83,12 +84,37 @@ if (values["no-run"]) {
   console.log(compareTable(load(values.json), old));
   Deno.exit(0);
 }
-const only = values.only?.split(",");
+/**
+ * `--only` words: a suite's name, a prefix of names (`net`, `fs`), or a
+ * metric inside a suite (`posix.lua`: the posix suite runs, and only the
+ * metrics named `posix.lua` or `posix.lua.*` are kept).
+ */
+const only = values.only?.split(",").map((w) => w.trim()).filter((w) => w !== "");
+const picks = (w: string, suite: string) =>
+  w === suite || suite.startsWith(w + ".") || w.startsWith(suite + ".");
+if (only) {
+  const unknown = only.filter((w) => !SUITES.some(([s]) => picks(w, s)));
+  if (unknown.length > 0) {
+    console.error(
+      `bench: --only ${unknown.join(",")}: no such benchmark (suites: ` +
+        `${SUITES.map(([s]) => s).join(", ")}; a metric inside one, e.g. posix.lua, also works)`,
+    );
+    Deno.exit(125);
+  }
+}
 const metrics: Metric[] = [];
 for (const [name, run] of SUITES) {
-  if (only && !only.includes(name)) continue;
+  const words = only?.filter((w) => picks(w, name));
+  if (words && words.length === 0) continue;
   console.error(`bench: ${name} ...`);
-  metrics.push(...[await run()].flat());
+  const got = [await run()].flat();
+  // A word naming something inside the suite keeps only those metrics.
+  const whole = !words || words.some((w) => w === name || name.startsWith(w + "."));
+  metrics.push(
+    ...(whole
+      ? got
+      : got.filter((m) => words.some((w) => m.name === w || m.name.startsWith(w + ".")))),
+  );
 }
 const m = machine();
 console.log(`Machine: ${m.cpu}, ${m.cores} cores, ${m.os}, Deno ${m.deno}\n`);

@@ -9,7 +9,8 @@
  */
 
 import assert from "node:assert/strict";
-import { type ConsoleBackend, ConsoleDevice } from "../devices/console.ts";
+import { ConsoleDevice } from "../devices/console.ts";
+import { source } from "./helpers/console_source.ts";
 import type { DeviceContext } from "../devices/registry.ts";
 import { describe, lines, runCli, spawnCli } from "./helpers/run_cli.ts";
 
@@ -32,19 +33,6 @@ function fakeContext(free: { n: number }) {
     exit() {},
   } as unknown as DeviceContext;
   return { ctx, delivered, onRequest: (f: () => void) => (wake = f) };
-}
-
-function source(chunks: string[]): ConsoleBackend {
-  const enc = new TextEncoder();
-  return {
-    read(buf) {
-      const c = chunks.shift();
-      if (c === undefined) return Promise.resolve(null);
-      buf.set(enc.encode(c));
-      return Promise.resolve(c.length);
-    },
-    write() {},
-  };
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 5));

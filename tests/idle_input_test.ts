@@ -11,7 +11,8 @@
  */
 
 import assert from "node:assert/strict";
-import { type ConsoleBackend, ConsoleDevice } from "../devices/console.ts";
+import { ConsoleDevice } from "../devices/console.ts";
+import { source } from "./helpers/console_source.ts";
 import type { DeviceContext } from "../devices/registry.ts";
 import { startGuest } from "../mod.ts";
 import { processHeld } from "../host/host.ts";
@@ -128,20 +129,6 @@ Deno.test("idle: a program awaiting a sleeping guest's end waits (no Deno abort)
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** A byte source of these chunks, then end of input. */
-function source(chunks: string[]): ConsoleBackend {
-  const enc = new TextEncoder();
-  return {
-    read(buf) {
-      const c = chunks.shift();
-      if (c === undefined) return Promise.resolve(null);
-      buf.set(enc.encode(c));
-      return Promise.resolve(c.length);
-    },
-    write() {},
-  };
-}
 
 /** FNV-1a, as the guest computes it. */
 function fnv(data: Uint8Array): string {

@@ -86,8 +86,8 @@ export function describePreemption(mod: WebAssembly.Module): string {
   return "error" in p
     ? `not preemptible between hypercalls (${p.error})`
     : `preemptible: fuel checks at ${p.loops} loop header(s) and ${p.entries} function ` +
-      `entr${p.entries === 1 ? "y" : "ies"}, ${p.bulk} bulk memory instruction(s) paying by ` +
-      `length; a look every ${FUEL} units`;
+      `entr${p.entries === 1 ? "y" : "ies"}, ${p.resumes} resume point(s), ${p.bulk} bulk ` +
+      `memory instruction(s) paying by length; a look every ${FUEL} units`;
 }
 
 /**
@@ -138,7 +138,12 @@ export async function compileImage(bytes: Uint8Array, name: string): Promise<Web
     }
     throw new ImageError(`${shown}: invalid WebAssembly image: ${printable(msg, 300)}`);
   }
-  preemption.set(mod, { loops: fuel.loops, entries: fuel.entries, bulk: fuel.bulk });
+  preemption.set(mod, {
+    loops: fuel.loops,
+    entries: fuel.entries,
+    resumes: fuel.resumes,
+    bulk: fuel.bulk,
+  });
   return mod;
 }
 
@@ -162,7 +167,12 @@ export async function compileReady(
     const why = printable((e as Error).message, 300);
     throw new ImageError(`${printable(name, 100)}: invalid WebAssembly image: ${why}`);
   }
-  preemption.set(mod, { loops: fuel.loops, entries: fuel.entries, bulk: fuel.bulk });
+  preemption.set(mod, {
+    loops: fuel.loops,
+    entries: fuel.entries,
+    resumes: fuel.resumes,
+    bulk: fuel.bulk,
+  });
   return mod;
 }
 

@@ -29,6 +29,14 @@
  *   iteration then ran ~100 × more code per unit than the bound, and a
  *   pointer chase through RAM held the host for tens of seconds a look.)
  *
+ * - after every `call` of a function that is not a leaf, every
+ *   `call_indirect` and at every catch (a resume point: the callee may have
+ *   looked since the frame's own check paid for what follows), when the
+ *   frame can run {@link RESUME_CHECK_UNITS} or more from there before the
+ *   next such check or its return, charging all of that (see
+ *   {@link resumeChecks}): a deep recursion's levels do not run their rests
+ *   on the way back up on what they paid on the way down.
+ *
  * Before every `memory.copy`, `memory.fill` and `memory.init` goes
  * `call $pay`, a function appended to the module (`(i32) -> (i32)`, its
  * type appended too: again no index moves) that takes the length on top
@@ -36,7 +44,8 @@
  * and calls `$wait` when the fuel is used up. So, by construction
  * (docs/security.md "Preemption by construction"), between two looks a
  * guest runs at most about {@link FUEL} × 64 bytes of its code (or of
- * bulk memory), plus one bulk instruction.
+ * bulk memory), plus the rest of the pass that looked, fewer than
+ * RESUME_CHECK_UNITS for each frame under it, and one bulk instruction.
  *
  * Every `memory.grow` is replaced by what a grow of a memory at its
  * maximum returns (`n == 0 ? memory.size : -1`, see {@link fixedGrow}): a
@@ -106,6 +115,8 @@ export interface FuelCounts {
   entries: number;
   /** Bulk memory instructions that pay by length. */
   bulk: number;
+  /** Resume points (see {@link RESUME_CHECK_UNITS}) with a check. */
+  resumes: number;
 }
 
 /** What {@link instrumentFuel} returns. */
@@ -603,6 +614,232 @@ class Paths {
   }
 }
 
+// ---- what runs after a call returns -----------------------------------------------
+
+/**
+ * A call of a function with a check of its own (any but a leaf) may look
+ * before it returns; what its caller runs after it was paid for by the
+ * caller's checks before that look. In a recursion that is every level's
+ * rest on the way back up, with no look (measured: 10 000 levels with 26 KB
+ * of a pointer chase after the call held a neighbour 2.8–4.3 s). So at every
+ * point where a frame's code goes on after such a call (a resume point:
+ * after a `call` of a function that is not a leaf, after every
+ * `call_indirect`, at the start of every catch, entered from a callee's
+ * throw), the longest path it can run from there before the next check
+ * that pays for it, or the return, is bounded: at least this many units
+ * and a check there charges it all; fewer and the frame runs them on what
+ * was paid before (so a frame on the stack runs fewer than this many units
+ * on the way back up without a look).
+ */
+export const RESUME_CHECK_UNITS = 16;
+
+/** A block, if, try or loop open in the backward walk of {@link resumeChecks} (or the body). */
+interface Back {
+  kind: number;
+  /** Block, if, try: the longest path from its end, where a branch to it goes. */
+  endD: number;
+  /** If: the longest path from its else arm's start (NONE: it has none). */
+  elseD: number;
+  /** Try: the longest path from one of its catches' starts (a throw inside goes there). */
+  floor: number;
+  /** The floors of the tries around it in its frame. */
+  outerFloor: number;
+  /** The longest endD of the labels around it in its frame (and its own). */
+  maxEnd: number;
+  /**
+   * The frame's (a loop's, the body's): what the frames around it can run
+   * once it is left, together (0 for the body).
+   */
+  chain: number;
+  /** A loop: the index of the frame around it in the walk's stack. */
+  outerBase: number;
+}
+
+const BODY = -1;
+
+/**
+ * The resume points of a body (see {@link RESUME_CHECK_UNITS}) that need a
+ * check, and what each charges: a walk from the body's end back to its start
+ * over the scanner's records `rec[from, to)` (positions + `delta`), keeping
+ * at every point the longest path from it to the end of its frame's pass (a
+ * loop iteration's end, a branch out of the loop, the return), a check
+ * placed after it, or (a throw, a call) a catch; inner loops cost nothing
+ * (their checks pay for their iterations). What a loop's frame can run
+ * after the loop is left is the longest such path from any way out (its
+ * end, any label of the frame around it, a catch there): added to every
+ * point inside, as the frame around it runs it on what it paid before.
+ * Linear in the records (and br_table's labels). `check(at, bytes)`
+ * places a check charging `bytes`; `leafCall(f)` tells of every call of a
+ * leaf (for demotion). The body has been through {@link Paths}: well formed.
+ */
+function resumeChecks(
+  b: Uint8Array,
+  rec: Int32Array,
+  from: number,
+  to: number,
+  delta: number,
+  end: number,
+  callee: (func: number) => number,
+  check: (at: number, bytes: number) => void,
+): void {
+  const leb = (p: number) => {
+    let n = 1;
+    while (b[p + n - 1] & 0x80 && p + n < end) n++;
+    return n;
+  };
+  const u32 = (p: number) => {
+    let v = 0;
+    for (let n = leb(p) - 1; n >= 0; n--) v = v * 128 + (b[p + n] & 0x7f);
+    return v;
+  };
+  // The kind of block each end (or delegate) closes: a forward pass.
+  const closes = new Int8Array(to - from);
+  const open: number[] = [];
+  for (let j = from; j < to; j++) {
+    const at = (rec[j] >>> 2) + delta, what = rec[j] & 3;
+    if (what === AT_CHECK) open.push(LOOP);
+    else if (what === AT_OPEN) open.push(b[at] === 0x04 ? IF : b[at] === 0x06 ? TRY : BLOCK);
+    else if (what === AT_CTRL && (b[at] === 0x0b || b[at] === 0x18)) {
+      closes[j - from] = open.pop() ?? BODY;
+    }
+  }
+  const min = RESUME_CHECK_UNITS * CODE_BYTES_PER_FUEL;
+  const stack: Back[] = [{
+    kind: BODY,
+    endD: 0,
+    elseD: NONE,
+    floor: 0,
+    outerFloor: 0,
+    maxEnd: 0,
+    chain: 0,
+    outerBase: -1,
+  }];
+  let base = 0; // the innermost frame's entry in the stack
+  const floorHere = () => {
+    const t = stack[stack.length - 1];
+    return t.kind === TRY ? Math.max(t.floor, t.outerFloor) : t.outerFloor;
+  };
+  /** A branch to label `depth`: the longest path from where it goes, in this frame. */
+  const target = (depth: number) => {
+    const k = stack.length - 1 - depth;
+    return k > base ? stack[k].endD : 0; // a loop's header, a way out of the frame, the return
+  };
+  /** A resume point at `at`, `dist` to its frame's end: a check, or what is left unpaid. */
+  const resume = (at: number, dist: number) => {
+    const bytes = dist + stack[base].chain;
+    if (bytes < min) return dist;
+    check(at, bytes);
+    return 0;
+  };
+  let last = end, d = 0;
+  for (let j = to - 1; j >= from; j--) {
+    const at = (rec[j] >>> 2) + delta, what = rec[j] & 3;
+    if (what === AT_PAY) continue; // straight on
+    const straight = d + last - at; // the instruction's own bytes counted with what follows
+    let dist = straight;
+    if (what === AT_CHECK) {
+      // The loop's header ends here: back out to the frame around it, from where the loop starts.
+      const l = stack.pop()!;
+      base = l.outerBase;
+      dist = l.endD;
+    } else if (what === AT_OPEN) {
+      const c = stack.pop()!;
+      if (c.kind === IF) dist = Math.max(straight, c.elseD !== NONE ? c.elseD : c.endD);
+    } else {
+      const op = b[at];
+      switch (op) {
+        case 0x0b: // end
+        case 0x18: { // delegate
+          const kind = closes[j - from];
+          if (kind === BODY) break;
+          const t = stack[stack.length - 1];
+          if (kind === LOOP) {
+            // What the frame around can run once the loop is left: from its end, any label of
+            // that frame around it (a branch out), a catch of a try there around it (a throw).
+            const way = Math.max(straight, t.maxEnd, floorHere());
+            stack.push({
+              kind,
+              endD: way,
+              elseD: NONE,
+              floor: 0,
+              outerFloor: 0,
+              maxEnd: 0,
+              chain: stack[base].chain + way,
+              outerBase: base,
+            });
+            base = stack.length - 1;
+            dist = 0;
+          } else {
+            stack.push({
+              kind,
+              endD: straight,
+              elseD: NONE,
+              floor: 0,
+              outerFloor: floorHere(),
+              maxEnd: Math.max(t.maxEnd, straight),
+              chain: 0,
+              outerBase: -1,
+            });
+          }
+          break;
+        }
+        case 0x05: { // else: the then arm goes on to the end
+          const t = stack[stack.length - 1];
+          t.elseD = straight;
+          dist = t.endD + 1;
+          break;
+        }
+        case 0x07: // catch
+        case 0x19: { // catch_all: a resume point (a callee's throw lands here)
+          const t = stack[stack.length - 1];
+          const len = op === 0x07 ? 1 + leb(at + 1) : 1;
+          const h = resume(at + len, d + last - (at + len));
+          if (h > t.floor) t.floor = h;
+          dist = t.endD + len;
+          break;
+        }
+        case 0x0c: // br
+          dist = target(u32(at + 1)) + 1 + leb(at + 1);
+          break;
+        case 0x0d: // br_if
+          dist = Math.max(straight, target(u32(at + 1)) + 1 + leb(at + 1));
+          break;
+        case 0x0e: { // br_table
+          let p = at + 1 + leb(at + 1), most = 0;
+          for (let k = u32(at + 1); k >= 0; k--) {
+            most = Math.max(most, target(u32(p)));
+            p += leb(p);
+          }
+          dist = most + (p - at);
+          break;
+        }
+        case 0x08: // throw
+        case 0x09: // rethrow
+          dist = floorHere() + 1 + leb(at + 1);
+          break;
+        case 0x10: { // call: a leaf runs here (and may throw); any other may look
+          const len = 1 + leb(at + 1), leaf = callee(u32(at + 1));
+          const after = d + last - (at + len);
+          dist = Math.max(leaf > 0 ? after : resume(at + len, after), floorHere()) + leaf + len;
+          break;
+        }
+        case 0x11: { // call_indirect (a function in the table: never a leaf)
+          const len = 1 + leb(at + 1) + leb(at + 1 + leb(at + 1));
+          dist = Math.max(resume(at + len, d + last - (at + len)), floorHere()) + len;
+          break;
+        }
+        case 0x12: // return_call: the frame is gone (a leaf runs here)
+          dist = callee(u32(at + 1)) + 1 + leb(at + 1);
+          break;
+        default: // return, return_call_indirect, unreachable
+          dist = 1;
+      }
+    }
+    d = dist;
+    last = at;
+  }
+}
+
 // ---- sections ----------------------------------------------------------------
 
 /** Section ids in their required order (custom sections aside). */
@@ -930,14 +1167,45 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       }
     }
     if (!paths.done()) throw new Malformed("a block without its end");
-    return { inserts, loops, bulk, grows };
+    if (rec[i + 3] === 0) return { inserts, loops, bulk, grows, resumes: 0 };
+    // After a call that may look, and at a catch: a check for what the frame can run on what it
+    // paid before, when that is RESUME_CHECK_UNITS or more (see there).
+    const after: Insert[] = [];
+    let leafCalls: number[] | null = null;
+    resumeChecks(b, rec, i + 5, i + 5 + rec[i + 4], d, end, (f) => {
+      const bytes = callee(f);
+      if (bytes > 0) (leafCalls ??= []).push(f);
+      return bytes;
+    }, (at, bytes) => {
+      const units = costOf(bytes);
+      if (units <= MAX_PASS_UNITS) after.push([at, check(units), 0]);
+      else if (leafCalls !== null) { for (const f of leafCalls) demote.add(f); }
+      else {
+        throw new Unsupported(
+          `function ${func}: what may run after a call costs ${units} units of fuel ` +
+            `(at most ${MAX_PASS_UNITS})`,
+        );
+      }
+    });
+    if (after.length === 0) return { inserts, loops, bulk, grows, resumes: 0 };
+    // Into position order (found from the end back); one after a call goes before a payment or
+    // a memory.grow's replacement at the same byte.
+    after.reverse();
+    const merged: Insert[] = [];
+    let k = 0;
+    for (const ins of inserts) {
+      while (k < after.length && after[k][0] <= ins[0]) merged.push(after[k++]);
+      merged.push(ins);
+    }
+    while (k < after.length) merged.push(after[k++]);
+    return { inserts: merged, loops, bulk, grows, resumes: after.length };
   };
   /** Every body's plan, with the leaves as they are now. */
   const planAll = () => {
     steps = { left: PATH_STEPS_PER_BYTE * (codeSec.end - codeSec.start) };
     const plans: { start: number; end: number; inserts: Insert[]; size: number }[] = [];
     let codeContent = 0;
-    const counts: FuelCounts = { loops: 0, entries: 0, bulk: 0 };
+    const counts: FuelCounts = { loops: 0, entries: 0, bulk: 0, resumes: 0 };
     for (let i = 0; i < rec.length; i += 5 + rec[i + 4]) {
       const [start, end, instr] = [rec[i] + d, rec[i + 1] + d, rec[i + 2] + d];
       // Every function but a leaf pays on entry.
@@ -955,6 +1223,7 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       const inserts = plan.inserts;
       counts.loops += plan.loops;
       counts.bulk += plan.bulk;
+      counts.resumes += plan.resumes;
       // Checks are ~20 bytes and each is a branch and a call for V8 to compile: a body packed
       // with loops or bulk instructions would grow several times over (docs/security.md). So
       // would one packed with memory.grow (2 bytes, replaced by 7): a body of nothing else grew

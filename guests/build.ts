@@ -383,8 +383,9 @@ export async function writeEmbedding(dir: string, manifest: object[]): Promise<s
         ` * ${fuel.bytes.length} bytes, ${
           zip ? "gzip, " : ""
         }base64, and where its fuel checks are.\n */\n` +
-        `export const FUEL: { loops: number; entries: number; bulk: number } = ` +
-        `{ loops: ${fuel.loops}, entries: ${fuel.entries}, bulk: ${fuel.bulk} };\n` +
+        `export const FUEL: { loops: number; entries: number; bulk: number; resumes: number } = ` +
+        `{ loops: ${fuel.loops}, entries: ${fuel.entries}, bulk: ${fuel.bulk}, ` +
+        `resumes: ${fuel.resumes} };\n` +
         (zip ? `export const GZIP = true;\n` : "") +
         `export const BASE64: string =\n  "${
           (zip ? await gzip(fuel.bytes) : fuel.bytes).toBase64()
@@ -446,7 +447,7 @@ ${loaders.join("")}};
 /** What a module of {@link READY} holds. */
 export interface ReadyModule {
   /** Where the build put the image's fuel checks. */
-  FUEL: { loops: number; entries: number; bulk: number };
+  FUEL: { loops: number; entries: number; bulk: number; resumes: number };
   /** The checked and instrumented image, base64 (of its gzip if GZIP). */
   BASE64: string;
   GZIP?: boolean;

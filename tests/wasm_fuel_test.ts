@@ -18,6 +18,7 @@ import {
   instrumentFuel,
   MAX_PASS_UNITS,
   PATH_STEPS_PER_BYTE,
+  RESUME_CHECK_UNITS,
 } from "../engines/wasm_fuel.ts";
 import { builtinGuests, loadImage, loadReady } from "../launcher/images.ts";
 import { scannerSource } from "../tools/wasm_fuel_scanner.ts";
@@ -244,7 +245,7 @@ Deno.test("fuel: every built-in and test guest image instruments and validates",
     assert.ok(r.entries > 0, `${g.name}: no function entries found`);
     assert.deepEqual(
       preemptionOf(mod),
-      { loops: r.loops, entries: r.entries, bulk: r.bulk },
+      { loops: r.loops, entries: r.entries, bulk: r.bulk, resumes: r.resumes },
       g.name,
     );
   }
@@ -260,7 +261,12 @@ Deno.test("fuel: every built-in wasm image comes checked and instrumented from t
     const r = instrumented(bytes);
     // What `deno task guests` stored is what the current code makes of the image.
     assert.ok(sameBytes(ready.bytes, r.bytes), `${g.name}: stale: run deno task guests`);
-    assert.deepEqual(ready.fuel, { loops: r.loops, entries: r.entries, bulk: r.bulk }, g.name);
+    assert.deepEqual(ready.fuel, {
+      loops: r.loops,
+      entries: r.entries,
+      bulk: r.bulk,
+      resumes: r.resumes,
+    }, g.name);
     const mod = await compileReady(ready.bytes, ready.fuel, g.name);
     assert.deepEqual(preemptionOf(mod), ready.fuel, g.name);
   }
@@ -576,6 +582,8 @@ function randomBody(rand: (n: number) => number) {
   const I32_GT_S = 0x4a, CATCH_ALL = 0x19;
   const pads: { region: number; bytes: number }[] = [];
   const loopStarts: number[] = []; // per loop: its start pad
+  const loopParents: number[] = []; // per loop: the region it is in
+  const handlerPads = new Set<number>(); // pads that start a catch
   let loops = 0;
   const cond = (mask: number) => [
     GET,
@@ -614,6 +622,7 @@ function randomBody(rand: (n: number) => number) {
       else if (k === 3) out.push(BLOCK, VOID, ...stmts([...labels, false], region, depth + 1), END);
       else if (k === 4) {
         const id = loops++;
+        loopParents[id] = region;
         const head = pad(id);
         loopStarts[id] = pads.length - 1;
         const body = stmts([...labels, true], id, depth + 1);
@@ -643,7 +652,8 @@ function randomBody(rand: (n: number) => number) {
       } else if (k === 6) {
         out.push(TRY, VOID, ...stmts([...labels, false], region, depth + 1));
         out.push(...(rand(2) ? [CATCH, 0] : [CATCH_ALL]));
-        out.push(...stmts([...labels, false], region, depth + 1), END);
+        handlerPads.add(pads.length);
+        out.push(...pad(region), ...stmts([...labels, false], region, depth + 1), END);
       } else if (k === 7) out.push(...cond(3), IF, VOID, THROW, 0, END); // may leave the function
       else if (k === 8 && labels.length > 0) { // br_if: to a loop, spending local 1
         const d = rand(labels.length);
@@ -685,7 +695,7 @@ function randomBody(rand: (n: number) => number) {
     return out;
   };
   const body = [...i32(40), SET, 1, ...pad(-1), ...stmts([], -1, 0)];
-  return { body, pads, loopStarts, loops };
+  return { body, pads, loopStarts, loopParents, handlerPads, loops };
 }
 
 Deno.test("fuel: a path that leaves a loop by a branch goes on from where it entered the loop", () => {
@@ -756,6 +766,223 @@ Deno.test("fuel: no iteration runs more code than the longest path it pays for (
     }
   }
   assert.ok(checkedIterations > 2000, `only ${checkedIterations} iterations checked`);
+});
+
+/**
+ * The units of the checks the random body `g`, instrumented with fuel 1,
+ * has at resume points: after each pad's `call $log` (`after`), or after
+ * the catch a handler pad starts (`handler`). A pad is `i32.const id; call
+ * 1`, found by those bytes (no other code has them).
+ */
+function resumeCharges(b: Uint8Array, g: ReturnType<typeof randomBody>) {
+  const code = sectionsOf(b).find(([id]) => id === 10)![1];
+  const after = new Map<number, number>(), handler = new Map<number, number>();
+  const find = (pat: number[]) => {
+    outer: for (let q = 0; q + pat.length <= code.length; q++) {
+      for (let k = 0; k < pat.length; k++) if (code[q + k] !== pat[k]) continue outer;
+      return q;
+    }
+    return -1;
+  };
+  const costAt = (q: number) => {
+    let n = 0, shift = 0, x;
+    do {
+      x = code[q++];
+      n |= (x & 0x7f) << shift;
+      shift += 7;
+    } while (x & 0x80);
+    return n;
+  };
+  // A check with fuel 1 ends: i32.const 1 global.set 0 call $wait(0) end.
+  const TAIL = [0x41, 1, 0x24, 0, 0x10, 0, 0x0b];
+  for (let id = 0; id < g.pads.length; id++) {
+    const pad = [...i32(id), CALL, 1];
+    const q = find(pad);
+    assert.ok(q >= 0, `pad ${id} not found`);
+    const k = q + pad.length;
+    if (code[k] === 0x23 && code[k + 1] === 0 && code[k + 2] === 0x41) after.set(id, costAt(k + 3));
+    if (!g.handlerPads.has(id)) continue;
+    for (const len of [1, 2]) { // the check's cost: one or two bytes
+      const c = q - (20 + len);
+      if (
+        c >= 0 && code[c] === 0x23 && code[c + 1] === 0 && code[c + 2] === 0x41 &&
+        TAIL.every((v, i) => code[q - TAIL.length + i] === v)
+      ) handler.set(id, costAt(c + 3));
+    }
+  }
+  return { after, handler };
+}
+
+Deno.test("fuel: after a call returns, fewer than RESUME_CHECK_UNITS run before a check pays (random bodies)", () => {
+  // With fuel 1 every check that runs calls wait. A stretch opens at each resume point (after
+  // `call $log`, at a catch): with a check there, what runs until the next resume check must be
+  // what it charged; without, fewer than RESUME_CHECK_UNITS units. Bytes of a loop's later
+  // iterations (its header's check pays for them) are not the stretch's; what runs after the
+  // loop is left is.
+  let seed = 4242;
+  const rand = (n: number) => {
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    return (seed >>> 8) % n;
+  };
+  const limit = RESUME_CHECK_UNITS * CODE_BYTES_PER_FUEL;
+  let checked = 0, unchecked = 0, longest = 0;
+  for (let f = 0; f < 1500; f++) {
+    const g = randomBody(rand);
+    const bytes = assemble({
+      types: [[[], []], [[I32], []]],
+      imports: [{ module: "env", name: "wait", func: 0 }, { module: "env", name: "log", func: 1 }],
+      funcs: [{ type: 1, locals: [I32], body: g.body }, { type: 0, body: nops(150) }],
+      tags: [0],
+      exports: [{ name: "f", func: 2 }],
+    });
+    const out = instrumented(bytes, 1).bytes;
+    const charges = resumeCharges(out, g);
+    const inside = (region: number) => { // the region and the loops it is in
+      const set = new Set([-1]);
+      for (let r = region; r >= 0; r = g.loopParents[r]) set.add(r);
+      return set;
+    };
+    const within = (r: number, loop: number) => { // r is the loop or in it
+      for (; r >= 0; r = g.loopParents[r]) if (r === loop) return true;
+      return false;
+    };
+    for (const s of [3, 77, 4321]) {
+      type Stretch = { from: number; regions: Set<number>; ran: number; paid: number };
+      let open: Stretch[] = [];
+      let pending = -1, waited = false;
+      const over: string[] = [];
+      const close = () => {
+        for (const st of open) {
+          longest = Math.max(longest, st.ran);
+          if (st.ran > st.paid) over.push(`after pad ${st.from}: ran ${st.ran}, paid ${st.paid}`);
+        }
+        open = [];
+      };
+      const credit = () => {
+        if (pending < 0) return;
+        const p = g.pads[pending];
+        for (const st of open) if (st.regions.has(p.region)) st.ran += p.bytes;
+        pending = -1;
+      };
+      const log = (id: number) => {
+        credit();
+        const p = g.pads[id];
+        if (waited && p.region >= 0 && g.loopStarts[p.region] === id) {
+          // Its loop's header check ran: this iteration and what is in it are paid for anew.
+          for (const st of open) {
+            for (const r of [...st.regions]) if (within(r, p.region)) st.regions.delete(r);
+          }
+        }
+        if (waited && charges.handler.has(id)) { // the catch's check ran
+          close();
+          open.push({
+            from: id,
+            regions: inside(p.region),
+            ran: 0,
+            paid: charges.handler.get(id)! * 64,
+          });
+          checked++;
+        } else if (!charges.after.has(id)) {
+          // A resume point with no check: < limit units to run (the pad's `i32.const; call`
+          // before the call counted too: 8 bytes more).
+          open.push({ from: id, regions: inside(p.region), ran: 0, paid: limit - 1 + 8 });
+          unchecked++;
+        }
+        waited = false;
+        pending = id;
+      };
+      const wait = () => {
+        if (pending >= 0 && charges.after.has(pending)) { // the check right after this pad's call
+          const id = pending;
+          close();
+          open.push({
+            from: id,
+            regions: inside(g.pads[id].region),
+            ran: 0,
+            paid: charges.after.get(id)! * CODE_BYTES_PER_FUEL,
+          });
+          checked++;
+          credit();
+          waited = false;
+          return;
+        }
+        credit();
+        waited = true;
+      };
+      const inst = new WebAssembly.Instance(
+        new WebAssembly.Module(out as Uint8Array<ArrayBuffer>),
+        { env: { wait, log } },
+      );
+      try {
+        (inst.exports.f as (s: number) => void)(s);
+      } catch (e) {
+        if (!(e instanceof (WebAssembly as unknown as { Exception: typeof Error }).Exception)) {
+          throw e;
+        }
+      }
+      credit();
+      close();
+      assert.deepEqual(over, [], `function ${f}, seed ${s}`);
+    }
+  }
+  assert.ok(checked > 500 && unchecked > 5000, `checked ${checked}, unchecked ${unchecked}`);
+  assert.ok(longest > limit, `no stretch longer than the threshold ran (${longest})`);
+});
+
+Deno.test("fuel: a recursion 6 000 deep runs what follows its call with looks on the way back up", () => {
+  // f(n): if n { f(n - 1) } then `reps` × (nops, n += 1): before, every level's rest (paid for on
+  // the way down) ran on the way back up after one look: 6 000 × 25 KB = 154 MB of code. Now
+  // a check after the call charges a rest of RESUME_CHECK_UNITS or more (the long case); a
+  // shorter rest runs on what was paid (the short case): at most (FUEL + MAX_PASS_UNITS + depth
+  // × RESUME_CHECK_UNITS) × 64 bytes between two looks.
+  const DEPTH = 6000, PAD = 250, REP = PAD + 7, GSET = 0x24;
+  for (const [shape, reps] of [["long", 100], ["short", 3]] as const) {
+    const rest = new Array<number[]>(reps).fill([
+      ...nops(PAD),
+      GGET,
+      0,
+      ...i32(1),
+      I32_ADD,
+      GSET,
+      0,
+    ]).flat();
+    const f = [GET, 0, IF, VOID, GET, 0, ...i32(1), I32_SUB, CALL, 1, END, ...rest];
+    const bytes = assemble({
+      types: [[[], []], [[I32], []]],
+      imports: [
+        { module: "env", name: "wait", func: 0 },
+        { module: "env", name: "n", global: { type: I32, mutable: true } },
+      ],
+      funcs: [{ type: 1, body: f }],
+      exports: [{ name: "f", func: 1 }],
+    });
+    const r = instrumented(bytes);
+    assert.equal(r.resumes, shape === "long" ? 1 : 0, shape);
+    const n = new WebAssembly.Global({ value: "i32", mutable: true }, 0);
+    let last = 0, most = 0, looks = 0;
+    const wait = () => {
+      looks++;
+      most = Math.max(most, n.value - last);
+      last = n.value;
+    };
+    const inst = new WebAssembly.Instance(
+      new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>),
+      { env: { wait, n } },
+    );
+    (inst.exports.f as (n: number) => void)(DEPTH);
+    wait();
+    assert.equal(n.value, (DEPTH + 1) * reps, shape);
+    const bound = (FUEL + MAX_PASS_UNITS + DEPTH * RESUME_CHECK_UNITS) * CODE_BYTES_PER_FUEL;
+    assert.ok(
+      most * REP <= bound,
+      `${shape}: ${most * REP} bytes between two looks (${looks} looks), bound ${bound}`,
+    );
+    if (shape === "long") {
+      // Each level's rest is paid after its call: a look every ~FUEL units of it.
+      assert.ok(most * REP <= (FUEL + MAX_PASS_UNITS) * CODE_BYTES_PER_FUEL, `${most * REP}`);
+      assert.ok(looks >= (DEPTH * reps * REP) / 64 / FUEL, `${looks} looks`);
+    }
+  }
 });
 
 Deno.test("fuel: branches out of many nested loops cannot make the analysis quadratic", () => {
@@ -939,11 +1166,13 @@ Deno.test("fuel: a SIMD image is instrumented; --verbose counts the checks", asy
     loops: 1,
     entries: 1,
     bulk: 0,
+    resumes: 0,
   });
   assert.deepEqual(preemptionOf(await compileImage(miniGuest(), "plain")), {
     loops: 1,
     entries: 1,
     bulk: 0,
+    resumes: 0,
   });
   await withTemp(async (dir) => {
     await Deno.writeFile(`${dir}/simd.wasm`, simd);
@@ -1284,6 +1513,111 @@ Deno.test("fuel: a guest whose one pass makes a slice's worth of leaf calls: its
     assert.ok(!r.killed, describe(r));
     assert.match(r.stdout, /Powering off\./, describe(r));
     // --timeout 1 ends it within two seconds of the run being up, not the watchdog.
+    const t = spawnCli(["run", "--timeout", "1", "--config", config], {
+      stdin: "piped",
+      killAfterMs: 30_000,
+    });
+    await t.waitFor("lguest$ ");
+    const up = performance.now();
+    const rt = await t.result();
+    const ms = performance.now() - up;
+    await t.closeStdin();
+    assert.equal(rt.code, 124, describe(rt));
+    assert.doesNotMatch(rt.stderr, /not responding/, describe(rt));
+    assert.ok(
+      ms < 2000,
+      `--timeout 1 ended ${Math.round(ms)} ms after the prompt: ${describe(rt)}`,
+    );
+    assert.ok(!hasStackTrace(rt.stderr), describe(rt));
+  });
+});
+
+/**
+ * The attack on the entry checks (docs/security.md "Preemption by construction"): `f(n, p)`
+ * recurses n levels, then each level runs K loads of a pointer chase through 16 MiB (`p = *p`,
+ * a cache miss each) after its call returns; `start` builds the ring and calls `f(10 000)`
+ * forever. Each level paid for its rest on the way down: before, 10 000 × 26 KB of loads ran on
+ * the way back up with no look (a neighbour's echo 2.8–4.3 s).
+ */
+function recursionGuest(): Uint8Array {
+  const K = 8700, DEPTH = 10_000, LOAD = 0x28, TEE_ = TEE, LT_U = 0x49, SHL = 0x74, AND = 0x71;
+  const STORE = 0x36;
+  const f = [
+    GET,
+    0,
+    IF,
+    VOID,
+    GET,
+    0,
+    ...i32(1),
+    I32_SUB,
+    GET,
+    1,
+    CALL,
+    4,
+    SET,
+    1,
+    END,
+    GET,
+    1,
+    ...new Array<number[]>(K).fill([LOAD, 2, 0]).flat(),
+  ];
+  // The ring: cell c at 0x400000 + c * 64 holds the address of cell (c * 5 + 0x2b5a3) & 0x3ffff.
+  // deno-fmt-ignore
+  const start = [
+    LOOP, VOID,
+    GET, 0, ...i32(6), SHL, ...i32(0x400000), I32_ADD,
+    GET, 0, ...i32(5), I32_MUL, ...i32(0x2b5a3), I32_ADD, ...i32(0x3ffff), AND, ...i32(6), SHL,
+    ...i32(0x400000), I32_ADD,
+    STORE, 2, 0,
+    GET, 0, ...i32(1), I32_ADD, TEE_, 0, ...i32(0x40000), LT_U, BR_IF, 0,
+    END,
+    ...i32(0x400000), SET, 1,
+    LOOP, VOID, ...i32(DEPTH), GET, 1, CALL, 4, SET, 1, BR, 0, END,
+  ];
+  return guestImage({
+    types: [[[I32, I32], [I32]]],
+    locals: [I32, I32],
+    start,
+    funcs: [{ type: 3, body: f }],
+    patch: (m) => {
+      (m.imports![3] as { memory?: { min: number } }).memory = { min: 512 };
+    },
+  });
+}
+
+Deno.test("fuel: a deep recursion with a long rest after its call: its neighbour answers, --timeout ends it", async () => {
+  await withTemp(async (dir) => {
+    await Deno.writeFile(`${dir}/rec.wasm`, recursionGuest());
+    const config = `${dir}/two.json`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        guests: [
+          { name: "rec", image: `${dir}/rec.wasm` },
+          { name: "sh", image: "shell", console: "stdio" },
+        ],
+      }),
+    );
+    const p = spawnCli(["run", "--config", config], { stdin: "piped", killAfterMs: 30_000 });
+    const late: string[] = [];
+    try {
+      await p.waitFor("lguest$ ");
+      for (let k = 1; k <= 3; k++) {
+        const sent = performance.now();
+        await p.write(`echo marker${k}\n`);
+        await p.waitFor(new RegExp(`^marker${k}$`, "m"), 20_000);
+        const ms = performance.now() - sent;
+        if (ms > 1000) late.push(`echo ${k}: ${Math.round(ms)} ms`);
+      }
+      await p.write("poweroff\n");
+    } finally {
+      await p.closeStdin();
+    }
+    const r = await p.result();
+    assert.deepEqual(late, [], `the shell answers within a second: ${describe(r)}`);
+    assert.equal(r.code, 0, describe(r));
+    assert.ok(!r.killed, describe(r));
     const t = spawnCli(["run", "--timeout", "1", "--config", config], {
       stdin: "piped",
       killAfterMs: 30_000,

@@ -87,11 +87,13 @@ function simdTable(): Uint8Array {
  * The control instructions recorded as `AT_CTRL` (the rewriter follows every
  * path through a body with them, `engines/wasm_fuel.ts`): unreachable, try's
  * catch, throw, rethrow, else, end, br, br_if, br_table, return, call,
- * return_call, return_call_indirect, delegate, catch_all.
+ * call_indirect, return_call, return_call_indirect, delegate, catch_all.
  */
 function ctrlTable(): Uint8Array {
   const ctrl = new Uint8Array(256);
-  for (const op of [0x00, 0x07, 0x08, 0x09, 0x05, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x12, 0x13]) {
+  for (
+    const op of [0x00, 0x07, 0x08, 0x09, 0x05, 0x0b, 0x0c, 0x0d, 0x0e, 0x0f, 0x10, 0x11, 0x12, 0x13]
+  ) {
     ctrl[op] = 1;
   }
   ctrl[0x18] = ctrl[0x19] = 1;

@@ -306,7 +306,7 @@ export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string; GZIP
 /** What a module of {@link READY} holds. */
 export interface ReadyModule {
   /** Where the build put the image's fuel checks. */
-  FUEL: { loops: number; entries: number; bulk: number };
+  FUEL: { loops: number; entries: number; bulk: number; resumes: number };
   /** The checked and instrumented image, base64 (of its gzip if GZIP). */
   BASE64: string;
   GZIP?: boolean;

@@ -582,6 +582,8 @@ class Paths {
         if (cur !== NONE) this.#cur = cur + leaf;
         return null;
       }
+      case 0x11: // call_indirect: straight on (its callee, never a leaf, pays for itself)
+        return null;
       default: { // return, return_call(_indirect), throw, rethrow, unreachable: every frame ends
         let len = 1;
         if (op === 0x08 || op === 0x09 || op === 0x12 || op === 0x13) len += this.#leb(at + 1);
@@ -744,7 +746,11 @@ function resumeChecks(
       dist = l.endD;
     } else if (what === AT_OPEN) {
       const c = stack.pop()!;
-      if (c.kind === IF) dist = Math.max(straight, c.elseD !== NONE ? c.elseD : c.endD);
+      if (c.kind === IF) {
+        // Not taken: on to its else arm (or past its end), after the if and its block type.
+        const skip = 1 + leb(at + 1);
+        dist = Math.max(straight, (c.elseD !== NONE ? c.elseD : c.endD) + skip);
+      }
     } else {
       const op = b[at];
       switch (op) {
@@ -832,7 +838,7 @@ function resumeChecks(
           dist = callee(u32(at + 1)) + 1 + leb(at + 1);
           break;
         default: // return, return_call_indirect, unreachable
-          dist = 1;
+          dist = op === 0x13 ? 1 + leb(at + 1) + leb(at + 1 + leb(at + 1)) : 1;
       }
     }
     d = dist;

@@ -712,6 +712,39 @@ Deno.test("fuel: a path that leaves a loop by a branch goes on from where it ent
   assert.ok(charged.loops[0] * CODE_BYTES_PER_FUEL >= 300, `loop: ${charged.loops[0]} units`);
 });
 
+Deno.test("fuel: a call_indirect is straight on for the paths: what follows it is paid for", () => {
+  // f: loop { call_indirect; 600 nops; br_if 0 } 600 nops after call_indirect: the loop and
+  // the body each pay for the 600 bytes after their call (taking it for a frame's end did not).
+  const body = [
+    LOOP,
+    VOID,
+    ...i32(0),
+    CALL_INDIRECT,
+    0,
+    0,
+    ...nops(600),
+    ...i32(0),
+    BR_IF,
+    0,
+    END,
+    ...i32(0),
+    CALL_INDIRECT,
+    0,
+    0,
+    ...nops(600),
+  ];
+  const bytes = assemble({
+    types: [[[], []]],
+    imports: [{ module: "env", name: "wait", func: 0 }],
+    funcs: [{ type: 0, body }, { type: 0, body: [] }],
+    table: 1,
+    elems: [{ offset: 0, funcs: [2] }],
+  });
+  const charged = chargedUnits(instrumented(bytes, 1e9).bytes);
+  assert.ok(charged.loops[0] * CODE_BYTES_PER_FUEL >= 600, `loop: ${charged.loops[0]} units`);
+  assert.ok(charged.entry * CODE_BYTES_PER_FUEL >= 600, `entry: ${charged.entry} units`);
+});
+
 Deno.test("fuel: no iteration runs more code than the longest path it pays for (random bodies)", () => {
   // Function 3 is a leaf: no check of its own, its calls paid for on the caller's paths.
   let seed = 12345;

@@ -577,7 +577,7 @@ const LEAF_BYTES = 151;
  * and conditions come from an LCG in local 0; a branch back to a loop
  * spends local 1, so every run ends.
  */
-function randomBody(rand: (n: number) => number) {
+function randomBody(rand: (n: number) => number, padScale = 1) {
   const TRY = 0x06, CATCH = 0x07, THROW = 0x08, I32_AND = 0x71, I32_SHR_U = 0x76;
   const I32_GT_S = 0x4a, CATCH_ALL = 0x19;
   const pads: { region: number; bytes: number }[] = [];
@@ -605,7 +605,7 @@ function randomBody(rand: (n: number) => number) {
       ...i32(id),
       CALL,
       1,
-      ...new Array(rand(3) === 0 ? rand(300) : rand(40)).fill(NOP),
+      ...new Array((rand(3) === 0 ? rand(300) : rand(40)) * padScale).fill(NOP),
     ];
     // A call of the leaf (function 3): its body runs as part of this pad.
     const leaf = rand(4) === 0 ? [CALL, 3] : [];
@@ -860,7 +860,7 @@ Deno.test("fuel: after a call returns, fewer than RESUME_CHECK_UNITS run before 
   const limit = RESUME_CHECK_UNITS * CODE_BYTES_PER_FUEL;
   let checked = 0, unchecked = 0, longest = 0;
   for (let f = 0; f < 1500; f++) {
-    const g = randomBody(rand);
+    const g = randomBody(rand, RESUME_CHECK_UNITS / 8); // longer pads: many rests need a check
     const bytes = assemble({
       types: [[[], []], [[I32], []]],
       imports: [{ module: "env", name: "wait", func: 0 }, { module: "env", name: "log", func: 1 }],

@@ -89,14 +89,30 @@ export const BULK_BYTES_PER_FUEL = 64;
 export const CODE_BYTES_PER_FUEL = 64;
 /**
  * The most units one check may charge: one pass through a loop iteration
- * or a body, the leaves it calls included. It is what a body's own bytes
- * cost at the profile's limit (256 KiB / 64): a frame that would cost more
- * has the leaves it calls demoted to functions with checks of their own,
- * and then costs at most its own bytes. So the leaf rule never makes a
- * pass longer than a body could be without it, and a look comes at least
+ * or a body, the leaves and hypercalls it calls included. It is what a
+ * body's own bytes cost at the profile's limit (256 KiB / 64 = 4096) and as
+ * much again for its hypercalls (256 of them at {@link HCALL_BYTES}): a
+ * frame that would cost more has the leaves it calls demoted to functions
+ * with checks of their own, and then costs at most its own bytes and
+ * hypercalls; one that still does is refused. So the leaf rule never makes
+ * a pass longer than a body could be without it, and a look comes at least
  * every FUEL + MAX_PASS_UNITS units.
  */
-export const MAX_PASS_UNITS = 4096;
+export const MAX_PASS_UNITS = 8192;
+/**
+ * What a call of the `env.hcall` import costs its caller's path, in bytes
+ * of code (16 units). A hypercall is a few instructions to the rewriter but
+ * microseconds of the host's time (a SET_CLOCKEVENT re-arms a timer), and
+ * the host's end of a slice takes effect only at the guest's next look: as
+ * the bytes of its call, a loop of five SET_CLOCKEVENTs ran ~500 000 of
+ * them between looks (a neighbour's echo 0.8-1.1 s late), and 185 of them
+ * in each frame's unpaid rest of a recursion 17 000 deep (under
+ * RESUME_CHECK_UNITS) ~3 million (3.2-3.6 s). At 16 units fewer than two
+ * run unpaid after a return. Like a leaf's bytes, but never demoted (an
+ * import has no check of its own): a pass that costs more than
+ * MAX_PASS_UNITS with them is refused.
+ */
+export const HCALL_BYTES = 16 * 64;
 /** At most one fuel check per this many bytes of a body (and 16 more): denser bodies are refused. */
 export const BYTES_PER_CHECK = 64;
 
@@ -892,12 +908,17 @@ function sections(b: Uint8Array): Section[] {
 
 /** The function index and type of `env.wait`, and the numbers of imported functions and globals. */
 function scanImports(b: Uint8Array, s: Section | undefined) {
-  let funcs = 0, globals = 0, wait = -1, waitType = -1;
-  if (s === undefined) return { wait, waitType, globals, funcs };
+  let funcs = 0, globals = 0, wait = -1, waitType = -1, hcall = -1;
+  if (s === undefined) return { wait, waitType, hcall, globals, funcs };
   const r = new Reader(b, s.contentStart, s.end);
   for (let n = r.u32(); n > 0; n--) {
     const env = r.nameIs("env");
+    const name = r.pos;
     const isWait = r.nameIs("wait") && env;
+    const after = r.pos;
+    r.pos = name;
+    const isHcall = r.nameIs("hcall") && env;
+    r.pos = after;
     const kind = r.byte();
     switch (kind) {
       case 0: { // function
@@ -906,6 +927,7 @@ function scanImports(b: Uint8Array, s: Section | undefined) {
           wait = funcs;
           waitType = type;
         }
+        if (isHcall && hcall < 0) hcall = funcs;
         funcs++;
         break;
       }
@@ -925,7 +947,7 @@ function scanImports(b: Uint8Array, s: Section | undefined) {
         throw new Unsupported(`import kind ${kind}`);
     }
   }
-  return { wait, waitType, globals, funcs };
+  return { wait, waitType, hcall, globals, funcs };
 }
 
 /**
@@ -1131,7 +1153,8 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     }
     if (paths.done() && paths.exact) leaves.set(f, bytes + CODE_BYTES_PER_FUEL);
   }
-  const callee = (f: number) => leaves.get(f) ?? 0;
+  // A hypercall pays on its caller's path like a leaf (HCALL_BYTES).
+  const callee = (f: number) => f === imports.hcall ? HCALL_BYTES : leaves.get(f) ?? 0;
   let steps: { left: number } | null;
   // Leaves called from a frame whose pass would cost more than MAX_PASS_UNITS: each call adds
   // the leaf's path to the caller's, so 100 000 calls of a 256 KiB leaf in one body made one
@@ -1260,6 +1283,13 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     for (const f of demote) leaves.delete(f);
     demote.clear();
     plan = planAll();
+    if (demote.has(imports.hcall)) {
+      // Hypercalls cannot be demoted (an import has no check of its own).
+      throw new Unsupported(
+        `one pass makes too many hypercalls: with them it costs more than ${MAX_PASS_UNITS} ` +
+          `units of fuel (each hypercall costs ${HCALL_BYTES / CODE_BYTES_PER_FUEL})`,
+      );
+    }
     if (demote.size > 0) {
       throw new Unsupported("a leaf demoted twice (a bug in the instrumentation)");
     }

@@ -15,6 +15,7 @@ import {
   CODE_BYTES_PER_FUEL,
   FUEL,
   type FuelCounts,
+  HCALL_BYTES,
   instrumentFuel,
   MAX_PASS_UNITS,
   PATH_STEPS_PER_BYTE,
@@ -513,6 +514,90 @@ Deno.test("fuel: one pass that calls leaves for more than a slice demotes them: 
     );
     assert.ok(looks >= 9, `${shape}: ${looks} looks for 9 000 × 101 units`);
   }
+});
+
+/**
+ * A module importing `env.wait` and `env.hcall` (0 and 1): `loop(n)` makes
+ * n iterations of one SET_CLOCKEVENT-shaped hypercall; `rec(d)` recurses d
+ * deep and makes `after` hypercalls after its call returns; `flat()` makes
+ * `flat` hypercalls in one straight pass.
+ */
+function hcallModule(after: number, flat: number) {
+  const HC = [...i32(9), ...i32(1_000_000), ...i32(0), ...i32(0), CALL, 1, DROP];
+  // deno-fmt-ignore
+  const loop = [
+    BLOCK, VOID, LOOP, VOID,
+      GET, 0, 0x45, BR_IF, 1,
+      GET, 0, ...i32(1), I32_SUB, SET, 0,
+      ...HC,
+      BR, 0,
+    END, END,
+  ];
+  const rec = [
+    GET,
+    0,
+    IF,
+    VOID,
+    GET,
+    0,
+    ...i32(1),
+    I32_SUB,
+    CALL,
+    3,
+    END,
+    ...new Array<number[]>(after).fill(HC).flat(),
+  ];
+  return assemble({
+    types: [[[], []], [[I32, I32, I32, I32], [I32]], [[I32], []]],
+    imports: [
+      { module: "env", name: "wait", func: 0 },
+      { module: "env", name: "hcall", func: 1 },
+    ],
+    funcs: [
+      { type: 2, body: loop }, // 2
+      { type: 2, body: rec }, // 3
+      { type: 0, body: new Array<number[]>(flat).fill(HC).flat() }, // 4
+    ],
+    exports: [{ name: "loop", func: 2 }, { name: "rec", func: 3 }, { name: "flat", func: 4 }],
+  });
+}
+
+Deno.test("fuel: a hypercall pays HCALL_BYTES on its caller's path: a loop of them looks every ~FUEL units, a recursion's unpaid rest holds fewer than two", () => {
+  const units = HCALL_BYTES / CODE_BYTES_PER_FUEL;
+  const r = instrumented(hcallModule(2, 0));
+  let calls = 0, since = 0, most = 0, looks = 0;
+  const wait = () => {
+    looks++;
+    most = Math.max(most, since);
+    since = 0;
+  };
+  const hcall = () => {
+    calls++;
+    since++;
+    return 0;
+  };
+  const inst = new WebAssembly.Instance(
+    new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>),
+    { env: { wait, hcall } },
+  );
+  (inst.exports.loop as (n: number) => void)(200_000);
+  wait();
+  assert.equal(calls, 200_000);
+  // Charged as the ~20 bytes of their call, all 200 000 ran after one look (found by attack:
+  // a neighbour's echo 0.8-1.1 s late); now a look every FUEL / units of them or so.
+  const bound = Math.ceil((FUEL + MAX_PASS_UNITS) / units);
+  assert.ok(most <= bound, `${most} hypercalls between two looks, bound ${bound}`);
+  assert.ok(looks >= Math.floor(200_000 * units / FUEL), `${looks} looks`);
+  // Two hypercalls after a return are RESUME_CHECK_UNITS or more: a resume check pays for them
+  // (before: 185 of them ran unpaid in each frame on the way up, 3 million after one look).
+  assert.ok(2 * units >= RESUME_CHECK_UNITS, "the test's own premise");
+  assert.equal(r.resumes, 1, "rec(): a check after its call");
+  assert.equal(instrumented(hcallModule(1, 0)).resumes, 0, "one hypercall: under the threshold");
+  // A pass of more hypercalls than MAX_PASS_UNITS allows is refused, never capped.
+  const most1 = MAX_PASS_UNITS / units;
+  assert.ok(!("error" in instrumentFuel(hcallModule(0, most1 - 8))), "just under: instrumented");
+  const over = instrumentFuel(hcallModule(0, most1 + 8));
+  assert.ok("error" in over && /too many hypercalls/.test(over.error), JSON.stringify(over));
 });
 
 Deno.test("fuel: a pass that costs more than MAX_PASS_UNITS by its own bytes is refused, never capped", () => {

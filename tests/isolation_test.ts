@@ -192,6 +192,17 @@ function hostileImages(): [string, Uint8Array, RegExp][] {
       /start section/,
     ],
     [
+      "an import in the table (a hypercall through call_indirect would pay no fuel)",
+      guestImage({
+        start: CRASH,
+        patch: (m) => {
+          m.table = 1;
+          m.elems = [{ offset: 0, funcs: [0] }];
+        },
+      }),
+      /an element entry names imported function 0 \(imports are called directly/,
+    ],
+    [
       "another import",
       guestImage({
         start: CRASH,

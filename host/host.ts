@@ -411,7 +411,10 @@ export class LguestFile implements HypercallPort {
    */
   #attend(g: Guest, eax: number): number {
     const r = g.regs;
-    if (g.pendingDma !== null && this.#output !== null) {
+    // Once the slice is over a request is not served here but at the guest's next stop (the
+    // Launcher's read()): a guest that ignores LG_EVENT kept a slow device (a ,sync disk) busy
+    // inside its hypercalls until its next look (found by attack: a neighbour 0.7-4.3 s late).
+    if (g.pendingDma !== null && this.#output !== null && !g.preempt) {
       const deferred = r.trapped;
       this.#serveInline(g);
       // A device's work (a 1 MiB write, an fdatasync) is not a hypercall's few

@@ -1755,6 +1755,106 @@ Deno.test("fuel: a deep recursion with a long rest after its call: its neighbour
   });
 });
 
+/**
+ * The attack on inline device requests (docs/security.md, "A guest that ignores LG_EVENT"): a
+ * 32 MiB guest whose first device is a block disk binds a reply buffer, then forever recurses
+ * `depth` deep and, in each frame's rest on the way back up, sends one 64 KiB write (16 × 4 KiB
+ * of zeros from 0x300000) to the disk, never looking at LG_EVENT.
+ */
+function inlineDeviceGuest(depth: number): Uint8Array {
+  const KEY = 0x2001000, REPLY = 0x200000, DMA = 0x201000;
+  const st = (a: number, v: number) => [...i32(a), ...i32(v), 0x36, 2, 0]; // i32.store
+  const hc = (eax: number, edx: number, ebx: number, ecx: number) => [
+    ...i32(eax),
+    ...i32(edx),
+    ...i32(ebx),
+    ...i32(ecx),
+    CALL,
+    0,
+    DROP,
+  ];
+  const GSET = 0x24;
+  // f(): if g { g--; f() }; SEND_DMA(KEY, DMA)
+  const f = [
+    GGET,
+    0,
+    IF,
+    VOID,
+    GGET,
+    0,
+    ...i32(1),
+    I32_SUB,
+    GSET,
+    0,
+    CALL,
+    4,
+    END,
+    ...hc(13, KEY, DMA, 0),
+  ];
+  // deno-fmt-ignore
+  const start = [
+    ...hc(12, KEY, REPLY, (1 << 8) | 1), // BIND_DMA: one reply buffer
+    ...st(KEY, 1), ...st(KEY + 4, 0), ...st(KEY + 8, 16 * 4096), ...st(KEY + 12, 0), // a write of 64 KiB at 0
+    LOOP, VOID, ...i32(depth), GSET, 0, CALL, 4, BR, 0, END,
+  ];
+  const dma = new Uint8Array(100), dv = new DataView(dma.buffer);
+  for (let i = 0; i < 16; i++) {
+    dv.setUint32(4 + 4 * i, 0x300000 + 4096 * i, true);
+    dv.setUint16(68 + 2 * i, 4096, true);
+  }
+  return guestImage({
+    types: [[[], []]],
+    start,
+    funcs: [{ type: 2, body: f }],
+    patch: (m) => {
+      m.globals = [{ type: I32, mutable: true, init: i32(0) }];
+      m.data!.push({ offset: REPLY, bytes: new Uint8Array(100) }, { offset: DMA, bytes: dma });
+    },
+  });
+}
+
+Deno.test("host: after its slice a device request waits for the guest's next stop: a guest ignoring LG_EVENT on a ,sync disk cannot hold its neighbour", async () => {
+  await withTemp(async (dir) => {
+    await Deno.writeFile(`${dir}/blk.wasm`, inlineDeviceGuest(15_000));
+    const disk = `${dir}/d.img`;
+    await Deno.writeFile(disk, new Uint8Array(4 << 20).fill(0xa5));
+    const config = `${dir}/two.json`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        guests: [
+          { name: "blk", image: `${dir}/blk.wasm`, memory: "32M", block: [`${disk},sync`] },
+          { name: "sh", image: "shell", console: "stdio", memory: "16M" },
+        ],
+      }),
+    );
+    const p = spawnCli(["run", "--config", config], { stdin: "piped", killAfterMs: 30_000 });
+    const late: string[] = [];
+    try {
+      await p.waitFor("lguest$ ");
+      for (let k = 1; k <= 4; k++) {
+        const sent = performance.now();
+        await p.write(`echo marker${k}\n`);
+        await p.waitFor(new RegExp(`^marker${k}$`, "m"), 20_000);
+        const ms = performance.now() - sent;
+        if (ms > 1000) late.push(`echo ${k}: ${Math.round(ms)} ms`);
+      }
+      await p.write("poweroff\n");
+    } finally {
+      await p.closeStdin();
+    }
+    const r = await p.result();
+    // Served inside its hypercalls after its slice, each frame's write on the way back up held
+    // the shell 1.6-3.3 s (found by attack).
+    assert.deepEqual(late, [], `the shell answers within a second: ${describe(r)}`);
+    assert.equal(r.code, 0, describe(r));
+    assert.ok(!hasStackTrace(r.stderr), describe(r));
+    // The attack's writes did reach the disk (its first 64 KiB are the guest's zeros now).
+    const head = (await Deno.readFile(disk)).subarray(0, 65536);
+    assert.ok(head.every((b) => b === 0), "the guest's writes were served");
+  });
+});
+
 Deno.test("fuel: lguest run test-spin ended by SIGTERM still exits 143 at once", async () => {
   const p = spawnCli(["run", "test-spin"], { killAfterMs: 15_000 });
   await p.waitFor("spinning");

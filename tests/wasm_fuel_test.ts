@@ -1597,56 +1597,68 @@ function leafFloodGuest(): Uint8Array {
   });
 }
 
+/**
+ * Run `guest` beside a stdio shell (`sh`) in one host from `dir`/two.json; echo to the shell
+ * `echoes` times, then power it off. The run, its config and the echoes that took over a second.
+ */
+async function besideShell(dir: string, guest: Record<string, unknown>, echoes: number) {
+  const config = `${dir}/two.json`;
+  await Deno.writeTextFile(
+    config,
+    JSON.stringify({
+      guests: [guest, { name: "sh", image: "shell", console: "stdio", memory: "16M" }],
+    }),
+  );
+  const p = spawnCli(["run", "--config", config], { stdin: "piped", killAfterMs: 30_000 });
+  const late: string[] = [];
+  try {
+    await p.waitFor("lguest$ ");
+    for (let k = 1; k <= echoes; k++) {
+      const sent = performance.now();
+      await p.write(`echo marker${k}\n`);
+      await p.waitFor(new RegExp(`^marker${k}$`, "m"), 20_000);
+      const ms = performance.now() - sent;
+      if (ms > 1000) late.push(`echo ${k}: ${Math.round(ms)} ms`);
+    }
+    await p.write("poweroff\n");
+  } finally {
+    await p.closeStdin();
+  }
+  return { config, late, r: await p.result() };
+}
+
+/** `--timeout 1` on `config` ends it within two seconds of the run being up, not the watchdog. */
+async function assertTimeoutEnds(config: string): Promise<void> {
+  const t = spawnCli(["run", "--timeout", "1", "--config", config], {
+    stdin: "piped",
+    killAfterMs: 30_000,
+  });
+  await t.waitFor("lguest$ ");
+  const up = performance.now();
+  const rt = await t.result();
+  const ms = performance.now() - up;
+  await t.closeStdin();
+  assert.equal(rt.code, 124, describe(rt));
+  assert.doesNotMatch(rt.stderr, /not responding/, describe(rt));
+  assert.ok(
+    ms < 2000,
+    `--timeout 1 ended ${Math.round(ms)} ms after the prompt: ${describe(rt)}`,
+  );
+  assert.ok(!hasStackTrace(rt.stderr), describe(rt));
+}
+
 Deno.test("fuel: a guest whose one pass makes a slice's worth of leaf calls: its neighbour answers, --timeout ends it", async () => {
   await withTemp(async (dir) => {
     await Deno.writeFile(`${dir}/flood.wasm`, leafFloodGuest());
-    const config = `${dir}/two.json`;
-    await Deno.writeTextFile(
-      config,
-      JSON.stringify({
-        guests: [
-          { name: "flood", image: `${dir}/flood.wasm` },
-          { name: "sh", image: "shell", console: "stdio" },
-        ],
-      }),
-    );
-    const p = spawnCli(["run", "--config", config], { stdin: "piped", killAfterMs: 30_000 });
-    const late: string[] = [];
-    try {
-      await p.waitFor("lguest$ ");
-      for (let k = 1; k <= 3; k++) {
-        const sent = performance.now();
-        await p.write(`echo marker${k}\n`);
-        await p.waitFor(new RegExp(`^marker${k}$`, "m"), 20_000);
-        const ms = performance.now() - sent;
-        if (ms > 1000) late.push(`echo ${k}: ${Math.round(ms)} ms`);
-      }
-      await p.write("poweroff\n");
-    } finally {
-      await p.closeStdin();
-    }
-    const r = await p.result();
+    const { config, late, r } = await besideShell(dir, {
+      name: "flood",
+      image: `${dir}/flood.wasm`,
+    }, 3);
     assert.deepEqual(late, [], `the shell answers within a second: ${describe(r)}`);
     assert.equal(r.code, 0, describe(r));
     assert.ok(!r.killed, describe(r));
     assert.match(r.stdout, /Powering off\./, describe(r));
-    // --timeout 1 ends it within two seconds of the run being up, not the watchdog.
-    const t = spawnCli(["run", "--timeout", "1", "--config", config], {
-      stdin: "piped",
-      killAfterMs: 30_000,
-    });
-    await t.waitFor("lguest$ ");
-    const up = performance.now();
-    const rt = await t.result();
-    const ms = performance.now() - up;
-    await t.closeStdin();
-    assert.equal(rt.code, 124, describe(rt));
-    assert.doesNotMatch(rt.stderr, /not responding/, describe(rt));
-    assert.ok(
-      ms < 2000,
-      `--timeout 1 ended ${Math.round(ms)} ms after the prompt: ${describe(rt)}`,
-    );
-    assert.ok(!hasStackTrace(rt.stderr), describe(rt));
+    await assertTimeoutEnds(config);
   });
 });
 
@@ -1707,51 +1719,15 @@ function recursionGuest(): Uint8Array {
 Deno.test("fuel: a deep recursion with a long rest after its call: its neighbour answers, --timeout ends it", async () => {
   await withTemp(async (dir) => {
     await Deno.writeFile(`${dir}/rec.wasm`, recursionGuest());
-    const config = `${dir}/two.json`;
-    await Deno.writeTextFile(
-      config,
-      JSON.stringify({
-        guests: [
-          { name: "rec", image: `${dir}/rec.wasm` },
-          { name: "sh", image: "shell", console: "stdio" },
-        ],
-      }),
+    const { config, late, r } = await besideShell(
+      dir,
+      { name: "rec", image: `${dir}/rec.wasm` },
+      3,
     );
-    const p = spawnCli(["run", "--config", config], { stdin: "piped", killAfterMs: 30_000 });
-    const late: string[] = [];
-    try {
-      await p.waitFor("lguest$ ");
-      for (let k = 1; k <= 3; k++) {
-        const sent = performance.now();
-        await p.write(`echo marker${k}\n`);
-        await p.waitFor(new RegExp(`^marker${k}$`, "m"), 20_000);
-        const ms = performance.now() - sent;
-        if (ms > 1000) late.push(`echo ${k}: ${Math.round(ms)} ms`);
-      }
-      await p.write("poweroff\n");
-    } finally {
-      await p.closeStdin();
-    }
-    const r = await p.result();
     assert.deepEqual(late, [], `the shell answers within a second: ${describe(r)}`);
     assert.equal(r.code, 0, describe(r));
     assert.ok(!r.killed, describe(r));
-    const t = spawnCli(["run", "--timeout", "1", "--config", config], {
-      stdin: "piped",
-      killAfterMs: 30_000,
-    });
-    await t.waitFor("lguest$ ");
-    const up = performance.now();
-    const rt = await t.result();
-    const ms = performance.now() - up;
-    await t.closeStdin();
-    assert.equal(rt.code, 124, describe(rt));
-    assert.doesNotMatch(rt.stderr, /not responding/, describe(rt));
-    assert.ok(
-      ms < 2000,
-      `--timeout 1 ended ${Math.round(ms)} ms after the prompt: ${describe(rt)}`,
-    );
-    assert.ok(!hasStackTrace(rt.stderr), describe(rt));
+    await assertTimeoutEnds(config);
   });
 });
 
@@ -1818,32 +1794,12 @@ Deno.test("host: after its slice a device request waits for the guest's next sto
     await Deno.writeFile(`${dir}/blk.wasm`, inlineDeviceGuest(15_000));
     const disk = `${dir}/d.img`;
     await Deno.writeFile(disk, new Uint8Array(4 << 20).fill(0xa5));
-    const config = `${dir}/two.json`;
-    await Deno.writeTextFile(
-      config,
-      JSON.stringify({
-        guests: [
-          { name: "blk", image: `${dir}/blk.wasm`, memory: "32M", block: [`${disk},sync`] },
-          { name: "sh", image: "shell", console: "stdio", memory: "16M" },
-        ],
-      }),
-    );
-    const p = spawnCli(["run", "--config", config], { stdin: "piped", killAfterMs: 30_000 });
-    const late: string[] = [];
-    try {
-      await p.waitFor("lguest$ ");
-      for (let k = 1; k <= 4; k++) {
-        const sent = performance.now();
-        await p.write(`echo marker${k}\n`);
-        await p.waitFor(new RegExp(`^marker${k}$`, "m"), 20_000);
-        const ms = performance.now() - sent;
-        if (ms > 1000) late.push(`echo ${k}: ${Math.round(ms)} ms`);
-      }
-      await p.write("poweroff\n");
-    } finally {
-      await p.closeStdin();
-    }
-    const r = await p.result();
+    const { late, r } = await besideShell(dir, {
+      name: "blk",
+      image: `${dir}/blk.wasm`,
+      memory: "32M",
+      block: [`${disk},sync`],
+    }, 4);
     // Served inside its hypercalls after its slice, each frame's write on the way back up held
     // the shell 1.6-3.3 s (found by attack).
     assert.deepEqual(late, [], `the shell answers within a second: ${describe(r)}`);

@@ -10,6 +10,7 @@ import assert from "node:assert/strict";
 import { EXIT } from "../launcher/cli.ts";
 import { describe, lines, runCli } from "./helpers/run_cli.ts";
 import { inTempDir } from "./helpers/resources.ts";
+import { skipWithoutToolchain } from "./helpers/toolchain.ts";
 
 const PROGRAM = `#include <setjmp.h>
 #include <stdio.h>
@@ -48,28 +49,8 @@ int main(int argc, char **argv)
 }
 `;
 
-async function haveToolchain(): Promise<string | null> {
-  for (const [cmd, args] of [["clang", ["--version"]], ["wasm-ld", ["--version"]]] as const) {
-    try {
-      await new Deno.Command(cmd, { args: [...args], stdout: "null", stderr: "null" }).output();
-    } catch {
-      return `${cmd} is not installed`;
-    }
-  }
-  try {
-    await Deno.stat("/usr/lib/wasm32-wasi/libc.a");
-  } catch {
-    return "wasi-libc is not installed";
-  }
-  return null;
-}
-
 Deno.test("cc: a user's C program (stdio, malloc, files, setjmp) builds and runs", async () => {
-  const why = await haveToolchain();
-  if (why) {
-    console.log(`skipped: ${why} (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)`);
-    return;
-  }
+  if (await skipWithoutToolchain()) return;
   await inTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/notes.c`, PROGRAM);
     const cc = await runCli([
@@ -99,11 +80,7 @@ Deno.test("cc: a user's C program (stdio, malloc, files, setjmp) builds and runs
 });
 
 Deno.test("cc: a compile error shows clang's diagnostics and exits 125", async () => {
-  const why = await haveToolchain();
-  if (why) {
-    console.log(`skipped: ${why}`);
-    return;
-  }
+  if (await skipWithoutToolchain()) return;
   await inTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/bad.c`, "int main(void) { return undefined_thing; }\n");
     const r = await runCli(["cc", "-o", `${dir}/bad.wasm`, `${dir}/bad.c`]);
@@ -126,11 +103,7 @@ Deno.test("cc: no input file is one line (not clang's 'undefined symbol: main')"
 });
 
 Deno.test("cc: -o naming an input (prog.c) is refused in one line; the source is kept", async () => {
-  const why = await haveToolchain();
-  if (why) {
-    console.log(`skipped: ${why}`);
-    return;
-  }
+  if (await skipWithoutToolchain()) return;
   await inTempDir(async (dir) => {
     const src = `${dir}/p.c`, text = "int main(void) { return 0; }\n";
     await Deno.writeTextFile(src, text);
@@ -160,11 +133,7 @@ Deno.test("cc: without clang it says in one line what to install", async () => {
 });
 
 Deno.test("cc: a program that names environ gets its argv and the environment both", async () => {
-  const why = await haveToolchain();
-  if (why) {
-    console.log(`skipped: ${why}`);
-    return;
-  }
+  if (await skipWithoutToolchain()) return;
   await inTempDir(async (dir) => {
     // Naming `environ` makes wasi-libc fill it in a constructor, before main's argv.
     await Deno.writeTextFile(
@@ -192,11 +161,7 @@ int main(int argc, char **argv)
 });
 
 Deno.test("cc: a program with its own memcpy still gets the layer's memset", async () => {
-  const why = await haveToolchain();
-  if (why) {
-    console.log(`skipped: ${why}`);
-    return;
-  }
+  if (await skipWithoutToolchain()) return;
   await inTempDir(async (dir) => {
     // libposix.a has memcpy, memmove and memset in one member each: one member with all three
     // would clash with the program's own memcpy as soon as memset pulled it in.

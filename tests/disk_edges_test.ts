@@ -9,6 +9,7 @@
 import assert from "node:assert/strict";
 import { describe, hasStackTrace, LGUEST_CMD, ROOT_PATH, runCli } from "./helpers/run_cli.ts";
 import { inTempDir } from "./helpers/resources.ts";
+import { skipWithoutToolchain } from "./helpers/toolchain.ts";
 import { EXIT } from "../launcher/cli.ts";
 import { BS, Lgfs, MemDev, quoted } from "../launcher/lgfs.ts";
 
@@ -279,15 +280,7 @@ Deno.test("cc: --output is honoured like -o; an existing disk image as output is
       );
     }
     assert.deepEqual(await Deno.readFile(img), before);
-    try {
-      await new Deno.Command("clang", { args: ["--version"], stdout: "null" }).output();
-      await Deno.stat("/usr/lib/wasm32-wasi/libc.a");
-    } catch {
-      console.log(
-        "skipped the build half: no clang or wasi-libc (apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32)",
-      );
-      return;
-    }
+    if (await skipWithoutToolchain("skipped the build half")) return;
     for (const args of [[`--output=${dir}/a1.wasm`], ["--output", `${dir}/a2.wasm`]]) {
       const r = await runCli(["cc", ...args, `${dir}/p.c`]);
       assert.equal(r.code, EXIT.OK, describe(r));

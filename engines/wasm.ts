@@ -138,12 +138,13 @@ export async function compileImage(bytes: Uint8Array, name: string): Promise<Web
     }
     throw new ImageError(`${shown}: invalid WebAssembly image: ${printable(msg, 300)}`);
   }
-  preemption.set(mod, {
-    loops: fuel.loops,
-    entries: fuel.entries,
-    resumes: fuel.resumes,
-    bulk: fuel.bulk,
-  });
+  return preemptible(mod, fuel);
+}
+
+/** Record where `mod`'s fuel checks are (the counts only, not the instrumented bytes). */
+function preemptible(mod: WebAssembly.Module, fuel: FuelCounts): WebAssembly.Module {
+  const { loops, entries, resumes, bulk } = fuel;
+  preemption.set(mod, { loops, entries, resumes, bulk });
   return mod;
 }
 
@@ -167,13 +168,7 @@ export async function compileReady(
     const why = printable((e as Error).message, 300);
     throw new ImageError(`${printable(name, 100)}: invalid WebAssembly image: ${why}`);
   }
-  preemption.set(mod, {
-    loops: fuel.loops,
-    entries: fuel.entries,
-    resumes: fuel.resumes,
-    bulk: fuel.bulk,
-  });
-  return mod;
+  return preemptible(mod, fuel);
 }
 
 /**

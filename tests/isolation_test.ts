@@ -11,7 +11,12 @@
 import assert from "node:assert/strict";
 import { EXIT } from "../launcher/cli.ts";
 import { BlockDevice, parseBlockSpec } from "../devices/block.ts";
-import { type Device, registerDevice, UsageError } from "../devices/registry.ts";
+import {
+  type Device,
+  type DeviceContext,
+  registerDevice,
+  UsageError,
+} from "../devices/registry.ts";
 import { LGUEST_DEVICE_T_BLOCK } from "../abi/constants.ts";
 import { runGuest } from "../launcher/api.ts";
 import { compileImage, ImageError, preemptionOf } from "../engines/wasm.ts";
@@ -1101,13 +1106,21 @@ Deno.test("an exception the guest throws and never catches kills it as a guest f
     ]);
   }));
 
-Deno.test("a device whose backend throws drops the request; the guest is not killed for it", async () => {
-  // A disk whose backend fails with an exception on every request (a host bug, a dead backend).
-  const PAGE_NUM_SECTORS = 16;
+/**
+ * Register a test-only block device, option `--NAME-test X`: one page, its requests served by
+ * `output`; `init` may fill its page.
+ */
+function testBlockDevice(
+  name: string,
+  what: string,
+  label: string,
+  output: () => number,
+  init?: (ctx: DeviceContext, page: number) => void,
+): void {
   registerDevice<string>({
-    name: "explode",
-    option: "explode-test",
-    usage: "    --explode-test X  (test only) a disk whose backend throws",
+    name,
+    option: `${name}-test`,
+    usage: `    --${name}-test X  (test only) ${what}`,
     parse: (v) => v,
     create: (): Device => {
       let page = 0;
@@ -1115,18 +1128,24 @@ Deno.test("a device whose backend throws drops the request; the guest is not kil
         type: LGUEST_DEVICE_T_BLOCK,
         features: 0,
         numPages: 1,
-        label: "explode: a failing backend",
+        label,
         init(ctx) {
           page = ctx.pageAddr;
-          ctx.memory.setU32(page + PAGE_NUM_SECTORS, 64);
+          init?.(ctx, page);
         },
         watchKey: () => page,
-        output() {
-          throw new Error("backend exploded\n\x1b[2Jforged");
-        },
+        output,
       };
     },
   });
+}
+
+Deno.test("a device whose backend throws drops the request; the guest is not killed for it", async () => {
+  // A disk whose backend fails with an exception on every request (a host bug, a dead backend).
+  const PAGE_NUM_SECTORS = 16;
+  testBlockDevice("explode", "a disk whose backend throws", "explode: a failing backend", () => {
+    throw new Error("backend exploded\n\x1b[2Jforged");
+  }, (ctx, page) => ctx.memory.setU32(page + PAGE_NUM_SECTORS, 64));
   const errors: string[] = [];
   const origError = console.error;
   console.error = (...a: unknown[]) => void errors.push(a.join(" "));
@@ -1155,30 +1174,11 @@ Deno.test("a guest looping on a slow device gives the host back within its time 
   // the event loop for anyone else (measured with 1 MiB ,sync block writes: neighbours' pings
   // 300 ms late on tmpfs, seconds on a disk).
   let served = 0;
-  registerDevice<string>({
-    name: "slowdev",
-    option: "slow-test",
-    usage: "    --slow-test X  (test only) a device that takes 2 ms a request",
-    parse: (v) => v,
-    create: (): Device => {
-      let page = 0;
-      return {
-        type: LGUEST_DEVICE_T_BLOCK,
-        features: 0,
-        numPages: 1,
-        label: "slow: 2 ms a request",
-        init(ctx) {
-          page = ctx.pageAddr;
-        },
-        watchKey: () => page,
-        output() {
-          served++;
-          const until = performance.now() + 2;
-          while (performance.now() < until) { /* busy, as a synchronous write is */ }
-          return 0;
-        },
-      };
-    },
+  testBlockDevice("slow", "a device that takes 2 ms a request", "slow: 2 ms a request", () => {
+    served++;
+    const until = performance.now() + 2;
+    while (performance.now() < until) { /* busy, as a synchronous write is */ }
+    return 0;
   });
   // loop { SEND_DMA(key = the device page at 2 MiB + 4 KiB, an empty lguest_dma); on
   // LG_EVENT, the event protocol: event() until LG_EV_DONE, wait() on LG_EV_WAIT }

@@ -794,6 +794,15 @@ const char *ip_cmdline_arg(const char *cmdline, const char *key, char *buf, size
 	return NULL;
 }
 
+u32 ip_cmdline_u32(const char *cmdline, const char *key, u32 dflt)
+{
+	char v[16];
+
+	if (!ip_cmdline_arg(cmdline, key, v, sizeof(v)))
+		return dflt;
+	return (u32)strtoul(v, NULL, 0);
+}
+
 int ip_configure(u32 addr, unsigned prefix, u32 gw)
 {
 	if (ipc.net < 0)

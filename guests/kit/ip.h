@@ -96,6 +96,9 @@ char *ip_format(char *buf, u32 addr);
 /* The value of key=VALUE on a command line, copied into buf; NULL if
  * absent (a bare "key" gives ""). */
 const char *ip_cmdline_arg(const char *cmdline, const char *key, char *buf, size_t size);
+/* The number in key=N on a command line (decimal, 0x hex or 0 octal, as
+ * strtoul); dflt if absent. */
+u32 ip_cmdline_u32(const char *cmdline, const char *key, u32 dflt);
 
 /* Could a packet to dst go out now (without asking ARP)? 0, IP_ENODEV,
  * IP_ENOTCONF, IP_ENETDOWN (device closed) or IP_ENETUNREACH. */

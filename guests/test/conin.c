@@ -26,19 +26,10 @@ static bool ready(void *arg)
 	return got;
 }
 
-static u32 arg_u32(const char *key, u32 dflt)
-{
-	char v[16];
-
-	if (!ip_cmdline_arg(lg_cmdline, key, v, sizeof(v)))
-		return dflt;
-	return (u32)strtoul(v, NULL, 0);
-}
-
 int main(void)
 {
 	struct lg_device *con = bus_find(LGUEST_DEVICE_T_CONSOLE, 0);
-	u32 len = arg_u32("len", 256), secs = arg_u32("secs", 1);
+	u32 len = ip_cmdline_u32(lg_cmdline, "len", 256), secs = ip_cmdline_u32(lg_cmdline, "secs", 1);
 	u32 total = 0, deliveries = 0, largest = 0, hash = 2166136261u;
 
 	if (con == NULL)
@@ -74,7 +65,7 @@ int main(void)
 	}
 	printf("conin: %u bytes in %u deliveries (largest %u), fnv %08x\n", total, deliveries,
 	       largest, hash);
-	if (arg_u32("sleep", 0)) {
+	if (ip_cmdline_u32(lg_cmdline, "sleep", 0)) {
 		printf("conin: sleeping\n");
 		for (;;) {
 			timer_set(0);

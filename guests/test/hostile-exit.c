@@ -32,15 +32,6 @@ static struct lguest_dma dma;
 static u8 rxmem[8 * NET_FRAME_MAX];
 static struct lguest_dma rx[8];
 
-static u32 arg_num(const char *key, u32 def)
-{
-	char v[16];
-
-	if (!ip_cmdline_arg(lg_cmdline, key, v, sizeof(v)))
-		return def;
-	return (u32)strtoul(v, NULL, 0);
-}
-
 /* Fill the block page for a write of `sector` and describe the data. */
 static u32 prepare_write(u32 sector)
 {
@@ -86,7 +77,7 @@ static unsigned full_buffers(void)
 int main(void)
 {
 	char mode[16];
-	u32 sector = arg_num("sector", 3);
+	u32 sector = ip_cmdline_u32(lg_cmdline, "sector", 3);
 
 	if (!ip_cmdline_arg(lg_cmdline, "mode", mode, sizeof(mode)))
 		panic("exit: no mode= (blk, ring, trap, net, ping)");
@@ -142,7 +133,7 @@ int main(void)
 						 : "exit: buffers did not fill");
 	}
 	if (strcmp(mode, "ping") == 0) {
-		u32 after = arg_num("after", 2);
+		u32 after = ip_cmdline_u32(lg_cmdline, "after", 2);
 		struct ip_stats st;
 		char msg[64];
 

@@ -25,15 +25,6 @@ static int grow(unsigned pages)
 	return (int)__builtin_wasm_memory_grow(0, pages);
 }
 
-static u32 arg_num(const char *key, u32 def)
-{
-	char v[16];
-
-	if (!ip_cmdline_arg(lg_cmdline, key, v, sizeof(v)))
-		return def;
-	return (u32)strtoul(v, NULL, 0);
-}
-
 int main(void)
 {
 	static u8 rb[4096] __attribute__((aligned(4096)));
@@ -51,7 +42,7 @@ int main(void)
 		nonzero += rb[i] != 0;
 	printf("grow: rng %ld bytes, %s\n", n, nonzero > 3000 ? "random" : "NOT RANDOM");
 	if (ip_cmdline_arg(lg_cmdline, "ip", v, sizeof(v))) {
-		u32 pings = arg_num("pings", 3);
+		u32 pings = ip_cmdline_u32(lg_cmdline, "pings", 3);
 		struct ip_stats st;
 
 		if (ip_init() || !ip_configured())

@@ -49,18 +49,9 @@ static u32 halt_event(void)
 }
 #endif
 
-static u32 arg_num(const char *key, u32 def)
-{
-	char v[16];
-
-	if (!ip_cmdline_arg(lg_cmdline, key, v, sizeof(v)))
-		return def;
-	return (u32)strtoul(v, NULL, 0);
-}
-
 int main(void)
 {
-	u32 secs = arg_num("secs", 5), levels = 0;
+	u32 secs = ip_cmdline_u32(lg_cmdline, "secs", 5), levels = 0;
 	struct lguest_timespec start = time_now();
 	bool told = false;
 

@@ -41,15 +41,6 @@ static u32 rnd(void)
 	return rng;
 }
 
-static u32 arg_num(const char *key, u32 def)
-{
-	char v[16];
-
-	if (!ip_cmdline_arg(lg_cmdline, key, v, sizeof(v)))
-		return def;
-	return (u32)strtoul(v, NULL, 0);
-}
-
 /* BIND_DMA as the host answers it (no wrapper checks). */
 static u32 bind(u32 key, u32 dmas, u32 num, u32 irq)
 {
@@ -100,8 +91,8 @@ static bool peer_seen(struct lg_device *d, unsigned me, unsigned want)
 
 int main(void)
 {
-	u32 cycles = arg_num("cycles", 10000), ms = arg_num("ms", 3000);
-	u32 peers = arg_num("peers", 0);
+	u32 cycles = ip_cmdline_u32(lg_cmdline, "cycles", 10000), ms = ip_cmdline_u32(lg_cmdline, "ms", 3000);
+	u32 peers = ip_cmdline_u32(lg_cmdline, "peers", 0);
 	struct lg_device *netdev = net_count() > 0 ? net_device(0) : NULL;
 	unsigned k, k2, me = 0;
 	u32 bad = 0, g = 0;

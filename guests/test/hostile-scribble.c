@@ -52,15 +52,6 @@ static void fill(volatile u8 *p, u32 n)
 		p[i] = (u8)rnd();
 }
 
-static u32 arg_num(const char *key, u32 def)
-{
-	char v[16];
-
-	if (!ip_cmdline_arg(lg_cmdline, key, v, sizeof(v)))
-		return def;
-	return (u32)strtoul(v, NULL, 0);
-}
-
 /* Where we scribble: start and length of each region. */
 struct region {
 	volatile u8 *p;
@@ -92,7 +83,7 @@ static u8 check[LGUEST_PAGE_SIZE], back[LGUEST_PAGE_SIZE];
 
 int main(void)
 {
-	u32 rounds = arg_num("rounds", 20000), seed = arg_num("seed", 1);
+	u32 rounds = ip_cmdline_u32(lg_cmdline, "rounds", 20000), seed = ip_cmdline_u32(lg_cmdline, "seed", 1);
 	u32 saved_irq = lguest_data.irq_enabled, saved_blocked = lguest_data.blocked_interrupts[0];
 	unsigned long blk_reqs = 0, frames = 0, sends = 0;
 	struct lg_device *blk = blk_count() > 0 ? blk_device(0) : NULL;
@@ -175,7 +166,7 @@ int main(void)
 	printf("scribble: %u rounds (seed %u): %lu block requests, %lu frames, %lu sends\n",
 	       rounds, seed, blk_reqs, frames, sends);
 
-	if (arg_num("ring", 0)) {
+	if (ip_cmdline_u32(lg_cmdline, "ring", 0)) {
 		fill(ld + 20, 1108 - 20);               /* hcall_status and hcalls */
 		hcall(LHCALL_FLUSH_ASYNC, 0, 0, 0);
 		memset((void *)lguest_data.hcall_status, 0xFF, LHCALL_RING_SIZE);

@@ -698,6 +698,21 @@ function randomBody(rand: (n: number) => number, padScale = 1) {
     return [...code, ...leaf];
   };
   // labels: innermost last; true for a loop
+  // br_if d while local 1, the iterations left, stays positive (spent by one), and maybe not.
+  const spendAndBranch = (d: number) => [
+    GET,
+    1,
+    ...i32(1),
+    I32_SUB,
+    TEE,
+    1,
+    ...i32(0),
+    I32_GT_S,
+    ...cond(1),
+    I32_AND,
+    BR_IF,
+    d,
+  ];
   const stmts = (labels: boolean[], region: number, depth: number): number[] => {
     const out: number[] = [];
     for (let n = rand(depth > 3 ? 2 : 5); n > 0; n--) {
@@ -711,21 +726,7 @@ function randomBody(rand: (n: number) => number, padScale = 1) {
         const head = pad(id);
         loopStarts[id] = pads.length - 1;
         const body = stmts([...labels, true], id, depth + 1);
-        // the back edge: spend local 1
-        const back = [
-          GET,
-          1,
-          ...i32(1),
-          I32_SUB,
-          TEE,
-          1,
-          ...i32(0),
-          I32_GT_S,
-          ...cond(1),
-          I32_AND,
-          BR_IF,
-          0,
-        ];
+        const back = spendAndBranch(0); // the back edge
         // Sometimes the loop is left only by a branch to an enclosing block (its end is dead):
         // the path goes on from where the loop was entered.
         const exit = blocks.length > 0 && rand(2) ? [BR, blocks[rand(blocks.length)] + 1] : [];
@@ -743,20 +744,7 @@ function randomBody(rand: (n: number) => number, padScale = 1) {
       else if (k === 8 && labels.length > 0) { // br_if: to a loop, spending local 1
         const d = rand(labels.length);
         if (labels[labels.length - 1 - d]) {
-          out.push(
-            GET,
-            1,
-            ...i32(1),
-            I32_SUB,
-            TEE,
-            1,
-            ...i32(0),
-            I32_GT_S,
-            ...cond(1),
-            I32_AND,
-            BR_IF,
-            d,
-          );
+          out.push(...spendAndBranch(d));
         } else out.push(...cond(1), BR_IF, d);
       } else if (k === 9 && rand(3) === 0) { // br or return: the rest of the list is dead
         const d = blocks.length > 0 && rand(4) ? blocks[rand(blocks.length)] : labels.length;

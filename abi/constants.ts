@@ -50,6 +50,22 @@ export const LHCALL_CRASH = 2;
  * launcher passes it on as its exit code (README "Exit codes").
  */
 export const LGUEST_CRASH_EXIT = 0x45584954;
+/**
+ * Extension: CRASH with EBX = this magic ("HINT") and ECX = a hint number
+ * ({@link LG_HINT}) is no death: the launcher shows that hint's line to the
+ * user (stderr, once per guest and hint), the message only as its argument
+ * (escaped, cut), and the guest goes on (docs/guest-abi.md §11).
+ */
+export const LGUEST_CRASH_HINT = 0x48494e54;
+/** The hints of {@link LGUEST_CRASH_HINT}; other numbers are ignored. */
+export const LG_HINT = {
+  /** A file needed a disk and the run has none; the message is its path. */
+  NO_DISK: 1,
+  /** Disk 0 holds no lgfs file system. */
+  NO_LGFS: 2,
+  /** Disk 0 has 0 bytes. */
+  EMPTY_DISK: 3,
+} as const;
 export const LHCALL_LOAD_GDT = 3;
 export const LHCALL_NEW_PGTABLE = 4;
 export const LHCALL_FLUSH_TLB = 5;

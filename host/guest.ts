@@ -255,6 +255,22 @@ export class Guest {
     };
   }
 
+  /**
+   * Where the guest's hints go (CRASH + LGUEST_CRASH_HINT, an extension):
+   * the hint number and the message, raw guest text the receiver must show
+   * only as data. Null: hints are dropped.
+   */
+  onHint: ((hint: number, message: string) => void) | null = null;
+  /** Hints 0..31 given already: each reaches {@link onHint} once. */
+  #hinted = 0;
+
+  /** A hint from the guest: passed on once per number 0..31; other numbers are dropped. */
+  hint(hint: number, message: string): void {
+    if (hint >= 32 || this.#dead !== null || (this.#hinted & (1 << hint)) !== 0) return;
+    this.#hinted |= 1 << hint;
+    this.onHint?.(hint, message);
+  }
+
   /** kill_guest(): keep the first reason only; the guest never runs again. */
   kill(reason: string): void {
     if (this.#dead === null) this.#dead = reason;

@@ -18,6 +18,7 @@ import {
   HCALL_NAMES,
   IDT_ENTRIES,
   LGUEST_CRASH_EXIT,
+  LGUEST_CRASH_HINT,
   LGUEST_RESERVE_MEM,
   LGUEST_TRAP_ENTRY,
   LHCALL_BIND_DMA,
@@ -163,6 +164,9 @@ function doHcallSlow(
     case LHCALL_CRASH:
       if (!g.mem.ok(edx, CRASH_MSG)) {
         g.kill(`CRASH: bad read address ${hex(edx)} len ${CRASH_MSG}`);
+      } else if (ebx === LGUEST_CRASH_HINT) {
+        // Extension: a hint for the user, no death (the launcher words and bounds it).
+        g.hint(ecx, g.mem.cstring(edx, CRASH_MSG - 1));
       } else {
         // Extension: EBX = LGUEST_CRASH_EXIT marks a deliberate exit with status ECX.
         if (ebx === LGUEST_CRASH_EXIT && g.dead === null) g.exitStatus = ecx & 0xff;

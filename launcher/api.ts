@@ -98,6 +98,12 @@ export interface GuestOptions {
   maxOutput?: number;
   /** Called with each piece of console output as it comes. */
   onOutput?: (text: string) => void;
+  /**
+   * Called with each hint the guest asks the launcher to give its user (the
+   * line the CLI prints on stderr after `lguest: NAME: `, e.g. a POSIX
+   * program's `/data.db: no disk: run with --block ...`); never in `output`.
+   */
+  onHint?: (line: string) => void;
   /** Called with the lines the CLI's `--verbose` prints. */
   verbose?: (line: string) => void;
 }
@@ -138,6 +144,8 @@ export interface LabOptions {
   maxOutput?: number;
   /** Called with each piece of any guest's console output. */
   onOutput?: (name: string, text: string) => void;
+  /** Called with each hint a guest gives its user (see {@link GuestOptions.onHint}). */
+  onHint?: (name: string, line: string) => void;
   /** Called with the lines the CLI's `--verbose` prints. */
   verbose?: (line: string) => void;
 }
@@ -597,10 +605,12 @@ function runOptions(
   consoles: Map<GuestPlan, CapturedConsole>,
   pcap: string | undefined,
   verbose: ((line: string) => void) | undefined,
+  hint?: (name: string, line: string) => void,
 ): RunOptions {
   return {
     timeoutMs: 0,
     verbose,
+    hint,
     pcap,
     parseSize,
     defaultMemory: parseSize("32M"),
@@ -676,7 +686,12 @@ export async function startGuest(options: GuestOptions): Promise<GuestHandle> {
   const console_ = new CapturedConsole(options.maxOutput ?? DEFAULT_MAX_OUTPUT, options.onOutput);
   const hostRun = await HostRun.prepare(
     [plan],
-    runOptions(new Map([[plan, console_]]), options.pcap, options.verbose),
+    runOptions(
+      new Map([[plan, console_]]),
+      options.pcap,
+      options.verbose,
+      options.onHint && ((_, line) => options.onHint!(line)),
+    ),
   );
   const { handles } = await launch(hostRun, [console_], options.timeoutMs, -1, false);
   const input = options.input;
@@ -763,7 +778,7 @@ export async function startLab(config: LabConfig, options: LabOptions = {}): Pro
   }
   const hostRun = await HostRun.prepare(
     plan.guests,
-    runOptions(consoles, plan.pcap, options.verbose),
+    runOptions(consoles, plan.pcap, options.verbose, options.onHint),
   );
   const { handles, all, stopAll } = await launch(
     hostRun,

@@ -298,6 +298,7 @@ async function runCommand(argv: string[]): Promise<number> {
   const opts = {
     timeoutMs,
     verbose,
+    hint: (name: string, line: string) => console.error(`lguest: ${name}: ${line}`),
     pcap: values.pcap as string | undefined,
     engine,
     json: values.json as string | undefined,

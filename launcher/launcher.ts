@@ -12,6 +12,7 @@ import { printable } from "../sys/text.ts";
 import {
   EAGAIN,
   ENOENT,
+  LG_HINT,
   LGUEST_DEVICE_S_ACKNOWLEDGE,
   LGUEST_DEVICE_S_DRIVER,
   LGUEST_DEVICE_S_DRIVER_OK,
@@ -67,6 +68,28 @@ export interface GuestSpec {
   inlineOutput?: boolean;
   /** Diagnostic sink for --verbose lines; undefined = quiet. */
   verbose?: (line: string) => void;
+  /** Where the guest's hints go, one line each ({@link hintLine}); undefined = dropped. */
+  hint?: (line: string) => void;
+}
+
+/**
+ * The line for hint `hint` of a guest (CRASH + LGUEST_CRASH_HINT,
+ * docs/guest-abi.md §11): the launcher's own words; the guest's message is
+ * at most a path in them, escaped and cut. Null for a number it does not know.
+ */
+export function hintLine(hint: number, message: string): string | null {
+  switch (hint) {
+    case LG_HINT.NO_DISK:
+      return `${printable(message, 100)}: no disk: run with --block disk.img ` +
+        "(make one with 'lguest disk mkfs disk.img 64M')";
+    case LG_HINT.NO_LGFS:
+      return "disk 0 holds no lgfs file system (make one with 'lguest disk mkfs'); " +
+        "/ is empty and read-only";
+    case LG_HINT.EMPTY_DISK:
+      return "disk 0 is empty (0 bytes; make a file system on it with " +
+        "'lguest disk mkfs IMAGE 64M'); / is empty and read-only";
+  }
+  return null;
 }
 
 const STATUS_BITS: [number, string][] = [
@@ -126,6 +149,13 @@ export class GuestRun {
       );
     }
     const run = new GuestRun(spec, layout, file, memory);
+    const say = spec.hint;
+    if (say) {
+      file.guest!.onHint = (hint, message) => {
+        const line = hintLine(hint, message);
+        if (line !== null) say(line);
+      };
+    }
     // Serve device output inside the hypercall (LguestFile.setOutputHandler);
     // `inlineOutput: false` keeps every DMA on the read() round trip.
     if (spec.inlineOutput !== false) file.setOutputHandler((dma, key) => run.#output(dma, key));

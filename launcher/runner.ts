@@ -52,6 +52,8 @@ import { STALE_MS, Supervisor } from "./supervisor.ts";
 export interface RunOptions {
   timeoutMs: number;
   verbose?: (line: string) => void;
+  /** A guest's hint for the user, one line (the CLI: stderr); undefined = dropped. */
+  hint?: (name: string, line: string) => void;
   /** `--pcap FILE`: every frame of every net device. */
   pcap?: string;
   /** `--json FILE`: how each guest ended and its counters ({@link RunReport}). */
@@ -243,6 +245,7 @@ export class HostRun {
 
   /** Lay out and initialise every guest in the host. */
   async start(): Promise<void> {
+    const hint = this.#opts.hint;
     try {
       for (const p of this.prepared) {
         this.runs.push(
@@ -253,6 +256,7 @@ export class HostRun {
             devices: p.devices,
             makeCpu: (top, mem) => p.image.makeCpu(top, mem),
             verbose: this.#opts.verbose,
+            hint: hint && ((line) => hint(p.name, line)),
           }),
         );
       }

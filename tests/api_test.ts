@@ -73,6 +73,26 @@ Deno.test("api: runGuest gives code, status, reason and the console output", asy
   assert.match(fromBytes.output, /I have 8 MiB/);
 });
 
+Deno.test("api: a guest's hint goes to onHint, never into its output", async () => {
+  const hints: string[] = [];
+  const r = await runGuest({
+    image: "lua",
+    args: ["-e", "print((select(2, io.open('/t.txt', 'w'))))"],
+    onHint: (line) => hints.push(line),
+  });
+  assert.equal(r.code, EXIT.OK);
+  assert.equal(r.output, "/t.txt: Read-only file system\n");
+  assert.deepEqual(hints, [
+    "/t.txt: no disk: run with --block disk.img (make one with 'lguest disk mkfs disk.img 64M')",
+  ]);
+  const lab: [string, string][] = [];
+  await using l = await startLab({
+    guests: [{ name: "l", image: "lua", args: ["-e", "io.open('/u', 'w')"], console: "stdio" }],
+  }, { onHint: (name, line) => lab.push([name, line]) });
+  assert.equal((await l.guest("l").done).code, EXIT.OK);
+  assert.deepEqual(lab.map(([n, line]) => [n, line.split(":")[0]]), [["l", "/u"]]);
+});
+
 Deno.test("api: bad input throws the CLI's one-line error, typed", async () => {
   const cases: [Parameters<typeof runGuest>[0], string[], typeof UsageError][] = [
     [{ image: "no-such-guest" }, ["run", "no-such-guest"], UsageError],

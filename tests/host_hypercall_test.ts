@@ -7,6 +7,8 @@
 
 import assert from "node:assert/strict";
 import {
+  LG_HINT,
+  LGUEST_CRASH_HINT,
   LGUEST_RESERVE_MEM,
   LHCALL_BIND_DMA,
   LHCALL_CRASH,
@@ -29,6 +31,7 @@ import {
 } from "../abi/constants.ts";
 import { LD_GUESTID, LD_RESERVE_MEM, LD_TIME_SEC, LD_TSC_KHZ } from "../abi/structs.ts";
 import { Host } from "../host/host.ts";
+import { hintLine } from "../launcher/launcher.ts";
 import { ARR, BUF, closeAll, LD, makeHost, openGuest, testGuest } from "./helpers/guests.ts";
 import { idtGate, putRing, ringStatus, ScriptCpu, writeLguestData } from "./helpers/script_cpu.ts";
 
@@ -165,6 +168,39 @@ Deno.test("§3.2 CRASH with a message past top kills naming CRASH and the addres
   t.call(LHCALL_CRASH, t.mem.top - 100);
   assert.match(t.dead!, /CRASH: bad read address 0x3ff9c/);
   closeAll([t]);
+});
+
+Deno.test("extension: CRASH + LGUEST_CRASH_HINT is no death: each hint once, unknown ones dropped", () => {
+  const { guests: [a, b] } = makeHost(2);
+  const got: [number, string][] = [];
+  a.guest.onHint = (hint, message) => got.push([hint, message]);
+  a.mem.bytes.set(new TextEncoder().encode("/data.db\0ignored"), BUF);
+  assert.equal(a.eax(LHCALL_CRASH, BUF, LGUEST_CRASH_HINT, LG_HINT.NO_DISK), LHCALL_CRASH);
+  a.eax(LHCALL_CRASH, BUF, LGUEST_CRASH_HINT, LG_HINT.NO_DISK); // once per run
+  for (const n of [0, 31, 32, 0x80000000, 0xffffffff]) {
+    a.eax(LHCALL_CRASH, BUF, LGUEST_CRASH_HINT, n);
+  }
+  a.mem.bytes.set(new TextEncoder().encode("y".repeat(300)), BUF);
+  a.eax(LHCALL_CRASH, BUF, LGUEST_CRASH_HINT, LG_HINT.NO_LGFS); // 127 bytes at most
+  assert.deepEqual(got, [[1, "/data.db"], [0, "/data.db"], [31, "/data.db"], [2, "y".repeat(127)]]);
+  assert.equal(a.dead, null);
+  // The message must be readable, as any CRASH's; without a receiver hints are dropped.
+  b.call(LHCALL_CRASH, b.mem.top - 100, LGUEST_CRASH_HINT, LG_HINT.NO_DISK);
+  assert.match(b.dead!, /CRASH: bad read address 0x3ff9c/);
+  closeAll([a, b]);
+  // The launcher's words: the message only as an escaped, cut argument; unknown numbers say nothing.
+  assert.equal(
+    hintLine(LG_HINT.NO_DISK, "/a\n\x1b[31mb"),
+    "/a\\n\\e[31mb: no disk: run with --block disk.img (make one with 'lguest disk mkfs disk.img 64M')",
+  );
+  assert.equal(
+    hintLine(LG_HINT.NO_DISK, "z".repeat(127)),
+    `${"z".repeat(100)}…: no disk: ` +
+      "run with --block disk.img (make one with 'lguest disk mkfs disk.img 64M')",
+  );
+  assert.match(hintLine(LG_HINT.EMPTY_DISK, "anything")!, /^disk 0 is empty \(0 bytes; /);
+  assert.equal(hintLine(0, "x"), null);
+  assert.equal(hintLine(31, "x"), null);
 });
 
 Deno.test("§3.2 LOAD_GDT: 32 entries load, more than 32 kills", () => {

@@ -35,6 +35,14 @@ typedef uint64_t u64;
 /* Extension: CRASH with ebx = LGUEST_CRASH_EXIT ("EXIT") and ecx = status
  * is an exit with that status (low 8 bits); see docs/guest-abi.md §11. */
 #define LGUEST_CRASH_EXIT     0x45584954u
+/* Extension: CRASH with ebx = LGUEST_CRASH_HINT ("HINT") and ecx = a hint
+ * number is no death: the launcher prints that hint's line on its stderr
+ * (once per run; the message, a path, escaped and cut), and the guest goes
+ * on; see docs/guest-abi.md §11. */
+#define LGUEST_CRASH_HINT     0x48494E54u
+#define LG_HINT_NO_DISK       1   /* message: the path that needed a disk */
+#define LG_HINT_NO_LGFS       2   /* disk 0 holds no lgfs */
+#define LG_HINT_EMPTY_DISK    3   /* disk 0 has 0 bytes */
 #define LHCALL_LOAD_GDT       3
 #define LHCALL_NEW_PGTABLE    4
 #define LHCALL_FLUSH_TLB      5

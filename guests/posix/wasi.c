@@ -256,21 +256,29 @@ static int mount_err = 1;        /* 1: not tried yet; 0 mounted; < 0 why not */
 static char path_buf[FS_PATH_MAX + 1];
 static char path_buf2[FS_PATH_MAX + 1];
 
+/* A hint for the user, through the launcher (CRASH + LGUEST_CRASH_HINT,
+ * docs/guest-abi.md §11): a line on lguest's stderr, never in the program's
+ * output; the launcher writes the text and shows arg only as data. */
+static void lg_hint(u32 hint, const char *arg)
+{
+	static char msg[128];
+	size_t n = strlen(arg);
+
+	if (n > sizeof(msg) - 1)
+		n = sizeof(msg) - 1;
+	memcpy(msg, arg, n);
+	msg[n] = 0;
+	hcall(LHCALL_CRASH, lg_pa(msg), LGUEST_CRASH_HINT, hint);
+}
+
 static int fs_ready(void)
 {
-	static const char hint[] =
-		"lguest: disk 0 holds no lgfs file system (make one with 'lguest disk mkfs'); "
-		"/ is empty and read-only\n";
-	static const char empty[] =
-		"lguest: disk 0 is empty (0 bytes; make a file system on it with "
-		"'lguest disk mkfs IMAGE 64M'); / is empty and read-only\n";
-
 	if (mount_err == 1) {
 		mount_err = fs_mount(0);
 		if (mount_err == -LG_EINVAL)
-			console_write(hint, sizeof(hint) - 1);
+			lg_hint(LG_HINT_NO_LGFS, "");
 		if (mount_err == -LG_ENODEV && blk_count() > 0) {
-			console_write(empty, sizeof(empty) - 1);
+			lg_hint(LG_HINT_EMPTY_DISK, "");
 			mount_err = -LG_EINVAL;  /* a disk, not none: no "no disk" line */
 		}
 	}
@@ -278,28 +286,21 @@ static int fs_ready(void)
 }
 
 /*
- * Without a disk (no --block) the program is told once what to do, on its
- * stderr: at the first call that would have changed a file (it cannot
- * succeed without a disk), or when the program exits with a non-zero status
- * after a file that one of its arguments names was not found (lua
- * /script.lua, sqlite3 /data.db). Other look-ups that find nothing are the
- * program's business (sqlite3 probing /.sqliterc and ":memory:").
- * docs/guest-abi.md §19.
+ * Without a disk (no --block) the user is told once what to do, in a line
+ * on lguest's stderr (not the program's): at the first call that would have
+ * changed a file (it cannot succeed without a disk), or when the program
+ * exits with a non-zero status after a file that one of its arguments names
+ * was not found (lua /script.lua, sqlite3 /data.db). Other look-ups that
+ * find nothing are the program's business (sqlite3 probing /.sqliterc and
+ * ":memory:"). docs/guest-abi.md §19.
  */
 static char nodisk_path[96];     /* the path the line names */
 static bool nodisk_told;
 
 static void nodisk_hint(void)
 {
-	static const char a[] = "lguest: ";
-	static const char b[] =
-		": no disk: run with --block disk.img (make one with "
-		"'lguest disk mkfs disk.img 64M')\n";
-
 	nodisk_told = true;
-	console_write(a, sizeof(a) - 1);
-	console_write(nodisk_path, strlen(nodisk_path));
-	console_write(b, sizeof(b) - 1);
+	lg_hint(LG_HINT_NO_DISK, nodisk_path);
 }
 
 /* p without leading "/" and "./" (the working directory is "/"). */

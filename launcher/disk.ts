@@ -29,11 +29,13 @@ import {
   CorruptError,
   FsError,
   isDir,
+  isPutTemp,
   Lgfs,
   LgfsError,
   MAX_FILE,
   MAX_SIZE,
   MIN_SIZE,
+  putTempName,
   quoted,
   shownName,
   validName,
@@ -68,7 +70,8 @@ const USAGE = `Usage:
 
 HOSTPATH '-' is standard input (put) or output (get) for one file; a HOSTPATH
 that is a link is followed. Holes (and blocks of zeros) take no room on the
-disk. A put that fails removes again what it made. PATH is named from the top
+disk. A put that fails removes again what it made; a new folder appears whole
+or not at all, even if put is killed. PATH is named from the top
 (no '..', at most 4096 bytes); a file is never PATH/.
 Nothing is replaced unless you say so: mkfs refuses an IMAGE that holds data,
 put a file that exists on the disk, get a host file that exists; -f (--force)
@@ -263,13 +266,27 @@ function withImage<T>(
   const dev = openImage(path, exclusive);
   try {
     const fs = Lgfs.open(dev, { writable: exclusive });
-    if (exclusive) {
-      fs.check();
-      fs.freeOrphans();
-    }
+    if (exclusive) tidy(fs);
     return fn(fs, dev);
   } finally {
     dev.close();
+  }
+}
+
+/**
+ * Before a change: check the whole file system (a disk a guest left corrupt
+ * is refused, not made worse), then free what a crash or a killed put left:
+ * unnamed inodes, and folders under a put's temporary name.
+ */
+export function tidy(fs: Lgfs): void {
+  const { leftovers } = fs.check();
+  fs.freeOrphans();
+  for (const p of leftovers) {
+    try {
+      fs.rmdir(p, true);
+    } catch (e) {
+      if (!(e instanceof FsError && e.code === "ENOENT")) throw e; // inside one removed already
+    }
   }
 }
 
@@ -408,7 +425,11 @@ function check(argv: string[]): number {
         args[0]
       }: consistent: ${r.files} files, ${r.dirs} directories, ${r.usedBlocks} blocks used, ${r.freeBlocks} free` +
         (r.orphans ? `, ${r.orphans} unlinked files to free at the next mount` : "") +
-        (r.leaked ? `, ${r.leaked} leaked blocks` : ""),
+        (r.leaked ? `, ${r.leaked} leaked blocks` : "") +
+        (r.leftovers.length
+          ? `, ${r.leftovers.length} folders a killed put left (the next put or rm removes them), ` +
+            `e.g. ${shownName(r.leftovers[0])}`
+          : ""),
     );
     return EXIT.OK;
   });
@@ -562,6 +583,7 @@ function diskPath(cmd: string, path: string): string {
   if (path.split("/").includes("..")) {
     throw new DiskUsage(`${shownName(path)}: '..' not allowed (name the path from the top, /)`);
   }
+  if (cmd === "put" && path.split("/").some(isPutTemp)) throw new DiskUsage(tempRefused(path));
   return path;
 }
 
@@ -579,102 +601,181 @@ function put(argv: string[]): number {
     throw new DiskUsage(`${shownName(host)}: is a directory (use put -r)`);
   }
   if (!st.isDirectory && !st.isFile) throw new DiskUsage(`${shownName(host)}: not a regular file`);
+  const self = Deno.statSync(image);
   return withImage(image, true, (fs) => {
-    // Twice: first only looking (so a tree lgfs cannot hold is refused
-    // before anything is written), then copying; what the copy made is
-    // removed again if it fails.
-    const self = Deno.statSync(image);
-    const made: string[] = [];
-    let replaced = 0;
-    const copy = (h: string, p: string, depth: number, dry: boolean) => {
-      const s = hostStat(h, depth === 0);
-      if (new TextEncoder().encode(p).length > MAX_PATH) {
-        throw new DiskUsage(`${shownName(p)}: path longer than ${MAX_PATH} bytes (the lgfs limit)`);
-      }
-      if (s.isFile) {
-        if (s.size > MAX_FILE) {
-          throw new DiskUsage(
-            `${shownName(h)}: ${s.size} bytes, more than an lgfs file holds (${MAX_FILE})`,
-          );
-        }
-        if (s.dev === self.dev && s.ino === self.ino) {
-          // `put -r IMG . /x` in the image's folder: it would copy itself until full
-          throw new DiskUsage(
-            `${shownName(h)}: is the disk image itself (it cannot go onto itself)`,
-          );
-        }
-        let ino: number | null = null;
-        try {
-          ino = fs.resolve(p).ino;
-        } catch (e) {
-          if (!(e instanceof FsError)) throw e; // a missing or file parent: said below
-        }
-        if (dry) {
-          // Nothing on the disk is replaced unless -f says so; a folder
-          // never is (checked before anything is written).
-          if (ino !== null && isDir(fs.inode(ino))) {
-            throw new DiskUsage(`${shownName(p)}: is a folder on ${shownName(image)}`);
-          }
-          if (ino !== null && !has("f")) {
-            throw new DiskUsage(
-              `${shownName(p)}: exists on ${shownName(image)} (put -f replaces it)`,
-            );
-          }
-          return;
-        }
-        const mtime = s.mtime ? s.mtime.getTime() * 1e6 : undefined;
-        fs.writeFile(p, hostChunks(h), mtime);
-        if (ino === null) made.push(p);
-        else replaced++;
-      } else if (s.isDirectory) {
-        if (depth > MAX_DEPTH) {
-          throw new DiskUsage(`${shownName(h)}: nested more than ${MAX_DEPTH} deep`);
-        }
-        if (!dry) fs.mkdirs(p, made);
-        const names = [...Deno.readDirSync(h)].map((e) => e.name).sort();
-        for (const name of names) {
-          if (!validName(name)) {
-            throw new DiskUsage(
-              `${shownName(`${shownName(h)}/${name}`)}: name not allowed on lgfs`,
-            );
-          }
-          copy(`${h}/${name}`, `${p.replace(/\/+$/, "")}/${name}`, depth + 1, dry);
-        }
-      } else {
-        throw new DiskUsage(
-          `${shownName(h)}: not a regular file or folder (links in a folder are not copied)`,
-        );
-      }
-    };
-    let existing: number | null = null;
-    try {
-      existing = fs.resolve(path).ino;
-    } catch (e) {
-      if (!(e instanceof FsError)) throw e; // a missing parent is made below
-    }
-    // Into a folder as cp does: an existing one, or one named with a
-    // trailing '/' (made if missing), never a file called like the folder.
-    const intoDir = !st.isDirectory &&
-      ((existing !== null && isDir(fs.inode(existing))) || /.\/$/.test(path));
-    const target = intoDir ? `${path.replace(/\/+$/, "")}/${host.split("/").pop()}` : path;
-    copy(host, target, 0, true);
-    try {
-      if (intoDir) fs.mkdirs(path, made);
-      copy(host, target, 0, false);
-    } catch (e) {
-      if (!(e instanceof LgfsError || e instanceof DiskUsage || e instanceof SysError)) throw e;
-      const left = fs.undo(made);
-      const what = left.length
-        ? `; could not remove ${left.length} of what it made, e.g. ${shownName(left[0])}`
-        : made.length
-        ? "; what it made is removed again"
-        : "";
-      const kept = replaced ? ` (${replaced} files it replaced keep their new contents)` : "";
-      throw new DiskUsage(`${e.message}${what}${kept}`);
-    }
-    fs.commit();
+    putOnto(fs, host, path, { force: has("f"), image, self });
     return EXIT.OK;
   });
+}
+
+/** What {@link putOnto} needs besides the file system and the paths. */
+export interface PutOptions {
+  /** Replace files that exist (`-f`). */
+  force: boolean;
+  /** The image's name, for messages. */
+  image: string;
+  /** The image's host file, which is never copied onto itself. */
+  self?: { dev: number | null; ino: number | null };
+}
+
+/**
+ * `put` onto an open file system: the host file or folder `host` to `path`
+ * (into it when it is a folder or ends in '/', as cp). Throws DiskUsage
+ * (one line) for what it refuses or could not do, after removing what it
+ * made; any other exception (a crash) leaves the disk as the journal has it.
+ */
+export function putOnto(fs: Lgfs, host: string, path: string, o: PutOptions): void {
+  const st = hostStat(host, true);
+  const image = o.image;
+  // Twice: first only looking (so a tree lgfs cannot hold is refused
+  // before anything is written), then copying; what the copy made is
+  // removed again if it fails. A new folder (and the folders made for a
+  // new path) is built under a temporary name beside its place and
+  // renamed into place in one transaction: a kill leaves it whole or
+  // absent (and maybe the temporary folder, which the next put or rm
+  // removes); a file is always whole or absent (Lgfs.writeFile).
+  const made: string[] = [];
+  let replaced = 0;
+  let built = false; // a temporary folder was removed again after a failure (say so)
+  /**
+   * The first folder of p's path that does not exist: its parent's inode
+   * and path, its name, and the names after it; null when nothing is
+   * missing, or only p itself and p is a file.
+   */
+  type Missing = { dir: number; parent: string; name: string; rest: string[] };
+  const firstMissing = (p: string, file: boolean): Missing | null => {
+    const parts = p.split("/").filter((x) => x !== "" && x !== ".");
+    let dir = fs.resolve("/").ino!;
+    let parent = "";
+    for (let i = 0; i < parts.length; i++) {
+      const e = fs.lookupIn(dir, parts[i]);
+      if (e === null) {
+        if (file && i === parts.length - 1) return null;
+        return { dir, parent, name: parts[i], rest: parts.slice(i + 1) };
+      }
+      if (!isDir(fs.inode(e.ino))) return null; // a file on the way: writeFile says so
+      dir = e.ino;
+      parent += `/${parts[i]}`;
+    }
+    return null;
+  };
+  /** Run build with p's path under a temporary name, then rename it into place. */
+  const atomically = (m: Missing, build: (q: string) => void) => {
+    const tmp = putTempName();
+    const at = `${m.parent}/${tmp}`;
+    const top = `${m.parent}/${m.name}`;
+    const inner: string[] = [];
+    try {
+      fs.mkdirs(at, inner);
+      build([at, ...m.rest].join("/"));
+    } catch (e) {
+      if (!(e instanceof LgfsError || e instanceof DiskUsage || e instanceof SysError)) throw e;
+      fs.undo(inner); // the temporary folder and all in it
+      built = !/removed again\)$/.test(e.message); // not said twice
+      if (e instanceof Error) e.message = e.message.replaceAll(at, top);
+      throw e;
+    }
+    fs.rename(m.dir, tmp, m.name);
+    made.push(top);
+  };
+  const copy = (h: string, p: string, depth: number, dry: boolean, whole: boolean) => {
+    const s = hostStat(h, depth === 0);
+    if (dry && new TextEncoder().encode(p).length > MAX_PATH) {
+      throw new DiskUsage(`${shownName(p)}: path longer than ${MAX_PATH} bytes (the lgfs limit)`);
+    }
+    if (!dry && !whole && (s.isFile || s.isDirectory)) {
+      const m = firstMissing(p, s.isFile);
+      if (m !== null) return atomically(m, (q) => copy(h, q, depth, false, true));
+    }
+    if (s.isFile) {
+      if (s.size > MAX_FILE) {
+        throw new DiskUsage(
+          `${shownName(h)}: ${s.size} bytes, more than an lgfs file holds (${MAX_FILE})`,
+        );
+      }
+      if (o.self && s.dev === o.self.dev && s.ino === o.self.ino) {
+        // `put -r IMG . /x` in the image's folder: it would copy itself until full
+        throw new DiskUsage(
+          `${shownName(h)}: is the disk image itself (it cannot go onto itself)`,
+        );
+      }
+      let ino: number | null = null;
+      try {
+        ino = fs.resolve(p).ino;
+      } catch (e) {
+        if (!(e instanceof FsError)) throw e; // a missing or file parent: said below
+      }
+      if (dry) {
+        // Nothing on the disk is replaced unless -f says so; a folder
+        // never is (checked before anything is written).
+        if (ino !== null && isDir(fs.inode(ino))) {
+          throw new DiskUsage(`${shownName(p)}: is a folder on ${shownName(image)}`);
+        }
+        if (ino !== null && !o.force) {
+          throw new DiskUsage(
+            `${shownName(p)}: exists on ${shownName(image)} (put -f replaces it)`,
+          );
+        }
+        return;
+      }
+      const mtime = s.mtime ? s.mtime.getTime() * 1e6 : undefined;
+      fs.writeFile(p, hostChunks(h), mtime);
+      if (whole) return;
+      if (ino === null) made.push(p);
+      else replaced++;
+    } else if (s.isDirectory) {
+      if (depth > MAX_DEPTH) {
+        throw new DiskUsage(`${shownName(h)}: nested more than ${MAX_DEPTH} deep`);
+      }
+      if (!dry) fs.mkdirs(p, whole ? undefined : made);
+      const names = [...Deno.readDirSync(h)].map((e) => e.name).sort();
+      for (const name of names) {
+        if (!validName(name)) {
+          throw new DiskUsage(
+            `${shownName(`${shownName(h)}/${name}`)}: name not allowed on lgfs`,
+          );
+        }
+        if (isPutTemp(name)) throw new DiskUsage(tempRefused(`${h}/${name}`));
+        copy(`${h}/${name}`, `${p.replace(/\/+$/, "")}/${name}`, depth + 1, dry, whole);
+      }
+    } else {
+      throw new DiskUsage(
+        `${shownName(h)}: not a regular file or folder (links in a folder are not copied)`,
+      );
+    }
+  };
+  let existing: number | null = null;
+  try {
+    existing = fs.resolve(path).ino;
+  } catch (e) {
+    if (!(e instanceof FsError)) throw e; // a missing parent is made below
+  }
+  // Into a folder as cp does: an existing one, or one named with a
+  // trailing '/' (made if missing), never a file called like the folder.
+  const intoDir = !st.isDirectory &&
+    ((existing !== null && isDir(fs.inode(existing))) || /.\/$/.test(path));
+  const target = intoDir ? `${path.replace(/\/+$/, "")}/${host.split("/").pop()}` : path;
+  copy(host, target, 0, true, false);
+  try {
+    copy(host, target, 0, false, false);
+  } catch (e) {
+    if (!(e instanceof LgfsError || e instanceof DiskUsage || e instanceof SysError)) throw e;
+    const left = fs.undo(made);
+    const what = left.length
+      ? `; could not remove ${left.length} of what it made, e.g. ${shownName(left[0])}`
+      : made.length || built
+      ? "; what it made is removed again"
+      : "";
+    const kept = replaced ? ` (${replaced} files it replaced keep their new contents)` : "";
+    throw new DiskUsage(`${e.message}${what}${kept}`);
+  }
+  fs.commit();
+}
+
+/** The one line refusing a name of the form `put` builds under. */
+function tempRefused(path: string): string {
+  return `${shownName(path)}: names like .lguest-put-0123456789abcdef are lguest disk put's ` +
+    "temporary folders (a put that is killed leaves one; the next put or rm removes it)";
 }
 
 function rm(argv: string[]): number {

@@ -359,6 +359,24 @@ export interface CheckReport {
   usedBlocks: number;
   freeBlocks: number;
   journalReplayed: boolean;
+  /** Folders a killed `put` left under a temporary name ({@link isPutTemp}), by path. */
+  leftovers: string[];
+}
+
+/**
+ * Whether a name is a temporary name of `lguest disk put`: a new folder is
+ * built under such a name beside its place and renamed into place in one
+ * transaction, so a put that is killed leaves only such a folder, which the
+ * next `put` or `rm` removes. `put` refuses to make names of this form.
+ */
+export function isPutTemp(name: string): boolean {
+  return /^\.lguest-put-[0-9a-f]{16}$/.test(name);
+}
+
+/** A fresh temporary name for {@link isPutTemp}. */
+export function putTempName(): string {
+  const r = crypto.getRandomValues(new Uint8Array(8));
+  return `.lguest-put-${[...r].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
 }
 
 /** An lgfs file system on a {@link BlockDev}. */
@@ -1200,7 +1218,9 @@ export class Lgfs {
       usedBlocks: 0,
       freeBlocks: 0,
       journalReplayed: this.journalReplayed,
+      leftovers: [],
     };
+    const paths = new Map<number, string>([[ROOT_INO, ""]]);
     const markInode = (ino: number, n: Inode) => {
       const what = `inode ${ino}`;
       n.direct.forEach((b) => b && mark(b, what));
@@ -1247,6 +1267,9 @@ export class Lgfs {
           if (n.parent !== dir) {
             throw new CorruptError(`directory ${quoted(e.name)} (inode ${e.ino}): wrong parent`);
           }
+          const at = `${paths.get(dir)}/${e.name}`;
+          if (isPutTemp(e.name) && e.utf8) report.leftovers.push(at);
+          paths.set(e.ino, at);
           stack.push(e.ino);
         } else {
           report.files++;
@@ -1286,6 +1309,29 @@ export class Lgfs {
       }
     }
     return report;
+  }
+
+  /**
+   * Rename entry `from` of directory dir to `to` (which must not exist), in
+   * one transaction of its own: what was built under `from` appears under
+   * `to` whole, or (a crash first) not at all.
+   */
+  rename(dir: number, from: string, to: string): void {
+    const e = this.lookupIn(dir, from);
+    if (e === null) throw new FsError("ENOENT", `${shownName(from)}: no such file or directory`);
+    if (!validName(to)) throw new FsError("EINVAL", `${shownName(to)}: bad name`);
+    if (this.lookupIn(dir, to) !== null) throw new FsError("EEXIST", `${shownName(to)}: exists`);
+    this.commit(); // what came before is its own transaction
+    const d = this.inode(dir);
+    const p = this.#metaW(this.bmap(d, Math.floor(e.slot / DPB)));
+    const off = (e.slot % DPB) * 128;
+    const nm = enc.encode(to);
+    p.fill(0, off + 5, off + 128);
+    p[off + 5] = nm.length;
+    p.set(nm, off + 8);
+    d.mtime = d.ctime = this.#now();
+    this.#iput(dir, d);
+    this.commit();
   }
 
   /** Remove a file (the host never leaves orphans: nothing holds it open). */

@@ -7,11 +7,19 @@
  */
 
 import assert from "node:assert/strict";
-import { describe, hasStackTrace, LGUEST_CMD, ROOT_PATH, runCli } from "./helpers/run_cli.ts";
+import {
+  describe,
+  hasStackTrace,
+  LGUEST_CMD,
+  ROOT_PATH,
+  runCli,
+  spawnCli,
+} from "./helpers/run_cli.ts";
 import { inTempDir } from "./helpers/resources.ts";
 import { skipWithoutToolchain } from "./helpers/toolchain.ts";
 import { EXIT } from "../launcher/cli.ts";
-import { BS, Lgfs, MemDev, quoted } from "../launcher/lgfs.ts";
+import { BS, CrashError, Lgfs, MemDev, quoted } from "../launcher/lgfs.ts";
+import { putOnto, tidy } from "../launcher/disk.ts";
 
 /** A raw control character (newline aside) in text. */
 function hasControl(text: string): boolean {
@@ -307,4 +315,173 @@ Deno.test("lgfs check: a hostile name in a corruption message is escaped (quoted
     return true;
   });
   assert.equal(quoted("plain"), "'plain'");
+});
+
+/** Every file under `at` on the disk (path below at -> contents), or null if at is not there. */
+function treeOf(fs: Lgfs, at: string): Map<string, string> | null {
+  const r = fs.resolve(at);
+  if (r.ino === null) return null;
+  const out = new Map<string, string>();
+  const walk = (ino: number, p: string) => {
+    for (const e of fs.entries(ino)) {
+      if ((fs.inode(e.ino).mode & 0o170000) === 0o040000) {
+        out.set(`${p}/${e.name}/`, "");
+        walk(e.ino, `${p}/${e.name}`);
+        continue;
+      }
+      const parts: Uint8Array[] = [];
+      for (const c of fs.readFile(e.ino)) {
+        parts.push(typeof c === "number" ? new Uint8Array(c) : c);
+      }
+      out.set(
+        `${p}/${e.name}`,
+        new TextDecoder().decode(new Uint8Array(parts.flatMap((x) => [...x]))),
+      );
+    }
+  };
+  walk(r.ino, "");
+  return out;
+}
+
+Deno.test("disk put -r: killed after any number of block writes, each new folder is whole or absent; the next put or rm removes the temporary folder", async () => {
+  await inTempDir(async (dir) => {
+    // A host tree: files of one byte to three blocks, folders three deep, an empty folder.
+    const src = `${dir}/src`;
+    await Deno.mkdir(`${src}/a/b/c`, { recursive: true });
+    await Deno.mkdir(`${src}/empty`);
+    const files: Record<string, string> = {
+      "/top.txt": "t",
+      "/a/one.txt": "one\n".repeat(300),
+      "/a/b/two.bin": "2".repeat(3 * BS - 7),
+      "/a/b/c/three.txt": "three",
+    };
+    for (const [p, text] of Object.entries(files)) await Deno.writeTextFile(`${src}${p}`, text);
+    const base = new MemDev(new Uint8Array(4 << 20));
+    const fs0 = Lgfs.mkfs(base);
+    fs0.writeFile("/keep", [new TextEncoder().encode("keep")]);
+    fs0.mkdirs("/x");
+    fs0.writeFile("/x/old", [new TextEncoder().encode("old")]);
+    const image = base.bytes.slice();
+    const usedBefore = fs0.check().usedBlocks;
+    const run = (target: string, dev: MemDev) =>
+      putOnto(Lgfs.open(dev, { writable: true }), src, target, { force: false, image: "m" });
+    // What a finished put makes: the reference.
+    const whole = new MemDev(image.slice());
+    run("/x/new/tree", whole);
+    const want = treeOf(Lgfs.open(whole, { writable: false }), "/x/new")!;
+    assert.equal(want.get("/tree/a/b/two.bin"), files["/a/b/two.bin"]);
+    const seen = { absent: 0, leftover: 0, whole: 0 };
+    for (let k = 0; k <= whole.writes; k++) {
+      const dev = new MemDev(image.slice());
+      dev.crashAfter = k;
+      try {
+        run("/x/new/tree", dev);
+      } catch (e) {
+        if (!(e instanceof CrashError)) throw e;
+      }
+      dev.crashAfter = null;
+      const what = `killed after ${k} of ${whole.writes} writes`;
+      const fs = Lgfs.open(dev, { writable: false });
+      const r = fs.check();
+      assert.equal(r.leaked, 0, what);
+      assert.ok(r.leftovers.every((p) => /^\/x\/\.lguest-put-[0-9a-f]{16}$/.test(p)), what);
+      assert.ok(r.leftovers.length <= 1, what);
+      const got = treeOf(fs, "/x/new");
+      if (got === null) seen.absent++;
+      else {
+        assert.deepEqual(got, want, `${what}: a partial /x/new`);
+        seen.whole++;
+      }
+      if (r.leftovers.length) seen.leftover++;
+      assert.deepEqual(treeOf(fs, "/x")!.get("/old"), "old", what);
+      // The next change tidies up: no temporary folder, no orphan, nothing else touched.
+      const w = Lgfs.open(dev, { writable: true });
+      tidy(w);
+      const after = w.check();
+      assert.deepEqual([after.leftovers, after.orphans, after.leaked], [[], 0, 0], what);
+      assert.deepEqual(treeOf(w, "/x/new"), got, what);
+      if (got === null) assert.equal(after.usedBlocks, usedBefore, what);
+    }
+    assert.ok(seen.absent && seen.leftover && seen.whole, JSON.stringify(seen));
+    // Into an existing folder (merged, as before): each new file and each new folder in it
+    // is whole or absent on its own.
+    const merged = new MemDev(image.slice());
+    run("/x", merged);
+    const wantX = treeOf(Lgfs.open(merged, { writable: false }), "/x")!;
+    for (let k = 0; k <= merged.writes; k++) {
+      const dev = new MemDev(image.slice());
+      dev.crashAfter = k;
+      try {
+        run("/x", dev);
+      } catch (e) {
+        if (!(e instanceof CrashError)) throw e;
+      }
+      dev.crashAfter = null;
+      const w = Lgfs.open(dev, { writable: true });
+      tidy(w);
+      const got = treeOf(w, "/x")!;
+      for (const top of ["/top.txt", "/a/", "/empty/"]) {
+        const mine = [...wantX.keys()].filter((p) => p.startsWith(top));
+        const have = mine.filter((p) => got.has(p));
+        assert.ok(have.length === 0 || have.length === mine.length, `${k}: ${top} partly there`);
+        for (const p of have) assert.equal(got.get(p), wantX.get(p), `${k}: ${p}`);
+      }
+    }
+  });
+});
+
+Deno.test("disk put -r SIGKILLed while it builds: check passes naming what it left, the next command removes it", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/k.img`;
+    await disk(["mkfs", img, "16M"]);
+    const src = `${dir}/src`;
+    for (let d = 0; d < 6; d++) {
+      await Deno.mkdir(`${src}/d${d}`, { recursive: true });
+      for (let f = 0; f < 40; f++) {
+        await Deno.writeTextFile(`${src}/d${d}/f${f}`, `${d}.${f}\n`.repeat(50 + f * 40));
+      }
+    }
+    const files = 6 + 6 * 40;
+    /** The root's temporary folder while the put builds it (the test reads the image unlocked). */
+    const building = async () => {
+      try {
+        const fs = await openImage(img);
+        return [...fs.entries(1)].some((e) => /^\.lguest-put-/.test(e.name));
+      } catch {
+        return false; // read mid-write: look again
+      }
+    };
+    const states: string[] = [];
+    for (let round = 0; round < 3; round++) {
+      const p = spawnCli(["disk", "put", "-r", img, src, "/tree"], { killAfterMs: 60_000 });
+      let ended = false;
+      const done = p.result().then((r) => (ended = true, r));
+      const t0 = Date.now();
+      while (!ended && !(await building()) && Date.now() - t0 < 20_000) {
+        await new Promise((r) => setTimeout(r, 2));
+      }
+      await new Promise((r) => setTimeout(r, round * 10));
+      p.kill("SIGKILL");
+      const r = await done;
+      const chk = await disk(["check", img]);
+      const left =
+        /, (\d+) folders a killed put left \(the next put or rm removes them\), e\.g\. \/\.lguest-put-[0-9a-f]{16}$/m
+          .exec(chk.stdout);
+      const tree = treeOf(await openImage(img), "/tree");
+      states.push(`${r.signal ?? r.code}:${left ? "leftover" : "-"}:${tree ? "whole" : "absent"}`);
+      if (tree) {
+        assert.equal(tree.size, files);
+        assert.equal(tree.get("/d5/f39"), `5.39\n`.repeat(50 + 39 * 40));
+        assert.equal(left, null, chk.stdout);
+        await disk(["rm", "-r", img, "/tree"]);
+      } else {
+        // Refused (nothing there), but it tidied first: a retry is not refused as 'exists'.
+        await disk(["rm", img, "/tree"], EXIT.USAGE);
+      }
+      assert.deepEqual((await openImage(img)).check().leftovers, [], `round ${round}`);
+    }
+    console.log(`  (signal or code:leftover:tree) ${states.join(" ")}`);
+    await disk(["put", "-r", img, src, "/tree"]);
+    assert.equal(treeOf(await openImage(img), "/tree")!.size, files);
+  });
 });

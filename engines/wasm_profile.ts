@@ -153,12 +153,15 @@ export function checkProfile(bytes: Uint8Array, name: string): ProfileInfo {
     return check(bytes);
   } catch (e) {
     if (e instanceof NotWasm) {
-      const elf = bytes[0] === 0x7f && bytes[1] === 0x45 && bytes[2] === 0x4c && bytes[3] === 0x46;
-      throw new ImageError(
-        `${printable(name, 100)}: not a WebAssembly guest image (${
-          elf ? "an ELF: x86-64 images run with --engine kvm" : "bad magic"
-        })`,
-      );
+      const starts = (text: string) => [...text].every((c, i) => bytes[i] === c.charCodeAt(0));
+      const why = starts("\x7fELF")
+        ? "an ELF: x86-64 images run with --engine kvm"
+        : starts("LGFS1\0")
+        ? "an lgfs disk image: give it with --block"
+        : /\.c$/i.test(name)
+        ? "a C source file? build an image of it with 'lguest cc -o prog.wasm FILE.c' first"
+        : "bad magic";
+      throw new ImageError(`${printable(name, 100)}: not a WebAssembly guest image (${why})`);
     }
     if (e instanceof Malformed) {
       throw new ImageError(

@@ -172,10 +172,12 @@ async function dispatch(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case undefined:
+      console.error(usage()); // a usage error: on stderr, as `lguest cc` and `lguest disk` alone
+      return EXIT.USAGE;
     case "-h":
     case "--help":
       console.log(usage());
-      return cmd === undefined ? EXIT.USAGE : EXIT.OK;
+      return EXIT.OK;
     case "help":
       // `lguest help COMMAND` = `lguest COMMAND --help`
       if (rest.length === 0) {

@@ -1007,11 +1007,13 @@ export function diskCommand(argv: string[]): number {
       case "check":
         return check(rest);
       case undefined:
+        console.error(USAGE); // a usage error: on stderr, as `lguest` and `lguest cc` alone
+        return EXIT.USAGE;
       case "-h":
       case "--help":
       case "help":
         console.log(USAGE);
-        return sub === undefined ? EXIT.USAGE : EXIT.OK;
+        return EXIT.OK;
       default:
         throw new DiskUsage(
           `unknown disk command '${sub}' (${

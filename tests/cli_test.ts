@@ -82,11 +82,26 @@ Deno.test("cli: --help prints the usage and exits 0", async () => {
   }
 });
 
-Deno.test("cli: no arguments prints the usage and exits 125", async () => {
-  const r = await runCli([]);
-  assert.equal(r.code, EXIT.USAGE, describe(r));
-  assert.match(r.stdout, /Usage:/, describe(r));
-  assert.ok(!hasStackTrace(r.stdout + r.stderr), describe(r));
+Deno.test("cli: no arguments (lguest, lguest disk, lguest cc) prints the usage on stderr and exits 125; --help on stdout, 0", async () => {
+  const [bare, disk, cc, help, diskHelp] = await Promise.all([
+    runCli([]),
+    runCli(["disk"]),
+    runCli(["cc"]),
+    runCli(["--help"]),
+    runCli(["disk", "help"]),
+  ]);
+  for (const r of [bare, disk, cc]) {
+    assert.equal(r.code, EXIT.USAGE, describe(r));
+    assert.equal(r.stdout, "", describe(r));
+    assert.match(r.stderr, /^Usage:$/m, describe(r));
+    assert.ok(!hasStackTrace(r.stdout + r.stderr), describe(r));
+  }
+  for (const r of [help, diskHelp]) {
+    assert.equal(r.code, EXIT.OK, describe(r));
+    assert.equal(r.stderr, "", describe(r));
+  }
+  assert.equal(help.stdout.trim(), bare.stderr.trim());
+  assert.equal(diskHelp.stdout.trim(), disk.stderr.trim());
 });
 
 Deno.test("cli: guests lists the built-in guests, not the test guests", async () => {

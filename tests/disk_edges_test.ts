@@ -485,3 +485,27 @@ Deno.test("disk put -r SIGKILLed while it builds: check passes naming what it le
     assert.equal(treeOf(await openImage(img), "/tree")!.size, files);
   });
 });
+
+Deno.test("run: a C source file or an lgfs disk image given as GUEST says what to do instead", async () => {
+  await inTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/notes.c`, "int main(void) { return 0; }\n");
+    await disk(["mkfs", `${dir}/notes.img`, "1M"]);
+    await Deno.writeTextFile(`${dir}/notes.txt`, "hello\n");
+    const [c, img, txt] = await Promise.all(
+      ["notes.c", "notes.img", "notes.txt"].map((f) => runCli(["run", `${dir}/${f}`])),
+    );
+    for (const r of [c, img, txt]) {
+      assert.equal(r.code, EXIT.USAGE, describe(r));
+      assert.equal(r.stdout, "", describe(r));
+    }
+    assert.match(
+      c.stderr,
+      /^lguest: notes\.c: not a WebAssembly guest image \(a C source file\? build an image of it with 'lguest cc -o prog\.wasm FILE\.c' first\)\n$/,
+    );
+    assert.match(
+      img.stderr,
+      /^lguest: notes\.img: not a WebAssembly guest image \(an lgfs disk image: give it with --block\)\n$/,
+    );
+    assert.match(txt.stderr, /^lguest: notes\.txt: not a WebAssembly guest image \(bad magic\)\n$/);
+  });
+});

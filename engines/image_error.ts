@@ -16,3 +16,11 @@ export class ImageError extends Error {
 
 /** Units of fuel (a unit: a loop iteration or call, per 64 bytes of code or of bulk memory) between two looks (`wasm_fuel.ts`). */
 export const FUEL = 100_000;
+
+/**
+ * The name the instrumented module exports its fuel counter by (`$fuel`, a
+ * mutable i32 global; a guest image exports nothing but `start`, the
+ * profile): after a look that came late the engine refills it with less
+ * than FUEL (`wasm.ts`), so code whose units are slow looks more often.
+ */
+export const FUEL_EXPORT = "lguest.fuel";

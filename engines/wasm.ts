@@ -21,7 +21,8 @@
  *
  * Preemption: {@link compileImage} instruments every loop header, every
  * function that calls, and every bulk memory instruction of the image
- * (`wasm_fuel.ts`) to call `wait()` every {@link FUEL} units of fuel; an
+ * (`wasm_fuel.ts`) to call `wait()` every {@link FUEL} units of fuel (fewer
+ * after a look that came late: {@link LOOK_MS}); an
  * image that cannot be instrumented is refused. A
  * `wait()` that no `LG_EV_WAIT` asked for is such a fuel check: the guest
  * goes on unless its time slice is over ({@link HypercallPort.preempt}),
@@ -35,9 +36,9 @@ import type { GuestCpu, HypercallPort } from "./engine.ts";
 import { LG_EV_WAIT, LG_EVENT } from "./engine.ts";
 import { promising, suspending } from "./jspi.ts";
 import type { FuelCounts } from "./wasm_fuel.ts";
-import { FUEL, ImageError } from "./image_error.ts";
+import { FUEL, FUEL_EXPORT, ImageError } from "./image_error.ts";
 import { printable } from "../sys/text.ts";
-import { nowNs } from "../sys/clock.ts";
+import { nowMs, nowNs } from "../sys/clock.ts";
 
 export { ImageError };
 
@@ -64,6 +65,28 @@ export const WASM_TSC_KHZ = 1_000_000;
  */
 export function rdtsc(): bigint {
   return nowNs();
+}
+
+/**
+ * A look (a fuel check's `wait()`) should come at least this often, in ms of
+ * guest run time. FUEL units of ordinary code take ~0.1-0.3 ms, but a unit
+ * is bytes of code, not time: a pointer chase through RAM (a cache miss a
+ * load) ran ~0.25-1 s on FUEL units. So a look that comes later than this
+ * refills the fuel with proportionally less ({@link refillAfter}, at least
+ * {@link MIN_REFILL}), and each prompt look doubles it back up to FUEL.
+ */
+export const LOOK_MS = 1;
+/** The least fuel a look refills (a look is ~1 µs: fewer units would spend the slice on looks). */
+export const MIN_REFILL = 512;
+
+/**
+ * The fuel a look refills when the previous refill, `refill` units, ran
+ * `ms` milliseconds of guest time: scaled down to come within
+ * {@link LOOK_MS}, or doubled back towards FUEL when it did.
+ */
+export function refillAfter(refill: number, ms: number): number {
+  if (ms > LOOK_MS) return Math.max(MIN_REFILL, Math.floor(refill * LOOK_MS / ms));
+  return refill < FUEL ? Math.min(FUEL, refill * 2) : FUEL;
 }
 
 /** Where an image got fuel checks (or, for a module not from compileImage, why none). */
@@ -212,6 +235,8 @@ export class WasmCpu implements GuestCpu {
   #closed = false;
   #stopped: (() => void) | undefined;
   #resume: (() => void) | undefined;
+  /** When the guest last started running (run() or a look that let it go on): its run time since. */
+  #resumed = 0;
 
   /**
    * @param mod a module from {@link compileImage} or {@link compileReady}; any other is a TypeError
@@ -237,6 +262,10 @@ export class WasmCpu implements GuestCpu {
       if (ev === LG_EV_WAIT) expected = true;
       return ev;
     };
+    /** The fuel counter ($fuel, exported by the instrumentation), set once instantiated. */
+    let fuel: WebAssembly.Global | undefined;
+    /** What the last look refilled. */
+    let refill = FUEL;
     /** Stop: run() resolves; the next run() resumes the guest. */
     const park = async (): Promise<void> => {
       const stopped = this.#stopped;
@@ -271,12 +300,18 @@ export class WasmCpu implements GuestCpu {
       const p = this.#port;
       if (p === null) return undefined;
       if (this.#closed || p.dead !== null) return parkForever();
+      // The check refilled FUEL; code whose units are slow gets less (LOOK_MS).
+      const now = nowMs(), next = refillAfter(refill, now - this.#resumed);
+      if (next !== FUEL && fuel !== undefined) fuel.value = next;
+      refill = next;
+      this.#resumed = now;
       return p.preempt() ? park() : undefined;
     });
     try {
       this.#instance = new WebAssembly.Instance(mod, {
         env: { memory: this.wasmMemory, hcall, event, wait, rdtsc },
       });
+      fuel = this.#instance.exports[FUEL_EXPORT] as WebAssembly.Global | undefined;
     } catch (e) {
       const msg = (e as Error).message;
       const max = /declared maximum (\d+)/.exec(msg);
@@ -312,6 +347,7 @@ export class WasmCpu implements GuestCpu {
     if (this.#closed) return Promise.resolve();
     return new Promise<void>((resolve) => {
       this.#stopped = resolve;
+      this.#resumed = nowMs();
       if (!this.#started) {
         this.#started = true;
         const start = promising(this.#instance.exports.start as () => unknown);

@@ -77,11 +77,11 @@ import {
   ERROR_AT,
   SCANNER_WASM,
 } from "./wasm_fuel_scanner.ts";
-import { FUEL } from "./image_error.ts";
+import { FUEL, FUEL_EXPORT } from "./image_error.ts";
 import { ByteReader } from "./wasm_bytes.ts";
 
 /** Units of fuel (a unit: a loop iteration or call, per 64 bytes of code or of bulk memory) between two looks. */
-export { FUEL };
+export { FUEL, FUEL_EXPORT };
 
 /** Bytes of bulk memory (memory.copy/fill/init) that cost one unit of fuel. */
 export const BULK_BYTES_PER_FUEL = 64;
@@ -113,6 +113,7 @@ export const MAX_PASS_UNITS = 8192;
  * MAX_PASS_UNITS with them is refused.
  */
 export const HCALL_BYTES = 16 * 64;
+const FUEL_EXPORT_BYTES = Array.from(FUEL_EXPORT, (c) => c.charCodeAt(0));
 /** At most one fuel check per this many bytes of a body (and 16 more): denser bodies are refused. */
 export const BYTES_PER_CHECK = 64;
 
@@ -161,14 +162,21 @@ class Reader extends ByteReader {
   protected malformed(message: string): Error {
     return new Malformed(message);
   }
-  /** Read a name; is it `want` (ASCII)? (No TextDecoder: its first use costs ~1 ms.) */
+  /** Read a name; is it `want` (ASCII)? */
   nameIs(want: string): boolean {
+    return this.nameIn([want]) === 0;
+  }
+  /** Read a name: its index in `wants` (ASCII), or -1. (No TextDecoder: its first use costs ~1 ms.) */
+  nameIn(wants: readonly string[]): number {
     const n = this.u32();
     const start = this.pos;
     this.skip(n);
-    if (n !== want.length) return false;
-    for (let i = 0; i < n; i++) if (this.b[start + i] !== want.charCodeAt(i)) return false;
-    return true;
+    next: for (let w = 0; w < wants.length; w++) {
+      if (wants[w].length !== n) continue;
+      for (let i = 0; i < n; i++) if (this.b[start + i] !== wants[w].charCodeAt(i)) continue next;
+      return w;
+    }
+    return -1;
   }
   valtype(): void {
     const t = this.byte();
@@ -906,28 +914,30 @@ function sections(b: Uint8Array): Section[] {
   return out;
 }
 
-/** The function index and type of `env.wait`, and the numbers of imported functions and globals. */
+/** The `env` functions {@link scanImports} looks for: the look, then the calls of the host. */
+const ENV_FUNCS = ["wait", "hcall", "event", "rdtsc"];
+
+/**
+ * The function index and type of `env.wait`, those of `env.hcall`,
+ * `env.event` and `env.rdtsc` (calls of the host: each costs HCALL_BYTES),
+ * and the numbers of imported functions and globals.
+ */
 function scanImports(b: Uint8Array, s: Section | undefined) {
-  let funcs = 0, globals = 0, wait = -1, waitType = -1, hcall = -1;
-  if (s === undefined) return { wait, waitType, hcall, globals, funcs };
+  let funcs = 0, globals = 0, wait = -1, waitType = -1;
+  const host = new Set<number>();
+  if (s === undefined) return { wait, waitType, host, globals, funcs };
   const r = new Reader(b, s.contentStart, s.end);
   for (let n = r.u32(); n > 0; n--) {
     const env = r.nameIs("env");
-    const name = r.pos;
-    const isWait = r.nameIs("wait") && env;
-    const after = r.pos;
-    r.pos = name;
-    const isHcall = r.nameIs("hcall") && env;
-    r.pos = after;
+    const which = env ? r.nameIn(ENV_FUNCS) : (r.skip(r.u32()), -1);
     const kind = r.byte();
     switch (kind) {
       case 0: { // function
         const type = r.u32();
-        if (isWait) {
+        if (which === 0) {
           wait = funcs;
           waitType = type;
-        }
-        if (isHcall && hcall < 0) hcall = funcs;
+        } else if (which > 0) host.add(funcs);
         funcs++;
         break;
       }
@@ -947,7 +957,7 @@ function scanImports(b: Uint8Array, s: Section | undefined) {
         throw new Unsupported(`import kind ${kind}`);
     }
   }
-  return { wait, waitType, hcall, globals, funcs };
+  return { wait, waitType, host, globals, funcs };
 }
 
 /**
@@ -1153,8 +1163,9 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     }
     if (paths.done() && paths.exact) leaves.set(f, bytes + CODE_BYTES_PER_FUEL);
   }
-  // A hypercall pays on its caller's path like a leaf (HCALL_BYTES).
-  const callee = (f: number) => f === imports.hcall ? HCALL_BYTES : leaves.get(f) ?? 0;
+  // A call of the host (env.hcall, env.event, env.rdtsc) pays on its caller's path like a
+  // leaf (HCALL_BYTES).
+  const callee = (f: number) => imports.host.has(f) ? HCALL_BYTES : leaves.get(f) ?? 0;
   let steps: { left: number } | null;
   // Leaves called from a frame whose pass would cost more than MAX_PASS_UNITS: each call adds
   // the leaf's path to the caller's, so 100 000 calls of a 256 KiB leaf in one body made one
@@ -1283,11 +1294,12 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     for (const f of demote) leaves.delete(f);
     demote.clear();
     plan = planAll();
-    if (demote.has(imports.hcall)) {
-      // Hypercalls cannot be demoted (an import has no check of its own).
+    if ([...demote].some((f) => imports.host.has(f))) {
+      // Host calls cannot be demoted (an import has no check of its own).
       throw new Unsupported(
-        `one pass makes too many hypercalls: with them it costs more than ${MAX_PASS_UNITS} ` +
-          `units of fuel (each hypercall costs ${HCALL_BYTES / CODE_BYTES_PER_FUEL})`,
+        `one pass makes too many hypercalls (calls of env.hcall, env.event, env.rdtsc): with ` +
+          `them it costs more than ${MAX_PASS_UNITS} units of fuel (each costs ` +
+          `${HCALL_BYTES / CODE_BYTES_PER_FUEL})`,
       );
     }
     if (demote.size > 0) {
@@ -1308,8 +1320,13 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   const globalContent = ulebLength(globals.n + 1) + (globals.end - globals.at) +
     globalEntry.length;
   const globalSec = find(GLOBAL);
+  // $fuel is exported (FUEL_EXPORT): the engine sets the refill after a look that came late.
+  const exports = vecOf(b, find(EXPORT)), exportSec = find(EXPORT);
+  const exportEntry = [...uleb(FUEL_EXPORT.length), ...FUEL_EXPORT_BYTES, 0x03, ...g];
+  const exportContent = ulebLength(exports.n + 1) + (exports.end - exports.at) +
+    exportEntry.length;
 
-  const globalRank = SECTION_ORDER.indexOf(GLOBAL);
+  const globalRank = SECTION_ORDER.indexOf(GLOBAL), exportRank = SECTION_ORDER.indexOf(EXPORT);
   const sectionSize = (content: number) => 1 + ulebLength(content) + content;
   const sizeOf = (s: Section) =>
     s.id === TYPE
@@ -1318,21 +1335,26 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       ? sectionSize(funcContent)
       : s.id === GLOBAL
       ? sectionSize(globalContent)
+      : s.id === EXPORT
+      ? sectionSize(exportContent)
       : s.id === CODE
       ? sectionSize(codeContent)
       : s.end - s.start;
   let total = 8;
   let globalBefore: Section | undefined; // the section a new global section goes before
+  let exportBefore: Section | undefined; // the section a new export section goes before
   for (const s of secs) {
     total += sizeOf(s);
-    if (
-      globalSec === undefined && globalBefore === undefined && s.id !== 0 &&
-      SECTION_ORDER.indexOf(s.id) > globalRank
-    ) {
+    const rank = s.id === 0 ? -1 : SECTION_ORDER.indexOf(s.id);
+    if (globalSec === undefined && globalBefore === undefined && rank > globalRank) {
       globalBefore = s;
+    }
+    if (exportSec === undefined && exportBefore === undefined && rank > exportRank) {
+      exportBefore = s;
     }
   }
   if (globalSec === undefined) total += sectionSize(globalContent);
+  if (exportSec === undefined) total += sectionSize(exportContent);
 
   const out = new Uint8Array(total);
   let o = 0;
@@ -1359,9 +1381,11 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   copy(0, 8);
   for (const s of secs) {
     if (s === globalBefore) putVec(GLOBAL, globalContent, globals, globalEntry);
+    if (s === exportBefore) putVec(EXPORT, exportContent, exports, exportEntry);
     if (s.id === TYPE) putVec(TYPE, typeContent, types, typeEntry);
     else if (s.id === FUNCTION) putVec(FUNCTION, funcContent, funcs, funcEntry);
     else if (s.id === GLOBAL) putVec(GLOBAL, globalContent, globals, globalEntry);
+    else if (s.id === EXPORT) putVec(EXPORT, exportContent, exports, exportEntry);
     else if (s.id === CODE) {
       head(CODE, codeContent);
       put(uleb(plans.length + 1));
@@ -1381,6 +1405,9 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   }
   if (globalSec === undefined && globalBefore === undefined) {
     putVec(GLOBAL, globalContent, globals, globalEntry);
+  }
+  if (exportSec === undefined && exportBefore === undefined) {
+    putVec(EXPORT, exportContent, exports, exportEntry);
   }
   if (o !== total) throw new Error(`wasm_fuel: wrote ${o} of ${total} bytes`);
   return { bytes: out, ...counts };

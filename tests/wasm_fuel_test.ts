@@ -9,7 +9,18 @@
 
 import assert from "node:assert/strict";
 import { promising, suspending } from "../engines/jspi.ts";
-import { compileImage, compileReady, preemptionOf, WasmCpu } from "../engines/wasm.ts";
+import {
+  compileImage,
+  compileReady,
+  LOOK_MS,
+  MIN_REFILL,
+  preemptionOf,
+  refillAfter,
+  WasmCpu,
+} from "../engines/wasm.ts";
+import type { HypercallPort } from "../engines/engine.ts";
+import { LG_EVENT } from "../engines/engine.ts";
+import { setNowMs } from "../sys/clock.ts";
 import { checkProfile } from "../engines/wasm_profile.ts";
 import {
   CODE_BYTES_PER_FUEL,
@@ -23,7 +34,7 @@ import {
 } from "../engines/wasm_fuel.ts";
 import { builtinGuests, loadImage, loadReady } from "../launcher/images.ts";
 import { scannerSource } from "../tools/wasm_fuel_scanner.ts";
-import { guestImage } from "./helpers/guest_asm.ts";
+import { guestImage, hcall } from "./helpers/guest_asm.ts";
 import { describe, hasStackTrace, runCli, spawnCli } from "./helpers/run_cli.ts";
 import {
   assemble,
@@ -62,15 +73,15 @@ function vecCount(c: Uint8Array): [number, number] {
 }
 
 /**
- * Every section but the type, function, global and code sections is
- * byte-identical, in the same order; those four keep their entries and
+ * Every section but the type, function, global, export and code sections is
+ * byte-identical, in the same order; those five keep their entries and
  * gain one at the end.
  */
 function assertOtherSectionsKept(a: Uint8Array, b: Uint8Array): void {
-  const grown = [1, 3, 6];
+  const grown = [1, 3, 6, 7];
   for (const id of grown) {
     const [x, y] = [sectionsOf(a).find((s) => s[0] === id), sectionsOf(b).find((s) => s[0] === id)];
-    if (x === undefined) continue; // a global section may be new
+    if (x === undefined) continue; // a global or export section may be new
     assert.ok(y !== undefined, `section ${id} gone`);
     const [[nx, px], [ny, py]] = [vecCount(x[1]), vecCount(y[1])];
     assert.equal(ny, nx + 1, `section ${id}: one more entry`);
@@ -517,13 +528,18 @@ Deno.test("fuel: one pass that calls leaves for more than a slice demotes them: 
 });
 
 /**
- * A module importing `env.wait` and `env.hcall` (0 and 1): `loop(n)` makes
- * n iterations of one SET_CLOCKEVENT-shaped hypercall; `rec(d)` recurses d
- * deep and makes `after` hypercalls after its call returns; `flat()` makes
- * `flat` hypercalls in one straight pass.
+ * A module importing `env.wait` and `env.hcall` (0 and 1; or `env.event`,
+ * `env.rdtsc`): `loop(n)` makes n iterations of one SET_CLOCKEVENT-shaped
+ * hypercall (or call of event/rdtsc); `rec(d)` recurses d deep and makes
+ * `after` hypercalls after its call returns; `flat()` makes `flat`
+ * hypercalls in one straight pass.
  */
-function hcallModule(after: number, flat: number) {
-  const HC = [...i32(9), ...i32(1_000_000), ...i32(0), ...i32(0), CALL, 1, DROP];
+function hcallModule(after: number, flat: number, name = "hcall") {
+  const HC = name === "hcall"
+    ? [...i32(9), ...i32(1_000_000), ...i32(0), ...i32(0), CALL, 1, DROP]
+    : [CALL, 1, DROP];
+  const I64 = 0x7e;
+  const type = name === "hcall" ? 1 : name === "event" ? 3 : 4;
   // deno-fmt-ignore
   const loop = [
     BLOCK, VOID, LOOP, VOID,
@@ -548,10 +564,10 @@ function hcallModule(after: number, flat: number) {
     ...new Array<number[]>(after).fill(HC).flat(),
   ];
   return assemble({
-    types: [[[], []], [[I32, I32, I32, I32], [I32]], [[I32], []]],
+    types: [[[], []], [[I32, I32, I32, I32], [I32]], [[I32], []], [[], [I32]], [[], [I64]]],
     imports: [
       { module: "env", name: "wait", func: 0 },
-      { module: "env", name: "hcall", func: 1 },
+      { module: "env", name, func: type },
     ],
     funcs: [
       { type: 2, body: loop }, // 2
@@ -562,43 +578,48 @@ function hcallModule(after: number, flat: number) {
   });
 }
 
-Deno.test("fuel: a hypercall pays HCALL_BYTES on its caller's path: a loop of them looks every ~FUEL units, a recursion's unpaid rest holds fewer than two", () => {
-  const units = HCALL_BYTES / CODE_BYTES_PER_FUEL;
-  const r = instrumented(hcallModule(2, 0));
-  let calls = 0, since = 0, most = 0, looks = 0;
-  const wait = () => {
-    looks++;
-    most = Math.max(most, since);
-    since = 0;
-  };
-  const hcall = () => {
-    calls++;
-    since++;
-    return 0;
-  };
-  const inst = new WebAssembly.Instance(
-    new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>),
-    { env: { wait, hcall } },
-  );
-  (inst.exports.loop as (n: number) => void)(200_000);
-  wait();
-  assert.equal(calls, 200_000);
-  // Charged as the ~20 bytes of their call, all 200 000 ran after one look (found by attack:
-  // a neighbour's echo 0.8-1.1 s late); now a look every FUEL / units of them or so.
-  const bound = Math.ceil((FUEL + MAX_PASS_UNITS) / units);
-  assert.ok(most <= bound, `${most} hypercalls between two looks, bound ${bound}`);
-  assert.ok(looks >= Math.floor(200_000 * units / FUEL), `${looks} looks`);
-  // Two hypercalls after a return are RESUME_CHECK_UNITS or more: a resume check pays for them
-  // (before: 185 of them ran unpaid in each frame on the way up, 3 million after one look).
-  assert.ok(2 * units >= RESUME_CHECK_UNITS, "the test's own premise");
-  assert.equal(r.resumes, 1, "rec(): a check after its call");
-  assert.equal(instrumented(hcallModule(1, 0)).resumes, 0, "one hypercall: under the threshold");
-  // A pass of more hypercalls than MAX_PASS_UNITS allows is refused, never capped.
-  const most1 = MAX_PASS_UNITS / units;
-  assert.ok(!("error" in instrumentFuel(hcallModule(0, most1 - 8))), "just under: instrumented");
-  const over = instrumentFuel(hcallModule(0, most1 + 8));
-  assert.ok("error" in over && /too many hypercalls/.test(over.error), JSON.stringify(over));
-});
+for (const name of ["hcall", "event", "rdtsc"]) {
+  Deno.test(`fuel: a call of env.${name} pays HCALL_BYTES on its caller's path: a loop of them looks every ~FUEL units, a recursion's unpaid rest holds fewer than two`, () => {
+    const units = HCALL_BYTES / CODE_BYTES_PER_FUEL;
+    const r = instrumented(hcallModule(2, 0, name));
+    let calls = 0, since = 0, most = 0, looks = 0;
+    const wait = () => {
+      looks++;
+      most = Math.max(most, since);
+      since = 0;
+    };
+    const hcall = () => {
+      calls++;
+      since++;
+      return 0;
+    };
+    const inst = new WebAssembly.Instance(
+      new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>),
+      { env: { wait, [name]: name === "rdtsc" ? () => (hcall(), 0n) : hcall } },
+    );
+    (inst.exports.loop as (n: number) => void)(200_000);
+    wait();
+    assert.equal(calls, 200_000);
+    // Charged as the ~20 bytes of their call, all 200 000 ran after one look (found by attack:
+    // a neighbour's echo 0.8-1.1 s late); now a look every FUEL / units of them or so.
+    const bound = Math.ceil((FUEL + MAX_PASS_UNITS) / units);
+    assert.ok(most <= bound, `${most} hypercalls between two looks, bound ${bound}`);
+    assert.ok(looks >= Math.floor(200_000 * units / FUEL), `${looks} looks`);
+    // Two hypercalls after a return are RESUME_CHECK_UNITS or more: a resume check pays for them
+    // (before: 185 of them ran unpaid in each frame on the way up, 3 million after one look).
+    assert.ok(2 * units >= RESUME_CHECK_UNITS, "the test's own premise");
+    assert.equal(r.resumes, 1, "rec(): a check after its call");
+    assert.equal(instrumented(hcallModule(1, 0, name)).resumes, 0, "one: under the threshold");
+    // A pass of more hypercalls than MAX_PASS_UNITS allows is refused, never capped.
+    const most1 = MAX_PASS_UNITS / units;
+    assert.ok(
+      !("error" in instrumentFuel(hcallModule(0, most1 - 8, name))),
+      "just under: instrumented",
+    );
+    const over = instrumentFuel(hcallModule(0, most1 + 8, name));
+    assert.ok("error" in over && /too many hypercalls/.test(over.error), JSON.stringify(over));
+  });
+}
 
 Deno.test("fuel: a pass that costs more than MAX_PASS_UNITS by its own bytes is refused, never capped", () => {
   // 600 KiB of straight-line code (the profile refuses bodies over 256 KiB before this).
@@ -1140,7 +1161,7 @@ Deno.test("fuel: the global section is created in order when the module has none
     funcs: [{ type: 0, body: [LOOP, VOID, END] }],
   });
   const t = instrumented(tiny);
-  assert.deepEqual(sectionsOf(t.bytes).map(([id]) => id), [1, 2, 3, 6, 10]);
+  assert.deepEqual(sectionsOf(t.bytes).map(([id]) => id), [1, 2, 3, 6, 7, 10]);
   assert.equal(t.loops, 1);
 });
 
@@ -1484,6 +1505,65 @@ Deno.test("fuel: WasmCpu refuses a module compiled anywhere but compileImage/com
   );
   const ready = await compileImage(miniGuest(), "mini");
   new WasmCpu(ready, 1 << 21).close();
+});
+
+Deno.test("fuel: a look that comes late refills less: slow units look within ~LOOK_MS, fast ones every FUEL", async () => {
+  // A guest making hypercalls forever (each 16 units); the port's clock is virtual: each
+  // hypercall takes `per` ms. 0.05 ms a call is slow code (FUEL units ~300 ms, as a pointer
+  // chase through RAM was: a neighbour's echo 0.9-1.7 s late); then 0 ms, fast code.
+  const image = guestImage({ start: [LOOP, VOID, ...hcall(9, 1_000_000), BR, 0, END] });
+  const cpu = new WasmCpu(await compileImage(image, "hcalls"), 1 << 21);
+  let now = 1000, per = 0.05, calls = 0, since = 0;
+  const gaps: number[] = [], times: number[] = [];
+  let lookAt = now;
+  const port: HypercallPort = {
+    hypercall: () => {
+      now += per;
+      since++;
+      if (++calls < 200_000) return 0;
+      dead = "enough";
+      return LG_EVENT;
+    },
+    event: () => 0,
+    get dead() {
+      return dead;
+    },
+    kill: (why: string) => {
+      dead ??= why;
+    },
+    preempt: () => {
+      gaps.push(since);
+      times.push(now - lookAt);
+      since = 0;
+      lookAt = now;
+      if (calls > 100_000) per = 0;
+      return false;
+    },
+  };
+  let dead: string | null = null;
+  setNowMs(() => now);
+  try {
+    cpu.attach(port);
+    await cpu.run();
+  } finally {
+    setNowMs(null);
+    cpu.close();
+  }
+  assert.equal(dead, "enough");
+  const slow = gaps.slice(2, gaps.findIndex((_, i) => times[i] === 0 && i > 2) - 1);
+  const hcallUnits = HCALL_BYTES / CODE_BYTES_PER_FUEL;
+  // Before, every look came after FUEL units: ~6 000 calls, 300 ms.
+  assert.ok(gaps[0] > FUEL / (hcallUnits + 2), `the first look after FUEL units: ${gaps[0]}`);
+  assert.ok(slow.length > 100, `${slow.length} looks while slow`);
+  const most = Math.max(...slow), mostMs = Math.max(...times.slice(2, 2 + slow.length));
+  assert.ok(most <= 2 * MIN_REFILL / hcallUnits, `${most} calls between two looks while slow`);
+  assert.ok(mostMs <= 4 * LOOK_MS, `${mostMs} ms between two looks while slow`);
+  // Fast again: back to a look every FUEL units.
+  const last = gaps.slice(-3, -1);
+  assert.ok(last.every((g) => g > FUEL / (hcallUnits + 2)), `fast again: ${last}`);
+  assert.equal(refillAfter(FUEL, LOOK_MS / 2), FUEL);
+  assert.equal(refillAfter(FUEL, 1000 * LOOK_MS), MIN_REFILL);
+  assert.equal(refillAfter(MIN_REFILL, 0), 2 * MIN_REFILL);
 });
 
 Deno.test("fuel: test-hostile-grow grows its memory, then its DMA and console input still work (built in and by path)", async () => {

@@ -131,6 +131,18 @@ export interface Device {
    * sleep): queue what is there and return true if input() has work.
    */
   poll?(): boolean;
+  /**
+   * Append the host fds whose readability means {@link poll} would find
+   * input, if a blocking wait on them is worth it now (input came lately):
+   * while every guest sleeps, the run loop may block in poll(2) on them
+   * instead of returning to the event loop (host/idle_wait.ts).
+   */
+  waitFds?(out: number[]): void;
+  /**
+   * The guest sleeps in the event loop (no blocking wait): watch the fds
+   * from there until input comes (the tap's poll thread).
+   */
+  watch?(): void;
   /** Does the device hold input it could not deliver yet? */
   hasPendingInput?(): boolean;
   /** Release host resources (files, fds, listeners). */

@@ -210,6 +210,8 @@ export class Guest {
   ts = 0;
   stack = { ss: 0, esp: 0, pages: 0 };
   clockTimer: ReturnType<typeof setTimeout> | undefined;
+  /** When `clockTimer` fires (`nowMs()` clock); Infinity when none is set. */
+  clockDeadline = Infinity;
 
   /** Synchronous hypercalls of the time slices before this one. */
   hcallsBefore = 0;
@@ -307,6 +309,11 @@ export class Guest {
   /** Sleep until woken (timer, inter-guest DMA, BREAK, kill). */
   sleep(): Promise<void> {
     return new Promise((resolve) => this.#waiters.push(resolve));
+  }
+
+  /** Is the guest's run loop in {@link sleep}, not yet woken? */
+  get sleeping(): boolean {
+    return this.#waiters.length !== 0;
   }
 
   /** Wake the guest's run loop if it sleeps. */

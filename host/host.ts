@@ -38,6 +38,7 @@ import { doHcall, doHypercalls, syncShared } from "./hypercalls.ts";
 import { interruptDeliverable, takeInterrupt } from "./interrupts.ts";
 import { GuestMemory } from "./memory.ts";
 import { nowMs } from "../sys/clock.ts";
+import { blockingWait, canBlock, WOKE_INPUT, WOKE_LOOP } from "./idle_wait.ts";
 
 /** What read() returned (§6.2). `result` is the original's return value. */
 export type ReadResult =
@@ -98,6 +99,8 @@ export class LguestFile implements HypercallPort {
   #breakWaiters: (() => void)[] = [];
   #output: ((dma: number, key: number) => boolean) | null = null;
   #idle: (() => boolean) | null = null;
+  #waitFds: ((out: number[]) => void) | null = null;
+  #beforeSleep: (() => void) | null = null;
   #sliceStart = 0;
   /** Event loops the guest is in: hypercalls that returned LG_EVENT, not yet done. */
   #depth = 0;
@@ -108,6 +111,7 @@ export class LguestFile implements HypercallPort {
     this.host = host;
     this.cpu = cpu;
     openFiles++;
+    live.add(this);
   }
 
   /** The guest, once initialised (tests and the Launcher inspect it). */
@@ -249,6 +253,19 @@ export class LguestFile implements HypercallPort {
           if (performance.now() - lastTurn > TIME_SLICE_MS) await yieldToEventLoop();
           continue;
         }
+        // Every guest sleeps and a device's fd carried input lately (a tap):
+        // block this thread in poll(2) until that fd or the event loop has
+        // something (host/idle_wait.ts), saving the poll thread's wake-up.
+        if (this.#waitFds !== null) {
+          const woke = this.#blockingIdle(g);
+          if (woke === WOKE_INPUT) continue;
+          if (woke !== 0) {
+            await (woke === WOKE_LOOP ? ioTurn() : yieldToEventLoop());
+            continue;
+          }
+          // Sleeping in the event loop: the devices watch their fds from there.
+          this.#beforeSleep?.();
+        }
         // Nothing may be left to wake it but a stop from outside: the process
         // must not end under a sleeping guest (docs/guest-abi.md §7).
         holdProcess();
@@ -257,6 +274,9 @@ export class LguestFile implements HypercallPort {
       }
       if (g.preempt) {
         g.preempt = false;
+        // A device that watches its fd only while the guest sleeps (a hot tap)
+        // is looked at once per time slice while the guest runs.
+        if (this.#beforeSleep !== null) this.#idle?.();
         await yieldToEventLoop();
         continue;
       }
@@ -288,6 +308,7 @@ export class LguestFile implements HypercallPort {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    live.delete(this);
     if (--openFiles === 0) {
       closeYieldPort();
       releaseProcess();
@@ -340,9 +361,64 @@ export class LguestFile implements HypercallPort {
     this.#idle = fn;
   }
 
+  /**
+   * Install (or remove) the fds whose readability means the idle handler
+   * has input: `fn` appends them to `out`, none while a blocking wait is
+   * not worth it (no input lately, the device is closed). See
+   * {@link #blockingIdle}. `beforeSleep` is called when the guest sleeps
+   * in the event loop instead: devices must then watch their fds from
+   * there (between the two, while the guest runs, the idle handler is
+   * called once per time slice).
+   */
+  setWaitFds(fn: ((out: number[]) => void) | null, beforeSleep: (() => void) | null): void {
+    this.#waitFds = fn;
+    this.#beforeSleep = fn === null ? null : beforeSleep;
+  }
+
+  /**
+   * The guest `g` has halted with nothing to deliver. If it has a live wait
+   * fd and every other guest of the process sleeps too, block in poll(2) on
+   * the wait fds of all of them and the event loop's fds, until the nearest
+   * guest timer at most (host/idle_wait.ts). Returns WOKE_INPUT (one of
+   * this guest's fds: run the idle handler again), WOKE_LOOP or WOKE_TIME
+   * (give the event loop a turn, then look again; a sleeping guest whose fd
+   * woke is woken), or 0: no blocking wait here, sleep as before.
+   */
+  #blockingIdle(g: Guest): number {
+    const fds = waitFdList;
+    const owner = waitOwners;
+    fds.length = 0;
+    owner.length = 0;
+    this.#waitFds!(fds);
+    const own = fds.length;
+    if (own === 0 || !canBlock()) return 0;
+    let deadline = g.clockDeadline;
+    for (const f of live) {
+      if (f === this) continue;
+      const o = f.#guest;
+      if (o === null || o.dead !== null) continue;
+      if (!o.sleeping) return 0; // another guest has work: the event loop is needed
+      deadline = Math.min(deadline, o.clockDeadline);
+      const before = fds.length;
+      f.#waitFds?.(fds);
+      for (let i = before; i < fds.length; i++) owner[i] = o;
+    }
+    // A timer already due: a millisecond's poll lets its callback come, not a spin of turns.
+    const ready = waitReady;
+    const woke = blockingWait(fds, Math.max(1, deadline - nowMs()), ready);
+    let mine = false;
+    for (let i = 0; i < fds.length; i++) {
+      if (!ready[i]) continue;
+      if (i < own) mine = true;
+      else owner[i].wake();
+    }
+    return mine ? WOKE_INPUT : woke === WOKE_INPUT ? WOKE_LOOP : woke;
+  }
+
   #stopTimer(g: Guest): void {
     if (g.clockTimer !== undefined) clearTimeout(g.clockTimer);
     g.clockTimer = undefined;
+    g.clockDeadline = Infinity;
   }
 
   // --- HypercallPort: called by the engine at every hypercall. ---
@@ -478,6 +554,17 @@ function yieldToEventLoop(): Promise<void> {
 }
 
 /**
+ * An event-loop turn in which Deno's runtime reads its epoll fd: a
+ * MessageChannel turn does not (Deno runs it without parking), so I/O
+ * readiness, a signal, a finished blocking-pool call that woke the blocking
+ * idle wait would still be pending after it. A 1 ms timer parks the
+ * runtime, which then polls its I/O.
+ */
+function ioTurn(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 1));
+}
+
+/**
  * Wait until the guest `dest` (a full receiver, just woken by the send's
  * interrupt) has run, or an event-loop turn, whichever comes first. A
  * woken receiver runs in microtasks, so waiting for it directly saves the
@@ -527,6 +614,13 @@ function releaseProcess(): void {
 export function processHeld(): boolean {
   return keepAlive !== undefined;
 }
+
+/** Open LguestFiles of every Host of the process (the blocking idle wait looks at all). */
+const live = new Set<LguestFile>();
+/** Scratch of #blockingIdle: the fds polled, the guest of each (after the caller's own), which woke. */
+const waitFdList: number[] = [];
+const waitOwners: Guest[] = [];
+const waitReady: boolean[] = [];
 
 /** When the yield channel last delivered (an event-loop turn). */
 let lastTurn = 0;

@@ -56,6 +56,7 @@ import type { DmaEngine } from "./dma.ts";
 import type { Guest } from "./guest.ts";
 import { writeTime } from "./interrupts.ts";
 import { hex } from "./memory.ts";
+import { nowMs } from "../sys/clock.ts";
 
 /** Bytes of the CRASH message the Host reads (NUL forced at the last). */
 const CRASH_MSG = 128;
@@ -292,9 +293,12 @@ function setStack(g: Guest, seg: number, esp: number, pages: number): void {
 function setClockevent(g: Guest, deltaNs: number): void {
   if (g.clockTimer !== undefined) clearTimeout(g.clockTimer);
   g.clockTimer = undefined;
+  g.clockDeadline = Infinity;
   if (deltaNs === 0) return;
+  g.clockDeadline = nowMs() + deltaNs / 1e6;
   g.clockTimer = setTimeout(() => {
     g.clockTimer = undefined;
+    g.clockDeadline = Infinity;
     g.pending |= 1;
     g.wake();
   }, deltaNs / 1e6);

@@ -161,6 +161,12 @@ export class GuestRun {
     if (spec.inlineOutput !== false) file.setOutputHandler((dma, key) => run.#output(dma, key));
     // Devices that can look for input without blocking do so before the guest sleeps.
     if (spec.devices.some((d) => d.poll)) file.setIdleHandler(() => run.#idle());
+    // ...and may block the thread on their fds while every guest sleeps.
+    if (spec.devices.some((d) => d.waitFds)) {
+      file.setWaitFds((out) => run.#waitFds(out), () => {
+        for (const d of spec.devices) d.watch?.();
+      });
+    }
     for (let i = 0; i < spec.devices.length; i++) {
       await spec.devices[i].init?.(run.#contexts[i]);
     }
@@ -361,6 +367,11 @@ export class GuestRun {
     for (const d of this.spec.devices) if (d.poll?.()) any = true;
     if (any) this.#handleInput();
     return any;
+  }
+
+  #waitFds(out: number[]): void {
+    if (this.#stopped) return;
+    for (const d of this.spec.devices) d.waitFds?.(out);
   }
 
   /** The guest is stopped: give waiting input another chance now. */

@@ -27,17 +27,7 @@ import {
   spawnCli,
   spawnProcess,
 } from "./helpers/run_cli.ts";
-
-/** CPU time (user + system, seconds) the process has used so far; null off Linux. */
-async function cpuSeconds(pid: number): Promise<number | null> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime (USER_HZ 100)
-  } catch {
-    return null;
-  }
-}
+import { cpuSeconds } from "./helpers/resources.ts";
 
 /**
  * `p` has printed `banner` and then sleeps: it is still there a second

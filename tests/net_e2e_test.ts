@@ -33,7 +33,7 @@ import {
   runCli,
   spawnCli,
 } from "./helpers/run_cli.ts";
-import { inTempDir, lanPair, writeConfig } from "./helpers/resources.ts";
+import { cpuSeconds, inTempDir, lanPair, writeConfig } from "./helpers/resources.ts";
 
 // ---- Helpers ----------------------------------------------------------------------
 
@@ -617,6 +617,85 @@ netnsSteps.push({
     assert.ok(stats.rxDroppedMalformed >= 2);
     assert.equal(ping.transmitted, 3, ping.output);
     assert.equal(ping.received, 3, `the guest still answers after them:\n${ping.output}`);
+  },
+});
+
+// ---- 5b. The run loop's blocking wait on a busy tap ------------------------------------
+
+interface BusyTapResult {
+  r: CliResult;
+  burst: PingResult;
+  idleCpu: number;
+  quietCpu: number;
+  stopMs: number;
+}
+
+/**
+ * netd on a tap: idle, a fast ping burst (frames 10 ms apart: the run loop
+ * blocks on the tap itself, host/idle_wait.ts), idle again, then a second
+ * burst cut short by SIGTERM.
+ */
+function busyTapCase(): Promise<BusyTapResult> {
+  return withNetns("busy", async (ns) => {
+    const lg = ns.spawnCli(
+      [
+        "run",
+        "-v",
+        ...TIMEOUT,
+        "--net",
+        "tap:lgt0,ip=10.83.0.1/24",
+        "netd",
+        "--",
+        "ip=10.83.0.2/24",
+      ],
+      { killAfterMs: 30_000 },
+    );
+    try {
+      await lg.waitFor(/^netd: 10\.83\.0\.2\/24 on net0 \(MAC /m, 15_000);
+      const pid = lg.child.pid;
+      const idle0 = await cpuSeconds(pid);
+      await new Promise((r) => setTimeout(r, 1500));
+      const idleCpu = (await cpuSeconds(pid))! - idle0!;
+      const burst = await ns.ping("10.83.0.2", { count: 50, interval: 0.01, wait: 1 });
+      // The tap counts as busy for a second after its last frames.
+      await new Promise((r) => setTimeout(r, 1200));
+      const quiet0 = await cpuSeconds(pid);
+      await new Promise((r) => setTimeout(r, 1500));
+      const quietCpu = (await cpuSeconds(pid))! - quiet0!;
+      const second = ns.ping("10.83.0.2", { count: 200, interval: 0.005, wait: 1 });
+      await new Promise((r) => setTimeout(r, 500));
+      const t0 = performance.now();
+      lg.kill("SIGTERM");
+      const r = await lg.result();
+      const stopMs = performance.now() - t0;
+      await second;
+      return { r, burst, idleCpu, quietCpu, stopMs };
+    } finally {
+      lg.kill("SIGKILL"); // no-op if it has ended
+      await lg.result();
+    }
+  });
+}
+
+netnsSteps.push({
+  name: "a tap guest answers a fast ping burst, uses almost no CPU while idle before " +
+    "and after it, and SIGTERM during a burst ends the run at once",
+  async fn() {
+    const { r, burst, idleCpu, quietCpu, stopMs } = await busyTapCase();
+    const why = describe(r);
+    console.log(
+      `  burst ${burst.received}/${burst.transmitted}; CPU in 1.5 s idle: ${
+        idleCpu.toFixed(2)
+      } s ` +
+        `before, ${quietCpu.toFixed(2)} s after; SIGTERM to exit ${stopMs.toFixed(0)} ms`,
+    );
+    assert.equal(burst.received, burst.transmitted, burst.output);
+    // A run loop that spun would use ~1.5 s of CPU here; an idle one uses ~0.
+    assert.ok(idleCpu < 0.3, `idle before the burst: ${idleCpu} s of CPU in 1.5 s`);
+    assert.ok(quietCpu < 0.3, `idle after the burst: ${quietCpu} s of CPU in 1.5 s`);
+    assert.equal(r.code, 143, why);
+    assert.ok(stopMs < 2000, `SIGTERM during a burst: exit after ${stopMs} ms`);
+    assert.ok(!hasStackTrace(r.stderr), why);
   },
 });
 

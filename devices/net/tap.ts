@@ -25,6 +25,7 @@ import type { Device, DeviceContext, FrameSink } from "../registry.ts";
 import { UsageError } from "../registry.ts";
 import { cstr, errno, type Libc, libc, O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../sys/libc.ts";
 import { permissionMessage } from "../../launcher/exit.ts";
+import { nowMs } from "../../sys/clock.ts";
 
 const TUNSETIFF = 0x400454ca;
 const IFF_TAP = 0x0002;
@@ -38,6 +39,14 @@ export const MIN_FRAME = 14;
 export const MAX_FRAME = 1514;
 /** Frames held for the guest between two input() calls. */
 const QUEUE = 64;
+/**
+ * While frames come from the tap less than this apart (the last two, and
+ * the last one this recently), the run loop may block on the tap's fd while
+ * every guest sleeps (waitFds); otherwise an idle guest sleeps in the
+ * event loop and the poll thread watches the tap. (Two frames: the
+ * kernel's lone IPv6 multicast every few seconds does not count.)
+ */
+const HOT_MS = 1000;
 
 async function ip(args: string[]): Promise<void> {
   let out: Deno.CommandOutput;
@@ -87,6 +96,17 @@ export class TapNetDevice implements Device {
   #ctx: DeviceContext | null = null;
   #closed = false;
   #fdClosed = false;
+  /** When the last frame and the one before came from the tap (nowMs). */
+  #lastFrame = -Infinity;
+  #prevFrame = -Infinity;
+  /**
+   * Keep a poll in flight on the poll thread (the guest sleeps in the event
+   * loop, or no frame came yet); off once the run loop's blocking wait takes
+   * a frame, on again by watch().
+   */
+  #watching = true;
+  /** Resolves the parked poll loop (watch(), close()). */
+  #unpark: (() => void) | null = null;
   /** The poll loop: close() waits for it, so the fd is not closed under a poll in flight. */
   #pumping: Promise<void> | null = null;
 
@@ -213,8 +233,22 @@ export class TapNetDevice implements Device {
   /** The guest would sleep: take what the tap holds now (non-blocking reads). */
   poll(): boolean {
     if (this.#closed) return this.#queue.length !== 0;
-    this.#drain();
+    // Frames taken here, not by the poll thread: the run loop watches the tap
+    // itself now (its blocking wait); the poll thread stops until watch().
+    if (this.#drain()) this.#watching = false;
     return this.#queue.length !== 0;
+  }
+
+  /** The guest sleeps in the event loop: the poll thread watches the tap again. */
+  watch(): void {
+    this.#watching = true;
+    this.#unpark?.();
+  }
+
+  /** The tap's fd, while frames come less than HOT_MS apart and it works. */
+  waitFds(out: number[]): void {
+    if (this.#closed || this.#lastFrame - this.#prevFrame >= HOT_MS) return;
+    if (nowMs() - this.#lastFrame < HOT_MS) out.push(this.#fd);
   }
 
   /** Read every frame the tap holds (non-blocking) into the queue; true if any. */
@@ -255,6 +289,10 @@ export class TapNetDevice implements Device {
         continue;
       }
       this.#queue.push(frame);
+      if (!got) {
+        this.#prevFrame = this.#lastFrame;
+        this.#lastFrame = nowMs();
+      }
       got = true;
     }
   }
@@ -266,6 +304,13 @@ export class TapNetDevice implements Device {
     dv.setInt32(0, this.#fd, true);
     dv.setInt16(4, POLLIN, true);
     while (!this.#closed) {
+      if (!this.#watching) {
+        // Every poll in flight is a second thread woken per frame, and its end
+        // (a wake-up of the event loop) would cut the run loop's blocking wait short.
+        await new Promise<void>((resolve) => this.#unpark = resolve);
+        this.#unpark = null;
+        continue;
+      }
       const r = await libc().poll(pfd, 1n, 200);
       if (this.#closed) return;
       if (r <= 0) continue;
@@ -283,6 +328,7 @@ export class TapNetDevice implements Device {
     if (this.#fdClosed) return;
     this.#fdClosed = true;
     this.#closed = true;
+    this.#unpark?.();
     await this.#pumping;
     libc().close(this.#fd);
     this.#ctx?.log(`tap ${this.ifname}: ${JSON.stringify(this.stats)}`);

@@ -154,8 +154,17 @@ export async function rssKiB(pid: number): Promise<number | null> {
   return t === null ? null : Number(t);
 }
 
-/** User + system CPU time of a process in seconds, or null when it is gone. */
+/**
+ * User + system CPU time of a process in seconds, or null when it is gone:
+ * from /proc/PID/stat (clock ticks, USER_HZ 100 on Linux), else `ps`
+ * (whole seconds).
+ */
 export async function cpuSeconds(pid: number): Promise<number | null> {
+  try {
+    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime
+  } catch { /* not Linux, or gone: ask ps */ }
   const t = await ps(pid, "cputimes");
   return t === null ? null : Number(t);
 }

@@ -29,13 +29,7 @@ import {
   SECTOR_SIZE,
 } from "../abi/constants.ts";
 import { BLK_BYTES, BLK_NUM_SECTORS, BLK_RESULT, BLK_SECTOR, BLK_TYPE } from "../abi/structs.ts";
-import {
-  type Device,
-  type DeviceContext,
-  type InputBuffer,
-  registerDevice,
-  UsageError,
-} from "./registry.ts";
+import { type Device, type DeviceContext, type InputBuffer, UsageError } from "./registry.ts";
 import {
   cstr,
   errno,
@@ -50,43 +44,17 @@ import {
 } from "../sys/libc.ts";
 import { lockFile } from "../sys/filelock.ts";
 import { permissionMessage } from "../launcher/exit.ts";
+import type { BlockSpec } from "./block_spec.ts";
+
+export { type BlockSpec, parseBlockSpec } from "./block_spec.ts";
 
 /** fdatasync(2); throws SysError. */
 function fdatasync(fd: number): void {
   if (libc().fdatasync(fd) !== 0) throw new SysError("fdatasync", errno());
 }
 
-/** What `--block FILE[,ro][,sync][,direct][,nolock]` asks for. */
-export interface BlockSpec {
-  path: string;
-  readOnly: boolean;
-  sync: boolean;
-  direct: boolean;
-  /** Skip the flock(2) lock (exclusive read-write, shared `,ro`): `,nolock`. */
-  noLock: boolean;
-}
-
 /** The protocol's sector count is a u32 (§10.3): larger disks are refused. */
 export const MAX_SECTORS = 0xffffffff;
-
-/** Parse the option value. */
-export function parseBlockSpec(value: string): BlockSpec {
-  const [path, ...opts] = value.split(",");
-  if (!path) throw new UsageError(`--block needs a FILE (got '${value}')`);
-  const spec: BlockSpec = { path, readOnly: false, sync: false, direct: false, noLock: false };
-  for (const o of opts) {
-    if (o === "ro") spec.readOnly = true;
-    else if (o === "sync") spec.sync = true;
-    else if (o === "direct") spec.direct = true;
-    else if (o === "nolock") spec.noLock = true;
-    else {
-      throw new UsageError(
-        `--block ${value}: unknown option '${o}' (use ro, sync, direct, nolock)`,
-      );
-    }
-  }
-  return spec;
-}
 
 /** Counters of one disk. */
 export interface BlockStats {
@@ -399,11 +367,3 @@ export class BlockDevice implements Device {
     this.#ctx?.log(`block ${this.spec.path}: ${JSON.stringify(this.stats)}`);
   }
 }
-
-registerDevice<BlockSpec>({
-  name: "block",
-  option: "block",
-  usage: "    --block FILE[,ro|,sync|,direct|,nolock]  a disk backed by FILE (repeatable)",
-  parse: parseBlockSpec,
-  create: (spec) => new BlockDevice(spec),
-});

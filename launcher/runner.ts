@@ -32,7 +32,7 @@ import {
 } from "../devices/console.ts";
 import { type Device, type DeviceEnv, deviceKinds, UsageError } from "../devices/registry.ts";
 import { RngDevice } from "../devices/rng.ts";
-import { acquirePcap, type PcapWriter, releasePcap } from "../devices/net/pcap.ts";
+import type { PcapWriter } from "../devices/net/pcap.ts";
 import { ImageError } from "../engines/wasm.ts";
 import {
   engineUnavailable,
@@ -221,18 +221,21 @@ export class HostRun {
   readonly ended: Promise<Outcome>[] = [];
   readonly #opts: RunOptions;
   readonly #pcap: PcapWriter | undefined;
+  readonly #releasePcap: ((w: PcapWriter) => void) | undefined;
   #released = false;
   #running = false;
 
-  private constructor(opts: RunOptions) {
+  private constructor(opts: RunOptions, pcap?: typeof import("../devices/net/pcap.ts")) {
     this.#opts = opts;
-    this.#pcap = opts.pcap ? acquirePcap(opts.pcap) : undefined;
+    this.#pcap = pcap && opts.pcap ? pcap.acquirePcap(opts.pcap) : undefined;
+    this.#releasePcap = pcap?.releasePcap;
   }
 
   /** Load and check every guest's image and create its devices. */
   static async prepare(plans: GuestPlan[], opts: RunOptions): Promise<HostRun> {
     refuseSharedDisks(plans);
-    const run = new HostRun(opts);
+    // The capture's module only for a run with --pcap (boot.first_byte, docs/performance.md).
+    const run = new HostRun(opts, opts.pcap ? await import("../devices/net/pcap.ts") : undefined);
     const env: DeviceEnv = { pcap: run.#pcap };
     try {
       for (const plan of plans) run.prepared.push(await prepare(plan, env, opts));
@@ -300,7 +303,7 @@ export class HostRun {
   #release(): void {
     if (this.#released) return;
     this.#released = true;
-    if (this.#pcap) releasePcap(this.#pcap);
+    if (this.#pcap) this.#releasePcap?.(this.#pcap);
   }
 
   /**

@@ -58,3 +58,57 @@ Deno.test("boot: run hello loads no FFI library, arms no timer, starts no Worker
     assert.deepEqual(r.atFirstByte, { dlopen: 0, timers: 0, workers: 0 }, `stdin ${stdin}`);
   }
 });
+
+/** The modules `deno run main.ts run ...` loads before any dynamic import: the static closure. */
+async function staticClosure(entry: string): Promise<Set<string>> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL(entry, import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    modules: {
+      specifier: string;
+      dependencies?: { code?: { specifier: string }; isDynamic?: boolean }[];
+    }[];
+  };
+  const bySpecifier = new Map(info.modules.map((m) => [m.specifier, m]));
+  const root = new URL("../", import.meta.url).href;
+  const seen = new Set<string>();
+  const walk = (spec: string) => {
+    if (seen.has(spec)) return;
+    seen.add(spec);
+    for (const d of bySpecifier.get(spec)?.dependencies ?? []) {
+      // A type-only import has no `code`; a dynamic one loads only when it runs.
+      if (d.code && !d.isDynamic) walk(d.code.specifier);
+    }
+  };
+  walk(new URL(entry, import.meta.url).href);
+  return new Set([...seen].map((s) => s.slice(root.length)));
+}
+
+Deno.test("boot: the CLI's static imports leave out devices, images and tools that run hello does not use", async () => {
+  // Each of these is a literal dynamic import (in the module graph: no permission needed), loaded
+  // only by the run that needs it; a static import would load it at every start.
+  const closure = await staticClosure("../launcher/cli.ts");
+  const lazy = [
+    "devices/block.ts",
+    "devices/net/net.ts",
+    "devices/net/segment.ts",
+    "devices/net/tap.ts",
+    "devices/net/pcap.ts",
+    "launcher/disk.ts",
+    "launcher/cc.ts",
+    "launcher/config.ts",
+    "engines/kvm.ts",
+    "engines/wasm_profile.ts",
+    "engines/wasm_fuel.ts",
+  ];
+  for (const m of lazy) assert.ok(!closure.has(m), `${m} is a static import of the CLI`);
+  const images = [...closure].filter((m) =>
+    m.startsWith("guests/images/") && m !== "guests/images/index.ts"
+  );
+  assert.deepEqual(images, [], "image payloads are imported when used");
+  assert.ok(closure.has("host/host.ts") && closure.has("devices/all.ts"), [...closure].join(" "));
+});

@@ -33,7 +33,7 @@
 export const COLD_MODULES: readonly RegExp[] = [
   /^launcher\/(disk|lgfs|cc|wasi_flags|config)\.ts$/,
   /^engines\/(kvm|kvm_sys|wasm_profile|wasm_fuel|wasm_fuel_scanner|wasm_bytes)\.ts$/,
-  /^guests\//,
+  /^guests\/(?!images\/index\.ts$)/,
 ];
 
 /** Does `text` parse as exactly one function expression? */

@@ -1,14 +1,16 @@
 /**
- * The net device kind: `--net segment:NAME[,pcap=FILE]` or
+ * The net device: `--net segment:NAME[,pcap=FILE]` or
  * `--net tap:IFNAME[,ip=ADDR/PREFIX][,bridge=BR][,pcap=FILE]` (repeatable).
+ * The kind is registered by devices/all.ts, which loads this module (and
+ * the segment, tap and pcap modules) only when a run has a NIC.
  *
  * @module
  */
 
-import { type Device, type FrameSink, registerDevice } from "../registry.ts";
+import type { Device, DeviceEnv, FrameSink } from "../registry.ts";
 import { acquirePcap, type PcapWriter, releasePcap } from "./pcap.ts";
 import { SegmentNetDevice } from "./segment.ts";
-import { type NetSpec, parseNetSpec } from "./spec.ts";
+import type { NetSpec } from "./spec.ts";
 import { TapNetDevice } from "./tap.ts";
 
 /** Wrap a device so its private pcap writer is released on close. */
@@ -22,21 +24,15 @@ function withPcap(dev: Device, w: PcapWriter | undefined): Device {
   return dev;
 }
 
-registerDevice<NetSpec>({
-  name: "net",
-  option: "net",
-  usage: "    --net segment:NAME[,pcap=FILE]  a NIC on inter-guest segment NAME (repeatable)\n" +
-    "    --net tap:IF[,ip=A/P|,bridge=BR][,pcap=FILE]  a NIC on host tap device IF",
-  parse: parseNetSpec,
-  async create(spec, env): Promise<Device> {
-    const own = spec.pcap ? acquirePcap(spec.pcap) : undefined;
-    const sinks: FrameSink[] = [own, env.pcap].filter((s): s is FrameSink => s !== undefined);
-    if (spec.kind === "segment") return withPcap(new SegmentNetDevice(spec.name, sinks), own);
-    try {
-      return withPcap(await TapNetDevice.open(spec.ifname, spec, sinks), own);
-    } catch (e) {
-      if (own) releasePcap(own);
-      throw e;
-    }
-  },
-});
+/** Make the NIC a `--net` value asks for. */
+export async function createNet(spec: NetSpec, env: DeviceEnv): Promise<Device> {
+  const own = spec.pcap ? acquirePcap(spec.pcap) : undefined;
+  const sinks: FrameSink[] = [own, env.pcap].filter((s): s is FrameSink => s !== undefined);
+  if (spec.kind === "segment") return withPcap(new SegmentNetDevice(spec.name, sinks), own);
+  try {
+    return withPcap(await TapNetDevice.open(spec.ifname, spec, sinks), own);
+  } catch (e) {
+    if (own) releasePcap(own);
+    throw e;
+  }
+}

@@ -32,7 +32,7 @@ export function builtinGuests(all = false): Promise<BuiltinGuest[]> {
 export async function builtinFile(file: string): Promise<Uint8Array | null> {
   const load = Object.hasOwn(FILES, file) ? FILES[file] : undefined;
   if (!load) return null;
-  let mod: { BASE64: string; GZIP?: boolean };
+  let mod: Embedded;
   try {
     mod = await load();
   } catch {
@@ -42,11 +42,20 @@ export async function builtinFile(file: string): Promise<Uint8Array | null> {
   return await decode(mod);
 }
 
-/** The bytes an embedding module holds (base64, gzipped if it says so). */
-async function decode(mod: { BASE64: string; GZIP?: boolean }): Promise<Uint8Array> {
+/** What an embedding module holds: base64, of the brotli or gzip of the bytes if it says so. */
+interface Embedded {
+  BASE64: string;
+  BROTLI?: boolean;
+  GZIP?: boolean;
+}
+
+/** The bytes an embedding module holds. */
+async function decode(mod: Embedded): Promise<Uint8Array> {
   const raw = Uint8Array.fromBase64(mod.BASE64);
-  if (!mod.GZIP) return raw;
-  const stream = new Blob([raw]).stream().pipeThrough(new DecompressionStream("gzip"));
+  const format = mod.BROTLI ? "brotli" : mod.GZIP ? "gzip" : null;
+  if (format === null) return raw;
+  const stream = new Blob([raw]).stream()
+    .pipeThrough(new DecompressionStream(format as CompressionFormat));
   return new Uint8Array(await new Response(stream).arrayBuffer());
 }
 

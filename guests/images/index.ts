@@ -242,7 +242,9 @@ function outside<T>(specifier: string): Promise<T> {
 }
 
 /** Image file name -> import of its module. */
-export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string; GZIP?: boolean }>>> = {
+export const FILES: Readonly<
+  Record<string, () => Promise<{ BASE64: string; BROTLI?: boolean; GZIP?: boolean }>>
+> = {
   "disktest.wasm": () => outside("./disktest.wasm.ts"),
   "disktest.x86_64.elf": () => import("./disktest.x86_64.elf.ts"),
   "hello.wasm": () => outside("./hello.wasm.ts"),
@@ -307,9 +309,9 @@ export const FILES: Readonly<Record<string, () => Promise<{ BASE64: string; GZIP
 export interface ReadyModule {
   /** Where the build put the image's fuel checks. */
   FUEL: { loops: number; entries: number; bulk: number; resumes: number };
-  /** The checked and instrumented image, base64 (of its gzip if GZIP). */
+  /** The checked and instrumented image, base64 (of its brotli if BROTLI). */
   BASE64: string;
-  GZIP?: boolean;
+  BROTLI?: boolean;
 }
 
 /**

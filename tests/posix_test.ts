@@ -407,3 +407,18 @@ Deno.test("posix: lua's write-temp-then-rename (and a remove) survive SIGKILL of
     assert.equal(await Deno.readTextFile(`${dir}/b.out`), "B".repeat(70000) + "end");
   });
 });
+
+Deno.test("posix: abort() crashes saying so (126) and keeps what the program wrote, as a process's abort does", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/a.img`;
+    const mk = await runCli(["disk", "mkfs", img, "1M"]);
+    assert.equal(mk.code, EXIT.OK, describe(mk));
+    const r = await runCli(["run", "--block", img, "test-posix-files", "--", "abort"]);
+    assert.equal(r.code, EXIT.GUEST_FAILED, describe(r));
+    assert.equal(r.stderr, "lguest: test-posix-files: CRASH: abort() called\n", describe(r));
+    // written, never closed: the abort committed its size
+    const get = await runCli(["disk", "get", img, "/aborted.txt", "-"]);
+    assert.equal(get.code, EXIT.OK, describe(get));
+    assert.equal(get.stdout, "kept\n", describe(get));
+  });
+});

@@ -32,6 +32,7 @@
 
 /* wasi-libc, declared by hand (its headers and the kit's do not mix). */
 void exit(int status);
+noreturn void abort(void);
 int __main_void(void);
 void *aligned_alloc(size_t align, size_t size);
 
@@ -1279,6 +1280,22 @@ noreturn void WASI(proc_exit)(u32 status)
 	else if ((status & 0xFF) != 0 && nodisk_path[0] && !nodisk_told)
 		nodisk_hint();                   /* a file was missing: no disk */
 	lg_exit((int)status);
+}
+
+/*
+ * abort(): wasi-libc's is a bare trap (the run would end with "guest fault:
+ * unreachable"). This one commits the file system first, as a process's
+ * abort on Linux keeps what it wrote, then crashes saying why.
+ */
+noreturn void abort(void)
+{
+	static bool aborting;
+
+	if (!aborting && mount_err == 0) {
+		aborting = true;         /* an abort inside the commit: just crash */
+		fs_umount();
+	}
+	lguest_crash("abort() called");
 }
 
 /* Sockets: there are none (no fd is a socket). */

@@ -3,7 +3,8 @@
  *
  * The command line's words are the test's arguments: "exit N" ends with
  * status N after the rest; "files" exercises the file system (needs an
- * lgfs disk); "stdin" echoes standard input line by line until EOF.
+ * lgfs disk); "stdin" echoes standard input line by line until EOF;
+ * "abort" writes /aborted.txt without closing it and calls abort().
  */
 #include <dirent.h>
 #include <errno.h>
@@ -165,6 +166,14 @@ int main(int argc, char **argv)
 			while (fgets(line, sizeof(line), stdin))
 				printf("stdin: %s", line);
 			printf("stdin: EOF\n");
+		} else if (strcmp(argv[i], "abort") == 0) {
+			/* written, not closed: abort() keeps it, as a process's abort does */
+			int fd = open("/aborted.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+			if (fd < 0 || write(fd, "kept\n", 5) != 5)
+				perror("/aborted.txt");
+			fflush(stdout);
+			abort();
 		} else if (strcmp(argv[i], "exit") == 0 && i + 1 < argc) {
 			status = atoi(argv[++i]);
 		}

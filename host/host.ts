@@ -38,7 +38,7 @@ import { doHcall, doHypercalls, syncShared } from "./hypercalls.ts";
 import { interruptDeliverable, takeInterrupt } from "./interrupts.ts";
 import { GuestMemory } from "./memory.ts";
 import { nowMs } from "../sys/clock.ts";
-import { blockingWait, canBlock, WOKE_INPUT, WOKE_LOOP } from "./idle_wait.ts";
+import { blockingWait, canBlock, WOKE_INPUT, WOKE_LOOP, WOKE_TIME } from "./idle_wait.ts";
 
 /** What read() returned (§6.2). `result` is the original's return value. */
 export type ReadResult =
@@ -224,6 +224,8 @@ export class LguestFile implements HypercallPort {
       };
     }
     g.pendingDma = null;
+    /** The last look found input through the blocking idle wait. */
+    let waited = false;
     while (g.dead === null) {
       // Closed while this read() waited: the guest is gone, run nothing more of
       // it (a hypercall now could bind after close() released the bindings).
@@ -249,16 +251,23 @@ export class LguestFile implements HypercallPort {
         // goes in now, without a trip through a poll thread and BREAK.
         if (this.#idle !== null && this.#idle() && (g.dead !== null || interruptDeliverable(g))) {
           // A steady stream of input must not keep the event loop out: a real
-          // turn at least once per time slice (as yieldForReceiver).
-          if (performance.now() - lastTurn > TIME_SLICE_MS) await yieldToEventLoop();
+          // turn at least once per time slice (as yieldForReceiver). Not between
+          // a blocking wait and the guest's answer: #blockingIdle gives that turn
+          // before it blocks, after the guest has answered.
+          if (!waited && performance.now() - lastTurn > TIME_SLICE_MS) await yieldToEventLoop();
+          waited = false;
           continue;
         }
+        waited = false;
         // Every guest sleeps and a device's fd carried input lately (a tap):
         // block this thread in poll(2) until that fd or the event loop has
         // something (host/idle_wait.ts), saving the poll thread's wake-up.
         if (this.#waitFds !== null) {
           const woke = this.#blockingIdle(g);
-          if (woke === WOKE_INPUT) continue;
+          if (woke === WOKE_INPUT) {
+            waited = true;
+            continue;
+          }
           if (woke !== 0) {
             await (woke === WOKE_LOOP ? ioTurn() : yieldToEventLoop());
             continue;
@@ -403,8 +412,11 @@ export class LguestFile implements HypercallPort {
       f.#waitFds?.(fds);
       for (let i = before; i < fds.length; i++) owner[i] = o;
     }
-    // A timer already due: a millisecond's poll lets its callback come, not a spin of turns.
+    // The event loop's turn of this time slice comes now, before blocking (not
+    // between the wait's input and the guest's answer: see read()).
+    if (performance.now() - lastTurn > TIME_SLICE_MS) return WOKE_TIME;
     const ready = waitReady;
+    // A timer already due: a millisecond's poll lets its callback come, not a spin of turns.
     const woke = blockingWait(fds, Math.max(1, deadline - nowMs()), ready);
     let mine = false;
     for (let i = 0; i < fds.length; i++) {
@@ -561,7 +573,12 @@ function yieldToEventLoop(): Promise<void> {
  * runtime, which then polls its I/O.
  */
 function ioTurn(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 1));
+  return new Promise((resolve) =>
+    setTimeout(() => {
+      lastTurn = performance.now();
+      resolve();
+    }, 1)
+  );
 }
 
 /**

@@ -33,9 +33,10 @@
  *   `call_indirect` and at every catch (a resume point: the callee may have
  *   looked since the frame's own check paid for what follows), when the
  *   frame can run {@link RESUME_CHECK_UNITS} or more from there before the
- *   next such check or its return, charging all of that (see
- *   {@link resumeChecks}): a deep recursion's levels do not run their rests
- *   on the way back up on what they paid on the way down.
+ *   next such check or its return (a load weighing {@link LOAD_BYTES}
+ *   more), charging all of that (see {@link resumeChecks}): a deep
+ *   recursion's levels do not run their rests on the way back up on what
+ *   they paid on the way down.
  *
  * Before every `memory.copy`, `memory.fill` and `memory.init` goes
  * `call $pay`, a function appended to the module (`(i32) -> (i32)`, its
@@ -659,6 +660,22 @@ class Paths {
  * (1 766 checks in `sqlite3`; 656 now): docs/performance.md.
  */
 export const RESUME_CHECK_UNITS = 32;
+/**
+ * What a load (0x28–0x35, a SIMD load) weighs in what may run after a call
+ * ({@link resumeChecks}), in bytes on top of its own: a load that misses the
+ * cache is ~100 ns, a byte of other code ~0.3 ns. Counted by its bytes, a
+ * frame's unpaid rest (under RESUME_CHECK_UNITS) held ~680 loads of a
+ * pointer chase: 15 000 levels of a recursion ran 10 million on the way
+ * back up with no look (a neighbour's echo 0.5-2.8 s late). Weighed, such a
+ * rest holds at most RESUME_CHECK_UNITS × 64 / (3 + LOAD_BYTES) loads
+ * (186). 16 (107) cost SQLite's run ~4.6 % of CPU time, 8 ~1.9 %.
+ */
+export const LOAD_BYTES = 8;
+
+/** Is `op` a load (the scanner marks them as AT_PAY)? */
+function isLoad(op: number): boolean {
+  return (op >= 0x28 && op <= 0x35) || op === 0xfd;
+}
 
 /** A block, if, try or loop open in the backward walk of {@link resumeChecks} (or the body). */
 interface Back {
@@ -761,7 +778,10 @@ function resumeChecks(
   let last = end, d = 0;
   for (let j = to - 1; j >= from; j--) {
     const at = (rec[j] >>> 2) + delta, what = rec[j] & 3;
-    if (what === AT_PAY) continue; // straight on
+    if (what === AT_PAY) {
+      if (isLoad(b[at])) d += LOAD_BYTES; // a load weighs more (below)
+      continue; // straight on
+    }
     const straight = d + last - at; // the instruction's own bytes counted with what follows
     let dist = straight;
     if (what === AT_CHECK) {
@@ -1150,6 +1170,7 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   // unmetered: a leaf called over and over from one metered loop iteration would multiply
   // what a unit buys); so a leaf needs no check of its own.
   const leaves = new Map<number, number>(); // function index -> bytes a call of it costs
+  const leafLoads = new Map<number, number>(); // what its loads weigh on top, after a call
   const named = namedFunctions(b, find(EXPORT), find(ELEM));
   for (let i = 0, f = imports.funcs; named !== null && i < rec.length; i += 5 + rec[i + 4], f++) {
     if (rec[i + 3] !== 0 || named.has(f)) continue;
@@ -1161,7 +1182,14 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       if (what === AT_OPEN) paths.open(at);
       else if (what === AT_CTRL) bytes = paths.ctrl(at)?.bytes ?? bytes;
     }
-    if (paths.done() && paths.exact) leaves.set(f, bytes + CODE_BYTES_PER_FUEL);
+    if (paths.done() && paths.exact) {
+      leaves.set(f, bytes + CODE_BYTES_PER_FUEL);
+      let loads = 0;
+      for (let j = i + 5; j < i + 5 + rec[i + 4]; j++) {
+        if ((rec[j] & 3) === AT_PAY && isLoad(b[(rec[j] >>> 2) + d])) loads++;
+      }
+      leafLoads.set(f, loads * LOAD_BYTES);
+    }
   }
   // A call of the host (env.hcall, env.event, env.rdtsc) pays on its caller's path like a
   // leaf (HCALL_BYTES).
@@ -1179,6 +1207,7 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     let loops = 0, bulk = 0, grows = 0;
     for (let j = i + 5; j < i + 5 + rec[i + 4]; j++) {
       const at = (rec[j] >>> 2) + d, what = rec[j] & 3;
+      if (what === AT_PAY && isLoad(b[at])) continue; // only the resume walk weighs loads
       if (what === AT_PAY && b[at] === 0x40) {
         inserts.push(fixedGrow(b, at, end));
         grows++;
@@ -1216,7 +1245,7 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     resumeChecks(b, rec, i + 5, i + 5 + rec[i + 4], d, end, (f) => {
       const bytes = callee(f);
       if (bytes > 0) (leafCalls ??= []).push(f);
-      return bytes;
+      return bytes > 0 ? bytes + (leafLoads.get(f) ?? 0) : 0;
     }, (at, bytes) => {
       const units = costOf(bytes);
       if (units <= MAX_PASS_UNITS) after.push([at, check(units), 0]);

@@ -28,6 +28,7 @@ import {
   type FuelCounts,
   HCALL_BYTES,
   instrumentFuel,
+  LOAD_BYTES,
   MAX_PASS_UNITS,
   PATH_STEPS_PER_BYTE,
   RESUME_CHECK_UNITS,
@@ -1110,6 +1111,75 @@ Deno.test("fuel: a recursion 6 000 deep runs what follows its call with looks on
       assert.ok(looks >= (DEPTH * reps * REP) / 64 / FUEL, `${looks} looks`);
     }
   }
+});
+
+Deno.test("fuel: a load weighs LOAD_BYTES more in what runs after a call: a recursion's rest of loads looks on the way back up", () => {
+  // f(n): if n { f(n - 1) } then K × (n += 1, a load): 13 bytes and a load a rep. By its bytes
+  // the rest is under RESUME_CHECK_UNITS, so before every level ran it on the way back up on
+  // what it paid on the way down: 6 000 × 100 loads after one look (a pointer chase through RAM
+  // in each, found by attack: a neighbour's echo 1.6-2.8 s late). Weighed, it has a check.
+  const DEPTH = 6000, K = 100, REP = 13, GSET = 0x24, LOAD = 0x28;
+  const rep = [GGET, 0, ...i32(1), I32_ADD, GSET, 0, ...i32(0), LOAD, 2, 0, DROP];
+  assert.equal(rep.length, REP);
+  assert.ok(K * REP < RESUME_CHECK_UNITS * CODE_BYTES_PER_FUEL, "under the threshold by bytes");
+  assert.ok(K * (REP + LOAD_BYTES) >= RESUME_CHECK_UNITS * CODE_BYTES_PER_FUEL, "over, weighed");
+  const f = [
+    GET,
+    0,
+    IF,
+    VOID,
+    GET,
+    0,
+    ...i32(1),
+    I32_SUB,
+    CALL,
+    1,
+    END,
+    ...new Array<number[]>(K).fill(rep).flat(),
+  ];
+  const bytes = assemble({
+    types: [[[], []], [[I32], []]],
+    imports: [
+      { module: "env", name: "wait", func: 0 },
+      { module: "env", name: "n", global: { type: I32, mutable: true } },
+      { module: "env", name: "memory", memory: { min: 1 } },
+    ],
+    funcs: [{ type: 1, body: f }],
+    exports: [{ name: "f", func: 1 }],
+  });
+  const r = instrumented(bytes);
+  assert.equal(r.resumes, 1, "a check after the call");
+  const n = new WebAssembly.Global({ value: "i32", mutable: true }, 0);
+  let last = 0, most = 0;
+  const wait = () => {
+    most = Math.max(most, n.value - last);
+    last = n.value;
+  };
+  const inst = new WebAssembly.Instance(
+    new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>),
+    { env: { wait, n, memory: new WebAssembly.Memory({ initial: 1 }) } },
+  );
+  (inst.exports.f as (n: number) => void)(DEPTH);
+  wait();
+  assert.equal(n.value, (DEPTH + 1) * K);
+  // A look every ~FUEL units of weighed rests (before: all 600 000 reps after one look).
+  const bound = (FUEL + MAX_PASS_UNITS) * CODE_BYTES_PER_FUEL / (REP + LOAD_BYTES) + K;
+  assert.ok(most <= bound, `${most} loads between two looks, bound ${Math.round(bound)}`);
+  // A leaf's loads weigh as much on its caller's rest: the same rest in a leaf.
+  const leafy = assemble({
+    types: [[[], []], [[I32], []]],
+    imports: [
+      { module: "env", name: "wait", func: 0 },
+      { module: "env", name: "n", global: { type: I32, mutable: true } },
+      { module: "env", name: "memory", memory: { min: 1 } },
+    ],
+    funcs: [
+      { type: 1, body: [GET, 0, IF, VOID, GET, 0, ...i32(1), I32_SUB, CALL, 1, END, CALL, 2] },
+      { type: 0, body: new Array<number[]>(K).fill(rep).flat() },
+    ],
+    exports: [{ name: "f", func: 1 }],
+  });
+  assert.equal(instrumented(leafy).resumes, 1, "a check after the call, before the leaf's loads");
 });
 
 Deno.test("fuel: branches out of many nested loops cannot make the analysis quadratic", () => {

@@ -107,7 +107,8 @@ export const FC_AT = 256, ERROR_AT = 268, SIMD_AT = 512, CTRL_AT = 768, CODE_AT 
 /**
  * A record's position: `pos << 2 | what`; a fuel check goes after a loop
  * header, a payment before a bulk op (or, at a memory.grow, its
- * replacement: the opcode tells them apart); a block (block, if, try) opens at
+ * replacement; a load, 0x28–0x35 or SIMD, is only marked: the opcode tells
+ * them apart); a block (block, if, try) opens at
  * the position, or a control instruction is there (end and delegate close
  * a block; the others, see ctrlTable, branch; the opcode tells them apart).
  */
@@ -231,8 +232,8 @@ const MEMARG = asm(1, [ // p; align
 /**
  * scan(p, end, out): decode the instructions in [p, end); store at out,
  * out+4, … the position after each loop header (`pos << 2 | AT_CHECK`),
- * of each memory.init/copy/fill and memory.grow (`pos << 2 | AT_PAY`; the
- * opcode tells them apart), of each block, if
+ * of each memory.init/copy/fill, memory.grow and load (`pos << 2 | AT_PAY`;
+ * the opcode tells them apart), of each block, if
  * and try (`AT_OPEN`) and each control instruction (`AT_CTRL`: CTRL_AT[op]
  * is 1; end and delegate among them); set CALLS if there
  * is a call of any kind; return the new out, -1 (malformed) or -2
@@ -269,6 +270,12 @@ const SCAN = asm(5, [ // p end out; at op k t n
     "end",
     "local.get", 5, "i32.const", K_MEMARG, "i32.eq",
     "if", "$memarg",
+      "local.get", 4, "i32.const", 0x36, "i32.lt_u",
+      "if", "$load", // a load (0x28–0x35): recorded, it weighs more in what runs after a call
+        "local.get", 2, "local.get", 3, "i32.const", 2, "i32.shl", "i32.const", AT_PAY, "i32.or",
+        "i32.store", 0,
+        "local.get", 2, "i32.const", 4, "i32.add", "local.set", 2,
+      "end",
       "local.get", 0, "call", F_MEMARG, "local.set", 0, "br", "$next",
     "end",
     "local.get", 5, "i32.const", K_BLOCK, "i32.eq",
@@ -333,6 +340,14 @@ const SCAN = asm(5, [ // p end out; at op k t n
       "if", "$bytes16", "local.get", 0, "i32.const", 16, "i32.add", "local.set", 0, "br", "$next", "end",
       "local.get", 7, "i32.const", S_LANE, "i32.eq",
       "if", "$lane", "local.get", 0, "i32.const", 1, "i32.add", "local.set", 0, "br", "$next", "end",
+      "local.get", 6, "i32.const", 11, "i32.ne",
+      "local.get", 6, "i32.const", 88, "i32.lt_u", "local.get", 6, "i32.const", 91, "i32.gt_u",
+      "i32.or", "i32.and",
+      "if", "$simd_load", // not v128.store or a store lane (88–91): a load, recorded as above
+        "local.get", 2, "local.get", 3, "i32.const", 2, "i32.shl", "i32.const", AT_PAY, "i32.or",
+        "i32.store", 0,
+        "local.get", 2, "i32.const", 4, "i32.add", "local.set", 2,
+      "end",
       "local.get", 0, "call", F_MEMARG, "local.set", 0, // S_MEMARG, S_MEMARG_LANE
       "local.get", 7, "i32.const", S_MEMARG_LANE, "i32.eq",
       "if", "$memarg_lane", "local.get", 0, "i32.const", 1, "i32.add", "local.set", 0, "end",
@@ -495,7 +510,7 @@ export function scannerSource(): string {
 
 /** Its memory layout: the error slot, where the code section goes. */
 export const ERROR_AT = ${ERROR_AT}, CODE_AT = ${CODE_AT};
-/** A record's position is \`pos << 2 | what\`: a check after it, a payment before it (a memory.grow: replaced), a block opens, a control instruction (end, branch, …). */
+/** A record's position is \`pos << 2 | what\`: a check after it, a payment before it (a memory.grow: replaced; a load: marked), a block opens, a control instruction (end, branch, …). */
 export const AT_CHECK = ${AT_CHECK}, AT_PAY = ${AT_PAY}, AT_OPEN = ${AT_OPEN}, AT_CTRL = ${AT_CTRL};
 
 /** The module's bytes. */

@@ -38,7 +38,8 @@ if (import.meta.main) {
     console.log(`lguest ${VERSION}`);
   } else {
     fromTaskCwd();
-    // The watchdog Worker is only needed at a terminal or with --timeout.
+    // The watchdog Worker is only needed at a terminal or with --timeout (launcher/runner.ts
+    // makes the same test to decide whether the run needs its supervisor).
     if (
       args[0] === "run" &&
       (Deno.stdin.isTerminal() || args.some((a) => a.startsWith("--timeout")))

@@ -46,7 +46,7 @@ import type { GuestPlan } from "./config.ts";
 import { EXIT, MAX_PASSED_STATUS, permissionMessage } from "./exit.ts";
 import { loadImage, loadReady } from "./images.ts";
 import { GuestRun, type Outcome } from "./launcher.ts";
-import { STALE_MS, Supervisor } from "./supervisor.ts";
+import type { Supervisor } from "./supervisor.ts";
 
 /** Options of a whole run. */
 export interface RunOptions {
@@ -410,6 +410,21 @@ function report(run: HostRun, outcomes: Outcome[], exitCode: number): RunReport 
   };
 }
 
+/** What a run uses of its {@link Supervisor}. */
+type Watch = Pick<Supervisor, "ready" | "onStop" | "onInterrupt" | "close">;
+
+/**
+ * A run with neither a terminal nor --timeout: nothing to watch. Signals keep
+ * their default action (they end the process at once), as with a Supervisor
+ * that has nothing to watch.
+ */
+const UNWATCHED: Watch = {
+  ready: Promise.resolve(),
+  onStop() {},
+  onInterrupt() {},
+  close() {},
+};
+
 /** Run the guests; returns the process exit code. */
 export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<number> {
   let jsonFifo = -1;
@@ -448,10 +463,20 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
   const hostRun = hostRunOf = await HostRun.prepare(plans, opts);
   const { prepared, runs } = hostRun;
   const stdioGuest = prepared.find((p) => p.plan.stdio);
-  const supervisor = new Supervisor({
-    timeoutMs: opts.timeoutMs,
-    terminal: stdioGuest !== undefined && Deno.stdin.isTerminal(),
-  });
+  // Only a terminal or --timeout needs the supervisor (signals, the watchdog Worker, termios):
+  // without them its modules are not loaded (boot.first_byte, docs/performance.md). The test on
+  // the arguments is main.ts's: where main.ts started the Worker early, the supervisor adopts it
+  // (or ends it when nothing needs watching).
+  const watch = opts.timeoutMs > 0 || Deno.stdin.isTerminal() ||
+      Deno.args.some((a) => a.startsWith("--timeout"))
+    ? await import("./supervisor.ts")
+    : null;
+  const supervisor: Watch = watch
+    ? new watch.Supervisor({
+      timeoutMs: opts.timeoutMs,
+      terminal: stdioGuest !== undefined && Deno.stdin.isTerminal(),
+    })
+    : UNWATCHED;
   try {
     await hostRun.start();
   } catch (e) {
@@ -461,7 +486,7 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
   const stopAll = (code: number, why: string) => hostRun.stop(code, why);
   supervisor.onStop(stopAll);
   let notResponding: ReturnType<typeof setTimeout> | undefined;
-  if (stdioGuest) {
+  if (stdioGuest && watch) {
     const file = runs[prepared.indexOf(stdioGuest)].file;
     supervisor.onInterrupt(() => {
       stdioGuest.console.interrupt();
@@ -477,7 +502,7 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
         if (g && g.dead === null && !g.halted && g.counters.hypercalls === before) {
           stopAll(EXIT.SIGNAL_BASE + 2, "ended by SIGINT (guest not responding)");
         }
-      }, STALE_MS);
+      }, watch.STALE_MS);
     });
   }
   const several = runs.length > 1;

@@ -88,7 +88,7 @@ async function staticClosure(entry: string): Promise<Set<string>> {
   return new Set([...seen].map((s) => s.slice(root.length)));
 }
 
-Deno.test("boot: the CLI's static imports leave out devices, images and tools that run hello does not use", async () => {
+Deno.test("boot: the CLI's static imports leave out devices, images, the supervisor and tools that run hello does not use", async () => {
   // Each of these is a literal dynamic import (in the module graph: no permission needed), loaded
   // only by the run that needs it; a static import would load it at every start.
   const closure = await staticClosure("../launcher/cli.ts");
@@ -104,6 +104,11 @@ Deno.test("boot: the CLI's static imports leave out devices, images and tools th
     "engines/kvm.ts",
     "engines/wasm_profile.ts",
     "engines/wasm_fuel.ts",
+    // Only for a terminal or --timeout (launcher/runner.ts).
+    "launcher/supervisor.ts",
+    "launcher/supervisor_worker.ts",
+    "launcher/termios.ts",
+    "sys/worker.ts",
   ];
   for (const m of lazy) assert.ok(!closure.has(m), `${m} is a static import of the CLI`);
   const images = [...closure].filter((m) =>

@@ -17,7 +17,7 @@
  *   and in any case after {@link MAX_BLOCK_MS}, so any other timer
  *   (`--timeout`, a program's own) fires at most that late.
  * - It is only used while a device says input came recently (the tap:
- *   within a second): an idle guest sleeps in the event loop as before and
+ *   frames less than 250 ms apart): an idle guest sleeps in the event loop as before and
  *   costs no CPU.
  *
  * Needs FFI (only a device that has an fd, which it opened through libc,
@@ -29,7 +29,7 @@
 import { libc } from "../sys/libc.ts";
 
 /** The longest one blocking wait lasts before an event-loop turn. */
-export const MAX_BLOCK_MS = 20;
+export const MAX_BLOCK_MS = 50;
 
 const POLLIN = 1;
 

@@ -657,7 +657,7 @@ function busyTapCase(): Promise<BusyTapResult> {
       await new Promise((r) => setTimeout(r, 1500));
       const idleCpu = (await cpuSeconds(pid))! - idle0!;
       const burst = await ns.ping("10.83.0.2", { count: 50, interval: 0.01, wait: 1 });
-      // The tap counts as busy for a second after its last frames.
+      // The tap counts as busy for 250 ms after its last frames (devices/net/tap.ts HOT_MS).
       await new Promise((r) => setTimeout(r, 1200));
       const quiet0 = await cpuSeconds(pid);
       await new Promise((r) => setTimeout(r, 1500));

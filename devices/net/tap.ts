@@ -46,7 +46,7 @@ const QUEUE = 64;
  * event loop and the poll thread watches the tap. (Two frames: the
  * kernel's lone IPv6 multicast every few seconds does not count.)
  */
-const HOT_MS = 1000;
+const HOT_MS = 250;
 
 async function ip(args: string[]): Promise<void> {
   let out: Deno.CommandOutput;

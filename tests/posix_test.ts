@@ -422,3 +422,26 @@ Deno.test("posix: abort() crashes saying so (126) and keeps what the program wro
     assert.equal(get.stdout, "kept\n", describe(get));
   });
 });
+
+Deno.test("posix: a file that grows by write() alone is committed every 5 s: a SIGKILL loses only its last seconds", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/g.img`;
+    const mk = await runCli(["disk", "mkfs", img, "1M"]);
+    assert.equal(mk.code, EXIT.OK, describe(mk));
+    // A line every 100 ms, never closed or synced; killed after 7 s of it.
+    const p = spawnCli(["run", "--block", img, "test-posix-files", "--", "grow"], {
+      killAfterMs: 60_000,
+    });
+    await p.waitFor(/^grow 70$/m, 40_000);
+    p.kill("SIGKILL");
+    const r = await p.result();
+    assert.equal(r.signal, "SIGKILL", describe(r));
+    const get = await runCli(["disk", "get", img, "/grow.txt", "-"]);
+    assert.equal(get.code, EXIT.OK, describe(get));
+    const got = lines(get.stdout);
+    // Committed at the first write 5 s after the mount (line ~50): a whole prefix of the lines.
+    assert.ok(got.length >= 20, `${got.length} lines kept\n${describe(get)}`);
+    got.forEach((l, i) => assert.equal(l, `line ${String(i + 1).padStart(6, "0")}`));
+    assert.ok(get.stdout.endsWith("\n"), describe(get));
+  });
+});

@@ -129,7 +129,14 @@ static struct {
 	u8 *jbuf;                  /* journal I/O: the descriptor, then JSTAGE-1 more blocks */
 	struct ofile fds[FS_MAX_OPEN];
 	struct fs_counters cnt;
+	u64 commit_ns;             /* lg_clock_ns() of the last commit (or the mount) */
 } fs;
+
+/* A file that grows by write() alone, never closed or synced, is committed
+ * at the end of a write once this long has passed since the last commit
+ * (ext4 commits every 5 s): a kill loses at most its last seconds, not all
+ * since its open. */
+#define COMMIT_NS 5000000000ull
 
 /* ---- Disk I/O ------------------------------------------------------------ */
 
@@ -356,6 +363,7 @@ static int commit(void)
 		goto broken;
 	fs.seq++;
 	fs.cnt.commits++;
+	fs.commit_ns = lg_clock_ns();
 	fs.cnt.journal_blocks += n;
 	return 0;
 broken:
@@ -1305,7 +1313,8 @@ static long do_write(struct ofile *f, const u8 *buf, size_t n, u64 off)
 	}
 	if (run_flush(&run))
 		return -EIO;
-	if (done && (f->flags & FS_O_DSYNC) && (err = commit()))
+	if (done && ((f->flags & FS_O_DSYNC) || lg_clock_ns() - fs.commit_ns >= COMMIT_NS) &&
+	    (err = commit()))
 		return err;
 	return done ? (long)done : err;
 }
@@ -1850,6 +1859,7 @@ int fs_mount(unsigned blk_index)
 	if ((err = replay()))
 		return err;
 	fs.mounted = true;
+	fs.commit_ns = lg_clock_ns();
 	fs.balloc_hint = fs.sb.dstart;
 	fs.ialloc_hint = ROOT_INO + 1;
 	/* Count the free blocks and inodes; free the orphans. */

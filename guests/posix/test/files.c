@@ -4,7 +4,8 @@
  * The command line's words are the test's arguments: "exit N" ends with
  * status N after the rest; "files" exercises the file system (needs an
  * lgfs disk); "stdin" echoes standard input line by line until EOF;
- * "abort" writes /aborted.txt without closing it and calls abort().
+ * "abort" writes /aborted.txt without closing it and calls abort(); "grow"
+ * appends a line to /grow.txt every 100 ms, never closing it, until killed.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -166,6 +167,20 @@ int main(int argc, char **argv)
 			while (fgets(line, sizeof(line), stdin))
 				printf("stdin: %s", line);
 			printf("stdin: EOF\n");
+		} else if (strcmp(argv[i], "grow") == 0) {
+			/* a log that is never closed or synced: a line every 100 ms */
+			FILE *log = fopen("/grow.txt", "w");
+			struct timespec tenth = { 0, 100000000 };
+
+			if (!log)
+				perror("/grow.txt");
+			for (int n = 1; log != NULL && n > 0; n++) {
+				fprintf(log, "line %06d\n", n);
+				fflush(log);
+				printf("grow %d\n", n);
+				fflush(stdout);
+				nanosleep(&tenth, NULL);
+			}
 		} else if (strcmp(argv[i], "abort") == 0) {
 			/* written, not closed: abort() keeps it, as a process's abort does */
 			int fd = open("/aborted.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);

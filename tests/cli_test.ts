@@ -16,6 +16,7 @@ import {
   LGUEST_CMD,
   lines,
   ROOT,
+  ROOT_PATH,
   runCli,
   shellQuote,
   spawnProcess,
@@ -552,4 +553,40 @@ Deno.test({
       const ok = await run(["run", "--block", `${ro},ro`, "hello"]);
       assert.equal(ok.code, 0, describe(ok));
     }),
+});
+
+Deno.test("cli: without ip or clang on PATH, 'deno task lguest' and the installed lguest print no Deno 'Failed to resolve' lines", async () => {
+  // --allow-run=ip,clang,clang-14 names programs a user may not have (no clang: most users);
+  // Deno then says "Info Failed to resolve 'clang' for allow-run" on every run unless --quiet.
+  const bin = await Deno.makeTempDir({ prefix: "lguest_onlydeno_" });
+  try {
+    await Deno.symlink(Deno.execPath(), `${bin}/deno`);
+    const env = { PATH: bin, DENO_INSTALL_ROOT: `${bin}/root`, HOME: Deno.env.get("HOME") ?? bin };
+    const task = await new Deno.Command(`${bin}/deno`, {
+      args: ["task", "-q", "lguest", "run", "hello"],
+      cwd: ROOT_PATH,
+      env,
+      clearEnv: true,
+    }).output();
+    const dec = new TextDecoder();
+    assert.equal(dec.decode(task.stderr), "");
+    assert.match(dec.decode(task.stdout), /^Hello from an lguest guest!/);
+    assert.equal(task.code, 0);
+    const inst = await new Deno.Command(`${bin}/deno`, {
+      args: ["task", "-q", "install"],
+      cwd: ROOT_PATH,
+      env,
+      clearEnv: true,
+    }).output();
+    assert.equal(inst.code, 0, dec.decode(inst.stderr));
+    const run = await new Deno.Command(`${bin}/root/bin/lguest`, {
+      args: ["run", "hello"],
+      env,
+      clearEnv: true,
+    }).output();
+    assert.equal(dec.decode(run.stderr), "");
+    assert.match(dec.decode(run.stdout), /^Hello from an lguest guest!/);
+  } finally {
+    await Deno.remove(bin, { recursive: true });
+  }
 });

@@ -51,7 +51,16 @@ class GuestExit extends Error {
     super("guest exited");
   }
 }
-const GUEST_EXIT = new GuestExit();
+let guestExit: GuestExit | null = null;
+
+/**
+ * Unwind a dead guest's stack: one GuestExit for the process, made at the
+ * first exit, not at start-up (a process's first Error costs ~0.08 ms of
+ * boot.first_byte, docs/performance.md).
+ */
+function exitGuest(): never {
+  throw (guestExit ??= new GuestExit());
+}
 
 /** Rate of {@link rdtsc} in kHz: it counts nanoseconds. */
 export const WASM_TSC_KHZ = 1_000_000;
@@ -204,7 +213,7 @@ export function hcallImport(
   return (eax, edx, ebx, ecx) => {
     const p = slot.port!;
     const r = p.hypercall(eax >>> 0, edx >>> 0, ebx >>> 0, ecx >>> 0);
-    if (r === LG_EVENT && p.dead !== null) throw GUEST_EXIT;
+    if (r === LG_EVENT && p.dead !== null) exitGuest();
     return r | 0;
   };
 }
@@ -257,7 +266,7 @@ export class WasmCpu implements GuestCpu {
     let expected = false;
     const event = (): number => {
       const p = port();
-      if (p.dead !== null) throw GUEST_EXIT;
+      if (p.dead !== null) exitGuest();
       const ev = p.event() | 0;
       if (ev === LG_EV_WAIT) expected = true;
       return ev;
@@ -274,10 +283,10 @@ export class WasmCpu implements GuestCpu {
         this.#resume = resolve;
         stopped?.();
       });
-      if (this.#closed || port().dead !== null) throw GUEST_EXIT;
+      if (this.#closed || port().dead !== null) exitGuest();
     };
     /**
-     * A dead guest that goes on running — it caught the GUEST_EXIT thrown
+     * A dead guest that goes on running — it caught the GuestExit thrown
      * through it (legacy exception handling's `catch_all` catches JavaScript
      * exceptions too) — stops for good at its next fuel check: its stack
      * stays suspended on a promise that never settles (and is collected with

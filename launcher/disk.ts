@@ -285,7 +285,9 @@ export function tidy(fs: Lgfs): void {
     try {
       fs.rmdir(p, true);
     } catch (e) {
-      if (!(e instanceof FsError && e.code === "ENOENT")) throw e; // inside one removed already
+      // Inside one removed already, or one a guest made too deep to remove: left as it is
+      // (only what the guest made; the command goes on).
+      if (!(e instanceof LgfsError)) throw e;
     }
   }
 }

@@ -509,3 +509,15 @@ Deno.test("run: a C source file or an lgfs disk image given as GUEST says what t
     assert.match(txt.stderr, /^lguest: notes\.txt: not a WebAssembly guest image \(bad magic\)\n$/);
   });
 });
+
+Deno.test("disk put: a hostile '.lguest-put-…' folder too deep to remove does not block the next put", () => {
+  const dev = new MemDev(new Uint8Array(4 << 20));
+  const fs = Lgfs.mkfs(dev);
+  fs.mkdirs(`/.lguest-put-0123456789abcdef${"/d".repeat(70)}`);
+  fs.commit();
+  const w = Lgfs.open(dev, { writable: true });
+  tidy(w); // cannot remove it (nested more than 64 deep): goes on
+  assert.equal(w.check().leftovers.length, 1);
+  w.writeFile("/after", [new TextEncoder().encode("ok")]);
+  assert.equal(w.check().files, 1);
+});

@@ -217,6 +217,8 @@ export class HostRun {
   readonly host: Host = new Host({ yieldOnFull: true });
   readonly prepared: Prepared[] = [];
   readonly runs: GuestRun[] = [];
+  /** The hints each guest gave (`--json`'s `hints`), in plan order. */
+  readonly hints: string[][] = [];
   /** Each guest's outcome, in plan order, once {@link HostRun.run} has begun. */
   readonly ended: Promise<Outcome>[] = [];
   readonly #opts: RunOptions;
@@ -251,6 +253,8 @@ export class HostRun {
     const hint = this.#opts.hint;
     try {
       for (const p of this.prepared) {
+        const given: string[] = [];
+        this.hints.push(given);
         this.runs.push(
           await GuestRun.create(this.host, {
             name: p.name,
@@ -259,7 +263,10 @@ export class HostRun {
             devices: p.devices,
             makeCpu: (top, mem) => p.image.makeCpu(top, mem),
             verbose: this.#opts.verbose,
-            hint: hint && ((line) => hint(p.name, line)),
+            hint: (line) => {
+              given.push(line);
+              hint?.(p.name, line);
+            },
           }),
         );
       }
@@ -332,6 +339,8 @@ export interface RunReport {
     /** The guest's own exit status, when it ended by itself. */
     status?: number;
     reason: string;
+    /** The hints it gave its user, as the CLI prints them after `lguest: NAME: ` (stderr). */
+    hints: string[];
     /** The host's counters of this guest (hypercalls, DMA, interrupts...). */
     counters: Record<string, number> | null;
     /** Each device in table order with its counters (null: it keeps none). */
@@ -405,6 +414,7 @@ function report(run: HostRun, outcomes: Outcome[], exitCode: number): RunReport 
       code: o.code,
       ...(o.status !== undefined ? { status: o.status } : {}),
       reason: o.reason,
+      hints: run.hints[i] ?? [],
       ...countersOf(run, i),
     })),
   };

@@ -45,6 +45,13 @@ Deno.test("json: run --json FILE: outcome, codes, status, reason, counters", asy
   assert.equal(crashed.guests[0].outcome, "crashed");
   assert.equal(crashed.guests[0].status, undefined);
   assert.match(crashed.guests[0].reason, /oops: test crash/);
+  assert.deepEqual(g.hints, []);
+  // A hint the guest gave its user (stderr in the CLI) is in the report too.
+  const [c5, hinted] = await runJson(["lua", "--", "-e", "io.open('/x', 'w')"]);
+  assert.equal(c5, EXIT.OK);
+  assert.deepEqual(hinted.guests[0].hints, [
+    "/x: no disk: run with --block disk.img (make one with 'lguest disk mkfs disk.img 64M')",
+  ]);
   const [c4, timeout] = await runJson(["--timeout", "300ms", "test-spin"]);
   assert.equal(c4, EXIT.TIMEOUT);
   assert.equal(timeout.guests[0].outcome, "timeout");

@@ -138,6 +138,14 @@ static struct {
  * since its open. */
 #define COMMIT_NS 5000000000ull
 
+/* lg_clock_ns() where a reading is cheap (a counter: tsc_khz set); 0 where
+ * it would cost a timer round trip (KVM without a TSC rate): then no
+ * periodic commit. */
+static u64 commit_clock(void)
+{
+	return READ_ONCE(lguest_data.tsc_khz) ? lg_clock_ns() : 0;
+}
+
 /* ---- Disk I/O ------------------------------------------------------------ */
 
 static int bread(u32 blk, void *buf)
@@ -363,7 +371,7 @@ static int commit(void)
 		goto broken;
 	fs.seq++;
 	fs.cnt.commits++;
-	fs.commit_ns = lg_clock_ns();
+	fs.commit_ns = commit_clock();
 	fs.cnt.journal_blocks += n;
 	return 0;
 broken:
@@ -1313,7 +1321,7 @@ static long do_write(struct ofile *f, const u8 *buf, size_t n, u64 off)
 	}
 	if (run_flush(&run))
 		return -EIO;
-	if (done && ((f->flags & FS_O_DSYNC) || lg_clock_ns() - fs.commit_ns >= COMMIT_NS) &&
+	if (done && ((f->flags & FS_O_DSYNC) || commit_clock() - fs.commit_ns >= COMMIT_NS) &&
 	    (err = commit()))
 		return err;
 	return done ? (long)done : err;
@@ -1859,7 +1867,7 @@ int fs_mount(unsigned blk_index)
 	if ((err = replay()))
 		return err;
 	fs.mounted = true;
-	fs.commit_ns = lg_clock_ns();
+	fs.commit_ns = commit_clock();
 	fs.balloc_hint = fs.sb.dstart;
 	fs.ialloc_hint = ROOT_INO + 1;
 	/* Count the free blocks and inodes; free the orphans. */

@@ -12,6 +12,8 @@
 
 #include <stdlib.h>
 
+struct lguest_data lguest_data;   /* tsc_khz 0: fs.c reads no clock */
+
 static u8 *disk, *pristine;
 static u32 disk_sectors;
 static u64 rng = 1;

@@ -956,6 +956,7 @@ function get(argv: string[]): number {
         if (!validName(e.name)) throw new CorruptError(`bad name ${JSON.stringify(at)}`);
         const target = `${dir}/${e.name}`;
         if (isDir(fs.inode(e.ino))) {
+          if (isPutTemp(e.name) && e.utf8) continue; // what a killed put left: not copied
           if (!dry) Deno.mkdirSync(target);
           copy(e.ino, target, at, depth + 1, dry);
         } else if (!dry) {

@@ -521,3 +521,18 @@ Deno.test("disk put: a hostile '.lguest-put-…' folder too deep to remove does 
   w.writeFile("/after", [new TextEncoder().encode("ok")]);
   assert.equal(w.check().files, 1);
 });
+
+Deno.test("disk get -r leaves out the temporary folder a killed put left; ls shows it", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/l.img`;
+    const dev = new MemDev(new Uint8Array(1 << 20));
+    const fs = Lgfs.mkfs(dev);
+    fs.writeFile("/d/.lguest-put-0123456789abcdef/half", [new TextEncoder().encode("x")]);
+    fs.writeFile("/d/whole", [new TextEncoder().encode("y")]);
+    await Deno.writeFile(img, dev.bytes);
+    await disk(["get", "-r", img, "/d", `${dir}/out`]);
+    assert.deepEqual([...Deno.readDirSync(`${dir}/out`)].map((e) => e.name), ["whole"]);
+    assert.match((await disk(["ls", img, "/d"])).stdout, /\.lguest-put-0123456789abcdef\//);
+    assert.match((await disk(["check", img])).stdout, /1 folders a killed put left/);
+  });
+});

@@ -17,8 +17,8 @@
  *   and in any case after {@link MAX_BLOCK_MS}, so any other timer
  *   (`--timeout`, a program's own) fires at most that late.
  * - It is only used while a device says input came recently (the tap:
- *   frames less than 250 ms apart): an idle guest sleeps in the event loop as before and
- *   costs no CPU.
+ *   frames less than 250 ms apart): an idle guest sleeps in the event loop
+ *   as before and costs no CPU.
  *
  * Needs FFI (only a device that has an fd, which it opened through libc,
  * asks for it).

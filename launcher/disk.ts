@@ -517,7 +517,10 @@ function putStdin(image: string, path: string, force: boolean, recursive: boolea
     if (ino !== null && !force) {
       throw new DiskUsage(`${shownName(path)}: exists on ${shownName(image)} (put -f replaces it)`);
     }
-    fs.writeFile(path, stdinChunks());
+    // Folders made for it appear with the file, as put's (a kill while reading leaves none).
+    const m = firstMissing(fs, path, true);
+    if (m === null) fs.writeFile(path, stdinChunks());
+    else buildAside(fs, m, (q) => void fs.writeFile(q, stdinChunks()));
     return EXIT.OK;
   });
 }
@@ -610,6 +613,55 @@ function put(argv: string[]): number {
   });
 }
 
+/**
+ * The first folder of p's path that does not exist on fs: its parent's
+ * inode and path, its name, and the names after it; null when nothing is
+ * missing, or only p itself and p is a file (or a file is on the way:
+ * the write says so).
+ */
+type Missing = { dir: number; parent: string; name: string; rest: string[] };
+function firstMissing(fs: Lgfs, p: string, file: boolean): Missing | null {
+  const parts = p.split("/").filter((x) => x !== "" && x !== ".");
+  let dir = fs.resolve("/").ino!;
+  let parent = "";
+  for (let i = 0; i < parts.length; i++) {
+    const e = fs.lookupIn(dir, parts[i]);
+    if (e === null) {
+      if (file && i === parts.length - 1) return null;
+      return { dir, parent, name: parts[i], rest: parts.slice(i + 1) };
+    }
+    if (!isDir(fs.inode(e.ino))) return null;
+    dir = e.ino;
+    parent += `/${parts[i]}`;
+  }
+  return null;
+}
+
+/**
+ * Run build with the missing folder m under a temporary name beside it
+ * (build gets the path it should write), then rename it into place in one
+ * transaction; returns the folder's path. A failure removes the temporary
+ * folder and all in it again (and names the real path in its message); a
+ * kill leaves it, for the next put or rm ({@link tidy}).
+ */
+function buildAside(fs: Lgfs, m: Missing, build: (q: string) => void): string {
+  const tmp = putTempName();
+  const at = `${m.parent}/${tmp}`;
+  const top = `${m.parent}/${m.name}`;
+  const inner: string[] = [];
+  try {
+    fs.mkdirs(at, inner);
+    build([at, ...m.rest].join("/"));
+  } catch (e) {
+    if (!(e instanceof LgfsError || e instanceof DiskUsage || e instanceof SysError)) throw e;
+    fs.undo(inner); // the temporary folder and all in it
+    e.message = e.message.replaceAll(at, top);
+    throw e;
+  }
+  fs.rename(m.dir, tmp, m.name);
+  return top;
+}
+
 /** What {@link putOnto} needs besides the file system and the paths. */
 export interface PutOptions {
   /** Replace files that exist (`-f`). */
@@ -639,46 +691,13 @@ export function putOnto(fs: Lgfs, host: string, path: string, o: PutOptions): vo
   const made: string[] = [];
   let replaced = 0;
   let built = false; // a temporary folder was removed again after a failure (say so)
-  /**
-   * The first folder of p's path that does not exist: its parent's inode
-   * and path, its name, and the names after it; null when nothing is
-   * missing, or only p itself and p is a file.
-   */
-  type Missing = { dir: number; parent: string; name: string; rest: string[] };
-  const firstMissing = (p: string, file: boolean): Missing | null => {
-    const parts = p.split("/").filter((x) => x !== "" && x !== ".");
-    let dir = fs.resolve("/").ino!;
-    let parent = "";
-    for (let i = 0; i < parts.length; i++) {
-      const e = fs.lookupIn(dir, parts[i]);
-      if (e === null) {
-        if (file && i === parts.length - 1) return null;
-        return { dir, parent, name: parts[i], rest: parts.slice(i + 1) };
-      }
-      if (!isDir(fs.inode(e.ino))) return null; // a file on the way: writeFile says so
-      dir = e.ino;
-      parent += `/${parts[i]}`;
-    }
-    return null;
-  };
-  /** Run build with p's path under a temporary name, then rename it into place. */
   const atomically = (m: Missing, build: (q: string) => void) => {
-    const tmp = putTempName();
-    const at = `${m.parent}/${tmp}`;
-    const top = `${m.parent}/${m.name}`;
-    const inner: string[] = [];
     try {
-      fs.mkdirs(at, inner);
-      build([at, ...m.rest].join("/"));
+      made.push(buildAside(fs, m, build));
     } catch (e) {
-      if (!(e instanceof LgfsError || e instanceof DiskUsage || e instanceof SysError)) throw e;
-      fs.undo(inner); // the temporary folder and all in it
-      built = !/removed again\)$/.test(e.message); // not said twice
-      if (e instanceof Error) e.message = e.message.replaceAll(at, top);
+      built = e instanceof Error && !/removed again\)$/.test(e.message); // not said twice
       throw e;
     }
-    fs.rename(m.dir, tmp, m.name);
-    made.push(top);
   };
   const copy = (h: string, p: string, depth: number, dry: boolean, whole: boolean) => {
     const s = hostStat(h, depth === 0);
@@ -686,7 +705,7 @@ export function putOnto(fs: Lgfs, host: string, path: string, o: PutOptions): vo
       throw new DiskUsage(`${shownName(p)}: path longer than ${MAX_PATH} bytes (the lgfs limit)`);
     }
     if (!dry && !whole && (s.isFile || s.isDirectory)) {
-      const m = firstMissing(p, s.isFile);
+      const m = firstMissing(fs, p, s.isFile);
       if (m !== null) return atomically(m, (q) => copy(h, q, depth, false, true));
     }
     if (s.isFile) {

@@ -536,3 +536,50 @@ Deno.test("disk get -r leaves out the temporary folder a killed put left; ls sho
     assert.match((await disk(["check", img])).stdout, /1 folders a killed put left/);
   });
 });
+
+Deno.test("disk put of one file to a new path: killed after any number of block writes, its new folders are there only with the whole file", async () => {
+  await inTempDir(async (dir) => {
+    const text = "data\n".repeat(3000); // 15000 bytes: four blocks
+    await Deno.writeTextFile(`${dir}/f.txt`, text);
+    const base = new MemDev(new Uint8Array(1 << 20));
+    Lgfs.mkfs(base);
+    const image = base.bytes.slice();
+    const run = (dev: MemDev) =>
+      putOnto(Lgfs.open(dev, { writable: true }), `${dir}/f.txt`, "/a/b/f.txt", {
+        force: false,
+        image: "m",
+      });
+    const whole = new MemDev(image.slice());
+    run(whole);
+    const seen = { absent: 0, whole: 0 };
+    for (let k = 0; k <= whole.writes; k++) {
+      const dev = new MemDev(image.slice());
+      dev.crashAfter = k;
+      try {
+        run(dev);
+      } catch (e) {
+        if (!(e instanceof CrashError)) throw e;
+      }
+      dev.crashAfter = null;
+      const w = Lgfs.open(dev, { writable: true });
+      tidy(w);
+      const got = treeOf(w, "/a");
+      if (got === null) seen.absent++;
+      else {
+        assert.deepEqual(got, new Map([["/b/", ""], ["/b/f.txt", text]]), `crash after ${k}`);
+        seen.whole++;
+      }
+      assert.deepEqual(w.check().leftovers, [], `crash after ${k}`);
+    }
+    assert.ok(seen.absent && seen.whole, JSON.stringify(seen));
+    // Standard input takes the same way: its folders come with it.
+    const img = `${dir}/s.img`;
+    await disk(["mkfs", img, "1M"]);
+    const r = await runCli(["disk", "put", img, "-", "/x/y/z.txt"], { stdin: "all of it\n" });
+    assert.equal(r.code, EXIT.OK, describe(r));
+    assert.deepEqual(
+      treeOf(await openImage(img), "/x"),
+      new Map([["/y/", ""], ["/y/z.txt", "all of it\n"]]),
+    );
+  });
+});

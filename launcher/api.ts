@@ -38,6 +38,8 @@ export interface RunResult {
   output: string;
   /** How it ended in one word: powered off, exited, crashed, timeout, signal, stopped. */
   outcome: string;
+  /** The hints it gave its user ({@link GuestOptions.onHint}), as `--json` gives them. */
+  hints: string[];
   /** The host's counters of this guest (hypercalls, DMA, interrupts), as `--json` gives them. */
   counters: Record<string, number> | null;
   /** Each device in table order with its counters (null: it keeps none), as `--json`. */
@@ -348,7 +350,7 @@ class Handle implements GuestHandle {
     name: string,
     console: CapturedConsole,
     outcome: Promise<Outcome>,
-    counters: () => Pick<RunResult, "counters" | "devices">,
+    counters: () => Pick<RunResult, "counters" | "devices" | "hints">,
     stop: (code: number, why: string) => void,
     disposeAll: (() => Promise<void>) | null,
   ) {
@@ -654,7 +656,7 @@ async function launch(
       p.name,
       consoles[i],
       hostRun.ended[i],
-      () => countersOf(hostRun, i),
+      () => ({ ...countersOf(hostRun, i), hints: [...(hostRun.hints[i] ?? [])] }),
       (code, why) => hostRun.runs[i].stop(code, why),
       disposeAll,
     )

@@ -56,6 +56,7 @@ Deno.test("api: runGuest gives code, status, reason and the console output", asy
       reason: "CRASH: Power down",
       output: "Hello from an lguest guest! I have 16 MiB of RAM.\n",
       outcome: "powered off",
+      hints: [],
     } satisfies Omit<RunResult, "counters" | "devices">,
   );
   // The counters --json gives: the host's, and each device's.
@@ -85,6 +86,7 @@ Deno.test("api: a guest's hint goes to onHint, never into its output", async () 
   assert.deepEqual(hints, [
     "/t.txt: no disk: run with --block disk.img (make one with 'lguest disk mkfs disk.img 64M')",
   ]);
+  assert.deepEqual(r.hints, hints); // and in the result
   const lab: [string, string][] = [];
   await using l = await startLab({
     guests: [{ name: "l", image: "lua", args: ["-e", "io.open('/u', 'w')"], console: "stdio" }],

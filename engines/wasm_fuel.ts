@@ -15,7 +15,8 @@
  * goes
  *
  * - right after every `loop` header, charging 1 + (the longest path
- *   through one iteration, in bytes) / {@link CODE_BYTES_PER_FUEL}: an
+ *   through one iteration, in bytes, a load weighing {@link LOAD_BYTES}
+ *   more) / {@link CODE_BYTES_PER_FUEL}: an
  *   iteration pays for every byte it could run (inner loops and callees
  *   pay again for theirs; see {@link Paths});
  * - at the entry of every function but a leaf (no call, loop or try;
@@ -345,6 +346,8 @@ interface Frame {
   leaves: number;
   /** The leaves it calls (not in its inner loops), once per call; null: none. */
   called: number[] | null;
+  /** The loads of the body before its start (a frame that is not exact pays for all of its own). */
+  loads0: number;
 }
 
 /** A loop or body that has ended: its check, what the check charges, the leaves it calls. */
@@ -386,6 +389,8 @@ class Paths {
   readonly #labels: Label[] = [];
   #cur = 0;
   #last: number;
+  /** Loads so far (each weighs LOAD_BYTES on top of its bytes). */
+  #loads = 0;
   #ended = false;
 
   readonly #callee: (func: number) => number;
@@ -415,6 +420,7 @@ class Paths {
       exact: steps !== null,
       leaves: 0,
       called: null,
+      loads0: 0,
     }];
     this.#last = instr;
   }
@@ -488,6 +494,13 @@ class Paths {
     return dist === NONE ? NONE : dist + len;
   }
 
+  /** A load (0x28–0x35, a SIMD load) is at `at`: it weighs LOAD_BYTES more on every path through it. */
+  load(at: number): void {
+    this.#advance(at);
+    this.#loads++;
+    if (this.#cur !== NONE) this.#cur += LOAD_BYTES;
+  }
+
   /** A loop header ends at `at`; its check is inserts[check]. */
   loop(at: number, check: number): void {
     this.#advance(at);
@@ -499,6 +512,7 @@ class Paths {
       exact: this.#steps !== null,
       leaves: 0,
       called: null,
+      loads0: this.#loads,
     });
     this.#labels.push({
       kind: LOOP,
@@ -637,7 +651,9 @@ class Paths {
    * included; or all its bytes and every call of a leaf in it.
    */
   #charge(f: Frame, end: number): number {
-    return f.exact ? Math.max(f.longest, 0) : end - f.start + f.leaves;
+    return f.exact
+      ? Math.max(f.longest, 0)
+      : end - f.start + f.leaves + (this.#loads - f.loads0) * LOAD_BYTES;
   }
 }
 
@@ -661,14 +677,18 @@ class Paths {
  */
 export const RESUME_CHECK_UNITS = 32;
 /**
- * What a load (0x28–0x35, a SIMD load) weighs in what may run after a call
- * ({@link resumeChecks}), in bytes on top of its own: a load that misses the
- * cache is ~100 ns, a byte of other code ~0.3 ns. Counted by its bytes, a
- * frame's unpaid rest (under RESUME_CHECK_UNITS) held ~680 loads of a
- * pointer chase: 15 000 levels of a recursion ran 10 million on the way
- * back up with no look (a neighbour's echo 0.5-2.8 s late). Weighed, such a
- * rest holds at most RESUME_CHECK_UNITS × 64 / (3 + LOAD_BYTES) loads
- * (186). 16 (107) cost SQLite's run ~4.6 % of CPU time, 8 ~1.9 %.
+ * What a load (0x28–0x35, a SIMD load) weighs on every path (a loop
+ * iteration's, a body's, a leaf's, what may run after a call), in bytes on
+ * top of its own: a load that misses the cache is ~100 ns, a byte of other
+ * code ~0.3 ns. Counted by its bytes, a loop of a pointer chase ran ~0.25 s
+ * between looks (and a guest alternating it with fast code earned its full
+ * refill back each time: a neighbour's echo 146-380 ms late), and a
+ * frame's unpaid rest (under RESUME_CHECK_UNITS) held ~680 loads of it:
+ * 15 000 levels of a recursion ran 10 million on the way back up with no
+ * look (0.5-2.8 s). Weighed, such a rest holds at most
+ * RESUME_CHECK_UNITS × 64 / (3 + LOAD_BYTES) loads (186), and FUEL units
+ * at most FUEL × 64 / 11 of them. In the resume walk alone, 16 (107 a
+ * rest) cost SQLite's run ~4.6 % of CPU time, 8 ~1.9 %.
  */
 export const LOAD_BYTES = 8;
 
@@ -1170,7 +1190,6 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   // unmetered: a leaf called over and over from one metered loop iteration would multiply
   // what a unit buys); so a leaf needs no check of its own.
   const leaves = new Map<number, number>(); // function index -> bytes a call of it costs
-  const leafLoads = new Map<number, number>(); // what its loads weigh on top, after a call
   const named = namedFunctions(b, find(EXPORT), find(ELEM));
   for (let i = 0, f = imports.funcs; named !== null && i < rec.length; i += 5 + rec[i + 4], f++) {
     if (rec[i + 3] !== 0 || named.has(f)) continue;
@@ -1181,15 +1200,9 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       const at = (rec[j] >>> 2) + d, what = rec[j] & 3;
       if (what === AT_OPEN) paths.open(at);
       else if (what === AT_CTRL) bytes = paths.ctrl(at)?.bytes ?? bytes;
+      else if (what === AT_PAY && isLoad(b[at])) paths.load(at);
     }
-    if (paths.done() && paths.exact) {
-      leaves.set(f, bytes + CODE_BYTES_PER_FUEL);
-      let loads = 0;
-      for (let j = i + 5; j < i + 5 + rec[i + 4]; j++) {
-        if ((rec[j] & 3) === AT_PAY && isLoad(b[(rec[j] >>> 2) + d])) loads++;
-      }
-      leafLoads.set(f, loads * LOAD_BYTES);
-    }
+    if (paths.done() && paths.exact) leaves.set(f, bytes + CODE_BYTES_PER_FUEL);
   }
   // A call of the host (env.hcall, env.event, env.rdtsc) pays on its caller's path like a
   // leaf (HCALL_BYTES).
@@ -1207,8 +1220,8 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     let loops = 0, bulk = 0, grows = 0;
     for (let j = i + 5; j < i + 5 + rec[i + 4]; j++) {
       const at = (rec[j] >>> 2) + d, what = rec[j] & 3;
-      if (what === AT_PAY && isLoad(b[at])) continue; // only the resume walk weighs loads
-      if (what === AT_PAY && b[at] === 0x40) {
+      if (what === AT_PAY && isLoad(b[at])) paths.load(at);
+      else if (what === AT_PAY && b[at] === 0x40) {
         inserts.push(fixedGrow(b, at, end));
         grows++;
       } else if (what === AT_PAY) {
@@ -1245,7 +1258,7 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     resumeChecks(b, rec, i + 5, i + 5 + rec[i + 4], d, end, (f) => {
       const bytes = callee(f);
       if (bytes > 0) (leafCalls ??= []).push(f);
-      return bytes > 0 ? bytes + (leafLoads.get(f) ?? 0) : 0;
+      return bytes;
     }, (at, bytes) => {
       const units = costOf(bytes);
       if (units <= MAX_PASS_UNITS) after.push([at, check(units), 0]);

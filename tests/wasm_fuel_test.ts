@@ -1182,6 +1182,47 @@ Deno.test("fuel: a load weighs LOAD_BYTES more in what runs after a call: a recu
   assert.equal(instrumented(leafy).resumes, 1, "a check after the call, before the leaf's loads");
 });
 
+Deno.test("fuel: a load weighs LOAD_BYTES more on a loop's path: a loop of loads looks every ~FUEL weighed units", () => {
+  // loop(n): n iterations of K × (i32.const 0, i32.load, drop): 6 bytes and a load each. A unit
+  // is bytes of code, and a load that misses the cache is ~300 times a byte's time: a loop of a
+  // pointer chase ran ~0.25 s between looks (a neighbour's echo 0.2-1.1 s late).
+  const K = 100, N = 100_000, LOAD = 0x28;
+  const body = [
+    LOOP,
+    VOID,
+    ...new Array<number[]>(K).fill([...i32(0), LOAD, 2, 0, DROP]).flat(),
+    GET,
+    0,
+    ...i32(1),
+    I32_SUB,
+    TEE,
+    0,
+    BR_IF,
+    0,
+    END,
+  ];
+  const bytes = assemble({
+    types: [[[], []], [[I32], []]],
+    imports: [
+      { module: "env", name: "wait", func: 0 },
+      { module: "env", name: "memory", memory: { min: 1 } },
+    ],
+    funcs: [{ type: 1, body }],
+    exports: [{ name: "loop", func: 1 }],
+  });
+  const r = instrumented(bytes);
+  let looks = 0;
+  const inst = new WebAssembly.Instance(
+    new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>),
+    { env: { wait: () => looks++, memory: new WebAssembly.Memory({ initial: 1 }) } },
+  );
+  (inst.exports.loop as (n: number) => void)(N);
+  const weighed = Math.floor(N * (K * (6 + LOAD_BYTES)) / CODE_BYTES_PER_FUEL / FUEL);
+  const unweighed = Math.ceil(N * (1 + (K * 6 + 12) / CODE_BYTES_PER_FUEL) / FUEL);
+  assert.ok(unweighed < weighed, "the test's own premise");
+  assert.ok(looks >= weighed, `${looks} looks for ${N} iterations of ${K} loads (${weighed})`);
+});
+
 Deno.test("fuel: branches out of many nested loops cannot make the analysis quadratic", () => {
   // 100 nested loops (after 6 000 bytes of nops: the profile wants 64 bytes a check); the
   // innermost is an if/else: 640 bytes and k branches out of every loop, or as many bytes of

@@ -386,18 +386,19 @@ export class LguestFile implements HypercallPort {
 
   /**
    * The guest `g` has halted with nothing to deliver. If it has a live wait
-   * fd and every other guest of the process sleeps too, block in poll(2) on
-   * the wait fds of all of them and the event loop's fds, until the nearest
-   * guest timer at most (host/idle_wait.ts). Returns WOKE_INPUT (one of
-   * this guest's fds: run the idle handler again), WOKE_LOOP or WOKE_TIME
-   * (give the event loop a turn, then look again; a sleeping guest whose fd
-   * woke is woken), or 0: no blocking wait here, sleep as before.
+   * fd, every other guest of the process sleeps and none of them has a live
+   * wait fd (two busy taps: each guest's own poll thread watches its tap, as
+   * before: one run loop waiting for both woke a guest through the other's
+   * wait and left its own tap unwatched during the turns that followed),
+   * block in poll(2) on this guest's fds and the event loop's fds, until the
+   * nearest guest timer at most (host/idle_wait.ts). Returns WOKE_INPUT
+   * (run the idle handler again), WOKE_LOOP (the event loop has I/O: a turn
+   * in which it parks) or WOKE_TIME (the time is up: a quick turn), then
+   * look again; or 0: no blocking wait here, sleep as before.
    */
   #blockingIdle(g: Guest): number {
     const fds = waitFdList;
-    const owner = waitOwners;
     fds.length = 0;
-    owner.length = 0;
     this.#waitFds!(fds);
     const own = fds.length;
     if (own === 0 || !canBlock()) return 0;
@@ -407,24 +408,15 @@ export class LguestFile implements HypercallPort {
       const o = f.#guest;
       if (o === null || o.dead !== null) continue;
       if (!o.sleeping) return 0; // another guest has work: the event loop is needed
-      deadline = Math.min(deadline, o.clockDeadline);
-      const before = fds.length;
       f.#waitFds?.(fds);
-      for (let i = before; i < fds.length; i++) owner[i] = o;
+      if (fds.length !== own) return 0; // another busy tap
+      deadline = Math.min(deadline, o.clockDeadline);
     }
     // The event loop's turn of this time slice comes now, before blocking (not
     // between the wait's input and the guest's answer: see read()).
     if (performance.now() - lastTurn > TIME_SLICE_MS) return WOKE_TIME;
-    const ready = waitReady;
     // A timer already due: a millisecond's poll lets its callback come, not a spin of turns.
-    const woke = blockingWait(fds, Math.max(1, deadline - nowMs()), ready);
-    let mine = false;
-    for (let i = 0; i < fds.length; i++) {
-      if (!ready[i]) continue;
-      if (i < own) mine = true;
-      else owner[i].wake();
-    }
-    return mine ? WOKE_INPUT : woke === WOKE_INPUT ? WOKE_LOOP : woke;
+    return blockingWait(fds, Math.max(1, deadline - nowMs()));
   }
 
   #stopTimer(g: Guest): void {
@@ -634,10 +626,8 @@ export function processHeld(): boolean {
 
 /** Open LguestFiles of every Host of the process (the blocking idle wait looks at all). */
 const live = new Set<LguestFile>();
-/** Scratch of #blockingIdle: the fds polled, the guest of each (after the caller's own), which woke. */
+/** Scratch of #blockingIdle: the fds polled. */
 const waitFdList: number[] = [];
-const waitOwners: Guest[] = [];
-const waitReady: boolean[] = [];
 
 /** When the yield channel last delivered (an event-loop turn). */
 let lastTurn = 0;

@@ -73,10 +73,10 @@ let dv = new DataView(pfd.buffer);
 
 /**
  * Block until one of `fds` is readable, the event loop has work, or
- * `timeoutMs` (capped at {@link MAX_BLOCK_MS}) passes. `ready[i]` is set to
- * whether `fds[i]` woke it. EINTR (a signal on this thread) is a turn.
+ * `timeoutMs` (capped at {@link MAX_BLOCK_MS}) passes. EINTR (a signal on
+ * this thread) counts as work for the event loop.
  */
-export function blockingWait(fds: number[], timeoutMs: number, ready: boolean[]): number {
+export function blockingWait(fds: number[], timeoutMs: number): number {
   const loop = eventLoopFds();
   const n = fds.length + loop.length;
   if (pfd.length < n * 8) {
@@ -90,10 +90,9 @@ export function blockingWait(fds: number[], timeoutMs: number, ready: boolean[])
   }
   const ms = Math.max(0, Math.min(MAX_BLOCK_MS, Math.ceil(timeoutMs)));
   const r = libc().poll_sync(pfd, BigInt(n), ms);
-  let input = false;
+  if (r === 0) return WOKE_TIME;
   for (let i = 0; i < fds.length; i++) {
-    ready[i] = r > 0 && dv.getInt16(i * 8 + 6, true) !== 0;
-    if (ready[i]) input = true;
+    if (r > 0 && dv.getInt16(i * 8 + 6, true) !== 0) return WOKE_INPUT;
   }
-  return input ? WOKE_INPUT : r === 0 ? WOKE_TIME : WOKE_LOOP;
+  return WOKE_LOOP;
 }

@@ -699,6 +699,42 @@ netnsSteps.push({
   },
 });
 
+/** Two netd guests on two taps in one host, both pinged fast at once. */
+function twoTapsCase(): Promise<{ r: CliResult; pings: PingResult[] }> {
+  return inTempDir((dir) =>
+    withNetns("two", async (ns) => {
+      const config = await writeConfig(dir, [
+        { name: "a", image: "netd", net: ["tap:lgt0,ip=10.84.0.1/24"], args: "ip=10.84.0.2/24" },
+        { name: "b", image: "netd", net: ["tap:lgt1,ip=10.84.1.1/24"], args: "ip=10.84.1.2/24" },
+      ]);
+      const lg = ns.spawnCli(["run", ...TIMEOUT, "--config", config], { killAfterMs: 30_000 });
+      try {
+        await lg.waitFor(/netd: 10\.84\.0\.2\/24 on net0/, 15_000);
+        await lg.waitFor(/netd: 10\.84\.1\.2\/24 on net0/, 15_000);
+        const pings = await Promise.all(
+          ["10.84.0.2", "10.84.1.2"].map((a) =>
+            ns.ping(a, { count: 100, interval: 0.005, wait: 1 })
+          ),
+        );
+        lg.kill("SIGTERM");
+        return { r: await lg.result(), pings };
+      } finally {
+        lg.kill("SIGKILL");
+        await lg.result();
+      }
+    })
+  );
+}
+
+netnsSteps.push({
+  name: "two guests on two taps in one host both answer fast pings at once, 0 loss",
+  async fn() {
+    const { r, pings } = await twoTapsCase();
+    for (const p of pings) assert.equal(p.received, p.transmitted, p.output);
+    assert.equal(r.code, 143, describe(r));
+  },
+});
+
 // ---- 6. Net configuration errors ------------------------------------------------------
 
 function configCase(): Promise<CliResult[]> {

@@ -116,6 +116,17 @@ export const MAX_PASS_UNITS = 8192;
  */
 export const HCALL_BYTES = 16 * 64;
 const FUEL_EXPORT_BYTES = Array.from(FUEL_EXPORT, (c) => c.charCodeAt(0));
+/**
+ * The custom section of branch hints (the WebAssembly branch hinting
+ * proposal, which V8 follows without a flag): the instrumented module
+ * carries one saying that every fuel check's `if` (the refill and the look)
+ * is unlikely, so V8's optimizing tier lays that path out of line and keeps
+ * the spills its call needs there, off the loop's path. The guest's own
+ * section of that name is dropped (its offsets are into the code before the
+ * rewrite); hints only move code, never change what it does.
+ */
+export const HINT_SECTION = "metadata.code.branch_hint";
+const HINT_SECTION_BYTES = Array.from(HINT_SECTION, (c) => c.charCodeAt(0));
 /** At most one fuel check per this many bytes of a body (and 16 more): denser bodies are refused. */
 export const BYTES_PER_CHECK = 64;
 
@@ -1143,6 +1154,8 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   const payFunc = imports.funcs + funcs.n; // appended: no existing index moves
   const g = uleb(fuelIndex);
   const checks = new Map<number, Uint8Array>();
+  /** Where a check's `if` is, in its bytes (the refill path: hinted unlikely, see HINT_NAME). */
+  const checkIf = new Map<Uint8Array, number>();
   /**
    * A fuel check charging `cost` units. No cost is capped: one pass of a
    * frame is at most {@link MAX_PASS_UNITS} (the leaves of a frame that
@@ -1165,6 +1178,10 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
         0x0b, // end
       ]);
       checks.set(cost, c);
+      // global.get, i32.const cost, i32.sub, global.set, global.get, i32.const 0, i32.le_s
+      const at = 3 * (1 + g.length) + (1 + sleb(cost).length) + 1 + 2 + 1;
+      if (c[at] !== 0x04) throw new Error("wasm_fuel: a check's if is not where expected");
+      checkIf.set(c, at);
     }
     return c;
   };
@@ -1179,6 +1196,11 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     0x0b,
     0x20, 0, 0x0b, // local.get len
   ];
+  // locals, global.get, local.get, i32.const, i32.shr_u, i32.sub, global.set, global.get,
+  // i32.const 0, i32.le_s
+  const payIf = 1 + 3 * (1 + g.length) + 2 + (1 + sleb(Math.log2(BULK_BYTES_PER_FUEL)).length) +
+    2 + 2 + 1;
+  if (payBody[payIf] !== 0x04) throw new Error("wasm_fuel: $pay's if is not where expected");
 
   // Pass 1: every body's loops, blocks, bulk instructions and calls (the scanner); then,
   // per body, what goes where: [position in the module, bytes inserted there].
@@ -1350,6 +1372,42 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   }
   const { plans, counts } = plan;
   let codeContent = plan.codeContent;
+
+  // The branch hints (HINT_SECTION): each check's `if`, at its offset in the rewritten body
+  // (from the body's first byte, its locals), in order; then $pay's.
+  const hints: number[] = [];
+  let hinted = 0;
+  for (let k = 0; k < plans.length; k++) {
+    const offsets: number[] = [];
+    let pos = 0, from = plans[k].start;
+    for (const [at, bytes, skip] of plans[k].inserts) {
+      pos += at - from;
+      const ifAt = checkIf.get(bytes);
+      if (ifAt !== undefined) offsets.push(pos + ifAt);
+      pos += bytes.length;
+      from = at + skip;
+    }
+    if (offsets.length === 0) continue;
+    hinted++;
+    hints.push(...uleb(imports.funcs + k), ...uleb(offsets.length));
+    for (const at of offsets) hints.push(...uleb(at), 1, 0); // one byte of hint: 0, unlikely
+  }
+  hinted++;
+  hints.push(...uleb(payFunc), 1, ...uleb(payIf), 1, 0);
+  const hintContent = [
+    ...uleb(HINT_SECTION_BYTES.length),
+    ...HINT_SECTION_BYTES,
+    ...uleb(hinted),
+    ...hints,
+  ];
+  /** A custom section of the guest's own named HINT_SECTION (dropped). */
+  const guestHints = (s: Section) => {
+    if (s.id !== 0) return false;
+    const r = new Reader(b, s.contentStart, s.end);
+    const n = r.u32();
+    return n === HINT_SECTION_BYTES.length && r.pos + n <= s.end &&
+      HINT_SECTION_BYTES.every((c, i) => b[r.pos + i] === c);
+  };
   if (plans.length !== funcs.n) throw new Malformed("function and code section counts differ");
   codeContent += ulebLength(plans.length + 1) + ulebLength(payBody.length) + payBody.length;
 
@@ -1380,7 +1438,9 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       : s.id === EXPORT
       ? sectionSize(exportContent)
       : s.id === CODE
-      ? sectionSize(codeContent)
+      ? sectionSize(hintContent.length) + sectionSize(codeContent)
+      : guestHints(s)
+      ? 0
       : s.end - s.start;
   let total = 8;
   let globalBefore: Section | undefined; // the section a new global section goes before
@@ -1428,7 +1488,10 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     else if (s.id === FUNCTION) putVec(FUNCTION, funcContent, funcs, funcEntry);
     else if (s.id === GLOBAL) putVec(GLOBAL, globalContent, globals, globalEntry);
     else if (s.id === EXPORT) putVec(EXPORT, exportContent, exports, exportEntry);
+    else if (guestHints(s)) continue;
     else if (s.id === CODE) {
+      head(0, hintContent.length); // the branch hints go before the code they are about
+      put(hintContent);
       head(CODE, codeContent);
       put(uleb(plans.length + 1));
       for (const plan of plans) {

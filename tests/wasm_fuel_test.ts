@@ -27,6 +27,7 @@ import {
   FUEL,
   type FuelCounts,
   HCALL_BYTES,
+  HINT_SECTION,
   instrumentFuel,
   LOAD_BYTES,
   MAX_PASS_UNITS,
@@ -73,12 +74,25 @@ function vecCount(c: Uint8Array): [number, number] {
   return [n, p];
 }
 
+/** The name of a custom section (its content). */
+function customName(c: Uint8Array): string {
+  const [n, p] = vecCount(c);
+  return new TextDecoder().decode(c.subarray(p, p + n));
+}
+
+/** A custom section of branch hints (HINT_SECTION). */
+const isHints = ([id, c]: [number, Uint8Array]) => id === 0 && customName(c) === HINT_SECTION;
+
 /**
  * Every section but the type, function, global, export and code sections is
  * byte-identical, in the same order; those five keep their entries and
- * gain one at the end.
+ * gain one at the end. A branch-hint section of the original's is gone, and
+ * the instrumentation's own is right before the code section.
  */
 function assertOtherSectionsKept(a: Uint8Array, b: Uint8Array): void {
+  const ours = sectionsOf(b).map(isHints);
+  assert.equal(ours.filter((h) => h).length, 1, "one branch-hint section");
+  assert.equal(sectionsOf(b)[ours.indexOf(true) + 1][0], 10, "the hints right before the code");
   const grown = [1, 3, 6, 7];
   for (const id of grown) {
     const [x, y] = [sectionsOf(a).find((s) => s[0] === id), sectionsOf(b).find((s) => s[0] === id)];
@@ -92,7 +106,8 @@ function assertOtherSectionsKept(a: Uint8Array, b: Uint8Array): void {
       `section ${id} changed`,
     );
   }
-  const keep = (s: [number, Uint8Array][]) => s.filter(([id]) => !grown.includes(id) && id !== 10);
+  const keep = (s: [number, Uint8Array][]) =>
+    s.filter((x) => !grown.includes(x[0]) && x[0] !== 10 && !isHints(x));
   const [x, y] = [keep(sectionsOf(a)), keep(sectionsOf(b))];
   assert.deepEqual(x.map(([id]) => id), y.map(([id]) => id));
   x.forEach(([, c], i) => assert.deepEqual(c, y[i][1], `section ${x[i][0]} changed`));
@@ -1256,6 +1271,53 @@ Deno.test("fuel: branches out of many nested loops cannot make the analysis quad
   assert.ok(many.units >= 300, `many branches: ${many.units} units (both arms, not 198)`);
 });
 
+Deno.test("fuel: every check's refill is hinted unlikely; the guest's own hints are dropped", () => {
+  const def = roundTripModule();
+  // The guest's own (valid) hints: one for function 0 at offset 1. Offsets into its code
+  // before the rewrite, so they go.
+  def.custom = [...(def.custom ?? []), { name: HINT_SECTION, bytes: [1, 0, 1, 1, 1, 1] }];
+  const r = instrumented(assemble(def));
+  const secs = sectionsOf(r.bytes);
+  assert.equal(secs.filter(isHints).length, 1, "only the instrumentation's hints");
+  const c = secs.find(isHints)![1];
+  let p = vecCount(c)[1] + vecCount(c)[0]; // past the name
+  const read = (from: Uint8Array) => {
+    const [n, q] = vecCount(from.subarray(p));
+    p += q;
+    return n;
+  };
+  // The rewritten bodies (each from its locals), by defined-function index.
+  const code = secs.find(([id]) => id === 10)![1], bodies: Uint8Array[] = [];
+  let q = vecCount(code)[1];
+  while (q < code.length) {
+    const [size, at] = vecCount(code.subarray(q));
+    bodies.push(code.subarray(q + at, q + at + size));
+    q += at + size;
+  }
+  const imported = (def.imports ?? []).filter((i) => "func" in i).length;
+  let hinted = 0, lastFunc = -1;
+  for (let f = read(c); f > 0; f--) {
+    const func = read(c);
+    assert.ok(func > lastFunc, "functions in order");
+    lastFunc = func;
+    const body = bodies[func - imported];
+    let last = -1;
+    for (let h = read(c); h > 0; h--) {
+      const at = read(c);
+      assert.ok(at > last, "offsets in order");
+      last = at;
+      assert.equal(read(c), 1, "one byte of hint");
+      assert.equal(c[p++], 0, "unlikely");
+      // i32.const 0, i32.le_s, if (void): a fuel check's test and its refill
+      assert.deepEqual([...body.subarray(at - 3, at + 2)], [0x41, 0, 0x4c, 0x04, 0x40]);
+      hinted++;
+    }
+  }
+  assert.equal(p, c.length, "nothing after the hints");
+  assert.equal(lastFunc, imported + bodies.length - 1, "$pay's check is hinted too");
+  assert.equal(hinted, r.loops + r.entries + r.resumes + 1, "every check, and $pay's");
+});
+
 Deno.test("fuel: the global section is created in order when the module has none", () => {
   const def = roundTripModule();
   delete def.globals;
@@ -1263,7 +1325,7 @@ Deno.test("fuel: the global section is created in order when the module has none
   const bytes = assemble(def);
   const r = instrumented(bytes);
   const ids = sectionsOf(r.bytes).map(([id]) => id);
-  assert.deepEqual(ids, [0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11]);
+  assert.deepEqual(ids, [0, 1, 2, 3, 4, 5, 6, 7, 9, 0, 10, 11]);
   assertOtherSectionsKept(bytes, r.bytes);
   // Nothing but custom sections before the type section, no other sections at all.
   const tiny = assemble({
@@ -1272,7 +1334,7 @@ Deno.test("fuel: the global section is created in order when the module has none
     funcs: [{ type: 0, body: [LOOP, VOID, END] }],
   });
   const t = instrumented(tiny);
-  assert.deepEqual(sectionsOf(t.bytes).map(([id]) => id), [1, 2, 3, 6, 7, 10]);
+  assert.deepEqual(sectionsOf(t.bytes).map(([id]) => id), [1, 2, 3, 6, 7, 0, 10]);
   assert.equal(t.loops, 1);
 });
 

@@ -38,7 +38,14 @@ import { doHcall, doHypercalls, syncShared } from "./hypercalls.ts";
 import { interruptDeliverable, takeInterrupt } from "./interrupts.ts";
 import { GuestMemory } from "./memory.ts";
 import { nowMs } from "../sys/clock.ts";
-import { blockingWait, canBlock, WOKE_INPUT, WOKE_LOOP, WOKE_TIME } from "./idle_wait.ts";
+
+/**
+ * The blocking idle wait (host/idle_wait.ts), loaded by the first guest
+ * that has a wait fd (a tap): a run without one never loads it
+ * (boot.first_byte, docs/performance.md). A literal dynamic import: in the
+ * module graph, so no permission is needed to load it.
+ */
+let idleWait: typeof import("./idle_wait.ts") | null = null;
 
 /** What read() returned (§6.2). `result` is the original's return value. */
 export type ReadResult =
@@ -263,13 +270,19 @@ export class LguestFile implements HypercallPort {
         // block this thread in poll(2) until that fd or the event loop has
         // something (host/idle_wait.ts), saving the poll thread's wake-up.
         if (this.#waitFds !== null) {
-          const woke = this.#blockingIdle(g);
-          if (woke === WOKE_INPUT) {
+          if (idleWait === null) {
+            // Loaded once; anything may have happened meanwhile: look again.
+            idleWait = await import("./idle_wait.ts");
+            continue;
+          }
+          const iw = idleWait;
+          const woke = this.#blockingIdle(g, iw);
+          if (woke === iw.WOKE_INPUT) {
             waited = true;
             continue;
           }
           if (woke !== 0) {
-            await (woke === WOKE_LOOP ? ioTurn() : yieldToEventLoop());
+            await (woke === iw.WOKE_LOOP ? ioTurn() : yieldToEventLoop());
             continue;
           }
           // Sleeping in the event loop: the devices watch their fds from there.
@@ -396,12 +409,12 @@ export class LguestFile implements HypercallPort {
    * in which it parks) or WOKE_TIME (the time is up: a quick turn), then
    * look again; or 0: no blocking wait here, sleep as before.
    */
-  #blockingIdle(g: Guest): number {
+  #blockingIdle(g: Guest, iw: typeof import("./idle_wait.ts")): number {
     const fds = waitFdList;
     fds.length = 0;
     this.#waitFds!(fds);
     const own = fds.length;
-    if (own === 0 || !canBlock()) return 0;
+    if (own === 0 || !iw.canBlock()) return 0;
     let deadline = g.clockDeadline;
     for (const f of live) {
       if (f === this) continue;
@@ -414,9 +427,9 @@ export class LguestFile implements HypercallPort {
     }
     // The event loop's turn of this time slice comes now, before blocking (not
     // between the wait's input and the guest's answer: see read()).
-    if (performance.now() - lastTurn > TIME_SLICE_MS) return WOKE_TIME;
+    if (performance.now() - lastTurn > TIME_SLICE_MS) return iw.WOKE_TIME;
     // A timer already due: a millisecond's poll lets its callback come, not a spin of turns.
-    return blockingWait(fds, Math.max(1, deadline - nowMs()));
+    return iw.blockingWait(fds, Math.max(1, deadline - nowMs()));
   }
 
   #stopTimer(g: Guest): void {

@@ -126,6 +126,13 @@ const FUEL_EXPORT_BYTES = Array.from(FUEL_EXPORT, (c) => c.charCodeAt(0));
  * rewrite); hints only move code, never change what it does.
  */
 export const HINT_SECTION = "metadata.code.branch_hint";
+/**
+ * The most branch hints one module gets (functions past it get none: the
+ * hints are only speed). V8 keeps each in a hash map entry of its own, and
+ * an image of 50 000 bodies packed with checks would have ~850 000 of them;
+ * `sqlite3` has 6 287.
+ */
+export const MAX_HINTS = 1 << 16;
 const HINT_SECTION_BYTES = Array.from(HINT_SECTION, (c) => c.charCodeAt(0));
 /** At most one fuel check per this many bytes of a body (and 16 more): denser bodies are refused. */
 export const BYTES_PER_CHECK = 64;
@@ -1376,7 +1383,7 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
   // The branch hints (HINT_SECTION): each check's `if`, at its offset in the rewritten body
   // (from the body's first byte, its locals), in order; then $pay's.
   const hints: number[] = [];
-  let hinted = 0;
+  let hinted = 0, hintCount = 0; // functions, hints (and $pay's, below)
   for (let k = 0; k < plans.length; k++) {
     const offsets: number[] = [];
     let pos = 0, from = plans[k].start;
@@ -1387,7 +1394,8 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
       pos += bytes.length;
       from = at + skip;
     }
-    if (offsets.length === 0) continue;
+    if (offsets.length === 0 || hintCount + offsets.length > MAX_HINTS - 1) continue;
+    hintCount += offsets.length;
     hinted++;
     hints.push(...uleb(imports.funcs + k), ...uleb(offsets.length));
     for (const at of offsets) hints.push(...uleb(at), 1, 0); // one byte of hint: 0, unlikely

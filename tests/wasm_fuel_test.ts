@@ -30,6 +30,7 @@ import {
   HINT_SECTION,
   instrumentFuel,
   LOAD_BYTES,
+  MAX_HINTS,
   MAX_PASS_UNITS,
   PATH_STEPS_PER_BYTE,
   RESUME_CHECK_UNITS,
@@ -1271,22 +1272,35 @@ Deno.test("fuel: branches out of many nested loops cannot make the analysis quad
   assert.ok(many.units >= 300, `many branches: ${many.units} units (both arms, not 198)`);
 });
 
-Deno.test("fuel: every check's refill is hinted unlikely; the guest's own hints are dropped", () => {
-  const def = roundTripModule();
-  // The guest's own (valid) hints: one for function 0 at offset 1. Offsets into its code
-  // before the rewrite, so they go.
-  def.custom = [...(def.custom ?? []), { name: HINT_SECTION, bytes: [1, 0, 1, 1, 1, 1] }];
-  const r = instrumented(assemble(def));
-  const secs = sectionsOf(r.bytes);
+/**
+ * The instrumentation's branch hints (HINT_SECTION) of an instrumented module, checked as it
+ * reads them (functions and offsets in order, one byte of hint, unlikely), with the rewritten
+ * bodies (each from its locals) by defined-function index.
+ */
+function hintsOf(bytes: Uint8Array): { hints: [number, number[]][]; bodies: Uint8Array[] } {
+  const secs = sectionsOf(bytes);
   assert.equal(secs.filter(isHints).length, 1, "only the instrumentation's hints");
   const c = secs.find(isHints)![1];
   let p = vecCount(c)[1] + vecCount(c)[0]; // past the name
-  const read = (from: Uint8Array) => {
-    const [n, q] = vecCount(from.subarray(p));
+  const read = () => {
+    const [n, q] = vecCount(c.subarray(p));
     p += q;
     return n;
   };
-  // The rewritten bodies (each from its locals), by defined-function index.
+  const hints: [number, number[]][] = [];
+  for (let f = read(); f > 0; f--) {
+    const func = read(), offsets: number[] = [];
+    assert.ok(hints.length === 0 || func > hints.at(-1)![0], "functions in order");
+    for (let h = read(); h > 0; h--) {
+      const at = read();
+      assert.ok(offsets.length === 0 || at > offsets.at(-1)!, "offsets in order");
+      offsets.push(at);
+      assert.equal(read(), 1, "one byte of hint");
+      assert.equal(c[p++], 0, "unlikely");
+    }
+    hints.push([func, offsets]);
+  }
+  assert.equal(p, c.length, "nothing after the hints");
   const code = secs.find(([id]) => id === 10)![1], bodies: Uint8Array[] = [];
   let q = vecCount(code)[1];
   while (q < code.length) {
@@ -1294,28 +1308,46 @@ Deno.test("fuel: every check's refill is hinted unlikely; the guest's own hints 
     bodies.push(code.subarray(q + at, q + at + size));
     q += at + size;
   }
+  return { hints, bodies };
+}
+
+Deno.test("fuel: every check's refill is hinted unlikely; the guest's own hints are dropped", () => {
+  const def = roundTripModule();
+  // The guest's own (valid) hints: one for function 0 at offset 1. Offsets into its code
+  // before the rewrite, so they go.
+  def.custom = [...(def.custom ?? []), { name: HINT_SECTION, bytes: [1, 0, 1, 1, 1, 1] }];
+  const r = instrumented(assemble(def));
+  const { hints, bodies } = hintsOf(r.bytes);
   const imported = (def.imports ?? []).filter((i) => "func" in i).length;
-  let hinted = 0, lastFunc = -1;
-  for (let f = read(c); f > 0; f--) {
-    const func = read(c);
-    assert.ok(func > lastFunc, "functions in order");
-    lastFunc = func;
-    const body = bodies[func - imported];
-    let last = -1;
-    for (let h = read(c); h > 0; h--) {
-      const at = read(c);
-      assert.ok(at > last, "offsets in order");
-      last = at;
-      assert.equal(read(c), 1, "one byte of hint");
-      assert.equal(c[p++], 0, "unlikely");
+  let hinted = 0;
+  for (const [func, offsets] of hints) {
+    for (const at of offsets) {
       // i32.const 0, i32.le_s, if (void): a fuel check's test and its refill
-      assert.deepEqual([...body.subarray(at - 3, at + 2)], [0x41, 0, 0x4c, 0x04, 0x40]);
+      assert.deepEqual([...bodies[func - imported].subarray(at - 3, at + 2)], [
+        0x41,
+        0,
+        0x4c,
+        0x04,
+        0x40,
+      ]);
       hinted++;
     }
   }
-  assert.equal(p, c.length, "nothing after the hints");
-  assert.equal(lastFunc, imported + bodies.length - 1, "$pay's check is hinted too");
+  assert.equal(hints.at(-1)![0], imported + bodies.length - 1, "$pay's check is hinted too");
   assert.equal(hinted, r.loops + r.entries + r.resumes + 1, "every check, and $pay's");
+});
+
+Deno.test("fuel: a module gets at most MAX_HINTS branch hints", () => {
+  // 4 200 functions of 15 loops each: 16 checks a function (its entry's too), 67 200 in all.
+  const n = 4200, loops = Array.from({ length: 15 }, () => [LOOP, VOID, END]).flat();
+  const r = instrumented(assemble({
+    types: [[[], []]],
+    imports: [{ module: "env", name: "wait", func: 0 }],
+    funcs: Array.from({ length: n }, () => ({ type: 0, body: loops })),
+  }));
+  assert.equal(r.loops + r.entries, n * 16, "the test's own premise");
+  const count = hintsOf(r.bytes).hints.reduce((a, [, offsets]) => a + offsets.length, 0);
+  assert.ok(count <= MAX_HINTS && count > MAX_HINTS - 17, `${count} hints`);
 });
 
 Deno.test("fuel: the global section is created in order when the module has none", () => {

@@ -67,6 +67,38 @@ Deno.test("console EOF: waits for a free buffer instead of dropping the EOF", as
   dev.close();
 });
 
+Deno.test("console: input that comes before the guest's first hypercall asks for a turn at its first stop, not before", async () => {
+  // stdin /dev/null ends before the guest starts: a BREAK then would find no buffer and run the
+  // Launcher's input path before the guest's first byte (boot.first_byte, docs/performance.md).
+  const free = { n: 1 };
+  const f = fakeContext(free);
+  let requests = 0;
+  const stops = new Set<() => void>();
+  const guest = {
+    counters: { hypercalls: 0 },
+    halted: false,
+    onNextStop(fn: () => void) {
+      stops.add(fn);
+      return () => stops.delete(fn);
+    },
+  };
+  const ctx = { ...f.ctx, guest, requestInput: () => requests++ } as unknown as DeviceContext;
+  const dev = new ConsoleDevice(source(["ab"]));
+  dev.init(ctx);
+  for (let i = 0; i < 5; i++) await tick();
+  assert.equal(requests, 0, "no turn asked for before the guest has run");
+  assert.equal(stops.size, 1, "one wait for the guest's first stop");
+  guest.counters.hypercalls = 3; // the guest runs, binds its buffer, stops
+  for (const fn of [...stops]) fn();
+  stops.clear();
+  assert.equal(requests, 1, "the turn is asked for at that stop");
+  dev.input(ctx);
+  assert.deepEqual(f.delivered.map((d) => new TextDecoder().decode(d)), ["ab"]);
+  for (let i = 0; i < 5; i++) await tick();
+  assert.equal(requests, 2, "the end of input, once the guest has run: at once");
+  dev.close();
+});
+
 Deno.test("console EOF: a console without input (a config guest's) sends none", async () => {
   const free = { n: 10 };
   const f = fakeContext(free);

@@ -32,12 +32,14 @@ import {
   isPutTemp,
   Lgfs,
   LgfsError,
+  MAX_DEPTH,
   MAX_FILE,
   MAX_SIZE,
   MIN_SIZE,
   putTempName,
   quoted,
   shownName,
+  tooDeep,
   validName,
 } from "./lgfs.ts";
 import {
@@ -54,8 +56,7 @@ import {
 } from "../sys/libc.ts";
 import { lockFile } from "../sys/filelock.ts";
 
-/** How deep `get -r` / `put -r` descend at most. */
-export const MAX_DEPTH = 64;
+export { MAX_DEPTH };
 
 const USAGE = `Usage:
   lguest disk mkfs [-f] IMAGE [SIZE]          make a file system (SIZE e.g. 64M: create or resize IMAGE)
@@ -79,6 +80,9 @@ replaces it. Options may come anywhere; a file named like an option is
 ./-name or comes after --. Problems: one line on stderr, exit code 125.`;
 
 class DiskUsage extends Error {}
+
+/** A put's failure whose temporary folder could not be removed again (the message says so). */
+class AsideLeft extends DiskUsage {}
 
 /** Refuse too few or too many words: "ls: too many arguments (ls needs IMAGE [PATH])". */
 function arity(cmd: string, words: string[], min: number, max: number, syntax: string): void {
@@ -279,17 +283,11 @@ function withImage<T>(
  * unnamed inodes, and folders under a put's temporary name.
  */
 export function tidy(fs: Lgfs): void {
-  const { leftovers } = fs.check();
+  const { leftoverEntries } = fs.check();
   fs.freeOrphans();
-  for (const p of leftovers) {
-    try {
-      fs.rmdir(p, true);
-    } catch (e) {
-      // Inside one removed already, or one a guest made too deep to remove: left as it is
-      // (only what the guest made; the command goes on).
-      if (!(e instanceof LgfsError)) throw e;
-    }
-  }
+  // Found by inode (a name on the way that is not UTF-8 hides none), removed
+  // at any depth; removing takes no room, so a full disk is no obstacle.
+  for (const { dir, ino } of leftoverEntries) fs.removeLeftover(dir, ino);
 }
 
 function fmtTime(ns: number): string {
@@ -517,6 +515,7 @@ function putStdin(image: string, path: string, force: boolean, recursive: boolea
     if (ino !== null && !force) {
       throw new DiskUsage(`${shownName(path)}: exists on ${shownName(image)} (put -f replaces it)`);
     }
+    refuseDeep(fs, path, true);
     // Folders made for it appear with the file, as put's (a kill while reading leaves none).
     const m = firstMissing(fs, path, true);
     if (m === null) fs.writeFile(path, stdinChunks());
@@ -614,6 +613,25 @@ function put(argv: string[]): number {
 }
 
 /**
+ * Refuse (before anything is written) a put that would make a folder more
+ * than MAX_DEPTH deep from the top: p itself (a folder) or the folders of
+ * p's path (a file). One that exists already (a guest made it) is used.
+ */
+function refuseDeep(fs: Lgfs, p: string, file: boolean): void {
+  const parts = p.split("/").filter((x) => x !== "" && x !== ".");
+  const dirs = file ? parts.slice(0, -1) : parts;
+  if (dirs.length <= MAX_DEPTH) return;
+  let ino: number | null = null;
+  try {
+    ino = fs.resolve(`/${dirs.join("/")}`).ino;
+  } catch (e) {
+    if (!(e instanceof FsError)) throw e; // missing on the way: made, so too deep
+  }
+  if (ino !== null && isDir(fs.inode(ino))) return;
+  throw new DiskUsage(tooDeep(file ? `/${dirs.join("/")}` : p));
+}
+
+/**
  * The first folder of p's path that does not exist on fs: its parent's
  * inode and path, its name, and the names after it; null when nothing is
  * missing, or only p itself and p is a file (or a file is on the way:
@@ -654,8 +672,14 @@ function buildAside(fs: Lgfs, m: Missing, build: (q: string) => void): string {
     build([at, ...m.rest].join("/"));
   } catch (e) {
     if (!(e instanceof LgfsError || e instanceof DiskUsage || e instanceof SysError)) throw e;
-    fs.undo(inner); // the temporary folder and all in it
+    const left = fs.undo(inner); // the temporary folder and all in it
     e.message = e.message.replaceAll(at, top);
+    if (left.length) {
+      // Said here, so put never claims it removed what is still there.
+      throw new AsideLeft(
+        `${e.message}; could not remove its temporary folder ${shownName(at)} (check names it)`,
+      );
+    }
     throw e;
   }
   fs.rename(m.dir, tmp, m.name);
@@ -695,7 +719,10 @@ export function putOnto(fs: Lgfs, host: string, path: string, o: PutOptions): vo
     try {
       made.push(buildAside(fs, m, build));
     } catch (e) {
-      built = e instanceof Error && !/removed again\)$/.test(e.message); // not said twice
+      // Its temporary folder was removed again (unless the message says it was not, or says
+      // itself what was removed): the user is told.
+      built = e instanceof Error && !(e instanceof AsideLeft) &&
+        !/removed again\)$/.test(e.message);
       throw e;
     }
   };
@@ -704,6 +731,7 @@ export function putOnto(fs: Lgfs, host: string, path: string, o: PutOptions): vo
     if (dry && new TextEncoder().encode(p).length > MAX_PATH) {
       throw new DiskUsage(`${shownName(p)}: path longer than ${MAX_PATH} bytes (the lgfs limit)`);
     }
+    if (dry && (s.isFile || s.isDirectory)) refuseDeep(fs, p, s.isFile);
     if (!dry && !whole && (s.isFile || s.isDirectory)) {
       const m = firstMissing(fs, p, s.isFile);
       if (m !== null) return atomically(m, (q) => copy(h, q, depth, false, true));
@@ -745,9 +773,6 @@ export function putOnto(fs: Lgfs, host: string, path: string, o: PutOptions): vo
       if (ino === null) made.push(p);
       else replaced++;
     } else if (s.isDirectory) {
-      if (depth > MAX_DEPTH) {
-        throw new DiskUsage(`${shownName(h)}: nested more than ${MAX_DEPTH} deep`);
-      }
       if (!dry) fs.mkdirs(p, whole ? undefined : made);
       const names = [...Deno.readDirSync(h)].map((e) => e.name).sort();
       for (const name of names) {
@@ -963,7 +988,13 @@ function get(argv: string[]): number {
     // is ours.
     const copy = (ino: number, dir: string, where: string, depth: number, dry: boolean) => {
       if (depth > MAX_DEPTH) {
-        throw new CorruptError(`directories nested more than ${MAX_DEPTH} deep`);
+        // Only a guest makes such a tree (put and mkdir make none deeper than MAX_DEPTH
+        // from the top); it is not corrupt (check passes it, rm -r removes it).
+        throw new DiskUsage(
+          `${shownName(where)}: folders nested more than ${MAX_DEPTH} deep below ${
+            shownName(path)
+          } (get -r copies at most ${MAX_DEPTH} levels; copy a deeper folder on its own)`,
+        );
       }
       for (const e of fs.entries(ino)) {
         const at = `${where.replace(/\/+$/, "")}/${e.name}`;

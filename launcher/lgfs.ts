@@ -25,6 +25,13 @@ const IPB = BS / 128;
 const DPB = BS / 128;
 export const NAME_MAX = 120;
 export const ROOT_INO = 1;
+/**
+ * How deep `lguest disk` makes folders, counted from the top (/a is 1 deep):
+ * what `put` makes (and the folders of its PATH) stays within it, so `get -r`
+ * of any folder copies all of it. A guest may make deeper ones; `rm -r` and
+ * the host's cleanup remove a tree of any depth.
+ */
+export const MAX_DEPTH = 64;
 /** Largest file: 12 direct, 1024 indirect, 1024^2 double indirect blocks. */
 export const MAX_FILE = (NDIRECT + PTRS + PTRS * PTRS) * BS;
 const MAX_DIR_BLOCKS = NDIRECT + PTRS;
@@ -333,6 +340,12 @@ export function quoted(name: string): string {
   return s === name ? `'${name}'` : s;
 }
 
+/** The one line refusing a folder deeper than {@link MAX_DEPTH}. */
+export function tooDeep(path: string): string {
+  return `${shownName(path)}: folders nested more than ${MAX_DEPTH} deep from the top ` +
+    "(lguest disk makes none deeper)";
+}
+
 /** Whether every word of w is 0. */
 function zeros(w: Uint32Array): boolean {
   for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
@@ -359,8 +372,14 @@ export interface CheckReport {
   usedBlocks: number;
   freeBlocks: number;
   journalReplayed: boolean;
-  /** Folders a killed `put` left under a temporary name ({@link isPutTemp}), by path. */
+  /**
+   * Folders a killed `put` left under a temporary name ({@link isPutTemp}),
+   * by path (a name that is not UTF-8 shown with U+FFFD); not those inside
+   * another one (they go with it).
+   */
   leftovers: string[];
+  /** The same folders as their directory's inode and their own. */
+  leftoverEntries: { dir: number; ino: number }[];
 }
 
 /**
@@ -967,10 +986,13 @@ export class Lgfs {
   /**
    * mkdir -p of an absolute path; returns the directory's inode. Each
    * folder it makes is added to `made` (its path), so a caller can undo.
+   * It makes none deeper than `maxDepth` from the top ({@link MAX_DEPTH};
+   * tests make a guest's deeper trees with more).
    */
-  mkdirs(path: string, made?: string[]): number {
+  mkdirs(path: string, made?: string[], maxDepth = MAX_DEPTH): number {
     let cur = ROOT_INO;
     let at = "";
+    let depth = 0;
     for (const part of path.split("/")) {
       if (part === "" || part === ".") continue;
       if (part === "..") throw new FsError("EINVAL", `${shownName(path)}: '..' not allowed here`);
@@ -978,6 +1000,7 @@ export class Lgfs {
         throw new FsError("EINVAL", `${shownName(path)}: bad name ${shownName(part)}`);
       }
       at += `/${part}`;
+      depth++;
       const e = this.lookupIn(cur, part);
       if (e) {
         if (!isDir(this.inode(e.ino))) {
@@ -986,6 +1009,7 @@ export class Lgfs {
         cur = e.ino;
         continue;
       }
+      if (depth > maxDepth) throw new FsError("ELOOP", tooDeep(path));
       const ino = this.#ialloc(S_IFDIR | 0o755, cur);
       this.#dirAdd(cur, part, ino, DT_DIR);
       made?.push(at);
@@ -1219,7 +1243,9 @@ export class Lgfs {
       freeBlocks: 0,
       journalReplayed: this.journalReplayed,
       leftovers: [],
+      leftoverEntries: [],
     };
+    const inLeftover = new Uint8Array(g.inodes); // inside a leftover: not listed again
     const paths = new Map<number, string>([[ROOT_INO, ""]]);
     const markInode = (ino: number, n: Inode) => {
       const what = `inode ${ino}`;
@@ -1268,7 +1294,13 @@ export class Lgfs {
             throw new CorruptError(`directory ${quoted(e.name)} (inode ${e.ino}): wrong parent`);
           }
           const at = `${paths.get(dir)}/${e.name}`;
-          if (isPutTemp(e.name) && e.utf8) report.leftovers.push(at);
+          if (inLeftover[dir]) {
+            inLeftover[e.ino] = 1;
+          } else if (isPutTemp(e.name) && e.utf8) {
+            inLeftover[e.ino] = 1;
+            report.leftovers.push(at);
+            report.leftoverEntries.push({ dir, ino: e.ino });
+          }
           paths.set(e.ino, at);
           stack.push(e.ino);
         } else {
@@ -1398,21 +1430,55 @@ export class Lgfs {
         `${shownName(path)}: folder not empty (rm -r removes it and its files)`,
       );
     }
-    this.#removeEntry(r.dir, e, 0);
+    this.#removeEntry(r.dir, e);
     this.commit();
   }
 
-  #removeEntry(dir: number, e: DirEntry, depth: number): void {
-    if (isDir(this.inode(e.ino))) {
-      if (depth > 64) throw new CorruptError("directories nested more than 64 deep");
-      for (const c of [...this.entries(e.ino)]) this.#removeEntry(e.ino, c, depth + 1);
+  /**
+   * Remove entry e of dir and, for a folder, everything in it, depth first
+   * with a stack of its own (no recursion: a tree a guest made 10 000 deep
+   * goes as a flat one does). Each folder is opened once; more openings
+   * than the disk has inodes is a cycle (check() refuses those first).
+   */
+  #removeEntry(dir: number, e: DirEntry): void {
+    const stack: { dir: number; e: DirEntry; open: boolean }[] = [{ dir, e, open: false }];
+    let opened = 0;
+    while (stack.length) {
+      const top = stack[stack.length - 1];
+      if (!top.open && isDir(this.inode(top.e.ino))) {
+        top.open = true;
+        if (++opened > this.g.inodes) throw new CorruptError("a directory cycle");
+        for (const c of [...this.entries(top.e.ino)]) {
+          stack.push({ dir: top.e.ino, e: c, open: false });
+        }
+        continue;
+      }
+      stack.pop();
+      this.#dirDel(top.dir, top.e.slot);
+      const n = this.inode(top.e.ino);
+      n.nlink = 0;
+      this.#iput(top.e.ino, n);
+      this.#ifree(top.e.ino);
+      this.#step();
     }
-    this.#dirDel(dir, e.slot);
-    const n = this.inode(e.ino);
-    n.nlink = 0;
-    this.#iput(e.ino, n);
-    this.#ifree(e.ino);
-    this.#step();
+  }
+
+  /**
+   * Remove the folder (and all in it) that entry `ino` of directory dir
+   * names, if it is still there: what check() reported as a leftover
+   * ({@link CheckReport.leftoverEntries}), found by inode, so a name that is
+   * not UTF-8 on its way (shown with U+FFFD) cannot hide it. Commits.
+   */
+  removeLeftover(dir: number, ino: number): boolean {
+    const d = this.inode(dir);
+    if (d.mode === 0 || !isDir(d)) return false;
+    for (const e of this.entries(dir)) {
+      if (e.ino !== ino || !isDir(this.inode(ino))) continue;
+      this.#removeEntry(dir, e);
+      this.commit();
+      return true;
+    }
+    return false;
   }
 
   /** Free inode ino, which has no name (nlink 0), and its blocks. */

@@ -145,8 +145,11 @@ Deno.test("disk put of one file that runs out of inodes leaves none of the folde
     const img = `${dir}/i.img`;
     await disk(["mkfs", img, "2M"]); // 126 inodes
     await Deno.writeTextFile(`${dir}/x`, "x");
+    await Deno.mkdir(`${dir}/many`);
+    for (let i = 0; i < 100; i++) await Deno.writeTextFile(`${dir}/many/f${i}`, `${i}`);
+    await disk(["put", "-r", img, `${dir}/many`, "/many"]); // 25 inodes left
     const before = await state(img);
-    const deep = "/d".repeat(1500) + "/x"; // 3002 bytes: 1500 folders
+    const deep = "/d".repeat(40) + "/x"; // 40 folders
     const r = await disk(["put", img, `${dir}/x`, deep], EXIT.USAGE);
     assert.match(
       r.stderr,
@@ -510,16 +513,96 @@ Deno.test("run: a C source file or an lgfs disk image given as GUEST says what t
   });
 });
 
-Deno.test("disk put: a hostile '.lguest-put-…' folder too deep to remove does not block the next put", () => {
-  const dev = new MemDev(new Uint8Array(4 << 20));
+Deno.test("disk put: '.lguest-put-…' folders a guest made 300 deep, inside another, or under a name that is not UTF-8 are removed by the next put, even on a full disk", () => {
+  const dev = new MemDev(new Uint8Array(16 << 20)); // 510 inodes
   const fs = Lgfs.mkfs(dev);
-  fs.mkdirs(`/.lguest-put-0123456789abcdef${"/d".repeat(70)}`);
+  const deep = `/.lguest-put-0123456789abcdef${"/d".repeat(300)}`;
+  fs.mkdirs(deep, undefined, Infinity); // as a guest makes it: lguest disk makes none so deep
+  fs.writeFile(`${deep}/f`, [new TextEncoder().encode("deep")]);
+  fs.mkdirs("/.lguest-put-0123456789abcdef/.lguest-put-1111111111111111");
+  fs.mkdirs("/zq9/.lguest-put-2222222222222222");
+  fs.writeFile("/zq9/.lguest-put-2222222222222222/x", [new TextEncoder().encode("x")]);
   fs.commit();
-  const w = Lgfs.open(dev, { writable: true });
-  tidy(w); // cannot remove it (nested more than 64 deep): goes on
-  assert.equal(w.check().leftovers.length, 1);
+  // the name zq9 as bytes that are not UTF-8 (a guest's), shown as U+FFFD on the host: in its
+  // directory block and the journal's copy of it
+  const b = dev.bytes;
+  for (let i = 3; i < b.length - 2; i++) {
+    if (b[i] === 0x7a && b[i + 1] === 0x71 && b[i + 2] === 0x39 && b[i - 3] === 3) {
+      b.set([0xff, 0xfe, 0xff], i);
+    }
+  }
+  let w = Lgfs.open(dev, { writable: true });
+  const r = w.check();
+  assert.deepEqual(r.leftovers.length, 2, "the one inside another is not listed: it goes with it");
+  assert.ok(
+    r.leftovers.includes("/\ufffd\ufffd\ufffd/.lguest-put-2222222222222222"),
+    r.leftovers.join(),
+  );
+  // fill the disk: no inode, no block left
+  for (let i = 0;; i++) {
+    try {
+      w.writeFile(`/fill${i}`, [new Uint8Array(1 << 20).fill(1)]);
+    } catch {
+      break;
+    }
+  }
+  w = Lgfs.open(dev, { writable: true });
+  tidy(w);
+  const after = w.check();
+  assert.deepEqual([after.leftovers, after.orphans, after.leaked], [[], 0, 0]);
+  assert.deepEqual(
+    [...w.entries(1)].filter((e) => !e.utf8).map((e) => [...w.entries(e.ino)].length),
+    [0],
+  );
   w.writeFile("/after", [new TextEncoder().encode("ok")]);
-  assert.equal(w.check().files, 1);
+});
+
+Deno.test("disk put never makes a folder more than 64 deep from the top (put -r, put, put -); rm -r and get -r take any folder put made, and a guest's deeper tree is removed by rm -r", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/d.img`;
+    await disk(["mkfs", img, "16M"]);
+    await Deno.mkdir(`${dir}/t${"/d".repeat(60)}`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/t${"/d".repeat(60)}/f`, "f");
+    const before = await state(img);
+    // 8 folders of PATH + t's 60 inside it: 68 deep; refused before anything is written
+    const r = await disk(["put", "-r", img, `${dir}/t`, "/a/b/c/d/e/f/g/h"], EXIT.USAGE);
+    assert.match(
+      r.stderr,
+      /^lguest disk: \/a\/b\/c\/d\/e\/f\/g\/h(\/d){57}: folders nested more than 64 deep from the top \(lguest disk makes none deeper\)\n$/,
+    );
+    const one = await disk(
+      ["put", img, `${dir}/t${"/d".repeat(60)}/f`, `${"/d".repeat(65)}/f`],
+      EXIT.USAGE,
+    );
+    assert.match(one.stderr, /folders nested more than 64 deep from the top/);
+    const std = await runCli(["disk", "put", img, "-", `${"/e".repeat(65)}/f`], { stdin: "x" });
+    assert.equal(std.code, EXIT.USAGE, describe(std));
+    assert.match(std.stderr, /folders nested more than 64 deep from the top/);
+    assert.deepEqual(await state(img), before);
+    assert.doesNotMatch((await disk(["check", img])).stdout, /killed put/);
+    // 64 deep exactly: made; get -r and rm -r of its top take all of it
+    await disk(["put", "-r", img, `${dir}/t`, "/a/b/c"]);
+    assert.equal((await state(img)).names[`/a/b/c${"/d".repeat(60)}/f`], 1);
+    await disk(["get", "-r", img, "/a", `${dir}/out`]);
+    assert.equal(await Deno.readTextFile(`${dir}/out/b/c${"/d".repeat(60)}/f`), "f");
+    await disk(["rm", "-r", img, "/a"]);
+    assert.deepEqual((await state(img)).names, before.names);
+    // a guest's tree 200 deep: rm -r removes it; get -r says what it does not copy (not "corrupt")
+    const dev = new MemDev(await Deno.readFile(img));
+    const fs = Lgfs.open(dev, { writable: true });
+    fs.mkdirs(`/g${"/d".repeat(200)}`, undefined, Infinity);
+    fs.commit();
+    await Deno.writeFile(img, dev.bytes);
+    const g = await disk(["get", "-r", img, "/g", `${dir}/gout`], EXIT.USAGE);
+    assert.match(
+      g.stderr,
+      /folders nested more than 64 deep below \/g \(get -r copies at most 64 levels/,
+    );
+    assert.doesNotMatch(g.stderr, /corrupt/);
+    await disk(["rm", "-r", img, "/g"]);
+    const end = (await openImage(img)).check();
+    assert.deepEqual([end.dirs, end.files, end.leaked, end.orphans], [1, 0, 0, 0]);
+  });
 });
 
 Deno.test("disk get -r leaves out the temporary folder a killed put left; ls shows it", async () => {

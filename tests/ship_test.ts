@@ -246,7 +246,18 @@ Deno.test("ship: the image generator embeds every file the manifest names, in su
       { name: "missing", file: "nope.wasm", description: "no such file: not embedded" },
     ];
     const written = await writeEmbedding(dir, manifest);
-    assert.deepEqual(written.sort(), ["a.wasm.ts", "index.ts", "x86_64/a.bin.ts"]);
+    assert.deepEqual(written.sort(), [
+      "a.wasm.js",
+      "image.d.ts",
+      "index.ts",
+      "ready.d.ts",
+      "x86_64/a.bin.js",
+    ]);
+    // JavaScript (no emitted copy at run time), typed by the shared declarations.
+    assert.match(
+      await Deno.readTextFile(`${dir}/x86_64/a.bin.js`),
+      /^\/\/ @ts-self-types="\.\.\/image\.d\.ts"$/m,
+    );
     const index = await import(`file://${dir}/index.ts`);
     assert.deepEqual(index.MANIFEST, manifest);
     assert.deepEqual(Object.keys(index.FILES).sort(), ["a.wasm", "x86_64/a.bin"]);
@@ -254,11 +265,11 @@ Deno.test("ship: the image generator embeds every file the manifest names, in su
     for (const [file, bytes] of [["a.wasm", a], ["x86_64/a.bin", b]] as const) {
       const mod = await index.FILES[file]();
       assert.equal(mod.BROTLI, true);
-      assert.deepEqual(await embeddedPayload(await Deno.readTextFile(`${dir}/${file}.ts`)), bytes);
+      assert.deepEqual(await embeddedPayload(await Deno.readTextFile(`${dir}/${file}.js`)), bytes);
       const plain = `export const BASE64: string =\n  "${bytes.toBase64()}";\n`;
       assert.deepEqual(await embeddedPayload(plain), bytes);
     }
-    assert.ok(b.length > 3 * (await Deno.stat(`${dir}/x86_64/a.bin.ts`)).size, "compressed");
+    assert.ok(b.length > 3 * (await Deno.stat(`${dir}/x86_64/a.bin.js`)).size, "compressed");
   });
 });
 

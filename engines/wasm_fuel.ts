@@ -122,8 +122,12 @@ const FUEL_EXPORT_BYTES = Array.from(FUEL_EXPORT, (c) => c.charCodeAt(0));
  * carries one saying that every fuel check's `if` (the refill and the look)
  * is unlikely, so V8's optimizing tier lays that path out of line and keeps
  * the spills its call needs there, off the loop's path. The guest's own
- * section of that name is dropped (its offsets are into the code before the
- * rewrite); hints only move code, never change what it does.
+ * code metadata (every custom section named `metadata.code.*`: branch hints,
+ * compilation priorities, instruction frequencies, call targets) is dropped:
+ * its offsets are into the code before the rewrite, and the compilation hints
+ * (which V8 reads only behind a flag today) would let an image ask the host
+ * to compile all of its code with the optimizing tier at load. Hints only
+ * move code, never change what it does.
  */
 export const HINT_SECTION = "metadata.code.branch_hint";
 /**
@@ -134,6 +138,8 @@ export const HINT_SECTION = "metadata.code.branch_hint";
  */
 export const MAX_HINTS = 1 << 16;
 const HINT_SECTION_BYTES = Array.from(HINT_SECTION, (c) => c.charCodeAt(0));
+/** The prefix of the code metadata sections' names (dropped from the image: see HINT_SECTION). */
+const METADATA_PREFIX = Array.from("metadata.code.", (c) => c.charCodeAt(0));
 /** At most one fuel check per this many bytes of a body (and 16 more): denser bodies are refused. */
 export const BYTES_PER_CHECK = 64;
 
@@ -1408,13 +1414,13 @@ function instrument(b: Uint8Array, fuel: number): FuelResult {
     ...uleb(hinted),
     ...hints,
   ];
-  /** A custom section of the guest's own named HINT_SECTION (dropped). */
+  /** A custom section of the guest's own code metadata, `metadata.code.*` (dropped). */
   const guestHints = (s: Section) => {
     if (s.id !== 0) return false;
     const r = new Reader(b, s.contentStart, s.end);
     const n = r.u32();
-    return n === HINT_SECTION_BYTES.length && r.pos + n <= s.end &&
-      HINT_SECTION_BYTES.every((c, i) => b[r.pos + i] === c);
+    return n >= METADATA_PREFIX.length && r.pos + n <= s.end &&
+      METADATA_PREFIX.every((c, i) => b[r.pos + i] === c);
   };
   if (plans.length !== funcs.n) throw new Malformed("function and code section counts differ");
   codeContent += ulebLength(plans.length + 1) + ulebLength(payBody.length) + payBody.length;

@@ -1311,12 +1311,23 @@ function hintsOf(bytes: Uint8Array): { hints: [number, number[]][]; bodies: Uint
   return { hints, bodies };
 }
 
-Deno.test("fuel: every check's refill is hinted unlikely; the guest's own hints are dropped", () => {
+Deno.test("fuel: every check's refill is hinted unlikely; the guest's code metadata is dropped", () => {
   const def = roundTripModule();
   // The guest's own (valid) hints: one for function 0 at offset 1. Offsets into its code
   // before the rewrite, so they go.
-  def.custom = [...(def.custom ?? []), { name: HINT_SECTION, bytes: [1, 0, 1, 1, 1, 1] }];
+  // A compilation priority (V8 reads it only behind a flag today): optimize function 0 at once.
+  def.custom = [
+    ...(def.custom ?? []),
+    { name: HINT_SECTION, bytes: [1, 0, 1, 1, 1, 1] },
+    { name: "metadata.code.compilation_priority", bytes: [1, 0, 0, 2, 0, 0] },
+    { name: "metadata.code", bytes: [] }, // not code metadata (no dot after): kept
+  ];
   const r = instrumented(assemble(def));
+  assert.deepEqual(
+    sectionsOf(r.bytes).filter(([id]) => id === 0).map(([, c]) => customName(c)),
+    ["lguest.test", "metadata.code", HINT_SECTION], // roundTripModule has lguest.test
+    "the guest's code metadata dropped",
+  );
   const { hints, bodies } = hintsOf(r.bytes);
   const imported = (def.imports ?? []).filter((i) => "func" in i).length;
   let hinted = 0;

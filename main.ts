@@ -8,6 +8,7 @@
  */
 
 import { VERSION } from "./version.ts";
+import { print, stdoutFailure } from "./sys/stdio.ts";
 
 /**
  * `deno task lguest ...` runs us in the repository root, but the user typed
@@ -35,7 +36,11 @@ function fromTaskCwd(): void {
 if (import.meta.main) {
   const args = Deno.args;
   if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
-    console.log(`lguest ${VERSION}`);
+    try {
+      print(`lguest ${VERSION}`);
+    } catch (e) {
+      Deno.exit(stdoutFailure(e, 125) ?? 1); // launcher/exit.ts EXIT.USAGE
+    }
   } else {
     fromTaskCwd();
     // The watchdog Worker is only needed at a terminal or with --timeout (launcher/runner.ts

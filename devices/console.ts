@@ -41,9 +41,13 @@ export interface ConsoleBackend {
 
 /**
  * stdin/stdout as a console backend. `onClosed` is called (once) when
- * stdout's reader has gone (EPIPE: `lguest run ... | head`).
+ * stdout cannot take more: with no error when its reader has gone (EPIPE:
+ * `lguest run ... | head`), else with the write's error (ENOSPC: a full
+ * disk, EIO). Nothing is written after that (the run ends).
  */
-export function stdioBackend(onClosed?: () => void): ConsoleBackend {
+export function stdioBackend(
+  onClosed?: (error?: unknown) => void,
+): ConsoleBackend {
   let closed = false;
   return {
     read: (buf) => Deno.stdin.read(buf),
@@ -53,11 +57,9 @@ export function stdioBackend(onClosed?: () => void): ConsoleBackend {
         try {
           off += Deno.stdout.writeSync(data.subarray(off));
         } catch (e) {
-          // stdout closed: the output has nowhere to go.
-          if (e instanceof Deno.errors.BrokenPipe) {
-            closed = true;
-            onClosed?.();
-          }
+          closed = true;
+          if (e instanceof Deno.errors.BrokenPipe) onClosed?.();
+          else onClosed?.(e);
           return;
         }
       }

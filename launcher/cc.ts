@@ -22,6 +22,7 @@ import { UsageError } from "../devices/registry.ts";
 import { EXIT } from "./exit.ts";
 import { shownName } from "./lgfs.ts";
 import { programFlags, WASI_SYSROOT_LIB as WASI_LIB } from "./wasi_flags.ts";
+import { print, warn } from "../sys/stdio.ts";
 
 const INSTALL =
   "apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32 (clang 14 with wasm-ld, Debian's wasi-libc and compiler-rt for wasm32)";
@@ -124,11 +125,11 @@ async function findToolchain(): Promise<{ clang: string; res: string }> {
 /** `lguest cc ...`; returns the exit code. */
 export async function ccCommand(argv: string[]): Promise<number> {
   if (argv.length === 0) {
-    console.error(USAGE);
+    warn(USAGE);
     return EXIT.USAGE;
   }
   if (argv.some((a) => a === "--help" || a === "-h")) {
-    console.log(USAGE);
+    print(USAGE);
     return EXIT.OK;
   }
   // Our own argv0.c is an input too: without this, no input is clang's "undefined symbol: main".
@@ -219,7 +220,7 @@ export async function ccCommand(argv: string[]): Promise<number> {
     })
       .output();
     if (!r.success) {
-      console.error(`lguest: cc: clang failed (exit ${r.code}); nothing was built`);
+      warn(`lguest: cc: clang failed (exit ${r.code}); nothing was built`);
       return EXIT.USAGE;
     }
     if (!compileOnly) await Deno.chmod(output, 0o644).catch(() => {});

@@ -4,9 +4,11 @@
  * Exit codes (README "Exit codes", launcher/exit.ts): 0..123 the guest's own
  * exit status (power off = 0; a status of 124..255 is reported as 123 with
  * the exact status on stderr); 124 --timeout expired; 125 usage error (bad
- * option, missing or invalid image, bad size); 126 the guest crashed or was
- * killed (reason on stderr); 128+N ended by signal N (130 also for three
- * Ctrl-C within a second).
+ * option, missing or invalid image, bad size; also a stdout write or the
+ * --json report that failed, sys/stdio.ts); 126 the guest crashed or was
+ * killed (reason on stderr; also: its output could not be written to
+ * stdout); 128+N ended by signal N (130 also for three Ctrl-C within a
+ * second, 141 a closed stdout).
  *
  * @module
  */
@@ -23,6 +25,7 @@ import { runGuests } from "./runner.ts";
 import { joinCmdline } from "./cmdline.ts";
 import { MAX_MEMORY, MIN_MEMORY } from "./layout.ts";
 import { EXIT, permissionMessage } from "./exit.ts";
+import { print, stdoutFailure, warn } from "../sys/stdio.ts";
 
 export { EXIT, exitCodeOf } from "./exit.ts";
 
@@ -70,8 +73,9 @@ function deviceHelp(): OptionHelp[] {
 }
 
 const EXIT_HELP = `Exit codes: 0..123 the guest's exit status (0 powered off; 124..255 are
-reported as 123), 124 timeout, 125 usage error, 126 guest crashed or was
-killed, 128+N signal N (130: Ctrl-C).`;
+reported as 123), 124 timeout, 125 usage error (or stdout, --json not written),
+126 guest crashed or was killed (or its output not written), 128+N signal N
+(130: Ctrl-C, 141: stdout closed).`;
 
 function runUsage(): string {
   const rows: OptionHelp[] = [
@@ -150,7 +154,7 @@ function fail(msg: string): number {
     const n = c.charCodeAt(0);
     return n < 0x20 || (n >= 0x7f && n <= 0x9f) ? `\\x${n.toString(16).padStart(2, "0")}` : c;
   }).join("");
-  console.error(`lguest: ${line}`);
+  warn(`lguest: ${line}`);
   return EXIT.USAGE;
 }
 
@@ -164,6 +168,9 @@ export async function main(argv: string[]): Promise<number> {
     if (perm !== null) return fail(perm);
     // The host refused a file (EACCES) somewhere no message names it: one line, not a trace.
     if (e instanceof Deno.errors.PermissionDenied) return fail(e.message.split("\n")[0]);
+    // What the user asked for could not be written out (`lguest --help > /dev/full`).
+    const failed = stdoutFailure(e, EXIT.USAGE);
+    if (failed !== null) return failed;
     throw e;
   }
 }
@@ -172,21 +179,21 @@ async function dispatch(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case undefined:
-      console.error(usage()); // a usage error: on stderr, as `lguest cc` and `lguest disk` alone
+      warn(usage()); // a usage error: on stderr, as `lguest cc` and `lguest disk` alone
       return EXIT.USAGE;
     case "-h":
     case "--help":
-      console.log(usage());
+      print(usage());
       return EXIT.OK;
     case "help":
       // `lguest help COMMAND` = `lguest COMMAND --help`
       if (rest.length === 0) {
-        console.log(usage());
+        print(usage());
         return EXIT.OK;
       }
       if (rest.length === 1 && rest[0] === "help") {
         // `lguest help help`: help's help is the general help.
-        console.log(usage());
+        print(usage());
         return EXIT.OK;
       }
       if (rest.length > 1 || !["run", "guests", "disk", "cc"].includes(rest[0])) {
@@ -198,11 +205,11 @@ async function dispatch(argv: string[]): Promise<number> {
     case "-V":
     case "--version":
       if (rest.length > 0) throw new UsageError(`${cmd} takes no arguments (got '${rest[0]}')`);
-      console.log(`lguest ${VERSION}`);
+      print(`lguest ${VERSION}`);
       return EXIT.OK;
     case "guests":
       if (rest.length === 1 && (rest[0] === "--help" || rest[0] === "-h")) {
-        console.log(GUESTS_USAGE);
+        print(GUESTS_USAGE);
         return EXIT.OK;
       }
       if (rest.length === 1 && rest[0] === "--json") {
@@ -210,7 +217,7 @@ async function dispatch(argv: string[]): Promise<number> {
           name,
           description,
         }));
-        console.log(JSON.stringify(list, null, 2));
+        print(JSON.stringify(list, null, 2));
         return EXIT.OK;
       }
       if (rest.length > 0) {
@@ -220,7 +227,7 @@ async function dispatch(argv: string[]): Promise<number> {
           }'; see 'lguest guests --help')`,
         );
       }
-      for (const g of await builtinGuests()) console.log(`${g.name.padEnd(10)} ${g.description}`);
+      for (const g of await builtinGuests()) print(`${g.name.padEnd(10)} ${g.description}`);
       return EXIT.OK;
     case "run":
       return await runCommand(rest);
@@ -281,7 +288,7 @@ function refuseTwice(disks: Map<string, string>, value: string, spec: { path: st
 async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseRunArgs(argv);
   if (values.help) {
-    console.log(runUsage());
+    print(runUsage());
     return EXIT.OK;
   }
   // An empty file name ('') is one line naming the option, not Deno's "Empty path".
@@ -295,12 +302,12 @@ async function runCommand(argv: string[]): Promise<number> {
     const why = await engineUnavailable(engine);
     if (why !== null) throw new UsageError(why);
   }
-  const verbose = values.verbose ? (line: string) => console.error(`lguest: ${line}`) : undefined;
+  const verbose = values.verbose ? (line: string) => warn(`lguest: ${line}`) : undefined;
   if (!hasJspi) throw new UsageError("this Deno has no WebAssembly JSPI; use Deno 2.9 or later");
   const opts = {
     timeoutMs,
     verbose,
-    hint: (name: string, line: string) => console.error(`lguest: ${name}: ${line}`),
+    hint: (name: string, line: string) => warn(`lguest: ${name}: ${line}`),
     pcap: values.pcap as string | undefined,
     engine,
     json: values.json as string | undefined,

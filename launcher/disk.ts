@@ -22,6 +22,7 @@
  */
 
 import { EXIT, permissionMessage } from "./exit.ts";
+import { print, printBytes, StdoutError, warn } from "../sys/stdio.ts";
 import { meant } from "./args.ts";
 import {
   type BlockDev,
@@ -366,7 +367,7 @@ function mkfs(argv: string[]): number {
     const human = room >= 2 ** 30
       ? `${(room / 2 ** 30).toFixed(1)} GiB`
       : `${(room / 2 ** 20).toFixed(1)} MiB`;
-    console.log(
+    print(
       `${shownName(path)}: lgfs, ${g.blocks} blocks of 4 KiB (${human} for files), ${
         g.inodes - 2
       } inodes`,
@@ -399,7 +400,7 @@ function ls(argv: string[]): number {
       const n = fs.inode(ino);
       const kind = isDir(n) ? "d" : "-";
       const perm = (n.mode & 0o777).toString(8).padStart(3, "0");
-      console.log(
+      print(
         `${kind}${perm} ${String(n.size).padStart(12)} ${fmtTime(n.mtime)} ${shownName(name)}${
           isDir(n) ? "/" : ""
         }`,
@@ -420,7 +421,7 @@ function check(argv: string[]): number {
   arity("check", args, 1, 1, "IMAGE");
   return withImage(args[0], false, (fs) => {
     const r = fs.check();
-    console.log(
+    print(
       `${
         args[0]
       }: consistent: ${r.files} files, ${r.dirs} directories, ${r.usedBlocks} blocks used, ${r.freeBlocks} free` +
@@ -546,14 +547,11 @@ function stdoutWasClosed(): boolean {
 function getStdout(fs: Lgfs, ino: number): number {
   if (stdoutWasClosed()) {
     // As a write to a closed pipe ends a program (141, SIGPIPE).
-    console.error("lguest disk: get: standard output is closed (>&-): nothing written");
+    warn("lguest disk: get: standard output is closed (>&-): nothing written");
     return EXIT.SIGNAL_BASE + 13;
   }
   const zeros = new Uint8Array(1 << 16);
-  const out = (b: Uint8Array) => {
-    let done = 0;
-    while (done < b.length) done += Deno.stdout.writeSync(b.subarray(done));
-  };
+  const out = printBytes;
   try {
     for (const piece of fs.readFile(ino)) {
       if (typeof piece !== "number") {
@@ -565,8 +563,11 @@ function getStdout(fs: Lgfs, ino: number): number {
       }
     }
   } catch (e) {
-    // `| head`: the reader is gone; end as a program killed by SIGPIPE would.
-    if (e instanceof Deno.errors.BrokenPipe) return EXIT.SIGNAL_BASE + 13;
+    // `| head`: the reader is gone; end as a program killed by SIGPIPE would. Another
+    // write error (a full disk) is one line and 125 (launcher/cli.ts, sys/stdio.ts).
+    if (e instanceof StdoutError && e.cause instanceof Deno.errors.BrokenPipe) {
+      return EXIT.SIGNAL_BASE + 13;
+    }
     throw e;
   }
   return EXIT.OK;
@@ -1042,7 +1043,7 @@ export function diskCommand(argv: string[]): number {
   const [sub, ...rest] = argv;
   if (sub !== undefined && rest.some((a) => a === "-h" || a === "--help")) {
     // `lguest disk mkfs --help`: help, never a file named --help (./--help is one).
-    console.log(USAGE);
+    print(USAGE);
     return EXIT.OK;
   }
   try {
@@ -1060,12 +1061,12 @@ export function diskCommand(argv: string[]): number {
       case "check":
         return check(rest);
       case undefined:
-        console.error(USAGE); // a usage error: on stderr, as `lguest` and `lguest cc` alone
+        warn(USAGE); // a usage error: on stderr, as `lguest` and `lguest cc` alone
         return EXIT.USAGE;
       case "-h":
       case "--help":
       case "help":
-        console.log(USAGE);
+        print(USAGE);
         return EXIT.OK;
       default:
         throw new DiskUsage(
@@ -1077,7 +1078,7 @@ export function diskCommand(argv: string[]): number {
   } catch (e) {
     // Every name in a message was shown as ls shows it; a control character
     // that still reaches here (in a host error's text) is escaped too.
-    const say = (text: string) => console.error(`lguest disk: ${escapeControls(text)}`);
+    const say = (text: string) => warn(`lguest disk: ${escapeControls(text)}`);
     if (e instanceof CorruptError) {
       const image = rest.find((a) => !a.startsWith("-")) ?? "";
       // A file that was never an lgfs disk is not a corrupt one.

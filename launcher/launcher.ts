@@ -31,6 +31,7 @@ import type { Host, LguestFile } from "../host/host.ts";
 import { DmaRanges, GuestMemory, hex } from "../host/memory.ts";
 import { EXIT, exitCodeOf } from "./exit.ts";
 import { type Layout, planLayout, writeBootParams, writeDeviceTable } from "./layout.ts";
+import { warn } from "../sys/stdio.ts";
 
 /** The CRASH message of a clean power-off. */
 export const POWER_DOWN = "CRASH: Power down";
@@ -153,7 +154,13 @@ export class GuestRun {
     if (say) {
       file.guest!.onHint = (hint, message) => {
         const line = hintLine(hint, message);
-        if (line !== null) say(line);
+        if (line === null) return;
+        // A hint is no death, whatever its sink does (the CLI's is a best-effort stderr line).
+        try {
+          say(line);
+        } catch {
+          // dropped
+        }
       };
     }
     // Serve device output inside the hypercall (LguestFile.setOutputHandler);
@@ -352,7 +359,7 @@ export class GuestRun {
     const n = (this.#failures[i] = (this.#failures[i] ?? 0) + 1);
     if (n === 1) {
       const why = printable(e instanceof Error ? e.message : String(e), 200);
-      console.error(
+      warn(
         `lguest: ${this.spec.name}: device ${i} (${this.spec.devices[i].label}) failed ` +
           `(${why}); the request was dropped, the guest goes on`,
       );

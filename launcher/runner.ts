@@ -47,6 +47,7 @@ import { EXIT, MAX_PASSED_STATUS, permissionMessage } from "./exit.ts";
 import { loadImage, loadReady } from "./images.ts";
 import { GuestRun, type Outcome } from "./launcher.ts";
 import type { Supervisor } from "./supervisor.ts";
+import { describeWriteError, warn } from "../sys/stdio.ts";
 
 /** Options of a whole run. */
 export interface RunOptions {
@@ -68,30 +69,78 @@ export interface RunOptions {
    * the stdio guest, `[name] `-prefixed stdout for the others.
    */
   console?(plan: GuestPlan, name: string): { backend: ConsoleBackend; label: string };
-  /** Called when stdout's reader has gone (EPIPE) while a guest writes to it. */
-  onStdoutClosed?(): void;
+  /**
+   * Called when stdout cannot take a guest's output: its reader has gone
+   * (EPIPE; no `error`) or a write failed (`error`).
+   */
+  onStdoutClosed?(error?: unknown): void;
 }
 
-/** Console output of a guest without stdio: `[name] ` at each line start. */
+/** Longest line a guest without stdio holds back before it is written out anyway. */
+export const MAX_HELD_LINE = 4096;
+
+/**
+ * Console output of a guest without stdio: `[name] ` at each line start,
+ * each line handed to `out` whole (one call), so that the lines of guests
+ * sharing stdout never mix ("[a] AAAA[b] BBBB"). A line is held until its
+ * newline; one without it is written out (and ended with a newline) when
+ * it reaches {@link MAX_HELD_LINE} bytes or the guest ends.
+ */
 export function prefixBackend(name: string, out: (b: Uint8Array) => void): ConsoleBackend {
   const prefix = new TextEncoder().encode(`[${name}] `);
-  let lineStart = true;
+  const held = new Uint8Array(MAX_HELD_LINE);
+  let n = 0;
+  const emit = (end: boolean) => {
+    const line = new Uint8Array(prefix.length + n + (end ? 1 : 0));
+    line.set(prefix);
+    line.set(held.subarray(0, n), prefix.length);
+    if (end) line[line.length - 1] = 0x0a;
+    n = 0;
+    out(line);
+  };
   return {
     // No read: this console has no input (and so no end of input either).
     write(data) {
-      let from = 0;
-      for (let i = 0; i < data.length; i++) {
-        if (lineStart) {
-          out(prefix);
-          lineStart = false;
-        }
-        if (data[i] === 0x0a) {
-          out(data.subarray(from, i + 1));
-          from = i + 1;
-          lineStart = true;
-        }
+      for (let i = 0; i < data.length;) {
+        const nl = data.indexOf(0x0a, i);
+        const stop = nl < 0 ? data.length : nl + 1;
+        const take = Math.min(stop - i, MAX_HELD_LINE - n);
+        held.set(data.subarray(i, i + take), n);
+        n += take;
+        i += take;
+        if (held[n - 1] === 0x0a) emit(false);
+        else if (n === MAX_HELD_LINE) emit(true);
       }
-      if (from < data.length) out(data.subarray(from));
+    },
+    close() {
+      if (n > 0) emit(true);
+    },
+  };
+}
+
+/**
+ * The CLI's stdout, shared by the guests of a run: the stdio guest writes
+ * its bytes as they come; a whole `[name] ` line of another guest that
+ * comes while the stdio guest's line is unfinished (a prompt) goes on a
+ * line of its own. `onClosed`: {@link stdioBackend}'s.
+ */
+function sharedStdout(onClosed: (e?: unknown) => void) {
+  const stdout = stdioBackend(onClosed);
+  let open = false;
+  const NL = new Uint8Array([0x0a]);
+  return {
+    stdio: {
+      read: stdout.read,
+      write(data: Uint8Array) {
+        if (data.length === 0) return;
+        stdout.write(data);
+        open = data[data.length - 1] !== 0x0a;
+      },
+    } satisfies ConsoleBackend,
+    line(b: Uint8Array) {
+      if (open) stdout.write(NL);
+      open = false;
+      stdout.write(b);
     },
   };
 }
@@ -106,7 +155,12 @@ export interface Prepared {
   name: string;
 }
 
-async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promise<Prepared> {
+async function prepare(
+  plan: GuestPlan,
+  env: DeviceEnv,
+  opts: RunOptions,
+  stdout: () => ReturnType<typeof sharedStdout>,
+): Promise<Prepared> {
   const where = (msg: string) => (plan.stdio && plan.name === "" ? msg : `${plan.name}: ${msg}`);
   const devices: Device[] = [];
   try {
@@ -137,10 +191,10 @@ async function prepare(plan: GuestPlan, env: DeviceEnv, opts: RunOptions): Promi
     devices.push(new RngDevice());
     let choice = opts.console?.(plan, name);
     if (!choice) {
-      const stdout = stdioBackend(() => opts.onStdoutClosed?.());
+      const out = stdout();
       choice = plan.stdio
-        ? { backend: stdout, label: "console: stdio" }
-        : { backend: prefixBackend(plan.name, (b) => stdout.write(b)), label: "console: output" };
+        ? { backend: out.stdio, label: "console: stdio" }
+        : { backend: prefixBackend(plan.name, out.line), label: "console: output" };
     }
     // At a terminal the guest is told so (console feature bits: isatty()).
     const tty = plan.stdio && !opts.console
@@ -240,7 +294,9 @@ export class HostRun {
     const run = new HostRun(opts, opts.pcap ? await import("../devices/net/pcap.ts") : undefined);
     const env: DeviceEnv = { pcap: run.#pcap };
     try {
-      for (const plan of plans) run.prepared.push(await prepare(plan, env, opts));
+      let stdout: ReturnType<typeof sharedStdout> | undefined;
+      const shared = () => stdout ??= sharedStdout((e) => opts.onStdoutClosed?.(e));
+      for (const plan of plans) run.prepared.push(await prepare(plan, env, opts, shared));
     } catch (e) {
       await run.close();
       throw e;
@@ -395,13 +451,13 @@ function sayEnd(
   else if (o.status !== undefined && o.status === o.code) {
     opts.verbose?.(`${name}: exited with status ${o.status}`);
   } else if (o.status !== undefined) {
-    console.error(
+    warn(
       `lguest: ${name}: exited with status ${o.status} (exit code ${o.code}: ` +
         `statuses above ${MAX_PASSED_STATUS} are reported as ${EXIT.STATUS_HIGH})`,
     );
   } else if (!(several && o.reason.startsWith("stopped: "))) {
     // The reason may hold guest text (a CRASH message): shown as data, one bounded line.
-    console.error(`lguest: ${name}: ${printable(o.reason, 300)}`);
+    warn(`lguest: ${name}: ${printable(o.reason, 300)}`);
   }
 }
 
@@ -462,13 +518,22 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
   }
   // stdout's reader has gone (`lguest run ... | head`): the run ends as the
   // 2.6.23 Launcher did, killed by SIGPIPE (141), instead of running on
-  // with its output going nowhere. Stopped from the event loop, not from
-  // inside the console write.
+  // with its output going nowhere. Any other write error (ENOSPC: `>` a file
+  // on a full disk, EIO) ends it too, the guests killed by the host (126),
+  // rather than going on with what they print lost unsaid. Stopped from the
+  // event loop, not from inside the console write.
   let hostRunOf: HostRun | undefined;
   opts = {
     ...opts,
-    onStdoutClosed: () =>
-      setTimeout(() => hostRunOf?.stop(EXIT.SIGNAL_BASE + 13, "stdout closed (SIGPIPE)")),
+    onStdoutClosed: (e) =>
+      setTimeout(() =>
+        e === undefined
+          ? hostRunOf?.stop(EXIT.SIGNAL_BASE + 13, "stdout closed (SIGPIPE)")
+          : hostRunOf?.stop(
+            EXIT.GUEST_FAILED,
+            `stdout write failed (${describeWriteError(e)}): the output from there on is lost`,
+          )
+      ),
   };
   const hostRun = hostRunOf = await HostRun.prepare(plans, opts);
   const { prepared, runs } = hostRun;
@@ -547,7 +612,13 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
         }
       } else Deno.writeTextFileSync(opts.json, text);
     } catch (e) {
-      console.error(`lguest: --json ${opts.json}: ${fileError(e)}`);
+      // The report the user asked for is lost (its folder removed during the run, a full disk):
+      // not a success (README "Exit codes"); the line keeps the code it would have held.
+      warn(
+        `lguest: --json ${printable(opts.json)}: ${fileError(e)}: the report is not written ` +
+          `(the run's exit code was ${exitCode})`,
+      );
+      return EXIT.USAGE;
     }
   }
   return exitCode;

@@ -64,7 +64,11 @@ export function watchdog(): void {
       if (Atomics.load(i32, term) === 1) libc().symbols.tcsetattr(0, 0, termios.slice());
       const group = Atomics.load(i32, fg);
       if (group > 0) libc().symbols.tcsetpgrp(0, group);
-      Deno.stderr.writeSync(new TextEncoder().encode(`\nlguest: ${why}\n`));
+      try {
+        Deno.stderr.writeSync(new TextEncoder().encode(`\nlguest: ${why}\n`));
+      } catch {
+        // stderr unwritable (2>/dev/full): the exit code still says it.
+      }
       libc().symbols._exit(code);
     };
 

@@ -29,6 +29,7 @@ import { permissionMessage } from "../../launcher/exit.ts";
 import { printable } from "../../sys/text.ts";
 import type { FrameSink } from "../registry.ts";
 import { UsageError } from "../registry.ts";
+import { warn } from "../../sys/stdio.ts";
 
 const LINKTYPE_ETHERNET = 1;
 const SNAPLEN = 65535;
@@ -91,7 +92,7 @@ export class PcapWriter implements FrameSink {
       const code = e instanceof SysError ? e.code : (e as Error).message;
       this.close();
       this.failed = code;
-      console.error(
+      warn(
         `lguest: pcap ${printable(this.path)}: write failed (${code}); ` +
           `capture stopped after ${this.frames} frame(s), the run goes on`,
       );

@@ -26,6 +26,7 @@ import { UsageError } from "../registry.ts";
 import { cstr, errno, type Libc, libc, O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../sys/libc.ts";
 import { permissionMessage } from "../../launcher/exit.ts";
 import { nowMs } from "../../sys/clock.ts";
+import { warn } from "../../sys/stdio.ts";
 
 const TUNSETIFF = 0x400454ca;
 const IFF_TAP = 0x0002;
@@ -275,7 +276,7 @@ export class TapNetDevice implements Device {
           // The interface went away (EBADFD after `ip link del`) or broke: say so
           // once, even without -v; the guest runs on and its frames are dropped.
           const name = this.#ctx ? `${this.#ctx.name}: ` : "";
-          console.error(
+          warn(
             `lguest: ${name}tap ${this.ifname}: read failed (errno ${e}${
               e === EBADFD ? ": the interface is gone" : ""
             }); the guest's frames are dropped from now on`,

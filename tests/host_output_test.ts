@@ -1,0 +1,255 @@
+/**
+ * The launcher's own output when the host's stdout or stderr cannot take
+ * it (sys/stdio.ts): a stderr that fails (`2>/dev/full`) drops lines and
+ * changes nothing else; a stdout that fails ends the command with one line
+ * and a documented code (README "Exit codes"); and the guests of a
+ * `--config` run never share a line of stdout.
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { hasStackTrace, LGUEST_CMD, ROOT_PATH } from "./helpers/run_cli.ts";
+import { EXIT } from "../launcher/exit.ts";
+import { MAX_HELD_LINE, prefixBackend } from "../launcher/runner.ts";
+
+const FULL = "/dev/full";
+let hasFull = false;
+try {
+  hasFull = Deno.statSync(FULL).isCharDevice === true;
+} catch {
+  // no /dev/full: the tests that need it say so
+}
+const why = `${FULL} is missing (these tests need a device whose writes fail with ENOSPC)`;
+if (!hasFull) console.log(`host_output_test: ${why}; its /dev/full tests are skipped`);
+
+/** `lguest ARGS` under bash with `redirect` (e.g. `2>/dev/full`); stdout and stderr piped unless redirected. */
+async function lguestWith(args: string[], redirect: string, killMs = 60_000) {
+  const child = new Deno.Command("bash", {
+    args: ["-c", `"$@" ${redirect}`, "bash", ...LGUEST_CMD, ...args],
+    cwd: ROOT_PATH,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const kill = setTimeout(() => child.kill("SIGKILL"), killMs);
+  const r = await child.output();
+  clearTimeout(kill);
+  const dec = new TextDecoder();
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+Deno.test({
+  name:
+    "stderr unwritable (2>/dev/full): a hint, a kill line, the timeout line are dropped; guests and exit codes stay",
+  ignore: !hasFull,
+  async fn() {
+    // The hint (no disk for /x) was written inside the hypercall: its ENOSPC killed the guest
+    // ("internal error in hypercall"), then the kill line's killed the launcher (exit 1).
+    const rs = await Promise.all([
+      lguestWith(
+        ["run", "lua", "--", "-e", 'io.open("/x","w") print("out") os.exit(4)'],
+        "2>" + FULL,
+      ),
+      lguestWith(["run", "lua", "--", "-e", "os.exit(200)"], "2>" + FULL),
+      lguestWith(["run", "--timeout", "1", "lua", "--", "-e", "while true do end"], "2>" + FULL),
+      lguestWith(["disk", "ls", "no-such-image.img"], "2>" + FULL),
+      lguestWith(["run", "--no-such-option", "hello"], "2>" + FULL),
+    ]);
+    const [hint, high, timeout, disk, usage] = rs;
+    assert.equal(hint.code, 4, hint.stderr);
+    assert.equal(hint.stdout, "out\n");
+    assert.equal(high.code, EXIT.STATUS_HIGH);
+    assert.equal(timeout.code, EXIT.TIMEOUT);
+    assert.equal(disk.code, EXIT.USAGE);
+    assert.equal(usage.code, EXIT.USAGE);
+    for (const r of rs) assert.equal(r.stderr, "", "stderr went to /dev/full");
+  },
+});
+
+Deno.test({
+  name: "stderr unwritable: a guest's hints do not take down a neighbour (--config)",
+  ignore: !hasFull,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const config = `${dir}/two.json`;
+      await Deno.writeTextFile(
+        config,
+        JSON.stringify({
+          guests: [
+            {
+              name: "victim",
+              image: "lua",
+              console: "stdio",
+              args: [
+                "-e",
+                "local t=os.clock() while os.clock()-t < 0.5 do end print('victim done') os.exit(3)",
+              ],
+            },
+            // Hints: no disk for /x (1), and then the same again (dropped as a repeat).
+            {
+              name: "hinter",
+              image: "lua",
+              args: ["-e", "io.open('/x','w') io.open('/y','w') print('hinter on')"],
+            },
+          ],
+        }),
+      );
+      const r = await lguestWith(["run", "--config", config], "2>" + FULL);
+      assert.equal(r.code, 3, r.stderr);
+      assert.deepEqual(r.stdout.split("\n").sort(), ["", "[hinter] hinter on", "victim done"]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "stdout unwritable (>/dev/full): a run ends with 126 and one line; --help, guests, --version, disk with 125 and one line, no trace",
+  ignore: !hasFull,
+  async fn() {
+    const rs = await Promise.all([
+      lguestWith(["run", "lua", "--", "-e", "for i=1,1000 do print(i) end"], ">" + FULL),
+      lguestWith(["--help"], ">" + FULL),
+      lguestWith(["run", "--help"], ">" + FULL),
+      lguestWith(["guests"], ">" + FULL),
+      lguestWith(["guests", "--json"], ">" + FULL),
+      lguestWith(["--version"], ">" + FULL),
+      lguestWith(["disk", "help"], ">" + FULL),
+      lguestWith(["cc", "--help"], ">" + FULL),
+    ]);
+    const [run, ...rest] = rs;
+    assert.equal(run.code, EXIT.GUEST_FAILED, run.stderr);
+    assert.match(
+      run.stderr,
+      /^lguest: lua: stdout write failed \(ENOSPC: No space left on device\): the output from there on is lost\n$/,
+    );
+    for (const r of rest) {
+      assert.equal(r.code, EXIT.USAGE, r.stderr);
+      assert.ok(!hasStackTrace(r.stderr), r.stderr);
+      assert.match(
+        r.stderr,
+        /^lguest: stdout: write failed \(ENOSPC: No space left on device\): the output is incomplete\n$/,
+      );
+    }
+  },
+});
+
+Deno.test("--config: two guests' lines never share a line of stdout (each [name] line is written whole)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = `${dir}/inter.json`;
+    // io.write of several pieces: each piece reaches the console as a write of its own.
+    const guest = (name: string, text: string) => ({
+      name,
+      image: "lua",
+      args: ["-e", `for i=1,200 do io.write('${text}', '${text.toLowerCase()}', '\\n') end`],
+    });
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({ guests: [guest("a", "AAAA"), guest("b", "BBBB")] }),
+    );
+    const r = await lguestWith(["run", "--config", config], "");
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split("\n");
+    assert.equal(lines.pop(), "");
+    assert.equal(lines.length, 400);
+    for (const l of lines) assert.match(l, /^\[a\] AAAAaaaa$|^\[b\] BBBBbbbb$/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("prefixBackend: whole lines, a long line cut at MAX_HELD_LINE, the rest at close", () => {
+  const got: string[] = [];
+  const dec = new TextDecoder();
+  const b = prefixBackend("g", (x) => got.push(dec.decode(x)));
+  const enc = new TextEncoder();
+  b.write(enc.encode("ab"));
+  assert.deepEqual(got, []);
+  b.write(enc.encode("c\nd"));
+  assert.deepEqual(got, ["[g] abc\n"]);
+  b.write(enc.encode("x".repeat(MAX_HELD_LINE)));
+  assert.deepEqual(got, ["[g] abc\n", `[g] d${"x".repeat(MAX_HELD_LINE - 1)}\n`]);
+  b.write(enc.encode("tail"));
+  b.close?.();
+  assert.deepEqual(got.slice(2), ["[g] xtail\n"]);
+  b.close?.();
+  assert.equal(got.length, 3);
+});
+
+Deno.test("--json FILE that cannot be written at the end (its folder removed during the run): one line, exit 125", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const json = `${dir}/gone/report.json`;
+    await Deno.mkdir(`${dir}/gone`);
+    const child = new Deno.Command(LGUEST_CMD[0], {
+      args: [
+        ...LGUEST_CMD.slice(1),
+        "run",
+        "--json",
+        json,
+        "lua",
+        "--",
+        "-e",
+        "io.read() os.exit(5)",
+      ],
+      cwd: ROOT_PATH,
+      stdin: "piped",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const kill = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    // The report's file is made (empty) before the guest runs; the guest then waits for a line.
+    for (let i = 0; i < 600; i++) {
+      try {
+        Deno.statSync(json);
+        break;
+      } catch {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    await Deno.remove(`${dir}/gone`, { recursive: true });
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode("go\n"));
+    await w.close();
+    const r = await child.output();
+    clearTimeout(kill);
+    const err = new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, EXIT.USAGE, err);
+    assert.equal(
+      err,
+      `lguest: --json ${json}: no such file or directory: the report is not written ` +
+        "(the run's exit code was 5)\n",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the launcher's code writes stderr and stdout only through sys/stdio.ts (console.* throws on a full device, and it catches that)", async () => {
+  const found: string[] = [];
+  const walk = async (dir: string) => {
+    for await (const e of Deno.readDir(`${ROOT_PATH}/${dir}`)) {
+      const path = `${dir}/${e.name}`;
+      if (e.isDirectory) await walk(path);
+      else if (e.name.endsWith(".ts")) {
+        if (path === "sys/stdio.ts") continue;
+        const text = await Deno.readTextFile(`${ROOT_PATH}/${path}`);
+        text.split("\n").forEach((line, i) => {
+          // Code, not a doc comment's example.
+          if (/^\s*(\*|\/\/)/.test(line)) return;
+          if (/\bconsole\.(log|error|warn|info|debug)\(/.test(line)) found.push(`${path}:${i + 1}`);
+        });
+      }
+    }
+  };
+  for (const dir of ["launcher", "devices", "host", "engines", "sys"]) await walk(dir);
+  for (const file of ["main.ts", "mod.ts", "core.ts"]) {
+    const text = await Deno.readTextFile(`${ROOT_PATH}/${file}`);
+    if (/^(?!\s*(\*|\/\/)).*\bconsole\.(log|error|warn|info|debug)\(/m.test(text)) found.push(file);
+  }
+  assert.deepEqual(found, []);
+});

@@ -19,6 +19,7 @@ import {
   LGUEST_DEVICE_S_FAILED,
   LGUEST_DEVICE_S_REMOVED,
   LGUEST_DEVICE_S_REMOVED_ACK,
+  LGUEST_DEVICE_T_BLOCK,
   LHREQ_BREAK,
   LHREQ_GETDMA,
   LHREQ_INITIALIZE,
@@ -76,21 +77,37 @@ export interface GuestSpec {
 /**
  * The line for hint `hint` of a guest (CRASH + LGUEST_CRASH_HINT,
  * docs/guest-abi.md §11): the launcher's own words; the guest's message is
- * at most a path in them, escaped and cut. Null for a number it does not know.
+ * at most a path in them, escaped and cut. Null for a number it does not
+ * know, and for a hint that what the launcher knows of the guest's disks
+ * contradicts (`disk0`: the bytes of its first disk, -1 when their number is
+ * unknown, null when it has none, undefined when nothing is known): "no disk" only without one, "holds no lgfs" only
+ * for a disk 0 that is not empty, "is empty" only for one of 0 bytes. A
+ * guest cannot make the launcher say something false of its own run.
  */
-export function hintLine(hint: number, message: string): string | null {
+export function hintLine(hint: number, message: string, disk0?: number | null): string | null {
   switch (hint) {
     case LG_HINT.NO_DISK:
+      if (disk0 !== undefined && disk0 !== null) return null;
       return `${printable(message, 100)}: no disk: run with --block disk.img ` +
         "(make one with 'lguest disk mkfs disk.img 64M')";
     case LG_HINT.NO_LGFS:
+      if (disk0 === null || disk0 === 0) return null;
       return "disk 0 holds no lgfs file system (make one with 'lguest disk mkfs'); " +
         "/ is empty and read-only";
     case LG_HINT.EMPTY_DISK:
+      if (disk0 === null || (disk0 !== undefined && disk0 > 0)) return null;
       return "disk 0 is empty (0 bytes; make a file system on it with " +
         "'lguest disk mkfs IMAGE 64M'); / is empty and read-only";
   }
   return null;
+}
+
+/** The bytes of the first disk among `devices` ({@link hintLine}'s `disk0`); null for none, -1 if unknown. */
+export function firstDiskBytes(devices: Device[]): number | null {
+  const disk = devices.find((d) => d.type === LGUEST_DEVICE_T_BLOCK);
+  if (disk === undefined) return null;
+  const length = (disk as { length?: unknown }).length;
+  return typeof length === "number" ? length : -1;
 }
 
 const STATUS_BITS: [number, string][] = [
@@ -151,9 +168,10 @@ export class GuestRun {
     }
     const run = new GuestRun(spec, layout, file, memory);
     const say = spec.hint;
+    const disk0 = firstDiskBytes(spec.devices);
     if (say) {
       file.guest!.onHint = (hint, message) => {
-        const line = hintLine(hint, message);
+        const line = hintLine(hint, message, disk0);
         if (line === null) return;
         // A hint is no death, whatever its sink does (the CLI's is a best-effort stderr line).
         try {

@@ -31,7 +31,10 @@ import {
 } from "../abi/constants.ts";
 import { LD_GUESTID, LD_RESERVE_MEM, LD_TIME_SEC, LD_TSC_KHZ } from "../abi/structs.ts";
 import { Host } from "../host/host.ts";
-import { hintLine } from "../launcher/launcher.ts";
+import { firstDiskBytes, hintLine } from "../launcher/launcher.ts";
+import { RngDevice } from "../devices/rng.ts";
+import { LGUEST_DEVICE_T_BLOCK } from "../abi/constants.ts";
+import type { Device } from "../devices/registry.ts";
 import { ARR, BUF, closeAll, LD, makeHost, openGuest, testGuest } from "./helpers/guests.ts";
 import { idtGate, putRing, ringStatus, ScriptCpu, writeLguestData } from "./helpers/script_cpu.ts";
 
@@ -443,4 +446,37 @@ Deno.test("§3.3 BIND_DMA and LHREQ_IRQ through the ring: results are discarded"
   assert.equal(t.file.write([LHREQ_IRQ, 4]), 0);
   assert.equal(t.guest.pending, 1 << 4);
   closeAll([t]);
+});
+
+Deno.test("hints say nothing the guest's disks contradict: no disk only without one, no lgfs / empty only for a disk 0 of that size", () => {
+  const noDisk = (d: number | null | undefined) => hintLine(LG_HINT.NO_DISK, "/x", d);
+  const noLgfs = (d: number | null | undefined) => hintLine(LG_HINT.NO_LGFS, "", d);
+  const empty = (d: number | null | undefined) => hintLine(LG_HINT.EMPTY_DISK, "", d);
+  // A guest without --block: only "no disk" (before: any of the three, at the guest's word).
+  assert.match(noDisk(null)!, /^\/x: no disk: /);
+  assert.equal(noLgfs(null), null);
+  assert.equal(empty(null), null);
+  // A disk of 1 MiB: only "holds no lgfs".
+  assert.equal(noDisk(1 << 20), null);
+  assert.match(noLgfs(1 << 20)!, /^disk 0 holds no lgfs/);
+  assert.equal(empty(1 << 20), null);
+  // A disk of 0 bytes: only "is empty".
+  assert.equal(noDisk(0), null);
+  assert.equal(noLgfs(0), null);
+  assert.match(empty(0)!, /^disk 0 is empty/);
+  // Nothing known (hintLine's own callers): as the guest says.
+  assert.match(noDisk(undefined)!, /no disk/);
+  assert.match(empty(undefined)!, /is empty/);
+  // A disk of unknown size (a block device without a length): either disk 0 hint, not "no disk".
+  assert.equal(noDisk(-1), null);
+  assert.match(noLgfs(-1)!, /^disk 0 holds no lgfs/);
+  assert.match(empty(-1)!, /^disk 0 is empty/);
+  // firstDiskBytes: the first block device's length, null without one.
+  const disk = (length: number) => ({ type: LGUEST_DEVICE_T_BLOCK, length }) as unknown as Device;
+  assert.equal(firstDiskBytes([new RngDevice()]), null);
+  assert.equal(firstDiskBytes([new RngDevice(), disk(4096), disk(0)]), 4096);
+  assert.equal(
+    firstDiskBytes([{ type: LGUEST_DEVICE_T_BLOCK } as unknown as Device]),
+    -1,
+  );
 });

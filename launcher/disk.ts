@@ -28,6 +28,7 @@ import {
   type BlockDev,
   BS,
   CorruptError,
+  type DirEntry,
   FsError,
   isDir,
   isPutTemp,
@@ -39,6 +40,7 @@ import {
   MIN_SIZE,
   putTempName,
   quoted,
+  shownEntry,
   shownName,
   tooDeep,
   validName,
@@ -46,6 +48,7 @@ import {
 import {
   cstr,
   errno,
+  fdIdentity,
   libc,
   O_CREAT,
   O_RDONLY,
@@ -60,7 +63,8 @@ import { lockFile } from "../sys/filelock.ts";
 export { MAX_DEPTH };
 
 const USAGE = `Usage:
-  lguest disk mkfs [-f] IMAGE [SIZE]          make a file system (SIZE e.g. 64M: create or resize IMAGE)
+  lguest disk mkfs [-f] IMAGE [SIZE]          make a file system (SIZE e.g. 64M, 1G; a plain number
+                                              is MiB: create or resize IMAGE)
   lguest disk ls IMAGE [PATH]                 list a directory of the disk (default /)
   lguest disk put [-rf] IMAGE HOSTPATH PATH   copy a host file (-r: folder) to PATH on the disk
                                               (into PATH if a folder or ending in /)
@@ -172,10 +176,20 @@ class FileDev implements BlockDev {
   }
 }
 
-/** Parse SIZE: K/M/G/T suffixes, a plain number is MiB. */
+/**
+ * Parse SIZE: K/M/G/T suffixes, a plain number is MiB (one of 2^20 or more,
+ * likely meant as bytes, is refused: give a unit).
+ */
 export function parseDiskSize(text: string): number {
   const m = /^(\d+)([kmgt]?)(i?b)?$/i.exec(text.trim());
   if (!m) throw new DiskUsage(`invalid size '${text}' (use e.g. 64M, 1G)`);
+  if (!m[2] && !m[3] && Number(m[1]) >= 2 ** 20) {
+    // 1048576 was likely meant as bytes; as MiB it is a 1 TiB disk.
+    throw new DiskUsage(
+      `size '${text}': a plain number is MiB (${text} MiB is over 1 TiB): ` +
+        `give a unit (${text}M if you mean it, or e.g. 1M, 64M, 1G)`,
+    );
+  }
   const unit = (m[2] || "m").toLowerCase() as "k" | "m" | "g" | "t";
   const bytes = Number(m[1]) * { k: 2 ** 10, m: 2 ** 20, g: 2 ** 30, t: 2 ** 40 }[unit];
   if (bytes % BS !== 0) throw new DiskUsage(`size '${text}' is not a multiple of 4K`);
@@ -222,7 +236,7 @@ function openImage(path: string, exclusive: boolean, create = false): FileDev {
     if (!(e instanceof Deno.errors.NotFound) || !create) {
       if (e instanceof Deno.errors.NotCapable) throw e;
       throw new DiskUsage(
-        `${shownName(path)}: ${e instanceof Deno.errors.NotFound ? "no such file" : e}`,
+        `${shownName(path)}: ${e instanceof Deno.errors.NotFound ? "no such file" : hostError(e)}`,
       );
     }
   }
@@ -353,7 +367,10 @@ function mkfs(argv: string[]): number {
       }
     }
     if (size !== null) {
-      Deno.truncateSync(path, size);
+      // On the open file: a link (even a dangling one, whose file open made) is followed.
+      if (libc().ftruncate(dev0.fd, BigInt(size)) !== 0) {
+        throw new DiskUsage(`${shownName(path)}: ${sysText(new SysError("ftruncate", errno()))}`);
+      }
       bytes = size;
     } else if (bytes < MIN_SIZE) {
       throw new DiskUsage(
@@ -396,14 +413,14 @@ function ls(argv: string[]): number {
   diskPath("ls", path);
   return withImage(image, false, (fs) => {
     const r = found(fs, path);
-    const show = (name: string, ino: number) => {
+    const show = (name: string, ino: number, raw?: DirEntry) => {
       const n = fs.inode(ino);
       const kind = isDir(n) ? "d" : "-";
       const perm = (n.mode & 0o777).toString(8).padStart(3, "0");
       print(
-        `${kind}${perm} ${String(n.size).padStart(12)} ${fmtTime(n.mtime)} ${shownName(name)}${
-          isDir(n) ? "/" : ""
-        }`,
+        `${kind}${perm} ${String(n.size).padStart(12)} ${fmtTime(n.mtime)} ${
+          raw ? shownEntry(raw) : shownName(name)
+        }${isDir(n) ? "/" : ""}`,
       );
     };
     if (!isDir(fs.inode(r.ino))) {
@@ -411,7 +428,7 @@ function ls(argv: string[]): number {
       return EXIT.OK;
     }
     const list = [...fs.entries(r.ino)].sort((a, b) => (a.name < b.name ? -1 : 1));
-    for (const e of list) show(e.name, e.ino);
+    for (const e of list) show(e.name, e.ino, e);
     return EXIT.OK;
   });
 }
@@ -501,7 +518,13 @@ function* stdinChunks(): Generator<Uint8Array> {
 /** `put IMAGE - PATH`: standard input to the file PATH. */
 function putStdin(image: string, path: string, force: boolean, recursive: boolean): number {
   if (recursive) throw new DiskUsage("put -r: '-' (standard input) is one file, not a folder");
-  return withImage(image, true, (fs) => {
+  return withImage(image, true, (fs, dev) => {
+    const input = fdIdentity(0);
+    if (input !== null && input === fdIdentity(dev.fd)) {
+      throw new DiskUsage(
+        `${shownName(image)}: standard input is the disk image itself (it cannot go onto itself)`,
+      );
+    }
     let ino: number | null = null;
     try {
       ino = fs.resolve(path).ino;
@@ -606,9 +629,8 @@ function put(argv: string[]): number {
     throw new DiskUsage(`${shownName(host)}: is a directory (use put -r)`);
   }
   if (!st.isDirectory && !st.isFile) throw new DiskUsage(`${shownName(host)}: not a regular file`);
-  const self = Deno.statSync(image);
   return withImage(image, true, (fs) => {
-    putOnto(fs, host, path, { force: has("f"), image, self });
+    putOnto(fs, host, path, { force: has("f"), image, self: Deno.statSync(image) });
     return EXIT.OK;
   });
 }
@@ -774,6 +796,23 @@ export function putOnto(fs: Lgfs, host: string, path: string, o: PutOptions): vo
       if (ino === null) made.push(p);
       else replaced++;
     } else if (s.isDirectory) {
+      if (dry) {
+        // A folder never replaces a file (nor goes under one): said before anything is written.
+        let ino: number | null = null;
+        try {
+          ino = fs.resolve(p).ino;
+        } catch (e) {
+          if (!(e instanceof FsError)) throw e;
+          if (e.code === "ENOTDIR") {
+            throw new DiskUsage(`${shownName(p)}: not a directory (a file on the way)`);
+          }
+        }
+        if (ino !== null && !isDir(fs.inode(ino))) {
+          throw new DiskUsage(
+            `${shownName(p)}: is a file on ${shownName(image)} (a folder cannot replace it)`,
+          );
+        }
+      }
       if (!dry) fs.mkdirs(p, whole ? undefined : made);
       const names = [...Deno.readDirSync(h)].map((e) => e.name).sort();
       for (const name of names) {
@@ -802,6 +841,7 @@ export function putOnto(fs: Lgfs, host: string, path: string, o: PutOptions): vo
   const intoDir = !st.isDirectory &&
     ((existing !== null && isDir(fs.inode(existing))) || /.\/$/.test(path));
   const target = intoDir ? `${path.replace(/\/+$/, "")}/${host.split("/").pop()}` : path;
+  if (intoDir && isPutTemp(host.split("/").pop()!)) throw new DiskUsage(tempRefused(host));
   copy(host, target, 0, true, false);
   try {
     copy(host, target, 0, false, false);
@@ -830,6 +870,11 @@ function rm(argv: string[]): number {
   arity("rm", args, 2, 2, "[-r] IMAGE PATH");
   const [image, path] = args;
   diskPath("rm", path);
+  const parts = path.split("/").filter((x) => x !== "");
+  if (parts.at(-1) === "." && parts.some((x) => x !== ".")) { // '/.' is the top: said below
+    // As rm(1): 'rm -r /a/.' removes nothing (name the folder: /a).
+    throw new DiskUsage(`${shownName(path)}: '.' cannot be removed (name the folder itself)`);
+  }
   return withImage(image, true, (fs) => {
     const r = found(fs, path);
     if (!isDir(fs.inode(r.ino))) {
@@ -847,13 +892,19 @@ function hostError(e: unknown): string {
   if (e instanceof Deno.errors.NotFound) return "no such file or directory";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (e instanceof Deno.errors.IsADirectory) return "is a directory";
+  if (e instanceof Deno.errors.NotADirectory) return "not a directory (a file on the way)";
+  if (e instanceof Deno.errors.FilesystemLoop) return "too many levels of symbolic links";
+  if (e instanceof Deno.errors.InvalidData) return "invalid data";
   // Errors Deno has no class for carry the errno's name in `code`.
   const code = (e as { code?: unknown })?.code;
   if (code === "ENOSPC") return "no space left on the host's disk";
   if (code === "EDQUOT") return "disk quota exceeded on the host";
   if (code === "EROFS") return "read-only file system";
   if (code === "EIO") return "I/O error";
-  return e instanceof Error ? e.message : String(e);
+  if (code === "ENAMETOOLONG") return "file name too long";
+  // Deno's text is "Words (os error N): op 'PATH'": the words only (the caller names the file).
+  const text = e instanceof Error ? e.message : String(e);
+  return text.replace(/ \(os error \d+\).*$/s, "").replace(/^./, (c) => c.toLowerCase());
 }
 
 /** Whether e is a host file system error (Deno's, with an errno name), not a bug. */

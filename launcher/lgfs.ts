@@ -305,6 +305,8 @@ export interface DirEntry {
   name: string;
   /** Whether the name's bytes are UTF-8 (a host file name can be made of it). */
   utf8: boolean;
+  /** The name's bytes as on the disk. */
+  raw: Uint8Array;
   ino: number;
   type: number;
   /** Entry index (for removal). */
@@ -332,6 +334,23 @@ export function shownName(name: string): string {
     /[\u007f-\u009f]/g,
     (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`,
   );
+}
+
+/**
+ * An entry's name as messages and `ls` show it: a UTF-8 one as
+ * {@link shownName}; one that is not UTF-8 (only a guest makes it) byte by
+ * byte in double quotes, `"\xff\xfe"` (printable ASCII as it is), so it
+ * never looks like a name of U+FFFD characters.
+ */
+export function shownEntry(e: Pick<DirEntry, "name" | "utf8" | "raw">): string {
+  if (e.utf8) return shownName(e.name);
+  let out = "";
+  for (const b of e.raw) {
+    out += b >= 0x20 && b < 0x7f && b !== 0x22 && b !== 0x5c
+      ? String.fromCharCode(b)
+      : `\\x${b.toString(16).padStart(2, "0")}`;
+  }
+  return `"${out}"`;
 }
 
 /** A name in quotes: 'name', or as shownName shows a hostile one ("\u001b…"). */
@@ -891,7 +910,7 @@ export class Lgfs {
           isUtf8 = false;
         }
         if (!this.#inoOk(e)) throw new CorruptError(`directory ${ino}: inode ${e} out of range`);
-        yield { name, utf8: isUtf8, ino: e, type: blk[off + 4], slot: b * DPB + i };
+        yield { name, utf8: isUtf8, raw, ino: e, type: blk[off + 4], slot: b * DPB + i };
       }
     }
   }
@@ -1293,7 +1312,7 @@ export class Lgfs {
           if (n.parent !== dir) {
             throw new CorruptError(`directory ${quoted(e.name)} (inode ${e.ino}): wrong parent`);
           }
-          const at = `${paths.get(dir)}/${e.name}`;
+          const at = `${paths.get(dir)}/${e.utf8 ? e.name : shownEntry(e)}`;
           if (inLeftover[dir]) {
             inLeftover[e.ino] = 1;
           } else if (isPutTemp(e.name) && e.utf8) {

@@ -19,6 +19,7 @@ const SYMBOLS = {
   pwrite: { parameters: ["i32", "buffer", "usize", "i64"], result: "isize" },
   fdatasync: { parameters: ["i32"], result: "i32" },
   lseek: { parameters: ["i32", "i64", "i32"], result: "i64" },
+  ftruncate: { parameters: ["i32", "i64"], result: "i32" },
   ioctl: { parameters: ["i32", "u64", "buffer"], result: "i32" },
   fcntl: { parameters: ["i32", "i32", "i32"], result: "i32" },
   flock: { parameters: ["i32", "i32"], result: "i32" },
@@ -113,6 +114,21 @@ export function fdFileType(fd: number): number | null {
   const AT_EMPTY_PATH = 0x1000, STATX_TYPE = 1;
   if (statx(fd, cstr(""), AT_EMPTY_PATH, STATX_TYPE, buf) !== 0) return null;
   return new DataView(buf.buffer).getUint16(28, true) & S_IFMT;
+}
+
+/**
+ * The device and inode of the open file `fd` ("major:minor:ino", statx(2)
+ * with AT_EMPTY_PATH), to tell whether two descriptors are one file; null
+ * where libc has no statx or the call fails.
+ */
+export function fdIdentity(fd: number): string | null {
+  const statx = libc().statx;
+  if (!statx) return null;
+  const buf = new Uint8Array(256); // stx_ino u64 at 32, stx_dev_major/minor u32 at 136/140
+  const AT_EMPTY_PATH = 0x1000, STATX_INO = 0x100;
+  if (statx(fd, cstr(""), AT_EMPTY_PATH, STATX_INO, buf) !== 0) return null;
+  const v = new DataView(buf.buffer);
+  return `${v.getUint32(136, true)}:${v.getUint32(140, true)}:${v.getBigUint64(32, true)}`;
 }
 
 /** A NUL-terminated C string. */

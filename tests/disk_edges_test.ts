@@ -513,7 +513,7 @@ Deno.test("run: a C source file or an lgfs disk image given as GUEST says what t
   });
 });
 
-Deno.test("disk put: '.lguest-put-…' folders a guest made 300 deep, inside another, or under a name that is not UTF-8 are removed by the next put, even on a full disk", () => {
+Deno.test("disk put: '.lguest-put-…' folders a guest made 300 deep, inside another, or under a name that is not UTF-8 are removed by the next put, even on a full disk; ls shows a name that is not UTF-8 byte by byte", async () => {
   const dev = new MemDev(new Uint8Array(16 << 20)); // 510 inodes
   const fs = Lgfs.mkfs(dev);
   const deep = `/.lguest-put-0123456789abcdef${"/d".repeat(300)}`;
@@ -531,11 +531,21 @@ Deno.test("disk put: '.lguest-put-…' folders a guest made 300 deep, inside ano
       b.set([0xff, 0xfe, 0xff], i);
     }
   }
+  await inTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/g.img`, dev.bytes);
+    const ls = (await disk(["ls", `${dir}/g.img`])).stdout;
+    assert.match(ls, / "\\xff\\xfe\\xff"\/\n/, ls); // never as U+FFFD, which a real name can be
+    assert.doesNotMatch(ls, /\ufffd/);
+    assert.match(
+      (await disk(["check", `${dir}/g.img`])).stdout,
+      /, 2 folders a killed put left \(the next put or rm removes them\)/,
+    );
+  });
   let w = Lgfs.open(dev, { writable: true });
   const r = w.check();
   assert.deepEqual(r.leftovers.length, 2, "the one inside another is not listed: it goes with it");
   assert.ok(
-    r.leftovers.includes("/\ufffd\ufffd\ufffd/.lguest-put-2222222222222222"),
+    r.leftovers.includes('/"\\xff\\xfe\\xff"/.lguest-put-2222222222222222'),
     r.leftovers.join(),
   );
   // fill the disk: no inode, no block left
@@ -664,5 +674,68 @@ Deno.test("disk put of one file to a new path: killed after any number of block 
       treeOf(await openImage(img), "/x"),
       new Map([["/y/", ""], ["/y/z.txt", "all of it\n"]]),
     );
+  });
+});
+
+Deno.test("disk: a temporary-folder name from the host file, a folder over a file, rm of '.', put - of the image itself, a missing image, links to mkfs, host errors in words, a plain SIZE of 2^20", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/s.img`;
+    await disk(["mkfs", img, "16M"]);
+    const temp = `${dir}/.lguest-put-0123456789abcdef`;
+    await Deno.writeTextFile(temp, "t");
+    // A: the name put would take from the host file
+    const a = await disk(["put", img, temp, "/"], EXIT.USAGE);
+    assert.match(
+      a.stderr,
+      /names like \.lguest-put-0123456789abcdef are lguest disk put's temporary/,
+    );
+    // B: a folder over a file is refused before any file is replaced
+    await Deno.writeTextFile(`${dir}/old`, "old");
+    await disk(["put", img, `${dir}/old`, "/x/a"]);
+    await disk(["put", img, `${dir}/old`, "/x/z"]);
+    await Deno.mkdir(`${dir}/c1/z`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/c1/a`, "NEW");
+    await Deno.writeTextFile(`${dir}/c1/z/f`, "Z");
+    const b = await disk(["put", "-rf", img, `${dir}/c1`, "/x"], EXIT.USAGE);
+    assert.equal(b.stderr, `lguest disk: /x/z: is a file on ${img} (a folder cannot replace it)\n`);
+    assert.equal((await disk(["get", img, "/x/a", "-"])).stdout, "old");
+    // G: rm -r of '.' removes nothing
+    const g = await disk(["rm", "-r", img, "/x/."], EXIT.USAGE);
+    assert.equal(g.stderr, "lguest disk: /x/.: '.' cannot be removed (name the folder itself)\n");
+    assert.match((await disk(["ls", img, "/"])).stdout, / x\/\n/);
+    // L: standard input that is the image itself
+    const before = await Deno.readFile(img);
+    const l = await new Deno.Command("sh", {
+      args: ["-c", `"$@" < "${img}"`, "sh", ...LGUEST_CMD, "disk", "put", img, "-", "/copy"],
+      cwd: ROOT_PATH,
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const lerr = new TextDecoder().decode(l.stderr);
+    assert.equal(l.code, EXIT.USAGE, lerr);
+    assert.match(lerr, /standard input is the disk image itself/);
+    assert.deepEqual(await Deno.readFile(img), before);
+    // D: a missing image is named
+    const d = await disk(["put", `${dir}/none.img`, `${dir}/old`, "/y"], EXIT.USAGE);
+    assert.equal(d.stderr, `lguest disk: ${dir}/none.img: no such file\n`);
+    // E: host errors in words, the path once
+    const e = await disk(["ls", `${img}/x`], EXIT.USAGE);
+    assert.equal(e.stderr, `lguest disk: ${img}/x: not a directory (a file on the way)\n`);
+    await Deno.symlink("loop", `${dir}/loop`);
+    const loop = await disk(["ls", `${dir}/loop`], EXIT.USAGE);
+    assert.equal(loop.stderr, `lguest disk: ${dir}/loop: too many levels of symbolic links\n`);
+    // C: mkfs through a link (one to a file, a dangling one) with a SIZE
+    await Deno.symlink("s.img", `${dir}/good`);
+    await disk(["mkfs", "-f", `${dir}/good`, "8M"]);
+    assert.equal((await Deno.stat(img)).size, 8 << 20);
+    await Deno.symlink("made.img", `${dir}/dangling`);
+    await disk(["mkfs", `${dir}/dangling`, "2M"]);
+    assert.equal((await Deno.stat(`${dir}/made.img`)).size, 2 << 20);
+    // F: a plain number is MiB; 2^20 or more (likely bytes) wants a unit
+    const f = await disk(["mkfs", `${dir}/big.img`, "1048576"], EXIT.USAGE);
+    assert.match(f.stderr, /a plain number is MiB \(1048576 MiB is over 1 TiB\): give a unit/);
+    await assert.rejects(Deno.stat(`${dir}/big.img`), Deno.errors.NotFound);
+    await disk(["mkfs", `${dir}/two.img`, "2"]);
+    assert.equal((await Deno.stat(`${dir}/two.img`)).size, 2 << 20);
   });
 });

@@ -131,3 +131,20 @@ Deno.test("boot: the CLI's static imports leave out devices, images, the supervi
   assert.deepEqual(images, [], "image payloads are imported when used");
   assert.ok(closure.has("host/host.ts") && closure.has("devices/all.ts"), [...closure].join(" "));
 });
+
+Deno.test("boot: the image modules are JavaScript (a run reads no emitted copy of them), typed by their declarations", async () => {
+  const dir = new URL("../guests/images/", import.meta.url);
+  const index = await Deno.readTextFile(new URL("index.ts", dir));
+  const specs = [...index.matchAll(/(?:import|outside)\("(\.\/[^"]+)"\)/g)].map((m) => m[1]);
+  assert.ok(specs.length > 10, `loaders found: ${specs.length}`);
+  for (const s of specs) {
+    assert.ok(s.endsWith(".js"), `${s}: an image module in TypeScript`);
+    const text = await Deno.readTextFile(new URL(s, dir));
+    const types = s.endsWith(".ready.js") ? "ready.d.ts" : "image.d.ts";
+    assert.match(
+      text,
+      new RegExp(`^// @ts-self-types="\\./${types.replaceAll(".", "\\.")}"$`, "m"),
+      s,
+    );
+  }
+});

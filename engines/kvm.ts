@@ -50,6 +50,7 @@ import {
   viewRegion,
 } from "./kvm_sys.ts";
 import { ImageError } from "./wasm.ts";
+import { otherKind } from "./image_kind.ts";
 
 /** The hypercall port. */
 export const HCALL_PORT = 0xf0;
@@ -296,15 +297,14 @@ const PT_LOAD = 1, PF_X = 1;
  */
 export function parseX86Image(bytes: Uint8Array, name: string): X86Image {
   const bad = (why: string) => new ImageError(`${name}: bad x86-64 image: ${why}`);
-  if (bytes.length >= 4 && bytes[0] === 0 && bytes[1] === 0x61 && bytes[2] === 0x73) {
-    throw new ImageError(
-      `${name}: not an x86-64 guest image (it is WebAssembly: run it with --engine wasm)`,
-    );
+  if (
+    bytes.length < 64 || bytes[0] !== 0x7f || bytes[1] !== 0x45 || bytes[2] !== 0x4c ||
+    bytes[3] !== 0x46
+  ) {
+    // What it is instead (WebAssembly, a disk image, a C source), else just "not ELF".
+    const why = otherKind(bytes, name, "kvm") ?? "not ELF";
+    throw new ImageError(`${name}: not an x86-64 guest image (${why})`);
   }
-  if (bytes.length < 64 || bytes[0] !== 0x7f || bytes[1] !== 0x45 || bytes[2] !== 0x4c) {
-    throw new ImageError(`${name}: not an x86-64 guest image (not ELF)`);
-  }
-  if (bytes[3] !== 0x46) throw new ImageError(`${name}: not an x86-64 guest image (not ELF)`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes[4] !== 2 || bytes[5] !== 1) throw bad("not 64-bit little-endian ELF");
   if (dv.getUint16(18, true) !== 62) throw bad("not x86-64 code (e_machine)");

@@ -17,6 +17,7 @@
 import { printable } from "../sys/text.ts";
 import { ImageError } from "./image_error.ts";
 import { ByteReader } from "./wasm_bytes.ts";
+import { otherKind } from "./image_kind.ts";
 
 export { ImageError };
 
@@ -153,14 +154,7 @@ export function checkProfile(bytes: Uint8Array, name: string): ProfileInfo {
     return check(bytes);
   } catch (e) {
     if (e instanceof NotWasm) {
-      const starts = (text: string) => [...text].every((c, i) => bytes[i] === c.charCodeAt(0));
-      const why = starts("\x7fELF")
-        ? "an ELF: x86-64 images run with --engine kvm"
-        : starts("LGFS1\0")
-        ? "an lgfs disk image: give it with --block"
-        : /\.c$/i.test(name)
-        ? "a C source file? build an image of it with 'lguest cc -o prog.wasm FILE.c' first"
-        : "bad magic";
+      const why = otherKind(bytes, name, "wasm") ?? "bad magic";
       throw new ImageError(`${printable(name, 100)}: not a WebAssembly guest image (${why})`);
     }
     if (e instanceof Malformed) {

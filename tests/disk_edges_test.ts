@@ -494,10 +494,11 @@ Deno.test("run: a C source file or an lgfs disk image given as GUEST says what t
     await Deno.writeTextFile(`${dir}/notes.c`, "int main(void) { return 0; }\n");
     await disk(["mkfs", `${dir}/notes.img`, "1M"]);
     await Deno.writeTextFile(`${dir}/notes.txt`, "hello\n");
-    const [c, img, txt] = await Promise.all(
-      ["notes.c", "notes.img", "notes.txt"].map((f) => runCli(["run", `${dir}/${f}`])),
+    await Deno.writeFile(`${dir}/new.img`, new Uint8Array(1 << 20)); // before its mkfs
+    const [c, img, txt, zeros] = await Promise.all(
+      ["notes.c", "notes.img", "notes.txt", "new.img"].map((f) => runCli(["run", `${dir}/${f}`])),
     );
-    for (const r of [c, img, txt]) {
+    for (const r of [c, img, txt, zeros]) {
       assert.equal(r.code, EXIT.USAGE, describe(r));
       assert.equal(r.stdout, "", describe(r));
     }
@@ -510,6 +511,10 @@ Deno.test("run: a C source file or an lgfs disk image given as GUEST says what t
       /^lguest: notes\.img: not a WebAssembly guest image \(an lgfs disk image: give it with --block\)\n$/,
     );
     assert.match(txt.stderr, /^lguest: notes\.txt: not a WebAssembly guest image \(bad magic\)\n$/);
+    assert.match(
+      zeros.stderr,
+      /^lguest: new\.img: not a WebAssembly guest image \(only zeros: a new disk image\? make a file system on it with 'lguest disk mkfs IMAGE', then give it with --block\)\n$/,
+    );
   });
 });
 

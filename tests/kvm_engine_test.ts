@@ -59,10 +59,24 @@ Deno.test("kvm image: a well-formed image parses to its segments and entry", () 
   assert.equal(img.segments[0].data.length, 0x100);
 });
 
+Deno.test("kvm image: a C source given as the image says how to build a guest of it", () => {
+  assert.throws(
+    () => parseX86Image(new TextEncoder().encode("int main(void) { return 0; }\n"), "hi.c"),
+    /^ImageError: hi\.c: not an x86-64 guest image \(a C source file\? 'lguest cc -o prog\.wasm FILE\.c' builds a guest of it, which runs with --engine wasm\)$/,
+  );
+});
+
 Deno.test("kvm image: every malformed image is one ImageError naming the problem", () => {
   const cases: [string, Uint8Array, RegExp][] = [
     ["empty", new Uint8Array(0), /not ELF/],
     ["wasm", new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]), /WebAssembly: run it with/],
+    // What it is instead, as the wasm engine says it (before: only "not ELF").
+    [
+      "lgfs",
+      new TextEncoder().encode("LGFS1\0" + "\0".repeat(100)),
+      /an lgfs disk image: give it with --block\)$/,
+    ],
+    ["zeros", new Uint8Array(4096), /only zeros: a new disk image\? make a file system on it/],
     [
       "32-bit",
       (() => {

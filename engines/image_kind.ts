@@ -1,0 +1,40 @@
+/**
+ * What a file that is no guest image for an engine is instead, for the
+ * one line that refuses it: a disk image, a C source, an x86-64 ELF, a
+ * WebAssembly module. Both engines ask, so `--engine kvm` and a config's
+ * `"engine": "kvm"` say the same as the wasm engine.
+ *
+ * @module
+ */
+
+/** Does `bytes` start with `text` (bytes 0..255)? */
+function startsWith(bytes: Uint8Array, text: string): boolean {
+  return text.length <= bytes.length && [...text].every((c, i) => bytes[i] === c.charCodeAt(0));
+}
+
+/**
+ * What `bytes` (a file named `name`) is, said for a user who gave it as
+ * the GUEST of `engine`: the hint of what to do with it, or null when the
+ * file is nothing known (then the engine's own reason stands).
+ */
+export function otherKind(bytes: Uint8Array, name: string, engine: "wasm" | "kvm"): string | null {
+  if (startsWith(bytes, "\x7fELF")) {
+    return engine === "wasm" ? "an ELF: x86-64 images run with --engine kvm" : null;
+  }
+  if (startsWith(bytes, "\0asm")) {
+    return engine === "kvm" ? "it is WebAssembly: run it with --engine wasm" : null;
+  }
+  if (startsWith(bytes, "LGFS1\0")) return "an lgfs disk image: give it with --block";
+  if (/\.c$/i.test(name)) {
+    return engine === "wasm"
+      ? "a C source file? build an image of it with 'lguest cc -o prog.wasm FILE.c' first"
+      : "a C source file? 'lguest cc -o prog.wasm FILE.c' builds a guest of it, which runs " +
+        "with --engine wasm";
+  }
+  // A new disk image (truncate, dd if=/dev/zero) before its mkfs: nothing but zeros.
+  if (bytes.length > 0 && bytes.every((b) => b === 0)) {
+    return "only zeros: a new disk image? make a file system on it with " +
+      "'lguest disk mkfs IMAGE', then give it with --block";
+  }
+  return null;
+}

@@ -1456,18 +1456,19 @@ export class Lgfs {
   /**
    * Remove entry e of dir and, for a folder, everything in it, depth first
    * with a stack of its own (no recursion: a tree a guest made 10 000 deep
-   * goes as a flat one does). Each folder is opened once; more openings
-   * than the disk has inodes is a cycle (check() refuses those first).
+   * goes as a flat one does). Each name is taken once; more names than
+   * the disk has inodes is a cycle (check() refuses those first), so the
+   * stack stays within one entry an inode.
    */
   #removeEntry(dir: number, e: DirEntry): void {
     const stack: { dir: number; e: DirEntry; open: boolean }[] = [{ dir, e, open: false }];
-    let opened = 0;
+    let taken = 1;
     while (stack.length) {
       const top = stack[stack.length - 1];
       if (!top.open && isDir(this.inode(top.e.ino))) {
         top.open = true;
-        if (++opened > this.g.inodes) throw new CorruptError("a directory cycle");
-        for (const c of [...this.entries(top.e.ino)]) {
+        for (const c of this.entries(top.e.ino)) {
+          if (++taken > this.g.inodes) throw new CorruptError("a directory cycle");
           stack.push({ dir: top.e.ino, e: c, open: false });
         }
         continue;

@@ -744,3 +744,22 @@ Deno.test("disk: a temporary-folder name from the host file, a folder over a fil
     assert.equal((await Deno.stat(`${dir}/two.img`)).size, 2 << 20);
   });
 });
+
+Deno.test("lgfs rmdir -r of a directory cycle (check not run first) ends with CorruptError, not a loop", () => {
+  const dev = new MemDev(new Uint8Array(4 << 20));
+  const fs = Lgfs.mkfs(dev);
+  fs.mkdirs("/a/b/c");
+  const a = fs.resolve("/a").ino!, c = fs.resolve("/a/b/c").ino!;
+  fs.commit();
+  // b's entry 'c' made to name /a: a cycle a -> b -> a (here and in the journal's copy)
+  const bytes = dev.bytes, v = new DataView(bytes.buffer);
+  for (let off = 0; off + 128 <= bytes.length; off += 128) {
+    if (
+      v.getUint32(off, true) === c && bytes[off + 4] === 4 && bytes[off + 5] === 1 &&
+      bytes[off + 8] === 0x63
+    ) v.setUint32(off, a, true);
+  }
+  const w = Lgfs.open(dev, { writable: true });
+  assert.throws(() => w.check(), /two names or is a directory cycle/);
+  assert.throws(() => w.rmdir("/a", true), /a directory cycle/);
+});

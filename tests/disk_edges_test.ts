@@ -763,3 +763,40 @@ Deno.test("lgfs rmdir -r of a directory cycle (check not run first) ends with Co
   assert.throws(() => w.check(), /two names or is a directory cycle/);
   assert.throws(() => w.rmdir("/a", true), /a directory cycle/);
 });
+
+Deno.test("disk: the cleanup of a deep leftover killed after any number of block writes leaves a consistent disk, and the next one finishes it", () => {
+  const base = new MemDev(new Uint8Array(4 << 20));
+  const fs0 = Lgfs.mkfs(base);
+  fs0.writeFile("/keep", [new TextEncoder().encode("keep")]);
+  const deep = `/.lguest-put-0123456789abcdef${"/d".repeat(80)}`; // as a guest or a killed put
+  fs0.mkdirs(deep, undefined, Infinity);
+  for (let i = 0; i < 6; i++) fs0.writeFile(`${deep}/f${i}`, [new Uint8Array(BS + i).fill(7)]);
+  fs0.commit();
+  const image = base.bytes.slice();
+  const used = (() => {
+    const dev = new MemDev(image.slice());
+    tidy(Lgfs.open(dev, { writable: true }));
+    return { writes: dev.writes, blocks: Lgfs.open(dev, { writable: false }).check().usedBlocks };
+  })();
+  for (let k = 0; k <= used.writes; k++) {
+    const dev = new MemDev(image.slice());
+    dev.crashAfter = k;
+    try {
+      tidy(Lgfs.open(dev, { writable: true }));
+    } catch (e) {
+      if (!(e instanceof CrashError)) throw e;
+    }
+    dev.crashAfter = null;
+    const r = Lgfs.open(dev, { writable: false }).check(); // consistent (throws if not)
+    assert.equal(r.leaked, 0, `crash after ${k}`);
+    const w = Lgfs.open(dev, { writable: true });
+    tidy(w);
+    const after = w.check();
+    assert.deepEqual(
+      [after.leftovers, after.orphans, after.usedBlocks],
+      [[], 0, used.blocks],
+      `crash after ${k}`,
+    );
+    assert.deepEqual([...w.entries(1)].map((e) => e.name), ["keep"], `crash after ${k}`);
+  }
+});

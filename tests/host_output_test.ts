@@ -253,3 +253,39 @@ Deno.test("the launcher's code writes stderr and stdout only through sys/stdio.t
   }
   assert.deepEqual(found, []);
 });
+
+Deno.test("a non-blocking stdout that is full (a parent set O_NONBLOCK on the pipe) is waited for: no output lost, no 126", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    // The CLI in a process whose stdout pipe is non-blocking (the flag is on the pipe, as a
+    // parent that set it for itself leaves it for its children).
+    const wrapper = `${dir}/nonblock.ts`;
+    const url = (p: string) => JSON.stringify(new URL(p, `file://${ROOT_PATH}/`).href);
+    await Deno.writeTextFile(
+      wrapper,
+      `import { libc, O_NONBLOCK } from ${url("sys/libc.ts")};
+const F_GETFL = 3, F_SETFL = 4;
+libc().fcntl(1, F_SETFL, libc().fcntl(1, F_GETFL, 0) | O_NONBLOCK);
+const { main } = await import(${url("launcher/cli.ts")});
+Deno.exit(await main(["run", "lua", "--", "-e", "for i=1,20000 do print(i) end"]));
+`,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "--allow-read", "--allow-write", "--allow-ffi", wrapper],
+      cwd: ROOT_PATH,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const kill = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    // Not read for a while: its ~109 KB fill the 64 KiB pipe, and a write finds it full.
+    await new Promise((r) => setTimeout(r, 1500));
+    const r = await child.output();
+    clearTimeout(kill);
+    const out = new TextDecoder().decode(r.stdout);
+    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    assert.equal(out, Array.from({ length: 20000 }, (_, i) => `${i + 1}\n`).join(""));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -289,3 +289,34 @@ Deno.exit(await main(["run", "lua", "--", "-e", "for i=1,20000 do print(i) end"]
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("--config: a line of another guest that comes while the stdio guest's prompt is unfinished goes on a line of its own", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = `${dir}/prompt.json`;
+    const spin = (s: number) => `local t=os.clock() while os.clock()-t < ${s} do end`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        guests: [
+          { name: "a", image: "lua", args: ["-e", `${spin(0.3)} print('line of a')`] },
+          {
+            name: "b",
+            image: "lua",
+            console: "stdio",
+            args: ["-e", `io.write('prompt> ') io.stdout:flush() ${spin(2)} print('done')`],
+          },
+        ],
+      }),
+    );
+    const r = await lguestWith(["run", "--config", config], "");
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.split("\n");
+    // Either order (a machine under load may run a first), never one line for both.
+    assert.ok(lines.includes("[a] line of a"), r.stdout);
+    assert.ok(lines.some((l) => /^prompt> (done)?$/.test(l)), r.stdout);
+    assert.ok(r.stdout.endsWith("done\n"), r.stdout);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

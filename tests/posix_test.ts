@@ -9,7 +9,7 @@
 
 import assert from "node:assert/strict";
 import { EXIT } from "../launcher/cli.ts";
-import { describe, lines, runCli, spawnCli } from "./helpers/run_cli.ts";
+import { describe, lines, runCli, sleep, spawnCli } from "./helpers/run_cli.ts";
 import { inTempDir } from "./helpers/resources.ts";
 
 Deno.test("posix: lua -e print(6*7) prints 42", async () => {
@@ -444,4 +444,88 @@ Deno.test("posix: a file that grows by write() alone is committed every 5 s: a S
     got.forEach((l, i) => assert.equal(l, `line ${String(i + 1).padStart(6, "0")}`));
     assert.ok(get.stdout.endsWith("\n"), describe(get));
   });
+});
+
+Deno.test("posix: what a program wrote and flushed is committed while it waits (sleep, console input): a SIGKILL after the wait keeps it all; no commit while nothing is pending", async () => {
+  await inTempDir(async (dir) => {
+    const enough = "important\n".repeat(1000);
+    const lines100 = Array.from(
+      { length: 100 },
+      (_, i) => `line ${String(i + 1).padStart(6, "0")}\n`,
+    ).join("");
+    // C: 100 lines written and flushed, never closed, then sleep(1) forever.
+    // Lua: written and flushed, then waiting for a line that never comes.
+    const shapes = [
+      {
+        img: `${dir}/c.img`,
+        file: "/idle.txt",
+        want: lines100,
+        args: ["test-posix-files", "--", "idle"],
+        marker: /^idle$/m,
+      },
+      {
+        img: `${dir}/lua.img`,
+        file: "/notes.txt",
+        want: enough,
+        args: [
+          "lua",
+          "--",
+          "-e",
+          [
+            'local f = assert(io.open("/notes.txt", "w"))',
+            'f:write(string.rep("important\\n", 1000)) f:flush()',
+            'print("flushed") io.flush() io.read("l")',
+          ].join(" "),
+        ],
+        marker: /^flushed$/m,
+      },
+    ];
+    await Promise.all(shapes.map(async (s) => {
+      await diskOk(["mkfs", s.img, "4M"]);
+      // nolock: the test reads the disk while the run has it.
+      const p = spawnCli(["run", "--block", `${s.img},nolock`, ...s.args], {
+        stdin: "piped",
+        killAfterMs: 90_000,
+      });
+      await p.waitFor(s.marker, 30_000);
+      const t0 = performance.now();
+      let got = "";
+      while (performance.now() - t0 < 30_000) {
+        const r = await runCli(["disk", "get", s.img, s.file, "-"]);
+        if (r.code === EXIT.OK && r.stdout === s.want) {
+          got = r.stdout;
+          break;
+        }
+        await sleep(300);
+      }
+      const waited = (performance.now() - t0) / 1000;
+      console.log(`  ${s.file}: committed ${waited.toFixed(1)} s after the program went idle`);
+      assert.equal(got.length, s.want.length, `${s.file} not committed within 30 s of idling`);
+      // Nothing pending any more: the waits that follow write nothing.
+      const before = (await Deno.stat(s.img)).mtime?.getTime();
+      await sleep(2500);
+      assert.equal(
+        (await Deno.stat(s.img)).mtime?.getTime(),
+        before,
+        `${s.img} written while idle`,
+      );
+      p.kill("SIGKILL");
+      const r = await p.result();
+      assert.equal(r.signal, "SIGKILL", describe(r));
+      assert.match(await diskOk(["check", s.img]), /: consistent: /);
+      assert.equal(await diskOk(["get", s.img, s.file, "-"]), s.want);
+    }));
+  });
+});
+
+Deno.test("posix: poll() on stdin with a timeout ends at the timeout when no input comes", async () => {
+  const p = spawnCli(["run", "test-posix-files", "--", "poll"], {
+    stdin: "piped",
+    killAfterMs: 60_000,
+  });
+  // 1 s asked; generous bound for a loaded machine (before: until input or its end)
+  await p.waitFor(/^poll 0$/m, 20_000);
+  await p.closeStdin();
+  const r = await p.result();
+  assert.equal(r.code, EXIT.OK, describe(r));
 });

@@ -13,7 +13,8 @@
  * 1 (ok) or 2 (error), for a read stores the byte count in the reply
  * buffer's used_len, and raises the IRQ. So when send_dma() returns the
  * answer is normally there already; if result is still 0 we sleep (HALT on
- * a 1 ms timer, serving interrupts) until it changes, for at most
+ * a 1 ms timer, serving interrupts, without the idle hook: the file system
+ * may be half-way through a change) until it changes, for at most
  * BLK_TIMEOUT_MS. Afterwards the reply buffer loses its sections again, so
  * nothing can land in the caller's buffer once we have returned.
  *
@@ -126,12 +127,12 @@ static int request(struct blk_disk *d, int type, u32 sector, const void *buf, u3
 		 * 4 x that many polls if the clock misbehaves. */
 		struct lguest_timespec start;
 
-		sleep_ms(1);
+		sleep_ns_quiet(1000000);
 		start = time_last();
 		for (u32 n = 0; (result = p->result) == 0 && n < 4 * BLK_TIMEOUT_MS; n++) {
 			if (time_diff_ns(start, time_last()) >= BLK_TIMEOUT_MS * 1000000ull)
 				break;
-			sleep_ms(1);
+			sleep_ns_quiet(1000000);
 		}
 	}
 

@@ -132,18 +132,27 @@ static struct {
 	u64 commit_ns;             /* lg_clock_ns() of the last commit (or the mount) */
 } fs;
 
-/* A file that grows by write() alone, never closed or synced, is committed
- * at the end of a write once this long has passed since the last commit
- * (ext4 commits every 5 s): a kill loses at most its last seconds, not all
- * since its open. */
+/* Changes that no call committed (a file that grows by write() alone,
+ * never closed or synced; an mtime) are committed once this long has
+ * passed since the last commit (ext4 commits every 5 s), at the end of a
+ * write, or while the program waits (fs_idle, the kit's idle hook: a
+ * sleep, a poll, console input): a kill loses at most its last ~5 s, not
+ * all since its open. */
 #define COMMIT_NS 5000000000ull
 
-/* lg_clock_ns() where a reading is cheap (a counter: tsc_khz set); 0 where
- * it would cost a timer round trip (KVM without a TSC rate): then no
- * periodic commit. */
+/* A clock for the periodic commit: lg_clock_ns() where a reading is cheap
+ * (a counter: tsc_khz set); else the host's time at the last interrupt
+ * (every disk request and every wake-up ends with one), a memory read
+ * where a fresh reading would cost a timer round trip (KVM without a TSC
+ * rate). */
 static u64 commit_clock(void)
 {
-	return READ_ONCE(lguest_data.tsc_khz) ? lg_clock_ns() : 0;
+	struct lguest_timespec t;
+
+	if (READ_ONCE(lguest_data.tsc_khz))
+		return lg_clock_ns();
+	t = time_last();
+	return (u64)t.tv_sec * 1000000000ull + t.tv_nsec;
 }
 
 /* ---- Disk I/O ------------------------------------------------------------ */
@@ -1822,6 +1831,28 @@ static int sb_check(const struct dsuper *s, u32 disk_blocks)
 	return 0;
 }
 
+/* The kit's idle hook while mounted: the guest is about to wait (for at
+ * most wait_ns, or IDLE_FOREVER). Nothing pending: nothing to do. Else
+ * commit if the last commit is COMMIT_NS old, or will be before a bounded
+ * wait ends; else ask to run again when it will be (a wait with no bound
+ * gets the timer for that). Only ever between API calls (the block
+ * driver's own waits are quiet), so the metadata is consistent. A failed
+ * commit marks the file system broken: the next call says -EIO. */
+static u64 fs_idle(u64 wait_ns)
+{
+	u64 since;
+
+	if (!fs.mounted || fs.broken || (fs.ndirty == 0 && fs.npending == 0))
+		return 0;
+	since = commit_clock() - fs.commit_ns;
+	if (since >= COMMIT_NS || (wait_ns != IDLE_FOREVER && wait_ns >= COMMIT_NS - since)) {
+		if (commit() == 0)
+			fs.cnt.idle_commits++;
+		return 0;
+	}
+	return COMMIT_NS - since;
+}
+
 int fs_mount(unsigned blk_index)
 {
 	struct dinode in;
@@ -1917,6 +1948,7 @@ int fs_mount(unsigned blk_index)
 	}
 	if ((err = commit()))
 		goto fail;
+	idle_hook_set(fs_idle);
 	return 0;
 eio:
 	err = -EIO;
@@ -1931,6 +1963,7 @@ int fs_umount(void)
 
 	if (!fs.mounted)
 		return -ENODEV;
+	idle_hook_set(NULL);
 	err = commit();
 	memset(fs.fds, 0, sizeof(fs.fds));
 	fs.mounted = false;

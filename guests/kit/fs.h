@@ -10,8 +10,10 @@
  * Durability: file data goes to the disk when fs_write/fs_pwrite return;
  * metadata (sizes, block maps, directories, mtimes) is kept in a bounded
  * cache and committed through the journal by fs_fsync, fs_sync, fs_close
- * of a file that changed, on O_SYNC writes, and whenever the cache holds
- * enough changes. After a crash of the guest or a SIGKILL of the launcher
+ * of a file that changed, on O_SYNC writes, whenever the cache holds
+ * enough changes, and once 5 s have passed since the last commit at the
+ * next write or while the guest waits (fs_mount sets the kit's idle hook:
+ * sleep_ns/sleep_ms, idle_until, console input). After a crash of the guest or a SIGKILL of the launcher
  * at any moment the file system is consistent, and every byte written
  * before a successful fs_fsync/fs_sync/fs_close is there.
  *
@@ -143,6 +145,7 @@ struct fs_counters {
 	unsigned long journal_blocks; /* blocks they held */
 	unsigned long replays;        /* transactions replayed at mount (0/1) */
 	unsigned long orphans;        /* files freed at mount */
+	unsigned long idle_commits;   /* commits made while the guest waited */
 };
 void fs_counters(struct fs_counters *out);
 

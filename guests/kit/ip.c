@@ -513,7 +513,7 @@ static bool wait_until(bool (*done)(void), struct lguest_timespec start, u32 ms)
 		if (el >= limit)
 			break;
 		timer_set((u32)(limit - el));
-		idle_until(wait_ready, &w);
+		idle_until_for(wait_ready, &w, limit - el);
 	}
 	timer_set(0);
 	return done();

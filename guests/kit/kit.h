@@ -68,8 +68,26 @@ void lguest_do_irq(unsigned irq);
 /* HALT until an interrupt has been delivered; interrupts are on after. */
 void halt(void);
 /* Sleep (HALT) until ready(arg) is true. ready() is checked with interrupts
- * off, so a wake-up between the check and the HALT cannot be lost. */
+ * off, so a wake-up between the check and the HALT cannot be lost. A wait
+ * with no bound: runs the idle hook (below) before it first halts. */
 void idle_until(bool (*ready)(void *arg), void *arg);
+/* The same for a wait whose caller armed the timer (IRQ 0) to end it
+ * within wait_ns (its ready() also looks at the timer): the idle hook is
+ * told the bound and never touches the timer. */
+void idle_until_for(bool (*ready)(void *arg), void *arg, u64 wait_ns);
+/* The same without the idle hook: a driver's wait in the middle of a
+ * request (the block driver polling for its answer), when the caller of
+ * that request may be half-way through a change. */
+void idle_until_quiet(bool (*ready)(void *arg), void *arg);
+#define IDLE_FOREVER (~(u64)0)
+/* The idle hook (one; NULL = none): called as hook(wait_ns), with
+ * interrupts on, when the guest is about to halt in idle_until (wait_ns =
+ * IDLE_FOREVER) or idle_until_for (the bound), never from within itself.
+ * It returns 0, or after how many ns it wants to run again if the wait
+ * lasts: for a wait with no bound, idle_until arms the timer for that
+ * (and cancels it when the wait ends). lgfs sets it while mounted, to
+ * commit what is pending (fs.c). */
+void idle_hook_set(u64 (*hook)(u64 wait_ns));
 
 noreturn void power_off(void);              /* CRASH "Power down" */
 /* End the guest with exit status status & 0xff (0 = power_off): the
@@ -173,8 +191,11 @@ struct lguest_timespec time_last(void);
 u64 time_diff_ns(struct lguest_timespec a, struct lguest_timespec b);
 /* Time since LGUEST_INIT. */
 void uptime(u32 *sec, u32 *nsec);
+/* Sleep ns / ms: an idle point (idle_until_for: the idle hook runs). */
 void sleep_ns(u32 ns);
 void sleep_ms(u32 ms);
+/* Sleep ns without the idle hook (idle_until_quiet): for drivers. */
+void sleep_ns_quiet(u32 ns);
 
 /* ---- clock.c: cheap clocks (no hypercall per reading) -------------------- */
 

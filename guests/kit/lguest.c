@@ -138,15 +138,72 @@ void halt(void)
 	irq_enable();
 }
 
-void idle_until(bool (*ready)(void *arg), void *arg)
+static u64 (*idle_hook)(u64 wait_ns);
+static bool in_idle_hook;
+
+void idle_hook_set(u64 (*hook)(u64 wait_ns))
 {
+	idle_hook = hook;
+}
+
+static u64 run_idle_hook(u64 wait_ns)
+{
+	u64 again;
+
+	in_idle_hook = true;
+	again = idle_hook(wait_ns);
+	in_idle_hook = false;
+	return again;
+}
+
+/* The hook runs once, with interrupts on, before the first HALT of a wait
+ * (not at all if ready() is already true). For a wait with no bound, a
+ * hook that asks to run again in `again` ns gets the timer (IRQ 0) armed
+ * for it, runs when it fires, and the timer is cancelled at the end; a
+ * bounded wait's caller owns the timer, so its hook runs only at the
+ * start. Never inside the hook itself (its own I/O waits). */
+static void idle(bool (*ready)(void *arg), void *arg, u64 wait_ns, bool hook)
+{
+	bool armed = false;
+	unsigned long ticks = 0;
+	u64 again;
+
+	hook = hook && idle_hook && !in_idle_hook;
 	for (;;) {
 		irq_disable();
 		if (ready(arg))
 			break;
+		if (hook || (armed && irq_count(LGUEST_TIMER_IRQ) != ticks)) {
+			irq_enable();
+			hook = armed = false;
+			again = run_idle_hook(wait_ns);
+			if (again && wait_ns == IDLE_FOREVER) {
+				ticks = irq_count(LGUEST_TIMER_IRQ);
+				timer_set(again > 1000000000u ? 1000000000u : (u32)again);
+				armed = true;
+			}
+			continue;
+		}
 		halt();
 	}
 	irq_enable();
+	if (armed)
+		timer_set(0);
+}
+
+void idle_until(bool (*ready)(void *arg), void *arg)
+{
+	idle(ready, arg, IDLE_FOREVER, true);
+}
+
+void idle_until_for(bool (*ready)(void *arg), void *arg, u64 wait_ns)
+{
+	idle(ready, arg, wait_ns, true);
+}
+
+void idle_until_quiet(bool (*ready)(void *arg), void *arg)
+{
+	idle(ready, arg, 0, false);
 }
 
 /* ---- Death --------------------------------------------------------------- */

@@ -42,7 +42,14 @@ void sleep_ns(u32 ns)
 {
 	timer_fired = false;
 	timer_set(ns ? ns : LG_CLOCK_MIN_DELTA);
-	idle_until(fired, NULL);
+	idle_until_for(fired, NULL, ns);
+}
+
+void sleep_ns_quiet(u32 ns)
+{
+	timer_fired = false;
+	timer_set(ns ? ns : LG_CLOCK_MIN_DELTA);
+	idle_until_quiet(fired, NULL);
 }
 
 void sleep_ms(u32 ms)
@@ -66,7 +73,7 @@ struct lguest_timespec time_last(void)
 
 struct lguest_timespec time_now(void)
 {
-	sleep_ns(1000);
+	sleep_ns_quiet(1000);      /* a clock reading, not an idle point */
 	return time_last();
 }
 

@@ -1180,23 +1180,35 @@ static bool console_readable(void *arg)
 	return console_has_input() || console_eof();
 }
 
+struct sleeper {
+	unsigned long ticks;        /* timer interrupts before the wait */
+	bool input;                 /* input ends it too */
+};
+
+static bool sleep_over(void *arg)
+{
+	const struct sleeper *s = arg;
+
+	return irq_count(LGUEST_TIMER_IRQ) != s->ticks || (s->input && console_readable(NULL));
+}
+
+/* Wait until the deadline (or input, if wake_on_input): the timer, at
+ * most 1 s at a time; each wait tells the idle hook (the file system's
+ * commit) how long the whole sleep has left. */
 static void sleep_until(u64 deadline, bool wake_on_input)
 {
 	for (;;) {
 		u64 now = lg_clock_ns();
+		struct sleeper s = { irq_count(LGUEST_TIMER_IRQ), wake_on_input };
 		u64 left;
 
 		if (now >= deadline || (wake_on_input && console_readable(NULL)))
 			return;
 		left = deadline - now;
-		if (wake_on_input) {
-			/* wake at the timer or at input, whichever first */
-			timer_set(left > 1000000000u ? 1000000000u : (u32)left);
-			idle_until(console_readable, NULL);
-			timer_set(0);
-		} else {
-			sleep_ns(left > 1000000000u ? 1000000000u : (u32)left);
-		}
+		timer_set(left > 1000000000u ? 1000000000u : (u32)left);
+		idle_until_for(sleep_over, &s, left);
+		if (irq_count(LGUEST_TIMER_IRQ) == s.ticks)
+			timer_set(0);           /* input came first */
 	}
 }
 

@@ -39,7 +39,7 @@ int blk_write(int d, u32 sector, const void *buf, u32 bytes)
 	return 0;
 }
 
-/* No periodic commit here (fs.c's COMMIT_NS): the clock stands still. */
+/* No periodic commit here (fs.c's COMMIT_NS): the clocks stand (almost) still. */
 u64 lg_clock_ns(void)
 {
 	return 0;

@@ -5,11 +5,15 @@
  * status N after the rest; "files" exercises the file system (needs an
  * lgfs disk); "stdin" echoes standard input line by line until EOF;
  * "abort" writes /aborted.txt without closing it and calls abort(); "grow"
- * appends a line to /grow.txt every 100 ms, never closing it, until killed.
+ * appends a line to /grow.txt every 100 ms, never closing it, until killed;
+ * "idle" writes and flushes 100 lines to /idle.txt, never closing it, says
+ * "idle" and sleeps until killed; "poll" polls stdin for 1 s and prints
+ * what poll() returned.
  */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -181,6 +185,25 @@ int main(int argc, char **argv)
 				fflush(stdout);
 				nanosleep(&tenth, NULL);
 			}
+		} else if (strcmp(argv[i], "idle") == 0) {
+			/* written and flushed, then the program only waits */
+			FILE *log = fopen("/idle.txt", "w");
+
+			if (!log)
+				perror("/idle.txt");
+			for (int n = 1; log != NULL && n <= 100; n++) {
+				fprintf(log, "line %06d\n", n);
+				fflush(log);
+			}
+			printf("idle\n");
+			fflush(stdout);
+			for (;;)
+				sleep(1);
+		} else if (strcmp(argv[i], "poll") == 0) {
+			struct pollfd p = { 0, POLLIN, 0 };
+			int r = poll(&p, 1, 1000);
+
+			printf("poll %d\n", r);
 		} else if (strcmp(argv[i], "abort") == 0) {
 			/* written, not closed: abort() keeps it, as a process's abort does */
 			int fd = open("/aborted.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -17,7 +17,7 @@ import { runGuest } from "../mod.ts";
 import { readPcap } from "../devices/net/pcap.ts";
 import { engineTest } from "./helpers/engines.ts";
 import { netnsUnavailable, withNetns } from "./helpers/netns.ts";
-import { type GuestConf, inTempDir, writeConfig } from "./helpers/resources.ts";
+import { genData, type GuestConf, inTempDir, writeConfig } from "./helpers/resources.ts";
 import {
   describe,
   hasStackTrace,
@@ -94,6 +94,51 @@ engineTest("block: disktest's random reads and writes verify, the file holds the
     assert.ok(bytes.some((b) => b !== 0), "the guest's writes are in the file");
   });
 });
+
+engineTest(
+  "block: lgfs commits what a kit guest wrote (no fsync, no close) while it waits for input, once; the bytes are the guest's",
+  async (e) => {
+    await inTempDir(async (dir) => {
+      const img = `${dir}/fs.img`;
+      const mk = await runCli(["disk", "mkfs", img, "4M"]);
+      assert.equal(mk.code, EXIT.OK, describe(mk));
+      // nolock: the test reads the disk while the run has it.
+      const p = spawnCli([
+        "run",
+        ...e.args,
+        "--block",
+        `${img},nolock`,
+        "test-fstest",
+        "--",
+        "idle",
+        "/f",
+        "100000",
+        "5",
+      ], { stdin: "piped", killAfterMs: 90_000 });
+      await p.waitFor(/^idle \/f 100000 [0-9a-f]{8}$/m, 30_000);
+      const t0 = performance.now();
+      let seen = false;
+      while (!seen && performance.now() - t0 < 30_000) {
+        const ls = await runCli(["disk", "ls", img, "/"]);
+        seen = ls.code === EXIT.OK && / 100000 .* f$/m.test(ls.stdout);
+        if (!seen) await new Promise((r) => setTimeout(r, 300));
+      }
+      console.log(
+        `  committed ${((performance.now() - t0) / 1000).toFixed(1)} s after the wait began`,
+      );
+      assert.ok(seen, "the size never reached the disk while the guest waited");
+      await new Promise((r) => setTimeout(r, 1500));
+      await p.closeStdin();
+      const r = await p.result();
+      assert.equal(r.code, EXIT.OK, describe(r));
+      // one commit while waiting: none once nothing was pending
+      assert.match(r.stdout, /^idle commits 1$/m, describe(r));
+      const get = await runCli(["disk", "get", img, "/f", `${dir}/f.out`]);
+      assert.equal(get.code, EXIT.OK, describe(get));
+      assert.deepEqual(await Deno.readFile(`${dir}/f.out`), genData(5, 100000));
+    });
+  },
+);
 
 // ---- Network ------------------------------------------------------------------------
 

@@ -127,7 +127,7 @@ export const MANIFEST: readonly ManifestEntry[] = [
     "name": "test-fstest",
     "file": "test-fstest.wasm",
     "x86_64": "test-fstest.x86_64.elf",
-    "description": "lgfs file system test: api | write PATH SIZE SEED | crc PATH | ls PATH | mkdir PATH | fill PATH | bench MIB | writer SEED [OPS]",
+    "description": "lgfs file system test: api | write PATH SIZE SEED | crc PATH | ls PATH | mkdir PATH | fill PATH | bench MIB | writer SEED [OPS] | idle PATH SIZE SEED",
     "test": true
   },
   {

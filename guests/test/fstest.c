@@ -1,5 +1,5 @@
 /*
- * @guest: lgfs file system test: api | write PATH SIZE SEED | crc PATH | ls PATH | mkdir PATH | fill PATH | bench MIB | writer SEED [OPS]
+ * @guest: lgfs file system test: api | write PATH SIZE SEED | crc PATH | ls PATH | mkdir PATH | fill PATH | bench MIB | writer SEED [OPS] | idle PATH SIZE SEED
  *
  * The kit's file system (kit/fs.h) on disk 0, which `lguest disk mkfs`
  * formatted. The first word after `--` picks the mode:
@@ -18,6 +18,10 @@
  *                       reached and the error that stopped it), fsync,
  *                       and the statfs line "statfs FREE TOTAL".
  *   writer SEED [OPS]   the crash-test writer (below).
+ *   idle PATH SIZE SEED  write PATH like `write` but neither fsync nor
+ *                       close it, print "idle PATH SIZE CRC32", wait for
+ *                       the end of console input, then print "idle
+ *                       commits N" (the commits made while waiting).
  *   bench MIB           write MIB MiB to /bench in 256 KiB pieces, fsync,
  *                       read it back; print "bench write X MB/s read Y MB/s"
  *                       (guest clock) and the commits it took.
@@ -460,7 +464,7 @@ int main(void)
 	for (tok = strtok_r(copy, " \t", &save); tok && argc < 8; tok = strtok_r(NULL, " \t", &save))
 		argv[argc++] = tok;
 	if (argc == 0)
-		panic("fstest: usage: api | write PATH SIZE SEED | crc PATH | ls PATH | fill PATH | writer SEED [OPS]");
+		panic("fstest: usage: api | write PATH SIZE SEED | crc PATH | ls PATH | fill PATH | writer SEED [OPS] | idle PATH SIZE SEED");
 	if ((err = fs_mount(0))) {
 		printf("fstest: mount: %s\n", lg_errname(err));
 		panic("fstest: mount failed");
@@ -558,6 +562,28 @@ int main(void)
 		       (unsigned long long)((u64)mib * 1048576 * 1000 / (time_diff_ns(t1, t2) + 1)),
 		       mib, c.commits, c.journal_blocks);
 		fs_close(fd);
+	} else if (strcmp(argv[0], "idle") == 0 && argc == 4) {
+		u64 size = num(argv[2], "SIZE");
+		u32 state = (u32)num(argv[3], "SEED"), crc = 0;
+		struct fs_counters c;
+		int fd = fs_open(argv[1], O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		if (fd < 0)
+			die("open", fd);
+		while (size) {
+			u32 n = size > sizeof(buf) ? sizeof(buf) : (u32)size;
+
+			gen_fill(buf, n, &state);
+			crc = crc32(crc, buf, n);
+			if ((err = write_all(fd, buf, n)))
+				die("write", err);
+			size -= n;
+		}
+		printf("idle %s %s %08x\n", argv[1], argv[2], crc);
+		while (console_getc() >= 0)
+			;
+		fs_counters(&c);
+		printf("idle commits %lu\n", c.idle_commits);
 	} else if (strcmp(argv[0], "writer") == 0 && (argc == 2 || argc == 3)) {
 		writer((u32)num(argv[1], "SEED"), argc == 3 ? (u32)num(argv[2], "OPS") : 0);
 	} else {

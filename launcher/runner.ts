@@ -520,20 +520,22 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
   // 2.6.23 Launcher did, killed by SIGPIPE (141), instead of running on
   // with its output going nowhere. Any other write error (ENOSPC: `>` a file
   // on a full disk, EIO) ends it too, the guests killed by the host (126),
-  // rather than going on with what they print lost unsaid. Stopped from the
-  // event loop, not from inside the console write.
+  // rather than going on with what they print lost unsaid. Stopped at once,
+  // inside the console write (a stop only marks each guest dead and wakes
+  // it; the first stop's code and reason are the outcome): a guest that
+  // powers off right after its last write, or whose last `[name]` line is
+  // written as it ends, has the failed write decide its outcome, not the
+  // power-off (before, the stop waited for a timer and lost that race).
   let hostRunOf: HostRun | undefined;
   opts = {
     ...opts,
     onStdoutClosed: (e) =>
-      setTimeout(() =>
-        e === undefined
-          ? hostRunOf?.stop(EXIT.SIGNAL_BASE + 13, "stdout closed (SIGPIPE)")
-          : hostRunOf?.stop(
-            EXIT.GUEST_FAILED,
-            `stdout write failed (${describeWriteError(e)}): the output from there on is lost`,
-          )
-      ),
+      e === undefined
+        ? hostRunOf?.stop(EXIT.SIGNAL_BASE + 13, "stdout closed (SIGPIPE)")
+        : hostRunOf?.stop(
+          EXIT.GUEST_FAILED,
+          `stdout write failed (${describeWriteError(e)}): the output from there on is lost`,
+        ),
   };
   const hostRun = hostRunOf = await HostRun.prepare(plans, opts);
   const { prepared, runs } = hostRun;

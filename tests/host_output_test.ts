@@ -137,6 +137,40 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name:
+    "stdout unwritable: a guest that ends right after its last write (or whose last [name] line is written as it ends) ends with 126, not 0",
+  ignore: !hasFull,
+  async fn() {
+    // The failed write stopped the run from a timer: the guest's power-off, right after its one
+    // write, came first and the run exited 0 with the output lost and nothing said.
+    const dir = await Deno.makeTempDir();
+    try {
+      const config = `${dir}/held.json`;
+      // No stdio guest: its one line has no newline, so it is written only as the guest ends.
+      await Deno.writeTextFile(
+        config,
+        JSON.stringify({ guests: [{ name: "held", image: "lua", args: ["-e", "io.write('x')"] }] }),
+      );
+      const rs = await Promise.all([
+        lguestWith(["run", "lua", "--", "-e", "print(42)"], ">" + FULL),
+        lguestWith(["run", "lua", "--", "-e", 'print(string.rep("x", 9000))'], ">" + FULL),
+        lguestWith(["run", "hello"], ">" + FULL),
+        lguestWith(["run", "--config", config], ">" + FULL),
+      ]);
+      for (const [i, r] of rs.entries()) {
+        assert.equal(r.code, EXIT.GUEST_FAILED, `run ${i}: ${r.stderr}`);
+        assert.match(
+          r.stderr,
+          /^lguest: (lua|hello|held): stdout write failed \(ENOSPC: No space left on device\): the output from there on is lost\n$/,
+        );
+      }
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("--config: two guests' lines never share a line of stdout (each [name] line is written whole)", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -316,23 +316,29 @@ function brotli(bytes: Uint8Array): Uint8Array {
 }
 
 /**
- * The image bytes an embedding module holds, or null if `text` is not one.
+ * The image bytes an embedding module holds, or null if `text` is not one
+ * or does not hold them whole (bad base64, a cut or damaged compressed
+ * stream: `--check` lists such a module as differing, no stack trace).
  * `--check` compares these when a module's text differs: another Deno's
  * brotli may encode the same bytes differently.
  */
 export async function embeddedPayload(text: string): Promise<Uint8Array | null> {
   const m = /^export const BASE64(?:: string)? =\n {2}"([A-Za-z0-9+/=]*)";$/m.exec(text);
   if (!m) return null;
-  const raw = Uint8Array.fromBase64(m[1]);
-  const format = /^export const BROTLI = true;$/m.test(text)
-    ? "brotli"
-    : /^export const GZIP = true;$/m.test(text)
-    ? "gzip"
-    : null;
-  if (format === null) return raw;
-  const stream = new Blob([raw]).stream()
-    .pipeThrough(new DecompressionStream(format as CompressionFormat));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+  try {
+    const raw = Uint8Array.fromBase64(m[1]);
+    const format = /^export const BROTLI = true;$/m.test(text)
+      ? "brotli"
+      : /^export const GZIP = true;$/m.test(text)
+      ? "gzip"
+      : null;
+    if (format === null) return raw;
+    const stream = new Blob([raw]).stream()
+      .pipeThrough(new DecompressionStream(format as CompressionFormat));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  } catch {
+    return null;
+  }
 }
 
 /**

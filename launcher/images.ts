@@ -19,6 +19,7 @@ import type { FuelCounts } from "../engines/wasm_fuel.ts";
 import { printable } from "../sys/text.ts";
 import { readInputFile } from "./input_file.ts";
 import { meant } from "./args.ts";
+import { permissionMessage } from "./exit.ts";
 
 /** One built-in guest (an entry of `guests/images/manifest.json`). */
 export type BuiltinGuest = ManifestEntry;
@@ -35,11 +36,52 @@ export async function builtinFile(file: string): Promise<Uint8Array | null> {
   let mod: Embedded;
   try {
     mod = await load();
-  } catch {
-    // `deno task bundle` leaves the test guests' modules out of dist/lguest.js.
-    throw new UsageError(`built-in image ${file} is not in this build (a test guest?)`);
+  } catch (e) {
+    throw importFailed(file, `${file}.js`, e);
   }
-  return await decode(mod);
+  return await decode(mod, `${file}.js`);
+}
+
+/**
+ * Why the module of built-in image `file` (`guests/images/MODULE`) did not
+ * import, in one line: a permission it needs (a module imported through a
+ * variable, as the test guests' are, is read with --allow-read), a module
+ * that is not there (`deno task bundle` leaves the test guests' out of
+ * dist/lguest.js; in a checkout, a deleted file), or a damaged one (a
+ * truncated file: a syntax error).
+ */
+function importFailed(file: string, module: string, e: unknown): UsageError {
+  const where = `guests/images/${module}`;
+  const testGuest = MANIFEST.some((g) => g.test && (g.file === file || g.x86_64 === file));
+  // A bundle (this module is not launcher/images.ts there) has no test guest, whatever the error.
+  if (testGuest && !import.meta.url.endsWith("/launcher/images.ts")) return notInBuild(file);
+  const msg = e instanceof Error ? e.message : String(e);
+  // A dynamic import without the permission throws a TypeError with the words of NotCapable.
+  const perm = permissionMessage(
+    /^Requires \w+ access/.test(msg) ? new Deno.errors.NotCapable(msg) : e,
+  );
+  if (perm !== null) return new UsageError(`built-in image ${file}: its module ${where} ${perm}`);
+  if (e instanceof TypeError && /^Module not found/.test(msg)) {
+    if (testGuest) return notInBuild(file);
+    return new UsageError(
+      `built-in image ${file}: its module ${where} is missing (a damaged checkout or build: ` +
+        `'deno task guests' writes it again)`,
+    );
+  }
+  return damaged(file, module, e);
+}
+
+function notInBuild(file: string): UsageError {
+  return new UsageError(`built-in image ${file} is not in this build (a test guest?)`);
+}
+
+/** A module of built-in image `file` that imported but does not hold its image whole. */
+function damaged(file: string, module: string, e: unknown): UsageError {
+  const why = printable((e instanceof Error ? e.message : String(e)).split("\n")[0], 100);
+  return new UsageError(
+    `built-in image ${file}: its module guests/images/${module} is damaged (${why}): ` +
+      `'deno task guests' writes it again`,
+  );
 }
 
 /** What an embedding module holds: base64, of the brotli or gzip of the bytes if it says so. */
@@ -49,14 +91,24 @@ interface Embedded {
   GZIP?: boolean;
 }
 
-/** The bytes an embedding module holds. */
-async function decode(mod: Embedded): Promise<Uint8Array> {
-  const raw = Uint8Array.fromBase64(mod.BASE64);
-  const format = mod.BROTLI ? "brotli" : mod.GZIP ? "gzip" : null;
-  if (format === null) return raw;
-  const stream = new Blob([raw]).stream()
-    .pipeThrough(new DecompressionStream(format as CompressionFormat));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
+/**
+ * The bytes an embedding module holds; a module that does not hold them
+ * whole (bad base64, a cut or damaged compressed stream) is one line
+ * naming it (`module`, its name in guests/images/).
+ */
+async function decode(mod: Embedded, module: string): Promise<Uint8Array> {
+  const file = module.replace(/(\.ready)?\.js$/, "");
+  try {
+    if (typeof mod.BASE64 !== "string") throw new Error("no BASE64 string");
+    const raw = Uint8Array.fromBase64(mod.BASE64);
+    const format = mod.BROTLI ? "brotli" : mod.GZIP ? "gzip" : null;
+    if (format === null) return raw;
+    const stream = new Blob([raw]).stream()
+      .pipeThrough(new DecompressionStream(format as CompressionFormat));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  } catch (e) {
+    throw damaged(file, module, e);
+  }
 }
 
 /** A built-in wasm image as `deno task guests` checked and instrumented it. */
@@ -78,13 +130,13 @@ export async function loadReady(guest: string): Promise<ReadyImageFile | null> {
   const load = builtin && Object.hasOwn(READY, builtin.file) ? READY[builtin.file] : undefined;
   if (!load) return null;
   let mod: Awaited<ReturnType<typeof load>>;
+  const module = `${builtin!.file}.ready.js`;
   try {
     mod = await load();
-  } catch {
-    // `deno task bundle` leaves the test guests' modules out of dist/lguest.js.
-    throw new UsageError(`built-in image ${builtin!.file} is not in this build (a test guest?)`);
+  } catch (e) {
+    throw importFailed(builtin!.file, module, e);
   }
-  return { name: guest, bytes: await decode(mod), fuel: mod.FUEL };
+  return { name: guest, bytes: await decode(mod, module), fuel: mod.FUEL };
 }
 
 /**

@@ -1,0 +1,130 @@
+/**
+ * A checkout whose generated image modules (guests/images/*.js) are
+ * damaged (a truncated download, a bad merge, a disk error) or cannot be
+ * read: each run says so in one line naming the module, exit 125, never a
+ * stack trace (before: "not in this build (a test guest?)" for a missing
+ * or truncated module, a Deno stack trace and exit 1 for bad base64 or a
+ * damaged brotli stream); `deno task guests --check` lists such a module
+ * as differing instead of crashing in its comparison.
+ *
+ * The runs use a copy of the checkout's code with only the modules each
+ * case needs (the images are imported one by one, when used).
+ *
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { hasStackTrace, ROOT_PATH } from "./helpers/run_cli.ts";
+import { EXIT } from "../launcher/exit.ts";
+import { embeddedPayload } from "../guests/build.ts";
+
+/** The checkout's files, the generated modules left out but the index and its declarations. */
+async function copyCode(dir: string): Promise<void> {
+  const out = await new Deno.Command("git", { args: ["ls-files", "-z"], cwd: ROOT_PATH }).output();
+  const files = new TextDecoder().decode(out.stdout).split("\0").filter((f) =>
+    f !== "" && (!f.startsWith("guests/images/") || /\/(index|[a-z]+\.d)\.ts$/.test(f))
+  );
+  for (const f of files) {
+    if (f.includes("/")) {
+      await Deno.mkdir(`${dir}/${f.replace(/\/[^/]*$/, "")}`, { recursive: true });
+    }
+    await Deno.copyFile(`${ROOT_PATH}/${f}`, `${dir}/${f}`);
+  }
+}
+
+async function run(cwd: string, flags: string[], args: string[]) {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...flags, "main.ts", ...args],
+    cwd,
+    stdin: "null",
+    env: { NO_COLOR: "1" },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+Deno.test("damaged or unreadable built-in image modules: one line naming the module, exit 125", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await copyCode(dir);
+    const img = `${dir}/guests/images`;
+    const real = (f: string) => Deno.readTextFile(`${ROOT_PATH}/guests/images/${f}`);
+    const lua = await real("lua.wasm.ready.js");
+    await Deno.writeTextFile(`${img}/lua.wasm.ready.js`, lua.slice(0, 100_000)); // truncated
+    const shell = await real("shell.wasm.ready.js");
+    const at = shell.indexOf('BASE64 =\n  "') + 112;
+    await Deno.writeTextFile(
+      `${img}/shell.wasm.ready.js`,
+      shell.slice(0, at) + "!" + shell.slice(at + 1),
+    );
+    // Valid base64 of a brotli stream cut short; the FUEL a ready module holds.
+    await Deno.writeTextFile(
+      `${img}/disktest.wasm.ready.js`,
+      "export const FUEL = { loops: 0, entries: 0, bulk: 0, resumes: 0 };\n" +
+        'export const BROTLI = true;\nexport const BASE64 =\n  "H6gjERWs";\n',
+    );
+    // netd.wasm.ready.js: not there. A test guest's module, imported through a variable.
+    await Deno.copyFile(
+      `${ROOT_PATH}/guests/images/test-exit.wasm.ready.js`,
+      `${img}/test-exit.wasm.ready.js`,
+    );
+    const flags = ["--allow-read", "--allow-write", "--allow-ffi"];
+    const [l, s, d, n, t, tr] = await Promise.all([
+      run(dir, flags, ["run", "lua", "--", "-e", "print(1)"]),
+      run(dir, flags, ["run", "shell"]),
+      run(dir, flags, ["run", "disktest"]),
+      run(dir, flags, ["run", "netd"]),
+      run(dir, [], ["run", "test-exit"]),
+      run(dir, ["--allow-read"], ["run", "test-exit", "--", "3"]),
+    ]);
+    const rebuild = ": 'deno task guests' writes it again\n$";
+    const expect: [typeof l, RegExp][] = [
+      [
+        l,
+        new RegExp(
+          `^lguest: built-in image lua\\.wasm: its module guests/images/lua\\.wasm\\.ready\\.js is damaged \\(.+\\)${rebuild}`,
+        ),
+      ],
+      [
+        s,
+        new RegExp(
+          `^lguest: built-in image shell\\.wasm: its module guests/images/shell\\.wasm\\.ready\\.js is damaged \\(.*base64.*\\)${rebuild}`,
+        ),
+      ],
+      [
+        d,
+        new RegExp(
+          `^lguest: built-in image disktest\\.wasm: its module guests/images/disktest\\.wasm\\.ready\\.js is damaged \\(brotli decompression failed\\)${rebuild}`,
+        ),
+      ],
+      [
+        n,
+        /^lguest: built-in image netd\.wasm: its module guests\/images\/netd\.wasm\.ready\.js is missing \(a damaged checkout or build: 'deno task guests' writes it again\)\n$/,
+      ],
+      [
+        t,
+        /^lguest: built-in image test-exit\.wasm: its module guests\/images\/test-exit\.wasm\.ready\.js needs Deno's --allow-read permission \(read access to .*\): run with 'deno run --allow-read \.\.\.'.*\n$/,
+      ],
+    ];
+    for (const [r, re] of expect) {
+      assert.equal(r.code, EXIT.USAGE, r.stderr);
+      assert.ok(!hasStackTrace(r.stderr), r.stderr);
+      assert.match(r.stderr, re);
+    }
+    assert.equal(tr.code, 3, tr.stderr); // with --allow-read, the test guest runs
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("guests --check: a module with bad base64 or a damaged brotli stream holds no image (listed as differing, no throw)", async () => {
+  const bytes = new Uint8Array([0, 0x61, 0x73, 0x6d, 1, 0, 0, 0]);
+  const good = `export const BASE64 =\n  "${bytes.toBase64()}";\n`;
+  assert.deepEqual(await embeddedPayload(good), bytes);
+  assert.equal(await embeddedPayload(good.replace("AGFz", "AG!z")), null); // not even a module's text
+  assert.equal(await embeddedPayload(`export const BASE64 =\n  "AG=z";\n`), null); // "=" inside
+  assert.equal(
+    await embeddedPayload(`export const BROTLI = true;\nexport const BASE64 =\n  "H6gjERWs";\n`),
+    null,
+  );
+});

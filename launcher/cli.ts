@@ -328,7 +328,7 @@ async function runCommand(argv: string[]): Promise<number> {
     const { loadConfig } = await import("./config.ts");
     const plan = await loadConfig(values.config as string, { memory: parseSize });
     opts.pcap ??= plan.pcap;
-    return await runGuests(plan.guests, opts);
+    return await runGuests(plan.guests, { ...opts, config: values.config as string });
   }
   const [guest, ...args] = positionals;
   if (guest === undefined) throw new UsageError("run needs a GUEST (see 'lguest guests')");

@@ -59,6 +59,8 @@ export interface RunOptions {
   pcap?: string;
   /** `--json FILE`: how each guest ended and its counters ({@link RunReport}). */
   json?: string;
+  /** `--config FILE`: read by the run, so never one of its outputs. */
+  config?: string;
   /** The engine of guests that do not name one (`--engine`; default wasm). */
   engine?: string;
   /** Parse a memory size (the CLI's rules). */
@@ -255,6 +257,76 @@ export function refuseSharedDisks(
         );
       }
     }
+  }
+}
+
+/** The file `path` names, by device and inode (any name, link or symlink); undefined: none yet. */
+function fileKey(path: string): string | undefined {
+  try {
+    const st = Deno.statSync(path);
+    return st.ino === null ? undefined : `${st.dev}:${st.ino}`;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * A file the run writes (`--json`, `--pcap`, a NIC's `pcap=`) that is one it
+ * reads or writes as something else (a guest's image or disk, the config
+ * file, the other report) would be destroyed by it: `--json d.img` with
+ * `--block d.img` left the disk a JSON text, `--json prog.wasm prog.wasm`
+ * truncated the image before it was read. Refused before any file is opened,
+ * by device and inode (any name or link), else by its absolute name (a file
+ * not there yet). NICs may share one pcap file (one writer records them all).
+ */
+export function refuseOutputOverInput(
+  guests: GuestPlan[],
+  outputs: { json?: string; pcap?: string; config?: string },
+): void {
+  const cwd = Deno.cwd();
+  const abs = (p: string) => "name:" + (p.startsWith("/") ? p : `${cwd}/${p}`);
+  const inputs = new Map<string, string>();
+  const input = (path: string, label: string) => {
+    const k = fileKey(path);
+    if (k !== undefined && !inputs.has(k)) inputs.set(k, label);
+  };
+  if (outputs.config !== undefined) input(outputs.config, `--config ${printable(outputs.config)}`);
+  const several = guests.length > 1 || guests.some((g) => g.name !== "");
+  const pcaps: [string, string][] = [];
+  if (outputs.pcap !== undefined) pcaps.push([outputs.pcap, `--pcap ${printable(outputs.pcap)}`]);
+  for (const g of guests) {
+    const of = several ? `guest ${g.name}'s ` : "";
+    if (g.bytes === undefined) input(g.image, `${of}image ${printable(g.image)}`);
+    for (const [opt, value, parsed] of g.devices) {
+      const kind = deviceKinds().find((k) => k.option === opt);
+      if (kind === undefined) continue;
+      const spec = (parsed ?? kind.parse(value)) as { path?: unknown; pcap?: unknown };
+      if (typeof spec.path === "string") input(spec.path, `${of}--${opt} ${printable(value)}`);
+      if (typeof spec.pcap === "string") {
+        pcaps.push([spec.pcap, `${of}--${opt} ${printable(value)}`]);
+      }
+    }
+  }
+  const check = (path: string, label: string, others: Map<string, string>) => {
+    const k = fileKey(path);
+    const over = (k !== undefined ? others.get(k) : undefined) ?? others.get(abs(path));
+    if (over !== undefined) {
+      throw new UsageError(
+        `${label}: the same file as ${over} (a run does not write over its own input)`,
+      );
+    }
+  };
+  for (const [path, label] of pcaps) check(path, label, inputs);
+  if (outputs.json !== undefined) {
+    const label = `--json ${printable(outputs.json)}`;
+    check(outputs.json, label, inputs);
+    const written = new Map<string, string>();
+    for (const [path, l] of pcaps) {
+      const k = fileKey(path);
+      if (k !== undefined) written.set(k, l);
+      written.set(abs(path), l);
+    }
+    check(outputs.json, label, written);
   }
 }
 
@@ -493,6 +565,7 @@ const UNWATCHED: Watch = {
 
 /** Run the guests; returns the process exit code. */
 export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<number> {
+  refuseOutputOverInput(plans, opts);
   let jsonFifo = -1;
   if (opts.json !== undefined) {
     // Refuse an unwritable --json FILE before any guest runs; a FIFO nobody reads is refused

@@ -156,6 +156,77 @@ Deno.test("--block: the same disk twice in one run says so (not 'another lguest'
   }
 });
 
+Deno.test("--json/--pcap naming a file the run reads (its disk, its image, the config, the other report) is refused, the file untouched", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    const img = `${tmp}/d.img`;
+    const disk = new Uint8Array(65536).fill(7);
+    await Deno.writeFile(img, disk);
+    await Deno.link(img, `${tmp}/hard.img`);
+    await Deno.symlink(img, `${tmp}/soft.img`);
+    const wasm = `${tmp}/hello.wasm`;
+    await Deno.copyFile(`${ROOT_PATH}/guests/images/hello.wasm`, wasm);
+    const image = await Deno.readFile(wasm);
+    const conf = `${tmp}/c.json`;
+    const confText = JSON.stringify({
+      guests: [{ name: "a", image: "hello", net: ["segment:s,pcap=c.json"] }],
+    });
+    await Deno.writeTextFile(conf, confText);
+    const cases: [string[], RegExp][] = [
+      [["--block", img, "--json", img], /--json .*d\.img: the same file as --block .*d\.img/],
+      [
+        ["--block", img, "--json", `${tmp}/soft.img`],
+        /--json .*soft\.img: the same file as --block/,
+      ],
+      [
+        ["--block", img, "--net", "segment:s", "--pcap", `${tmp}/hard.img`],
+        /--pcap .*hard\.img: the same/,
+      ],
+      [
+        ["--block", img, "--net", `segment:s,pcap=${img}`],
+        /--net segment:s,pcap=.*: the same file as --block/,
+      ],
+      [["--json", wasm], /--json .*hello\.wasm: the same file as image .*hello\.wasm/],
+      [
+        ["--json", `${tmp}/r`, "--net", "segment:s", "--pcap", `${tmp}/r`],
+        /--json .*r: the same file as --pcap/,
+      ],
+    ];
+    const rs = await Promise.all(
+      cases.map(([o]) => runCli(["run", ...o, o.includes(wasm) ? wasm : "hello"])),
+    );
+    rs.forEach((r, i) => {
+      assert.equal(r.code, EXIT.USAGE, `${cases[i][0].join(" ")}: ${describe(r)}`);
+      assert.match(r.stderr, cases[i][1]);
+      assert.match(r.stderr, /\(a run does not write over its own input\)\n$/);
+      assert.equal(r.stderr.split("\n").length, 2, r.stderr);
+    });
+    const c = await runCli(["run", "--config", conf]);
+    assert.equal(c.code, EXIT.USAGE, describe(c));
+    assert.match(
+      c.stderr,
+      /^lguest: guest a's --net segment:s,pcap=.*c\.json: the same file as --config/,
+    );
+    const j = await runCli(["run", "--config", conf.replace("c.json", "./c.json"), "--json", conf]);
+    assert.equal(j.code, EXIT.USAGE, describe(j));
+    assert.deepEqual(await Deno.readFile(img), disk);
+    assert.deepEqual(await Deno.readFile(wasm), image);
+    assert.equal(await Deno.readTextFile(conf), confText);
+    assert.equal(await exists(`${tmp}/r`), false);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.lstat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 Deno.test("a closed stdout (lguest run ... | head) ends the run with 141 (SIGPIPE), not after the guest's last line", async () => {
   const main = `${ROOT_PATH}/main.ts`;
   const cmd = new Deno.Command("bash", {

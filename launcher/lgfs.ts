@@ -104,6 +104,8 @@ export interface BlockDev {
   readonly size: number;
   read(blk: number, buf: Uint8Array): void;
   write(blk: number, buf: Uint8Array): void;
+  /** Make the writes so far durable before any later one (fdatasync); optional. */
+  sync?(): void;
 }
 
 /** An image in memory (tests). */
@@ -452,6 +454,11 @@ export class Lgfs {
     const g = layout(dev.size);
     const now = (opts.now ?? (() => Date.now() * 1e6))();
     const zero = new Uint8Array(BS);
+    // First the old superblock goes (and reaches the disk before anything
+    // else is rewritten): a crash part-way leaves "not an lgfs disk", never
+    // an old superblock over a half-rewritten bitmap and inode table.
+    dev.write(0, zero);
+    dev.sync?.();
     dev.write(g.jstart, zero); // no transaction to replay
     for (let b = 0; b < g.bblocks; b++) {
       const bits = new Uint8Array(BS);
@@ -481,7 +488,9 @@ export class Lgfs {
       }
       dev.write(g.istart + b, blk);
     }
+    dev.sync?.(); // everything it describes is on the disk before the superblock
     dev.write(0, superBlock(g, now)); // last: the disk is lgfs from here on
+    dev.sync?.();
     return Lgfs.open(dev, { writable: true, now: opts.now });
   }
 

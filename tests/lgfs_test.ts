@@ -219,6 +219,52 @@ Deno.test("lgfs: a host write killed after any number of block writes leaves a c
   assert.ok(sawNone && sawWhole);
 });
 
+Deno.test("lgfs: mkfs over an old file system, a crash after every block write: not lgfs, or the new empty one (never the old superblock over a half-written bitmap)", () => {
+  const { dev: base, fs: old } = fresh();
+  old.writeFile("/keep", [genData(1, 40_000)]);
+  old.writeFile("/d/more", [genData(2, 9_000)]);
+  const image = base.bytes.slice();
+  const probe = new MemDev(image.slice());
+  Lgfs.mkfs(probe, { now });
+  const total = probe.writes;
+  assert.ok(total > 5, `${total} writes`);
+  let sawNone = false;
+  for (let k = 0; k <= total; k++) {
+    const dev = new MemDev(image.slice());
+    dev.crashAfter = k;
+    let done = false;
+    try {
+      Lgfs.mkfs(dev, { now });
+      done = true;
+    } catch (e) {
+      if (!(e instanceof CrashError)) throw e;
+    }
+    dev.crashAfter = null;
+    let fs: Lgfs;
+    try {
+      fs = reopen(dev);
+    } catch (e) {
+      assert.ok(e instanceof CorruptError, `crash after ${k}: ${e}`);
+      assert.match(e.message, /not an lgfs disk/, `crash after ${k}`);
+      assert.ok(!done);
+      sawNone = true;
+      continue;
+    }
+    const r = fs.check();
+    if (k === 0) {
+      // Nothing written yet: the old file system, whole.
+      assert.deepEqual(fileAt(fs, "/keep"), genData(1, 40_000));
+      continue;
+    }
+    // Once mkfs has written anything, only its end leaves a superblock: the new, empty one.
+    assert.ok(done, `crash after ${k} of ${total}: a superblock before mkfs ended`);
+    assert.equal(r.files, 0, `crash after ${k}`);
+    assert.equal(r.leaked, 0, `crash after ${k}`);
+    assert.deepEqual([...fs.entries(ROOT_INO)], []);
+  }
+  assert.ok(sawNone);
+});
+
 // ---- Hostile images ----------------------------------------------------------------
 
 function inodeOff(fs: Lgfs, ino: number): number {

@@ -34,6 +34,7 @@ import {
   MAX_PASS_UNITS,
   PATH_STEPS_PER_BYTE,
   RESUME_CHECK_UNITS,
+  THROW_BYTES,
 } from "../engines/wasm_fuel.ts";
 import { builtinGuests, loadImage, loadReady } from "../launcher/images.ts";
 import { scannerSource } from "../tools/wasm_fuel_scanner.ts";
@@ -1196,6 +1197,47 @@ Deno.test("fuel: a load weighs LOAD_BYTES more in what runs after a call: a recu
     exports: [{ name: "f", func: 1 }],
   });
   assert.equal(instrumented(leafy).resumes, 1, "a check after the call, before the leaf's loads");
+});
+
+Deno.test("fuel: a throw weighs THROW_BYTES more and a catch's bytes count: a recursion's rest of throws looks on the way back up", () => {
+  // f(n): if n { f(n - 1) } then K × (n += 1, try; throw; catch; end): 14 bytes and a throw a
+  // rep. The walk counted 12 (a catch's 2 left out) and a throw as its 2 bytes, so the rest was
+  // under RESUME_CHECK_UNITS: every level ran it on the way back up on what it paid on the way
+  // down, 3 000 × 140 throws after one look (found by attack: 8 000 levels of 400, ~250 ns a
+  // throw, a neighbour's echo seconds late). Weighed, it has a check.
+  const DEPTH = 3000, K = 140, REP = 14, GSET = 0x24, TRY = 0x06, CATCH = 0x07, THROW = 0x08;
+  const rep = [GGET, 0, ...i32(1), I32_ADD, GSET, 0, TRY, VOID, THROW, 0, CATCH, 0, END];
+  assert.equal(rep.length, REP);
+  assert.ok(K * (REP - 2) < RESUME_CHECK_UNITS * CODE_BYTES_PER_FUEL, "under, catches left out");
+  const f = [GET, 0, IF, VOID, GET, 0, ...i32(1), I32_SUB, CALL, 1, END];
+  const bytes = assemble({
+    types: [[[], []], [[I32], []]],
+    imports: [
+      { module: "env", name: "wait", func: 0 },
+      { module: "env", name: "n", global: { type: I32, mutable: true } },
+    ],
+    funcs: [{ type: 1, body: [...f, ...new Array<number[]>(K).fill(rep).flat()] }],
+    tags: [0],
+    exports: [{ name: "f", func: 1 }],
+  });
+  const r = instrumented(bytes);
+  assert.ok(r.resumes >= 1, "a check after the call (and at catches)");
+  const n = new WebAssembly.Global({ value: "i32", mutable: true }, 0);
+  let last = 0, most = 0;
+  const wait = () => {
+    most = Math.max(most, n.value - last);
+    last = n.value;
+  };
+  const inst = new WebAssembly.Instance(
+    new WebAssembly.Module(r.bytes as Uint8Array<ArrayBuffer>),
+    { env: { wait, n } },
+  );
+  (inst.exports.f as (n: number) => void)(DEPTH);
+  wait();
+  assert.equal(n.value, (DEPTH + 1) * K);
+  // A look every ~FUEL units of weighed rests (before: all 420 000 throws after one look).
+  const bound = (FUEL + MAX_PASS_UNITS) * CODE_BYTES_PER_FUEL / (REP + THROW_BYTES) + K;
+  assert.ok(most <= bound, `${most} throws between two looks, bound ${Math.round(bound)}`);
 });
 
 Deno.test("fuel: a load weighs LOAD_BYTES more on a loop's path: a loop of loads looks every ~FUEL weighed units", () => {

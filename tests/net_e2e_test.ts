@@ -30,6 +30,7 @@ import {
   describe,
   hasStackTrace,
   lines,
+  ROOT_PATH,
   runCli,
   spawnCli,
 } from "./helpers/run_cli.ts";
@@ -820,5 +821,36 @@ Deno.test({
   ...SANITIZERS_OFF,
   async fn(t) {
     await Promise.allSettled(netnsSteps.map((st) => t.step({ ...st, ...SANITIZERS_OFF })));
+  },
+});
+
+Deno.test({
+  name: "tap with ip= or bridge= without --allow-run=ip: one line naming the flag, exit 125",
+  ignore: netnsWhy !== null,
+  ...SANITIZERS_OFF,
+  async fn() {
+    // Before: "cannot run 'ip ...' (is iproute2 installed?)", with ip installed.
+    await withNetns("perm", async (ns) => {
+      const noRun = (net: string) =>
+        ns.run(Deno.execPath(), [
+          "run",
+          "--allow-ffi",
+          `${ROOT_PATH}/main.ts`,
+          "run",
+          "--timeout",
+          "5",
+          "--net",
+          net,
+          "netd",
+        ], { killAfterMs: 30_000 });
+      for (const net of ["tap:lgt0,ip=10.85.0.1/24", "tap:lgt0,bridge=lgbr0"]) {
+        const r = await noRun(net);
+        assert.equal(r.code, EXIT.USAGE, r.stderr);
+        assert.match(
+          r.stderr,
+          /^lguest: cannot run 'ip [^']+': ip= and bridge= need Deno's --allow-run=ip permission: run with 'deno run --allow-run=ip \.\.\.'.*\n$/,
+        );
+      }
+    });
   },
 });

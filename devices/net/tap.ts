@@ -53,8 +53,21 @@ async function ip(args: string[]): Promise<void> {
   let out: Deno.CommandOutput;
   try {
     out = await new Deno.Command("ip", { args, stdout: "null", stderr: "piped" }).output();
-  } catch {
-    throw new UsageError(`cannot run 'ip ${args.join(" ")}' (is iproute2 installed?)`);
+  } catch (e) {
+    // ip= and bridge= run `ip`: without Deno's permission that is the flag to name, not iproute2.
+    if (e instanceof Deno.errors.NotCapable) {
+      throw new UsageError(
+        `cannot run 'ip ${args.join(" ")}': ip= and bridge= need Deno's --allow-run=ip ` +
+          `permission: run with 'deno run --allow-run=ip ...' (the installed lguest and ` +
+          `'deno task lguest' have it)`,
+      );
+    }
+    if (e instanceof Deno.errors.NotFound) {
+      throw new UsageError(`cannot run 'ip ${args.join(" ")}' (is iproute2 installed?)`);
+    }
+    throw new UsageError(
+      `cannot run 'ip ${args.join(" ")}': ${(e as Error).message.split("\n")[0]}`,
+    );
   }
   if (!out.success) {
     const why = new TextDecoder().decode(out.stderr).trim().split("\n")[0];

@@ -617,7 +617,10 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
   // without them its modules are not loaded (boot.first_byte, docs/performance.md). The test on
   // the arguments is main.ts's: where main.ts started the Worker early, the supervisor adopts it
   // (or ends it when nothing needs watching).
-  const watch = opts.timeoutMs > 0 || Deno.stdin.isTerminal() ||
+  // A guest without stdio holds its unfinished line until it ends: a signal then ends the run
+  // in order (its guests stopped, the held lines written), not at once.
+  const holds = !opts.console && prepared.some((p) => !p.plan.stdio);
+  const watch = opts.timeoutMs > 0 || Deno.stdin.isTerminal() || holds ||
       Deno.args.some((a) => a.startsWith("--timeout"))
     ? await import("./supervisor.ts")
     : null;
@@ -625,6 +628,7 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
     ? new watch.Supervisor({
       timeoutMs: opts.timeoutMs,
       terminal: stdioGuest !== undefined && Deno.stdin.isTerminal(),
+      signals: holds,
     })
     : UNWATCHED;
   try {

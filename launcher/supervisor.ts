@@ -72,7 +72,11 @@ export class Supervisor {
    */
   readonly ready: Promise<void>;
 
-  constructor(opts: { timeoutMs: number; terminal: boolean }) {
+  /**
+   * `signals`: end the run in order on a signal (the run's stop, so that what
+   * is held is written out) even without a terminal or --timeout.
+   */
+  constructor(opts: { timeoutMs: number; terminal: boolean; signals?: boolean }) {
     // Cbreak mode needs libc; without --allow-ffi the terminal stays in line mode.
     this.#terminal = opts.terminal &&
       Deno.permissions.querySync({ name: "ffi" }).state === "granted" &&
@@ -85,8 +89,10 @@ export class Supervisor {
     // watching: SIGINT/SIGQUIT/SIGTERM/SIGHUP keep their default action and end the
     // process at once, even while a guest spins (every write a guest was
     // told is done is already in its file). Starting the Worker costs the
-    // main thread ~45 ms, so only a run that needs it pays for it.
-    if (!this.#terminal && opts.timeoutMs <= 0) {
+    // main thread ~45 ms, so only a run that needs it pays for it: a
+    // terminal, --timeout, or lines held back (`signals`: a --config run's
+    // guests without stdio hold an unfinished line until it ends).
+    if (!this.#terminal && opts.timeoutMs <= 0 && !opts.signals) {
       this.#worker = null;
       early?.terminate();
       early = null;

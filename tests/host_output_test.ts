@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { hasStackTrace, LGUEST_CMD, ROOT_PATH } from "./helpers/run_cli.ts";
+import { hasStackTrace, LGUEST_CMD, ROOT_PATH, spawnCli } from "./helpers/run_cli.ts";
 import { EXIT } from "../launcher/exit.ts";
 import { MAX_HELD_LINE, prefixBackend } from "../launcher/runner.ts";
 
@@ -169,6 +169,41 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("--config: a held unfinished line is written when SIGTERM or SIGINT ends the run (143/130)", async () => {
+  // Without a terminal or --timeout a signal kept its default action: the process ended at once
+  // and each guest's held line (no newline yet) was lost: 0 bytes on stdout.
+  const dir = await Deno.makeTempDir();
+  try {
+    const config = `${dir}/held.json`;
+    const spin = (g: string) => `print('ready') io.write('held ${g}') io.flush() while true do end`;
+    await Deno.writeTextFile(
+      config,
+      JSON.stringify({
+        guests: [
+          { name: "a", image: "lua", args: ["-e", spin("a")] },
+          { name: "b", image: "lua", args: ["-e", spin("b")] },
+        ],
+      }),
+    );
+    for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
+      const p = spawnCli(["run", "--config", config, "--json", `${dir}/r.json`], {
+        killAfterMs: 60_000,
+      });
+      await p.waitFor((t) => t.includes("[a] ready\n") && t.includes("[b] ready\n"), 50_000);
+      p.kill(signal);
+      const r = await p.result();
+      assert.equal(r.code, code, `${signal}: ${JSON.stringify(r)}`);
+      for (const g of ["a", "b"]) assert.match(r.stdout, new RegExp(`^\\[${g}\\] held ${g}$`, "m"));
+      assert.equal(r.stdout.split("\n").length, 5, r.stdout);
+      assert.match(r.stderr, new RegExp(`^lguest: a: ended by ${signal}$`, "m"));
+      const report = JSON.parse(await Deno.readTextFile(`${dir}/r.json`));
+      assert.equal(report.exitCode, code);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("--config: two guests' lines never share a line of stdout (each [name] line is written whole)", async () => {

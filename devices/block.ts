@@ -106,8 +106,16 @@ function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: n
     if (!(e instanceof Deno.errors.NotCapable)) {
       throw new UsageError(`--block ${spec.path}: ${describe(e)}`);
     }
-    // A device path (/dev/...), which Deno stats only with --allow-all: ask libc.
-    const type = fileType(spec.path);
+    // A device path (/dev/...), which Deno stats only with --allow-all: ask libc. Without
+    // --allow-ffi there is no libc either: the line names the permission the stat lacked.
+    let type: number | null;
+    try {
+      type = fileType(spec.path);
+    } catch (e2) {
+      const perm = permissionMessage(e) ?? permissionMessage(e2);
+      if (perm === null) throw e2;
+      throw new UsageError(`--block ${spec.path}: ${perm}`);
+    }
     if (type === -2) throw new UsageError(`--block ${spec.path}: no such file`);
     if (type === -13 || type === -1) {
       throw new UsageError(`--block ${spec.path}: permission denied`);

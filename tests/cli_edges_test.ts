@@ -104,7 +104,30 @@ Deno.test("a missing Deno permission is one line naming the flag, exit EXIT.USAG
     assert.match(cc.stderr, /^lguest: cc: needs Deno's --allow-run=clang,clang-14 permission/);
     assert.match(json.stderr, /^lguest: --json j\.json: needs Deno's --allow-write permission/);
     assert.match(disk.stderr, /^lguest disk: needs Deno's --allow-ffi permission/);
-    for (const r of [ffi, read, dev, cc, json, disk]) {
+    // No permission at all, and the API without --allow-ffi: the stat's fallback for device
+    // paths went to libc and threw Deno's raw NotCapable for ffi (the CLI's line without its
+    // `--block d.img:`, the API not a UsageError).
+    await Deno.writeTextFile(
+      `${tmp}/api.ts`,
+      `import { runGuest, UsageError } from ${JSON.stringify(`file://${ROOT_PATH}/mod.ts`)};\n` +
+        `try { await runGuest({ image: "shell", block: ["d.img"], input: "poweroff\\n" }); }\n` +
+        `catch (e) { console.error(e instanceof UsageError ? "UsageError: " + e.message : e); }\n`,
+    );
+    const api = (flags: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "--no-prompt", ...flags, "api.ts"],
+        cwd: tmp,
+        stdin: "null",
+      }).output().then((o) => new TextDecoder().decode(o.stderr));
+    const [none, apiNone, apiRead] = await Promise.all([
+      runWith([], ["run", "--block", "d.img", "hello"], tmp),
+      api([`--allow-read=${ROOT_PATH}`]),
+      api([`--allow-read=${ROOT_PATH},d.img`]),
+    ]);
+    assert.match(none.stderr, /^lguest: --block d\.img: needs Deno's --allow-read permission/);
+    assert.match(apiNone, /^UsageError: --block d\.img: needs Deno's --allow-read permission/);
+    assert.match(apiRead, /^UsageError: --block d\.img: needs Deno's --allow-ffi permission/);
+    for (const r of [ffi, read, dev, cc, json, disk, none]) {
       assert.equal(r.code, EXIT.USAGE, r.stderr);
       assert.equal(r.stderr.split("\n").length, 2, `one line: ${r.stderr}`);
       assert.doesNotMatch(r.stderr, /Uncaught|run again with/);

@@ -22,7 +22,7 @@
  */
 
 import { EXIT, permissionMessage } from "./exit.ts";
-import { print, printBytes, StdoutError, warn } from "../sys/stdio.ts";
+import { muteStderr, print, printBytes, StdoutError, warn } from "../sys/stdio.ts";
 import { meant } from "./args.ts";
 import {
   type BlockDev,
@@ -56,6 +56,7 @@ import {
   openFile,
   pread,
   pwrite,
+  stdStreamIs,
   SysError,
 } from "../sys/libc.ts";
 import { lockFile } from "../sys/filelock.ts";
@@ -147,6 +148,24 @@ function options(cmd: string, args: string[], allowed: string) {
     throw new DiskUsage(`${cmd}: an empty argument ('') where a file or path goes (/ is the top)`);
   }
   return { has: (c: string) => flags.has(c), words };
+}
+
+/**
+ * Refuse an image that is the command's own standard output or error
+ * (`lguest disk get d.img /f - 1<>d.img`, `ls`, `check`, `mkfs -f`): what it
+ * prints would land on the disk's block 0. Stderr that is the image gets no
+ * line either (the exit code, 125, says it).
+ */
+function refuseStdStream(path: string, identity: string | null, close: () => void): void {
+  const which = stdStreamIs(identity);
+  if (which === null) return;
+  close();
+  if (which === "stderr") muteStderr();
+  throw new DiskUsage(
+    `${shownName(path)}: standard ${
+      which === "stdout" ? "output" : "error"
+    } is the disk image itself (what the command prints would be written over it)`,
+  );
 }
 
 /** A locked image file as a block device (whole blocks, pread/pwrite). */
@@ -257,6 +276,7 @@ function openImage(path: string, exclusive: boolean, create = false): FileDev {
       : "";
     throw new DiskUsage(`${shownName(path)}: ${sysText(e)}${why}`);
   }
+  refuseStdStream(path, fdIdentity(fd), () => libc().close(fd));
   let ok: boolean;
   try {
     ok = lockFile(fd, exclusive);

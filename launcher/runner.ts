@@ -17,6 +17,8 @@ import {
   O_NONBLOCK,
   O_WRONLY,
   openFile,
+  pathIdentity,
+  stdStreamIs,
   SysError,
   writeAll,
 } from "../sys/libc.ts";
@@ -47,7 +49,7 @@ import { EXIT, MAX_PASSED_STATUS, permissionMessage } from "./exit.ts";
 import { loadImage, loadReady } from "./images.ts";
 import { GuestRun, type Outcome } from "./launcher.ts";
 import type { Supervisor } from "./supervisor.ts";
-import { describeWriteError, warn } from "../sys/stdio.ts";
+import { describeWriteError, muteStderr, warn } from "../sys/stdio.ts";
 
 /** Options of a whole run. */
 export interface RunOptions {
@@ -289,6 +291,22 @@ export function refuseOutputOverInput(
   const input = (path: string, label: string) => {
     const k = fileKey(path);
     if (k !== undefined && !inputs.has(k)) inputs.set(k, label);
+    // The launcher's own stdout or stderr (the guest's console, its messages) on a file it
+    // reads: `run --block d.img hello 1<>d.img` wrote "Hello" over the disk's superblock.
+    let which: "stdout" | "stderr" | null = null;
+    try {
+      which = stdStreamIs(pathIdentity(path));
+    } catch (e) {
+      // No --allow-ffi: nothing runs (opening the disk names the flag), nothing is written.
+      if (!(e instanceof Deno.errors.NotCapable)) throw e;
+    }
+    if (which !== null) {
+      if (which === "stderr") muteStderr(); // the line would land on the file too
+      throw new UsageError(
+        `standard ${which === "stdout" ? "output" : "error"} is the same file as ${label} ` +
+          `(a run does not write over its own input)`,
+      );
+    }
   };
   if (outputs.config !== undefined) input(outputs.config, `--config ${printable(outputs.config)}`);
   const several = guests.length > 1 || guests.some((g) => g.name !== "");

@@ -122,13 +122,36 @@ export function fdFileType(fd: number): number | null {
  * where libc has no statx or the call fails.
  */
 export function fdIdentity(fd: number): string | null {
+  return statxIdentity(fd, "", 0x1000 /* AT_EMPTY_PATH */);
+}
+
+/** {@link fdIdentity} of the file `path` names (a symlink followed); null: none, or no statx. */
+export function pathIdentity(path: string): string | null {
+  return statxIdentity(-100, /* AT_FDCWD */ path, 0);
+}
+
+function statxIdentity(dirfd: number, path: string, flags: number): string | null {
   const statx = libc().statx;
   if (!statx) return null;
   const buf = new Uint8Array(256); // stx_ino u64 at 32, stx_dev_major/minor u32 at 136/140
-  const AT_EMPTY_PATH = 0x1000, STATX_INO = 0x100;
-  if (statx(fd, cstr(""), AT_EMPTY_PATH, STATX_INO, buf) !== 0) return null;
+  const STATX_INO = 0x100;
+  if (statx(dirfd, cstr(path), flags, STATX_INO, buf) !== 0) return null;
   const v = new DataView(buf.buffer);
   return `${v.getUint32(136, true)}:${v.getUint32(140, true)}:${v.getBigUint64(32, true)}`;
+}
+
+/**
+ * Which of the launcher's standard output and error is the file `identity`
+ * ({@link fdIdentity}), stderr first; null: neither (or unknown). A command
+ * whose output is its own disk or image would write over it
+ * (`lguest disk ls d.img 1<>d.img`). When it is stderr, the refusal cannot
+ * be said there either: {@link muteStderr}.
+ */
+export function stdStreamIs(identity: string | null): "stdout" | "stderr" | null {
+  if (identity === null) return null;
+  if (fdIdentity(2) === identity) return "stderr";
+  if (fdIdentity(1) === identity) return "stdout";
+  return null;
 }
 
 /** A NUL-terminated C string. */

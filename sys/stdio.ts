@@ -23,12 +23,24 @@ function writeAll(file: { writeSync(p: Uint8Array): number }, data: Uint8Array):
   for (let off = 0; off < data.length;) off += file.writeSync(data.subarray(off));
 }
 
+let stderrMuted = false;
+
+/**
+ * Drop every later {@link warn} line: stderr is a file the launcher must not
+ * write (the disk image it refuses to run over, `2<>d.img`); the exit code
+ * says the rest.
+ */
+export function muteStderr(): void {
+  stderrMuted = true;
+}
+
 /**
  * One line on stderr, best effort: a write error drops it (see the module's
  * doc). Through `console.error`, so that a program using the API (or a test)
  * that redirects it gets these lines too.
  */
 export function warn(line: string): void {
+  if (stderrMuted) return;
   try {
     console.error(line);
   } catch {

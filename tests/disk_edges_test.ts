@@ -800,3 +800,42 @@ Deno.test("disk: the cleanup of a deep leftover killed after any number of block
     assert.deepEqual([...w.entries(1)].map((e) => e.name), ["keep"], `crash after ${k}`);
   }
 });
+
+Deno.test("disk and run: standard output or error that is the disk image itself is refused (125), the image untouched", async () => {
+  await inTempDir(async (dir) => {
+    const img = `${dir}/d.img`;
+    await disk(["mkfs", img, "2M"]);
+    await Deno.writeTextFile(`${dir}/f`, "hi\n");
+    await disk(["put", img, `${dir}/f`, "/f"]);
+    const before = await Deno.readFile(img);
+    const cases: [string, string[]][] = [
+      ["1", ["disk", "get", img, "/f", "-"]],
+      ["1", ["disk", "ls", img, "/"]],
+      ["1", ["disk", "check", img]],
+      ["1", ["disk", "mkfs", "-f", img, "2M"]],
+      ["2", ["disk", "ls", img, "/"]],
+      ["1", ["run", "--block", img, "hello"]],
+      ["2", ["run", "--block", img, "hello"]],
+    ];
+    for (const [fd, args] of cases) {
+      const r = await new Deno.Command("sh", {
+        args: ["-c", `"$@" ${fd}<>"${img}"`, "sh", ...LGUEST_CMD, ...args],
+        cwd: ROOT_PATH,
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      const err = new TextDecoder().decode(r.stderr);
+      const what = `${fd}<> ${args.join(" ")}: ${err}`;
+      assert.equal(r.code, EXIT.USAGE, what);
+      assert.deepEqual(await Deno.readFile(img), before, what);
+      if (fd === "1") {
+        assert.match(
+          err,
+          /^lguest( disk)?: .*standard output is (the disk image itself|the same file as --block)/,
+          what,
+        );
+        assert.equal(err.split("\n").length, 2, what);
+      }
+    }
+  });
+});

@@ -77,7 +77,7 @@ export interface RunOptions {
    * Called when stdout cannot take a guest's output: its reader has gone
    * (EPIPE; no `error`) or a write failed (`error`).
    */
-  onStdoutClosed?(error?: unknown): void;
+  onStdoutClosed?(error: unknown, guest: string): void;
 }
 
 /** Longest line a guest without stdio holds back before it is written out anyway. */
@@ -128,20 +128,23 @@ export function prefixBackend(name: string, out: (b: Uint8Array) => void): Conso
  * comes while the stdio guest's line is unfinished (a prompt) goes on a
  * line of its own. `onClosed`: {@link stdioBackend}'s.
  */
-function sharedStdout(onClosed: (e?: unknown) => void) {
-  const stdout = stdioBackend(onClosed);
+function sharedStdout(onClosed: (e: unknown, guest: string) => void) {
+  let writer = ""; // the guest whose write this is: the one a failed write is told of
+  const stdout = stdioBackend((e) => onClosed(e, writer));
   let open = false;
   const NL = new Uint8Array([0x0a]);
   return {
-    stdio: {
+    stdio: (guest: string): ConsoleBackend => ({
       read: stdout.read,
       write(data: Uint8Array) {
         if (data.length === 0) return;
+        writer = guest;
         stdout.write(data);
         open = data[data.length - 1] !== 0x0a;
       },
-    } satisfies ConsoleBackend,
-    line(b: Uint8Array) {
+    }),
+    line: (guest: string) => (b: Uint8Array) => {
+      writer = guest;
       if (open) stdout.write(NL);
       open = false;
       stdout.write(b);
@@ -197,8 +200,8 @@ async function prepare(
     if (!choice) {
       const out = stdout();
       choice = plan.stdio
-        ? { backend: out.stdio, label: "console: stdio" }
-        : { backend: prefixBackend(plan.name, out.line), label: "console: output" };
+        ? { backend: out.stdio(name), label: "console: stdio" }
+        : { backend: prefixBackend(plan.name, out.line(name)), label: "console: output" };
     }
     // At a terminal the guest is told so (console feature bits: isatty()).
     const tty = plan.stdio && !opts.console
@@ -385,7 +388,7 @@ export class HostRun {
     const env: DeviceEnv = { pcap: run.#pcap };
     try {
       let stdout: ReturnType<typeof sharedStdout> | undefined;
-      const shared = () => stdout ??= sharedStdout((e) => opts.onStdoutClosed?.(e));
+      const shared = () => stdout ??= sharedStdout((e, g) => opts.onStdoutClosed?.(e, g));
       for (const plan of plans) run.prepared.push(await prepare(plan, env, opts, shared));
     } catch (e) {
       await run.close();
@@ -424,9 +427,21 @@ export class HostRun {
     }
   }
 
-  /** Stop every guest (each ends with this code and reason). */
-  stop(code: number, why: string): void {
-    this.runs.forEach((r) => r.stop(code, why));
+  /**
+   * Stop every guest (each ends with this code and reason). With `cause`, the
+   * guest the reason is about: the others of a run of several are `stopped:`
+   * because of it (one line said, not one a guest).
+   */
+  stop(code: number, why: string, cause?: string): void {
+    const several = this.runs.length > 1;
+    this.runs.forEach((r, i) =>
+      r.stop(
+        code,
+        cause === undefined || !several || this.prepared[i].name === cause
+          ? why
+          : `stopped: ${cause}: ${why}`,
+      )
+    );
   }
 
   /**
@@ -620,12 +635,14 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
   let hostRunOf: HostRun | undefined;
   opts = {
     ...opts,
-    onStdoutClosed: (e) =>
+    // The guest whose write failed is the one named; a neighbour is `stopped:` because of it.
+    onStdoutClosed: (e, guest) =>
       e === undefined
-        ? hostRunOf?.stop(EXIT.SIGNAL_BASE + 13, "stdout closed (SIGPIPE)")
+        ? hostRunOf?.stop(EXIT.SIGNAL_BASE + 13, "stdout closed (SIGPIPE)", guest)
         : hostRunOf?.stop(
           EXIT.GUEST_FAILED,
           `stdout write failed (${describeWriteError(e)}): the output from there on is lost`,
+          guest,
         ),
   };
   const hostRun = hostRunOf = await HostRun.prepare(plans, opts);

@@ -206,6 +206,51 @@ Deno.test("--config: a held unfinished line is written when SIGTERM or SIGINT en
   }
 });
 
+Deno.test({
+  name:
+    "--config, stdout unwritable: the guest whose write failed is named, one line; its neighbours are 'stopped'",
+  ignore: !hasFull,
+  async fn() {
+    // Before: every running guest got the failure as its own reason: one line a guest, and a guest
+    // that had not written a whole line yet reported 'crashed: stdout write failed'.
+    const dir = await Deno.makeTempDir();
+    try {
+      const config = `${dir}/blame.json`;
+      const quiet = "io.write('partial') io.flush() while true do end";
+      await Deno.writeTextFile(
+        config,
+        JSON.stringify({
+          guests: [
+            { name: "q1", image: "lua", args: ["-e", quiet] },
+            { name: "q2", image: "lua", args: ["-e", quiet] },
+            { name: "w", image: "hello" },
+          ],
+        }),
+      );
+      const r = await lguestWith(
+        ["run", "--config", config, "--json", `${dir}/r.json`],
+        ">" + FULL,
+      );
+      assert.equal(r.code, EXIT.GUEST_FAILED, r.stderr);
+      assert.match(
+        r.stderr,
+        /^lguest: w: stdout write failed \(ENOSPC: No space left on device\): the output from there on is lost\n$/,
+      );
+      const report = JSON.parse(await Deno.readTextFile(`${dir}/r.json`));
+      const got = report.guests.map((g: { name: string; outcome: string; reason: string }) =>
+        `${g.name} ${g.outcome} ${g.reason.split(" (")[0]}`
+      );
+      assert.deepEqual(got, [
+        "q1 stopped stopped: w: stdout write failed",
+        "q2 stopped stopped: w: stdout write failed",
+        "w crashed stdout write failed",
+      ]);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
 Deno.test("--config: two guests' lines never share a line of stdout (each [name] line is written whole)", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -234,6 +234,26 @@ export class BlockDevice implements Device {
     }
   }
 
+  /**
+   * The first `n` bytes of the disk as the host reads them (read-only, not
+   * the guest's I/O: no stats), to check what a guest says of its disk
+   * (launcher.ts, hints); null when they cannot be read.
+   */
+  readHead(n: number): Uint8Array | null {
+    const buf = new Uint8Array(Math.min(n, this.length));
+    try {
+      let done = 0;
+      while (done < buf.length) {
+        const got = pread(this.#fd, buf.subarray(done), done);
+        if (got <= 0) break;
+        done += got;
+      }
+      return buf.subarray(0, done);
+    } catch {
+      return null;
+    }
+  }
+
   init(ctx: DeviceContext): void {
     this.#ctx = ctx;
     ctx.memory.setU32(ctx.pageAddr + BLK_NUM_SECTORS, this.length / SECTOR_SIZE);

@@ -33,6 +33,7 @@ import { DmaRanges, GuestMemory, hex } from "../host/memory.ts";
 import { EXIT, exitCodeOf } from "./exit.ts";
 import { type Layout, planLayout, writeBootParams, writeDeviceTable } from "./layout.ts";
 import { warn } from "../sys/stdio.ts";
+import { hasLgfsMagic } from "./lgfs.ts";
 
 /** The CRASH message of a clean power-off. */
 export const POWER_DOWN = "CRASH: Power down";
@@ -81,10 +82,18 @@ export interface GuestSpec {
  * know, and for a hint that what the launcher knows of the guest's disks
  * contradicts (`disk0`: the bytes of its first disk, -1 when their number is
  * unknown, null when it has none, undefined when nothing is known): "no disk" only without one, "holds no lgfs" only
- * for a disk 0 that is not empty, "is empty" only for one of 0 bytes. A
+ * for a disk 0 that is not empty, "is empty" only for one of 0 bytes, and
+ * neither when disk 0 starts with the lgfs magic (`disk0Lgfs`, read by the
+ * host when the hint comes: the launcher never advises mkfs over an lgfs). A
  * guest cannot make the launcher say something false of its own run.
  */
-export function hintLine(hint: number, message: string, disk0?: number | null): string | null {
+export function hintLine(
+  hint: number,
+  message: string,
+  disk0?: number | null,
+  disk0Lgfs = false,
+): string | null {
+  if (disk0Lgfs && (hint === LG_HINT.NO_LGFS || hint === LG_HINT.EMPTY_DISK)) return null;
   switch (hint) {
     case LG_HINT.NO_DISK:
       if (disk0 !== undefined && disk0 !== null) return null;
@@ -100,6 +109,19 @@ export function hintLine(hint: number, message: string, disk0?: number | null): 
         "'lguest disk mkfs IMAGE 64M'); / is empty and read-only";
   }
   return null;
+}
+
+/**
+ * Whether the first disk among `devices` starts with the lgfs superblock's
+ * magic now (read by the host, {@link BlockDevice.readHead}); false for none
+ * or a disk it cannot read.
+ */
+export function firstDiskHoldsLgfs(devices: Device[]): boolean {
+  const disk = devices.find((d) => d.type === LGUEST_DEVICE_T_BLOCK) as
+    | { readHead?: (n: number) => Uint8Array | null }
+    | undefined;
+  const head = typeof disk?.readHead === "function" ? disk.readHead(8) : null;
+  return head !== null && hasLgfsMagic(head);
 }
 
 /** The bytes of the first disk among `devices` ({@link hintLine}'s `disk0`); null for none, -1 if unknown. */
@@ -171,7 +193,9 @@ export class GuestRun {
     const disk0 = firstDiskBytes(spec.devices);
     if (say) {
       file.guest!.onHint = (hint, message) => {
-        const line = hintLine(hint, message, disk0);
+        const lgfs = (hint === LG_HINT.NO_LGFS || hint === LG_HINT.EMPTY_DISK) &&
+          firstDiskHoldsLgfs(spec.devices);
+        const line = hintLine(hint, message, disk0, lgfs);
         if (line === null) return;
         // A hint is no death, whatever its sink does (the CLI's is a best-effort stderr line).
         try {

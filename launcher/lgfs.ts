@@ -197,6 +197,11 @@ export function layout(bytes: number): Geometry {
   };
 }
 
+/** Whether `head` (a disk's first bytes) starts with the lgfs superblock's magic. */
+export function hasLgfsMagic(head: Uint8Array): boolean {
+  return head.length >= MAGIC_SB.length && bytesEq(head.subarray(0, MAGIC_SB.length), MAGIC_SB);
+}
+
 function parseSuper(b: Uint8Array, devBytes: number): Geometry {
   if (!bytesEq(b.subarray(0, 8), MAGIC_SB)) {
     throw new CorruptError("not an lgfs disk (no superblock; make one with 'lguest disk mkfs')");

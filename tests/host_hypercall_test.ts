@@ -31,7 +31,10 @@ import {
 } from "../abi/constants.ts";
 import { LD_GUESTID, LD_RESERVE_MEM, LD_TIME_SEC, LD_TSC_KHZ } from "../abi/structs.ts";
 import { Host } from "../host/host.ts";
-import { firstDiskBytes, hintLine } from "../launcher/launcher.ts";
+import { firstDiskBytes, firstDiskHoldsLgfs, hintLine } from "../launcher/launcher.ts";
+import { BlockDevice } from "../devices/block.ts";
+import { parseBlockSpec } from "../devices/block_spec.ts";
+import { Lgfs, MemDev } from "../launcher/lgfs.ts";
 import { RngDevice } from "../devices/rng.ts";
 import { LGUEST_DEVICE_T_BLOCK } from "../abi/constants.ts";
 import type { Device } from "../devices/registry.ts";
@@ -479,4 +482,32 @@ Deno.test("hints say nothing the guest's disks contradict: no disk only without 
     firstDiskBytes([{ type: LGUEST_DEVICE_T_BLOCK } as unknown as Device]),
     -1,
   );
+});
+
+Deno.test("hints never advise mkfs over a disk 0 that holds lgfs: 'holds no lgfs' and 'is empty' are dropped when the host reads the magic at block 0", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const lgfs = `${dir}/lgfs.img`, zeros = `${dir}/zeros.img`;
+    const mem = new MemDev(new Uint8Array(1 << 20));
+    Lgfs.mkfs(mem);
+    await Deno.writeFile(lgfs, mem.bytes);
+    await Deno.writeFile(zeros, new Uint8Array(1 << 20));
+    const real = new BlockDevice(parseBlockSpec(lgfs));
+    const blank = new BlockDevice(parseBlockSpec(zeros));
+    try {
+      assert.equal(firstDiskHoldsLgfs([new RngDevice(), real]), true);
+      assert.equal(firstDiskHoldsLgfs([blank, real]), false);
+      assert.equal(firstDiskHoldsLgfs([new RngDevice()]), false);
+      assert.deepEqual(real.stats.reads, 0); // the host's look is not the guest's I/O
+    } finally {
+      real.close();
+      blank.close();
+    }
+    // With the magic there, the guest's word does not make either disk 0 hint.
+    assert.equal(hintLine(LG_HINT.NO_LGFS, "", 1 << 20, true), null);
+    assert.equal(hintLine(LG_HINT.EMPTY_DISK, "", -1, true), null);
+    assert.match(hintLine(LG_HINT.NO_LGFS, "", 1 << 20, false)!, /^disk 0 holds no lgfs/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

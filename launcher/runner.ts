@@ -23,7 +23,10 @@ import {
   writeAll,
 } from "../sys/libc.ts";
 
-const S_IFIFO = 0o010000, F_SETFL = 4;
+const S_IFIFO = 0o010000;
+
+/** How long a --json FIFO's reader may take nothing before the report is given up (125). */
+export const JSON_STALL_MS = 5_000;
 import { printable } from "../sys/text.ts";
 import {
   type ConsoleBackend,
@@ -606,8 +609,8 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
     try {
       const fd = openFile(opts.json, O_WRONLY | O_CREAT | O_NONBLOCK);
       if (fdFileType(fd) === S_IFIFO) {
-        // Keep it open for the report: closing it now would be the reader's end of file.
-        libc().fcntl(fd, F_SETFL, 0);
+        // Keep it open for the report: closing it now would be the reader's end of file. It stays
+        // non-blocking: a reader that takes nothing for JSON_STALL_MS does not hang the run.
         jsonFifo = fd;
       } else libc().close(fd);
     } catch (e) {
@@ -720,7 +723,7 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
       const text = JSON.stringify(report(hostRun, outcomes, exitCode), null, 2) + "\n";
       if (jsonFifo >= 0) {
         try {
-          writeAll(jsonFifo, new TextEncoder().encode(text));
+          writeAll(jsonFifo, new TextEncoder().encode(text), JSON_STALL_MS);
         } finally {
           libc().close(jsonFifo);
         }
@@ -728,8 +731,11 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
     } catch (e) {
       // The report the user asked for is lost (its folder removed during the run, a full disk):
       // not a success (README "Exit codes"); the line keeps the code it would have held.
+      const why = e instanceof SysError && e.code === "EAGAIN"
+        ? `its reader took nothing for ${JSON_STALL_MS / 1000} s`
+        : fileError(e);
       warn(
-        `lguest: --json ${printable(opts.json)}: ${fileError(e)}: the report is not written ` +
+        `lguest: --json ${printable(opts.json)}: ${why}: the report is not written ` +
           `(the run's exit code was ${exitCode})`,
       );
       return EXIT.USAGE;

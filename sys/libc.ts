@@ -205,8 +205,12 @@ export function pwrite(fd: number, buf: Uint8Array, pos: number): number {
   return n;
 }
 
-/** Write all of `buf` at the current position; throws SysError. */
-export function writeAll(fd: number, buf: Uint8Array): void {
+/**
+ * Write all of `buf` at the current position; throws SysError. With
+ * `stallMs`, `fd` may be non-blocking: a full pipe is waited for (poll) but
+ * for at most `stallMs` without progress, then SysError EAGAIN.
+ */
+export function writeAll(fd: number, buf: Uint8Array, stallMs?: number): void {
   let off = 0;
   while (off < buf.length) {
     const part = buf.subarray(off) as Uint8Array<ArrayBuffer>;
@@ -214,8 +218,26 @@ export function writeAll(fd: number, buf: Uint8Array): void {
     if (n < 0) {
       const e = errno();
       if (e === 4) continue; // EINTR
+      if (e === 11 && stallMs !== undefined && pollWritable(fd, stallMs)) continue;
       throw new SysError("write", e);
     }
     off += n;
+  }
+}
+
+/** Wait up to `ms` for `fd` to take a write (poll(2), POLLOUT); false at the time limit. */
+function pollWritable(fd: number, ms: number): boolean {
+  const POLLOUT = 4;
+  const pfd = new Uint8Array(8); // struct pollfd { int fd; short events; short revents; }
+  const v = new DataView(pfd.buffer);
+  v.setInt32(0, fd, true);
+  v.setInt16(4, POLLOUT, true);
+  const end = performance.now() + ms;
+  for (;;) {
+    const left = Math.max(0, Math.ceil(end - performance.now()));
+    const r = libc().poll_sync(pfd, 1n, left);
+    if (r > 0) return true;
+    if (r < 0 && errno() === 4 && left > 0) continue; // EINTR
+    return false;
   }
 }

@@ -40,10 +40,13 @@ import {
   assertUsageError,
   describe,
   hasStackTrace,
+  LGUEST_CMD,
   lines,
+  ROOT_PATH,
   runCli,
   spawnCli,
 } from "./helpers/run_cli.ts";
+import { JSON_STALL_MS } from "../launcher/runner.ts";
 
 async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await Deno.makeTempDir({ prefix: "lguest_isolation_" });
@@ -1058,6 +1061,47 @@ Deno.test("--json: a FIFO without a reader is refused without blocking; with one
     assert.equal(r.code, EXIT.OK, describe(r));
     const out = new TextDecoder().decode((await reader.output()).stdout);
     assert.equal(JSON.parse(out).exitCode, EXIT.OK, out);
+  }));
+
+Deno.test("--json: a FIFO whose reader takes nothing is given up after JSON_STALL_MS: one line, exit 125", () =>
+  withTempDir(async (dir) => {
+    // Before: the report's write blocked for ever once the guests had ended.
+    const fifo = `${dir}/fifo`;
+    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    if (!mk.success) {
+      console.log("skipped: mkfifo failed");
+      return;
+    }
+    // fd 3 holds the FIFO open for reading (and writing, so the open does not wait) and is filled
+    // to its 64 KiB: a reader that never reads.
+    const child = new Deno.Command("bash", {
+      args: [
+        "-c",
+        'exec 3<>"$1"; head -c 65536 /dev/zero >&3; shift; "$@"',
+        "bash",
+        fifo,
+        ...LGUEST_CMD,
+        "run",
+        "--json",
+        fifo,
+        "hello",
+      ],
+      cwd: ROOT_PATH,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const kill = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    const out = await child.output();
+    clearTimeout(kill);
+    const err = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, EXIT.USAGE, err);
+    assert.equal(
+      err,
+      `lguest: --json ${fifo}: its reader took nothing for ${JSON_STALL_MS / 1000} s: ` +
+        "the report is not written (the run's exit code was 0)\n",
+    );
+    assert.match(new TextDecoder().decode(out.stdout), /^Hello from an lguest guest!/);
   }));
 
 Deno.test("a dead guest that catches the host's unwinding (catch_all) stops at its next fuel check", () =>

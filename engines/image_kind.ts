@@ -7,6 +7,35 @@
  * @module
  */
 
+/** The smallest disk lgfs makes (launcher/lgfs.ts MIN_SIZE). */
+const LGFS_MIN = 1 << 20;
+
+/**
+ * Is `bytes` C source by its content (whatever its name): text without NUL
+ * in its first 4 KiB with an `#include` line or an `int main(`.
+ */
+function looksLikeC(bytes: Uint8Array): boolean {
+  const head = bytes.subarray(0, 4096);
+  if (head.length === 0 || head.includes(0)) return false;
+  const text = new TextDecoder().decode(head);
+  return /^[ \t]*#[ \t]*include[ \t]*[<"]/m.test(text) || /\bint\s+main\s*\(/.test(text);
+}
+
+/**
+ * What a file too large to be a guest image is, from its first 4 KiB
+ * (`head`), for the line that refuses it: the README's 64M disk given as
+ * GUEST. An lgfs disk, or a new disk before its mkfs (it starts with a
+ * block of zeros); null otherwise.
+ */
+export function largeKind(head: Uint8Array): string | null {
+  if (startsWith(head, "LGFS1\0")) return "an lgfs disk image: give it with --block";
+  if (head.length >= 4096 && head.every((b) => b === 0)) {
+    return "it starts with zeros: a new disk image? make a file system on it with " +
+      "'lguest disk mkfs IMAGE', then give it with --block";
+  }
+  return null;
+}
+
 /** Does `bytes` start with `text` (bytes 0..255)? */
 function startsWith(bytes: Uint8Array, text: string): boolean {
   return text.length <= bytes.length && [...text].every((c, i) => bytes[i] === c.charCodeAt(0));
@@ -25,14 +54,15 @@ export function otherKind(bytes: Uint8Array, name: string, engine: "wasm" | "kvm
     return engine === "kvm" ? "it is WebAssembly: run it with --engine wasm" : null;
   }
   if (startsWith(bytes, "LGFS1\0")) return "an lgfs disk image: give it with --block";
-  if (/\.c$/i.test(name)) {
+  if (/\.c$/i.test(name) || looksLikeC(bytes)) {
     return engine === "wasm"
       ? "a C source file? build an image of it with 'lguest cc -o prog.wasm FILE.c' first"
       : "a C source file? 'lguest cc -o prog.wasm FILE.c' builds a guest of it, which runs " +
         "with --engine wasm";
   }
-  // A new disk image (truncate, dd if=/dev/zero) before its mkfs: nothing but zeros.
-  if (bytes.length > 0 && bytes.every((b) => b === 0)) {
+  // A new disk image (truncate, dd if=/dev/zero) before its mkfs: nothing but zeros, and at least
+  // the 1 MiB lgfs needs (a 1-byte zero file is no disk).
+  if (bytes.length >= LGFS_MIN && bytes.every((b) => b === 0)) {
     return "only zeros: a new disk image? make a file system on it with " +
       "'lguest disk mkfs IMAGE', then give it with --block";
   }

@@ -173,6 +173,7 @@ export async function loadImage(
   }
   // A regular file of at most the profile's image size, checked before it is read.
   const { LIMITS } = await import("../engines/wasm_profile.ts");
-  const file = await readInputFile(guest, LIMITS.imageBytes, "guest image");
+  const { largeKind } = await import("../engines/image_kind.ts");
+  const file = await readInputFile(guest, LIMITS.imageBytes, "guest image", largeKind);
   return { name: guest.replace(/^.*\//, "").replace(/\.(wasm|elf)$/, ""), bytes: file };
 }

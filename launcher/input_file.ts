@@ -36,7 +36,12 @@ function kindOf(info: Deno.FileInfo): string {
  * Read the regular file `path`, at most `max` bytes; `what` names it in
  * messages ("guest image", "config file").
  */
-export async function readInputFile(path: string, max: number, what: string): Promise<Uint8Array> {
+export async function readInputFile(
+  path: string,
+  max: number,
+  what: string,
+  tooLarge?: (head: Uint8Array) => string | null,
+): Promise<Uint8Array> {
   const shown = printable(path, 200);
   const fail = (e: unknown): never => {
     if (e instanceof Deno.errors.NotFound) throw new UsageError(`${shown}: no such file`);
@@ -67,7 +72,28 @@ export async function readInputFile(path: string, max: number, what: string): Pr
       `${shown}: is ${kind === "not a regular file" ? "not a regular file" : kind}, not a ${what}`,
     );
   }
-  if (info.size > max) throw new UsageError(`${shown}: ${what} larger than ${sizeText(max)}`);
+  if (info.size > max) {
+    // What it is instead (`tooLarge`, from its first 4 KiB), when that can be read.
+    let hint: string | null = null;
+    if (tooLarge) {
+      try {
+        using f = await Deno.open(path, { read: true });
+        if ((await f.stat()).isFile) {
+          const head = new Uint8Array(4096);
+          let n = 0;
+          for (let got; n < head.length && (got = await f.read(head.subarray(n))) !== null;) {
+            n += got;
+          }
+          hint = tooLarge(head.subarray(0, n));
+        }
+      } catch {
+        // No hint: the size is the reason.
+      }
+    }
+    throw new UsageError(
+      `${shown}: ${what} larger than ${sizeText(max)}${hint === null ? "" : ` (${hint})`}`,
+    );
+  }
   let file: Deno.FsFile;
   try {
     file = await Deno.open(path, { read: true });

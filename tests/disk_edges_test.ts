@@ -515,6 +515,31 @@ Deno.test("run: a C source file or an lgfs disk image given as GUEST says what t
       zeros.stderr,
       /^lguest: new\.img: not a WebAssembly guest image \(only zeros: a new disk image\? make a file system on it with 'lguest disk mkfs IMAGE', then give it with --block\)\n$/,
     );
+    // The README's 64M disk (mkfs'd, or truncated before its mkfs) is past the 16 MiB image bound:
+    // said what it is all the same; a 1-byte zero file is no disk; C by its content, any name.
+    await disk(["mkfs", `${dir}/big.img`, "64M"]);
+    const f = await Deno.open(`${dir}/bignew.img`, { write: true, create: true });
+    await f.truncate(64 << 20);
+    f.close();
+    await Deno.writeFile(`${dir}/one.img`, new Uint8Array(1));
+    await Deno.writeTextFile(
+      `${dir}/prog.wasm`,
+      "#include <stdio.h>\nint main(void) { return 0; }\n",
+    );
+    const [big, bignew, one, prog] = await Promise.all(
+      ["big.img", "bignew.img", "one.img", "prog.wasm"].map((f) => runCli(["run", `${dir}/${f}`])),
+    );
+    for (const r of [big, bignew, one, prog]) assert.equal(r.code, EXIT.USAGE, describe(r));
+    assert.match(
+      big.stderr,
+      /^lguest: .*big\.img: guest image larger than 16 MiB \(an lgfs disk image: give it with --block\)\n$/,
+    );
+    assert.match(
+      bignew.stderr,
+      /^lguest: .*bignew\.img: guest image larger than 16 MiB \(it starts with zeros: a new disk image\? make a file system on it with 'lguest disk mkfs IMAGE', then give it with --block\)\n$/,
+    );
+    assert.match(one.stderr, /^lguest: one\.img: not a WebAssembly guest image \(bad magic\)\n$/);
+    assert.match(prog.stderr, /\(a C source file\? build an image of it with 'lguest cc/);
   });
 });
 

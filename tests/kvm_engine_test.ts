@@ -76,7 +76,15 @@ Deno.test("kvm image: every malformed image is one ImageError naming the problem
       new TextEncoder().encode("LGFS1\0" + "\0".repeat(100)),
       /an lgfs disk image: give it with --block\)$/,
     ],
-    ["zeros", new Uint8Array(4096), /only zeros: a new disk image\? make a file system on it/],
+    ["zeros", new Uint8Array(1 << 20), /only zeros: a new disk image\? make a file system on it/],
+    // Less than the 1 MiB lgfs needs is no disk before its mkfs.
+    ["few zeros", new Uint8Array(4096), /\(not ELF\)$/],
+    // C by its content, not only a .c name.
+    [
+      "C text",
+      new TextEncoder().encode("#include <stdio.h>\nint main(void) {}\n"),
+      /a C source file\?/,
+    ],
     [
       "32-bit",
       (() => {

@@ -1250,7 +1250,7 @@ export class Lgfs {
 
   /**
    * Check the whole file system: every inode reachable once (no cycles, no
-   * hard links), directories well formed, every block in range and used by
+   * hard links), directories well formed (no name twice in one), every block in range and used by
    * at most one file, the bitmap equal to the blocks in use. Inodes with no
    * name and nlink 0 are orphans (the guest frees them at its next mount).
    * Throws CorruptError for the first problem.
@@ -1307,7 +1307,15 @@ export class Lgfs {
       const d = this.inode(dir);
       report.dirs++;
       markInode(dir, d);
+      const names = new Set<string>(); // a name is one entry of its directory
       for (const e of this.entries(dir)) {
+        const key = String.fromCharCode(...e.raw);
+        if (names.has(key)) {
+          throw new CorruptError(
+            `${quoted(paths.get(dir) || "/")} holds two entries named ${shownEntry(e)}`,
+          );
+        }
+        names.add(key);
         if (seen[e.ino]) {
           throw new CorruptError(
             `inode ${e.ino} (${quoted(e.name)}) has two names or is a directory cycle`,

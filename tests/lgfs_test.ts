@@ -326,6 +326,25 @@ Deno.test("lgfs hostile: superblock magic, checksum, geometry, size beyond the d
   assert.throws(() => reopen(new MemDev(dev.bytes.slice(0, 100))), CorruptError);
 });
 
+Deno.test("lgfs hostile: two entries of one name in a directory are refused by check", () => {
+  const { dev, fs: w } = fresh();
+  w.writeFile("/d/same", [genData(1, 100)]);
+  w.writeFile("/d/samf", [genData(2, 100)]);
+  dev.bytes.fill(0, w.g.jstart * BS, (w.g.jstart + 1) * BS); // no replay over the edit
+  const fs = reopen(dev);
+  assert.equal(fs.check().files, 2);
+  const d = fs.resolve("/d").ino!;
+  const off = entryOff(fs, d, "samf");
+  const entry = dev.bytes.subarray(off, off + 128);
+  const at = entry.findIndex((_, i) => String.fromCharCode(...entry.subarray(i, i + 4)) === "samf");
+  assert.ok(at >= 0);
+  entry[at + 3] = "e".charCodeAt(0); // "samf" -> "same": two files of one name
+  assert.throws(
+    () => reopen(dev).check(),
+    (e) => e instanceof CorruptError && /'?\/d'? holds two entries named same/.test(e.message),
+  );
+});
+
 Deno.test("lgfs hostile: a directory cycle and a second name are refused by check", () => {
   // /a/b/file's entry made to point at /a: a cycle.
   const s = sample();

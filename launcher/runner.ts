@@ -243,14 +243,8 @@ export function refuseSharedDisks(
         noLock?: boolean;
       };
       if (spec.noLock) continue;
-      let key: string;
-      try {
-        const st = Deno.statSync(spec.path);
-        if (st.ino === null) continue;
-        key = `${st.dev}:${st.ino}`;
-      } catch {
-        continue; // opening it reports the problem
-      }
+      const key = fileKey(spec.path);
+      if (key === undefined) continue; // opening it reports the problem
       const first = seen.get(key);
       if (first === undefined) {
         seen.set(key, { guest: g.name, value, readOnly: !!spec.readOnly });
@@ -268,14 +262,25 @@ export function refuseSharedDisks(
   }
 }
 
-/** The file `path` names, by device and inode (any name, link or symlink); undefined: none yet. */
+/**
+ * The file `path` names, by device and inode (any name, link or symlink);
+ * undefined: none yet, or not to be read (without --allow-read for it this
+ * asks nothing: at a terminal Deno would stop on a prompt; opening the file
+ * says in one line which flag it needs).
+ */
 function fileKey(path: string): string | undefined {
+  if (!readable(path)) return undefined;
   try {
     const st = Deno.statSync(path);
     return st.ino === null ? undefined : `${st.dev}:${st.ino}`;
   } catch {
     return undefined;
   }
+}
+
+/** Deno's read permission for `path` is granted (asked without a prompt). */
+function readable(path: string): boolean {
+  return Deno.permissions.querySync({ name: "read", path }).state === "granted";
 }
 
 /**
@@ -291,7 +296,8 @@ export function refuseOutputOverInput(
   guests: GuestPlan[],
   outputs: { json?: string; pcap?: string; config?: string },
 ): void {
-  const cwd = Deno.cwd();
+  const cwd = readable(".") ? Deno.cwd() : ".";
+  const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
   const abs = (p: string) => "name:" + (p.startsWith("/") ? p : `${cwd}/${p}`);
   const inputs = new Map<string, string>();
   const input = (path: string, label: string) => {
@@ -299,12 +305,15 @@ export function refuseOutputOverInput(
     if (k !== undefined && !inputs.has(k)) inputs.set(k, label);
     // The launcher's own stdout or stderr (the guest's console, its messages) on a file it
     // reads: `run --block d.img hello 1<>d.img` wrote "Hello" over the disk's superblock.
+    // No --allow-ffi: not asked (at a terminal Deno would stop on a prompt); a disk is then not
+    // opened (opening it names the flag), and an image is only read.
     let which: "stdout" | "stderr" | null = null;
-    try {
-      which = stdStreamIs(pathIdentity(path));
-    } catch (e) {
-      // No --allow-ffi: nothing runs (opening the disk names the flag), nothing is written.
-      if (!(e instanceof Deno.errors.NotCapable)) throw e;
+    if (ffi) {
+      try {
+        which = stdStreamIs(pathIdentity(path));
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotCapable)) throw e;
+      }
     }
     if (which !== null) {
       if (which === "stderr") muteStderr(); // the line would land on the file too
@@ -605,18 +614,34 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
   let jsonFifo = -1;
   if (opts.json !== undefined) {
     // Refuse an unwritable --json FILE before any guest runs; a FIFO nobody reads is refused
-    // (opened without blocking: ENXIO) instead of hanging the run.
-    try {
-      const fd = openFile(opts.json, O_WRONLY | O_CREAT | O_NONBLOCK);
-      if (fdFileType(fd) === S_IFIFO) {
-        // Keep it open for the report: closing it now would be the reader's end of file. It stays
-        // non-blocking: a reader that takes nothing for JSON_STALL_MS does not hang the run.
-        jsonFifo = fd;
-      } else libc().close(fd);
-    } catch (e) {
-      const code = e instanceof SysError ? e.code : "";
-      if (code === "ENXIO") {
-        throw new UsageError(`--json ${printable(opts.json)}: a FIFO without a reader`);
+    // (opened without blocking: ENXIO) instead of hanging the run. That test is libc's: without
+    // --allow-ffi (README: --json needs --allow-write only) it is not tried, so a terminal shows
+    // no prompt for ffi; a FIFO it can see (--allow-read) is then refused in one line.
+    const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+    if (!ffi && Deno.permissions.querySync({ name: "read", path: opts.json }).state === "granted") {
+      let fifo = false;
+      try {
+        fifo = Deno.statSync(opts.json).isFifo === true;
+      } catch {
+        // not there yet (created below), or not to be seen: the write below says what is wrong
+      }
+      if (fifo) {
+        throw new UsageError(`--json ${printable(opts.json)}: a FIFO needs --allow-ffi`);
+      }
+    }
+    if (ffi) {
+      try {
+        const fd = openFile(opts.json, O_WRONLY | O_CREAT | O_NONBLOCK);
+        if (fdFileType(fd) === S_IFIFO) {
+          // Keep it open for the report: closing it now would be the reader's end of file. It
+          // stays non-blocking: a reader that takes nothing for JSON_STALL_MS does not hang the run.
+          jsonFifo = fd;
+        } else libc().close(fd);
+      } catch (e) {
+        const code = e instanceof SysError ? e.code : "";
+        if (code === "ENXIO") {
+          throw new UsageError(`--json ${printable(opts.json)}: a FIFO without a reader`);
+        }
       }
     }
     try {

@@ -271,3 +271,33 @@ Deno.test("a closed stdout (lguest run ... | head) ends the run with 141 (SIGPIP
   assert.equal(r.code, EXIT.SIGNAL_BASE + 13, err);
   assert.match(err, /^lguest: lua: stdout closed \(SIGPIPE\)\n$/);
 });
+
+Deno.test("--json FIFO without --allow-ffi: one line, exit 125 (before: blocked opening it)", async () => {
+  const tmp = await Deno.makeTempDir();
+  try {
+    await new Deno.Command("mkfifo", { args: [`${tmp}/f`] }).output();
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--allow-read",
+        "--allow-write",
+        `${ROOT_PATH}/main.ts`,
+        "run",
+        "--json",
+        "f",
+        "hello",
+      ],
+      cwd: tmp,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(20_000),
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, EXIT.USAGE, err);
+    assert.equal(err, "lguest: --json f: a FIFO needs --allow-ffi\n");
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -18,6 +18,7 @@ import {
   hasStackTrace,
   LGUEST_CMD,
   type LiveProcess,
+  ROOT_PATH,
   shellQuote,
   sleep,
   spawnProcess,
@@ -321,3 +322,34 @@ for (const via of ["job", "task"] as const) {
     },
   });
 }
+
+Deno.test({
+  name:
+    "pty: --json FILE with only --allow-write (README) runs at a terminal without a permission prompt",
+  ignore: skip !== null,
+  async fn() {
+    // Before: Deno stopped the run on a prompt for ffi (the FIFO test on the report's file),
+    // then for read (the test that the report is no input of the run).
+    const dir = await Deno.makeTempDir();
+    try {
+      const deno = [Deno.execPath(), "run", "--allow-write", `${ROOT_PATH}/main.ts`];
+      const cmd = `cd ${shellQuote(dir)} && ${
+        [...deno, "run", "--json", "r.json", "hello"].map(shellQuote).join(" ")
+      }; echo "LGUEST_EXIT=$?"`;
+      const p = spawnProcess(SCRIPT, ["-qfec", cmd, "/dev/null"], {
+        stdin: "piped",
+        killAfterMs: 15_000,
+        env: { SHELL: BASH!, TERM: "dumb", NO_COLOR: "1" },
+      });
+      const r = await p.result();
+      const out = output(p);
+      assert.ok(!r.killed, `killed (a prompt waiting?): ${JSON.stringify(out)}`);
+      assert.doesNotMatch(out, /Deno requests/);
+      assert.match(out, /^LGUEST_EXIT=0$/m, out);
+      const report = JSON.parse(await Deno.readTextFile(`${dir}/r.json`));
+      assert.equal(report.guests[0].outcome, "powered off");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});

@@ -1240,6 +1240,28 @@ Deno.test("fuel: a throw weighs THROW_BYTES more and a catch's bytes count: a re
   assert.ok(most <= bound, `${most} throws between two looks, bound ${Math.round(bound)}`);
 });
 
+Deno.test("fuel: a body with a try charges every throw's THROW_BYTES: too many is refused, never capped", () => {
+  // A try makes the body pay for all its bytes; each throw in it weighs THROW_BYTES more.
+  const body = (
+    n: number,
+  ) => [0x06, VOID, ...new Array<number[]>(n).fill([0x08, 0]).flat(), 0x19, END];
+  const image = (n: number) =>
+    assemble({
+      types: [[[], []]],
+      imports: [{ module: "env", name: "wait", func: 0 }],
+      funcs: [{ type: 0, body: body(n) }],
+      tags: [0],
+      exports: [{ name: "f", func: 1 }],
+    });
+  const most = Math.floor(MAX_PASS_UNITS * CODE_BYTES_PER_FUEL / (2 + THROW_BYTES)) - 10;
+  instrumented(image(most));
+  const r = instrumentFuel(image(most + 40));
+  assert.ok(
+    "error" in r && /costs \d+ units of fuel/.test(r.error),
+    JSON.stringify(r).slice(0, 200),
+  );
+});
+
 Deno.test("fuel: a load weighs LOAD_BYTES more on a loop's path: a loop of loads looks every ~FUEL weighed units", () => {
   // loop(n): n iterations of K × (i32.const 0, i32.load, drop): 6 bytes and a load each. A unit
   // is bytes of code, and a load that misses the cache is ~300 times a byte's time: a loop of a

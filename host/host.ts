@@ -46,12 +46,16 @@ import { nowMs } from "../sys/clock.ts";
  * module graph, so no permission is needed to load it.
  */
 let idleWait: typeof import("./idle_wait.ts") | null = null;
+let loadingIdleWait: Promise<typeof import("./idle_wait.ts")> | null = null;
 
 /** What read() returned (§6.2). `result` is the original's return value. */
 export type ReadResult =
   | { kind: "dma"; result: 8; dma: number; key: number }
   | { kind: "errno"; result: number; errno: number }
   | { kind: "reason"; result: number; reason: string };
+
+/** #blockingIdle: no wait, the event loop's turn of this time slice is due (a quick one). */
+const WOKE_SLICE = -1;
 
 /** How long a guest runs before it must let the event loop in. */
 const TIME_SLICE_MS = 4;
@@ -272,7 +276,12 @@ export class LguestFile implements HypercallPort {
         if (this.#waitFds !== null) {
           if (idleWait === null) {
             // Loaded once; anything may have happened meanwhile: look again.
-            idleWait = await import("./idle_wait.ts");
+            // One probe for all the guests of the process (idle_wait.ts findLoopFds).
+            loadingIdleWait ??= import("./idle_wait.ts").then(async (iw) => {
+              await iw.findLoopFds(yieldToEventLoop);
+              return iw;
+            });
+            idleWait = await loadingIdleWait;
             continue;
           }
           const iw = idleWait;
@@ -282,7 +291,11 @@ export class LguestFile implements HypercallPort {
             continue;
           }
           if (woke !== 0) {
-            await (woke === iw.WOKE_LOOP ? ioTurn() : yieldToEventLoop());
+            await (woke === WOKE_SLICE
+              ? yieldToEventLoop()
+              : woke === iw.WOKE_TIME
+              ? timerTurn()
+              : ioTurn());
             continue;
           }
           // Sleeping in the event loop: the devices watch their fds from there.
@@ -405,9 +418,11 @@ export class LguestFile implements HypercallPort {
    * wait and left its own tap unwatched during the turns that followed),
    * block in poll(2) on this guest's fds and the event loop's fds, until the
    * nearest guest timer at most (host/idle_wait.ts). Returns WOKE_INPUT
-   * (run the idle handler again), WOKE_LOOP (the event loop has I/O: a turn
-   * in which it parks) or WOKE_TIME (the time is up: a quick turn), then
-   * look again; or 0: no blocking wait here, sleep as before.
+   * (run the idle handler again), WOKE_LOOP (the event loop has I/O: a
+   * turn in which the runtime parks), WOKE_TIME (the time is up: a timer
+   * may be due, a timer turn runs it) or WOKE_SLICE (the time slice's turn
+   * comes before blocking: a quick one), then look again; or 0: no
+   * blocking wait here, sleep as before.
    */
   #blockingIdle(g: Guest, iw: typeof import("./idle_wait.ts")): number {
     const fds = waitFdList;
@@ -427,7 +442,7 @@ export class LguestFile implements HypercallPort {
     }
     // The event loop's turn of this time slice comes now, before blocking (not
     // between the wait's input and the guest's answer: see read()).
-    if (performance.now() - lastTurn > TIME_SLICE_MS) return iw.WOKE_TIME;
+    if (performance.now() - lastTurn > TIME_SLICE_MS) return WOKE_SLICE;
     // A timer already due: a millisecond's poll lets its callback come, not a spin of turns.
     return iw.blockingWait(fds, Math.max(1, deadline - nowMs()));
   }
@@ -574,10 +589,21 @@ function yieldToEventLoop(): Promise<void> {
  * An event-loop turn in which Deno's runtime reads its epoll fd: a
  * MessageChannel turn does not (Deno runs it without parking), so I/O
  * readiness, a signal, a finished blocking-pool call that woke the blocking
- * idle wait would still be pending after it. A 1 ms timer parks the
- * runtime, which then polls its I/O.
+ * idle wait would still be pending after it (idle_wait.ts parkTurn: why
+ * not the 1 ms timer of {@link timerTurn}).
  */
-function ioTurn(): Promise<void> {
+async function ioTurn(): Promise<void> {
+  await idleWait!.parkTurn(waitFdList);
+  lastTurn = performance.now();
+}
+
+/**
+ * An event-loop turn that runs the timers due (a guest's, the supervisor's
+ * heartbeat, a program's): a 1 ms timer parks the runtime, whose timer
+ * wheel then fires every timer past its time (neither a MessageChannel
+ * turn nor {@link ioTurn} does, their turn does not advance it).
+ */
+function timerTurn(): Promise<void> {
   return new Promise((resolve) =>
     setTimeout(() => {
       lastTurn = performance.now();

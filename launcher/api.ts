@@ -108,6 +108,14 @@ export interface GuestOptions {
   onHint?: (line: string) => void;
   /** Called with the lines the CLI's `--verbose` prints. */
   verbose?: (line: string) => void;
+  /**
+   * The CLI's blocking idle wait (default false): while a tap carries
+   * frames less than 250 ms apart and every guest sleeps, the main thread
+   * blocks in poll(2) on it for up to 50 ms at a time: one thread wake-up
+   * per frame, but this program's own timers may fire up to ~50 ms late
+   * meanwhile (I/O, signals and Workers still wake it at once).
+   */
+  blockingWait?: boolean;
 }
 
 /** A guest of a lab: the object form of one `--config` guest. */
@@ -150,6 +158,8 @@ export interface LabOptions {
   onHint?: (name: string, line: string) => void;
   /** Called with the lines the CLI's `--verbose` prints. */
   verbose?: (line: string) => void;
+  /** The CLI's blocking idle wait on busy taps (default false; see {@link GuestOptions.blockingWait}). */
+  blockingWait?: boolean;
 }
 
 /** {@link GuestHandle.expect} gave up: a timeout, or the guest ended first. */
@@ -608,11 +618,13 @@ function runOptions(
   pcap: string | undefined,
   verbose: ((line: string) => void) | undefined,
   hint?: (name: string, line: string) => void,
+  blockingWait?: boolean,
 ): RunOptions {
   return {
     timeoutMs: 0,
     verbose,
     hint,
+    blockingWait,
     pcap,
     parseSize,
     defaultMemory: parseSize("32M"),
@@ -693,6 +705,7 @@ export async function startGuest(options: GuestOptions): Promise<GuestHandle> {
       options.pcap,
       options.verbose,
       options.onHint && ((_, line) => options.onHint!(line)),
+      options.blockingWait,
     ),
   );
   const { handles } = await launch(hostRun, [console_], options.timeoutMs, -1, false);
@@ -780,7 +793,7 @@ export async function startLab(config: LabConfig, options: LabOptions = {}): Pro
   }
   const hostRun = await HostRun.prepare(
     plan.guests,
-    runOptions(consoles, plan.pcap, options.verbose, options.onHint),
+    runOptions(consoles, plan.pcap, options.verbose, options.onHint, options.blockingWait),
   );
   const { handles, all, stopAll } = await launch(
     hostRun,

@@ -308,6 +308,8 @@ async function runCommand(argv: string[]): Promise<number> {
     timeoutMs,
     verbose,
     hint: (name: string, line: string) => warn(`lguest: ${name}: ${line}`),
+    // The process is ours: the main thread may block on a busy tap (host/idle_wait.ts).
+    blockingWait: true,
     pcap: values.pcap as string | undefined,
     engine,
     json: values.json as string | undefined,

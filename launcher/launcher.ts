@@ -73,6 +73,12 @@ export interface GuestSpec {
   verbose?: (line: string) => void;
   /** Where the guest's hints go, one line each ({@link hintLine}); undefined = dropped. */
   hint?: (line: string) => void;
+  /**
+   * Let the run loop block the main thread on a busy tap's fd while every
+   * guest sleeps (host/idle_wait.ts; default false): the CLI's, where the
+   * process is ours; a program's own timers would wait for it.
+   */
+  blockingWait?: boolean;
 }
 
 /**
@@ -210,8 +216,8 @@ export class GuestRun {
     if (spec.inlineOutput !== false) file.setOutputHandler((dma, key) => run.#output(dma, key));
     // Devices that can look for input without blocking do so before the guest sleeps.
     if (spec.devices.some((d) => d.poll)) file.setIdleHandler(() => run.#idle());
-    // ...and may block the thread on their fds while every guest sleeps.
-    if (spec.devices.some((d) => d.waitFds)) {
+    // ...and may block the thread on their fds while every guest sleeps (the CLI).
+    if (spec.blockingWait && spec.devices.some((d) => d.waitFds)) {
       file.setWaitFds((out) => run.#waitFds(out), () => {
         for (const d of spec.devices) d.watch?.();
       });

@@ -62,6 +62,8 @@ export interface RunOptions {
   hint?: (name: string, line: string) => void;
   /** `--pcap FILE`: every frame of every net device. */
   pcap?: string;
+  /** The blocking idle wait on busy taps (GuestSpec.blockingWait): the CLI's, an API program's if it asks. */
+  blockingWait?: boolean;
   /** `--json FILE`: how each guest ended and its counters ({@link RunReport}). */
   json?: string;
   /** `--config FILE`: read by the run, so never one of its outputs. */
@@ -424,6 +426,7 @@ export class HostRun {
             devices: p.devices,
             makeCpu: (top, mem) => p.image.makeCpu(top, mem),
             verbose: this.#opts.verbose,
+            blockingWait: this.#opts.blockingWait,
             hint: (line) => {
               given.push(line);
               hint?.(p.name, line);

@@ -119,6 +119,12 @@ export class TapNetDevice implements Device {
    * a frame, on again by watch().
    */
   #watching = true;
+  /**
+   * A run loop with the blocking wait asks for this tap's fd (waitFds), so
+   * it calls watch() before the guest sleeps: only then may poll() stop the
+   * poll thread (an API run without the wait keeps it, as before the wait).
+   */
+  #waited = false;
   /** The last poll() found nothing. */
   #quiet = true;
   /** Resolves the parked poll loop (watch(), close()). */
@@ -259,7 +265,7 @@ export class TapNetDevice implements Device {
     this.#quiet = !got;
     // Frames taken here, not by the poll thread: the run loop watches the tap
     // itself now (its blocking wait); the poll thread stops until watch().
-    if (got) this.#watching = false;
+    if (got && this.#waited) this.#watching = false;
     return this.#queue.length !== 0;
   }
 
@@ -271,6 +277,7 @@ export class TapNetDevice implements Device {
 
   /** The tap's fd, while frames come less than HOT_MS apart and it works. */
   waitFds(out: number[]): void {
+    this.#waited = true;
     if (this.#closed || this.#lastFrame - this.#prevFrame >= HOT_MS) return;
     if (nowMs() - this.#lastFrame < HOT_MS) out.push(this.#fd);
   }

@@ -20,7 +20,7 @@
 import { LGUEST_CONSOLE_DMA_KEY, LGUEST_DEVICE_T_CONSOLE } from "../abi/constants.ts";
 import type { Device, DeviceContext } from "./registry.ts";
 import { EXIT } from "../launcher/exit.ts";
-import { errno, libc } from "../sys/libc.ts";
+import { writeStdout } from "../sys/stdio.ts";
 
 /** Bytes read from the source at a time: the guest's buffer size. */
 const CHUNK = 256;
@@ -53,41 +53,16 @@ export function stdioBackend(
   return {
     read: (buf) => Deno.stdin.read(buf),
     write(data) {
-      let off = 0;
-      while (off < data.length && !closed) {
-        try {
-          off += Deno.stdout.writeSync(data.subarray(off));
-        } catch (e) {
-          // A non-blocking stdout (a parent set O_NONBLOCK on the pipe) that is full: wait for
-          // room, as a blocking one waits inside the write.
-          if (e instanceof Deno.errors.WouldBlock && waitWritable(1)) continue;
-          closed = true;
-          if (e instanceof Deno.errors.BrokenPipe) onClosed?.();
-          else onClosed?.(e);
-          return;
-        }
+      try {
+        // The one stdout writer (sys/stdio.ts): a full non-blocking stdout is waited for.
+        writeStdout(data, () => closed);
+      } catch (e) {
+        closed = true;
+        if (e instanceof Deno.errors.BrokenPipe) onClosed?.();
+        else onClosed?.(e);
       }
     },
   };
-}
-
-/** Wait until `fd` can be written (poll(2), POLLOUT); false if that cannot be known. */
-function waitWritable(fd: number): boolean {
-  const POLLOUT = 4, EINTR = 4;
-  const pfd = new Uint8Array(8); // struct pollfd { int fd; short events; short revents; }
-  const v = new DataView(pfd.buffer);
-  v.setInt32(0, fd, true);
-  v.setInt16(4, POLLOUT, true);
-  try {
-    for (;;) {
-      const r = libc().poll_sync(pfd, 1n, -1);
-      if (r > 0) return true;
-      if (r < 0 && errno() === EINTR) continue;
-      return false;
-    }
-  } catch {
-    return false; // no FFI (a program using the API without --allow-ffi)
-  }
 }
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {

@@ -16,11 +16,97 @@
  * @module
  */
 
+import { errno, errnoName, libc, O_NONBLOCK } from "./libc.ts";
+
 const encoder = new TextEncoder();
 
-/** Write all of `data` to `file` (throws what the write throws). */
-function writeAll(file: { writeSync(p: Uint8Array): number }, data: Uint8Array): void {
-  for (let off = 0; off < data.length;) off += file.writeSync(data.subarray(off));
+/** Bytes written to stdout so far, up to {@link CHECK_AT}. */
+let total = 0;
+/** Is stdout non-blocking (a parent set O_NONBLOCK on the pipe)? null: not asked yet. */
+let nonBlocking: boolean | null = null;
+/**
+ * Asked once this much has been written: a pipe (64 KiB) cannot be full of
+ * our output before, and a run that prints less loads no FFI library for it
+ * (boot.first_byte).
+ */
+const CHECK_AT = 32 * 1024;
+
+/**
+ * Write all of `data` to stdout (throws what the write throws). The one
+ * writer of stdout: the console's and every command's (`disk get IMG F -`,
+ * `disk ls`, `--help`, `guests`, `--version`). A non-blocking stdout (a
+ * parent set O_NONBLOCK on the pipe) that is full is waited for (poll), as
+ * a blocking one waits inside the write. Such a stdout is written with
+ * write(2) itself: Deno's writeSync there can throw WouldBlock after part of
+ * its lines went out (seen on 2.9: 64 KiB out, then the error), so what to
+ * write again is unknown (before: the file repeated, 13 MB for 230 KB).
+ * Stops early when `stop()` says so.
+ */
+export function writeStdout(data: Uint8Array, stop?: () => boolean): void {
+  if (nonBlocking === null && total + data.length > CHECK_AT) {
+    try {
+      const F_GETFL = 3;
+      nonBlocking = (libc().fcntl(1, F_GETFL, 0) & O_NONBLOCK) !== 0;
+    } catch {
+      nonBlocking = false; // no FFI (a program using the API without --allow-ffi)
+    }
+  }
+  if (nonBlocking) return writeRaw(data, stop);
+  total += data.length;
+  let off = 0;
+  while (off < data.length && !stop?.()) {
+    try {
+      off += Deno.stdout.writeSync(data.subarray(off));
+    } catch (e) {
+      if (e instanceof Deno.errors.WouldBlock && waitWritable(1)) continue;
+      throw e;
+    }
+  }
+}
+
+/** All of `data` to fd 1 by write(2), waiting while it is full; throws as Deno's writes do. */
+function writeRaw(data: Uint8Array, stop?: () => boolean): void {
+  const EINTR = 4, EAGAIN = 11, EPIPE = 32;
+  let off = 0;
+  while (off < data.length && !stop?.()) {
+    const part = data.subarray(off) as Uint8Array<ArrayBuffer>;
+    const n = Number(libc().write(1, part, BigInt(part.length)));
+    if (n >= 0) {
+      off += n;
+      continue;
+    }
+    const e = errno();
+    if (e === EINTR || (e === EAGAIN && waitWritable(1))) continue;
+    if (e === EPIPE) throw new Deno.errors.BrokenPipe("Broken pipe (os error 32)");
+    const text: Record<number, string> = {
+      5: "Input/output error",
+      27: "File too large",
+      28: "No space left on device",
+      122: "Disk quota exceeded",
+    };
+    throw Object.assign(new Error(`${text[e] ?? errnoName(e)} (os error ${e})`), {
+      code: errnoName(e),
+    });
+  }
+}
+
+/** Wait until `fd` can be written (poll(2), POLLOUT); false if that cannot be known. */
+function waitWritable(fd: number): boolean {
+  const POLLOUT = 4, EINTR = 4;
+  const pfd = new Uint8Array(8); // struct pollfd { int fd; short events; short revents; }
+  const v = new DataView(pfd.buffer);
+  v.setInt32(0, fd, true);
+  v.setInt16(4, POLLOUT, true);
+  try {
+    for (;;) {
+      const r = libc().poll_sync(pfd, 1n, -1);
+      if (r > 0) return true;
+      if (r < 0 && errno() === EINTR) continue;
+      return false;
+    }
+  } catch {
+    return false; // no FFI (a program using the API without --allow-ffi)
+  }
 }
 
 let stderrMuted = false;
@@ -65,7 +151,7 @@ export function describeWriteError(e: unknown): string {
 /** All of `data` on stdout, or a {@link StdoutError}. */
 export function printBytes(data: Uint8Array): void {
   try {
-    writeAll(Deno.stdout, data);
+    writeStdout(data);
   } catch (e) {
     throw new StdoutError(e);
   }

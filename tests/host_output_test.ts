@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { hasStackTrace, LGUEST_CMD, ROOT_PATH, spawnCli } from "./helpers/run_cli.ts";
+import { hasStackTrace, LGUEST_CMD, ROOT_PATH, runCli, spawnCli } from "./helpers/run_cli.ts";
 import { EXIT } from "../launcher/exit.ts";
 import { MAX_HELD_LINE, prefixBackend } from "../launcher/runner.ts";
 
@@ -399,6 +399,66 @@ Deno.exit(await main(["run", "lua", "--", "-e", "for i=1,20000 do print(i) end"]
     const out = new TextDecoder().decode(r.stdout);
     assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
     assert.equal(out, Array.from({ length: 20000 }, (_, i) => `${i + 1}\n`).join(""));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a full non-blocking stdout is waited for by every command, not only the console: disk get IMG F - whole, exit 0", async () => {
+  // Before: the wait was the console's own; `disk get IMG F -` (also ls, --help, guests,
+  // --version) met EAGAIN, said 'stdout: write failed' and exited 125 with the file cut.
+  const dir = await Deno.makeTempDir();
+  try {
+    const text = Array.from({ length: 40000 }, (_, i) => `${i + 1}\n`).join(""); // ~230 KB
+    await Deno.writeTextFile(`${dir}/big.txt`, text);
+    const img = `${dir}/d.img`;
+    for (
+      const args of [["disk", "mkfs", img, "4M"], [
+        "disk",
+        "put",
+        img,
+        `${dir}/big.txt`,
+        "/big.txt",
+      ]]
+    ) {
+      const r = await runCli(args);
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const wrapper = `${dir}/nonblock.ts`;
+    const url = (p: string) => JSON.stringify(new URL(p, `file://${ROOT_PATH}/`).href);
+    await Deno.writeTextFile(
+      wrapper,
+      `import { libc, O_NONBLOCK } from ${url("sys/libc.ts")};
+const F_GETFL = 3, F_SETFL = 4;
+libc().fcntl(1, F_SETFL, libc().fcntl(1, F_GETFL, 0) | O_NONBLOCK);
+const { main } = await import(${url("launcher/cli.ts")});
+Deno.exit(await main(Deno.args));
+`,
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--allow-read",
+        "--allow-write",
+        "--allow-ffi",
+        wrapper,
+        "disk",
+        "get",
+        img,
+        "/big.txt",
+        "-",
+      ],
+      cwd: ROOT_PATH,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const kill = setTimeout(() => child.kill("SIGKILL"), 60_000);
+    await new Promise((r) => setTimeout(r, 1500)); // not read for a while: the pipe fills
+    const r = await child.output();
+    clearTimeout(kill);
+    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
+    assert.equal(new TextDecoder().decode(r.stdout), text);
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

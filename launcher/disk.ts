@@ -715,7 +715,7 @@ function buildAside(fs: Lgfs, m: Missing, build: (q: string) => void): string {
   const top = `${m.parent}/${m.name}`;
   const inner: string[] = [];
   try {
-    fs.mkdirs(at, inner);
+    fs.mkdirs(at, inner, undefined, true); // marked: only such a folder is a leftover if killed
     build([at, ...m.rest].join("/"));
   } catch (e) {
     if (!(e instanceof LgfsError || e instanceof DiskUsage || e instanceof SysError)) throw e;

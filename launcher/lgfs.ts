@@ -271,6 +271,14 @@ export interface Inode {
   ind: number;
   dind: number;
   parent: number;
+  /**
+   * The put mark (bytes 92..99, 16 hex digits; absent when zero): the
+   * random part of the temporary name `lguest disk put` gave the folder it
+   * builds ({@link isPutTemp}). A folder is a killed put's leftover only when
+   * its name and its mark agree: a guest's own `.lguest-put-…` folder (the
+   * guest kit zeroes these bytes) is never removed.
+   */
+  mark?: string;
 }
 
 function decodeInode(b: Uint8Array, off: number): Inode {
@@ -286,6 +294,13 @@ function decodeInode(b: Uint8Array, off: number): Inode {
     ind: u32(b, off + 80),
     dind: u32(b, off + 84),
     parent: u32(b, off + 88),
+    ...(u32(b, off + 92) || u32(b, off + 96)
+      ? {
+        mark: [...b.subarray(off + 92, off + 100)].map((x) => x.toString(16).padStart(2, "0")).join(
+          "",
+        ),
+      }
+      : {}),
   };
 }
 
@@ -300,6 +315,9 @@ function encodeInode(b: Uint8Array, off: number, n: Inode): void {
   put32(b, off + 80, n.ind);
   put32(b, off + 84, n.dind);
   put32(b, off + 88, n.parent);
+  if (n.mark !== undefined && /^[0-9a-f]{16}$/.test(n.mark)) {
+    for (let i = 0; i < 8; i++) b[off + 92 + i] = parseInt(n.mark.slice(2 * i, 2 * i + 2), 16);
+  }
 }
 
 export function isDir(n: Inode): boolean {
@@ -416,6 +434,11 @@ export interface CheckReport {
  */
 export function isPutTemp(name: string): boolean {
   return /^\.lguest-put-[0-9a-f]{16}$/.test(name);
+}
+
+/** Whether folder inode `n` named `name` is one a put made: the name's 16 hex digits are its mark. */
+export function isPutLeftover(name: string, n: Inode): boolean {
+  return isPutTemp(name) && n.mark === name.slice(-16);
 }
 
 /** A fresh temporary name for {@link isPutTemp}. */
@@ -711,7 +734,7 @@ export class Lgfs {
     encodeInode(this.#metaW(this.g.istart + Math.floor(ino / IPB)), (ino % IPB) * 128, n);
   }
 
-  #ialloc(mode: number, parent: number): number {
+  #ialloc(mode: number, parent: number, mark?: string): number {
     for (let i = 0; i < this.g.inodes; i++) {
       let ino = this.#ialocHint + i;
       if (ino >= this.g.inodes) ino = ROOT_INO + 1 + (ino - this.g.inodes) % (this.g.inodes - 2);
@@ -728,6 +751,7 @@ export class Lgfs {
           ind: 0,
           dind: 0,
           parent,
+          ...(mark === undefined ? {} : { mark }),
         });
         this.#ialocHint = ino + 1;
         return ino;
@@ -1022,7 +1046,7 @@ export class Lgfs {
    * It makes none deeper than `maxDepth` from the top ({@link MAX_DEPTH};
    * tests make a guest's deeper trees with more).
    */
-  mkdirs(path: string, made?: string[], maxDepth = MAX_DEPTH): number {
+  mkdirs(path: string, made?: string[], maxDepth = MAX_DEPTH, putTemp = false): number {
     let cur = ROOT_INO;
     let at = "";
     let depth = 0;
@@ -1043,7 +1067,9 @@ export class Lgfs {
         continue;
       }
       if (depth > maxDepth) throw new FsError("ELOOP", tooDeep(path));
-      const ino = this.#ialloc(S_IFDIR | 0o755, cur);
+      // put's own (putTemp): a folder named by putTempName gets its mark (isPutLeftover) as it is made.
+      const mark = putTemp && isPutTemp(part) ? part.slice(-16) : undefined;
+      const ino = this.#ialloc(S_IFDIR | 0o755, cur, mark);
       this.#dirAdd(cur, part, ino, DT_DIR);
       made?.push(at);
       cur = ino;
@@ -1337,7 +1363,7 @@ export class Lgfs {
           const at = `${paths.get(dir)}/${e.utf8 ? e.name : shownEntry(e)}`;
           if (inLeftover[dir]) {
             inLeftover[e.ino] = 1;
-          } else if (isPutTemp(e.name) && e.utf8) {
+          } else if (e.utf8 && isPutLeftover(e.name, n)) {
             inLeftover[e.ino] = 1;
             report.leftovers.push(at);
             report.leftoverEntries.push({ dir, ino: e.ino });

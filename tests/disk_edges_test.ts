@@ -543,14 +543,14 @@ Deno.test("run: a C source file or an lgfs disk image given as GUEST says what t
   });
 });
 
-Deno.test("disk put: '.lguest-put-…' folders a guest made 300 deep, inside another, or under a name that is not UTF-8 are removed by the next put, even on a full disk; ls shows a name that is not UTF-8 byte by byte", async () => {
+Deno.test("disk put: '.lguest-put-…' folders with put's mark (as a hostile guest can craft them) 300 deep, inside another, or under a name that is not UTF-8 are removed by the next put, even on a full disk; ls shows a name that is not UTF-8 byte by byte", async () => {
   const dev = new MemDev(new Uint8Array(16 << 20)); // 510 inodes
   const fs = Lgfs.mkfs(dev);
   const deep = `/.lguest-put-0123456789abcdef${"/d".repeat(300)}`;
-  fs.mkdirs(deep, undefined, Infinity); // as a guest makes it: lguest disk makes none so deep
+  fs.mkdirs(deep, undefined, Infinity, true); // a guest's craft: lguest disk makes none so deep
   fs.writeFile(`${deep}/f`, [new TextEncoder().encode("deep")]);
-  fs.mkdirs("/.lguest-put-0123456789abcdef/.lguest-put-1111111111111111");
-  fs.mkdirs("/zq9/.lguest-put-2222222222222222");
+  fs.mkdirs("/.lguest-put-0123456789abcdef/.lguest-put-1111111111111111", undefined, 64, true);
+  fs.mkdirs("/zq9/.lguest-put-2222222222222222", undefined, 64, true);
   fs.writeFile("/zq9/.lguest-put-2222222222222222/x", [new TextEncoder().encode("x")]);
   fs.commit();
   // the name zq9 as bytes that are not UTF-8 (a guest's), shown as U+FFFD on the host: in its
@@ -650,6 +650,7 @@ Deno.test("disk get -r leaves out the temporary folder a killed put left; ls sho
     const img = `${dir}/l.img`;
     const dev = new MemDev(new Uint8Array(1 << 20));
     const fs = Lgfs.mkfs(dev);
+    fs.mkdirs("/d/.lguest-put-0123456789abcdef", undefined, 64, true); // as a killed put leaves it
     fs.writeFile("/d/.lguest-put-0123456789abcdef/half", [new TextEncoder().encode("x")]);
     fs.writeFile("/d/whole", [new TextEncoder().encode("y")]);
     await Deno.writeFile(img, dev.bytes);
@@ -794,7 +795,7 @@ Deno.test("disk: the cleanup of a deep leftover killed after any number of block
   const fs0 = Lgfs.mkfs(base);
   fs0.writeFile("/keep", [new TextEncoder().encode("keep")]);
   const deep = `/.lguest-put-0123456789abcdef${"/d".repeat(80)}`; // as a guest or a killed put
-  fs0.mkdirs(deep, undefined, Infinity);
+  fs0.mkdirs(deep, undefined, Infinity, true);
   for (let i = 0; i < 6; i++) fs0.writeFile(`${deep}/f${i}`, [new Uint8Array(BS + i).fill(7)]);
   fs0.commit();
   const image = base.bytes.slice();
@@ -862,5 +863,36 @@ Deno.test("disk and run: standard output or error that is the disk image itself 
         assert.equal(err.split("\n").length, 2, what);
       }
     }
+  });
+});
+
+Deno.test("disk: a guest's own folder named like put's temporary (no put mark) is never removed by the next put or rm; a killed put's marked one is", async () => {
+  const dev = new MemDev(new Uint8Array(2 << 20));
+  const fs = Lgfs.mkfs(dev);
+  // What the guest kit makes: its mkdir zeroes the inode's spare bytes (no mark).
+  fs.writeFile("/.lguest-put-00112233445566aa/thesis.txt", [new TextEncoder().encode("mine")]);
+  // What a put killed while building leaves: the folder it made, marked with its name's digits.
+  fs.mkdirs("/.lguest-put-0123456789abcdef", undefined, 64, true);
+  fs.writeFile("/.lguest-put-0123456789abcdef/half", [new TextEncoder().encode("x")]);
+  // A mark that is not the name's: a guest's folder renamed, not put's.
+  fs.mkdirs("/.lguest-put-fedcba9876543210", undefined, 64, true);
+  fs.rename(1, ".lguest-put-fedcba9876543210", ".lguest-put-fedcba9876543211");
+  fs.commit();
+  const r = fs.check();
+  assert.deepEqual(r.leftovers, ["/.lguest-put-0123456789abcdef"]);
+  await inTempDir(async (dir) => {
+    await Deno.writeFile(`${dir}/g.img`, dev.bytes);
+    await disk(["rm", `${dir}/g.img`, "/no-such-file"], EXIT.USAGE); // tidies first, even failing
+    const ls = (await disk(["ls", `${dir}/g.img`, "/"])).stdout;
+    assert.match(ls, /\.lguest-put-00112233445566aa\//, ls);
+    assert.match(ls, /\.lguest-put-fedcba9876543211\//, ls);
+    assert.doesNotMatch(ls, /0123456789abcdef/, ls);
+    const got = await disk([
+      "get",
+      `${dir}/g.img`,
+      "/.lguest-put-00112233445566aa/thesis.txt",
+      "-",
+    ]);
+    assert.equal(got.stdout, "mine");
   });
 });

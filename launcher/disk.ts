@@ -1075,8 +1075,12 @@ function get(argv: string[]): number {
       for (const e of fs.entries(ino)) {
         const at = `${where.replace(/\/+$/, "")}/${e.name}`;
         if (!e.utf8) {
+          // Shown byte by byte, as ls shows it (never U+FFFD). Linux names are bytes, but Deno
+          // makes host files of UTF-8 names only: such a name cannot be copied to the host.
+          const up = where.replace(/\/+$/, "");
           throw new DiskUsage(
-            `${JSON.stringify(at)}: the name is not UTF-8, no host file can have it`,
+            `${up === "" ? "" : shownName(up)}/${shownEntry(e)}: the name is not UTF-8 ` +
+              `(lguest disk makes host files of UTF-8 names only; rename it in the guest)`,
           );
         }
         if (!validName(e.name)) throw new CorruptError(`bad name ${JSON.stringify(at)}`);

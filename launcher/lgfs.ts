@@ -338,6 +338,34 @@ export interface DirEntry {
   slot: number;
 }
 
+/**
+ * The bytes of a name that is not UTF-8 written as {@link shownEntry} shows
+ * it (`"\xff\xfe"`: in quotes, printable ASCII but `"` and `\` as is, any
+ * other byte as `\xNN`), or null for any other text. Host paths are text
+ * (Deno.args), so this is how a user names such a name in a PATH argument
+ * (`lguest disk rm d.img '/"\xff\xfe"'`); a name that is UTF-8 is always
+ * itself: an entry whose name is that very text (`"\xff"`, quotes and all)
+ * is found first.
+ */
+export function escapedName(name: string): Uint8Array | null {
+  const m = /^"((?:[\x20\x21\x23-\x5b\x5d-\x7e]|\\x[0-9a-fA-F]{2})+)"$/.exec(name);
+  if (m === null) return null;
+  const out: number[] = [];
+  for (let i = 0; i < m[1].length;) {
+    if (m[1][i] === "\\") {
+      out.push(parseInt(m[1].slice(i + 2, i + 4), 16));
+      i += 4;
+    } else out.push(m[1].charCodeAt(i++));
+  }
+  const bytes = new Uint8Array(out);
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return null; // UTF-8: a name that can be typed as it is
+  } catch {
+    return bytes;
+  }
+}
+
 /** Is this a name a directory may hold (1..120 bytes, no '/', no NUL, not . or ..)? */
 export function validName(name: string): boolean {
   const n = enc.encode(name).length;
@@ -954,8 +982,13 @@ export class Lgfs {
   }
 
   lookupIn(dir: number, name: string): DirEntry | null {
-    for (const e of this.entries(dir)) if (e.utf8 && e.name === name) return e;
-    return null;
+    const raw = escapedName(name);
+    let byBytes: DirEntry | null = null;
+    for (const e of this.entries(dir)) {
+      if (e.utf8 && e.name === name) return e; // the name itself first
+      if (raw !== null && byBytes === null && !e.utf8 && bytesEq(e.raw, raw)) byBytes = e;
+    }
+    return byBytes;
   }
 
   /** Resolve an absolute path: the inode, or null if the last name does not exist. */
@@ -977,7 +1010,7 @@ export class Lgfs {
         name = "";
         continue;
       }
-      if (enc.encode(part).length > NAME_MAX) {
+      if ((escapedName(part) ?? enc.encode(part)).length > NAME_MAX) {
         throw new FsError("ENAMETOOLONG", `${shownName(path)}: name too long`);
       }
       dir = cur;

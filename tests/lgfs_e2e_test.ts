@@ -410,6 +410,14 @@ Deno.test("e2e lgfs: hostile images: one line, EXIT.USAGE, nothing written outsi
       describe(r),
     );
     await assert.rejects(Deno.stat(`${dir}/out-latin`)); // refused before anything was written
+    // Named as ls shows it, the file is reachable from the host: get, then rm.
+    const shown = (await disk(["ls", `${dir}/latin.img`, "/"])).stdout;
+    assert.match(shown, / "y\\xff"\n/, shown);
+    const y = await disk(["get", `${dir}/latin.img`, '/"y\\xff"', "-"]);
+    assert.equal(y.stdout, new TextDecoder().decode(genData(2, 10)), describe(y));
+    await disk(["rm", `${dir}/latin.img`, '/"y\\xff"']);
+    assert.doesNotMatch((await disk(["ls", `${dir}/latin.img`, "/"])).stdout, /y/);
+    await disk(["check", `${dir}/latin.img`]);
   });
 });
 

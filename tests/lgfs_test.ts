@@ -14,6 +14,7 @@ import {
   CrashError,
   crc32,
   DT_DIR,
+  escapedName,
   type Inode,
   isDir,
   layout,
@@ -672,4 +673,29 @@ Deno.test("lgfs: the kit's fs.c (host build, ASan/UBSan) on 1500 corrupted disks
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test('lgfs: a name that is not UTF-8, written as ls shows it ("\\xff\\xfe"), is found by its bytes; UTF-8 text never is an escape', () => {
+  assert.deepEqual(escapedName('"\\xff\\xfe"'), new Uint8Array([0xff, 0xfe]));
+  assert.deepEqual(escapedName('"y\\xFF"'), new Uint8Array([0x79, 0xff]));
+  assert.equal(escapedName('"\\x41"'), null); // "A": UTF-8, typed as it is
+  assert.equal(escapedName("plain"), null);
+  assert.equal(escapedName('"a"b"'), null);
+  const { dev, fs } = fresh();
+  fs.writeFile("/yz", [genData(1, 10)]);
+  fs.writeFile('/"y\\xff"', [genData(2, 10)]); // a literal name of those characters
+  fs.commit();
+  const off = (() => {
+    const e = fs.lookupIn(ROOT_INO, "yz")!;
+    return fs.inode(ROOT_INO).direct[Math.floor(e.slot / 32)] * BS + (e.slot % 32) * 128;
+  })();
+  dev.bytes[off + 9] = 0xff; // "yz" -> "y\xff"
+  dev.bytes.fill(0, fs.g.jstart * BS, (fs.g.jstart + 1) * BS);
+  const r = reopen(dev);
+  assert.equal(r.resolve("/yz").ino, null);
+  // The literal name is itself first; without it, the text finds the bytes.
+  assert.deepEqual(fileAt(r, '/"y\\xff"'), genData(2, 10));
+  const w = reopen(dev, true);
+  w.unlink('/"y\\xff"');
+  assert.deepEqual(fileAt(w, '/"y\\xff"'), genData(1, 10));
 });

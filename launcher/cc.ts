@@ -212,13 +212,28 @@ export async function ccCommand(argv: string[]): Promise<number> {
         "-lm",
       );
     }
+    // clang's stderr is read, not inherited: a linker that cannot write the output (-o /dev/full,
+    // a full disk) aborts with LLVM's crash dump, which is one line here instead.
     const r = await new Deno.Command(clang, {
       args,
       stdin: "null",
       stdout: "inherit",
-      stderr: "inherit",
+      stderr: "piped",
     })
       .output();
+    const diagnostics = new TextDecoder().decode(r.stderr);
+    const io = /^LLVM ERROR: IO failure on output stream: (.*)$/m.exec(diagnostics);
+    if (!r.success && io) {
+      warn(`lguest: cc: -o ${shownName(output)}: cannot write it (${io[1]}); nothing was built`);
+      return EXIT.USAGE;
+    }
+    if (r.stderr.length > 0) {
+      try {
+        Deno.stderr.writeSync(r.stderr);
+      } catch {
+        // stderr unwritable: its diagnostics are lost, the exit code still says it
+      }
+    }
     if (!r.success) {
       warn(`lguest: cc: clang failed (exit ${r.code}); nothing was built`);
       return EXIT.USAGE;

@@ -26,6 +26,7 @@ import { joinCmdline } from "./cmdline.ts";
 import { MAX_MEMORY, MIN_MEMORY } from "./layout.ts";
 import { EXIT, permissionMessage } from "./exit.ts";
 import { print, stdoutFailure, warn } from "../sys/stdio.ts";
+import { printable } from "../sys/text.ts";
 
 export { EXIT, exitCodeOf } from "./exit.ts";
 
@@ -221,10 +222,13 @@ async function dispatch(argv: string[]): Promise<number> {
         return EXIT.OK;
       }
       if (rest.length > 0) {
+        const extra = rest.find((a) => a !== "--json");
         throw new UsageError(
-          `guests takes no arguments but --json (got '${
-            rest.find((a) => a !== "--json")
-          }'; see 'lguest guests --help')`,
+          extra === undefined
+            ? "guests takes --json once (see 'lguest guests --help')"
+            : `guests takes no arguments but --json (got '${
+              printable(extra)
+            }'; see 'lguest guests --help')`,
         );
       }
       for (const g of await builtinGuests()) print(`${g.name.padEnd(10)} ${g.description}`);

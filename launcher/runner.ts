@@ -530,7 +530,10 @@ function fileError(e: unknown): string {
   if (e instanceof Deno.errors.NotFound) return "no such file or directory";
   if (e instanceof Deno.errors.PermissionDenied) return "permission denied";
   if (e instanceof Deno.errors.IsADirectory) return "is a directory";
-  return (e as Error).message.split(/[:\n]/)[0];
+  // "No space left on device", not "... (os error 28)"; with its name where Deno gives one.
+  const text = (e as Error).message.split(/[:\n]/)[0].replace(/ \(os error \d+\)$/, "");
+  const code = (e as { code?: unknown }).code;
+  return typeof code === "string" && /^E[A-Z]+$/.test(code) ? `${code}: ${text}` : text;
 }
 
 /** How an outcome ended, in one word. */

@@ -79,6 +79,35 @@ Deno.test("cc: a user's C program (stdio, malloc, files, setjmp) builds and runs
   });
 });
 
+Deno.test("cc: an output that cannot be written (-o /dev/full) is one line, not LLVM's crash dump", async () => {
+  if (await skipWithoutToolchain()) return;
+  if (!Deno.statSync("/dev/full").isCharDevice) return console.log("skipped: no /dev/full");
+  await inTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/ok.c`, "int main(void) { return 0; }\n");
+    // -A: Deno lets a child write a device only then (clang itself opens /dev/full).
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../main.ts", import.meta.url).pathname,
+        "cc",
+        "-o",
+        "/dev/full",
+        `${dir}/ok.c`,
+      ],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, EXIT.USAGE, err);
+    assert.equal(
+      err,
+      "lguest: cc: -o /dev/full: cannot write it (No space left on device); nothing was built\n",
+    );
+  });
+});
+
 Deno.test("cc: a compile error shows clang's diagnostics and exits 125", async () => {
   if (await skipWithoutToolchain()) return;
   await inTempDir(async (dir) => {

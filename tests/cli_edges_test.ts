@@ -61,10 +61,13 @@ Deno.test("help: the usage's descriptions start in one column", async () => {
 });
 
 Deno.test("words the commands do not take are refused with one line", async () => {
-  const [version, guests] = await Promise.all([
+  const [version, guests, twice] = await Promise.all([
     runCli(["--version", "extra"]),
     runCli(["guests", "--json", "x"]),
+    runCli(["guests", "--json", "--json"]),
   ]);
+  assert.equal(twice.code, EXIT.USAGE, describe(twice));
+  assert.equal(twice.stderr, "lguest: guests takes --json once (see 'lguest guests --help')\n");
   assert.equal(version.code, EXIT.USAGE, describe(version));
   assert.match(version.stderr, /^lguest: --version takes no arguments \(got 'extra'\)\n$/);
   assert.equal(guests.code, EXIT.USAGE, describe(guests));

@@ -251,6 +251,27 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "--json FILE out of space at the end: one line with the error's name, no '(os error 28)'",
+  ignore: !hasFull,
+  async fn() {
+    // -A: Deno opens a device only with --allow-all (the task's flags refuse /dev/full first).
+    const out = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT_PATH}/main.ts`, "run", "--json", FULL, "hello"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).output();
+    const err = new TextDecoder().decode(out.stderr);
+    assert.equal(out.code, EXIT.USAGE, err);
+    assert.equal(
+      err,
+      `lguest: --json ${FULL}: ENOSPC: No space left on device: the report is not written ` +
+        "(the run's exit code was 0)\n",
+    );
+  },
+});
+
 Deno.test("--config: two guests' lines never share a line of stdout (each [name] line is written whole)", async () => {
   const dir = await Deno.makeTempDir();
   try {

@@ -308,9 +308,11 @@ export function refuseOutputOverInput(
     // The launcher's own stdout or stderr (the guest's console, its messages) on a file it
     // reads: `run --block d.img hello 1<>d.img` wrote "Hello" over the disk's superblock.
     // No --allow-ffi: not asked (at a terminal Deno would stop on a prompt); a disk is then not
-    // opened (opening it names the flag), and an image is only read.
+    // opened (opening it names the flag), and an image is only read. Nor for a name that is no
+    // file (a built-in guest's: `run hello` loads no FFI library, boot.first_byte); a device
+    // (/dev/...), which Deno stats only with --allow-all, is asked.
     let which: "stdout" | "stderr" | null = null;
-    if (ffi) {
+    if (ffi && (k !== undefined || path.startsWith("/dev/"))) {
       try {
         which = stdStreamIs(pathIdentity(path));
       } catch (e) {

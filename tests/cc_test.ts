@@ -81,7 +81,9 @@ Deno.test("cc: a user's C program (stdio, malloc, files, setjmp) builds and runs
 
 Deno.test("cc: an output that cannot be written (-o /dev/full) is one line, not LLVM's crash dump", async () => {
   if (await skipWithoutToolchain()) return;
-  if (!Deno.statSync("/dev/full").isCharDevice) return console.log("skipped: no /dev/full");
+  // Asked of the shell: the test task's permissions do not let Deno stat a device.
+  const full = await new Deno.Command("sh", { args: ["-c", "test -c /dev/full"] }).output();
+  if (!full.success) return console.log("skipped: no /dev/full");
   await inTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/ok.c`, "int main(void) { return 0; }\n");
     // -A: Deno lets a child write a device only then (clang itself opens /dev/full).

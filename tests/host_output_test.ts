@@ -14,12 +14,9 @@ import { EXIT } from "../launcher/exit.ts";
 import { MAX_HELD_LINE, prefixBackend } from "../launcher/runner.ts";
 
 const FULL = "/dev/full";
-let hasFull = false;
-try {
-  hasFull = Deno.statSync(FULL).isCharDevice === true;
-} catch {
-  // no /dev/full: the tests that need it say so
-}
+// Asked of the shell: the test task's permissions do not let Deno stat a device (Deno.statSync
+// threw NotCapable there, so `deno task test` skipped every test below that needs /dev/full).
+const hasFull = new Deno.Command("sh", { args: ["-c", `test -c ${FULL}`] }).outputSync().success;
 const why = `${FULL} is missing (these tests need a device whose writes fail with ENOSPC)`;
 if (!hasFull) console.log(`host_output_test: ${why}; its /dev/full tests are skipped`);
 
@@ -253,8 +250,8 @@ Deno.test({
 
 Deno.test({
   name: "--json FILE out of space at the end: one line with the error's name, no '(os error 28)'",
-  ignore: !hasFull,
   async fn() {
+    if (!hasFull) return console.log(`skipped: ${why}`);
     // -A: Deno opens a device only with --allow-all (the task's flags refuse /dev/full first).
     const out = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", `${ROOT_PATH}/main.ts`, "run", "--json", FULL, "hello"],

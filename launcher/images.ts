@@ -121,6 +121,14 @@ export interface ReadyImageFile {
 }
 
 /**
+ * `guest` names a built-in guest: the run takes its image from the module
+ * graph, never from a file of that name (a built-in name wins over a file).
+ */
+export function isBuiltinName(guest: string): boolean {
+  return MANIFEST.some((g) => g.name === guest);
+}
+
+/**
  * The checked and instrumented wasm image of built-in guest `guest`, or
  * null when `guest` is no built-in guest (a path: {@link loadImage} and
  * the full checks) or its image has none.

@@ -53,8 +53,10 @@ export const S_IFREG = 0o100000;
 export const DT_DIR = 4;
 export const DT_REG = 8;
 
+import { hasLgfsMagic, LGFS_MAGIC } from "./lgfs_magic.ts";
+
 const enc = new TextEncoder();
-const MAGIC_SB = enc.encode("LGFS1\0\0\0");
+const MAGIC_SB = LGFS_MAGIC;
 const MAGIC_JD = enc.encode("LGFSJRNL");
 const MAGIC_JC = enc.encode("LGFSCMIT");
 
@@ -198,9 +200,7 @@ export function layout(bytes: number): Geometry {
 }
 
 /** Whether `head` (a disk's first bytes) starts with the lgfs superblock's magic. */
-export function hasLgfsMagic(head: Uint8Array): boolean {
-  return head.length >= MAGIC_SB.length && bytesEq(head.subarray(0, MAGIC_SB.length), MAGIC_SB);
-}
+export { hasLgfsMagic };
 
 function parseSuper(b: Uint8Array, devBytes: number): Geometry {
   if (!bytesEq(b.subarray(0, 8), MAGIC_SB)) {

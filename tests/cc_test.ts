@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { EXIT } from "../launcher/cli.ts";
-import { describe, lines, runCli } from "./helpers/run_cli.ts";
+import { describe, hasDevFull, lines, runCli, runCliAllowAll } from "./helpers/run_cli.ts";
 import { inTempDir } from "./helpers/resources.ts";
 import { skipWithoutToolchain } from "./helpers/toolchain.ts";
 
@@ -81,28 +81,12 @@ Deno.test("cc: a user's C program (stdio, malloc, files, setjmp) builds and runs
 
 Deno.test("cc: an output that cannot be written (-o /dev/full) is one line, not LLVM's crash dump", async () => {
   if (await skipWithoutToolchain()) return;
-  // Asked of the shell: the test task's permissions do not let Deno stat a device.
-  const full = await new Deno.Command("sh", { args: ["-c", "test -c /dev/full"] }).output();
-  if (!full.success) return console.log("skipped: no /dev/full");
+  if (!hasDevFull()) return console.log("skipped: no /dev/full");
   await inTempDir(async (dir) => {
     await Deno.writeTextFile(`${dir}/ok.c`, "int main(void) { return 0; }\n");
-    // -A: Deno lets a child write a device only then (clang itself opens /dev/full).
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../main.ts", import.meta.url).pathname,
-        "cc",
-        "-o",
-        "/dev/full",
-        `${dir}/ok.c`,
-      ],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    const err = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, EXIT.USAGE, err);
+    // With -A (clang, its child, opens /dev/full itself).
+    const { code, stderr: err } = await runCliAllowAll(["cc", "-o", "/dev/full", `${dir}/ok.c`]);
+    assert.equal(code, EXIT.USAGE, err);
     assert.equal(
       err,
       "lguest: cc: -o /dev/full: cannot write it (No space left on device); nothing was built\n",

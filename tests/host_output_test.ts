@@ -9,14 +9,23 @@
  */
 
 import assert from "node:assert/strict";
-import { hasStackTrace, LGUEST_CMD, ROOT_PATH, runCli, spawnCli } from "./helpers/run_cli.ts";
+import {
+  hasDevFull,
+  hasStackTrace,
+  LGUEST_CMD,
+  ROOT_PATH,
+  runCli,
+  runCliAllowAll,
+  spawnCli,
+} from "./helpers/run_cli.ts";
+import { inTempDir, writeConfig } from "./helpers/resources.ts";
 import { EXIT } from "../launcher/exit.ts";
 import { MAX_HELD_LINE, prefixBackend } from "../launcher/runner.ts";
 
 const FULL = "/dev/full";
-// Asked of the shell: the test task's permissions do not let Deno stat a device (Deno.statSync
-// threw NotCapable there, so `deno task test` skipped every test below that needs /dev/full).
-const hasFull = new Deno.Command("sh", { args: ["-c", `test -c ${FULL}`] }).outputSync().success;
+// Asked of the shell (hasDevFull): Deno.statSync threw NotCapable under the test task's
+// permissions, so `deno task test` skipped every test below that needs /dev/full.
+const hasFull = hasDevFull();
 const why = `${FULL} is missing (these tests need a device whose writes fail with ENOSPC)`;
 if (!hasFull) console.log(`host_output_test: ${why}; its /dev/full tests are skipped`);
 
@@ -30,6 +39,39 @@ async function lguestWith(args: string[], redirect: string, killMs = 60_000) {
     stderr: "piped",
   }).spawn();
   const kill = setTimeout(() => child.kill("SIGKILL"), killMs);
+  const r = await child.output();
+  clearTimeout(kill);
+  const dec = new TextDecoder();
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+/**
+ * `lguest ARGS` in a process whose stdout pipe is non-blocking (the flag is on the pipe, as a
+ * parent that set it for itself leaves it for its children), its wrapper written in DIR. Its
+ * output is not read for 1.5 s, so that a large output fills the 64 KiB pipe and a write finds
+ * it full.
+ */
+async function lguestNonBlocking(dir: string, args: string[]) {
+  const wrapper = `${dir}/nonblock.ts`;
+  const url = (p: string) => JSON.stringify(new URL(p, `file://${ROOT_PATH}/`).href);
+  await Deno.writeTextFile(
+    wrapper,
+    `import { libc, O_NONBLOCK } from ${url("sys/libc.ts")};
+const F_GETFL = 3, F_SETFL = 4;
+libc().fcntl(1, F_SETFL, libc().fcntl(1, F_GETFL, 0) | O_NONBLOCK);
+const { main } = await import(${url("launcher/cli.ts")});
+Deno.exit(await main(Deno.args));
+`,
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "--allow-read", "--allow-write", "--allow-ffi", wrapper, ...args],
+    cwd: ROOT_PATH,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const kill = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  await new Promise((r) => setTimeout(r, 1500));
   const r = await child.output();
   clearTimeout(kill);
   const dec = new TextDecoder();
@@ -67,39 +109,29 @@ Deno.test({
 Deno.test({
   name: "stderr unwritable: a guest's hints do not take down a neighbour (--config)",
   ignore: !hasFull,
-  async fn() {
-    const dir = await Deno.makeTempDir();
-    try {
-      const config = `${dir}/two.json`;
-      await Deno.writeTextFile(
-        config,
-        JSON.stringify({
-          guests: [
-            {
-              name: "victim",
-              image: "lua",
-              console: "stdio",
-              args: [
-                "-e",
-                "local t=os.clock() while os.clock()-t < 0.5 do end print('victim done') os.exit(3)",
-              ],
-            },
-            // Hints: no disk for /x (1), and then the same again (dropped as a repeat).
-            {
-              name: "hinter",
-              image: "lua",
-              args: ["-e", "io.open('/x','w') io.open('/y','w') print('hinter on')"],
-            },
+  fn: () =>
+    inTempDir(async (dir) => {
+      const config = await writeConfig(dir, [
+        {
+          name: "victim",
+          image: "lua",
+          console: "stdio",
+          args: [
+            "-e",
+            "local t=os.clock() while os.clock()-t < 0.5 do end print('victim done') os.exit(3)",
           ],
-        }),
-      );
+        },
+        // Hints: no disk for /x (1), and then the same again (dropped as a repeat).
+        {
+          name: "hinter",
+          image: "lua",
+          args: ["-e", "io.open('/x','w') io.open('/y','w') print('hinter on')"],
+        },
+      ]);
       const r = await lguestWith(["run", "--config", config], "2>" + FULL);
       assert.equal(r.code, 3, r.stderr);
       assert.deepEqual(r.stdout.split("\n").sort(), ["", "[hinter] hinter on", "victim done"]);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
-  },
+    }),
 });
 
 Deno.test({
@@ -141,14 +173,11 @@ Deno.test({
   async fn() {
     // The failed write stopped the run from a timer: the guest's power-off, right after its one
     // write, came first and the run exited 0 with the output lost and nothing said.
-    const dir = await Deno.makeTempDir();
-    try {
-      const config = `${dir}/held.json`;
+    await inTempDir(async (dir) => {
       // No stdio guest: its one line has no newline, so it is written only as the guest ends.
-      await Deno.writeTextFile(
-        config,
-        JSON.stringify({ guests: [{ name: "held", image: "lua", args: ["-e", "io.write('x')"] }] }),
-      );
+      const config = await writeConfig(dir, [
+        { name: "held", image: "lua", args: ["-e", "io.write('x')"] },
+      ]);
       const rs = await Promise.all([
         lguestWith(["run", "lua", "--", "-e", "print(42)"], ">" + FULL),
         lguestWith(["run", "lua", "--", "-e", 'print(string.rep("x", 9000))'], ">" + FULL),
@@ -162,28 +191,19 @@ Deno.test({
           /^lguest: (lua|hello|held): stdout write failed \(ENOSPC: No space left on device\): the output from there on is lost\n$/,
         );
       }
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
 Deno.test("--config: a held unfinished line is written when SIGTERM or SIGINT ends the run (143/130)", async () => {
   // Without a terminal or --timeout a signal kept its default action: the process ended at once
   // and each guest's held line (no newline yet) was lost: 0 bytes on stdout.
-  const dir = await Deno.makeTempDir();
-  try {
-    const config = `${dir}/held.json`;
+  await inTempDir(async (dir) => {
     const spin = (g: string) => `print('ready') io.write('held ${g}') io.flush() while true do end`;
-    await Deno.writeTextFile(
-      config,
-      JSON.stringify({
-        guests: [
-          { name: "a", image: "lua", args: ["-e", spin("a")] },
-          { name: "b", image: "lua", args: ["-e", spin("b")] },
-        ],
-      }),
-    );
+    const config = await writeConfig(dir, [
+      { name: "a", image: "lua", args: ["-e", spin("a")] },
+      { name: "b", image: "lua", args: ["-e", spin("b")] },
+    ]);
     for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 130]] as const) {
       const p = spawnCli(["run", "--config", config, "--json", `${dir}/r.json`], {
         killAfterMs: 60_000,
@@ -198,9 +218,7 @@ Deno.test("--config: a held unfinished line is written when SIGTERM or SIGINT en
       const report = JSON.parse(await Deno.readTextFile(`${dir}/r.json`));
       assert.equal(report.exitCode, code);
     }
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test({
@@ -210,20 +228,13 @@ Deno.test({
   async fn() {
     // Before: every running guest got the failure as its own reason: one line a guest, and a guest
     // that had not written a whole line yet reported 'crashed: stdout write failed'.
-    const dir = await Deno.makeTempDir();
-    try {
-      const config = `${dir}/blame.json`;
+    await inTempDir(async (dir) => {
       const quiet = "io.write('partial') io.flush() while true do end";
-      await Deno.writeTextFile(
-        config,
-        JSON.stringify({
-          guests: [
-            { name: "q1", image: "lua", args: ["-e", quiet] },
-            { name: "q2", image: "lua", args: ["-e", quiet] },
-            { name: "w", image: "hello" },
-          ],
-        }),
-      );
+      const config = await writeConfig(dir, [
+        { name: "q1", image: "lua", args: ["-e", quiet] },
+        { name: "q2", image: "lua", args: ["-e", quiet] },
+        { name: "w", image: "hello" },
+      ]);
       const r = await lguestWith(
         ["run", "--config", config, "--json", `${dir}/r.json`],
         ">" + FULL,
@@ -242,9 +253,7 @@ Deno.test({
         "q2 stopped stopped: w: stdout write failed",
         "w crashed stdout write failed",
       ]);
-    } finally {
-      await Deno.remove(dir, { recursive: true });
-    }
+    });
   },
 });
 
@@ -252,15 +261,9 @@ Deno.test({
   name: "--json FILE out of space at the end: one line with the error's name, no '(os error 28)'",
   async fn() {
     if (!hasFull) return console.log(`skipped: ${why}`);
-    // -A: Deno opens a device only with --allow-all (the task's flags refuse /dev/full first).
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT_PATH}/main.ts`, "run", "--json", FULL, "hello"],
-      stdin: "null",
-      stdout: "null",
-      stderr: "piped",
-    }).output();
-    const err = new TextDecoder().decode(out.stderr);
-    assert.equal(out.code, EXIT.USAGE, err);
+    // With -A: the task's flags refuse /dev/full first.
+    const { code, stderr: err } = await runCliAllowAll(["run", "--json", FULL, "hello"]);
+    assert.equal(code, EXIT.USAGE, err);
     assert.equal(
       err,
       `lguest: --json ${FULL}: ENOSPC: No space left on device: the report is not written ` +
@@ -270,28 +273,21 @@ Deno.test({
 });
 
 Deno.test("--config: two guests' lines never share a line of stdout (each [name] line is written whole)", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const config = `${dir}/inter.json`;
+  await inTempDir(async (dir) => {
     // io.write of several pieces: each piece reaches the console as a write of its own.
     const guest = (name: string, text: string) => ({
       name,
       image: "lua",
       args: ["-e", `for i=1,200 do io.write('${text}', '${text.toLowerCase()}', '\\n') end`],
     });
-    await Deno.writeTextFile(
-      config,
-      JSON.stringify({ guests: [guest("a", "AAAA"), guest("b", "BBBB")] }),
-    );
+    const config = await writeConfig(dir, [guest("a", "AAAA"), guest("b", "BBBB")]);
     const r = await lguestWith(["run", "--config", config], "");
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split("\n");
     assert.equal(lines.pop(), "");
     assert.equal(lines.length, 400);
     for (const l of lines) assert.match(l, /^\[a\] AAAAaaaa$|^\[b\] BBBBbbbb$/);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });
 
 Deno.test("prefixBackend: whole lines, a long line cut at MAX_HELD_LINE, the rest at close", () => {
@@ -387,46 +383,24 @@ Deno.test("the launcher's code writes stderr and stdout only through sys/stdio.t
 });
 
 Deno.test("a non-blocking stdout that is full (a parent set O_NONBLOCK on the pipe) is waited for: no output lost, no 126", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    // The CLI in a process whose stdout pipe is non-blocking (the flag is on the pipe, as a
-    // parent that set it for itself leaves it for its children).
-    const wrapper = `${dir}/nonblock.ts`;
-    const url = (p: string) => JSON.stringify(new URL(p, `file://${ROOT_PATH}/`).href);
-    await Deno.writeTextFile(
-      wrapper,
-      `import { libc, O_NONBLOCK } from ${url("sys/libc.ts")};
-const F_GETFL = 3, F_SETFL = 4;
-libc().fcntl(1, F_SETFL, libc().fcntl(1, F_GETFL, 0) | O_NONBLOCK);
-const { main } = await import(${url("launcher/cli.ts")});
-Deno.exit(await main(["run", "lua", "--", "-e", "for i=1,20000 do print(i) end"]));
-`,
-    );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "--allow-read", "--allow-write", "--allow-ffi", wrapper],
-      cwd: ROOT_PATH,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const kill = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    // Not read for a while: its ~109 KB fill the 64 KiB pipe, and a write finds it full.
-    await new Promise((r) => setTimeout(r, 1500));
-    const r = await child.output();
-    clearTimeout(kill);
-    const out = new TextDecoder().decode(r.stdout);
-    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
-    assert.equal(out, Array.from({ length: 20000 }, (_, i) => `${i + 1}\n`).join(""));
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  await inTempDir(async (dir) => {
+    // Its ~109 KB fill the pipe.
+    const r = await lguestNonBlocking(dir, [
+      "run",
+      "lua",
+      "--",
+      "-e",
+      "for i=1,20000 do print(i) end",
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, Array.from({ length: 20000 }, (_, i) => `${i + 1}\n`).join(""));
+  });
 });
 
 Deno.test("a full non-blocking stdout is waited for by every command, not only the console: disk get IMG F - whole, exit 0", async () => {
   // Before: the wait was the console's own; `disk get IMG F -` (also ls, --help, guests,
   // --version) met EAGAIN, said 'stdout: write failed' and exited 125 with the file cut.
-  const dir = await Deno.makeTempDir();
-  try {
+  await inTempDir(async (dir) => {
     const text = Array.from({ length: 40000 }, (_, i) => `${i + 1}\n`).join(""); // ~230 KB
     await Deno.writeTextFile(`${dir}/big.txt`, text);
     const img = `${dir}/d.img`;
@@ -442,65 +416,24 @@ Deno.test("a full non-blocking stdout is waited for by every command, not only t
       const r = await runCli(args);
       assert.equal(r.code, 0, r.stderr);
     }
-    const wrapper = `${dir}/nonblock.ts`;
-    const url = (p: string) => JSON.stringify(new URL(p, `file://${ROOT_PATH}/`).href);
-    await Deno.writeTextFile(
-      wrapper,
-      `import { libc, O_NONBLOCK } from ${url("sys/libc.ts")};
-const F_GETFL = 3, F_SETFL = 4;
-libc().fcntl(1, F_SETFL, libc().fcntl(1, F_GETFL, 0) | O_NONBLOCK);
-const { main } = await import(${url("launcher/cli.ts")});
-Deno.exit(await main(Deno.args));
-`,
-    );
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read",
-        "--allow-write",
-        "--allow-ffi",
-        wrapper,
-        "disk",
-        "get",
-        img,
-        "/big.txt",
-        "-",
-      ],
-      cwd: ROOT_PATH,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).spawn();
-    const kill = setTimeout(() => child.kill("SIGKILL"), 60_000);
-    await new Promise((r) => setTimeout(r, 1500)); // not read for a while: the pipe fills
-    const r = await child.output();
-    clearTimeout(kill);
-    assert.equal(r.code, 0, new TextDecoder().decode(r.stderr));
-    assert.equal(new TextDecoder().decode(r.stdout), text);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+    const r = await lguestNonBlocking(dir, ["disk", "get", img, "/big.txt", "-"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, text);
+  });
 });
 
 Deno.test("--config: a line of another guest that comes while the stdio guest's prompt is unfinished goes on a line of its own", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const config = `${dir}/prompt.json`;
+  await inTempDir(async (dir) => {
     const spin = (s: number) => `local t=os.clock() while os.clock()-t < ${s} do end`;
-    await Deno.writeTextFile(
-      config,
-      JSON.stringify({
-        guests: [
-          { name: "a", image: "lua", args: ["-e", `${spin(0.3)} print('line of a')`] },
-          {
-            name: "b",
-            image: "lua",
-            console: "stdio",
-            args: ["-e", `io.write('prompt> ') io.stdout:flush() ${spin(2)} print('done')`],
-          },
-        ],
-      }),
-    );
+    const config = await writeConfig(dir, [
+      { name: "a", image: "lua", args: ["-e", `${spin(0.3)} print('line of a')`] },
+      {
+        name: "b",
+        image: "lua",
+        console: "stdio",
+        args: ["-e", `io.write('prompt> ') io.stdout:flush() ${spin(2)} print('done')`],
+      },
+    ]);
     const r = await lguestWith(["run", "--config", config], "");
     assert.equal(r.code, 0, r.stderr);
     const lines = r.stdout.split("\n");
@@ -508,7 +441,5 @@ Deno.test("--config: a line of another guest that comes while the stdio guest's 
     assert.ok(lines.includes("[a] line of a"), r.stdout);
     assert.ok(lines.some((l) => /^prompt> (done)?$/.test(l)), r.stdout);
     assert.ok(r.stdout.endsWith("done\n"), r.stdout);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
+  });
 });

@@ -21,7 +21,8 @@ export interface GuestConf {
   memory?: string;
   net?: string[];
   block?: string[];
-  args?: string;
+  /** The command line as written, or its words (quoted as the CLI quotes the words after `--`). */
+  args?: string | string[];
   console?: "stdio";
 }
 

@@ -74,6 +74,29 @@ export async function runCli(args: string[], opts: RunOptions = {}): Promise<Cli
   return await p.result();
 }
 
+/**
+ * Whether /dev/full (writes fail with ENOSPC) is here. Asked of the shell: the test task's
+ * permissions do not let Deno stat a device (Deno.statSync throws NotCapable there).
+ */
+export function hasDevFull(): boolean {
+  return new Deno.Command("sh", { args: ["-c", "test -c /dev/full"] }).outputSync().success;
+}
+
+/**
+ * `deno run -A main.ts ARGS` to completion, stdin and stdout /dev/null: its exit code and
+ * stderr. -A: Deno lets a process open a device (e.g. /dev/full) only with --allow-all, and
+ * the test task's flags refuse it first.
+ */
+export async function runCliAllowAll(args: string[]): Promise<{ code: number; stderr: string }> {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT_PATH}/main.ts`, ...args],
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  return { code: out.code, stderr: new TextDecoder().decode(out.stderr) };
+}
+
 /** Options of a live process. */
 export interface SpawnOptions {
   stdin?: "piped" | "null";

@@ -651,9 +651,15 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
         } else libc().close(fd);
       } catch (e) {
         const code = e instanceof SysError ? e.code : "";
-        if (code === "ENXIO") {
-          throw new UsageError(`--json ${printable(opts.json)}: a FIFO without a reader`);
-        }
+        // ENXIO: a FIFO nobody reads. Any other failure falls through to Deno's write below,
+        // which says what is wrong, but that write's open blocks on a FIFO until a reader comes:
+        // a FIFO is never given to it (an errno read through FFI after the failed open is the
+        // main thread's last, not always open's: a test run hung twice here, with no line).
+        let fifo = code === "ENXIO";
+        try {
+          fifo ||= Deno.statSync(opts.json).isFifo === true;
+        } catch { /* not there yet, or not to be seen: the write below says what is wrong */ }
+        if (fifo) throw new UsageError(`--json ${printable(opts.json)}: a FIFO without a reader`);
       }
     }
     try {

@@ -183,7 +183,10 @@ export class SysError extends Error {
 /** open(2); throws SysError. */
 export function openFile(path: string, flags: number, mode = 0o644): number {
   const fd = libc().open(cstr(path), flags | O_CLOEXEC, mode);
-  if (fd < 0) throw new SysError(`open ${path}`, errno());
+  if (fd < 0) {
+    const e = errno(); // before the message is built: nothing else may run between open and it
+    throw new SysError(`open ${path}`, e);
+  }
   return fd;
 }
 

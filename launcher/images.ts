@@ -144,7 +144,15 @@ export async function loadReady(guest: string): Promise<ReadyImageFile | null> {
   } catch (e) {
     throw importFailed(builtin!.file, module, e);
   }
-  return { name: guest, bytes: await decode(mod, module), fuel: mod.FUEL };
+  const fuel = mod.FUEL as Partial<Record<keyof FuelCounts, unknown>> | null | undefined;
+  const count = (n: unknown) => typeof n === "number" && Number.isSafeInteger(n) && n >= 0;
+  if (
+    typeof fuel !== "object" || fuel === null ||
+    !count(fuel.loops) || !count(fuel.entries) || !count(fuel.bulk) || !count(fuel.resumes)
+  ) {
+    throw damaged(builtin!.file, module, new Error("no FUEL counts"));
+  }
+  return { name: guest, bytes: await decode(mod, module), fuel: fuel as FuelCounts };
 }
 
 /**

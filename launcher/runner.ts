@@ -300,7 +300,17 @@ export function refuseOutputOverInput(
 ): void {
   const cwd = readable(".") ? Deno.cwd() : ".";
   const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-  const abs = (p: string) => "name:" + (p.startsWith("/") ? p : `${cwd}/${p}`);
+  // A file not there yet is known by its name: absolute, with '.' and '..' taken out
+  // (`./x` and `sub/../x` are `x`: two of them were written over each other).
+  const abs = (p: string) => {
+    const parts: string[] = [];
+    for (const part of (p.startsWith("/") ? p : `${cwd}/${p}`).split("/")) {
+      if (part === "" || part === ".") continue;
+      if (part === "..") parts.pop();
+      else parts.push(part);
+    }
+    return "name:/" + parts.join("/");
+  };
   const inputs = new Map<string, string>();
   const input = (path: string, label: string) => {
     const k = fileKey(path);
@@ -354,6 +364,23 @@ export function refuseOutputOverInput(
     if (over !== undefined) {
       throw new UsageError(
         `${label}: the same file as ${over} (a run does not write over its own input)`,
+      );
+    }
+    // The launcher's own stdout or stderr on this output (`--json o.json > o.json`): the
+    // report or capture and the console would write over each other (with --allow-ffi, as above).
+    let which: "stdout" | "stderr" | null = null;
+    if (ffi && k !== undefined) {
+      try {
+        which = stdStreamIs(pathIdentity(path));
+      } catch (e) {
+        if (!(e instanceof Deno.errors.NotCapable)) throw e;
+      }
+    }
+    if (which !== null) {
+      if (which === "stderr") muteStderr();
+      throw new UsageError(
+        `standard ${which === "stdout" ? "output" : "error"} is the same file as ${label} ` +
+          `(a run does not write two outputs into one file)`,
       );
     }
   };

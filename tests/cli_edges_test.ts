@@ -244,6 +244,55 @@ Deno.test("--json/--pcap naming a file the run reads (its disk, its image, the c
   }
 });
 
+Deno.test("cli: two outputs in one file are refused: --json and --pcap by two spellings of a new file, stdout on --json or --pcap", async () => {
+  // Before: `--pcap p.pcap --json ./p.pcap` (or sub/../p.pcap) ran with exit 0 and the capture was
+  // the report; `--json o.json > o.json` lost the console's line, `>> p.pcap` broke the capture.
+  const tmp = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${tmp}/sub`);
+    for (const json of [`${tmp}/./p.pcap`, `${tmp}/sub/../p.pcap`]) {
+      const r = await runCli([
+        "run",
+        "--net",
+        "segment:s",
+        "--pcap",
+        `${tmp}/p.pcap`,
+        "--json",
+        json,
+        "hello",
+      ]);
+      assert.equal(r.code, EXIT.USAGE, describe(r));
+      assert.match(r.stderr, /--json .*p\.pcap: the same file as --pcap/);
+      assert.equal(await exists(`${tmp}/p.pcap`), false);
+    }
+    for (
+      const [opts, file, label] of [
+        [`--json ${tmp}/o.json`, `${tmp}/o.json`, "--json"],
+        [`--net segment:s --pcap ${tmp}/p2.pcap`, `${tmp}/p2.pcap`, "--pcap"],
+      ]
+    ) {
+      const out = await new Deno.Command("bash", {
+        args: [
+          "-c",
+          `"$@" ${opts} hello > ${file}`,
+          "bash",
+          Deno.execPath(),
+          "run",
+          "-A",
+          `${ROOT_PATH}/main.ts`,
+          "run",
+        ],
+        stderr: "piped",
+      }).output();
+      const err = new TextDecoder().decode(out.stderr);
+      assert.equal(out.code, EXIT.USAGE, err);
+      assert.match(err, new RegExp(`standard output is the same file as ${label} `));
+    }
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});
+
 async function exists(path: string): Promise<boolean> {
   try {
     await Deno.lstat(path);

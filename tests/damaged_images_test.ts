@@ -63,13 +63,20 @@ Deno.test("damaged or unreadable built-in image modules: one line naming the mod
       "export const FUEL = { loops: 0, entries: 0, bulk: 0, resumes: 0 };\n" +
         'export const BROTLI = true;\nexport const BASE64 =\n  "H6gjERWs";\n',
     );
+    // hello.wasm.ready.js: its image whole, its FUEL counts gone (was a stack trace, exit 1).
+    const hello = await real("hello.wasm.ready.js");
+    await Deno.writeTextFile(
+      `${img}/hello.wasm.ready.js`,
+      hello.replace(/export const FUEL = \{[^}]*\};/, "export const FUEL = null;"),
+    );
     // netd.wasm.ready.js: not there. A test guest's module, imported through a variable.
     await Deno.copyFile(
       `${ROOT_PATH}/guests/images/test-exit.wasm.ready.js`,
       `${img}/test-exit.wasm.ready.js`,
     );
     const flags = ["--allow-read", "--allow-write", "--allow-ffi"];
-    const [l, s, d, n, t, tr] = await Promise.all([
+    const [h, l, s, d, n, t, tr] = await Promise.all([
+      run(dir, flags, ["run", "hello"]),
       run(dir, flags, ["run", "lua", "--", "-e", "print(1)"]),
       run(dir, flags, ["run", "shell"]),
       run(dir, flags, ["run", "disktest"]),
@@ -79,6 +86,12 @@ Deno.test("damaged or unreadable built-in image modules: one line naming the mod
     ]);
     const rebuild = ": 'deno task guests' writes it again\n$";
     const expect: [typeof l, RegExp][] = [
+      [
+        h,
+        new RegExp(
+          `^lguest: built-in image hello\\.wasm: its module guests/images/hello\\.wasm\\.ready\\.js is damaged \\(no FUEL counts\\)${rebuild}`,
+        ),
+      ],
       [
         l,
         new RegExp(

@@ -7,6 +7,8 @@
  * @module
  */
 
+import { hasLgfsMagic } from "../launcher/lgfs_magic.ts";
+
 /** The smallest disk lgfs makes (launcher/lgfs.ts MIN_SIZE). */
 const LGFS_MIN = 1 << 20;
 
@@ -28,7 +30,7 @@ function looksLikeC(bytes: Uint8Array): boolean {
  * block of zeros); null otherwise.
  */
 export function largeKind(head: Uint8Array): string | null {
-  if (startsWith(head, "LGFS1\0")) return "an lgfs disk image: give it with --block";
+  if (hasLgfsMagic(head)) return "an lgfs disk image: give it with --block";
   if (head.length >= 4096 && head.every((b) => b === 0)) {
     return "it starts with zeros: a new disk image? make a file system on it with " +
       "'lguest disk mkfs IMAGE', then give it with --block";
@@ -53,7 +55,7 @@ export function otherKind(bytes: Uint8Array, name: string, engine: "wasm" | "kvm
   if (startsWith(bytes, "\0asm")) {
     return engine === "kvm" ? "it is WebAssembly: run it with --engine wasm" : null;
   }
-  if (startsWith(bytes, "LGFS1\0")) return "an lgfs disk image: give it with --block";
+  if (hasLgfsMagic(bytes)) return "an lgfs disk image: give it with --block";
   if (/\.c$/i.test(name) || looksLikeC(bytes)) {
     return engine === "wasm"
       ? "a C source file? build an image of it with 'lguest cc -o prog.wasm FILE.c' first"

@@ -21,6 +21,7 @@
 import { UsageError } from "../devices/registry.ts";
 import { EXIT } from "./exit.ts";
 import { shownName } from "./lgfs.ts";
+import { hasLgfsMagic } from "./lgfs_magic.ts";
 import { programFlags, WASI_SYSROOT_LIB as WASI_LIB } from "./wasi_flags.ts";
 import { print, warn } from "../sys/stdio.ts";
 
@@ -85,8 +86,7 @@ async function isWasm(path: string): Promise<boolean> {
 
 /** What a non-wasm file is, for the message. */
 async function kindOf(path: string): Promise<string> {
-  const h = new TextDecoder().decode(await head(path, 8));
-  return h === "LGFS1\0\0\0" ? "an lgfs disk image" : "it holds other data";
+  return hasLgfsMagic(await head(path, 8)) ? "an lgfs disk image" : "it holds other data";
 }
 
 function statOrNull(path: string): Deno.FileInfo | null {

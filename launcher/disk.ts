@@ -59,6 +59,7 @@ import {
   SysError,
 } from "../sys/libc.ts";
 import { lockFile } from "../sys/filelock.ts";
+import { hasLgfsMagic } from "./lgfs_magic.ts";
 
 export { MAX_DEPTH };
 
@@ -374,8 +375,7 @@ function mkfs(argv: string[]): number {
       // A user's data is never erased by a mistyped name: only a new, empty
       // or all-zero file is formatted without -f.
       const head = new Uint8Array(8);
-      const lgfs = bytes >= 8 && pread(dev0.fd, head, 0) === 8 &&
-        new TextDecoder().decode(head) === "LGFS1\0\0\0";
+      const lgfs = bytes >= 8 && pread(dev0.fd, head, 0) === 8 && hasLgfsMagic(head);
       if (lgfs) {
         throw new DiskUsage(
           `${

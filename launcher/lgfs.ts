@@ -56,7 +56,6 @@ export const DT_REG = 8;
 import { hasLgfsMagic, LGFS_MAGIC } from "./lgfs_magic.ts";
 
 const enc = new TextEncoder();
-const MAGIC_SB = LGFS_MAGIC;
 const MAGIC_JD = enc.encode("LGFSJRNL");
 const MAGIC_JC = enc.encode("LGFSCMIT");
 
@@ -200,10 +199,9 @@ export function layout(bytes: number): Geometry {
 }
 
 /** Whether `head` (a disk's first bytes) starts with the lgfs superblock's magic. */
-export { hasLgfsMagic };
 
 function parseSuper(b: Uint8Array, devBytes: number): Geometry {
-  if (!bytesEq(b.subarray(0, 8), MAGIC_SB)) {
+  if (!hasLgfsMagic(b)) {
     throw new CorruptError("not an lgfs disk (no superblock; make one with 'lguest disk mkfs')");
   }
   if (crc32(0, b.subarray(0, BS - 4)) !== u32(b, BS - 4)) {
@@ -237,7 +235,7 @@ function parseSuper(b: Uint8Array, devBytes: number): Geometry {
 
 function superBlock(g: Geometry, nowNs: number): Uint8Array {
   const b = new Uint8Array(BS);
-  b.set(MAGIC_SB);
+  b.set(LGFS_MAGIC);
   const fields = [
     1,
     BS,

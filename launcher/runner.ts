@@ -311,18 +311,13 @@ export function refuseOutputOverInput(
     }
     return "name:/" + parts.join("/");
   };
-  const inputs = new Map<string, string>();
-  const input = (path: string, label: string) => {
-    const k = fileKey(path);
-    if (k !== undefined && !inputs.has(k)) inputs.set(k, label);
-    // The launcher's own stdout or stderr (the guest's console, its messages) on a file it
-    // reads: `run --block d.img hello 1<>d.img` wrote "Hello" over the disk's superblock.
-    // No --allow-ffi: not asked (at a terminal Deno would stop on a prompt); a disk is then not
-    // opened (opening it names the flag), and an image is only read. Nor for a name that is no
-    // file (a built-in guest's: `run hello` loads no FFI library, boot.first_byte); a device
-    // (/dev/...), which Deno stats only with --allow-all, is asked.
+  // Standard output or error that is the file `path` names (`exists`: known to be one) is
+  // refused. No --allow-ffi: not asked (at a terminal Deno would stop on a prompt; a disk is then
+  // not opened, opening it names the flag, and an image is only read). Nor for a name that is no
+  // file (a built-in guest's: `run hello` loads no FFI library, boot.first_byte).
+  const refuseStdStream = (path: string, exists: boolean, label: string, what: string) => {
     let which: "stdout" | "stderr" | null = null;
-    if (ffi && (k !== undefined || path.startsWith("/dev/"))) {
+    if (ffi && exists) {
       try {
         which = stdStreamIs(pathIdentity(path));
       } catch (e) {
@@ -333,9 +328,18 @@ export function refuseOutputOverInput(
       if (which === "stderr") muteStderr(); // the line would land on the file too
       throw new UsageError(
         `standard ${which === "stdout" ? "output" : "error"} is the same file as ${label} ` +
-          `(a run does not write over its own input)`,
+          `(a run does not write ${what})`,
       );
     }
+  };
+  const inputs = new Map<string, string>();
+  const input = (path: string, label: string) => {
+    const k = fileKey(path);
+    if (k !== undefined && !inputs.has(k)) inputs.set(k, label);
+    // The launcher's own stdout or stderr (the guest's console, its messages) on a file it
+    // reads: `run --block d.img hello 1<>d.img` wrote "Hello" over the disk's superblock. A
+    // device (/dev/...), which Deno stats only with --allow-all, is asked too.
+    refuseStdStream(path, k !== undefined || path.startsWith("/dev/"), label, "over its own input");
   };
   if (outputs.config !== undefined) input(outputs.config, `--config ${printable(outputs.config)}`);
   const several = guests.length > 1 || guests.some((g) => g.name !== "");
@@ -367,34 +371,20 @@ export function refuseOutputOverInput(
       );
     }
     // The launcher's own stdout or stderr on this output (`--json o.json > o.json`): the
-    // report or capture and the console would write over each other (with --allow-ffi, as above).
-    let which: "stdout" | "stderr" | null = null;
-    if (ffi && k !== undefined) {
-      try {
-        which = stdStreamIs(pathIdentity(path));
-      } catch (e) {
-        if (!(e instanceof Deno.errors.NotCapable)) throw e;
-      }
-    }
-    if (which !== null) {
-      if (which === "stderr") muteStderr();
-      throw new UsageError(
-        `standard ${which === "stdout" ? "output" : "error"} is the same file as ${label} ` +
-          `(a run does not write two outputs into one file)`,
-      );
-    }
+    // report or capture and the console would write over each other.
+    refuseStdStream(path, k !== undefined, label, "two outputs into one file");
   };
   for (const [path, label] of pcaps) check(path, label, inputs);
   if (outputs.json !== undefined) {
-    const label = `--json ${printable(outputs.json)}`;
-    check(outputs.json, label, inputs);
-    const written = new Map<string, string>();
+    // Against the inputs and the pcap files the run writes (an input's label first).
+    const others = new Map<string, string>();
     for (const [path, l] of pcaps) {
       const k = fileKey(path);
-      if (k !== undefined) written.set(k, l);
-      written.set(abs(path), l);
+      if (k !== undefined) others.set(k, l);
+      others.set(abs(path), l);
     }
-    check(outputs.json, label, written);
+    for (const [k, l] of inputs) others.set(k, l);
+    check(outputs.json, `--json ${printable(outputs.json)}`, others);
   }
 }
 

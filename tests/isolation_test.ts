@@ -530,12 +530,17 @@ Deno.test("guest text: a file name with control characters is shown escaped", ()
     }
   }));
 
+/** Make a FIFO at `path`; false when mkfifo failed (the caller says what it skips). */
+async function mkfifo(path: string): Promise<boolean> {
+  return (await new Deno.Command("mkfifo", { args: [path] }).output()).success;
+}
+
 // ---- input files are checked before they are read -----------------------------------
 
 Deno.test("input files: FIFOs and devices are refused without blocking; sizes are bounded", () =>
   withTempDir(async (dir) => {
     const fifo = `${dir}/fifo`;
-    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    const made = await mkfifo(fifo);
     const zeros = `${dir}/zeros.wasm`;
     await Deno.writeFile(
       zeros,
@@ -555,7 +560,7 @@ Deno.test("input files: FIFOs and devices are refused without blocking; sizes ar
       [["run", "--config", bigConfig], `${bigConfig}: config file larger than 1 MiB`],
       [["run", "--config", deep], `${deep}: line 1: values nested more than 32 deep`],
     ];
-    if (mk.success) {
+    if (made) {
       cases.push([["run", fifo], `${fifo}: is a FIFO, not a guest image`]);
       cases.push([["run", "--config", fifo], `${fifo}: is a FIFO, not a config file`]);
     } else console.log("FIFO rows skipped: mkfifo failed");
@@ -755,7 +760,7 @@ Deno.test("preemption: a neighbour's pings answer within a second while every cl
 Deno.test("pcap: /dev/full, /proc files, FIFOs and devices are one-line refusals", () =>
   withTempDir(async (dir) => {
     const fifo = `${dir}/fifo`;
-    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
+    const made = await mkfifo(fifo);
     const cases: [string[], string][] = [
       [["run", "--pcap", "/dev/full", "hello"], "pcap /dev/full: not a regular file"],
       [["run", "--pcap", "/dev/null", "hello"], "pcap /dev/null: not a regular file"],
@@ -765,7 +770,7 @@ Deno.test("pcap: /dev/full, /proc files, FIFOs and devices are one-line refusals
         "pcap /dev/full: not a regular file",
       ],
     ];
-    if (mk.success) {
+    if (made) {
       cases.push([["run", "--pcap", fifo, "hello"], `pcap ${fifo}: not a regular file`]);
     }
     const results = await Promise.all(cases.map(([args]) => runCli(args, { killAfterMs: 10_000 })));
@@ -1046,8 +1051,8 @@ Deno.test("image fuzzer: mutated images are refused with one line or run instrum
 Deno.test("--json: a FIFO without a reader is refused without blocking; with one, it gets the report", () =>
   withTempDir(async (dir) => {
     const fifo = `${dir}/fifo`;
-    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
-    if (!mk.success) {
+    const made = await mkfifo(fifo);
+    if (!made) {
       console.log("skipped: mkfifo failed");
       return;
     }
@@ -1067,8 +1072,8 @@ Deno.test("--json: a FIFO whose reader takes nothing is given up after JSON_STAL
   withTempDir(async (dir) => {
     // Before: the report's write blocked for ever once the guests had ended.
     const fifo = `${dir}/fifo`;
-    const mk = await new Deno.Command("mkfifo", { args: [fifo] }).output();
-    if (!mk.success) {
+    const made = await mkfifo(fifo);
+    if (!made) {
       console.log("skipped: mkfifo failed");
       return;
     }

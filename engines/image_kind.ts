@@ -7,7 +7,7 @@
  * @module
  */
 
-import { hasLgfsMagic } from "../launcher/lgfs_magic.ts";
+import { hasLgfsMagic } from "../abi/lgfs_magic.ts";
 
 /** The smallest disk lgfs makes (launcher/lgfs.ts MIN_SIZE). */
 const LGFS_MIN = 1 << 20;

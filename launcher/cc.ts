@@ -21,7 +21,7 @@
 import { UsageError } from "../devices/registry.ts";
 import { EXIT } from "./exit.ts";
 import { shownName } from "./lgfs.ts";
-import { hasLgfsMagic } from "./lgfs_magic.ts";
+import { hasLgfsMagic } from "../abi/lgfs_magic.ts";
 import { programFlags, WASI_SYSROOT_LIB as WASI_LIB } from "./wasi_flags.ts";
 import { print, warn } from "../sys/stdio.ts";
 

@@ -59,7 +59,7 @@ import {
   SysError,
 } from "../sys/libc.ts";
 import { lockFile } from "../sys/filelock.ts";
-import { hasLgfsMagic } from "./lgfs_magic.ts";
+import { hasLgfsMagic } from "../abi/lgfs_magic.ts";
 
 export { MAX_DEPTH };
 

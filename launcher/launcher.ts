@@ -33,7 +33,7 @@ import { DmaRanges, GuestMemory, hex } from "../host/memory.ts";
 import { EXIT, exitCodeOf } from "./exit.ts";
 import { type Layout, planLayout, writeBootParams, writeDeviceTable } from "./layout.ts";
 import { warn } from "../sys/stdio.ts";
-import { hasLgfsMagic } from "./lgfs_magic.ts";
+import { hasLgfsMagic } from "../abi/lgfs_magic.ts";
 
 /** The CRASH message of a clean power-off. */
 export const POWER_DOWN = "CRASH: Power down";

@@ -53,7 +53,7 @@ export const S_IFREG = 0o100000;
 export const DT_DIR = 4;
 export const DT_REG = 8;
 
-import { hasLgfsMagic, LGFS_MAGIC } from "./lgfs_magic.ts";
+import { hasLgfsMagic, LGFS_MAGIC } from "../abi/lgfs_magic.ts";
 
 const enc = new TextEncoder();
 const MAGIC_JD = enc.encode("LGFSJRNL");

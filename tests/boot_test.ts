@@ -129,7 +129,7 @@ Deno.test("boot: the CLI's static imports leave out devices, images, the supervi
     "devices/net/tap.ts",
     "devices/net/pcap.ts",
     "launcher/disk.ts",
-    // The file system's code (the run path asks only its magic: launcher/lgfs_magic.ts).
+    // The file system's code (the run path asks only its magic: abi/lgfs_magic.ts).
     "launcher/lgfs.ts",
     "launcher/cc.ts",
     "launcher/config.ts",

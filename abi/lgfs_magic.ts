@@ -1,7 +1,8 @@
 /**
  * The lgfs superblock's magic (docs/disk-format.md), in a module of its own:
  * the run path asks whether a disk holds lgfs (a guest's hint) without
- * loading the file system's code (launcher/lgfs.ts) at every start.
+ * loading the file system's code (launcher/lgfs.ts) at every start; in abi/ beside
+ * the other formats the host and its guests share, so the engines may ask too.
  *
  * @module
  */

@@ -6,6 +6,13 @@
  *   a tap (`lguest run` inside A), against ping across a veth pair from A
  *   to namespace B. A sample is the median of one ping run's replies; tap
  *   and veth runs alternate.
+ * - `net.tap.rtt.floor`: ping round-trip time from A to a minimal C
+ *   responder behind a tap of its own in A (`tap_echo.c`: blocking
+ *   read(2), the reply made in place, write(2)), against the same veth
+ *   pair: what any userspace program behind a tap pays on this machine.
+ *   Tap, floor and veth runs take turns in each round (the order rotates),
+ *   so the two metrics come from the same rounds; each metric's note gives
+ *   the other side (net.tap.rtt against the floor).
  * - `net.tap.pps`: UDP datagrams per second echoed back to a sender in A
  *   by `netd`'s UDP echo (port 7) over the tap, against the same sender
  *   and a host UDP echo process in B across the veth pair. The sender
@@ -17,20 +24,20 @@
  * @module
  */
 
-import { type Metric, metric, paired, skipped } from "./lib.ts";
+import { median, type Metric, metric, paired, pairedJoint, skipped, spread } from "./lib.ts";
 
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const RTT = "net.tap.rtt";
+const FLOOR = "net.tap.rtt.floor";
 const PPS = "net.tap.pps";
 const REF = "veth pair, same run";
 const PPS_REF = "host UDP echo across a veth pair, same sender";
 
-const UDP_C = new URL("./udp.c", import.meta.url).pathname;
-
-/** Build `udp.c` with the host's clang into `dir`; the binary, or null. */
-async function buildUdp(dir: string): Promise<string | null> {
-  const bin = `${dir}/udp`;
-  const r = await sh("clang", ["-O2", "-o", bin, UDP_C]);
+/** Build `bench/NAME.c` with the host's clang into `dir`; the binary, or null. */
+async function build(dir: string, name: string): Promise<string | null> {
+  const bin = `${dir}/${name}`;
+  const src = new URL(`./${name}.c`, import.meta.url).pathname;
+  const r = await sh("clang", ["-O2", "-o", bin, src]);
   return r.ok ? bin : null;
 }
 
@@ -115,7 +122,13 @@ async function until(child: Deno.ChildProcess, text: string, what: string): Prom
 /** Measure both tap metrics (or skip them with the reason). */
 export async function benchTap(): Promise<Metric[]> {
   const reason = await why();
-  if (reason) return [skipped(RTT, "µs", REF, reason), skipped(PPS, "echoes/s", PPS_REF, reason)];
+  if (reason) {
+    return [
+      skipped(RTT, "µs", REF, reason),
+      skipped(FLOOR, "µs", REF, reason),
+      skipped(PPS, "echoes/s", PPS_REF, reason),
+    ];
+  }
   const a = `lgb-a-${Deno.pid}`, b = `lgb-b-${Deno.pid}`;
   const children: Deno.ChildProcess[] = [];
   const dir = await Deno.makeTempDir({ prefix: "lguest-bench-" });
@@ -150,14 +163,61 @@ export async function benchTap(): Promise<Metric[]> {
     }).spawn();
     children.push(lguest);
     await until(lguest, "netd:", "netd");
+    const echoBin = await build(dir, "tap_echo");
+    if (echoBin !== null) {
+      const floor = new Deno.Command("ip", {
+        args: ["netns", "exec", a, echoBin, "lgc0", "10.90.0.2"],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      children.push(floor);
+      await until(floor, "up", "the C tap responder");
+      await must("ip", ["-n", a, "addr", "add", "10.90.0.1/24", "dev", "lgc0"]);
+      await must("ip", ["-n", a, "link", "set", "lgc0", "up"]);
+      await ping(a, "10.90.0.2", 20);
+    }
     await ping(a, "10.89.0.2", 20); // warm-up, ARP
     await ping(a, "10.88.0.2", 20);
-    const rtt = await paired(() => ping(a, "10.89.0.2"), () => ping(a, "10.88.0.2"), {
-      min: 5,
-      max: 15,
-    });
-    const out = [metric(RTT, "µs", rtt, REF, false)];
-    const bin = await buildUdp(dir);
+    const tap = () => ping(a, "10.89.0.2"), veth = () => ping(a, "10.88.0.2");
+    const out: Metric[] = [];
+    if (echoBin === null) {
+      out.push(metric(RTT, "µs", await paired(tap, veth, { min: 5, max: 15 }), REF, false));
+      out.push(skipped(FLOOR, "µs", REF, "no clang to build the C tap responder"));
+    } else {
+      // Each round runs the three in a rotating order; the floor's samples
+      // come from the rounds of net.tap.rtt's window.
+      const floors: number[] = [];
+      let round = 0;
+      const rtt = await pairedJoint(async () => {
+        const got = new Map<string, number>();
+        const runs: [string, () => Promise<number>][] = [
+          ["tap", tap],
+          ["floor", () => ping(a, "10.90.0.2")],
+          ["veth", veth],
+        ];
+        for (let i = 0; i < 3; i++) {
+          const [k, f] = runs[(round + i) % 3];
+          got.set(k, await f());
+        }
+        round++;
+        floors.push(got.get("floor")!);
+        return [got.get("tap")!, got.get("veth")!];
+      }, { min: 5, max: 15 });
+      const fv = floors.slice(-rtt.values.length);
+      const fr = fv.map((v, i) => v / rtt.refs[i]);
+      const fp = { ...rtt, values: fv, ratios: fr, stable: spread(fr) <= rtt.tolerance };
+      const m = metric(RTT, "µs", rtt, REF, false), fm = metric(FLOOR, "µs", fp, REF, false);
+      const over = rtt.values.map((v, i) => v / fv[i]);
+      m.note = `C tap responder (net.tap.rtt.floor) in the same rounds: ${
+        fm.value.toPrecision(3)
+      } µs; netd ${median(over).toFixed(2)}× the floor, ${
+        median(rtt.values.map((v, i) => v - fv[i])).toFixed(1)
+      } µs more`;
+      fm.note = "a minimal C program behind a tap (bench/tap_echo.c): read(2), reply, write(2)";
+      out.push(m, fm);
+    }
+    const bin = await build(dir, "udp");
     if (bin === null) {
       out.push(skipped(PPS, "echoes/s", PPS_REF, "no clang to build the UDP sender"));
       return out;

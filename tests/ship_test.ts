@@ -18,7 +18,7 @@ import { lanPair } from "./helpers/resources.ts";
 import { EXIT } from "../launcher/cli.ts";
 import { embeddedPayload, writeEmbedding } from "../guests/build.ts";
 import { asciiOnly } from "../tools/ascii.ts";
-import { eagerFunctions } from "../tools/eager.ts";
+import { eagerFunctions, MARK, unmark } from "../tools/eager.ts";
 
 /** What `deno run` needs for the CLI with disks and pcap (README "Ship it"). */
 const RUN_FLAGS = ["--allow-read", "--allow-write", "--allow-ffi"];
@@ -83,16 +83,37 @@ async function bundle(
   entry: string,
   out: string,
   extra: string[] = [],
-): Promise<{ functions: number; modules: number }> {
+): Promise<{ functions: number; modules: number; methods: number; marks: number }> {
   const r = await deno(["bundle", "--quiet", "--platform", "deno", ...extra, "-o", out, entry], {
     cwd: ROOT_PATH,
   });
   assert.equal(r.code, 0, `deno bundle ${entry}\n${show(r)}`);
-  // As `deno task bundle`: functions marked for eager compilation (tools/eager.ts), then the
-  // bundle made pure ASCII (tools/ascii.ts).
-  const { text, functions, modules } = eagerFunctions(await Deno.readTextFile(out));
-  await Deno.writeTextFile(out, asciiOnly(text));
-  return { functions, modules };
+  // As `deno task bundle`: functions marked for eager compilation (tools/eager.ts) through the
+  // minifier, then the bundle made pure ASCII (tools/ascii.ts).
+  const counts = await minifyEager(out, out);
+  await Deno.writeTextFile(out, asciiOnly(await Deno.readTextFile(out)));
+  return counts;
+}
+
+/**
+ * `deno task bundle`'s middle steps on the bundle `input`: mark (tools/eager.ts --mark), minify
+ * (`deno bundle --minify`), turn the marks into parentheses (--unmark); the result in `out`.
+ */
+async function minifyEager(input: string, out: string) {
+  const { text: markedText, functions, modules, methods } = eagerFunctions(
+    await Deno.readTextFile(input),
+    MARK,
+  );
+  const tmp = `${out}.marked.js`;
+  await Deno.writeTextFile(tmp, markedText);
+  const m = await deno(["bundle", "--quiet", "--minify", "--platform", "deno", "-o", out, tmp], {
+    cwd: ROOT_PATH,
+  });
+  assert.equal(m.code, 0, `deno bundle --minify\n${show(m)}`);
+  await Deno.remove(tmp);
+  const { text, marks } = unmark(await Deno.readTextFile(out));
+  await Deno.writeTextFile(out, text);
+  return { functions, modules, methods, marks };
 }
 
 async function withTemp(fn: (dir: string) => Promise<void>): Promise<void> {
@@ -222,7 +243,12 @@ Deno.test("ship: a built-in guest needs no permission, from a checkout and from 
     const js = `${dir}/lguest.js`;
     const eager = await bundle("main.ts", js, BUNDLE_EXTERNALS);
     // tools/eager.ts still finds the shapes `deno bundle` writes (else it would silently do nothing).
-    assert.ok(eager.functions > 60 && eager.modules > 20, JSON.stringify(eager));
+    assert.ok(
+      eager.functions > 60 && eager.modules > 20 && eager.methods > 40,
+      JSON.stringify(eager),
+    );
+    // Every mark came through the minifier (one more: the helper that installs the methods).
+    assert.equal(eager.marks, eager.functions + eager.modules + eager.methods + 1);
     for (const program of [`${ROOT_PATH}/main.ts`, js]) {
       for (const [guest, out] of [["hello", /^Hello from an lguest guest!/m], ["lua", /^42$/m]]) {
         const args = guest === "lua" ? ["--", "-e", "print(6*7)"] : [];
@@ -349,4 +375,125 @@ globalThis.__eager.push([A, B, typeof gen, cold(), meta()]);
   });
   assert.deepEqual(g.__eager, [[3, 5, "function", 3, "string"], [3, 5, "function", 3, "string"]]);
   delete (g as { __eager?: unknown }).__eager;
+});
+
+Deno.test("ship: tools/eager.ts compiles warm classes' methods with their module, through the minifier too", async () => {
+  // The class shapes `deno bundle` writes: a class's own name where its code uses it, private
+  // fields and methods, accessors, static, async and generator methods, and a method named like
+  // a function of the module (a method binds no name in its body). A device's class stays lazy.
+  const bundle = `var __esm = (fn, res) => function __init() {
+  return fn && (res = (0, fn[Object.getOwnPropertyNames(fn)[0]])(fn = 0)), res;
+};
+
+// host/c.ts
+var C;
+var init_c = __esm({
+  "host/c.ts"() {
+    C = class _C {
+      #n = 1;
+      static made = 0;
+      constructor(n) {
+        this.#n = n;
+        _C.made++;
+      }
+      get n() {
+        return this.#n;
+      }
+      set n(v) {
+        this.#n = v;
+      }
+      early() {
+        return early() + this.#n;
+      }
+      static make(n) {
+        return new _C(n);
+      }
+      async twice() {
+        return 2 * this.#n;
+      }
+      *count() {
+        yield this.#n;
+      }
+      #hidden() {
+        return -this.#n;
+      }
+      hidden() {
+        return this.#hidden();
+      }
+    };
+  }
+});
+function early() {
+  return 100;
+}
+
+// devices/block.ts
+var Lazy;
+var init_block = __esm({
+  "devices/block.ts"() {
+    Lazy = class {
+      run() {
+        return 4;
+      }
+    };
+  }
+});
+init_c();
+init_block();
+const c = C.make(5);
+c.n = 7;
+const proto = Object.getOwnPropertyDescriptor(C.prototype, "early");
+const n = Object.getOwnPropertyDescriptor(C.prototype, "n");
+globalThis.__eagerClasses.push([
+  c.n, c.early(), await c.twice(), [...c.count()], c.hidden(), C.made, new Lazy().run(),
+  Object.keys(C.prototype), proto.enumerable, proto.writable, proto.configurable,
+  typeof n.get, typeof n.set, n.enumerable, typeof C.make,
+]);
+`;
+  const out = eagerFunctions(bundle);
+  // n (get and set), early, make, twice, count, hidden; not the constructor nor #hidden, and
+  // nothing of devices/block.ts.
+  assert.equal(out.methods, 7);
+  assert.match(out.text, /^ {6}static \[\(__eager0 = \[$/m);
+  assert.match(out.text, /^ {8}\[0, "m", "early", \(function\(\) \{$/m);
+  assert.match(out.text, /^ {6}run\(\) \{$/m);
+  assert.match(out.text, /^ {6}#hidden\(\) \{$/m);
+  assert.match(out.text, /^ {4}__eagerInstall\(C, __eager0\);$/m);
+  const g = globalThis as unknown as { __eagerClasses: unknown[] };
+  g.__eagerClasses = [];
+  await withTemp(async (dir) => {
+    await Deno.writeTextFile(`${dir}/before.js`, bundle);
+    await Deno.writeTextFile(`${dir}/after.js`, out.text);
+    await Deno.writeTextFile(`${dir}/input.js`, bundle);
+    // Through the minifier as `deno task bundle` does: `_C` in a computed name would throw there.
+    const min = await minifyEager(`${dir}/input.js`, `${dir}/min.js`);
+    assert.deepEqual([min.methods, min.marks], [7, min.functions + min.modules + 7 + 1]);
+    assert.ok(!(await Deno.readTextFile(`${dir}/min.js`)).includes(MARK));
+    for (const name of ["before.js", "after.js", "min.js"]) await import(`file://${dir}/${name}`);
+  });
+  const expected = [
+    7,
+    107,
+    14,
+    [7],
+    -7,
+    1,
+    4,
+    [],
+    false,
+    true,
+    true,
+    "function",
+    "function",
+    false,
+    "function",
+  ];
+  assert.deepEqual(g.__eagerClasses, [expected, expected, expected]);
+  delete (g as { __eagerClasses?: unknown }).__eagerClasses;
+});
+
+Deno.test("ship: tools/eager.ts --unmark turns every mark into a parenthesis and leaves none", () => {
+  const r = unmark(`var f = ${MARK}(function() {}), g = [${MARK}(async function() {})];`);
+  assert.deepEqual(r, { text: "var f = (function() {}), g = [(async function() {})];", marks: 2 });
+  assert.throws(() => unmark(`var ${MARK} = 1;`), /no call/);
 });

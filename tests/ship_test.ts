@@ -18,7 +18,7 @@ import { lanPair } from "./helpers/resources.ts";
 import { EXIT } from "../launcher/cli.ts";
 import { embeddedPayload, writeEmbedding } from "../guests/build.ts";
 import { asciiOnly } from "../tools/ascii.ts";
-import { eagerFunctions, MARK, unmark } from "../tools/eager.ts";
+import { eagerFunctions, MARK, markProfiled, unmark } from "../tools/eager.ts";
 
 /** What `deno run` needs for the CLI with disks and pcap (README "Ship it"). */
 const RUN_FLAGS = ["--allow-read", "--allow-write", "--allow-ffi"];
@@ -90,20 +90,22 @@ async function bundle(
   assert.equal(r.code, 0, `deno bundle ${entry}\n${show(r)}`);
   // As `deno task bundle`: functions marked for eager compilation (tools/eager.ts) through the
   // minifier, then the bundle made pure ASCII (tools/ascii.ts).
-  const counts = await minifyEager(out, out);
+  // The profile is of `lguest run hello`: another program is marked whole.
+  const counts = await minifyEager(out, out, entry === "main.ts");
   await Deno.writeTextFile(out, asciiOnly(await Deno.readTextFile(out)));
   return counts;
 }
 
 /**
- * `deno task bundle`'s middle steps on the bundle `input`: mark (tools/eager.ts --mark), minify
- * (`deno bundle --minify`), turn the marks into parentheses (--unmark); the result in `out`.
+ * `deno task bundle`'s middle steps on the bundle `input`: mark what `run hello` calls
+ * (tools/eager.ts --mark; with `profiled` false, every warm function), minify (`deno bundle
+ * --minify`), turn the marks into parentheses (--unmark); the result in `out`.
  */
-async function minifyEager(input: string, out: string) {
-  const { text: markedText, functions, modules, methods } = eagerFunctions(
-    await Deno.readTextFile(input),
-    MARK,
-  );
+async function minifyEager(input: string, out: string, profiled = true) {
+  const source = await Deno.readTextFile(input);
+  const { text: markedText, functions, modules, methods } = profiled
+    ? await markProfiled(source, out.replace(/[^/]*$/, ""))
+    : eagerFunctions(source, MARK);
   const tmp = `${out}.marked.js`;
   await Deno.writeTextFile(tmp, markedText);
   const m = await deno(["bundle", "--quiet", "--minify", "--platform", "deno", "-o", out, tmp], {
@@ -244,7 +246,7 @@ Deno.test("ship: a built-in guest needs no permission, from a checkout and from 
     const eager = await bundle("main.ts", js, BUNDLE_EXTERNALS);
     // tools/eager.ts still finds the shapes `deno bundle` writes (else it would silently do nothing).
     assert.ok(
-      eager.functions > 60 && eager.modules > 20 && eager.methods > 40,
+      eager.functions > 30 && eager.modules > 20 && eager.methods > 25,
       JSON.stringify(eager),
     );
     // Every mark came through the minifier (one more: the helper that installs the methods).
@@ -466,7 +468,7 @@ globalThis.__eagerClasses.push([
     await Deno.writeTextFile(`${dir}/after.js`, out.text);
     await Deno.writeTextFile(`${dir}/input.js`, bundle);
     // Through the minifier as `deno task bundle` does: `_C` in a computed name would throw there.
-    const min = await minifyEager(`${dir}/input.js`, `${dir}/min.js`);
+    const min = await minifyEager(`${dir}/input.js`, `${dir}/min.js`, false);
     assert.deepEqual([min.methods, min.marks], [7, min.functions + min.modules + 7 + 1]);
     assert.ok(!(await Deno.readTextFile(`${dir}/min.js`)).includes(MARK));
     for (const name of ["before.js", "after.js", "min.js"]) await import(`file://${dir}/${name}`);
@@ -496,4 +498,65 @@ Deno.test("ship: tools/eager.ts --unmark turns every mark into a parenthesis and
   const r = unmark(`var f = ${MARK}(function() {}), g = [${MARK}(async function() {})];`);
   assert.deepEqual(r, { text: "var f = (function() {}), g = [(async function() {})];", marks: 2 });
   assert.throws(() => unmark(`var ${MARK} = 1;`), /no call/);
+});
+
+Deno.test("ship: tools/eager.ts --mark compiles with the bundle what run hello calls before its first byte, no more", async () => {
+  // A bundle that calls some of its functions and methods before its first byte, one after it
+  // (after the byte is not profiled) and one never; the profile run is a real `deno run`.
+  const bundle = `var __esm = (fn, res) => function __init() {
+  return fn && (res = (0, fn[Object.getOwnPropertyNames(fn)[0]])(fn = 0)), res;
+};
+
+// host/p.ts
+var P;
+var init_p = __esm({
+  "host/p.ts"() {
+    P = class {
+      used() {
+        return called() + 1;
+      }
+      get never() {
+        return 2;
+      }
+    };
+  }
+});
+var init_q = __esm({
+  "host/q.ts"() {
+    never();
+  }
+});
+function called() {
+  return 1;
+}
+function after() {
+  return 3;
+}
+function never() {
+  return 4;
+}
+init_p();
+const n = new P().used();
+Deno.stdout.writeSync(new TextEncoder().encode(String(n)));
+after();
+`;
+  await withTemp(async (dir) => {
+    const r = await markProfiled(bundle, dir);
+    assert.deepEqual([r.functions, r.modules, r.methods, r.profiled], [1, 1, 1, 3]);
+    assert.match(r.text, new RegExp(`^var called = ${MARK}\\(function called\\(\\) \\{$`, "m"));
+    assert.match(r.text, new RegExp(`^ {2}"host/p\\.ts": ${MARK}\\(function\\(\\) \\{$`, "m"));
+    assert.match(r.text, new RegExp(`\\[0, "m", "used", ${MARK}\\(function\\(\\) \\{$`, "m"));
+    for (
+      const lazy of [
+        /^function after\(\) \{$/m,
+        /^function never\(\) \{$/m,
+        /^ {2}"host\/q\.ts"\(\) \{$/m,
+      ]
+    ) {
+      assert.match(r.text, lazy);
+    }
+    assert.match(r.text, /^ {6}get never\(\) \{$/m);
+    // The probe ran beside the bundle and is gone.
+    assert.deepEqual([...Deno.readDirSync(dir)], []);
+  });
 });

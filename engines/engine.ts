@@ -62,4 +62,12 @@ export interface GuestCpu {
   run(): Promise<void>;
   /** Drop the guest for good (its fd was closed). */
   close(): void;
+  /**
+   * Optional: the Host may block inside {@link HypercallPort.event} while
+   * the guest is halted (the halt wait in place, host/host.ts) and calls
+   * this when the guest goes on after such a wait: the halted time was not
+   * the guest's run time (the wasm engine's fuel refill measures that). An
+   * engine without it never has event() block.
+   */
+  haltedInPlace?(): void;
 }

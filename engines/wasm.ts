@@ -379,6 +379,11 @@ export class WasmCpu implements GuestCpu {
     });
   }
 
+  /** The Host blocked inside event() while the guest was halted: its run time starts again. */
+  haltedInPlace(): void {
+    this.#resumed = nowMs();
+  }
+
   close(): void {
     this.#closed = true;
     const r = this.#resume;

@@ -68,6 +68,13 @@ export interface GuestCounters {
   /** GETDMA calls that found no free buffer. */
   getDmaNone: number;
   interrupts: number;
+  /**
+   * Halts answered inside the guest's event() call (the halt wait in place,
+   * host/host.ts): input that was there at the halt or came while the Host
+   * blocked there, handed over as event()'s interrupt without the guest's
+   * stack parking and resuming.
+   */
+  haltWaitsInPlace: number;
 }
 
 /** Registers the hypercall convention uses (EAX = nr, EDX, EBX, ECX). */
@@ -254,6 +261,7 @@ export class Guest {
       dmaAbandoned: 0,
       getDmaNone: 0,
       interrupts: 0,
+      haltWaitsInPlace: 0,
     };
   }
 

@@ -112,6 +112,8 @@ export class LguestFile implements HypercallPort {
   #idle: (() => boolean) | null = null;
   #waitFds: ((out: number[]) => void) | null = null;
   #beforeSleep: (() => void) | null = null;
+  /** What the halt wait in place (#haltInPlace) saw when it gave up, for read(); 0: none. */
+  #woke = 0;
   #sliceStart = 0;
   /** Event loops the guest is in: hypercalls that returned LG_EVENT, not yet done. */
   #depth = 0;
@@ -237,6 +239,9 @@ export class LguestFile implements HypercallPort {
     g.pendingDma = null;
     /** The last look found input through the blocking idle wait. */
     let waited = false;
+    /** The last step was an event-loop turn after a halt wait (the guest may go back to waiting in place). */
+    let turned = false;
+    this.#woke = 0;
     while (g.dead === null) {
       // Closed while this read() waited: the guest is gone, run nothing more of
       // it (a hypercall now could bind after close() released the bindings).
@@ -257,7 +262,7 @@ export class LguestFile implements HypercallPort {
       if (this.#closed) return errno(ERESTARTSYS);
       if (g.breakOut) return errno(EAGAIN);
       if (g.dead !== null) break;
-      if (g.halted && !interruptDeliverable(g)) {
+      halt: if (g.halted && !interruptDeliverable(g)) {
         // Before sleeping: input that is already there (a frame the tap holds)
         // goes in now, without a trip through a poll thread and BREAK.
         if (this.#idle !== null && this.#idle() && (g.dead !== null || interruptDeliverable(g))) {
@@ -285,7 +290,24 @@ export class LguestFile implements HypercallPort {
             continue;
           }
           const iw = idleWait;
-          const woke = this.#blockingIdle(g, iw);
+          const afterTurn = turned;
+          turned = false;
+          // What the halt wait in place saw last, if it gave up (see #haltInPlace).
+          let woke = this.#woke;
+          this.#woke = 0;
+          if (woke === 0) {
+            // After the turn the wait in place gave up for, the guest goes back
+            // to waiting there (resumed, it asks event() again), where the next
+            // frame's answer skips a park and resume. Only after a turn: every
+            // round of this comes with one, never a spin of resumes.
+            if (
+              afterTurn && this.cpu.haltedInPlace !== undefined &&
+              this.#blockingIdle(g, iw, true) === iw.WOKE_INPUT
+            ) {
+              break halt;
+            }
+            woke = this.#blockingIdle(g, iw);
+          }
           if (woke === iw.WOKE_INPUT) {
             waited = true;
             continue;
@@ -296,6 +318,7 @@ export class LguestFile implements HypercallPort {
               : woke === iw.WOKE_TIME
               ? timerTurn()
               : ioTurn());
+            turned = true;
             continue;
           }
           // Sleeping in the event loop: the devices watch their fds from there.
@@ -424,7 +447,7 @@ export class LguestFile implements HypercallPort {
    * comes before blocking: a quick one), then look again; or 0: no
    * blocking wait here, sleep as before.
    */
-  #blockingIdle(g: Guest, iw: typeof import("./idle_wait.ts")): number {
+  #blockingIdle(g: Guest, iw: typeof import("./idle_wait.ts"), onlyAsk = false): number {
     const fds = waitFdList;
     fds.length = 0;
     this.#waitFds!(fds);
@@ -443,8 +466,55 @@ export class LguestFile implements HypercallPort {
     // The event loop's turn of this time slice comes now, before blocking (not
     // between the wait's input and the guest's answer: see read()).
     if (performance.now() - lastTurn > TIME_SLICE_MS) return WOKE_SLICE;
+    if (onlyAsk) return iw.WOKE_INPUT;
     // A timer already due: a millisecond's poll lets its callback come, not a spin of turns.
     return iw.blockingWait(fds, Math.max(1, deadline - nowMs()));
+  }
+
+  /**
+   * The halt wait in place: the guest `g` halted (in event(), from its HALT
+   * hypercall) with nothing to deliver. Where read() would let the guest's
+   * stack park (a JSPI suspension), look at its devices and block in the
+   * blocking idle wait itself and resume it, this does the same here,
+   * synchronously, inside the event() call: a frame's interrupt is then
+   * handed to the guest as event()'s answer, without the stack's park and
+   * resume, the promise hops between them, or a new slice's set-up
+   * (docs/performance.md, net.tap.rtt). Only under every condition of the
+   * read() path's wait (#blockingIdle: every other guest sleeps, a live
+   * wait fd, the event loop's fds known, its turn of this time slice
+   * given) and for an engine that can (GuestCpu.haltedInPlace). True: an
+   * interrupt is deliverable now (the guest goes on, a new time slice).
+   * False: anything else (the event loop's I/O, a timer, the slice's turn,
+   * a kill): the guest waits as before, and read() takes what the wait saw
+   * ({@link #woke}) instead of waiting again.
+   */
+  #haltInPlace(g: Guest): boolean {
+    const iw = idleWait;
+    if (
+      iw === null || this.#idle === null || this.#waitFds === null || this.#closed ||
+      this.cpu.haltedInPlace === undefined || g.breakOut ||
+      performance.now() - lastTurn > TIME_SLICE_MS ||
+      this.#blockingIdle(g, iw, true) !== iw.WOKE_INPUT
+    ) {
+      return false;
+    }
+    for (;;) {
+      if (this.#idle()) {
+        if (g.dead !== null) return false;
+        if (interruptDeliverable(g)) {
+          this.#sliceStart = nowMs();
+          g.newSlice();
+          this.cpu.haltedInPlace();
+          g.counters.haltWaitsInPlace++;
+          return true;
+        }
+      }
+      const woke = this.#blockingIdle(g, iw);
+      if (woke !== iw.WOKE_INPUT) {
+        this.#woke = woke;
+        return false;
+      }
+    }
   }
 
   #stopTimer(g: Guest): void {
@@ -554,7 +624,8 @@ export class LguestFile implements HypercallPort {
     ) {
       return LG_EV_WAIT;
     }
-    const irq = takeInterrupt(g);
+    let irq = takeInterrupt(g);
+    if (irq < 0 && g.halted && this.#haltInPlace(g)) irq = takeInterrupt(g);
     if (irq >= 0) {
       // Handlers inside handlers, each level state we keep: bounded, as a
       // kernel stack would be (a guest can nest without recursing in wasm).

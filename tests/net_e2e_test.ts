@@ -685,6 +685,7 @@ netnsSteps.push({
 
 interface BusyTapResult {
   r: CliResult;
+  inPlace: number;
   burst: PingResult;
   idleCpu: number;
   quietCpu: number;
@@ -730,7 +731,14 @@ function busyTapCase(): Promise<BusyTapResult> {
       const r = await lg.result();
       const stopMs = performance.now() - t0;
       await second;
-      return { r, burst, idleCpu, quietCpu, stopMs };
+      return {
+        r,
+        inPlace: counters(r.stderr, "netd").haltWaitsInPlace,
+        burst,
+        idleCpu,
+        quietCpu,
+        stopMs,
+      };
     } finally {
       lg.kill("SIGKILL"); // no-op if it has ended
       await lg.result();
@@ -742,15 +750,24 @@ netnsSteps.push({
   name: "a tap guest answers a fast ping burst, uses almost no CPU while idle before " +
     "and after it, and SIGTERM during a burst ends the run at once",
   async fn() {
-    const { r, burst, idleCpu, quietCpu, stopMs } = await busyTapCase();
+    const { r, inPlace, burst, idleCpu, quietCpu, stopMs } = await busyTapCase();
     const why = describe(r);
     console.log(
       `  burst ${burst.received}/${burst.transmitted}; CPU in 1.5 s idle: ${
         idleCpu.toFixed(2)
       } s ` +
-        `before, ${quietCpu.toFixed(2)} s after; SIGTERM to exit ${stopMs.toFixed(0)} ms`,
+        `before, ${quietCpu.toFixed(2)} s after; SIGTERM to exit ${
+          stopMs.toFixed(0)
+        } ms; ${inPlace} halts answered in place`,
     );
     assert.equal(burst.received, burst.transmitted, burst.output);
+    // The busy tap's frames reach the guest inside its halt (the halt wait in
+    // place, host/host.ts), not through a park and resume of its stack: nearly
+    // every ping once the tap counts as busy (0 before).
+    assert.ok(
+      inPlace >= burst.received / 2,
+      `${inPlace} halts answered in place, ${burst.received} pings in the first burst`,
+    );
     // A run loop that spun would use ~1.5 s of CPU here; an idle one uses ~0.
     assert.ok(idleCpu < 0.3, `idle before the burst: ${idleCpu} s of CPU in 1.5 s`);
     assert.ok(quietCpu < 0.3, `idle after the burst: ${quietCpu} s of CPU in 1.5 s`);

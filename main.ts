@@ -10,6 +10,8 @@
 import { VERSION } from "./version.ts";
 import { print, stdoutFailure } from "./sys/stdio.ts";
 
+// Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
+// start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
 /**
  * `deno task lguest ...` runs us in the repository root, but the user typed
  * the command in another folder, which deno task passes as INIT_CWD: work
@@ -17,7 +19,7 @@ import { print, stdoutFailure } from "./sys/stdio.ts";
  * the user meant. Only for this checkout's own task: the task runner's user
  * agent and a working directory that is this file's folder.
  */
-function fromTaskCwd(): void {
+const fromTaskCwd = (function fromTaskCwd(): void {
   // Without --allow-env (a bundle or URL run with least privilege) there is
   // no task to follow; query first so that Deno does not prompt.
   const granted = (variable: string) =>
@@ -31,7 +33,7 @@ function fromTaskCwd(): void {
   } catch {
     // INIT_CWD is gone or unreadable: stay where the task put us.
   }
-}
+}).bind(null);
 
 if (import.meta.main) {
   const args = Deno.args;

@@ -21,23 +21,27 @@ export const ENGINE_NAMES = ["wasm", "kvm"] as const;
 /** An engine's name. */
 export type EngineName = typeof ENGINE_NAMES[number];
 
+// Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
+// start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
 /** Check an engine name (a one-line UsageError otherwise). */
-export function parseEngine(text: string): EngineName {
+export const parseEngine = (function parseEngine(text: string): EngineName {
   if ((ENGINE_NAMES as readonly string[]).includes(text)) return text as EngineName;
   throw new UsageError(`unknown engine '${text}' (use ${ENGINE_NAMES.join(" or ")})`);
-}
+}).bind(null);
 
 /**
  * Why `engine` cannot run on this machine (one line, for the user), or
  * null. The wasm engine always can.
  */
-export async function engineUnavailable(engine: EngineName): Promise<string | null> {
+export const engineUnavailable = (async function engineUnavailable(
+  engine: EngineName,
+): Promise<string | null> {
   if (engine === "wasm") return null;
   const why = (await kvm()).kvmUnavailable();
   return why === null
     ? null
     : `--engine kvm: ${why}; the default engine (wasm) needs nothing, leave --engine out`;
-}
+}).bind(null);
 
 /** An image made ready for one engine. */
 export interface ReadyImage {
@@ -72,17 +76,17 @@ export async function prepareImage(
  * A built-in wasm image that the build checked and instrumented
  * (`launcher/images.ts` loadReady): compiled as it is.
  */
-export async function prepareReady(
+export const prepareReady = (async function prepareReady(
   bytes: Uint8Array,
   fuel: FuelCounts,
   name: string,
 ): Promise<ReadyImage> {
   return wasmImage(await compileReady(bytes, fuel, name));
-}
+}).bind(null);
 
-function wasmImage(mod: WebAssembly.Module): ReadyImage {
+const wasmImage = (function wasmImage(mod: WebAssembly.Module): ReadyImage {
   return {
     describe: describePreemption(mod),
     makeCpu: (top) => new WasmCpu(mod, top),
   };
-}
+}).bind(null);

@@ -19,8 +19,10 @@ export interface OptionSpec {
 /** Parsed values: string, string[] (multiple; a repeatable flag gives one "" per use), or true. */
 export type Values = Record<string, string | string[] | boolean | undefined>;
 
+// Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
+// start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
 /** Parse `argv` against `options`; one-line UsageErrors on mistakes. */
-export function parseOptions(
+export const parseOptions = (function parseOptions(
   argv: string[],
   options: Record<string, OptionSpec>,
 ): { values: Values; positionals: string[] } {
@@ -87,7 +89,7 @@ export function parseOptions(
     else values[name] = value;
   }
   return { values, positionals };
-}
+}).bind(null);
 
 /**
  * The candidate closest to a mistyped word, at most 2 edits away

@@ -126,8 +126,10 @@ Usage:
 ${runUsage().slice(runUsage().indexOf("GUEST is"))}`;
 }
 
+// Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
+// start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
 /** Parse a memory size: K/M/G suffixes; a plain number is MiB. */
-export function parseSize(text: string): number {
+export const parseSize = (function parseSize(text: string): number {
   const m = /^(\d+)\s*([kmg]?)(i?b)?$/i.exec(text.trim());
   if (!m) throw new UsageError(`invalid memory size '${text}' (use e.g. 16M, 512K, 1G)`);
   const unit = (m[2] || "m").toLowerCase();
@@ -137,7 +139,7 @@ export function parseSize(text: string): number {
     throw new UsageError(`memory size '${text}' out of range (2M to 3G)`);
   }
   return bytes;
-}
+}).bind(null);
 
 /** Parse a timeout: seconds, or with an s/ms suffix. Returns ms. */
 export function parseTimeout(text: string): number {
@@ -160,7 +162,7 @@ function fail(msg: string): number {
 }
 
 /** Run the CLI; returns the exit code. */
-export async function main(argv: string[]): Promise<number> {
+export const main = (async function main(argv: string[]): Promise<number> {
   try {
     return await dispatch(argv);
   } catch (e) {
@@ -174,9 +176,9 @@ export async function main(argv: string[]): Promise<number> {
     if (failed !== null) return failed;
     throw e;
   }
-}
+}).bind(null);
 
-async function dispatch(argv: string[]): Promise<number> {
+const dispatch = (async function dispatch(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
   switch (cmd) {
     case undefined:
@@ -248,9 +250,9 @@ async function dispatch(argv: string[]): Promise<number> {
         }try 'lguest --help')`,
       );
   }
-}
+}).bind(null);
 
-function parseRunArgs(argv: string[]) {
+const parseRunArgs = (function parseRunArgs(argv: string[]) {
   const options: Record<string, OptionSpec> = {
     memory: { type: "string", short: "m" },
     engine: { type: "string" },
@@ -265,7 +267,7 @@ function parseRunArgs(argv: string[]) {
     options[k.option] = { type: k.flag ? "boolean" : "string", multiple: true };
   }
   return parseOptions(argv, options);
-}
+}).bind(null);
 
 /**
  * The same disk file given twice to one run would be refused by its own
@@ -289,7 +291,7 @@ function refuseTwice(disks: Map<string, string>, value: string, spec: { path: st
   disks.set(key, value);
 }
 
-async function runCommand(argv: string[]): Promise<number> {
+const runCommand = (async function runCommand(argv: string[]): Promise<number> {
   const { values, positionals } = parseRunArgs(argv);
   if (values.help) {
     print(runUsage());
@@ -358,4 +360,4 @@ async function runCommand(argv: string[]): Promise<number> {
     stdio: true,
     devices,
   }], opts);
-}
+}).bind(null);

@@ -21,23 +21,25 @@ export function quoteWord(word: string): string {
   return PLAIN.test(word) ? word : `"${word.replace(/[\\"]/g, (c) => `\\${c}`)}"`;
 }
 
+// Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
+// start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
 /**
  * Join the user's words into a command line. Throws a UsageError if the
  * result does not fit the guest's 2048-byte buffer (2047 bytes and a NUL).
  */
-export function joinCmdline(words: string[]): string {
+export const joinCmdline = (function joinCmdline(words: string[]): string {
   return checkCmdline(words.map(quoteWord).join(" "));
-}
+}).bind(null);
 
 /** A command line as written: refused (UsageError) if it is 2048 bytes or more. */
-export function checkCmdline(line: string): string {
+export const checkCmdline = (function checkCmdline(line: string): string {
   const bytes = new TextEncoder().encode(line).length;
   if (bytes >= COMMAND_LINE_SIZE) {
     throw new UsageError(`command line longer than ${COMMAND_LINE_SIZE - 1} bytes (${bytes})`);
   }
   if (line.includes("\0")) throw new UsageError("command line holds a NUL byte");
   return line;
-}
+}).bind(null);
 
 /** Split a command line into words exactly as the kit's `cmdline_split()`. */
 export function splitCmdline(line: string): string[] {

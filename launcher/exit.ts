@@ -33,10 +33,12 @@ export const EXIT = {
 /** Highest guest status that passes through unchanged. */
 export const MAX_PASSED_STATUS = 123;
 
+// Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
+// start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
 /** The process exit code for a guest's own exit status (0..255). */
-export function exitCodeOf(status: number): number {
+export const exitCodeOf = (function exitCodeOf(status: number): number {
   return status <= MAX_PASSED_STATUS ? status : EXIT.STATUS_HIGH;
-}
+}).bind(null);
 
 /**
  * One line for a missing Deno permission (`Deno.errors.NotCapable`: the

@@ -91,12 +91,14 @@ interface Embedded {
   GZIP?: boolean;
 }
 
+// Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
+// start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
 /**
  * The bytes an embedding module holds; a module that does not hold them
  * whole (bad base64, a cut or damaged compressed stream) is one line
  * naming it (`module`, its name in guests/images/).
  */
-async function decode(mod: Embedded, module: string): Promise<Uint8Array> {
+const decode = (async function decode(mod: Embedded, module: string): Promise<Uint8Array> {
   const file = module.replace(/(\.ready)?\.js$/, "");
   try {
     if (typeof mod.BASE64 !== "string") throw new Error("no BASE64 string");
@@ -109,7 +111,7 @@ async function decode(mod: Embedded, module: string): Promise<Uint8Array> {
   } catch (e) {
     throw damaged(file, module, e);
   }
-}
+}).bind(null);
 
 /** A built-in wasm image as `deno task guests` checked and instrumented it. */
 export interface ReadyImageFile {
@@ -124,16 +126,16 @@ export interface ReadyImageFile {
  * `guest` names a built-in guest: the run takes its image from the module
  * graph, never from a file of that name (a built-in name wins over a file).
  */
-export function isBuiltinName(guest: string): boolean {
+export const isBuiltinName = (function isBuiltinName(guest: string): boolean {
   return MANIFEST.some((g) => g.name === guest);
-}
+}).bind(null);
 
 /**
  * The checked and instrumented wasm image of built-in guest `guest`, or
  * null when `guest` is no built-in guest (a path: {@link loadImage} and
  * the full checks) or its image has none.
  */
-export async function loadReady(guest: string): Promise<ReadyImageFile | null> {
+export const loadReady = (async function loadReady(guest: string): Promise<ReadyImageFile | null> {
   const builtin = MANIFEST.find((g) => g.name === guest);
   const load = builtin && Object.hasOwn(READY, builtin.file) ? READY[builtin.file] : undefined;
   if (!load) return null;
@@ -153,7 +155,7 @@ export async function loadReady(guest: string): Promise<ReadyImageFile | null> {
     throw damaged(builtin!.file, module, new Error("no FUEL counts"));
   }
   return { name: guest, bytes: await decode(mod, module), fuel: fuel as FuelCounts };
-}
+}).bind(null);
 
 /**
  * Read a guest image by built-in name or path; user errors are one line.

@@ -60,8 +60,14 @@ export function planLayout(mem: number, pages: readonly number[]): Layout {
   return { mem, pageAddr, top: next, pfnLimit: next / PAGE_SIZE };
 }
 
+// Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
+// start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
 /** Write the boot header, e820 map and command line (§9.3). */
-export function writeBootParams(v: LeView, mem: number, cmdline: string): void {
+export const writeBootParams = (function writeBootParams(
+  v: LeView,
+  mem: number,
+  cmdline: string,
+): void {
   const bytes = new TextEncoder().encode(cmdline);
   if (bytes.length >= COMMAND_LINE_SIZE) {
     throw new RangeError(`layout: command line longer than ${COMMAND_LINE_SIZE - 1} bytes`);
@@ -74,10 +80,10 @@ export function writeBootParams(v: LeView, mem: number, cmdline: string): void {
   v.setU32(BOOT_HARDWARE_SUBARCH, SUBARCH_LGUEST);
   v.bytes.set(bytes, BOOT_CMDLINE_ADDR);
   v.setU8(BOOT_CMDLINE_ADDR + bytes.length, 0);
-}
+}).bind(null);
 
 /** Fill the descriptor page at `layout.mem`; pfn comes from the layout. */
-export function writeDeviceTable(
+export const writeDeviceTable = (function writeDeviceTable(
   v: LeView,
   layout: Layout,
   devices: readonly Omit<DeviceDesc, "pfn" | "status">[],
@@ -91,4 +97,4 @@ export function writeDeviceTable(
       pfn: layout.pageAddr[i] / PAGE_SIZE,
     });
   });
-}
+}).bind(null);

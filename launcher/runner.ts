@@ -127,13 +127,15 @@ export function prefixBackend(name: string, out: (b: Uint8Array) => void): Conso
   };
 }
 
+// Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
+// start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
 /**
  * The CLI's stdout, shared by the guests of a run: the stdio guest writes
  * its bytes as they come; a whole `[name] ` line of another guest that
  * comes while the stdio guest's line is unfinished (a prompt) goes on a
  * line of its own. `onClosed`: {@link stdioBackend}'s.
  */
-function sharedStdout(onClosed: (e: unknown, guest: string) => void) {
+const sharedStdout = (function sharedStdout(onClosed: (e: unknown, guest: string) => void) {
   let writer = ""; // the guest whose write this is: the one a failed write is told of
   const stdout = stdioBackend((e) => onClosed(e, writer));
   let open = false;
@@ -155,7 +157,7 @@ function sharedStdout(onClosed: (e: unknown, guest: string) => void) {
       stdout.write(b);
     },
   };
-}
+}).bind(null);
 
 /** One guest made ready: image compiled, devices created. */
 export interface Prepared {
@@ -167,7 +169,7 @@ export interface Prepared {
   name: string;
 }
 
-async function prepare(
+const prepare = (async function prepare(
   plan: GuestPlan,
   env: DeviceEnv,
   opts: RunOptions,
@@ -222,7 +224,7 @@ async function prepare(
     if (e instanceof ImageError) throw new ImageError(where(e.message));
     throw e;
   }
-}
+}).bind(null);
 
 /**
  * Two guests of one host (a `--config` run, a lab) given the same disk file would meet its
@@ -230,7 +232,7 @@ async function prepare(
  * happened instead. Disks that are `,ro` for every guest may be shared, and
  * `,nolock` is the user's choice.
  */
-export function refuseSharedDisks(
+export const refuseSharedDisks = (function refuseSharedDisks(
   guests: { name: string; devices: [string, string, unknown?][] }[],
 ): void {
   const block = deviceKinds().find((k) => k.option === "block");
@@ -262,7 +264,7 @@ export function refuseSharedDisks(
       }
     }
   }
-}
+}).bind(null);
 
 /**
  * The file `path` names, by device and inode (any name, link or symlink);
@@ -281,9 +283,9 @@ function fileKey(path: string): string | undefined {
 }
 
 /** Deno's read permission for `path` is granted (asked without a prompt). */
-function readable(path: string): boolean {
+const readable = (function readable(path: string): boolean {
   return Deno.permissions.querySync({ name: "read", path }).state === "granted";
-}
+}).bind(null);
 
 /**
  * A file the run writes (`--json`, `--pcap`, a NIC's `pcap=`) that is one it
@@ -294,7 +296,7 @@ function readable(path: string): boolean {
  * by device and inode (any name or link), else by its absolute name (a file
  * not there yet). NICs may share one pcap file (one writer records them all).
  */
-export function refuseOutputOverInput(
+export const refuseOutputOverInput = (function refuseOutputOverInput(
   guests: GuestPlan[],
   outputs: { json?: string; pcap?: string; config?: string },
 ): void {
@@ -386,7 +388,7 @@ export function refuseOutputOverInput(
     for (const [k, l] of inputs) others.set(k, l);
     check(outputs.json, `--json ${printable(outputs.json)}`, others);
   }
-}
+}).bind(null);
 
 /**
  * The guests of one host, from plans to outcomes: {@link HostRun.prepare}
@@ -585,7 +587,7 @@ export function countersOf(run: HostRun, i: number): {
 }
 
 /** Say how one guest of a CLI run ended (stderr; the quiet cases only with -v). */
-function sayEnd(
+const sayEnd = (function sayEnd(
   name: string,
   o: Outcome,
   several: boolean,
@@ -605,7 +607,7 @@ function sayEnd(
     // The reason may hold guest text (a CRASH message): shown as data, one bounded line.
     warn(`lguest: ${name}: ${printable(o.reason, 300)}`);
   }
-}
+}).bind(null);
 
 function report(run: HostRun, outcomes: Outcome[], exitCode: number): RunReport {
   return {
@@ -638,7 +640,10 @@ const UNWATCHED: Watch = {
 };
 
 /** Run the guests; returns the process exit code. */
-export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<number> {
+export const runGuests = (async function runGuests(
+  plans: GuestPlan[],
+  opts: RunOptions,
+): Promise<number> {
   refuseOutputOverInput(plans, opts);
   let jsonFifo = -1;
   if (opts.json !== undefined) {
@@ -802,4 +807,4 @@ export async function runGuests(plans: GuestPlan[], opts: RunOptions): Promise<n
     }
   }
   return exitCode;
-}
+}).bind(null);

@@ -5,13 +5,15 @@
  * @module
  */
 
+// Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
+// start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
 /**
  * `text` with every control character (C0, DEL, C1, and the Unicode line
  * and paragraph separators and bidirectional overrides) written as an
  * escape (`\n`, `\e`, `\x7f`, `\u202e`), backslashes doubled, and cut to
  * `max` characters with `…`: one printable line whatever it held.
  */
-export function printable(text: string, max = 200): string {
+export const printable = (function printable(text: string, max = 200): string {
   let out = "";
   let n = 0;
   for (const ch of text) {
@@ -31,4 +33,4 @@ export function printable(text: string, max = 200): string {
     n++;
   }
   return out;
-}
+}).bind(null);

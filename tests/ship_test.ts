@@ -347,18 +347,50 @@ function meta() {
   return typeof import.meta.url;
 }
 
+// c.ts
+var bound;
+var init_c = __esm({
+  "c.ts"() {
+    bound = function bound2(x) {
+      return x + 1;
+    }.bind(null);
+  }
+});
+
 // launcher/disk.ts
 function cold() {
   return 3;
 }
+var coldBound = function coldBound2() {
+  return 4;
+}.bind(null);
 init_a();
-globalThis.__eager.push([A, B, typeof gen, cold(), meta()]);
+init_c();
+globalThis.__eager.push([A, B, typeof gen, cold(), meta(), bound(1), coldBound()]);
 `;
   const out = eagerFunctions(bundle);
-  // early, later, gen; not used (its block ends inside a template), meta (import.meta is
-  // module syntax: it does not parse alone, so it stays), nor cold (a module run never calls).
-  assert.equal(out.functions, 3);
-  assert.equal(out.modules, 1);
+  // early, later, gen, bound (the sources' `(function f() {...}).bind(null)`, whose parentheses
+  // `deno bundle` drops); not used (its block ends inside a template), meta (import.meta is
+  // module syntax: it does not parse alone, so it stays), nor cold and coldBound (a module run
+  // never calls).
+  assert.equal(out.functions, 4);
+  assert.equal(out.modules, 2);
+  assert.match(out.text, /^ {4}bound = \(function bound2\(x\) \{\n.*\n {4}\}\)\.bind\(null\);$/m);
+  assert.match(out.text, /^var coldBound = function coldBound2\(\) \{$/m);
+  // For the minifier, as a call of MARK that --unmark makes the parenthesis again.
+  const marked = eagerFunctions(bundle, MARK).text;
+  assert.match(marked, new RegExp(`^ {4}bound = ${MARK}\\(function bound2\\(x\\) \\{$`, "m"));
+  assert.equal(
+    unmark(marked).text.split("\n").find((l) => l.includes("bound2")),
+    "    bound = (function bound2(x) {",
+  );
+  // Profiled (--mark): a probing copy reports its first call by its name; marked only if called.
+  assert.match(
+    eagerFunctions(bundle, "", { probe: true }).text,
+    /^ {4}bound = \(function bound2\(x\) \{ __lguestHit\("bound"\);$/m,
+  );
+  assert.equal(eagerFunctions(bundle, "", { only: new Set(["bound"]) }).functions, 1);
+  assert.equal(eagerFunctions(bundle, "", { only: new Set(["early"]) }).functions, 1);
   assert.match(out.text, /^var early = \(function early\(\) \{$/m);
   assert.match(out.text, /^async function\* gen|^var gen = \(async function\* gen\(\) \{$/m);
   assert.match(out.text, /^ {2}"a\.ts": \(function\(\) \{$/m);
@@ -375,7 +407,8 @@ globalThis.__eager.push([A, B, typeof gen, cold(), meta()]);
       await import(`file://${dir}/${name}`);
     }
   });
-  assert.deepEqual(g.__eager, [[3, 5, "function", 3, "string"], [3, 5, "function", 3, "string"]]);
+  const ran = [3, 5, "function", 3, "string", 2, 4];
+  assert.deepEqual(g.__eager, [ran, ran]);
   delete (g as { __eager?: unknown }).__eager;
 });
 

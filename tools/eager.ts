@@ -35,6 +35,10 @@
  *   the file, before any other statement runs: declared functions are
  *   hoisted there anyway, and a function closes over the same top-level
  *   scope wherever it is written, so nothing can see the difference.
+ * - a function the sources write `(function f() { ... }).bind(null)` (so
+ *   that a checkout compiles it with its module: Deno's emit keeps those
+ *   parentheses), which `deno bundle` prints `f = function f2() {
+ *   ... }.bind(null);`, gets its parentheses back.
  *
  * A block is taken from its first line to the next line that closes it at
  * the same indentation, and kept only if it parses on its own as one
@@ -249,6 +253,37 @@ const PROBE_HEAD = [
   `}`,
 ];
 
+/**
+ * Put back the parentheses of the functions the sources write as
+ * `(function f() { ... }).bind(null)` (Deno's TypeScript emit keeps those, so
+ * a checkout compiles them eagerly; `deno bundle` drops them): an
+ * assignment `f = function f2(...) {` whose block closes with `}.bind(null);`
+ * at its indentation, at the top level or in a module body (key: `f`).
+ * Marks `lines` in place (with `pife` before the parenthesis); returns how
+ * many.
+ */
+function eagerBound(lines: string[], pife: string, opts: EagerOptions): number {
+  let module = "", marked = 0;
+  for (let i = 0; i < lines.length; i++) {
+    const header = /^\/\/ (\S+\.[jt]s)$/.exec(lines[i]);
+    if (header) module = header[1];
+    const m = /^( *)((?:var |let |const )?([\w$]+) = )((?:async )?function\b.*\{)$/.exec(lines[i]);
+    if (!m || COLD_MODULES.some((re) => re.test(module))) continue;
+    const [, indent, lhs, key, head] = m;
+    if (opts.only && !opts.only.has(key)) continue;
+    let end = i + 1;
+    while (end < lines.length && !lines[end].startsWith(`${indent}}`)) end++;
+    if (lines[end] !== `${indent}}.bind(null);`) continue;
+    const body = [head, ...lines.slice(i + 1, end), `${indent}}`].join("\n");
+    if (!isOneFunction(body)) continue;
+    lines[i] = `${indent}${lhs}${pife}(${head}${probe(opts, key)}`;
+    lines[end] = `${indent}}).bind(null);`;
+    marked++;
+    i = end;
+  }
+  return marked;
+}
+
 /** The bundle `text` with its warm functions marked for eager compilation. */
 export function eagerFunctions(
   text: string,
@@ -259,7 +294,7 @@ export function eagerFunctions(
   const hoisted: string[] = [];
   const out: string[] = [];
   let module = "";
-  let functions = 0, modules = 0;
+  let functions = eagerBound(lines, pife, opts), modules = 0;
   const cold = () => COLD_MODULES.some((re) => re.test(module));
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i];

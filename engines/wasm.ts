@@ -3,9 +3,12 @@
  * the guest's RAM (guest-physical address = linear address).
  *
  * Imports (module "env"): `memory`; `hcall(eax, edx, ebx, ecx) -> eax`, a
- * plain import (the fast path); `event() -> i32`, plain; `wait()`, a JSPI
- * `WebAssembly.Suspending` import that parks the guest's stack while the
- * Host loop waits for the Launcher, a timer or an interrupt; optional
+ * plain import (the fast path); `event() -> i32`, plain; `wait()`, which
+ * parks the guest's stack (JSPI) while the Host loop waits for the
+ * Launcher, a timer or an interrupt, and returns at once from a fuel check
+ * that does not stop the guest (a wasm function of `jspi.ts`
+ * {@link lazySuspending}: V8 compiles its `Suspending` wrapper at the first
+ * park, not at instantiation, docs/performance.md); optional
  * `rdtsc() -> i64`, a monotonic nanosecond count (the guest's TSC:
  * `lguest_data.tsc_khz` is 1000000), plain and cheap. Export: `start()`.
  * The event protocol is in `docs/guest-abi.md`.
@@ -34,7 +37,7 @@
 
 import type { GuestCpu, HypercallPort } from "./engine.ts";
 import { LG_EV_WAIT, LG_EVENT } from "./engine.ts";
-import { promising, suspending } from "./jspi.ts";
+import { lazySuspending, promising } from "./jspi.ts";
 import type { FuelCounts } from "./wasm_fuel.ts";
 import { FUEL, FUEL_EXPORT, ImageError } from "./image_error.ts";
 import { printable } from "../sys/text.ts";
@@ -298,14 +301,14 @@ export class WasmCpu implements GuestCpu {
       stopped?.();
       return new Promise<void>(() => {});
     };
-    const wait = suspending((): Promise<void> | undefined => {
+    // Suspends the guest's stack on the promise it returns; undefined: the guest goes on at once,
+    // not suspended (jspi.ts: the Suspending wrapper is compiled at the first park, not here).
+    const wait = lazySuspending((): Promise<void> | undefined => {
       if (expected) {
         expected = false;
         return park();
       }
-      // A fuel check from an instrumented loop. JSPI suspends even when this
-      // returns undefined (the value goes through Promise.resolve), but the
-      // guest resumes in a microtask: the event loop does not get in.
+      // A fuel check from an instrumented loop: the guest goes on unless its slice is over.
       const p = this.#port;
       if (p === null) return undefined;
       if (this.#closed || p.dead !== null) return parkForever();

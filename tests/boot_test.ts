@@ -4,7 +4,9 @@
  * each of which once cost every run time: load an FFI library
  * (`Deno.dlopen` of libc: ~2.3 ms), arm a timer (Deno's first `setTimeout`
  * loads Node's timers: ~4.5 ms), start a Worker (~45 ms of the main
- * thread) or make an Error (a process's first: ~0.08 ms). Counted, not
+ * thread), make an Error (a process's first: ~0.08 ms) or make a JSPI
+ * `WebAssembly.Suspending` (V8 compiles its wrapper when a module importing
+ * it is instantiated: ~0.5 ms; engines/jspi.ts `lazySuspending`). Counted, not
  * timed: a child process runs the CLI's `main` with those wrapped and
  * reports their counts at its first stdout write.
  *
@@ -16,7 +18,7 @@ import assert from "node:assert/strict";
 const CLI = new URL("../launcher/cli.ts", import.meta.url).href;
 
 const PROBE = `
-const counts = { dlopen: 0, timers: 0, workers: 0, errors: 0 };
+const counts = { dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0 };
 let atFirstByte = null;
 const dlopen = Deno.dlopen, setTimeout_ = globalThis.setTimeout;
 const setInterval_ = globalThis.setInterval, Worker_ = globalThis.Worker;
@@ -26,6 +28,10 @@ globalThis.setTimeout = (...a) => { counts.timers++; return setTimeout_(...a); }
 globalThis.setInterval = (...a) => { counts.timers++; return setInterval_(...a); };
 globalThis.Worker = class extends Worker_ {
   constructor(...a) { counts.workers++; super(...a); }
+};
+const Suspending_ = WebAssembly.Suspending;
+WebAssembly.Suspending = class extends Suspending_ {
+  constructor(...a) { counts.suspending++; super(...a); }
 };
 // The CLI's own Error classes extend this one (Deno's internal errors are not counted);
 // instanceof Error still holds for every error.
@@ -73,17 +79,23 @@ async function countsAtFirstByte(args: string[], stdin: "null" | "piped") {
   assert.ok(out.success && last.startsWith("{"), err);
   return JSON.parse(last) as {
     code: number;
-    atFirstByte: { dlopen: number; timers: number; workers: number; errors: number } | null;
+    atFirstByte: {
+      dlopen: number;
+      timers: number;
+      workers: number;
+      errors: number;
+      suspending: number;
+    } | null;
   };
 }
 
-Deno.test("boot: run hello loads no FFI library, arms no timer, starts no Worker, makes no Error before its first byte", async () => {
+Deno.test("boot: run hello loads no FFI library, arms no timer, starts no Worker, makes no Error and no Suspending before its first byte", async () => {
   for (const stdin of ["null", "piped"] as const) {
     const r = await countsAtFirstByte(["run", "hello"], stdin);
     assert.equal(r.code, 0);
     assert.deepEqual(
       r.atFirstByte,
-      { dlopen: 0, timers: 0, workers: 0, errors: 0 },
+      { dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0 },
       `stdin ${stdin}`,
     );
   }

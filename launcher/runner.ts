@@ -300,13 +300,16 @@ export const refuseOutputOverInput = (function refuseOutputOverInput(
   guests: GuestPlan[],
   outputs: { json?: string; pcap?: string; config?: string },
 ): void {
-  const cwd = readable(".") ? Deno.cwd() : ".";
-  const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
+  // Asked when first needed: a run with no file to check (`run hello`) asks Deno nothing (its
+  // first permission queries cost the bundle's start ~0.1 ms; boot.first_byte).
+  let cwdIs: string | undefined, ffiIs: boolean | undefined;
+  const cwd = () => cwdIs ??= readable(".") ? Deno.cwd() : ".";
+  const ffi = () => ffiIs ??= Deno.permissions.querySync({ name: "ffi" }).state === "granted";
   // A file not there yet is known by its name: absolute, with '.' and '..' taken out
   // (`./x` and `sub/../x` are `x`: two of them were written over each other).
   const abs = (p: string) => {
     const parts: string[] = [];
-    for (const part of (p.startsWith("/") ? p : `${cwd}/${p}`).split("/")) {
+    for (const part of (p.startsWith("/") ? p : `${cwd()}/${p}`).split("/")) {
       if (part === "" || part === ".") continue;
       if (part === "..") parts.pop();
       else parts.push(part);
@@ -319,7 +322,7 @@ export const refuseOutputOverInput = (function refuseOutputOverInput(
   // file (a built-in guest's: `run hello` loads no FFI library, boot.first_byte).
   const refuseStdStream = (path: string, exists: boolean, label: string, what: string) => {
     let which: "stdout" | "stderr" | null = null;
-    if (ffi && exists) {
+    if (exists && ffi()) {
       try {
         which = stdStreamIs(pathIdentity(path));
       } catch (e) {

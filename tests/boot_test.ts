@@ -18,7 +18,7 @@ import assert from "node:assert/strict";
 const CLI = new URL("../launcher/cli.ts", import.meta.url).href;
 
 const PROBE = `
-const counts = { dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0 };
+const counts = { dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0, queries: 0 };
 let atFirstByte = null;
 const dlopen = Deno.dlopen, setTimeout_ = globalThis.setTimeout;
 const setInterval_ = globalThis.setInterval, Worker_ = globalThis.Worker;
@@ -33,6 +33,12 @@ const Suspending_ = WebAssembly.Suspending;
 WebAssembly.Suspending = class extends Suspending_ {
   constructor(...a) { counts.suspending++; super(...a); }
 };
+// Permission queries: the first ones of a process cost ~0.1 ms (launcher/runner.ts asks them
+// only for a file it checks; main.ts's task check is not the CLI's).
+for (const name of ["query", "querySync", "request", "requestSync"]) {
+  const f = Deno.permissions[name].bind(Deno.permissions);
+  Deno.permissions[name] = (...a) => { counts.queries++; return f(...a); };
+}
 // The CLI's own Error classes extend this one (Deno's internal errors are not counted);
 // instanceof Error still holds for every error.
 const Error_ = globalThis.Error;
@@ -85,17 +91,18 @@ async function countsAtFirstByte(args: string[], stdin: "null" | "piped") {
       workers: number;
       errors: number;
       suspending: number;
+      queries: number;
     } | null;
   };
 }
 
-Deno.test("boot: run hello loads no FFI library, arms no timer, starts no Worker, makes no Error and no Suspending before its first byte", async () => {
+Deno.test("boot: run hello loads no FFI library, arms no timer, starts no Worker, makes no Error and no Suspending, asks no permission before its first byte", async () => {
   for (const stdin of ["null", "piped"] as const) {
     const r = await countsAtFirstByte(["run", "hello"], stdin);
     assert.equal(r.code, 0);
     assert.deepEqual(
       r.atFirstByte,
-      { dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0 },
+      { dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0, queries: 0 },
       `stdin ${stdin}`,
     );
   }

@@ -143,6 +143,17 @@ export interface Device {
    * from there until input comes (the tap's poll thread).
    */
   watch?(): void;
+  /**
+   * The run loop is about to block on the {@link waitFds} inside the
+   * guest's halt (host/host.ts, the halt wait in place): the guest is
+   * stopped and nothing runs until the next {@link poll} or
+   * {@link disarmWait}. A device may take the buffer its next input will
+   * fill now (`ctx.takeBuffer`), off the path between the wake-up and the
+   * guest's answer; poll() fills it, or disarmWait() gives it back.
+   */
+  armWait?(): void;
+  /** The wait that {@link armWait} prepared for is over: give back what poll() did not fill. */
+  disarmWait?(): void;
   /** Does the device hold input it could not deliver yet? */
   hasPendingInput?(): boolean;
   /** Release host resources (files, fds, listeners). */

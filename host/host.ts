@@ -114,6 +114,8 @@ export class LguestFile implements HypercallPort {
   #beforeSleep: (() => void) | null = null;
   /** What the halt wait in place (#haltInPlace) saw when it gave up, for read(); 0: none. */
   #woke = 0;
+  /** The devices' armWait/disarmWait around a halt wait in place (setWaitFds). */
+  #around: { arm(): void; disarm(): void } | null = null;
   #sliceStart = 0;
   /** Event loops the guest is in: hypercalls that returned LG_EVENT, not yet done. */
   #depth = 0;
@@ -428,9 +430,14 @@ export class LguestFile implements HypercallPort {
    * there (between the two, while the guest runs, the idle handler is
    * called once per time slice).
    */
-  setWaitFds(fn: ((out: number[]) => void) | null, beforeSleep: (() => void) | null): void {
+  setWaitFds(
+    fn: ((out: number[]) => void) | null,
+    beforeSleep: (() => void) | null,
+    around: { arm(): void; disarm(): void } | null = null,
+  ): void {
     this.#waitFds = fn;
     this.#beforeSleep = fn === null ? null : beforeSleep;
+    this.#around = fn === null ? null : around;
   }
 
   /**
@@ -447,7 +454,12 @@ export class LguestFile implements HypercallPort {
    * comes before blocking: a quick one), then look again; or 0: no
    * blocking wait here, sleep as before.
    */
-  #blockingIdle(g: Guest, iw: typeof import("./idle_wait.ts"), onlyAsk = false): number {
+  #blockingIdle(
+    g: Guest,
+    iw: typeof import("./idle_wait.ts"),
+    onlyAsk = false,
+    arm = false,
+  ): number {
     const fds = waitFdList;
     fds.length = 0;
     this.#waitFds!(fds);
@@ -467,6 +479,12 @@ export class LguestFile implements HypercallPort {
     // between the wait's input and the guest's answer: see read()).
     if (performance.now() - lastTurn > TIME_SLICE_MS) return WOKE_SLICE;
     if (onlyAsk) return iw.WOKE_INPUT;
+    // In place, the devices may take the buffers for their next input now (armWait):
+    // the guest stays stopped until #haltInPlace's next look, which disarms.
+    if (arm) {
+      this.#around?.arm();
+      if (g.dead !== null) return 0; // a bad buffer killed it (as the next frame would have)
+    }
     // A timer already due: a millisecond's poll lets its callback come, not a spin of turns.
     return iw.blockingWait(fds, Math.max(1, deadline - nowMs()));
   }
@@ -499,7 +517,9 @@ export class LguestFile implements HypercallPort {
       return false;
     }
     for (;;) {
-      if (this.#idle()) {
+      const found = this.#idle();
+      this.#around?.disarm(); // what the look did not fill goes back before anything else runs
+      if (found) {
         if (g.dead !== null) return false;
         if (interruptDeliverable(g)) {
           this.#sliceStart = nowMs();
@@ -509,8 +529,9 @@ export class LguestFile implements HypercallPort {
           return true;
         }
       }
-      const woke = this.#blockingIdle(g, iw);
+      const woke = this.#blockingIdle(g, iw, false, true);
       if (woke !== iw.WOKE_INPUT) {
+        this.#around?.disarm();
         this.#woke = woke;
         return false;
       }

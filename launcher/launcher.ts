@@ -222,6 +222,14 @@ export class GuestRun {
     if (spec.blockingWait && spec.devices.some((d) => d.waitFds)) {
       file.setWaitFds((out) => run.#waitFds(out), () => {
         for (const d of spec.devices) d.watch?.();
+      }, {
+        arm: () => {
+          if (run.#stopped) return;
+          for (const d of spec.devices) d.armWait?.();
+        },
+        disarm: () => {
+          for (const d of spec.devices) d.disarmWait?.();
+        },
       });
     }
     for (let i = 0; i < spec.devices.length; i++) {

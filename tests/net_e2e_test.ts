@@ -777,6 +777,62 @@ netnsSteps.push({
   },
 });
 
+/**
+ * A shell on a busy tap, pinged 120 ms apart: most waits in place end by
+ * their 50 ms cap, not a frame, each after the tap took the guest's next
+ * receive buffer (TapNetDevice.armWait): the buffer must go back untouched
+ * every time (disarmWait), or the guest's driver would find a "frame" of
+ * a few bytes (its bad-length count). Then `net` from stdin prints the
+ * driver's counts.
+ */
+function armedTapCase(): Promise<{ r: CliResult; ping: PingResult }> {
+  return withNetns("arm", async (ns) => {
+    const lg = ns.spawnCli(
+      [
+        "run",
+        "-v",
+        ...TIMEOUT,
+        "--net",
+        "tap:lgt0,ip=10.81.0.1/24",
+        "shell",
+        "--",
+        "ip=10.81.0.2/24",
+      ],
+      { stdin: "piped", killAfterMs: 40_000 },
+    );
+    try {
+      await lg.waitFor(/\$ $/m, 15_000);
+      const ping = await ns.ping("10.81.0.2", { count: 25, interval: 0.12, wait: 1 });
+      await lg.write("net\npoweroff\n");
+      await lg.closeStdin();
+      return { r: await lg.result(), ping };
+    } finally {
+      lg.kill("SIGKILL"); // no-op if it has ended
+      await lg.result();
+    }
+  });
+}
+
+netnsSteps.push({
+  name: "waits in place that end without a frame give the receive buffer they took back " +
+    "untouched: the guest's driver counts no bad frame",
+  async fn() {
+    const { r, ping } = await armedTapCase();
+    const why = describe(r);
+    assert.equal(r.code, 0, why);
+    assert.equal(ping.received, ping.transmitted, ping.output);
+    const m = /rx (\d+) packets, \d+ bytes, (\d+) dropped \((\d+) bad length\)/.exec(r.stdout);
+    assert.ok(m, `no rx line from 'net':\n${why}`);
+    const [rx, dropped, bad] = [+m[1], +m[2], +m[3]];
+    const inPlace = counters(r.stderr, "shell").haltWaitsInPlace;
+    console.log(`  rx ${rx} packets, ${dropped} dropped (${bad} bad length); ${inPlace} in place`);
+    assert.ok(rx >= ping.received, why);
+    assert.equal(bad, 0, why);
+    assert.equal(dropped, 0, why);
+    assert.ok(inPlace >= ping.received / 2, `${inPlace} halts answered in place: ${why}`);
+  },
+});
+
 /** Two netd guests on two taps in one host, both pinged fast at once. */
 function twoTapsCase(): Promise<{ r: CliResult; pings: PingResult[] }> {
   return inTempDir((dir) =>

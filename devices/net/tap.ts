@@ -20,8 +20,9 @@ import {
   LGUEST_DEVICE_T_NET,
   LGUEST_NET_PROMISC,
 } from "../../abi/constants.ts";
+import { DMA_USED_LEN } from "../../abi/structs.ts";
 import type { DmaRanges } from "../../host/memory.ts";
-import type { Device, DeviceContext, FrameSink } from "../registry.ts";
+import type { Device, DeviceContext, FrameSink, InputBuffer } from "../registry.ts";
 import { UsageError } from "../registry.ts";
 import { cstr, errno, type Libc, libc, O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../sys/libc.ts";
 import { permissionMessage } from "../../launcher/exit.ts";
@@ -127,6 +128,8 @@ export class TapNetDevice implements Device {
   #waited = false;
   /** The last poll() found nothing. */
   #quiet = true;
+  /** The guest's buffer taken for the frame that ends a wait in place (armWait), until poll(). */
+  #armed: InputBuffer | null = null;
   /** Resolves the parked poll loop (watch(), close()). */
   #unpark: (() => void) | null = null;
   /** The poll loop: close() waits for it, so the fd is not closed under a poll in flight. */
@@ -260,13 +263,41 @@ export class TapNetDevice implements Device {
    * ping's reply); a burst's other frames go in together at that look.
    */
   poll(): boolean {
-    if (this.#closed) return this.#queue.length !== 0;
+    if (this.#closed) {
+      this.disarmWait();
+      return this.#queue.length !== 0;
+    }
     const got = this.#drain(this.#quiet ? 1 : Infinity, true);
+    this.disarmWait(); // taken for a frame that did not come (an empty read, a malformed frame)
     this.#quiet = !got;
     // Frames taken here, not by the poll thread: the run loop watches the tap
     // itself now (its blocking wait); the poll thread stops until watch().
     if (got && this.#waited) this.#watching = false;
     return got || this.#queue.length !== 0;
+  }
+
+  /**
+   * A wait in place is about to block on the tap with the guest stopped:
+   * take its next free receive buffer now (GETDMA and its ranges checked,
+   * as ctx.deliver does), so that the frame that ends the wait goes
+   * straight in (#drain). Not while frames wait in the queue (they go
+   * first, through input()).
+   */
+  armWait(): void {
+    const ctx = this.#ctx;
+    if (ctx === null || this.#closed || this.#armed !== null || this.#queue.length !== 0) return;
+    if (ctx.guest.dead !== null) return;
+    this.#armed = ctx.takeBuffer(ctx.pageAddr + 4);
+  }
+
+  /** The buffer armWait() took, unfilled, is free again. */
+  disarmWait(): void {
+    const b = this.#armed;
+    if (b === null) return;
+    this.#armed = null;
+    // GETDMA only wrote the IRQ number into its used_len, and the guest has
+    // not run since: 0 makes it free again, as the guest left it.
+    this.#ctx!.memory.setU32(b.addr + DMA_USED_LEN, 0);
   }
 
   /** The guest sleeps in the event loop: the poll thread watches the tap again. */
@@ -318,7 +349,20 @@ export class TapNetDevice implements Device {
           const copy = this.#buf.slice(0, n);
           for (const s of this.#sinks) s.frame(copy);
         }
-        if (ctx.deliver(ctx.pageAddr + 4, this.#buf.subarray(0, n)) < 0) {
+        const armed = this.#armed;
+        if (armed !== null) {
+          // The buffer the wait in place took (armWait): the guest is still stopped.
+          this.#armed = null;
+          let off = 0;
+          for (const s of armed.sections) {
+            if (off >= n) break;
+            const k = Math.min(s.length, n - off);
+            s.set(this.#buf.subarray(off, off + k));
+            off += k;
+          }
+          ctx.complete(armed, off);
+          this.stats.rxFrames++;
+        } else if (ctx.deliver(ctx.pageAddr + 4, this.#buf.subarray(0, n)) < 0) {
           this.stats.rxDroppedNoBuffer++;
         } else this.stats.rxFrames++;
       } else {

@@ -94,6 +94,8 @@ export class ConsoleDevice implements Device {
   #eofSent = false;
   /** Cancels the wait for the guest's next stop (see #atNextStop). */
   #cancelAtStop: (() => void) | null = null;
+  /** Cancels the wait for the guest's first stop, where reading begins (see init). */
+  #cancelPump: (() => void) | null = null;
   #closed = false;
   #retry: ReturnType<typeof setTimeout> | undefined;
   #retryMs = RETRY_MIN_MS;
@@ -109,7 +111,18 @@ export class ConsoleDevice implements Device {
 
   init(ctx: DeviceContext): void {
     this.#ctx = ctx;
-    this.#pump();
+    // Reading begins at the guest's first stop: input cannot reach it sooner (#inputReady), what
+    // comes meanwhile waits in the pipe or terminal, and a process's first read starts a thread
+    // in Deno (~0.15 ms before hello's first byte; boot.first_byte, docs/performance.md).
+    const guest = ctx.guest as DeviceContext["guest"] | undefined; // (a test's context has none)
+    if (guest?.counters.hypercalls !== 0) {
+      this.#pump();
+      return;
+    }
+    this.#cancelPump = guest.onNextStop(() => {
+      this.#cancelPump = null;
+      if (!this.#closed) this.#pump();
+    });
   }
 
   watchKey(): number {
@@ -312,6 +325,8 @@ export class ConsoleDevice implements Device {
     if (this.#retry !== undefined) clearTimeout(this.#retry);
     this.#cancelAtStop?.();
     this.#cancelAtStop = null;
+    this.#cancelPump?.();
+    this.#cancelPump = null;
     const d = this.#drained;
     this.#drained = null;
     d?.();

@@ -320,18 +320,33 @@ function brotli(bytes: Uint8Array): Uint8Array {
  * or does not hold them whole (bad base64, a cut or damaged compressed
  * stream: `--check` lists such a module as differing, no stack trace).
  * `--check` compares these when a module's text differs: another Deno's
- * brotli may encode the same bytes differently.
+ * brotli may encode the same bytes differently. A module whose payload is
+ * a text module beside it ({@link TEXT_PAYLOAD_ABOVE}) needs `beside`, which
+ * reads that file (null: not there).
  */
-export async function embeddedPayload(text: string): Promise<Uint8Array | null> {
-  const m = /^export const BASE64(?:: string)? =\n {2}"([A-Za-z0-9+/=]*)";$/m.exec(text);
-  if (!m) return null;
+export async function embeddedPayload(
+  text: string,
+  beside?: (name: string) => Promise<string | null>,
+): Promise<Uint8Array | null> {
+  let base64 = /^export const BASE64(?:: string)? =\n {2}"([A-Za-z0-9+/=]*)";$/m.exec(text)?.[1];
+  if (base64 === undefined) {
+    const from = TEXT_PAYLOAD.exec(text)?.[1];
+    const read = from === undefined || !beside ? null : await beside(from);
+    if (read === null || !/^[A-Za-z0-9+/=]*$/.test(read)) return null;
+    base64 = read;
+  }
+  const format = /^export const BROTLI = true;$/m.test(text)
+    ? "brotli"
+    : /^export const GZIP = true;$/m.test(text)
+    ? "gzip"
+    : null;
+  return await decodePayload(base64, format);
+}
+
+/** The bytes of a payload in base64 (of its brotli or gzip), or null if damaged. */
+async function decodePayload(base64: string, format: "brotli" | "gzip" | null) {
   try {
-    const raw = Uint8Array.fromBase64(m[1]);
-    const format = /^export const BROTLI = true;$/m.test(text)
-      ? "brotli"
-      : /^export const GZIP = true;$/m.test(text)
-      ? "gzip"
-      : null;
+    const raw = Uint8Array.fromBase64(base64);
     if (format === null) return raw;
     const stream = new Blob([raw]).stream()
       .pipeThrough(new DecompressionStream(format as CompressionFormat));
@@ -340,6 +355,23 @@ export async function embeddedPayload(text: string): Promise<Uint8Array | null> 
     return null;
   }
 }
+
+/** An image module's line that takes its payload from a text module beside it. */
+const TEXT_PAYLOAD =
+  /^export \{ default as BASE64 \} from "\.\/([\w.+-]+\.b64)" with \{ type: "text" \};$/m;
+
+/**
+ * A compressed payload longer than this (in base64) is a text module beside
+ * its image module (`FILE.b64`, `FILE.ready.b64`), which re-exports it as
+ * BASE64. Deno reads every JavaScript module of the module graph before the
+ * program's first statement (~2 ns a byte: sqlite3's 0.58 MB module alone
+ * ~410 page faults, ~1.2 ms), dynamic imports with a literal specifier
+ * included, but a text import (`with { type: "text" }`) only when the module
+ * importing it runs; it needs no permission either (boot.first_byte,
+ * docs/performance.md). hello's checked image stays inline: it is read at
+ * every run, and a second module costs more than its 15 KB.
+ */
+const TEXT_PAYLOAD_ABOVE = 16 << 10;
 
 /**
  * Put the images into the module graph (contract 7): one module per image
@@ -412,6 +444,17 @@ export async function writeEmbedding(dir: string, manifest: object[]): Promise<s
   /** The self-types line of a module at `file` (in a subfolder: the declarations are at the top). */
   const selfTypes = (file: string, types: string) =>
     `// @ts-self-types="${"../".repeat(file.split("/").length - 1) || "./"}${types}"\n`;
+  /** The BASE64 line of the image module `module`, or its re-export of the text module written. */
+  const payloadLine = async (module: string, base64: string, compressed: boolean) => {
+    if (!compressed || base64.length <= TEXT_PAYLOAD_ABOVE) {
+      return `export const BASE64 =\n  "${base64}";\n`;
+    }
+    const text = module.replace(/\.js$/, ".b64");
+    await Deno.writeTextFile(`${dir}/${text}`, base64);
+    written.push(text);
+    const name = text.slice(text.lastIndexOf("/") + 1);
+    return `export { default as BASE64 } from "./${name}" with { type: "text" };\n`;
+  };
   const ready: string[] = [];
   for (const file of files) {
     const bytes = await Deno.readFile(`${dir}/${file}`);
@@ -421,7 +464,7 @@ export async function writeEmbedding(dir: string, manifest: object[]): Promise<s
         selfTypes(file, IMAGE_TYPES)
       }/** ${file}, ${bytes.length} bytes, brotli, base64. */\n` +
         `export const BROTLI = true;\n` +
-        `export const BASE64 =\n  "${brotli(bytes).toBase64()}";\n`,
+        await payloadLine(`${file}.js`, brotli(bytes).toBase64(), true),
     );
     written.push(`${file}.js`);
     const fuel = file.endsWith(".wasm") ? readyImage(bytes) : undefined;
@@ -441,7 +484,11 @@ export async function writeEmbedding(dir: string, manifest: object[]): Promise<s
         `{ loops: ${fuel.loops}, entries: ${fuel.entries}, bulk: ${fuel.bulk}, ` +
         `resumes: ${fuel.resumes} };\n` +
         (zip ? `export const BROTLI = true;\n` : "") +
-        `export const BASE64 =\n  "${(zip ? brotli(fuel.bytes) : fuel.bytes).toBase64()}";\n`,
+        await payloadLine(
+          `${file}.ready.js`,
+          (zip ? brotli(fuel.bytes) : fuel.bytes).toBase64(),
+          zip,
+        ),
     );
     written.push(`${file}.ready.js`);
     ready.push(file);
@@ -621,9 +668,27 @@ export function dropZeroSegments(wasm: Uint8Array): Uint8Array {
 }
 
 /** Two embedding modules holding the same image bytes (however compressed). */
-async function samePayload(a: Uint8Array, b: Uint8Array): Promise<boolean> {
+async function samePayload(
+  file: string,
+  a: Uint8Array,
+  b: Uint8Array,
+  dirA: string,
+  dirB: string,
+): Promise<boolean> {
   const dec = new TextDecoder();
-  const [pa, pb] = [await embeddedPayload(dec.decode(a)), await embeddedPayload(dec.decode(b))];
+  if (file.endsWith(".b64")) {
+    // A text payload: always brotli (TEXT_PAYLOAD_ABOVE).
+    const [pa, pb] = await Promise.all([a, b].map((x) => decodePayload(dec.decode(x), "brotli")));
+    return pa !== null && pb !== null && sameBytes(pa, pb);
+  }
+  const folder = file.includes("/") ? file.slice(0, file.lastIndexOf("/") + 1) : "";
+  const beside = (dir: string) => (name: string) =>
+    readOrNull(`${dir}/${folder}${name}`)
+      .then((t) => t === null ? null : dec.decode(t));
+  const [pa, pb] = [
+    await embeddedPayload(dec.decode(a), beside(dirA)),
+    await embeddedPayload(dec.decode(b), beside(dirB)),
+  ];
   return pa !== null && pb !== null && sameBytes(pa, pb);
 }
 
@@ -681,7 +746,10 @@ async function main(args: string[]): Promise<number> {
       const committed = await readOrNull(`${imagesDir}/${f}`);
       const fresh = await Deno.readFile(`${tmp}/${f}`);
       if (!committed) stale.push(`${f} (missing)`);
-      else if (!sameBytes(committed, fresh) && !await samePayload(committed, fresh)) {
+      else if (
+        !sameBytes(committed, fresh) &&
+        !await samePayload(f, committed, fresh, imagesDir, tmp)
+      ) {
         stale.push(`${f} (differs)`);
       }
     }

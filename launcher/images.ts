@@ -63,9 +63,12 @@ function importFailed(file: string, module: string, e: unknown): UsageError {
   if (perm !== null) return new UsageError(`built-in image ${file}: its module ${where} ${perm}`);
   if (e instanceof TypeError && /^Module not found/.test(msg)) {
     if (testGuest) return notInBuild(file);
+    // A large image's payload is a text module beside its module (guests/build.ts).
+    const payload = /\/([\w.+-]+\.b64)"/.exec(msg)?.[1];
     return new UsageError(
-      `built-in image ${file}: its module ${where} is missing (a damaged checkout or build: ` +
-        `'deno task guests' writes it again)`,
+      `built-in image ${file}: its module ${where} is missing${
+        payload ? ` its payload guests/images/${printable(payload)}` : ""
+      } (a damaged checkout or build: 'deno task guests' writes it again)`,
     );
   }
   return damaged(file, module, e);

@@ -171,6 +171,33 @@ Deno.test("boot: the CLI's static imports leave out devices, images, the supervi
   assert.ok(closure.has("host/host.ts") && closure.has("devices/all.ts"), [...closure].join(" "));
 });
 
+Deno.test("boot: the checkout's module graph holds no large image payload (text modules beside the image modules, read when imported)", async () => {
+  // Deno reads every JavaScript module of the graph before the first statement, a text import
+  // only when the module importing it runs (guests/build.ts TEXT_PAYLOAD_ABOVE).
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["info", "--json", new URL("../main.ts", import.meta.url).pathname],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
+    modules: { specifier: string; size?: number }[];
+  };
+  const images = info.modules.filter((m) => /\/guests\/images\/[^/]+\.js$/.test(m.specifier));
+  assert.ok(images.length >= 10, `image modules in the graph: ${images.length}`);
+  const large = images.filter((m) => (m.size ?? 0) > 20 << 10).map((m) =>
+    `${m.specifier} ${m.size}`
+  );
+  assert.deepEqual(large, [], "image modules of the graph above 20 KiB");
+  const lua = await Deno.readTextFile(
+    new URL("../guests/images/lua.wasm.ready.js", import.meta.url),
+  );
+  assert.match(
+    lua,
+    /^export \{ default as BASE64 \} from "\.\/lua\.wasm\.ready\.b64" with \{ type: "text" \};$/m,
+  );
+});
+
 Deno.test("boot: the image modules are JavaScript (a run reads no emitted copy of them), typed by their declarations", async () => {
   const dir = new URL("../guests/images/", import.meta.url);
   const index = await Deno.readTextFile(new URL("index.ts", dir));

@@ -50,12 +50,14 @@ Deno.test("damaged or unreadable built-in image modules: one line naming the mod
     const img = `${dir}/guests/images`;
     const real = (f: string) => Deno.readTextFile(`${ROOT_PATH}/guests/images/${f}`);
     const lua = await real("lua.wasm.ready.js");
-    await Deno.writeTextFile(`${img}/lua.wasm.ready.js`, lua.slice(0, 100_000)); // truncated
-    const shell = await real("shell.wasm.ready.js");
-    const at = shell.indexOf('BASE64 =\n  "') + 112;
+    await Deno.writeTextFile(`${img}/lua.wasm.ready.js`, lua.slice(0, lua.length >> 1)); // truncated
+    // shell's payload is a text module beside its module (guests/build.ts TEXT_PAYLOAD_ABOVE):
+    // the module whole, its text with a character that is no base64.
+    await Deno.writeTextFile(`${img}/shell.wasm.ready.js`, await real("shell.wasm.ready.js"));
+    const shell = await real("shell.wasm.ready.b64");
     await Deno.writeTextFile(
-      `${img}/shell.wasm.ready.js`,
-      shell.slice(0, at) + "!" + shell.slice(at + 1),
+      `${img}/shell.wasm.ready.b64`,
+      `${shell.slice(0, 99)}!${shell.slice(100)}`,
     );
     // Valid base64 of a brotli stream cut short; the FUEL a ready module holds.
     await Deno.writeTextFile(
@@ -69,13 +71,15 @@ Deno.test("damaged or unreadable built-in image modules: one line naming the mod
       `${img}/hello.wasm.ready.js`,
       hello.replace(/export const FUEL = \{[^}]*\};/, "export const FUEL = null;"),
     );
+    // sqlite3.wasm.ready.js whole, its text module (the payload) not there.
+    await Deno.writeTextFile(`${img}/sqlite3.wasm.ready.js`, await real("sqlite3.wasm.ready.js"));
     // netd.wasm.ready.js: not there. A test guest's module, imported through a variable.
     await Deno.copyFile(
       `${ROOT_PATH}/guests/images/test-exit.wasm.ready.js`,
       `${img}/test-exit.wasm.ready.js`,
     );
     const flags = ["--allow-read", "--allow-write", "--allow-ffi"];
-    const [h, l, s, d, n, t, tr] = await Promise.all([
+    const [h, l, s, d, n, t, tr, q] = await Promise.all([
       run(dir, flags, ["run", "hello"]),
       run(dir, flags, ["run", "lua", "--", "-e", "print(1)"]),
       run(dir, flags, ["run", "shell"]),
@@ -83,6 +87,7 @@ Deno.test("damaged or unreadable built-in image modules: one line naming the mod
       run(dir, flags, ["run", "netd"]),
       run(dir, [], ["run", "test-exit"]),
       run(dir, ["--allow-read"], ["run", "test-exit", "--", "3"]),
+      run(dir, flags, ["run", "sqlite3"]),
     ]);
     const rebuild = ": 'deno task guests' writes it again\n$";
     const expect: [typeof l, RegExp][] = [
@@ -113,6 +118,10 @@ Deno.test("damaged or unreadable built-in image modules: one line naming the mod
       [
         n,
         /^lguest: built-in image netd\.wasm: its module guests\/images\/netd\.wasm\.ready\.js is missing \(a damaged checkout or build: 'deno task guests' writes it again\)\n$/,
+      ],
+      [
+        q,
+        /^lguest: built-in image sqlite3\.wasm: its module guests\/images\/sqlite3\.wasm\.ready\.js is missing its payload guests\/images\/sqlite3\.wasm\.ready\.b64 \(a damaged checkout or build: 'deno task guests' writes it again\)\n$/,
       ],
       [
         t,

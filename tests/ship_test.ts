@@ -336,8 +336,12 @@ Deno.test("ship: the image generator embeds every file the manifest names, in su
     await Deno.writeFile(`${dir}/a.wasm`, a);
     await Deno.mkdir(`${dir}/x86_64`);
     await Deno.writeFile(`${dir}/x86_64/a.bin`, b);
+    // Incompressible: its payload (above 16 KiB of base64) becomes a text module beside it.
+    const c = crypto.getRandomValues(new Uint8Array(20_000));
+    await Deno.writeFile(`${dir}/x86_64/c.bin`, c);
     const manifest = [
       { name: "a", file: "a.wasm", description: "d", images: { kvm: "x86_64/a.bin" } },
+      { name: "c", file: "x86_64/c.bin", description: "a large payload" },
       { name: "missing", file: "nope.wasm", description: "no such file: not embedded" },
     ];
     const written = await writeEmbedding(dir, manifest);
@@ -347,7 +351,19 @@ Deno.test("ship: the image generator embeds every file the manifest names, in su
       "index.ts",
       "ready.d.ts",
       "x86_64/a.bin.js",
+      "x86_64/c.bin.b64",
+      "x86_64/c.bin.js",
     ]);
+    const cModule = await Deno.readTextFile(`${dir}/x86_64/c.bin.js`);
+    assert.match(
+      cModule,
+      /^export \{ default as BASE64 \} from "\.\/c\.bin\.b64" with \{ type: "text" \};$/m,
+    );
+    assert.doesNotMatch(cModule, /^export const BASE64/m);
+    const beside = (name: string) => Deno.readTextFile(`${dir}/x86_64/${name}`);
+    assert.deepEqual(await embeddedPayload(cModule, beside), c);
+    assert.equal(await embeddedPayload(cModule), null); // its text module not given
+    assert.equal(await embeddedPayload(cModule, () => Promise.resolve("AG!z")), null);
     // JavaScript (no emitted copy at run time), typed by the shared declarations.
     assert.match(
       await Deno.readTextFile(`${dir}/x86_64/a.bin.js`),
@@ -355,7 +371,11 @@ Deno.test("ship: the image generator embeds every file the manifest names, in su
     );
     const index = await import(`file://${dir}/index.ts`);
     assert.deepEqual(index.MANIFEST, manifest);
-    assert.deepEqual(Object.keys(index.FILES).sort(), ["a.wasm", "x86_64/a.bin"]);
+    assert.deepEqual(Object.keys(index.FILES).sort(), ["a.wasm", "x86_64/a.bin", "x86_64/c.bin"]);
+    // The module re-exports the text module's content as BASE64.
+    const cLoaded = await index.FILES["x86_64/c.bin"]();
+    assert.equal(cLoaded.BASE64, await Deno.readTextFile(`${dir}/x86_64/c.bin.b64`));
+    assert.equal(cLoaded.BROTLI, true);
     // Brotli in base64; --check compares what the modules hold, not how it is compressed.
     for (const [file, bytes] of [["a.wasm", a], ["x86_64/a.bin", b]] as const) {
       const mod = await index.FILES[file]();

@@ -677,8 +677,10 @@ async function samePayload(
 ): Promise<boolean> {
   const dec = new TextDecoder();
   if (file.endsWith(".b64")) {
-    // A text payload: always brotli (TEXT_PAYLOAD_ABOVE).
-    const [pa, pb] = await Promise.all([a, b].map((x) => decodePayload(dec.decode(x), "brotli")));
+    // A text payload: brotli (TEXT_PAYLOAD_ABOVE), or gzip (libposix.a.b64).
+    const decode = async (x: Uint8Array) =>
+      await decodePayload(dec.decode(x), "brotli") ?? await decodePayload(dec.decode(x), "gzip");
+    const [pa, pb] = await Promise.all([a, b].map(decode));
     return pa !== null && pb !== null && sameBytes(pa, pb);
   }
   const folder = file.includes("/") ? file.slice(0, file.lastIndexOf("/") + 1) : "";

@@ -183,7 +183,7 @@ Deno.test("boot: the checkout's module graph holds no large image payload (text 
   const info = JSON.parse(new TextDecoder().decode(out.stdout)) as {
     modules: { specifier: string; size?: number }[];
   };
-  const images = info.modules.filter((m) => /\/guests\/images\/[^/]+\.js$/.test(m.specifier));
+  const images = info.modules.filter((m) => /\/guests\/images\/[^/]+\.[jt]s$/.test(m.specifier));
   assert.ok(images.length >= 10, `image modules in the graph: ${images.length}`);
   const large = images.filter((m) => (m.size ?? 0) > 20 << 10).map((m) =>
     `${m.specifier} ${m.size}`

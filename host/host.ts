@@ -114,6 +114,8 @@ export class LguestFile implements HypercallPort {
   #beforeSleep: (() => void) | null = null;
   /** What the halt wait in place (#haltInPlace) saw when it gave up, for read(); 0: none. */
   #woke = 0;
+  /** The guest's last event() said LG_EV_WAIT for its halt: resumed, it asks event() again. */
+  #waitsForHalt = false;
   /** The devices' armWait/disarmWait around a halt wait in place (setWaitFds). */
   #around: { arm(): void; disarm(): void } | null = null;
   #sliceStart = 0;
@@ -303,7 +305,7 @@ export class LguestFile implements HypercallPort {
             // frame's answer skips a park and resume. Only after a turn: every
             // round of this comes with one, never a spin of resumes.
             if (
-              afterTurn && this.cpu.haltedInPlace !== undefined &&
+              afterTurn && this.#waitsForHalt && this.cpu.haltedInPlace !== undefined &&
               this.#blockingIdle(g, iw, true) === iw.WOKE_INPUT
             ) {
               break halt;
@@ -632,6 +634,7 @@ export class LguestFile implements HypercallPort {
 
   event(): number {
     const g = this.#guest!;
+    this.#waitsForHalt = false;
     if (g.dead !== null) return LG_EV_WAIT; // the engine unwinds on `dead`
     // Asked again at the depth where we handed out an IRQ: its handler has
     // returned ("iret"), so EAX is the interrupted hypercall's again.
@@ -659,7 +662,10 @@ export class LguestFile implements HypercallPort {
       this.#savedEax.push({ depth: this.#depth, eax: g.regs.eax });
       return irq;
     }
-    if (g.halted) return LG_EV_WAIT;
+    if (g.halted) {
+      this.#waitsForHalt = true;
+      return LG_EV_WAIT;
+    }
     this.#depth--;
     return (LG_EV_DONE | (g.regs.eax & 0x7fffffff)) >>> 0;
   }

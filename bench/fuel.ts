@@ -3,7 +3,7 @@
  * iteration of small wasm loops, original against instrumented, run the
  * way a guest runs (inside `WebAssembly.promising`, `env.wait` the
  * engine's `lazySuspending` function that, as a fuel check whose time
- * slice is not over, returns undefined: the guest goes on at once).
+ * slice is not over, decides undefined: the guest goes on).
  *
  *   deno run --allow-read bench/fuel.ts
  *
@@ -13,8 +13,10 @@
  * - `hcall`: NOP hypercalls through the real Host port (the hypercall
  *   benchmark's loop);
  * - `wait`: a loop calling `env.wait` every iteration: what one fuel check
- *   costs when the slice is not over (a call into JavaScript and back; it
- *   was a JSPI suspension and a microtask before `lazySuspending`).
+ *   costs when the slice is not over, before the guest's first park (a
+ *   call into JavaScript and back) and after it (a JSPI suspension and a
+ *   microtask, as every look was before `lazySuspending`: the gap other
+ *   guests' resumes and devices' promise hops run in).
  *
  * Not part of `deno task bench`; the figures are in docs/design-notes.md.
  *
@@ -23,7 +25,7 @@
 
 import { LHCALL_LGUEST_INIT, LHREQ_INITIALIZE } from "../abi/constants.ts";
 import type { GuestCpu } from "../engines/engine.ts";
-import { lazySuspending, promising } from "../engines/jspi.ts";
+import { lazySuspending, type Park, promising } from "../engines/jspi.ts";
 import { hcallImport } from "../engines/wasm.ts";
 import { FUEL, instrumentFuel } from "../engines/wasm_fuel.ts";
 import { Host } from "../host/host.ts";
@@ -80,8 +82,12 @@ function module(): Uint8Array {
 
 type Loop = (n: number) => Promise<unknown>;
 
-function instantiate(bytes: Uint8Array, hcall: unknown): Record<string, Loop> {
-  const wait = lazySuspending(() => undefined);
+function instantiate(
+  bytes: Uint8Array,
+  hcall: unknown,
+  decide: () => Park | undefined = () => undefined,
+): Record<string, Loop> {
+  const wait = lazySuspending(decide);
   const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes as Uint8Array<ArrayBuffer>), {
     env: { wait, hcall },
   } as WebAssembly.Imports);
@@ -134,6 +140,16 @@ for (
   );
 }
 const w = await nsPerIteration(a.wait, 2_000_000);
+// A guest that has parked once: its first look parks (a promise settled at once), then none does.
+let parkOnce: Park | undefined = () => Promise.resolve();
+const c = instantiate(orig, hcall, () => {
+  const p = parkOnce;
+  parkOnce = undefined;
+  return p;
+});
+await c.wait(1);
+const s = await nsPerIteration(c.wait, 2_000_000);
 console.log(
-  `\none fuel check that does not preempt (lazySuspending: no suspension): ${w.toFixed(1)} ns`,
+  `\none fuel check that does not preempt: ${w.toFixed(1)} ns before the guest's first park ` +
+    `(a plain call), ${s.toFixed(1)} ns after it (a JSPI suspension for a microtask)`,
 );

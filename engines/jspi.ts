@@ -36,23 +36,27 @@ export function promising(fn: () => unknown): () => Promise<unknown> {
 
 // deno-fmt-ignore
 /**
- * The look module (70 bytes, wat2wasm of):
+ * The look module (90 bytes, wat2wasm of):
  *
  * ```wat
  * (module
  *   (type $v (func))
  *   (import "h" "look" (func $look (result i32)))
  *   (table $t (export "t") 1 funcref)
+ *   (global $s (export "s") (mut i32) (i32.const 0))
  *   (func (export "wait")
- *     (if (call $look) (then (call_indirect (type $v) (i32.const 0))))))
+ *     (if (i32.eqz (global.get $s))
+ *       (then (if (i32.eqz (call $look)) (then (return)))))
+ *     (call_indirect (type $v) (i32.const 0))))
  * ```
  */
 const LOOK_WASM = [
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x02, 0x60, 0x00, 0x00, 0x60, 0x00,
   0x01, 0x7f, 0x02, 0x0a, 0x01, 0x01, 0x68, 0x04, 0x6c, 0x6f, 0x6f, 0x6b, 0x00, 0x01, 0x03, 0x02,
-  0x01, 0x00, 0x04, 0x04, 0x01, 0x70, 0x00, 0x01, 0x07, 0x0c, 0x02, 0x01, 0x74, 0x01, 0x00, 0x04,
-  0x77, 0x61, 0x69, 0x74, 0x00, 0x01, 0x0a, 0x0e, 0x01, 0x0c, 0x00, 0x10, 0x00, 0x04, 0x40, 0x41,
-  0x00, 0x11, 0x00, 0x00, 0x0b, 0x0b,
+  0x01, 0x00, 0x04, 0x04, 0x01, 0x70, 0x00, 0x01, 0x06, 0x06, 0x01, 0x7f, 0x01, 0x41, 0x00, 0x0b,
+  0x07, 0x10, 0x03, 0x01, 0x74, 0x01, 0x00, 0x01, 0x73, 0x03, 0x00, 0x04, 0x77, 0x61, 0x69, 0x74,
+  0x00, 0x01, 0x0a, 0x16, 0x01, 0x14, 0x00, 0x23, 0x00, 0x45, 0x04, 0x40, 0x10, 0x00, 0x45, 0x04,
+  0x40, 0x0f, 0x0b, 0x0b, 0x41, 0x00, 0x11, 0x00, 0x00, 0x0b,
 ];
 
 // deno-fmt-ignore
@@ -76,47 +80,84 @@ let lookModule: WebAssembly.Module | undefined;
 let parkModule: WebAssembly.Module | undefined;
 
 /**
- * A wasm function `() -> ()` to give a guest as an import, that calls `fn`
- * and suspends the wasm caller's stack until the promise `fn` returns
- * settles, or, when `fn` returns undefined, returns at once without
- * suspending (no microtask: unlike {@link suspending}).
+ * What a look decided when the guest must stop: the park itself, a function
+ * that stops the guest (takes what it must, arms its resume) and returns the
+ * promise the guest's stack stays suspended on. It is called only inside the
+ * `Suspending` import, once the guest's stack holds every frame of the
+ * suspension.
+ */
+export type Park = () => Promise<void>;
+
+const handled = (): void => {};
+
+/**
+ * A wasm function `() -> ()` to give a guest as an import, that calls
+ * `decide` and, when it returns a {@link Park}, suspends the wasm caller's
+ * stack on the promise that park returns until it settles (a rejection is
+ * thrown into the guest).
  *
- * It costs nothing of JSPI until the first promise: V8 compiles a
+ * It costs nothing of JSPI until the guest's first park: V8 compiles a
  * `Suspending` import's wrapper (one TurboFan compile, ~0.5 ms the first
  * time in a process) when the module importing it is instantiated, so a
  * guest that imported one paid it before its first instruction. Here the
  * guest imports `wait` of a small look module whose own import is a plain
- * JavaScript function (V8's generic wrapper, nothing compiled):
+ * JavaScript function (V8's generic wrapper, nothing compiled), the look:
  * `wait` calls it and, when it says so, calls through slot 0 of its table.
- * That slot is filled at the first promise, before the look returns, with
- * the export of a park module whose import is the `Suspending` one:
+ * That slot is filled at the first park, before the look returns, with the
+ * export of a park module whose import is the `Suspending` one:
  * instantiating it is what compiles the wrapper. Between `promising` and
  * the suspension there are only wasm frames (the guest's, `wait`, `park`),
  * so the whole guest stack suspends as with a direct import. The guest sees
- * neither module's table nor import: it is given the one function.
+ * neither module's table, global nor import: it is given the one function.
+ *
+ * Two rules, both found by attack on the first version:
+ *
+ * - The look only decides. It records the park that is due and returns;
+ *   the park runs in the `Suspending` function, after `wait` pushed the
+ *   park frame and the wrapper on the guest's stack. At the edge of that
+ *   stack the push overflows (the guest dies of it: a trap nothing in wasm
+ *   catches) and then nothing of the park has happened: no promise made
+ *   that nobody will ever await. Each promise a park returns gets a handler
+ *   at once besides JSPI's, so that even one JSPI never took (a suspension
+ *   refused) cannot end the process as an unhandled rejection.
+ * - From the first park on, `wait` calls the `Suspending` import at every
+ *   call (the look module's global `s` set), which decides and parks
+ *   there: as the direct `Suspending` import did before, every call
+ *   suspends the guest's stack, if only for a microtask (V8 passes a
+ *   non-promise result through `Promise.resolve`), and the microtasks
+ *   queued meanwhile run in that gap. Other guests' stacks resume in
+ *   microtasks too, so a guest that computes gives them a turn at each of
+ *   its fuel looks, within its time slice; a device's chain of promise
+ *   hops (a tap's frame to netd) depends on it. Before the first park a
+ *   look that goes on is a plain call (no gap): at most the guest's first
+ *   time slice, since a look at the end of a slice parks.
  */
-export function lazySuspending(fn: () => Promise<void> | undefined): WebAssembly.ExportValue {
+export function lazySuspending(decide: () => Park | undefined): WebAssembly.ExportValue {
   if (!jspi.Suspending) throw new Error("wasm: this runtime has no WebAssembly JSPI");
   const Suspending = jspi.Suspending;
-  let parked: Promise<void> | undefined;
+  /** The park the plain look decided, for the Suspending function to make. */
+  let due: Park | undefined;
+  /** The Suspending function: the due park, or (from the first park on) the look's own decision. */
+  const suspend = (): Promise<void> | undefined => {
+    let park = due;
+    due = undefined;
+    park ??= decide();
+    if (park === undefined) return undefined;
+    const p = park();
+    p.then(undefined, handled);
+    return p;
+  };
   const look = (): number => {
-    const p = fn();
-    if (p === undefined) return 0;
-    parked = p;
+    const park = decide();
+    if (park === undefined) return 0;
+    due = park;
     if (table.get(0) === null) {
-      const park = new WebAssembly.Instance(
+      const inst = new WebAssembly.Instance(
         parkModule ??= new WebAssembly.Module(new Uint8Array(PARK_WASM)),
-        {
-          h: {
-            park: new Suspending((): Promise<void> => {
-              const q = parked!;
-              parked = undefined;
-              return q;
-            }),
-          },
-        },
+        { h: { park: new Suspending(suspend) } },
       );
-      table.set(0, park.exports.park as () => void);
+      table.set(0, inst.exports.park as () => void);
+      switched.value = 1;
     }
     return 1;
   };
@@ -125,5 +166,6 @@ export function lazySuspending(fn: () => Promise<void> | undefined): WebAssembly
     { h: { look } },
   );
   const table = inst.exports.t as WebAssembly.Table;
+  const switched = inst.exports.s as WebAssembly.Global;
   return inst.exports.wait;
 }

@@ -5,10 +5,12 @@
  * Imports (module "env"): `memory`; `hcall(eax, edx, ebx, ecx) -> eax`, a
  * plain import (the fast path); `event() -> i32`, plain; `wait()`, which
  * parks the guest's stack (JSPI) while the Host loop waits for the
- * Launcher, a timer or an interrupt, and returns at once from a fuel check
- * that does not stop the guest (a wasm function of `jspi.ts`
- * {@link lazySuspending}: V8 compiles its `Suspending` wrapper at the first
- * park, not at instantiation, docs/performance.md); optional
+ * Launcher, a timer or an interrupt, and from a fuel check that does not
+ * stop the guest returns a microtask later (the queued microtasks, other
+ * guests' resumes among them, run in that gap), or at once before the
+ * guest's first park (a wasm function of `jspi.ts` {@link lazySuspending}:
+ * V8 compiles its `Suspending` wrapper at the first park, not at
+ * instantiation, docs/performance.md); optional
  * `rdtsc() -> i64`, a monotonic nanosecond count (the guest's TSC:
  * `lguest_data.tsc_khz` is 1000000), plain and cheap. Export: `start()`.
  * The event protocol is in `docs/guest-abi.md`.
@@ -37,7 +39,7 @@
 
 import type { GuestCpu, HypercallPort } from "./engine.ts";
 import { LG_EV_WAIT, LG_EVENT } from "./engine.ts";
-import { lazySuspending, promising } from "./jspi.ts";
+import { lazySuspending, type Park, promising } from "./jspi.ts";
 import type { FuelCounts } from "./wasm_fuel.ts";
 import { FUEL, FUEL_EXPORT, ImageError } from "./image_error.ts";
 import { printable } from "../sys/text.ts";
@@ -301,23 +303,23 @@ export class WasmCpu implements GuestCpu {
       stopped?.();
       return new Promise<void>(() => {});
     };
-    // Suspends the guest's stack on the promise it returns; undefined: the guest goes on at once,
-    // not suspended (jspi.ts: the Suspending wrapper is compiled at the first park, not here).
-    const wait = lazySuspending((): Promise<void> | undefined => {
+    // Decides only: a park it returns is made inside the Suspending import, once the guest's stack
+    // holds its frames (jspi.ts); undefined: the guest goes on.
+    const wait = lazySuspending((): Park | undefined => {
       if (expected) {
         expected = false;
-        return park();
+        return park;
       }
       // A fuel check from an instrumented loop: the guest goes on unless its slice is over.
       const p = this.#port;
       if (p === null) return undefined;
-      if (this.#closed || p.dead !== null) return parkForever();
+      if (this.#closed || p.dead !== null) return parkForever;
       // The check refilled FUEL; code whose units are slow gets less (LOOK_MS).
       const now = nowMs(), next = refillAfter(refill, now - this.#resumed);
       if (next !== FUEL && fuel !== undefined) fuel.value = next;
       refill = next;
       this.#resumed = now;
-      return p.preempt() ? park() : undefined;
+      return p.preempt() ? park : undefined;
     });
     try {
       this.#instance = new WebAssembly.Instance(mod, {

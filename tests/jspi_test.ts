@@ -1,17 +1,21 @@
 /**
- * `engines/jspi.ts` `lazySuspending`, the guest's `env.wait`: a look that
- * returns undefined goes on without suspending; a promise suspends the
- * whole guest stack (across the look and park modules' instances) until it
- * settles; the `Suspending` wrapper is made at the first park, once per
- * instance; a rejection is thrown into the guest; guests park
- * independently; a module cannot import it with another type.
+ * `engines/jspi.ts` `lazySuspending`, the guest's `env.wait`: before the
+ * first park a look that returns undefined goes on without suspending,
+ * from it on every look suspends for a microtask (the gap other guests and
+ * devices' promise hops run in); a park suspends the whole guest stack
+ * (across the look and park modules' instances) until its promise settles,
+ * and is made only inside the `Suspending` function (at the edge of the
+ * stack an overflow before it leaves nothing made); the `Suspending`
+ * wrapper is made at the first park, once per instance; a rejection is
+ * thrown into the guest; guests park independently; a module cannot import
+ * it with another type.
  *
  * @module
  */
 
 import assert from "node:assert/strict";
-import { lazySuspending, promising } from "../engines/jspi.ts";
-import { assemble, I32, i32 } from "./helpers/wasm_asm.ts";
+import { lazySuspending, type Park, promising } from "../engines/jspi.ts";
+import { assemble, I32, i32, I64 } from "./helpers/wasm_asm.ts";
 
 const CALL = 0x10, GET = 0x20, IF = 0x04, ELSE = 0x05, END = 0x0b, EQZ = 0x45;
 const ADD = 0x6a, SUB = 0x6b;
@@ -61,7 +65,7 @@ const GUEST = assemble({
   exports: [{ name: "three", func: 2 }, { name: "deep", func: 3 }, { name: "viaJs", func: 4 }],
 });
 
-type Look = () => Promise<void> | undefined;
+type Look = () => Park | undefined;
 
 /** A guest whose `env.wait` runs `look` (through `lazySuspending`), and its log. */
 function guest(look: Look, onLog: (n: number) => void = () => {}) {
@@ -131,8 +135,7 @@ Deno.test("lazySuspending: a promise parks the whole stack (2000 frames deep) un
     let park = true;
     const g = guest(() => {
       if (!park) return undefined;
-      parks++;
-      return g1.promise;
+      return () => (parks++, g1.promise);
     });
     let result: number | undefined;
     const done = g.deep(2000).then((r) => void (result = r));
@@ -158,7 +161,7 @@ Deno.test("lazySuspending: a promise parks the whole stack (2000 frames deep) un
 
 Deno.test("lazySuspending: a rejected park is thrown into the guest", async () => {
   class Gone extends Error {}
-  const g = guest(() => Promise.reject(new Gone("gone")));
+  const g = guest(() => () => Promise.reject(new Gone("gone")));
   await assert.rejects(g.three(), Gone);
   assert.deepEqual(g.log, [1]);
 });
@@ -167,8 +170,8 @@ Deno.test("lazySuspending: two guests park and resume independently", async () =
   const a = gate(), b = gate();
   const order: string[] = [];
   let aParked = false, bParked = false;
-  const ga = guest(() => aParked ? undefined : (aParked = true, a.promise));
-  const gb = guest(() => bParked ? undefined : (bParked = true, b.promise));
+  const ga = guest(() => aParked ? undefined : () => (aParked = true, a.promise));
+  const gb = guest(() => bParked ? undefined : () => (bParked = true, b.promise));
   const da = ga.three().then(() => order.push("a"));
   const db = gb.three().then(() => order.push("b"));
   await new Promise((r) => setTimeout(r, 5));
@@ -183,7 +186,7 @@ Deno.test("lazySuspending: two guests park and resume independently", async () =
 
 Deno.test("lazySuspending: a JavaScript frame between promising and the park is refused, not run on", async () => {
   // The rule the engine keeps (engines/wasm.ts: no guest code is called from inside an import).
-  const g = guest(() => gate().promise, (n) => {
+  const g = guest(() => () => gate().promise, (n) => {
     if (n === 0) (g.wait as () => void)();
   });
   await assert.rejects(g.viaJs(), /suspend JS frames/);
@@ -201,4 +204,101 @@ Deno.test("lazySuspending: the function is () -> (): a module importing it as an
     );
     assert.throws(() => new WebAssembly.Instance(mod, { env: { wait } }), WebAssembly.LinkError);
   }
+});
+
+Deno.test("lazySuspending: before the first park a look that goes on leaves no gap; from it on every look suspends for a microtask, as a Suspending import", async () => {
+  // What a microtask queued before the guest ran had seen at each of its logs.
+  let ran = false;
+  const seen: boolean[] = [];
+  let parkNext = false;
+  const g = guest(
+    () => parkNext ? (parkNext = false, () => Promise.resolve()) : undefined,
+    () => seen.push(ran),
+  );
+  const gaps = async (): Promise<boolean[]> => {
+    ran = false;
+    seen.length = 0;
+    queueMicrotask(() => ran = true);
+    await g.three();
+    return [...seen];
+  };
+  assert.deepEqual(await gaps(), [false, false, false], "a plain look: no microtask ran");
+  parkNext = true;
+  await g.three(); // the first park
+  // Every look now suspends: the microtask runs at the first, before log 2. A CPU-bound guest
+  // gives a tap's chain of promise hops (and other guests' resumes) these gaps within its slice.
+  assert.deepEqual(await gaps(), [false, true, true]);
+  assert.deepEqual(await gaps(), [false, true, true]);
+});
+
+/**
+ * A guest that recurses `n` levels and calls `env.wait` at the bottom from a
+ * frame of `k` i64 locals. Each module differs (a custom section), so that V8
+ * compiles it anew (Liftoff): a module shared between runs tiers up and its
+ * frames shrink, which moves the edge from one run to the next.
+ */
+let edgeSerial = 0;
+function edgeGuest(k: number, wait: WebAssembly.ExportValue): (n: number) => Promise<unknown> {
+  const mod = new WebAssembly.Module(
+    assemble({
+      custom: [{ name: "run", bytes: [...String(edgeSerial++)].map((c) => c.charCodeAt(0)) }],
+      types: [[[], []], [[I32], []]],
+      imports: [{ module: "env", name: "wait", func: 0 }],
+      funcs: [
+        { type: 0, locals: Array(k).fill(I64), body: [CALL, 0] },
+        {
+          type: 1,
+          body: [GET, 0, EQZ, IF, 0x40, CALL, 1, ELSE, GET, 0, ...i32(1), SUB, CALL, 2, END],
+        },
+      ],
+      exports: [{ name: "rec", func: 2 }],
+    }) as Uint8Array<ArrayBuffer>,
+  );
+  const inst = new WebAssembly.Instance(mod, { env: { wait } });
+  return promising(inst.exports.rec as () => unknown) as unknown as (n: number) => Promise<unknown>;
+}
+
+Deno.test("lazySuspending: a park is made only inside the Suspending function: a call that overflows the guest's stack before it leaves nothing made", async () => {
+  /** Run one guest to depth n (after a first park at depth 0 if `switched`). */
+  const run = async (k: number, n: number, switched: boolean) => {
+    let decided = 0, parked = 0;
+    const rec = edgeGuest(
+      k,
+      lazySuspending(() => (decided++, () => (parked++, Promise.resolve()))),
+    );
+    if (switched) {
+      await rec(0);
+      decided = parked = 0;
+    }
+    let overflow = false;
+    await rec(n).catch((e) => {
+      if (!(e instanceof RangeError)) throw e;
+      overflow = true;
+    });
+    return { decided, parked, overflow };
+  };
+  /** Runs whose look decided to park but whose call overflowed before the park. */
+  let window = 0;
+  for (const switched of [false, true]) {
+    for (let k = 0; k < 8; k++) {
+      // The deepest guest that parks (the stack's size is fixed: a few 10 000 frames).
+      let lo = 0, hi = 1 << 18;
+      while (hi - lo > 1) {
+        const mid = (lo + hi) >>> 1;
+        if ((await run(k, mid, switched)).overflow) hi = mid;
+        else lo = mid;
+      }
+      const ok = await run(k, lo, switched);
+      assert.deepEqual(ok, { decided: 1, parked: 1, overflow: false }, `k ${k} n ${lo}`);
+      for (let n = lo + 1; n <= lo + 3; n++) {
+        const r = await run(k, n, switched);
+        assert.ok(r.overflow, `k ${k} n ${n}`);
+        assert.equal(r.parked, 0, `k ${k} n ${n}: a park made in a call that overflowed`);
+        if (r.decided) window++;
+      }
+    }
+  }
+  // The edge was reached where it matters (7 of these 48 runs in Deno 2.9.6): had the park been
+  // made in the look, its promise would have been left pending, never handed to JSPI.
+  assert.ok(window > 0, "no call overflowed between the look's decision and the park");
 });

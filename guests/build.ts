@@ -677,7 +677,8 @@ async function samePayload(
 ): Promise<boolean> {
   const dec = new TextDecoder();
   if (file.endsWith(".b64")) {
-    // A text payload: brotli (TEXT_PAYLOAD_ABOVE), or gzip (libposix.a.b64).
+    // A text payload: brotli (TEXT_PAYLOAD_ABOVE, libposix.a.b64); gzip read too (an older
+    // libposix.a.b64).
     const decode = async (x: Uint8Array) =>
       await decodePayload(dec.decode(x), "brotli") ?? await decodePayload(dec.decode(x), "gzip");
     const [pa, pb] = await Promise.all([a, b].map(decode));

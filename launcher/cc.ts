@@ -193,7 +193,7 @@ export async function ccCommand(argv: string[]): Promise<number> {
     if (!compileOnly) {
       const archive = `${tmp}/libposix.a`;
       const zipped = new Blob([Uint8Array.fromBase64(lib.BASE64)]).stream()
-        .pipeThrough(new DecompressionStream("gzip"));
+        .pipeThrough(new DecompressionStream("brotli"));
       await Deno.writeFile(archive, zipped);
       const name = output.replace(/^.*\//, "").replace(/\.wasm$/, "") || "a.out";
       const argv0 = `${tmp}/argv0.c`;

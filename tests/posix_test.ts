@@ -529,3 +529,21 @@ Deno.test("posix: poll() on stdin with a timeout ends at the timeout when no inp
   const r = await p.result();
   assert.equal(r.code, EXIT.OK, describe(r));
 });
+
+Deno.test("posix: a program that busy-polls stdin (poll with timeout 0, never waiting) gets the input", async () => {
+  // Input that comes while it spins: before, it never reached the program (interrupts arrive only
+  // at hypercalls, and poll(0) made none: docs/guest-abi.md §19 poll_oneoff).
+  const p = spawnCli(["run", "--timeout", "30", "test-posix-files", "--", "pollspin"], {
+    stdin: "piped",
+    killAfterMs: 60_000,
+  });
+  await p.waitFor(/^pollspin$/m, 20_000);
+  const t0 = performance.now();
+  await p.write("late\n");
+  // a time slice or two; generous bound for a loaded machine
+  await p.waitFor(/^pollspin: late$/m, 5_000);
+  console.log(`  input reached the spinning poll after ${(performance.now() - t0).toFixed(0)} ms`);
+  await p.closeStdin();
+  const r = await p.result();
+  assert.equal(r.code, EXIT.OK, describe(r));
+});

@@ -1180,6 +1180,23 @@ static bool console_readable(void *arg)
 	return console_has_input() || console_eof();
 }
 
+/*
+ * console_readable() for a poll that did not wait: interrupts arrive only
+ * at hypercall boundaries (docs/guest-abi.md §4), so input the host has
+ * already put in the console's buffer is seen only once its IRQ has run.
+ * A poll with timeout 0 (or a deadline already past) crosses no boundary
+ * on its own: one NOP hypercall lets the host stop us for input that waits
+ * (BREAK), deliver it and run its IRQ. Without it a program busy-polling
+ * stdin never saw input, however long it spun.
+ */
+static bool console_readable_now(void)
+{
+	if (console_readable(NULL))
+		return true;
+	hcall(LHCALL_FLUSH_ASYNC, 0, 0, 0);
+	return console_readable(NULL);
+}
+
 struct sleeper {
 	unsigned long ticks;        /* timer interrupts before the wait */
 	bool input;                 /* input ends it too */
@@ -1256,7 +1273,7 @@ int32_t WASI(poll_oneoff)(const __wasi_subscription_t *in, __wasi_event_t *out, 
 			ready = lg_clock_ns() >= deadline;
 		else if (s->u.tag == __WASI_EVENTTYPE_FD_READ &&
 			 s->u.u.fd_read.file_descriptor == 0)
-			ready = console_readable(NULL);
+			ready = console_readable_now();
 		else
 			ready = true;
 		if (!ready)

@@ -8,7 +8,8 @@
  * appends a line to /grow.txt every 100 ms, never closing it, until killed;
  * "idle" writes and flushes 100 lines to /idle.txt, never closing it, says
  * "idle" and sleeps until killed; "poll" polls stdin for 1 s and prints
- * what poll() returned.
+ * what poll() returned; "pollspin" polls stdin with timeout 0 in a loop
+ * (never waiting) until input is there, then prints the line it reads.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -204,6 +205,18 @@ int main(int argc, char **argv)
 			int r = poll(&p, 1, 1000);
 
 			printf("poll %d\n", r);
+		} else if (strcmp(argv[i], "pollspin") == 0) {
+			/* a busy poll: no call in the loop ever waits or halts */
+			struct pollfd p = { 0, POLLIN, 0 };
+			char line[256];
+
+			printf("pollspin\n");
+			fflush(stdout);
+			while (poll(&p, 1, 0) == 0)
+				;
+			if (!fgets(line, sizeof(line), stdin))
+				strcpy(line, "EOF\n");
+			printf("pollspin: %s", line);
 		} else if (strcmp(argv[i], "abort") == 0) {
 			/* written, not closed: abort() keeps it, as a process's abort does */
 			int fd = open("/aborted.txt", O_WRONLY | O_CREAT | O_TRUNC, 0644);

@@ -75,15 +75,19 @@ function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
 /**
  * Console feature bits (an extension; docs/guest-abi.md §10): the
  * launcher's stdin / stdout is a terminal. A guest's C library uses them
- * for isatty(): prompts and line buffering only at a terminal.
+ * for isatty(): prompts and line buffering only at a terminal. IN_LINE:
+ * that terminal stays in line mode (no cbreak without --allow-ffi), so it
+ * echoes and edits typed lines itself and the guest must not echo them.
  */
 export const LGUEST_CONSOLE_F_IN_TTY = 0x0001;
 export const LGUEST_CONSOLE_F_OUT_TTY = 0x0002;
+export const LGUEST_CONSOLE_F_IN_LINE = 0x0004;
 
 /** The console: key 0 out, key 0 in, no pages. */
 export class ConsoleDevice implements Device {
   readonly type = LGUEST_DEVICE_T_CONSOLE;
-  readonly features: number;
+  /** LGUEST_CONSOLE_F_*; the runner may add IN_LINE until the device table is written. */
+  features: number;
   readonly numPages = 0;
   readonly label: string;
   readonly #backend: ConsoleBackend;

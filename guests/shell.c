@@ -1,7 +1,8 @@
 /*
  * @guest: Interactive line shell (help, echo, devices, mem, uptime, blk, net, ping, udp, poweroff); ip=A.B.C.D/N.
  *
- * Reads the console a byte at a time, echoes, and edits the line: arrows
+ * Reads the console a byte at a time, echoes (not at a terminal in line
+ * mode, which echoes itself), and edits the line: arrows
  * left/right, backspace anywhere, Delete, Home/End, history with up/down
  * (read_line() lists the keys). "\r", "\n" and "\r\n" all count as one
  * Enter, so it works both from a raw terminal and with piped input. At the
@@ -466,13 +467,16 @@ static void run_line(char *line)
 
 /* ---- Line editing ---------------------------------------------------------- */
 
-/* Echo is collected and sent in one DMA per burst of input. */
+/* Echo is collected and sent in one DMA per burst of input. None at a
+ * terminal in line mode (LGUEST_CONSOLE_F_IN_LINE): it echoed the line
+ * itself, as it was typed (docs/guest-abi.md §10). */
 static char echo_buf[128];
 static size_t echo_len;
 
 static void echo_flush(void)
 {
-	console_write(echo_buf, echo_len);
+	if (!(console_features() & LGUEST_CONSOLE_F_IN_LINE))
+		console_write(echo_buf, echo_len);
 	echo_len = 0;
 }
 

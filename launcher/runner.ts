@@ -31,6 +31,7 @@ import { printable } from "../sys/text.ts";
 import {
   type ConsoleBackend,
   ConsoleDevice,
+  LGUEST_CONSOLE_F_IN_LINE,
   LGUEST_CONSOLE_F_IN_TTY,
   LGUEST_CONSOLE_F_OUT_TTY,
   stdioBackend,
@@ -628,7 +629,7 @@ function report(run: HostRun, outcomes: Outcome[], exitCode: number): RunReport 
 }
 
 /** What a run uses of its {@link Supervisor}. */
-type Watch = Pick<Supervisor, "ready" | "onStop" | "onInterrupt" | "close">;
+type Watch = Pick<Supervisor, "ready" | "onStop" | "onInterrupt" | "close" | "cbreak">;
 
 /**
  * A run with neither a terminal nor --timeout: nothing to watch. Signals keep
@@ -637,6 +638,7 @@ type Watch = Pick<Supervisor, "ready" | "onStop" | "onInterrupt" | "close">;
  */
 const UNWATCHED: Watch = {
   ready: Promise.resolve(),
+  cbreak: false,
   onStop() {},
   onInterrupt() {},
   close() {},
@@ -737,6 +739,11 @@ export const runGuests = (async function runGuests(
       signals: holds,
     })
     : UNWATCHED;
+  // A terminal left in line mode (no --allow-ffi, or termios refused) echoes what is typed
+  // itself: the guest is told before its device table is written, or every line shows twice.
+  if (stdioGuest && (stdioGuest.console.features & LGUEST_CONSOLE_F_IN_TTY) && !supervisor.cbreak) {
+    stdioGuest.console.features |= LGUEST_CONSOLE_F_IN_LINE;
+  }
   try {
     await hostRun.start();
   } catch (e) {

@@ -146,6 +146,11 @@ export class Supervisor {
     this.#stop(EXIT.SIGNAL_BASE + SIGNALS[name], `ended by ${name}`);
   }
 
+  /** Is the terminal in cbreak mode (the guest sees keys as typed and echoes them)? */
+  get cbreak(): boolean {
+    return this.#terminal;
+  }
+
   /** Called with the exit code and reason when the run must stop. */
   onStop(fn: (code: number, why: string) => void): void {
     this.#stop = fn;

@@ -54,14 +54,19 @@ if (skip) console.log(`pty_test: skipping the pseudo-terminal tests: ${skip}`);
 
 /**
  * How the session starts lguest: directly (as the installed command), via
- * `deno task`, or as a job of a shell with job control (`set -m`: lguest
- * leads its own process group, as when typed at an interactive shell).
+ * `deno task`, as a job of a shell with job control (`set -m`: lguest
+ * leads its own process group, as when typed at an interactive shell), or
+ * directly with no permissions (the terminal stays in line mode).
  */
-type Via = "direct" | "task" | "job";
+type Via = "direct" | "task" | "job" | "noperm";
 
 /** A pty session running `lguest ARGS...` under bash. */
 function session(args: string[], via: Via = "direct"): LiveProcess {
-  const cmd0 = via === "direct" ? LGUEST_CMD : [Deno.execPath(), "task", "-q", "lguest"];
+  const cmd0 = via === "direct"
+    ? LGUEST_CMD
+    : via === "noperm"
+    ? [Deno.execPath(), "run", "--no-prompt", "main.ts"]
+    : [Deno.execPath(), "task", "-q", "lguest"];
   const lguest = [...cmd0, ...args].map(shellQuote).join(" ");
   // FG_BACK: the terminal's foreground group is bash's again (lguest may
   // take it while it runs: launcher/termios.ts).
@@ -163,6 +168,35 @@ Deno.test({
     assert.equal(count(out, "echo marker"), 1, out);
     assert.match(out, /^lguest\$ echo marker\nmarker\nlguest\$ poweroff\nPowering off\.\n/m, out);
     assert.doesNotMatch(out, /^lguest: /m, out);
+  },
+});
+
+Deno.test({
+  name: "pty: with no permissions (line mode: the terminal echoes) each typed line shows once",
+  ignore: skip !== null,
+  async fn() {
+    // Before: the shell and the POSIX layer echoed each line again after the terminal had.
+    const shell = session(["run", "shell"], "noperm");
+    await interact(shell, async () => {
+      await shell.waitFor("lguest$ ");
+      await shell.type("echo marker\r");
+      await shell.waitFor("\r\nmarker\r\n");
+      await shell.waitFor(/marker\r\nlguest\$ $/);
+      await shell.type("poweroff\r");
+    });
+    const out = await finish(shell, 0);
+    assert.equal(count(out, "echo marker"), 1, out);
+    assert.match(out, /^lguest\$ echo marker\nmarker\nlguest\$ poweroff\nPowering off\.\n/m, out);
+    const lua = session(["run", "lua"], "noperm");
+    await interact(lua, async () => {
+      await lua.waitFor("> ");
+      await lua.type("print(6*7)\r");
+      await lua.waitFor("\r\n42\r\n");
+      await send(lua, "\x04"); // Ctrl-D on an empty line: end of input, lua ends
+    });
+    const luaOut = await finish(lua, 0);
+    assert.equal(count(luaOut, "print(6*7)"), 1, luaOut);
+    assert.match(luaOut, /^> print\(6\*7\)\n42\n/m, luaOut);
   },
 });
 

@@ -125,9 +125,13 @@ struct lguest_device_desc {
 
 #define LGUEST_NET_F_NOCSUM        0x4000
 #define LGUEST_DEVICE_F_RANDOMNESS 0x8000
-/* Console features (an extension): the launcher's stdin / stdout is a terminal. */
+/* Console features (an extension): the launcher's stdin / stdout is a terminal;
+ * IN_LINE: that terminal stays in line mode (no --allow-ffi for termios), so it
+ * echoes and edits what is typed itself and hands it over a line at a time:
+ * the guest must not echo (docs/guest-abi.md §10). */
 #define LGUEST_CONSOLE_F_IN_TTY    0x0001
 #define LGUEST_CONSOLE_F_OUT_TTY   0x0002
+#define LGUEST_CONSOLE_F_IN_LINE   0x0004
 /* Ours, not 2.6.23's: a block device that refuses writes (--block FILE,ro).
  * A 2.6.23 guest ignores the bit and gets result 2 for a write. */
 #define LGUEST_BLK_F_READONLY      0x0001

@@ -174,7 +174,8 @@ long console_read(char *buf, size_t n);
 bool console_eof(void);
 /* The console's feature bits (an extension, docs/guest-abi.md §10):
  * LGUEST_CONSOLE_F_IN_TTY / _OUT_TTY: the launcher's stdin / stdout is a
- * terminal. 0 before the console's probe. */
+ * terminal; _IN_LINE: that terminal is in line mode and echoes typed lines
+ * itself (echo nothing). 0 before the console's probe. */
 u16 console_features(void);
 bool console_has_input(void);
 

@@ -544,7 +544,9 @@ int32_t WASI(fd_renumber)(u32 from, u32 to)
 /*
  * At a terminal (console features IN_TTY and OUT_TTY) the launcher's
  * terminal is in cbreak mode and echoes nothing, so standard input gets a
- * small line discipline here, as a tty's canonical mode would give: typed
+ * small line discipline here, as a tty's canonical mode would give (not
+ * with IN_LINE: the terminal stayed in line mode, echoes and edits lines
+ * itself, and its lines are read as they come): typed
  * characters are echoed, backspace (0x7F, 0x08) erases, Enter (CR or LF)
  * ends the line as "\n", Ctrl-D on an empty line is end of input, Ctrl-C
  * drops the line ("^C", then an empty line: the program prompts again;
@@ -601,8 +603,9 @@ static long tty_read(char *buf, size_t n)
 static bool console_is_tty(void)
 {
 	u16 both = LGUEST_CONSOLE_F_IN_TTY | LGUEST_CONSOLE_F_OUT_TTY;
+	u16 f = console_features();
 
-	return (console_features() & both) == both;
+	return (f & both) == both && !(f & LGUEST_CONSOLE_F_IN_LINE);
 }
 
 int32_t WASI(fd_read)(u32 fd, const __wasi_iovec_t *iov, u32 n, u32 *nread)

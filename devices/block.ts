@@ -137,7 +137,9 @@ function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: n
     const code = describe(e);
     if (code === "EACCES" || code === "EPERM" || code === "EROFS") {
       throw new UsageError(
-        `--block ${spec.path}: permission denied${spec.readOnly ? "" : " (try ,ro)"}`,
+        `--block ${spec.path}: permission denied${
+          !spec.readOnly && opensReadOnly(spec.path) ? " (try ,ro)" : ""
+        }`,
       );
     }
     throw new UsageError(`--block ${spec.path}: ${code}`);
@@ -171,6 +173,16 @@ function openBacking(spec: BlockSpec): { fd: number; directFd: number; length: n
     }
   }
   return { fd, directFd, length };
+}
+
+/** Would ,ro open it (a read-only file or file system)? Only then does the refusal suggest it. */
+function opensReadOnly(path: string): boolean {
+  try {
+    libc().close(openFile(path, O_RDONLY));
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /**

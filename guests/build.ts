@@ -31,6 +31,7 @@
 import { brotliCompressSync, constants as zlib } from "node:zlib";
 import { type FuelCounts, instrumentFuel } from "../engines/wasm_fuel.ts";
 import { checkProfile, ImageError } from "../engines/wasm_profile.ts";
+import { payloadCheck } from "./payload_check.ts";
 
 const GUESTS_DIR = decodeURIComponent(new URL(".", import.meta.url).pathname)
   .replace(/\/$/, "");
@@ -424,6 +425,7 @@ export async function writeEmbedding(dir: string, manifest: object[]): Promise<s
   await Deno.writeTextFile(
     `${dir}/${IMAGE_TYPES}`,
     `${header}/** The types of an image module (\`FILE.js\`). */\n` +
+      PAYLOAD_TYPES +
       `/** The image, base64 (of its brotli if BROTLI). */\n` +
       `export declare const BASE64: string;\n` +
       `/** Set: BASE64 holds the image's brotli. */\n` +
@@ -435,6 +437,7 @@ export async function writeEmbedding(dir: string, manifest: object[]): Promise<s
     `${header}/** The types of a checked image module (\`FILE.ready.js\`). */\n` +
       `/** Where the build put the image's fuel checks. */\n` +
       `export declare const FUEL: { loops: number; entries: number; bulk: number; resumes: number };\n` +
+      PAYLOAD_TYPES +
       `/** The checked and instrumented image, base64 (of its brotli if BROTLI). */\n` +
       `export declare const BASE64: string;\n` +
       `/** Set: BASE64 holds the image's brotli. */\n` +
@@ -444,16 +447,27 @@ export async function writeEmbedding(dir: string, manifest: object[]): Promise<s
   /** The self-types line of a module at `file` (in a subfolder: the declarations are at the top). */
   const selfTypes = (file: string, types: string) =>
     `// @ts-self-types="${"../".repeat(file.split("/").length - 1) || "./"}${types}"\n`;
-  /** The BASE64 line of the image module `module`, or its re-export of the text module written. */
-  const payloadLine = async (module: string, base64: string, compressed: boolean) => {
+  /**
+   * The payload lines of the image module `module` holding `bytes`: their length and digest
+   * (checked when a run decodes them: {@link payloadCheck}), then the BASE64 line, or its
+   * re-export of the text module written (PAYLOAD names it).
+   */
+  const payloadLine = async (
+    module: string,
+    bytes: Uint8Array,
+    base64: string,
+    compressed: boolean,
+  ) => {
+    const check = await payloadCheck(bytes);
     if (!compressed || base64.length <= TEXT_PAYLOAD_ABOVE) {
-      return `export const BASE64 =\n  "${base64}";\n`;
+      return `${check}export const BASE64 =\n  "${base64}";\n`;
     }
     const text = module.replace(/\.js$/, ".b64");
     await Deno.writeTextFile(`${dir}/${text}`, base64);
     written.push(text);
     const name = text.slice(text.lastIndexOf("/") + 1);
-    return `export { default as BASE64 } from "./${name}" with { type: "text" };\n`;
+    return `${check}export const PAYLOAD = "${name}";\n` +
+      `export { default as BASE64 } from "./${name}" with { type: "text" };\n`;
   };
   const ready: string[] = [];
   for (const file of files) {
@@ -464,7 +478,7 @@ export async function writeEmbedding(dir: string, manifest: object[]): Promise<s
         selfTypes(file, IMAGE_TYPES)
       }/** ${file}, ${bytes.length} bytes, brotli, base64. */\n` +
         `export const BROTLI = true;\n` +
-        await payloadLine(`${file}.js`, brotli(bytes).toBase64(), true),
+        await payloadLine(`${file}.js`, bytes, brotli(bytes).toBase64(), true),
     );
     written.push(`${file}.js`);
     const fuel = file.endsWith(".wasm") ? readyImage(bytes) : undefined;
@@ -486,6 +500,7 @@ export async function writeEmbedding(dir: string, manifest: object[]): Promise<s
         (zip ? `export const BROTLI = true;\n` : "") +
         await payloadLine(
           `${file}.ready.js`,
+          fuel.bytes,
           (zip ? brotli(fuel.bytes) : fuel.bytes).toBase64(),
           zip,
         ),
@@ -541,7 +556,12 @@ function outside<T>(specifier: string): Promise<T> {
 
 /** Image file name -> import of its module. */
 export const FILES: Readonly<
-  Record<string, () => Promise<{ BASE64: string; BROTLI?: boolean; GZIP?: boolean }>>
+  Record<
+    string,
+    () => Promise<
+      { BASE64: string; BROTLI?: boolean; SIZE: number; SHA256: string; PAYLOAD?: string }
+    >
+  >
 > = {
 ${loaders.join("")}};
 
@@ -552,6 +572,12 @@ export interface ReadyModule {
   /** The checked and instrumented image, base64 (of its brotli if BROTLI). */
   BASE64: string;
   BROTLI?: boolean;
+  /** The image's length in bytes. */
+  SIZE: number;
+  /** The image's SHA-256, base64. */
+  SHA256: string;
+  /** The text module BASE64 comes from, if any. */
+  PAYLOAD?: string;
 }
 
 /**
@@ -570,6 +596,14 @@ ${readyLoaders.join("")}};
 
 /** The declarations of the image modules (`FILE.js`) and of the checked ones (`FILE.ready.js`). */
 const IMAGE_TYPES = "image.d.ts", READY_TYPES = "ready.d.ts";
+
+/** The declarations of {@link payloadCheck}'s lines and of PAYLOAD. */
+const PAYLOAD_TYPES = `/** The image's length in bytes (checked when it is decoded). */\n` +
+  `export declare const SIZE: number;\n` +
+  `/** The image's SHA-256, base64 (checked when it is decoded). */\n` +
+  `export declare const SHA256: string;\n` +
+  `/** The text module BASE64 comes from (a payload above 16 KiB), if any. */\n` +
+  `export declare const PAYLOAD: string | undefined;\n`;
 
 /**
  * A checked image (`FILE.ready.js`) larger than this is compressed; a
@@ -684,6 +718,10 @@ async function samePayload(
     const [pa, pb] = await Promise.all([a, b].map(decode));
     return pa !== null && pb !== null && sameBytes(pa, pb);
   }
+  // Every line but the payload's must be the same (SIZE, SHA256, FUEL, the comments).
+  const rest = (x: Uint8Array) =>
+    dec.decode(x).replace(/^export const BASE64(?:: string)? =\n {2}"[A-Za-z0-9+/=]*";$/m, "");
+  if (rest(a) !== rest(b)) return false;
   const folder = file.includes("/") ? file.slice(0, file.lastIndexOf("/") + 1) : "";
   const beside = (dir: string) => (name: string) =>
     readOrNull(`${dir}/${folder}${name}`)

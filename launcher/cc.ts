@@ -24,6 +24,7 @@ import { shownName } from "./lgfs.ts";
 import { hasLgfsMagic } from "../abi/lgfs_magic.ts";
 import { programFlags, WASI_SYSROOT_LIB as WASI_LIB } from "./wasi_flags.ts";
 import { print, warn } from "../sys/stdio.ts";
+import { posixLibrary } from "./images.ts";
 
 const INSTALL =
   "apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32 (clang 14 with wasm-ld, Debian's wasi-libc and compiler-rt for wasm32)";
@@ -179,22 +180,22 @@ export async function ccCommand(argv: string[]): Promise<number> {
       );
     }
   }
+  // The library first: a missing or damaged one is one line naming its file, toolchain or not.
+  const lib = await posixLibrary();
+  const archiveBytes = compileOnly ? null : await lib.archive();
   const { clang, res } = await findToolchain();
-  const lib = await import("../guests/images/libposix.a.ts");
   const tmp = await Deno.makeTempDir({ prefix: "lguest-cc-" });
   try {
     const include = `${tmp}/include`;
-    for (const [name, text] of Object.entries(lib.HEADERS)) {
+    for (const [name, text] of Object.entries(lib.headers)) {
       const path = `${include}/${name}`;
       await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
       await Deno.writeTextFile(path, text);
     }
     const args = [...programFlags(res, include), ...argv];
-    if (!compileOnly) {
+    if (archiveBytes) {
       const archive = `${tmp}/libposix.a`;
-      const zipped = new Blob([Uint8Array.fromBase64(lib.BASE64)]).stream()
-        .pipeThrough(new DecompressionStream("brotli"));
-      await Deno.writeFile(archive, zipped);
+      await Deno.writeFile(archive, archiveBytes);
       const name = output.replace(/^.*\//, "").replace(/\.wasm$/, "") || "a.out";
       const argv0 = `${tmp}/argv0.c`;
       await Deno.writeTextFile(argv0, `const char *lguest_argv0 = ${JSON.stringify(name)};\n`);

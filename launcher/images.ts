@@ -50,7 +50,12 @@ export async function builtinFile(file: string): Promise<Uint8Array | null> {
  * dist/lguest.js; in a checkout, a deleted file), or a damaged one (a
  * truncated file: a syntax error).
  */
-function importFailed(file: string, module: string, e: unknown): UsageError {
+function importFailed(
+  file: string,
+  module: string,
+  e: unknown,
+  what = `built-in image ${file}`,
+): UsageError {
   const where = `guests/images/${module}`;
   const testGuest = MANIFEST.some((g) => g.test && (g.file === file || g.x86_64 === file));
   // A bundle (this module is not launcher/images.ts there) has no test guest, whatever the error.
@@ -60,38 +65,47 @@ function importFailed(file: string, module: string, e: unknown): UsageError {
   const perm = permissionMessage(
     /^Requires \w+ access/.test(msg) ? new Deno.errors.NotCapable(msg) : e,
   );
-  if (perm !== null) return new UsageError(`built-in image ${file}: its module ${where} ${perm}`);
+  if (perm !== null) return new UsageError(`${what}: its module ${where} ${perm}`);
   if (e instanceof TypeError && /^Module not found/.test(msg)) {
     if (testGuest) return notInBuild(file);
     // A large image's payload is a text module beside its module (guests/build.ts).
     const payload = /\/([\w.+-]+\.b64)"/.exec(msg)?.[1];
     return new UsageError(
-      `built-in image ${file}: its module ${where} is missing${
+      `${what}: its module ${where} is missing${
         payload ? ` its payload guests/images/${printable(payload)}` : ""
       } (a damaged checkout or build: 'deno task guests' writes it again)`,
     );
   }
-  return damaged(file, module, e);
+  return damaged(what, module, e);
 }
 
 function notInBuild(file: string): UsageError {
   return new UsageError(`built-in image ${file} is not in this build (a test guest?)`);
 }
 
-/** A module of built-in image `file` that imported but does not hold its image whole. */
-function damaged(file: string, module: string, e: unknown): UsageError {
+/**
+ * A module of `what` (`built-in image FILE`) that imported but does not hold its image whole;
+ * `module` is its name in guests/images/ (the text module of its payload, if that is damaged).
+ */
+function damaged(what: string, module: string, e: unknown, part = "module"): UsageError {
   const why = printable((e instanceof Error ? e.message : String(e)).split("\n")[0], 100);
   return new UsageError(
-    `built-in image ${file}: its module guests/images/${module} is damaged (${why}): ` +
+    `${what}: its ${part} guests/images/${printable(module)} is damaged (${why}): ` +
       `'deno task guests' writes it again`,
   );
 }
 
-/** What an embedding module holds: base64, of the brotli or gzip of the bytes if it says so. */
-interface Embedded {
+/**
+ * What an embedding module holds: base64, of the brotli of the bytes if it says so, their
+ * length and SHA-256 (base64) as the build computed them, and the text module the base64
+ * comes from, if any (guests/build.ts `payloadCheck`).
+ */
+export interface Embedded {
   BASE64: string;
   BROTLI?: boolean;
-  GZIP?: boolean;
+  SIZE?: number;
+  SHA256?: string;
+  PAYLOAD?: string;
 }
 
 // Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
@@ -101,19 +115,47 @@ interface Embedded {
  * whole (bad base64, a cut or damaged compressed stream) is one line
  * naming it (`module`, its name in guests/images/).
  */
-const decode = (async function decode(mod: Embedded, module: string): Promise<Uint8Array> {
-  const file = module.replace(/(\.ready)?\.js$/, "");
+export const decode = (async function decode(
+  mod: Embedded,
+  module: string,
+  what = `built-in image ${module.replace(/(\.ready)?\.(js|ts)$/, "")}`,
+): Promise<Uint8Array> {
+  // Which file holds the payload: the text module beside the module (a large one), or itself.
+  const text = typeof mod.PAYLOAD === "string" && /^[\w.+-]+\.b64$/.test(mod.PAYLOAD);
+  const [where, part] = text ? [mod.PAYLOAD!, "payload"] : [module, "module"];
+  let bytes: Uint8Array;
   try {
     if (typeof mod.BASE64 !== "string") throw new Error("no BASE64 string");
+    if (typeof mod.SIZE !== "number" || typeof mod.SHA256 !== "string") {
+      throw damaged(what, module, new Error("no SIZE and SHA256 of its payload"));
+    }
     const raw = Uint8Array.fromBase64(mod.BASE64);
-    const format = mod.BROTLI ? "brotli" : mod.GZIP ? "gzip" : null;
-    if (format === null) return raw;
-    const stream = new Blob([raw]).stream()
-      .pipeThrough(new DecompressionStream(format as CompressionFormat));
-    return new Uint8Array(await new Response(stream).arrayBuffer());
+    if (!mod.BROTLI) {
+      bytes = raw;
+    } else {
+      const stream = new Blob([raw]).stream()
+        .pipeThrough(new DecompressionStream("brotli"));
+      bytes = new Uint8Array(await new Response(stream).arrayBuffer());
+    }
   } catch (e) {
-    throw damaged(file, module, e);
+    throw e instanceof UsageError ? e : damaged(what, where, e, part);
   }
+  // Brotli has no checksum and base64 none either: one flipped character can decode to a valid
+  // image that is not the one the build checked and instrumented. The build's length and
+  // digest say it is (docs/security.md, built-in images).
+  if (bytes.length !== mod.SIZE) {
+    throw damaged(
+      what,
+      where,
+      new Error(`${bytes.length} bytes decoded, the build wrote ${mod.SIZE}`),
+      part,
+    );
+  }
+  const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
+  if (new Uint8Array(digest).toBase64() !== mod.SHA256) {
+    throw damaged(what, where, new Error("its SHA-256 is not the one the build wrote"), part);
+  }
+  return bytes;
 }).bind(null);
 
 /** A built-in wasm image as `deno task guests` checked and instrumented it. */
@@ -155,10 +197,38 @@ export const loadReady = (async function loadReady(guest: string): Promise<Ready
     typeof fuel !== "object" || fuel === null ||
     !count(fuel.loops) || !count(fuel.entries) || !count(fuel.bulk) || !count(fuel.resumes)
   ) {
-    throw damaged(builtin!.file, module, new Error("no FUEL counts"));
+    throw damaged(`built-in image ${builtin!.file}`, module, new Error("no FUEL counts"));
   }
   return { name: guest, bytes: await decode(mod, module), fuel: fuel as FuelCounts };
 }).bind(null);
+
+/**
+ * `lguest cc`'s library (guests/images/libposix.a.ts): the layer's headers, and a
+ * function decoding libposix.a. A module or payload that is missing or damaged is one
+ * line naming it (a UsageError), as an image's is.
+ */
+export async function posixLibrary(): Promise<
+  { headers: Readonly<Record<string, string>>; archive: () => Promise<Uint8Array> }
+> {
+  const what = "cc: libposix.a";
+  let mod: Embedded & { HEADERS?: unknown };
+  try {
+    mod = await import("../guests/images/libposix.a.ts");
+  } catch (e) {
+    throw importFailed("libposix.a", "libposix.a.ts", e, what);
+  }
+  const headers = mod.HEADERS;
+  if (
+    typeof headers !== "object" || headers === null ||
+    !Object.values(headers).every((h) => typeof h === "string")
+  ) {
+    throw damaged(what, "libposix.a.ts", new Error("no HEADERS"));
+  }
+  return {
+    headers: headers as Record<string, string>,
+    archive: () => decode(mod, "libposix.a.ts", what),
+  };
+}
 
 /**
  * Read a guest image by built-in name or path; user errors are one line.

@@ -17,6 +17,7 @@ import assert from "node:assert/strict";
 import { hasStackTrace, ROOT_PATH } from "./helpers/run_cli.ts";
 import { EXIT } from "../launcher/exit.ts";
 import { embeddedPayload } from "../guests/build.ts";
+import { brotliCompressSync } from "node:zlib";
 
 /** The checkout's files, the generated modules left out but the index and its declarations. */
 async function copyCode(dir: string): Promise<void> {
@@ -52,7 +53,7 @@ Deno.test("damaged or unreadable built-in image modules: one line naming the mod
     const lua = await real("lua.wasm.ready.js");
     await Deno.writeTextFile(`${img}/lua.wasm.ready.js`, lua.slice(0, lua.length >> 1)); // truncated
     // shell's payload is a text module beside its module (guests/build.ts TEXT_PAYLOAD_ABOVE):
-    // the module whole, its text with a character that is no base64.
+    // the module whole, its text with a character that is no base64 (the line names the text).
     await Deno.writeTextFile(`${img}/shell.wasm.ready.js`, await real("shell.wasm.ready.js"));
     const shell = await real("shell.wasm.ready.b64");
     await Deno.writeTextFile(
@@ -63,6 +64,7 @@ Deno.test("damaged or unreadable built-in image modules: one line naming the mod
     await Deno.writeTextFile(
       `${img}/disktest.wasm.ready.js`,
       "export const FUEL = { loops: 0, entries: 0, bulk: 0, resumes: 0 };\n" +
+        'export const SIZE = 8;\nexport const SHA256 = "";\n' +
         'export const BROTLI = true;\nexport const BASE64 =\n  "H6gjERWs";\n',
     );
     // hello.wasm.ready.js: its image whole, its FUEL counts gone (was a stack trace, exit 1).
@@ -106,7 +108,7 @@ Deno.test("damaged or unreadable built-in image modules: one line naming the mod
       [
         s,
         new RegExp(
-          `^lguest: built-in image shell\\.wasm: its module guests/images/shell\\.wasm\\.ready\\.js is damaged \\(.*base64.*\\)${rebuild}`,
+          `^lguest: built-in image shell\\.wasm: its payload guests/images/shell\\.wasm\\.ready\\.b64 is damaged \\(.*base64.*\\)${rebuild}`,
         ),
       ],
       [
@@ -150,3 +152,121 @@ Deno.test("guests --check: a module with bad base64 or a damaged brotli stream h
     null,
   );
 });
+
+Deno.test("a payload that decodes but is not the build's (a changed byte, the BROTLI flag gone, libposix.a damaged): one line naming its file, exit 125", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await copyCode(dir);
+    const img = `${dir}/guests/images`;
+    const real = (f: string) => Deno.readTextFile(`${ROOT_PATH}/guests/images/${f}`);
+    const whole = async (f: string) => await Deno.writeTextFile(`${img}/${f}`, await real(f));
+    // shell's payload: valid brotli of its image with one byte changed (brotli has no checksum:
+    // before, this ran silently, an image that skipped the build's checks).
+    await whole("shell.wasm.ready.js");
+    const shell = new Uint8Array(
+      await new Response(
+        new Blob([Uint8Array.fromBase64(await real("shell.wasm.ready.b64"))]).stream()
+          .pipeThrough(new DecompressionStream("brotli")),
+      ).arrayBuffer(),
+    );
+    shell[shell.length >> 1] ^= 1;
+    await Deno.writeTextFile(
+      `${img}/shell.wasm.ready.b64`,
+      new Uint8Array(brotliCompressSync(shell)).toBase64(),
+    );
+    // hello's image is inline, plain base64: one character changed keeps its length.
+    const hello = await real("hello.wasm.ready.js");
+    const at = hello.indexOf('"AGFzbQ') + 4000;
+    await Deno.writeTextFile(
+      `${img}/hello.wasm.ready.js`,
+      `${hello.slice(0, at)}${hello[at] === "A" ? "B" : "A"}${hello.slice(at + 1)}`,
+    );
+    // lua's module without its BROTLI flag: the brotli stream taken for the image.
+    await Deno.writeTextFile(
+      `${img}/lua.wasm.ready.js`,
+      (await real("lua.wasm.ready.js")).replace(/^export const BROTLI = true;\n/m, ""),
+    );
+    await whole("lua.wasm.ready.b64");
+    // netd's module from a build that wrote no SIZE and SHA256.
+    await Deno.writeTextFile(
+      `${img}/netd.wasm.ready.js`,
+      (await real("netd.wasm.ready.js")).replace(/^export const (SIZE|SHA256) = .*\n/gm, ""),
+    );
+    // lguest cc's library: its payload with one character changed (a checked run: before,
+    // a stack trace and exit 1).
+    await whole("libposix.a.ts");
+    const lib = await real("libposix.a.b64");
+    const mid = lib.length >> 1;
+    await Deno.writeTextFile(
+      `${img}/libposix.a.b64`,
+      `${lib.slice(0, mid)}${lib[mid] === "A" ? "B" : "A"}${lib.slice(mid + 1)}`,
+    );
+    await Deno.writeTextFile(`${dir}/prog.c`, "int main(void) { return 0; }\n");
+    const flags = ["--allow-read", "--allow-write", "--allow-ffi"];
+    const [s, h, l, n, c] = await Promise.all([
+      run(dir, flags, ["run", "shell"]),
+      run(dir, flags, ["run", "hello"]),
+      run(dir, flags, ["run", "lua", "--", "-e", "print(1)"]),
+      run(dir, flags, ["run", "netd"]),
+      run(dir, [...flags, "--allow-run=clang,clang-14"], ["cc", "-o", "prog.wasm", "prog.c"]),
+    ]);
+    const rebuild = ": 'deno task guests' writes it again\n$";
+    const expect: [typeof s, RegExp][] = [
+      [
+        s,
+        new RegExp(
+          `^lguest: built-in image shell\\.wasm: its payload guests/images/shell\\.wasm\\.ready\\.b64 is damaged \\(its SHA-256 is not the one the build wrote\\)${rebuild}`,
+        ),
+      ],
+      [
+        h,
+        new RegExp(
+          `^lguest: built-in image hello\\.wasm: its module guests/images/hello\\.wasm\\.ready\\.js is damaged \\(its SHA-256 is not the one the build wrote\\)${rebuild}`,
+        ),
+      ],
+      [
+        l,
+        new RegExp(
+          `^lguest: built-in image lua\\.wasm: its payload guests/images/lua\\.wasm\\.ready\\.b64 is damaged \\(\\d+ bytes decoded, the build wrote \\d+\\)${rebuild}`,
+        ),
+      ],
+      [
+        n,
+        new RegExp(
+          `^lguest: built-in image netd\\.wasm: its module guests/images/netd\\.wasm\\.ready\\.js is damaged \\(no SIZE and SHA256 of its payload\\)${rebuild}`,
+        ),
+      ],
+      [
+        c,
+        new RegExp(
+          `^lguest: cc: libposix\\.a: its payload guests/images/libposix\\.a\\.b64 is damaged \\(.+\\)${rebuild}`,
+        ),
+      ],
+    ];
+    for (const [r, re] of expect) {
+      assert.equal(r.code, EXIT.USAGE, r.stderr);
+      assert.ok(!hasStackTrace(r.stderr), r.stderr);
+      assert.match(r.stderr, re);
+    }
+    assert.ok(!(await exists(`${dir}/prog.wasm`)), "nothing was built");
+    // Without its payload, cc's library is one line too (was "Module not found", exit 1).
+    await Deno.remove(`${img}/libposix.a.b64`);
+    const m = await run(dir, [...flags, "--allow-run=clang,clang-14"], ["cc", "prog.c"]);
+    assert.equal(m.code, EXIT.USAGE, m.stderr);
+    assert.match(
+      m.stderr,
+      /^lguest: cc: libposix\.a: its module guests\/images\/libposix\.a\.ts is missing its payload guests\/images\/libposix\.a\.b64 \(a damaged checkout or build: 'deno task guests' writes it again\)\n$/,
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await Deno.stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -243,7 +243,12 @@ function outside<T>(specifier: string): Promise<T> {
 
 /** Image file name -> import of its module. */
 export const FILES: Readonly<
-  Record<string, () => Promise<{ BASE64: string; BROTLI?: boolean; GZIP?: boolean }>>
+  Record<
+    string,
+    () => Promise<
+      { BASE64: string; BROTLI?: boolean; SIZE: number; SHA256: string; PAYLOAD?: string }
+    >
+  >
 > = {
   "disktest.wasm": () => outside("./disktest.wasm.js"),
   "disktest.x86_64.elf": () => import("./disktest.x86_64.elf.js"),
@@ -312,6 +317,12 @@ export interface ReadyModule {
   /** The checked and instrumented image, base64 (of its brotli if BROTLI). */
   BASE64: string;
   BROTLI?: boolean;
+  /** The image's length in bytes. */
+  SIZE: number;
+  /** The image's SHA-256, base64. */
+  SHA256: string;
+  /** The text module BASE64 comes from, if any. */
+  PAYLOAD?: string;
 }
 
 /**

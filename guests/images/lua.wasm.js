@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** lua.wasm, 453803 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 453803;
+export const SHA256 = "aorlxueStjj8C0znJQSsFbm+MPIY+qh+JApriagJQss=";
+export const PAYLOAD = "lua.wasm.b64";
 export { default as BASE64 } from "./lua.wasm.b64" with { type: "text" };

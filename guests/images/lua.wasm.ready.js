@@ -7,4 +7,7 @@
  */
 export const FUEL = { loops: 987, entries: 732, bulk: 2, resumes: 122 };
 export const BROTLI = true;
+export const SIZE = 504905;
+export const SHA256 = "gMYlRRR4SlH9uAPT7TFicfFBLU8tC0Lj5Xx+/9xMZLM=";
+export const PAYLOAD = "lua.wasm.ready.b64";
 export { default as BASE64 } from "./lua.wasm.ready.b64" with { type: "text" };

@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** netd.x86_64.elf, 30192 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 30192;
+export const SHA256 = "k6LF+fp+JVbtIb/JYolVofeomaPdPxjk2oWn9UAEzpc=";
+export const PAYLOAD = "netd.x86_64.elf.b64";
 export { default as BASE64 } from "./netd.x86_64.elf.b64" with { type: "text" };

@@ -2,6 +2,12 @@
 /** The types of a checked image module (`FILE.ready.js`). */
 /** Where the build put the image's fuel checks. */
 export declare const FUEL: { loops: number; entries: number; bulk: number; resumes: number };
+/** The image's length in bytes (checked when it is decoded). */
+export declare const SIZE: number;
+/** The image's SHA-256, base64 (checked when it is decoded). */
+export declare const SHA256: string;
+/** The text module BASE64 comes from (a payload above 16 KiB), if any. */
+export declare const PAYLOAD: string | undefined;
 /** The checked and instrumented image, base64 (of its brotli if BROTLI). */
 export declare const BASE64: string;
 /** Set: BASE64 holds the image's brotli. */

@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** shell.wasm, 49282 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 49282;
+export const SHA256 = "uFeEcnignNM9zbTCacik/YP6gLoMMSET/tQ6PcGWOQE=";
+export const PAYLOAD = "shell.wasm.b64";
 export { default as BASE64 } from "./shell.wasm.b64" with { type: "text" };

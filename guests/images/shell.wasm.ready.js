@@ -7,4 +7,7 @@
  */
 export const FUEL = { loops: 143, entries: 113, bulk: 0, resumes: 4 };
 export const BROTLI = true;
+export const SIZE = 56502;
+export const SHA256 = "d8/bAOlJkUu/JhDmB9AlQDNdzhHQUs3vfDdG97aXGYw=";
+export const PAYLOAD = "shell.wasm.ready.b64";
 export { default as BASE64 } from "./shell.wasm.ready.b64" with { type: "text" };

@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** shell.x86_64.elf, 46896 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 46896;
+export const SHA256 = "zMuUFpZ+zvppHBLhXUepSbEtf0PrziMtsMtHxfUhK6g=";
+export const PAYLOAD = "shell.x86_64.elf.b64";
 export { default as BASE64 } from "./shell.x86_64.elf.b64" with { type: "text" };

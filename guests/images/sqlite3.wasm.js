@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** sqlite3.wasm, 1380774 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 1380774;
+export const SHA256 = "9VfP4eObn4bJ+pt4+EJpf+rbe96DYs7dywdcfnBjGAA=";
+export const PAYLOAD = "sqlite3.wasm.b64";
 export { default as BASE64 } from "./sqlite3.wasm.b64" with { type: "text" };

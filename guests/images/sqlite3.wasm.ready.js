@@ -7,4 +7,7 @@
  */
 export const FUEL = { loops: 3392, entries: 1841, bulk: 3, resumes: 1059 };
 export const BROTLI = true;
+export const SIZE = 1554477;
+export const SHA256 = "bCpBWGHn8VGxO4zXhSKn1+dpFgBb5XXe2ePVR3IYQV0=";
+export const PAYLOAD = "sqlite3.wasm.ready.b64";
 export { default as BASE64 } from "./sqlite3.wasm.ready.b64" with { type: "text" };

@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** test-crc.x86_64.elf, 31136 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 31136;
+export const SHA256 = "7Qxjw9JOaLMBRpsntoaI5e0rqNc4yP7dgHl0IRcEpSo=";
+export const PAYLOAD = "test-crc.x86_64.elf.b64";
 export { default as BASE64 } from "./test-crc.x86_64.elf.b64" with { type: "text" };

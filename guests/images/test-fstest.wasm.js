@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** test-fstest.wasm, 71557 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 71557;
+export const SHA256 = "VjcOWOVEyXvdcTFxgzwHlNOY1NodxqygP+u9RvYxM1Q=";
+export const PAYLOAD = "test-fstest.wasm.b64";
 export { default as BASE64 } from "./test-fstest.wasm.b64" with { type: "text" };

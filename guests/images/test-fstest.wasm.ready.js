@@ -7,4 +7,7 @@
  */
 export const FUEL = { loops: 150, entries: 111, bulk: 0, resumes: 17 };
 export const BROTLI = true;
+export const SIZE = 79254;
+export const SHA256 = "Pexi1wBkSjy/wZ/Z3t4YWSsA0rDc4Of54ZeVRywLvao=";
+export const PAYLOAD = "test-fstest.wasm.ready.b64";
 export { default as BASE64 } from "./test-fstest.wasm.ready.b64" with { type: "text" };

@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** test-fstest.x86_64.elf, 65128 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 65128;
+export const SHA256 = "tViRJun8oLBUfXltS8xib2MP2hBSGrYl2ygRwvpLk4I=";
+export const PAYLOAD = "test-fstest.x86_64.elf.b64";
 export { default as BASE64 } from "./test-fstest.x86_64.elf.b64" with { type: "text" };

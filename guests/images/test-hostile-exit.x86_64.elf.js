@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** test-hostile-exit.x86_64.elf, 33584 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 33584;
+export const SHA256 = "2eiYyAvRm4PH/5ti8j40n9JUOUiwr8l61r3TCRIWru4=";
+export const PAYLOAD = "test-hostile-exit.x86_64.elf.b64";
 export { default as BASE64 } from "./test-hostile-exit.x86_64.elf.b64" with { type: "text" };

@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** test-hostile-nest.x86_64.elf, 30176 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 30176;
+export const SHA256 = "WVCjmCnTPUpHjTAr20UkjIvVDQjVz7EWyntU5YW2KrQ=";
+export const PAYLOAD = "test-hostile-nest.x86_64.elf.b64";
 export { default as BASE64 } from "./test-hostile-nest.x86_64.elf.b64" with { type: "text" };

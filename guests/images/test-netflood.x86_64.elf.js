@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** test-netflood.x86_64.elf, 33312 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 33312;
+export const SHA256 = "v/C4OW69nchMUAIm1CieSV/c5aD4ZpJMxpABArC4coY=";
+export const PAYLOAD = "test-netflood.x86_64.elf.b64";
 export { default as BASE64 } from "./test-netflood.x86_64.elf.b64" with { type: "text" };

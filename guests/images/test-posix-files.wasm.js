@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** test-posix-files.wasm, 132121 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 132121;
+export const SHA256 = "csMvu873JPtebdfX7OP4UagFK+eHq0FfaRAST09suGA=";
+export const PAYLOAD = "test-posix-files.wasm.b64";
 export { default as BASE64 } from "./test-posix-files.wasm.b64" with { type: "text" };

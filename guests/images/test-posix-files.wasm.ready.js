@@ -7,4 +7,7 @@
  */
 export const FUEL = { loops: 253, entries: 272, bulk: 3, resumes: 60 };
 export const BROTLI = true;
+export const SIZE = 148464;
+export const SHA256 = "fksIogsC6p1UK/rw08vJcAinM6/H6gBS6OU7yyThQq0=";
+export const PAYLOAD = "test-posix-files.wasm.ready.b64";
 export { default as BASE64 } from "./test-posix-files.wasm.ready.b64" with { type: "text" };

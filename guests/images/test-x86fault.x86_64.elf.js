@@ -2,4 +2,7 @@
 // @ts-self-types="./image.d.ts"
 /** test-x86fault.x86_64.elf, 30752 bytes, brotli, base64. */
 export const BROTLI = true;
+export const SIZE = 30752;
+export const SHA256 = "jsTqh/yL2kgOu2orypZ1xO3jTrY9G+RMVU9R3MR+0Jg=";
+export const PAYLOAD = "test-x86fault.x86_64.elf.b64";
 export { default as BASE64 } from "./test-x86fault.x86_64.elf.b64" with { type: "text" };

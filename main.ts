@@ -38,6 +38,28 @@ const fromTaskCwd = (function fromTaskCwd(): void {
   }
 }).bind(null);
 
+/**
+ * The program's modules did not load: if the error names a generated module of the build
+ * (guests/images/index.ts, missing or damaged in a checkout: a truncated download, a bad merge),
+ * say so in one line and return 125 (launcher/exit.ts EXIT.USAGE); anything else is thrown on.
+ * Only on this path: a try around the import costs a start nothing.
+ */
+function generatedModuleFailed(e: unknown): number {
+  const msg = e instanceof Error ? e.message : "";
+  // "Module not found "file:///…/guests/images/index.ts"", or a SyntaxError "at file:///…:L:C".
+  const file = /\/(guests\/images\/[\w.+-]+)(?:"|:\d)/.exec(msg)?.[1];
+  if (!file) throw e;
+  const why = /^Module not found/.test(msg)
+    ? "is missing"
+    : `is damaged (${msg.split("\n")[0].replace(/[^\x20-\x7e]/g, "?").slice(0, 100)})`;
+  try {
+    console.error(`lguest: ${file} ${why}: 'deno task guests' writes it again`);
+  } catch {
+    // stderr unwritable: the exit code still says it
+  }
+  return 125;
+}
+
 if (import.meta.main) {
   const args = Deno.args;
   if (args.length === 1 && (args[0] === "--version" || args[0] === "-V")) {
@@ -56,7 +78,12 @@ if (import.meta.main) {
     ) {
       (await import("./launcher/supervisor.ts")).prestartWatchdog();
     }
-    const { main } = await import("./launcher/cli.ts");
-    Deno.exit(await main(args));
+    let cli: typeof import("./launcher/cli.ts");
+    try {
+      cli = await import("./launcher/cli.ts");
+    } catch (e) {
+      Deno.exit(generatedModuleFailed(e));
+    }
+    Deno.exit(await cli.main(args));
   }
 }

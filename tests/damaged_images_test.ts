@@ -270,3 +270,30 @@ async function exists(path: string): Promise<boolean> {
     return false;
   }
 }
+
+Deno.test("guests/images/index.ts missing or cut short: one line naming it, exit 125 (was a stack trace, exit 1)", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await copyCode(dir);
+    const index = `${dir}/guests/images/index.ts`;
+    const text = await Deno.readTextFile(index);
+    await Deno.writeTextFile(index, text.slice(0, 2000));
+    const cut = await run(dir, ["--allow-read"], ["run", "hello"]);
+    await Deno.remove(index);
+    const gone = await run(dir, ["--allow-read"], ["guests"]);
+    for (const r of [cut, gone]) {
+      assert.equal(r.code, EXIT.USAGE, r.stderr);
+      assert.ok(!hasStackTrace(r.stderr), r.stderr);
+    }
+    assert.match(
+      cut.stderr,
+      /^lguest: guests\/images\/index\.ts is damaged \(SyntaxError: .+\): 'deno task guests' writes it again\n$/,
+    );
+    assert.equal(
+      gone.stderr,
+      "lguest: guests/images/index.ts is missing: 'deno task guests' writes it again\n",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -644,6 +644,66 @@ const UNWATCHED: Watch = {
   close() {},
 };
 
+/** How long an open of --json FILE for writing may take before it is taken for a FIFO nobody reads. */
+const JSON_OPEN_MS = 1000;
+
+/**
+ * --json `path` with --allow-write only (no stat, no libc): its open for writing blocks on a
+ * FIFO nobody reads, so it is made off the main thread (Deno's file ops run on its blocking
+ * pool) and one that does not open within JSON_OPEN_MS is refused in one line (a regular file
+ * or a device opens at once). One that opens is emptied through its descriptor (ftruncate needs
+ * no read access): a regular file is then closed (null: the report is written by name at the
+ * end, as with the other permissions); a FIFO with a reader or a device (EINVAL) is kept open
+ * and the report written through it, as with --allow-ffi. Anything else (no such folder, a
+ * folder, no access) is null too: the write that follows says what is wrong.
+ */
+async function openJsonWriteOnly(path: string): Promise<Deno.FsFile | null> {
+  const opening = Deno.open(path, { write: true, create: true });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) =>
+    timer = setTimeout(() => resolve(null), JSON_OPEN_MS)
+  );
+  let file: Deno.FsFile | null;
+  try {
+    file = await Promise.race([opening, late]);
+  } catch {
+    return null;
+  } finally {
+    clearTimeout(timer);
+  }
+  if (file === null) {
+    opening.then((f) => f.close(), () => {}); // a reader that comes later gets an end of file
+    throw new UsageError(
+      `--json ${printable(path)}: it does not open for writing within ${JSON_OPEN_MS / 1000} s ` +
+        "(a FIFO nobody reads?): a FIFO needs a reader, or --allow-ffi",
+    );
+  }
+  try {
+    file.truncateSync(0);
+  } catch (e) {
+    if (e instanceof Error && /os error 22\b/.test(e.message)) return file; // not a regular file
+    file.close();
+    return null;
+  }
+  file.close();
+  return null;
+}
+
+/** Write `bytes` through `file`; a reader that takes nothing for `ms` is an error (EAGAIN). */
+async function writeWithin(file: Deno.FsFile, bytes: Uint8Array, ms: number): Promise<void> {
+  for (let done = 0; done < bytes.length;) {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const stalled = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), ms));
+    try {
+      const n = await Promise.race([file.write(bytes.subarray(done)), stalled]);
+      if (n === null) throw new SysError("write", 11); // EAGAIN
+      done += n;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
 /** Run the guests; returns the process exit code. */
 export const runGuests = (async function runGuests(
   plans: GuestPlan[],
@@ -651,13 +711,16 @@ export const runGuests = (async function runGuests(
 ): Promise<number> {
   refuseOutputOverInput(plans, opts);
   let jsonFifo = -1;
+  let jsonHeld: Deno.FsFile | null = null;
   if (opts.json !== undefined) {
     // Refuse an unwritable --json FILE before any guest runs; a FIFO nobody reads is refused
     // (opened without blocking: ENXIO) instead of hanging the run. That test is libc's: without
     // --allow-ffi (README: --json needs --allow-write only) it is not tried, so a terminal shows
     // no prompt for ffi; a FIFO it can see (--allow-read) is then refused in one line.
     const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-    if (!ffi && Deno.permissions.querySync({ name: "read", path: opts.json }).state === "granted") {
+    const read = !ffi &&
+      Deno.permissions.querySync({ name: "read", path: opts.json }).state === "granted";
+    if (read) {
       let fifo = false;
       try {
         fifo = Deno.statSync(opts.json).isFifo === true;
@@ -667,6 +730,10 @@ export const runGuests = (async function runGuests(
       if (fifo) {
         throw new UsageError(`--json ${printable(opts.json)}: a FIFO needs --allow-ffi`);
       }
+    } else if (!ffi) {
+      // --allow-write alone (README's table): the write below would block on a FIFO nobody
+      // reads, with no line (found by attack).
+      jsonHeld = await openJsonWriteOnly(opts.json);
     }
     if (ffi) {
       try {
@@ -690,7 +757,7 @@ export const runGuests = (async function runGuests(
       }
     }
     try {
-      if (jsonFifo < 0) Deno.writeTextFileSync(opts.json, "");
+      if (jsonFifo < 0 && !jsonHeld) Deno.writeTextFileSync(opts.json, "");
     } catch (e) {
       throw new UsageError(`--json ${opts.json}: ${fileError(e)}`);
     }
@@ -801,6 +868,12 @@ export const runGuests = (async function runGuests(
           writeAll(jsonFifo, new TextEncoder().encode(text), JSON_STALL_MS);
         } finally {
           libc().close(jsonFifo);
+        }
+      } else if (jsonHeld) {
+        try {
+          await writeWithin(jsonHeld, new TextEncoder().encode(text), JSON_STALL_MS);
+        } finally {
+          jsonHeld.close();
         }
       } else Deno.writeTextFileSync(opts.json, text);
     } catch (e) {

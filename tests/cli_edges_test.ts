@@ -353,3 +353,49 @@ Deno.test("--json FIFO without --allow-ffi: one line, exit 125 (before: blocked 
     await Deno.remove(tmp, { recursive: true });
   }
 });
+
+Deno.test("--json with --allow-write only: a FIFO nobody reads is one line, 125 (before: hung forever); one with a reader and a plain file get the report", async () => {
+  const tmp = await Deno.makeTempDir();
+  const lguest = (json: string) =>
+    new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "--no-prompt",
+        "--allow-write",
+        `${ROOT_PATH}/main.ts`,
+        "run",
+        "--json",
+        json,
+        "hello",
+      ],
+      cwd: tmp,
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+      signal: AbortSignal.timeout(20_000),
+    }).output();
+  try {
+    await new Deno.Command("mkfifo", { args: [`${tmp}/f`] }).output();
+    const alone = await lguest("f");
+    const err = new TextDecoder().decode(alone.stderr);
+    assert.equal(alone.code, EXIT.USAGE, err);
+    assert.equal(new TextDecoder().decode(alone.stdout), "", "no guest ran");
+    assert.equal(
+      err,
+      "lguest: --json f: it does not open for writing within 1 s (a FIFO nobody reads?): " +
+        "a FIFO needs a reader, or --allow-ffi\n",
+    );
+    // A reader waiting on the FIFO: the report comes through it, written once at the end.
+    const reading = Deno.open(`${tmp}/f`, { read: true })
+      .then(async (f) => JSON.parse(await new Response(f.readable).text()));
+    const [read, withReader] = await Promise.all([reading, lguest("f")]);
+    assert.equal(withReader.code, EXIT.OK, new TextDecoder().decode(withReader.stderr));
+    assert.equal(read.guests[0].outcome, "powered off");
+    await Deno.writeTextFile(`${tmp}/r.json`, "old contents, longer than nothing");
+    const plain = await lguest("r.json");
+    assert.equal(plain.code, EXIT.OK, new TextDecoder().decode(plain.stderr));
+    assert.equal(JSON.parse(await Deno.readTextFile(`${tmp}/r.json`)).exitCode, 0);
+  } finally {
+    await Deno.remove(tmp, { recursive: true });
+  }
+});

@@ -3,11 +3,11 @@
 /**
  * sqlite3.wasm checked against the guest-image profile and instrumented for
  * preemption at build time (engines/wasm_profile.ts, engines/wasm_fuel.ts):
- * 1554477 bytes, brotli, base64, and where its fuel checks are.
+ * 1285199 bytes, brotli, base64, and where its fuel checks are.
  */
-export const FUEL = { loops: 3392, entries: 1841, bulk: 3, resumes: 1059 };
+export const FUEL = { loops: 2862, entries: 1925, bulk: 3, resumes: 606 };
 export const BROTLI = true;
-export const SIZE = 1554477;
-export const SHA256 = "bCpBWGHn8VGxO4zXhSKn1+dpFgBb5XXe2ePVR3IYQV0=";
+export const SIZE = 1285199;
+export const SHA256 = "aDADOgGEt7LO0CXlm9mIfKZOVbCH9qtrMi6pcigIgDE=";
 export const PAYLOAD = "sqlite3.wasm.ready.b64";
 export { default as BASE64 } from "./sqlite3.wasm.ready.b64" with { type: "text" };

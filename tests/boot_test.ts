@@ -6,7 +6,8 @@
  * loads Node's timers: ~4.5 ms), start a Worker (~45 ms of the main
  * thread), make an Error (a process's first: ~0.08 ms) or make a JSPI
  * `WebAssembly.Suspending` (V8 compiles its wrapper when a module importing
- * it is instantiated: ~0.5 ms; engines/jspi.ts `lazySuspending`). Counted, not
+ * it is instantiated: ~0.5 ms; engines/jspi.ts `lazySuspending`) or hash
+ * (a process's first `crypto.subtle.digest`: 0.3-0.7 ms). Counted, not
  * timed: a child process runs the CLI's `main` with those wrapped and
  * reports their counts at its first stdout write.
  *
@@ -18,7 +19,7 @@ import assert from "node:assert/strict";
 const CLI = new URL("../launcher/cli.ts", import.meta.url).href;
 
 const PROBE = `
-const counts = { dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0, queries: 0 };
+const counts = { dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0, queries: 0, digests: 0 };
 let atFirstByte = null;
 const dlopen = Deno.dlopen, setTimeout_ = globalThis.setTimeout;
 const setInterval_ = globalThis.setInterval, Worker_ = globalThis.Worker;
@@ -33,6 +34,10 @@ const Suspending_ = WebAssembly.Suspending;
 WebAssembly.Suspending = class extends Suspending_ {
   constructor(...a) { counts.suspending++; super(...a); }
 };
+// A process's first crypto.subtle.digest costs 0.3-0.7 ms (launcher/images.ts checks the digest
+// of a payload file beside its module, not of hello's inline one).
+const digest_ = crypto.subtle.digest.bind(crypto.subtle);
+crypto.subtle.digest = (...a) => { counts.digests++; return digest_(...a); };
 // Permission queries: the first ones of a process cost ~0.1 ms (launcher/runner.ts asks them
 // only for a file it checks; main.ts's task check is not the CLI's).
 for (const name of ["query", "querySync", "request", "requestSync"]) {
@@ -92,17 +97,18 @@ async function countsAtFirstByte(args: string[], stdin: "null" | "piped") {
       errors: number;
       suspending: number;
       queries: number;
+      digests: number;
     } | null;
   };
 }
 
-Deno.test("boot: run hello loads no FFI library, arms no timer, starts no Worker, makes no Error and no Suspending, asks no permission before its first byte", async () => {
+Deno.test("boot: run hello loads no FFI library, arms no timer, starts no Worker, makes no Error and no Suspending, asks no permission, hashes nothing before its first byte", async () => {
   for (const stdin of ["null", "piped"] as const) {
     const r = await countsAtFirstByte(["run", "hello"], stdin);
     assert.equal(r.code, 0);
     assert.deepEqual(
       r.atFirstByte,
-      { dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0, queries: 0 },
+      { dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0, queries: 0, digests: 0 },
       `stdin ${stdin}`,
     );
   }

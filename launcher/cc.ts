@@ -10,7 +10,8 @@
  * other argument goes to clang as it is (`-O2`, `-I`, `-D`, `-c`, more
  * sources, objects, `-lm` ...). Without `-o` (or `--output`) the image is
  * `a.wasm`; an existing output that is not a wasm image (a disk image, say)
- * is refused, never overwritten.
+ * is refused, never overwritten, and so is a folder or a FIFO. A signal
+ * that ends lguest (SIGINT, SIGTERM, SIGHUP) ends clang with it.
  *
  * Missing tools are one line naming the packages to install; a failed
  * compile shows clang's own diagnostics. Both exit 125 (EXIT.USAGE).
@@ -159,6 +160,20 @@ export async function ccCommand(argv: string[]): Promise<number> {
     !argv[i].startsWith("-") && argv[i - 1] !== "-o" && argv[i - 1] !== "--output";
   // As gcc: the output must not be one of the inputs (-o prog.c prog.c would replace the source).
   const out = statOrNull(output);
+  // The image is written by name: a folder is clang's three lines, and a FIFO blocks the linker
+  // until a reader comes (a hang, found by attack). A character device (/dev/null) is written.
+  const kind = out?.isDirectory
+    ? "a directory"
+    : out?.isFifo
+    ? "a FIFO"
+    : out?.isSocket
+    ? "a socket"
+    : out?.isBlockDevice
+    ? "a block device"
+    : null;
+  if (kind) {
+    throw new UsageError(`cc: -o ${shownName(output)} is ${kind}: name a file for the output`);
+  }
   if (out) {
     for (const [i, a] of argv.entries()) {
       if (!isInput(i)) continue;
@@ -215,13 +230,38 @@ export async function ccCommand(argv: string[]): Promise<number> {
     }
     // clang's stderr is read, not inherited: a linker that cannot write the output (-o /dev/full,
     // a full disk) aborts with LLVM's crash dump, which is one line here instead.
-    const r = await new Deno.Command(clang, {
+    const child = new Deno.Command(clang, {
       args,
       stdin: "null",
       stdout: "inherit",
       stderr: "piped",
-    })
-      .output();
+    }).spawn();
+    // A signal that ends lguest ends clang with it (killed, it would build on, or hang, alone).
+    let stopped: number | undefined;
+    const handlers = ([["SIGINT", 2], ["SIGTERM", 15], ["SIGHUP", 1]] as const).map(
+      ([signal, n]) => {
+        const handler = () => {
+          stopped ??= EXIT.SIGNAL_BASE + n;
+          try {
+            child.kill("SIGTERM");
+          } catch {
+            // it has ended already
+          }
+        };
+        Deno.addSignalListener(signal, handler);
+        return [signal, handler] as const;
+      },
+    );
+    let r: Deno.CommandOutput;
+    try {
+      r = await child.output();
+    } finally {
+      for (const [signal, handler] of handlers) Deno.removeSignalListener(signal, handler);
+    }
+    if (stopped !== undefined) {
+      warn("lguest: cc: stopped by a signal (clang with it)");
+      return stopped;
+    }
     const diagnostics = new TextDecoder().decode(r.stderr);
     const io = /^LLVM ERROR: IO failure on output stream: (.*)$/m.exec(diagnostics);
     if (!r.success && io) {

@@ -8,7 +8,14 @@
 
 import assert from "node:assert/strict";
 import { EXIT } from "../launcher/cli.ts";
-import { describe, hasDevFull, lines, runCli, runCliAllowAll } from "./helpers/run_cli.ts";
+import {
+  describe,
+  hasDevFull,
+  lines,
+  runCli,
+  runCliAllowAll,
+  spawnCli,
+} from "./helpers/run_cli.ts";
 import { inTempDir } from "./helpers/resources.ts";
 import { skipWithoutToolchain } from "./helpers/toolchain.ts";
 
@@ -211,5 +218,76 @@ int main(void)
     const r = await runCli(["run", `${dir}/own.wasm`]);
     assert.equal(r.code, EXIT.OK, describe(r));
     assert.deepEqual(lines(r.stdout), ["copied z mine=1"], describe(r));
+  });
+});
+
+Deno.test("cc: -o a folder or a FIFO is refused in one line, before clang (was clang's lines / a hang)", async () => {
+  await inTempDir(async (dir) => {
+    await Deno.writeTextFile(`${dir}/p.c`, "int main(void) { return 0; }\n");
+    await Deno.mkdir(`${dir}/out`);
+    await new Deno.Command("mkfifo", { args: [`${dir}/fifo`] }).output();
+    for (const [out, kind] of [["out", "a directory"], ["fifo", "a FIFO"]]) {
+      for (
+        const args of [["-o", `${dir}/${out}`, `${dir}/p.c`], [
+          "-c",
+          `-o${dir}/${out}`,
+          `${dir}/p.c`,
+        ]]
+      ) {
+        const r = await runCli(["cc", ...args], { killAfterMs: 20_000 });
+        assert.equal(r.code, EXIT.USAGE, describe(r));
+        assert.match(
+          r.stderr,
+          new RegExp(`^lguest: cc: -o \\S+/${out} is ${kind}: name a file for the output\\n$`),
+        );
+      }
+    }
+  });
+});
+
+/** Pids of the processes whose command line holds `needle` (read from /proc). */
+function processesWith(needle: string): number[] {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      if (cmd.includes(needle)) pids.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
+Deno.test("cc: a signal that ends lguest ends clang too (none left behind)", async () => {
+  if (await skipWithoutToolchain()) return;
+  await inTempDir(async (dir) => {
+    // An input that is a FIFO nobody writes: clang waits on it until it is stopped.
+    const input = `${dir}/waits.c`;
+    await new Deno.Command("mkfifo", { args: [input] }).output();
+    const p = spawnCli(["cc", "-c", "-o", `${dir}/waits.o`, input], { killAfterMs: 30_000 });
+    try {
+      // clang started (its command line names the FIFO), not lguest's deno process
+      const clang = () => processesWith(input).filter((pid) => pid !== p.child.pid);
+      for (let i = 0; i < 200 && clang().length === 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(clang().length > 0, "clang did not start");
+      p.child.kill("SIGTERM");
+      // lguest's own end (a clang left behind would hold its output pipes open)
+      const status = await p.child.status;
+      assert.equal(status.code, EXIT.SIGNAL_BASE + 15);
+      for (let i = 0; i < 100 && clang().length > 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.deepEqual(clang(), [], "clang left behind");
+      const r = await p.result();
+      assert.match(r.stderr, /lguest: cc: stopped by a signal \(clang with it\)\n$/);
+    } finally {
+      for (const pid of processesWith(input)) {
+        try {
+          Deno.kill(pid, "SIGKILL");
+        } catch { /* gone */ }
+      }
+    }
   });
 });

@@ -680,3 +680,84 @@ after();
     assert.deepEqual([...Deno.readDirSync(dir)], []);
   });
 });
+
+Deno.test("ship: the JSR package (deno publish --dry-run) holds what a run loads and no test guest or as-built image: the CLI and the API run from its files alone", async () => {
+  const dry = await new Deno.Command(Deno.execPath(), {
+    args: ["publish", "--dry-run", "--allow-dirty"],
+    cwd: ROOT_PATH,
+    env: { NO_COLOR: "1" },
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const said = new TextDecoder().decode(dry.stdout) + new TextDecoder().decode(dry.stderr);
+  assert.equal(dry.code, 0, said);
+  const root = `file://${ROOT_PATH}/`;
+  const files = [...said.matchAll(/^ {3}(file:\/\/\S+) \(/gm)].map((m) => m[1])
+    .filter((u) => u.startsWith(root)).map((u) => decodeURIComponent(u.slice(root.length)));
+  assert.ok(files.includes("mod.ts") && files.includes("main.ts"), said);
+  const images = files.filter((f) => f.startsWith("guests/images/"));
+  // Left out: what only tests and tools load (README "The package").
+  assert.deepEqual(images.filter((f) => /\/test-|\.wasm\.(js|b64)$|\.(wasm|elf|a)$/.test(f)), []);
+  const dir = await Deno.makeTempDir({ prefix: "lguest-package-" });
+  try {
+    for (const f of files) {
+      await Deno.mkdir(`${dir}/${f}`.replace(/\/[^/]*$/, ""), { recursive: true });
+      await Deno.copyFile(`${ROOT_PATH}/${f}`, `${dir}/${f}`);
+    }
+    const run = async (args: string[], stdin = "") => {
+      const p = new Deno.Command(Deno.execPath(), {
+        args: ["run", "--quiet", "--no-prompt", ...RUN_FLAGS, ...args],
+        cwd: dir,
+        env: { NO_COLOR: "1" },
+        stdin: "piped",
+        stdout: "piped",
+        stderr: "piped",
+        signal: AbortSignal.timeout(60_000),
+      }).spawn();
+      const w = p.stdin.getWriter();
+      await w.write(new TextEncoder().encode(stdin));
+      await w.close();
+      const r = await p.output();
+      const dec = new TextDecoder();
+      return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+    };
+    await Deno.writeTextFile(
+      `${dir}/api.ts`,
+      'import { runGuest } from "./mod.ts";\n' +
+        'const r = await runGuest({ image: "shell", input: "echo api\\npoweroff\\n" });\n' +
+        "console.log(r.code, r.output.includes('api'));\n",
+    );
+    const [hello, lua, sqlite, shell, api] = await Promise.all([
+      run(["main.ts", "run", "hello"]),
+      run(["main.ts", "run", "lua", "--", "-e", "print(6*7)"]),
+      run(["main.ts", "run", "sqlite3"], "select 6*7;\n"),
+      run(["main.ts", "run", "shell"], "echo hi\npoweroff\n"),
+      run(["api.ts"]),
+    ]);
+    assert.match(hello.stdout, /^Hello from an lguest guest!/, hello.stderr);
+    assert.equal(lua.stdout, "42\n", lua.stderr);
+    assert.match(sqlite.stdout, /^42$/m, sqlite.stderr);
+    assert.match(shell.stdout, /hi/, shell.stderr);
+    assert.equal(api.stdout, "0 true\n", api.stderr);
+    // A test guest is not in the package: one line.
+    const t = await run(["main.ts", "run", "test-exit"]);
+    assert.equal(t.code, EXIT.USAGE, t.stderr);
+    assert.match(
+      t.stderr,
+      /^lguest: built-in image test-exit\.wasm is not in this build \(a test guest\?\)\n$/,
+    );
+    // cc's library and the x86-64 images are there (decoded and checked; cc -c needs no clang to
+    // get that far when clang is missing: then the line names the packages).
+    await Deno.writeTextFile(`${dir}/p.c`, "int main(void) { return 0; }\n");
+    const cc = await run(["--allow-run=clang,clang-14", "main.ts", "cc", "-o", "p.wasm", "p.c"]);
+    assert.ok(cc.code === EXIT.OK || /not found: apt-get install/.test(cc.stderr), cc.stderr);
+    const kvm = await run(["main.ts", "run", "--engine", "kvm", "hello"]);
+    assert.ok(
+      /^Hello from an lguest guest!/.test(kvm.stdout) || /kvm/i.test(kvm.stderr),
+      kvm.stdout + kvm.stderr,
+    );
+    assert.doesNotMatch(kvm.stderr, /is missing|is damaged/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

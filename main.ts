@@ -8,7 +8,7 @@
  */
 
 import { VERSION } from "./version.ts";
-import { print, stdoutFailure } from "./sys/stdio.ts";
+import { print, stdoutFailure, warn } from "./sys/stdio.ts";
 
 // Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
 // start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
@@ -52,11 +52,7 @@ function generatedModuleFailed(e: unknown): number {
   const why = /^Module not found/.test(msg)
     ? "is missing"
     : `is damaged (${msg.split("\n")[0].replace(/[^\x20-\x7e]/g, "?").slice(0, 100)})`;
-  try {
-    console.error(`lguest: ${file} ${why}: 'deno task guests' writes it again`);
-  } catch {
-    // stderr unwritable: the exit code still says it
-  }
+  warn(`lguest: ${file} ${why}: 'deno task guests' writes it again`); // best effort: the code says it
   return 125;
 }
 

@@ -61,7 +61,15 @@ Deno.test("guest kit: a new driver changes no image of a guest that does not use
     const src = new URL("guests/", ROOT).pathname;
     const root = new URL(".", ROOT).pathname;
     const cp = await new Deno.Command("cp", {
-      args: ["-r", `${src}build.ts`, `${src}include`, `${src}kit`, `${src}hello.c`, tmp],
+      args: [
+        "-r",
+        `${src}build.ts`,
+        `${src}payload_check.ts`,
+        `${src}include`,
+        `${src}kit`,
+        `${src}hello.c`,
+        tmp,
+      ],
     }).output();
     assert.ok(cp.success);
     const cpDeps = await new Deno.Command("cp", {

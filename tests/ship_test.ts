@@ -17,6 +17,7 @@ import { ROOT_PATH } from "./helpers/run_cli.ts";
 import { lanPair } from "./helpers/resources.ts";
 import { EXIT } from "../launcher/cli.ts";
 import { embeddedPayload, writeEmbedding } from "../guests/build.ts";
+import { DatabaseSync } from "node:sqlite";
 import { asciiOnly } from "../tools/ascii.ts";
 import { eagerFunctions, MARK, markProfiled, unmark } from "../tools/eager.ts";
 
@@ -147,6 +148,14 @@ Deno.test("ship: the bundle runs from an empty folder, offline: hello, a disk, t
 
     const hello = await deno(["run", ...RUN_FLAGS, js, "run", "hello"], opts);
     assert.equal(hello.code, EXIT.OK, show(hello));
+    // Its first run stored its V8 code cache (main.ts gives the event loop a turn before it
+    // exits: without it the bundle was never cached by runs of hello, and every start compiled
+    // it again: 23-25 ms against 17 to the first byte; docs/performance.md, boot).
+    const cache = new DatabaseSync(`${dir}/deno_dir/v8_code_cache_v2`, { readOnly: true });
+    const rows = cache.prepare("SELECT specifier FROM codecache WHERE specifier = ?")
+      .all(`file://${js}`);
+    cache.close();
+    assert.equal(rows.length, 1, "the bundle's code cache after its first run");
     // The test guests stay out of the bundle: one line, not a stack trace.
     const testGuest = await deno(["run", ...RUN_FLAGS, js, "run", "test-crash"], opts);
     assert.equal(testGuest.code, EXIT.USAGE, show(testGuest));

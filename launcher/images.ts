@@ -120,6 +120,21 @@ export const decode = (async function decode(
   module: string,
   what = `built-in image ${module.replace(/(\.ready)?\.(js|ts)$/, "")}`,
 ): Promise<Uint8Array> {
+  const { bytes, verified } = await decodeUnverified(mod, module, what);
+  if (verified) await verified;
+  return bytes;
+}).bind(null);
+
+/**
+ * {@link decode}, its digest checked apart: `verified` rejects (the same one line) when the
+ * bytes are not the build's (null: an inline payload, whose length alone is checked). A run overlaps that check with the image's compile and runs no
+ * guest code before both are done (launcher/runner.ts); SHA-256 runs on Deno's blocking pool.
+ */
+const decodeUnverified = (async function decodeUnverified(
+  mod: Embedded,
+  module: string,
+  what: string,
+): Promise<{ bytes: Uint8Array; verified: Promise<void> | null }> {
   // Which file holds the payload: the text module beside the module (a large one), or itself.
   const text = typeof mod.PAYLOAD === "string" && /^[\w.+-]+\.b64$/.test(mod.PAYLOAD);
   const [where, part] = text ? [mod.PAYLOAD!, "payload"] : [module, "module"];
@@ -155,20 +170,25 @@ export const decode = (async function decode(
   // for one inline in its module: that is code like every other module, which nothing checks
   // either, and a process's first digest costs 0.3-0.7 ms of hello's first byte
   // (docs/security.md, built-in images).
-  if (text) {
-    const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
-    if (new Uint8Array(digest).toBase64() !== mod.SHA256) {
-      throw damaged(what, where, new Error("its SHA-256 is not the one the build wrote"), part);
-    }
-  }
-  return bytes;
+  if (!text) return { bytes, verified: null };
+  const verified = crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>).then(
+    (digest) => {
+      if (new Uint8Array(digest).toBase64() !== mod.SHA256) {
+        throw damaged(what, where, new Error("its SHA-256 is not the one the build wrote"), part);
+      }
+    },
+  );
+  verified.catch(() => {}); // its caller awaits it; a run that failed before then drops it
+  return { bytes, verified };
 }).bind(null);
 
 /** A built-in wasm image as `deno task guests` checked and instrumented it. */
 export interface ReadyImageFile {
   name: string;
-  /** The instrumented image. */
+  /** The instrumented image: no guest code may run before `verified` resolves. */
   bytes: Uint8Array;
+  /** Resolves when `bytes` are the build's (their length is checked already; null: nothing more). */
+  verified: Promise<void> | null;
   /** Where its fuel checks are. */
   fuel: FuelCounts;
 }
@@ -205,7 +225,12 @@ export const loadReady = (async function loadReady(guest: string): Promise<Ready
   ) {
     throw damaged(`built-in image ${builtin!.file}`, module, new Error("no FUEL counts"));
   }
-  return { name: guest, bytes: await decode(mod, module), fuel: fuel as FuelCounts };
+  const { bytes, verified } = await decodeUnverified(
+    mod,
+    module,
+    `built-in image ${builtin!.file}`,
+  );
+  return { name: guest, bytes, verified, fuel: fuel as FuelCounts };
 }).bind(null);
 
 /**

@@ -189,7 +189,18 @@ const prepare = (async function prepare(
       (plan.bytes
         ? { name: plan.name || "guest", bytes: plan.bytes }
         : await loadImage(plan.image, engine));
-    const image = ready
+    // A built-in image's digest is checked while it compiles: no guest code runs before both,
+    // and a damaged payload is said as such even when its compile failed first.
+    const verified = ready?.verified;
+    const image = ready && verified
+      ? (await Promise.all([
+        prepareReady(ready.bytes, ready.fuel, ready.name).catch(async (e) => {
+          await verified;
+          throw e;
+        }),
+        verified,
+      ]))[0]
+      : ready
       ? await prepareReady(ready.bytes, ready.fuel, ready.name)
       : await prepareImage(engine, file.bytes, file.name);
     // A name from a file name (any bytes but '/') starts every "lguest: NAME: ..."

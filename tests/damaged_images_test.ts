@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import { hasStackTrace, ROOT_PATH } from "./helpers/run_cli.ts";
 import { EXIT } from "../launcher/exit.ts";
 import { embeddedPayload } from "../guests/build.ts";
-import { brotliCompressSync } from "node:zlib";
+import { brotliCompressSync, constants as zlib } from "node:zlib";
 
 /** The checkout's files, the generated modules left out but the index and its declarations. */
 async function copyCode(dir: string): Promise<void> {
@@ -174,6 +174,21 @@ Deno.test("a payload that decodes but is not the build's (a changed byte, the BR
       `${img}/shell.wasm.ready.b64`,
       new Uint8Array(brotliCompressSync(shell)).toBase64(),
     );
+    // sqlite3's payload: brotli of its image with the wasm version byte changed, so that its
+    // compile fails at once: the line is still the damaged payload's, not an invalid image.
+    await whole("sqlite3.wasm.ready.js");
+    const sqlite = new Uint8Array(
+      await new Response(
+        new Blob([Uint8Array.fromBase64(await real("sqlite3.wasm.ready.b64"))]).stream()
+          .pipeThrough(new DecompressionStream("brotli")),
+      ).arrayBuffer(),
+    );
+    sqlite[4] ^= 0x40;
+    await Deno.writeTextFile(
+      `${img}/sqlite3.wasm.ready.b64`,
+      new Uint8Array(brotliCompressSync(sqlite, { params: { [zlib.BROTLI_PARAM_QUALITY]: 1 } }))
+        .toBase64(),
+    );
     // hello's image is inline, plain base64, four characters gone: its length is checked (its
     // digest is not: an inline payload is code like the module around it; docs/security.md).
     const hello = await real("hello.wasm.ready.js");
@@ -204,8 +219,9 @@ Deno.test("a payload that decodes but is not the build's (a changed byte, the BR
     );
     await Deno.writeTextFile(`${dir}/prog.c`, "int main(void) { return 0; }\n");
     const flags = ["--allow-read", "--allow-write", "--allow-ffi"];
-    const [s, h, l, n, c] = await Promise.all([
+    const [s, q, h, l, n, c] = await Promise.all([
       run(dir, flags, ["run", "shell"]),
+      run(dir, flags, ["run", "sqlite3"]),
       run(dir, flags, ["run", "hello"]),
       run(dir, flags, ["run", "lua", "--", "-e", "print(1)"]),
       run(dir, flags, ["run", "netd"]),
@@ -213,6 +229,12 @@ Deno.test("a payload that decodes but is not the build's (a changed byte, the BR
     ]);
     const rebuild = ": 'deno task guests' writes it again\n$";
     const expect: [typeof s, RegExp][] = [
+      [
+        q,
+        new RegExp(
+          `^lguest: built-in image sqlite3\\.wasm: its payload guests/images/sqlite3\\.wasm\\.ready\\.b64 is damaged \\(its SHA-256 is not the one the build wrote\\)${rebuild}`,
+        ),
+      ],
       [
         s,
         new RegExp(
@@ -248,6 +270,8 @@ Deno.test("a payload that decodes but is not the build's (a changed byte, the BR
       assert.equal(r.code, EXIT.USAGE, r.stderr);
       assert.ok(!hasStackTrace(r.stderr), r.stderr);
       assert.match(r.stderr, re);
+      // No guest code ran: the digest is checked while the image compiles, before it starts.
+      assert.equal(r.stdout, "", r.stderr);
     }
     assert.ok(!(await exists(`${dir}/prog.wasm`)), "nothing was built");
     // Without its payload, cc's library is one line too (was "Module not found", exit 1).

@@ -21,6 +21,7 @@ import { LGUEST_CONSOLE_DMA_KEY, LGUEST_DEVICE_T_CONSOLE } from "../abi/constant
 import type { Device, DeviceContext } from "./registry.ts";
 import { EXIT } from "../launcher/exit.ts";
 import { writeStdout } from "../sys/stdio.ts";
+import { poolOps } from "../sys/clock.ts";
 
 /** Bytes read from the source at a time: the guest's buffer size. */
 const CHUNK = 256;
@@ -253,9 +254,12 @@ export class ConsoleDevice implements Device {
       const buf = new Uint8Array(CHUNK);
       let n: number | null;
       try {
+        poolOps.add(this); // a blocking idle wait would not see its end (sys/clock.ts)
         n = await read(buf);
       } catch {
         n = null;
+      } finally {
+        poolOps.delete(this);
       }
       if (this.#closed) return;
       if (n === null) {

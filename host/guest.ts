@@ -75,6 +75,13 @@ export interface GuestCounters {
    * stack parking and resuming.
    */
   haltWaitsInPlace: number;
+  /**
+   * Halts with a busy tap that slept in the event loop instead of the
+   * blocking idle wait (host/idle_wait.ts) because an op of ours was in
+   * flight on Deno's blocking pool that the wait would not see end (a
+   * console's stdin read, another tap's poll thread: sys/clock.ts poolOps).
+   */
+  waitsOffForPoolOps: number;
 }
 
 /** Registers the hypercall convention uses (EAX = nr, EDX, EBX, ECX). */
@@ -262,6 +269,7 @@ export class Guest {
       getDmaNone: 0,
       interrupts: 0,
       haltWaitsInPlace: 0,
+      waitsOffForPoolOps: 0,
     };
   }
 

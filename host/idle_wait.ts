@@ -17,7 +17,12 @@
  *   SIGTERM), finished work of the blocking pool (stdin reads, FFI calls,
  *   child processes) and messages from Workers make it readable, and the
  *   wait returns for an event-loop turn that parks the runtime
- *   ({@link parkTurn}) at once.
+ *   ({@link parkTurn}) at once. Not the blocking pool's work if an async
+ *   op was started after the event loop last went back to its scheduler:
+ *   Deno's op driver is then marked as woken, and a pool thread's end
+ *   does not write the eventfd until the next turn. So the run loop does
+ *   not block while an op of ours is in flight there (a console's stdin
+ *   read, another tap's poll thread: sys/clock.ts poolOps).
  * - Timers are not fds: the wait ends at the nearest guest timer's deadline
  *   and in any case after {@link MAX_BLOCK_MS}, then a timer turn runs the
  *   timers due, so any other timer (`--timeout`, the supervisor's

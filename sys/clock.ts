@@ -106,3 +106,19 @@ export function setNowMs(fn: (() => number) | null): void {
 export function nowNs(): bigint {
   return clock.ns();
 }
+
+/**
+ * The async ops on Deno's blocking pool in flight whose end a blocking
+ * idle wait (host/idle_wait.ts) would not see at once: a console's stdin
+ * read (its key: the console), a tap's poll thread (its key: the tap's fd,
+ * which the wait of that tap's own guest polls itself). An op started
+ * after the event loop last went back to its scheduler leaves Deno's op
+ * driver marked as woken until the next turn, and the end of any pool op
+ * then reaches it without the write to the eventfd that the wait polls:
+ * the wait saw a stdin read only at the next frame or its 50 ms cap. So
+ * the run loop does not block while one of these is in flight (the guest
+ * sleeps in the event loop, as without the wait). Here, not in the idle
+ * wait: devices use it on every run, the idle wait is loaded only with a
+ * busy tap.
+ */
+export const poolOps: Set<unknown> = new Set();

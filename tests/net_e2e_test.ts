@@ -802,9 +802,12 @@ function armedTapCase(): Promise<{ r: CliResult; ping: PingResult }> {
     );
     try {
       await lg.waitFor(/\$ $/m, 15_000);
-      const ping = await ns.ping("10.81.0.2", { count: 25, interval: 0.12, wait: 1 });
-      await lg.write("net\npoweroff\n");
+      // All input now, and its end: no console read is in flight while the host pings
+      // (one would keep the guest from waiting in place: sys/clock.ts poolOps); the
+      // shell's own ping keeps it busy meanwhile.
+      await lg.write("ping 10.81.0.1 5\nnet\npoweroff\n");
       await lg.closeStdin();
+      const ping = await ns.ping("10.81.0.2", { count: 25, interval: 0.12, wait: 1 });
       return { r: await lg.result(), ping };
     } finally {
       lg.kill("SIGKILL"); // no-op if it has ended
@@ -866,6 +869,71 @@ netnsSteps.push({
     const { r, pings } = await twoTapsCase();
     for (const p of pings) assert.equal(p.received, p.transmitted, p.output);
     assert.equal(r.code, 143, describe(r));
+  },
+});
+
+/**
+ * A shell on the console next to netd on a busy tap (found by attack): each
+ * typed line must reach the shell at once. While netd's run loop blocked in
+ * poll(2) with the console's stdin read in flight on Deno's blocking pool,
+ * the read's end did not reach the fds the wait polls (an async op started
+ * after the event loop's last turn leaves Deno's op driver marked as woken:
+ * sys/clock.ts poolOps), so a line waited for netd's next frame or the
+ * wait's 50 ms cap (pinged 45 ms apart: 4-7 of 30 lines 40-50 ms late).
+ */
+function consoleNextToTapCase(): Promise<
+  { r: CliResult; ping: PingResult; lat: number[] }
+> {
+  return inTempDir((dir) =>
+    withNetns("cons", async (ns) => {
+      const config = await writeConfig(dir, [
+        { name: "nd", image: "netd", net: ["tap:lgt0,ip=10.85.0.1/24"], args: "ip=10.85.0.2/24" },
+        { name: "sh", image: "shell", console: "stdio" },
+      ]);
+      const lg = ns.spawnCli(["run", "-v", ...TIMEOUT, "--config", config], {
+        stdin: "piped",
+        killAfterMs: 40_000,
+      });
+      try {
+        await lg.waitFor(/netd: 10\.85\.0\.2\/24 on net0/, 15_000);
+        await lg.waitFor(/\$ $/m, 15_000);
+        const pinging = ns.ping("10.85.0.2", { count: 100, interval: 0.045, wait: 1 });
+        await new Promise((r) => setTimeout(r, 500)); // the tap is busy from here on
+        const lat: number[] = [];
+        for (let i = 0; i < 40; i++) {
+          const t0 = performance.now();
+          await lg.write(`echo l${i}x\n`);
+          await lg.waitFor(`\nl${i}x`, 5000);
+          lat.push(performance.now() - t0);
+          await new Promise((r) => setTimeout(r, 60));
+        }
+        const ping = await pinging;
+        lg.kill("SIGTERM");
+        return { r: await lg.result(), ping, lat };
+      } finally {
+        lg.kill("SIGKILL");
+        await lg.result();
+      }
+    })
+  );
+}
+
+netnsSteps.push({
+  name: "a shell's typed lines reach it at once next to netd on a busy tap (its blocking " +
+    "wait does not hide the console's read)",
+  async fn() {
+    const { r, ping, lat } = await consoleNextToTapCase();
+    const why = describe(r);
+    const late = lat.filter((ms) => ms > 40).length;
+    const off = counters(r.stderr, "nd").waitsOffForPoolOps;
+    console.log(
+      `  echo ms ${lat.map((ms) => ms.toFixed(1)).join(" ")}; ${late} over 40 ms; ` +
+        `${off} waits left to the event loop; ping ${ping.received}/${ping.transmitted}`,
+    );
+    assert.ok(ping.received >= ping.transmitted - 1, ping.output);
+    // Generous (steps run at once): the bug made 15-25 % of the lines 40-50 ms late.
+    assert.ok(late <= 3, `${late} of 40 lines echoed after more than 40 ms: ${why}`);
+    assert.ok(off > 0, why);
   },
 });
 

@@ -26,7 +26,7 @@ import type { Device, DeviceContext, FrameSink, InputBuffer } from "../registry.
 import { UsageError } from "../registry.ts";
 import { cstr, errno, type Libc, libc, O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../sys/libc.ts";
 import { permissionMessage } from "../../launcher/exit.ts";
-import { nowMs } from "../../sys/clock.ts";
+import { nowMs, poolOps } from "../../sys/clock.ts";
 import { warn } from "../../sys/stdio.ts";
 
 const TUNSETIFF = 0x400454ca;
@@ -405,7 +405,10 @@ export class TapNetDevice implements Device {
         this.#unpark = null;
         continue;
       }
+      // Another guest's blocking idle wait would not see its end (sys/clock.ts).
+      poolOps.add(this.#fd);
       const r = await libc().poll(pfd, 1n, 200);
+      poolOps.delete(this.#fd);
       if (this.#closed) return;
       if (r <= 0) continue;
       const got = this.#drain();

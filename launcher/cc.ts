@@ -243,7 +243,7 @@ export async function ccCommand(argv: string[]): Promise<number> {
         const handler = () => {
           stopped ??= EXIT.SIGNAL_BASE + n;
           try {
-            child.kill("SIGTERM");
+            child.kill(); // SIGTERM
           } catch {
             // it has ended already
           }

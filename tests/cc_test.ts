@@ -245,17 +245,12 @@ Deno.test("cc: -o a folder or a FIFO is refused in one line, before clang (was c
   });
 });
 
-/** Pids of the processes whose command line holds `needle` (read from /proc). */
-function processesWith(needle: string): number[] {
-  const pids: number[] = [];
-  for (const e of Deno.readDirSync("/proc")) {
-    if (!/^\d+$/.test(e.name)) continue;
-    try {
-      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
-      if (cmd.includes(needle)) pids.push(Number(e.name));
-    } catch { /* gone */ }
-  }
-  return pids;
+/** Pids of the processes whose command line holds `needle` (ps(1): the test task cannot read /proc). */
+async function processesWith(needle: string): Promise<number[]> {
+  const out = await new Deno.Command("ps", { args: ["-eo", "pid=,args="], stdout: "piped" })
+    .output();
+  return new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.includes(needle))
+    .map((l) => Number(l.trim().split(/\s+/)[0]));
 }
 
 Deno.test("cc: a signal that ends lguest ends clang too (none left behind)", async () => {
@@ -267,23 +262,23 @@ Deno.test("cc: a signal that ends lguest ends clang too (none left behind)", asy
     const p = spawnCli(["cc", "-c", "-o", `${dir}/waits.o`, input], { killAfterMs: 30_000 });
     try {
       // clang started (its command line names the FIFO), not lguest's deno process
-      const clang = () => processesWith(input).filter((pid) => pid !== p.child.pid);
-      for (let i = 0; i < 200 && clang().length === 0; i++) {
+      const clang = async () => (await processesWith(input)).filter((pid) => pid !== p.child.pid);
+      for (let i = 0; i < 200 && (await clang()).length === 0; i++) {
         await new Promise((r) => setTimeout(r, 50));
       }
-      assert.ok(clang().length > 0, "clang did not start");
+      assert.ok((await clang()).length > 0, "clang did not start");
       p.child.kill("SIGTERM");
       // lguest's own end (a clang left behind would hold its output pipes open)
       const status = await p.child.status;
       assert.equal(status.code, EXIT.SIGNAL_BASE + 15);
-      for (let i = 0; i < 100 && clang().length > 0; i++) {
+      for (let i = 0; i < 100 && (await clang()).length > 0; i++) {
         await new Promise((r) => setTimeout(r, 50));
       }
-      assert.deepEqual(clang(), [], "clang left behind");
+      assert.deepEqual(await clang(), [], "clang left behind");
       const r = await p.result();
       assert.match(r.stderr, /lguest: cc: stopped by a signal \(clang with it\)\n$/);
     } finally {
-      for (const pid of processesWith(input)) {
+      for (const pid of await processesWith(input)) {
         try {
           Deno.kill(pid, "SIGKILL");
         } catch { /* gone */ }

@@ -17,6 +17,7 @@
 import assert from "node:assert/strict";
 import { EXIT } from "../launcher/cli.ts";
 import { readPcap } from "../devices/net/pcap.ts";
+import type { DeviceContext } from "../devices/registry.ts";
 import {
   Netns,
   netnsUnavailable,
@@ -1102,5 +1103,42 @@ Deno.test({
         );
       }
     });
+  },
+});
+
+Deno.test({
+  name: "a frame that finds a receive buffer with no room counts as dropped, not received",
+  ignore: netnsWhy !== null,
+  ...SANITIZERS_OFF,
+  async fn() {
+    // A tap this test creates in its own namespace's stead: the process cannot enter
+    // one, so a name and a subnet of its own (pid) in the root namespace, gone at close().
+    const { TapNetDevice } = await import("../devices/net/tap.ts");
+    const sub = `10.198.${Deno.pid % 250}`;
+    const dev = await TapNetDevice.open(`lgz${Deno.pid % 100000}`, { ip: `${sub}.1/24` }, []);
+    let asked = 0;
+    let offered = 0;
+    const ctx = {
+      pageAddr: 0,
+      memory: { bytes: new Uint8Array(4096) },
+      guest: { dead: null },
+      name: "z",
+      // The guest's buffer has no sections: taken, used_len 0, nothing copied.
+      deliver: () => (offered++, 0),
+      requestInput: () => asked++,
+      log: () => {},
+    } as unknown as DeviceContext;
+    try {
+      dev.init(ctx);
+      // The kernel's ARP requests for the peer go out of the tap.
+      await runCmd("ping", ["-c", "2", "-i", "0.3", "-W", "1", `${sub}.2`]);
+      for (let i = 0; i < 30 && asked === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      dev.input(ctx);
+      assert.ok(offered > 0, `no frame came from the tap: ${JSON.stringify(dev.stats)}`);
+      assert.equal(dev.stats.rxFrames, 0, JSON.stringify(dev.stats));
+      assert.equal(dev.stats.rxDroppedNoBuffer, offered, JSON.stringify(dev.stats));
+    } finally {
+      await dev.close();
+    }
   },
 });

@@ -78,8 +78,14 @@ async function ip(args: string[]): Promise<void> {
 
 /** Counters of one tap device. */
 export interface TapStats {
+  /** Frames copied into a guest's receive buffer. */
   rxFrames: number;
   txFrames: number;
+  /**
+   * Frames that found no free receive buffer, or one with no room at all
+   * (no sections: it is used up, used_len 0 and its interrupt, as before,
+   * but nothing of the frame reached the guest).
+   */
   rxDroppedNoBuffer: number;
   rxDroppedMalformed: number;
   rxDroppedQueue: number;
@@ -250,7 +256,7 @@ export class TapNetDevice implements Device {
   input(ctx: DeviceContext): void {
     while (this.#queue.length !== 0) {
       const frame = this.#queue.shift()!;
-      if (ctx.deliver(ctx.pageAddr + 4, frame) < 0) this.stats.rxDroppedNoBuffer++;
+      if (ctx.deliver(ctx.pageAddr + 4, frame) <= 0) this.stats.rxDroppedNoBuffer++;
       else this.stats.rxFrames++;
     }
   }
@@ -361,8 +367,9 @@ export class TapNetDevice implements Device {
             off += k;
           }
           ctx.complete(armed, off);
-          this.stats.rxFrames++;
-        } else if (ctx.deliver(ctx.pageAddr + 4, this.#buf.subarray(0, n)) < 0) {
+          if (off === 0) this.stats.rxDroppedNoBuffer++; // a buffer with no room
+          else this.stats.rxFrames++;
+        } else if (ctx.deliver(ctx.pageAddr + 4, this.#buf.subarray(0, n)) <= 0) {
           this.stats.rxDroppedNoBuffer++;
         } else this.stats.rxFrames++;
       } else {

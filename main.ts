@@ -108,7 +108,8 @@ if (import.meta.main) {
       Deno.exit(generatedModuleFailed(e));
     }
     const code = await cli.main(args);
-    await eventLoopTurn();
+    // At a terminal the run reads it in turns of the loop anyway; the turn is for the rest.
+    if (!Deno.stdin.isTerminal()) await eventLoopTurn();
     Deno.exit(code);
   }
 }

@@ -330,6 +330,9 @@ export class ConsoleDevice implements Device {
 
   close(): void {
     this.#closed = true;
+    // A read still in flight (stdin that never ends) must not keep this console, and through
+    // it the guest, in the process-wide set after the guest is gone.
+    poolOps.delete(this);
     if (this.#retry !== undefined) clearTimeout(this.#retry);
     this.#cancelAtStop?.();
     this.#cancelAtStop = null;

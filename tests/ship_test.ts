@@ -18,6 +18,7 @@ import { lanPair } from "./helpers/resources.ts";
 import { EXIT } from "../launcher/cli.ts";
 import { embeddedPayload, writeEmbedding } from "../guests/build.ts";
 import { DatabaseSync } from "node:sqlite";
+import { COUNTING, NONE } from "./helpers/start_probe.ts";
 import { asciiOnly } from "../tools/ascii.ts";
 import { eagerFunctions, MARK, markProfiled, unmark } from "../tools/eager.ts";
 
@@ -277,56 +278,18 @@ Deno.test("ship: a built-in guest needs no permission, from a checkout and from 
     });
     assert.equal(r.code, EXIT.OK, show(r));
     const counts = r.stderr.split("\n").find((l) => l.startsWith("{"));
-    assert.deepEqual(JSON.parse(counts ?? "null"), {
-      dlopen: 0,
-      timers: 0,
-      workers: 0,
-      errors: 0,
-      queries: 0,
-    }, show(r));
+    assert.deepEqual(JSON.parse(counts ?? "null"), NONE, show(r));
   });
 });
 
 /**
- * A `--preload` module for the bundle: counts, up to the first stdout write, FFI libraries
- * loaded, timers, Workers, Errors (the program's and Deno's own, thrown by a `Deno.*` call) and
- * permission queries (a bundle follows no `deno task`: main.ts's INIT_CWD check asked two, ~0.2
- * ms), and writes them to stderr then.
+ * A `--preload` module for the bundle: counts what a start must not do before its first
+ * byte (tests/helpers/start_probe.ts; a bundle follows no `deno task`: main.ts's INIT_CWD check
+ * asked two permission queries, ~0.2 ms), and writes the counts to stderr at the first stdout
+ * write.
  */
 const BUNDLE_PROBE = `
-const counts = { dlopen: 0, timers: 0, workers: 0, errors: 0, queries: 0 };
-const count = (key, f) => function (...a) { counts[key]++; return f.apply(this, a); };
-Deno.dlopen = count("dlopen", Deno.dlopen);
-globalThis.setTimeout = count("timers", globalThis.setTimeout);
-globalThis.setInterval = count("timers", globalThis.setInterval);
-const Worker_ = globalThis.Worker, Error_ = globalThis.Error;
-globalThis.Worker = class extends Worker_ {
-  constructor(...a) { counts.workers++; super(...a); }
-};
-globalThis.Error = class extends Error_ {
-  constructor(...a) { counts.errors++; super(...a); }
-  static [Symbol.hasInstance](x) { return x instanceof Error_; }
-};
-for (const name of ["query", "querySync", "request", "requestSync"]) {
-  const f = Deno.permissions[name].bind(Deno.permissions);
-  Deno.permissions[name] = (...a) => { counts.queries++; return f(...a); };
-}
-for (const name of Object.keys(Deno)) {
-  const f = Deno[name];
-  if (typeof f !== "function" || /^[A-Z]/.test(name) || name === "exit") continue;
-  try {
-    Deno[name] = function (...a) {
-      try {
-        const r = f.apply(this, a);
-        if (r instanceof Promise) return r.catch((e) => { counts.errors++; throw e; });
-        return r;
-      } catch (e) {
-        counts.errors++;
-        throw e;
-      }
-    };
-  } catch { /* a read-only property */ }
-}
+${COUNTING}
 const write = Deno.stdout.writeSync.bind(Deno.stdout);
 let said = false;
 Deno.stdout.writeSync = (b) => {

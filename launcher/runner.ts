@@ -670,17 +670,11 @@ const JSON_OPEN_MS = 1000;
  */
 async function openJsonWriteOnly(path: string): Promise<Deno.FsFile | null> {
   const opening = Deno.open(path, { write: true, create: true });
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const late = new Promise<null>((resolve) =>
-    timer = setTimeout(() => resolve(null), JSON_OPEN_MS)
-  );
   let file: Deno.FsFile | null;
   try {
-    file = await Promise.race([opening, late]);
+    file = await within(opening, JSON_OPEN_MS);
   } catch {
     return null;
-  } finally {
-    clearTimeout(timer);
   }
   if (file === null) {
     opening.then((f) => f.close(), () => {}); // a reader that comes later gets an end of file
@@ -703,15 +697,20 @@ async function openJsonWriteOnly(path: string): Promise<Deno.FsFile | null> {
 /** Write `bytes` through `file`; a reader that takes nothing for `ms` is an error (EAGAIN). */
 async function writeWithin(file: Deno.FsFile, bytes: Uint8Array, ms: number): Promise<void> {
   for (let done = 0; done < bytes.length;) {
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const stalled = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), ms));
-    try {
-      const n = await Promise.race([file.write(bytes.subarray(done)), stalled]);
-      if (n === null) throw new SysError("write", 11); // EAGAIN
-      done += n;
-    } finally {
-      clearTimeout(timer);
-    }
+    const n = await within(file.write(bytes.subarray(done)), ms);
+    if (n === null) throw new SysError("write", 11); // EAGAIN
+    done += n;
+  }
+}
+
+/** What `p` settles to, or null when it has not settled within `ms` (then left to itself). */
+async function within<T>(p: Promise<T>, ms: number): Promise<T | null> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<null>((resolve) => timer = setTimeout(() => resolve(null), ms));
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

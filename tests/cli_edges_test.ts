@@ -324,28 +324,23 @@ Deno.test("a closed stdout (lguest run ... | head) ends the run with 141 (SIGPIP
   assert.match(err, /^lguest: lua: stdout closed \(SIGPIPE\)\n$/);
 });
 
+/** `lguest run --json JSON hello` in `dir`, with exactly the permissions `perms` (no prompt). */
+function runJsonHello(dir: string, perms: string[], json: string): Promise<Deno.CommandOutput> {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "--no-prompt", ...perms, `${ROOT_PATH}/main.ts`, "run", "--json", json, "hello"],
+    cwd: dir,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(20_000),
+  }).output();
+}
+
 Deno.test("--json FIFO without --allow-ffi: one line, exit 125 (before: blocked opening it)", async () => {
   const tmp = await Deno.makeTempDir();
   try {
     await new Deno.Command("mkfifo", { args: [`${tmp}/f`] }).output();
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-read",
-        "--allow-write",
-        `${ROOT_PATH}/main.ts`,
-        "run",
-        "--json",
-        "f",
-        "hello",
-      ],
-      cwd: tmp,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(20_000),
-    }).output();
+    const out = await runJsonHello(tmp, ["--allow-read", "--allow-write"], "f");
     const err = new TextDecoder().decode(out.stderr);
     assert.equal(out.code, EXIT.USAGE, err);
     assert.equal(err, "lguest: --json f: a FIFO needs --allow-ffi\n");
@@ -356,24 +351,7 @@ Deno.test("--json FIFO without --allow-ffi: one line, exit 125 (before: blocked 
 
 Deno.test("--json with --allow-write only: a FIFO nobody reads is one line, 125 (before: hung forever); one with a reader and a plain file get the report", async () => {
   const tmp = await Deno.makeTempDir();
-  const lguest = (json: string) =>
-    new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--no-prompt",
-        "--allow-write",
-        `${ROOT_PATH}/main.ts`,
-        "run",
-        "--json",
-        json,
-        "hello",
-      ],
-      cwd: tmp,
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-      signal: AbortSignal.timeout(20_000),
-    }).output();
+  const lguest = (json: string) => runJsonHello(tmp, ["--allow-write"], json);
   try {
     await new Deno.Command("mkfifo", { args: [`${tmp}/f`] }).output();
     const alone = await lguest("f");

@@ -477,7 +477,8 @@ export class LguestFile implements HypercallPort {
     // at a frame on the fd the wait polls.
     if (poolOps.size !== 0) {
       for (const k of poolOps) {
-        if (typeof k !== "number" || fds.indexOf(k) < 0 || fds.indexOf(k) >= own) {
+        // fds holds only this guest's own wait fds here (the others' are added below).
+        if (typeof k !== "number" || !fds.includes(k)) {
           g.counters.waitsOffForPoolOps++;
           return 0;
         }

@@ -38,6 +38,21 @@ export interface InputBuffer {
   readonly sections: Uint8Array[];
 }
 
+/**
+ * Copy `data` into `buf`'s sections in order, as much as they hold; the
+ * bytes copied (the used_len to {@link DeviceContext.complete} it with).
+ */
+export function fillBuffer(buf: InputBuffer, data: Uint8Array): number {
+  let n = 0;
+  for (const s of buf.sections) {
+    if (n >= data.length) break;
+    const part = data.subarray(n, n + s.length);
+    s.set(part);
+    n += part.length;
+  }
+  return n;
+}
+
 /** What the Launcher offers a device. */
 export interface DeviceContext {
   /** Descriptor index; the device's IRQ is index + 1. */

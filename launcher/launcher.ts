@@ -26,7 +26,12 @@ import {
   LHREQ_IRQ,
 } from "../abi/constants.ts";
 import { DESC_SIZE, DESC_STATUS, DMA_USED_LEN } from "../abi/structs.ts";
-import type { Device, DeviceContext, InputBuffer } from "../devices/registry.ts";
+import {
+  type Device,
+  type DeviceContext,
+  fillBuffer,
+  type InputBuffer,
+} from "../devices/registry.ts";
 import type { GuestCpu } from "../engines/engine.ts";
 import type { Host, LguestFile } from "../host/host.ts";
 import { DmaRanges, GuestMemory, hex } from "../host/memory.ts";
@@ -309,13 +314,7 @@ export class GuestRun {
   #deliver(key: number, data: Uint8Array): number {
     const buf = this.#takeBuffer(key);
     if (buf === null) return -1;
-    let n = 0;
-    for (const s of buf.sections) {
-      if (n >= data.length) break;
-      const part = data.subarray(n, n + s.length);
-      s.set(part);
-      n += part.length;
-    }
+    const n = fillBuffer(buf, data);
     this.#complete(buf, n);
     return n;
   }

@@ -23,7 +23,7 @@ import {
 import { DMA_USED_LEN } from "../../abi/structs.ts";
 import type { DmaRanges } from "../../host/memory.ts";
 import type { Device, DeviceContext, FrameSink, InputBuffer } from "../registry.ts";
-import { UsageError } from "../registry.ts";
+import { fillBuffer, UsageError } from "../registry.ts";
 import { cstr, errno, type Libc, libc, O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../sys/libc.ts";
 import { permissionMessage } from "../../launcher/exit.ts";
 import { nowMs, poolOps } from "../../sys/clock.ts";
@@ -359,13 +359,7 @@ export class TapNetDevice implements Device {
         if (armed !== null) {
           // The buffer the wait in place took (armWait): the guest is still stopped.
           this.#armed = null;
-          let off = 0;
-          for (const s of armed.sections) {
-            if (off >= n) break;
-            const k = Math.min(s.length, n - off);
-            s.set(this.#buf.subarray(off, off + k));
-            off += k;
-          }
+          const off = fillBuffer(armed, this.#buf.subarray(0, n));
           ctx.complete(armed, off);
           if (off === 0) this.stats.rxDroppedNoBuffer++; // a buffer with no room
           else this.stats.rxFrames++;

@@ -134,7 +134,6 @@ const handled = (): void => {};
  */
 export function lazySuspending(decide: () => Park | undefined): WebAssembly.ExportValue {
   if (!jspi.Suspending) throw new Error("wasm: this runtime has no WebAssembly JSPI");
-  const Suspending = jspi.Suspending;
   /** The park the plain look decided, for the Suspending function to make. */
   let due: Park | undefined;
   /** The Suspending function: the due park, or (from the first park on) the look's own decision. */
@@ -154,7 +153,7 @@ export function lazySuspending(decide: () => Park | undefined): WebAssembly.Expo
     if (table.get(0) === null) {
       const inst = new WebAssembly.Instance(
         parkModule ??= new WebAssembly.Module(new Uint8Array(PARK_WASM)),
-        { h: { park: new Suspending(suspend) } },
+        { h: { park: suspending(suspend) } },
       );
       table.set(0, inst.exports.park as () => void);
       switched.value = 1;

@@ -28,10 +28,9 @@
  * (llvm).
  */
 
-import { brotliCompressSync, constants as zlib } from "node:zlib";
 import { type FuelCounts, instrumentFuel } from "../engines/wasm_fuel.ts";
 import { checkProfile, ImageError } from "../engines/wasm_profile.ts";
-import { payloadCheck } from "./payload_check.ts";
+import { brotli, payloadCheck } from "./payload_check.ts";
 
 const GUESTS_DIR = decodeURIComponent(new URL(".", import.meta.url).pathname)
   .replace(/\/$/, "");
@@ -297,23 +296,6 @@ async function buildX86Objects(
   const archive = `${objDir}/libkit-x86_64.a`;
   await run(tools.ar, ["rcsD", archive, ...kit.map(obj)]);
   return { obj, arch: arch.map(obj), archive };
-}
-
-/**
- * Brotli at its best (quality 11, a 16 MiB window; node:zlib at build
- * time only, a run decodes with `DecompressionStream("brotli")`):
- * deterministic for one Deno, see `embeddedPayload`. Every byte of the
- * modules a run's module graph holds costs start-up time (boot.first_byte,
- * docs/performance.md): against gzip, sqlite3's image is 21% smaller.
- */
-function brotli(bytes: Uint8Array): Uint8Array {
-  return new Uint8Array(brotliCompressSync(bytes, {
-    params: {
-      [zlib.BROTLI_PARAM_QUALITY]: 11,
-      [zlib.BROTLI_PARAM_LGWIN]: 24,
-      [zlib.BROTLI_PARAM_SIZE_HINT]: bytes.length,
-    },
-  }));
 }
 
 /**

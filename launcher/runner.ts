@@ -299,6 +299,15 @@ const readable = (function readable(path: string): boolean {
   return Deno.permissions.querySync({ name: "read", path }).state === "granted";
 }).bind(null);
 
+/** `path` is a FIFO (false: not there yet, or not to be seen: a later open says what is wrong). */
+function isFifo(path: string): boolean {
+  try {
+    return Deno.statSync(path).isFifo === true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * A file the run writes (`--json`, `--pcap`, a NIC's `pcap=`) that is one it
  * reads or writes as something else (a guest's image or disk, the config
@@ -728,16 +737,9 @@ export const runGuests = (async function runGuests(
     // --allow-ffi (README: --json needs --allow-write only) it is not tried, so a terminal shows
     // no prompt for ffi; a FIFO it can see (--allow-read) is then refused in one line.
     const ffi = Deno.permissions.querySync({ name: "ffi" }).state === "granted";
-    const read = !ffi &&
-      Deno.permissions.querySync({ name: "read", path: opts.json }).state === "granted";
+    const read = !ffi && readable(opts.json);
     if (read) {
-      let fifo = false;
-      try {
-        fifo = Deno.statSync(opts.json).isFifo === true;
-      } catch {
-        // not there yet (created below), or not to be seen: the write below says what is wrong
-      }
-      if (fifo) {
+      if (isFifo(opts.json)) {
         throw new UsageError(`--json ${printable(opts.json)}: a FIFO needs --allow-ffi`);
       }
     } else if (!ffi) {
@@ -759,10 +761,7 @@ export const runGuests = (async function runGuests(
         // which says what is wrong, but that write's open blocks on a FIFO until a reader comes:
         // a FIFO is never given to it (an errno read through FFI after the failed open is the
         // main thread's last, not always open's: a test run hung twice here, with no line).
-        let fifo = code === "ENXIO";
-        try {
-          fifo ||= Deno.statSync(opts.json).isFifo === true;
-        } catch { /* not there yet, or not to be seen: the write below says what is wrong */ }
+        const fifo = code === "ENXIO" || isFifo(opts.json);
         if (fifo) throw new UsageError(`--json ${printable(opts.json)}: a FIFO without a reader`);
       }
     }

@@ -21,7 +21,8 @@ import { LGUEST_CONSOLE_DMA_KEY, LGUEST_DEVICE_T_CONSOLE } from "../abi/constant
 import type { Device, DeviceContext } from "./registry.ts";
 import { EXIT } from "../launcher/exit.ts";
 import { writeStdout } from "../sys/stdio.ts";
-import { poolOps } from "../sys/clock.ts";
+import { idleWaits, poolOps } from "../sys/clock.ts";
+import { libc } from "../sys/libc.ts";
 
 /** Bytes read from the source at a time: the guest's buffer size. */
 const CHUNK = 256;
@@ -30,6 +31,7 @@ const RETRY_MIN_MS = 1;
 const RETRY_MAX_MS = 20;
 /** ... and for the end of input, which nobody waits behind (a guest may never read). */
 const EOF_RETRY_MAX_MS = 500;
+const POLLIN = 1;
 
 /** Where console bytes come from and go to. */
 export interface ConsoleBackend {
@@ -39,6 +41,11 @@ export interface ConsoleBackend {
   write(data: Uint8Array): void;
   /** Called when the run ends. */
   close?(): void;
+  /**
+   * The fd `read` reads, if it has one: poll(2) says when a read of it will
+   * not block (sys/clock.ts poolOps: a blocking idle wait polls it).
+   */
+  readonly pollFd?: number;
 }
 
 /**
@@ -53,6 +60,7 @@ export function stdioBackend(
   let closed = false;
   return {
     read: (buf) => Deno.stdin.read(buf),
+    pollFd: 0,
     write(data) {
       try {
         // The one stdout writer (sys/stdio.ts): a full non-blocking stdout is waited for.
@@ -105,11 +113,14 @@ export class ConsoleDevice implements Device {
   #retry: ReturnType<typeof setTimeout> | undefined;
   #retryMs = RETRY_MIN_MS;
   #ctrlC: number[] = [];
+  /** The poolOps key of a poll of the source's fd in flight (see #readable). */
+  readonly #watch: { readonly watchFd: number };
   /** Bytes delivered to the guest and bytes written out, for --verbose. */
   readonly stats = { in: 0, out: 0 };
 
   constructor(backend: ConsoleBackend, label = "console: stdio", features = 0) {
     this.#backend = backend;
+    this.#watch = { watchFd: backend.pollFd ?? -1 };
     this.label = label;
     this.features = features;
   }
@@ -251,10 +262,23 @@ export class ConsoleDevice implements Device {
     const read = this.#backend.read?.bind(this.#backend);
     if (!read) return;
     while (!this.#closed) {
+      // Where a blocking idle wait may run, the read starts only once the source has input: a
+      // read in flight would keep the wait off, a poll of the source's fd does not.
+      if (idleWaits.possible && this.#watch.watchFd >= 0) {
+        try {
+          await this.#readable(this.#watch.watchFd);
+        } catch {
+          // (no poll: the read alone, as without the wait)
+        }
+        if (this.#closed) return; // (close() took the mark)
+      }
       const buf = new Uint8Array(CHUNK);
       let n: number | null;
       try {
         poolOps.add(this); // a blocking idle wait would not see its end (sys/clock.ts)
+        // Only now, in the same microtask: a wait that ran between the poll's end and here
+        // (other continuations come first) polls the source, which holds the input unread.
+        poolOps.delete(this.#watch);
         n = await read(buf);
       } catch {
         n = null;
@@ -276,6 +300,27 @@ export class ConsoleDevice implements Device {
       this.#inputReady();
       await drained;
     }
+  }
+
+  /**
+   * Until `fd` has input, its end or an error (POLLIN; POLLHUP, POLLERR and
+   * POLLNVAL come unasked): at once if a poll(2) that does not wait finds
+   * it, else through one with no time limit on Deno's blocking pool, marked
+   * in poolOps as a poll of `fd` (sys/clock.ts): a blocking idle wait polls
+   * `fd` too. The mark stays after the poll (either) has ended, until the
+   * read that follows is marked (#pump, in the same microtask) or the
+   * console is closed: until then the input waits unread in `fd`, which
+   * such a wait sees (other continuations may run between, a run loop's
+   * wait among them). A failed poll returns too: the read then tells.
+   */
+  async #readable(fd: number): Promise<void> {
+    const pfd = new Uint8Array(8);
+    const v = new DataView(pfd.buffer);
+    v.setInt32(0, fd, true);
+    v.setInt16(4, POLLIN, true);
+    poolOps.add(this.#watch); // from here: its input unread, or this poll in flight
+    if (libc().poll_sync(pfd, 1n, 0) !== 0) return;
+    while ((await libc().poll(pfd, 1n, -1)) === 0 && !this.#closed);
   }
 
   /**
@@ -333,6 +378,7 @@ export class ConsoleDevice implements Device {
     // A read still in flight (stdin that never ends) must not keep this console, and through
     // it the guest, in the process-wide set after the guest is gone.
     poolOps.delete(this);
+    poolOps.delete(this.#watch);
     if (this.#retry !== undefined) clearTimeout(this.#retry);
     this.#cancelAtStop?.();
     this.#cancelAtStop = null;

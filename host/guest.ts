@@ -79,9 +79,16 @@ export interface GuestCounters {
    * Halts with a busy tap that slept in the event loop instead of the
    * blocking idle wait (host/idle_wait.ts) because an op of ours was in
    * flight on Deno's blocking pool that the wait would not see end (a
-   * console's stdin read, another tap's poll thread: sys/clock.ts poolOps).
+   * console's read of its source, another tap's poll thread: sys/clock.ts
+   * poolOps).
    */
   waitsOffForPoolOps: number;
+  /**
+   * Blocking idle waits that also polled a console's stdin, whose poll on
+   * Deno's blocking pool was in flight (sys/clock.ts poolOps): the wait
+   * might not see that poll's end itself.
+   */
+  waitsWatchingPoolOps: number;
 }
 
 /** Registers the hypercall convention uses (EAX = nr, EDX, EBX, ECX). */
@@ -270,6 +277,7 @@ export class Guest {
       interrupts: 0,
       haltWaitsInPlace: 0,
       waitsOffForPoolOps: 0,
+      waitsWatchingPoolOps: 0,
     };
   }
 

@@ -37,7 +37,7 @@ import { Guest, type SharedRegion } from "./guest.ts";
 import { doHcall, doHypercalls, syncShared } from "./hypercalls.ts";
 import { interruptDeliverable, takeInterrupt } from "./interrupts.ts";
 import { GuestMemory } from "./memory.ts";
-import { nowMs, poolOps } from "../sys/clock.ts";
+import { nowMs, poolOps, watchedFd } from "../sys/clock.ts";
 
 /**
  * The blocking idle wait (host/idle_wait.ts), loaded by the first guest
@@ -471,17 +471,23 @@ export class LguestFile implements HypercallPort {
     this.#waitFds!(fds);
     const own = fds.length;
     if (own === 0 || !iw.canBlock()) return 0;
-    // Work of ours on Deno's blocking pool whose end this wait would not see at once
-    // (a console's read, this guest's own too; another tap's poll thread: sys/clock.ts poolOps): the
-    // guest sleeps in the event loop, which sees it. This guest's own tap's poll ends
-    // at a frame on the fd the wait polls.
+    // Work of ours on Deno's blocking pool, whose end this wait may not see (sys/clock.ts
+    // poolOps): a console's poll of stdin ends only when stdin is readable, so the wait polls
+    // stdin itself (readable: the event loop's turn collects the end); this guest's own tap's
+    // poll ends at a frame on the fd the wait polls. Anything else (a console's read, another
+    // tap's poll) keeps the guest in the event loop, which sees it.
+    const watched = watchedFds;
+    watched.length = 0;
     if (poolOps.size !== 0) {
       for (const k of poolOps) {
         // fds holds only this guest's own wait fds here (the others' are added below).
-        if (typeof k !== "number" || !fds.includes(k)) {
+        if (typeof k === "number" && fds.includes(k)) continue;
+        const fd = watchedFd(k);
+        if (fd < 0) {
           g.counters.waitsOffForPoolOps++;
           return 0;
         }
+        if (!watched.includes(fd)) watched.push(fd);
       }
     }
     let deadline = g.clockDeadline;
@@ -505,7 +511,8 @@ export class LguestFile implements HypercallPort {
       if (g.dead !== null) return 0; // a bad buffer killed it (as the next frame would have)
     }
     // A timer already due: a millisecond's poll lets its callback come, not a spin of turns.
-    return iw.blockingWait(fds, Math.max(1, deadline - nowMs()));
+    if (watched.length !== 0) g.counters.waitsWatchingPoolOps++;
+    return iw.blockingWait(fds, Math.max(1, deadline - nowMs()), watched);
   }
 
   /**
@@ -782,6 +789,8 @@ export function processHeld(): boolean {
 const live = new Set<LguestFile>();
 /** Scratch of #blockingIdle: the fds polled. */
 const waitFdList: number[] = [];
+/** The fds of pool polls in flight that a blocking wait polls too (#blockingIdle). */
+const watchedFds: number[] = [];
 
 /** When the yield channel last delivered (an event-loop turn). */
 let lastTurn = 0;

@@ -19,10 +19,13 @@
  *   wait returns for an event-loop turn that parks the runtime
  *   ({@link parkTurn}) at once. Not the blocking pool's work if an async
  *   op was started after the event loop last went back to its scheduler:
- *   Deno's op driver is then marked as woken, and a pool thread's end
- *   does not write the eventfd until the next turn. So the run loop does
- *   not block while an op of ours is in flight there (a console's stdin
- *   read, another tap's poll thread: sys/clock.ts poolOps).
+ *   deno_core's op-driver task is then queued on tokio's local run queue,
+ *   and a pool thread's end does not write the eventfd until it has run
+ *   (sys/clock.ts poolOps). So the wait polls a console's stdin while the
+ *   console's poll(2) of it is in flight there (stdin holds the input from
+ *   before that poll's end until the console has seen the end), and the
+ *   run loop does not block while another op of ours is in flight there (a
+ *   console's read, another tap's poll thread).
  * - Timers are not fds: the wait ends at the nearest guest timer's deadline
  *   and in any case after {@link MAX_BLOCK_MS}, then a timer turn runs the
  *   timers due, so any other timer (`--timeout`, the supervisor's
@@ -171,17 +174,27 @@ let dv = new DataView(pfd.buffer);
 /**
  * Block until one of `fds` is readable, the event loop has work, or
  * `timeoutMs` (capped at {@link MAX_BLOCK_MS}) passes. EINTR (a signal on
- * this thread) counts as work for the event loop.
+ * this thread) counts as work for the event loop, and so does one of
+ * `watched` readable: the fd of a poll(2) of ours in flight on Deno's
+ * blocking pool (a console's stdin: sys/clock.ts poolOps), whose end then
+ * comes, or came without the eventfd write the wait would see; the event
+ * loop's turn collects it.
  */
-export function blockingWait(fds: number[], timeoutMs: number): number {
+export function blockingWait(
+  fds: readonly number[],
+  timeoutMs: number,
+  watched: readonly number[] = [],
+): number {
   const loop = loopFds ?? [];
-  const n = fds.length + loop.length;
+  const own = fds.length;
+  const mine = own + watched.length;
+  const n = mine + loop.length;
   if (pfd.length < n * 8) {
     pfd = new Uint8Array(n * 8);
     dv = new DataView(pfd.buffer);
   }
   for (let i = 0; i < n; i++) {
-    dv.setInt32(i * 8, i < fds.length ? fds[i] : loop[i - fds.length], true);
+    dv.setInt32(i * 8, i < own ? fds[i] : i < mine ? watched[i - own] : loop[i - mine], true);
     dv.setInt16(i * 8 + 4, POLLIN, true);
     dv.setInt16(i * 8 + 6, 0, true);
   }
@@ -192,7 +205,7 @@ export function blockingWait(fds: number[], timeoutMs: number): number {
     spins = 0;
     return WOKE_TIME;
   }
-  for (let i = 0; i < fds.length; i++) {
+  for (let i = 0; i < own; i++) {
     if (r > 0 && dv.getInt16(i * 8 + 6, true) !== 0) {
       spins = 0;
       return WOKE_INPUT;

@@ -38,6 +38,7 @@ import { DmaRanges, GuestMemory, hex } from "../host/memory.ts";
 import { EXIT, exitCodeOf } from "./exit.ts";
 import { type Layout, planLayout, writeBootParams, writeDeviceTable } from "./layout.ts";
 import { warn } from "../sys/stdio.ts";
+import { idleWaits } from "../sys/clock.ts";
 import { hasLgfsMagic } from "../abi/lgfs_magic.ts";
 
 /** The CRASH message of a clean power-off. */
@@ -225,6 +226,7 @@ export class GuestRun {
     if (spec.devices.some((d) => d.poll)) file.setIdleHandler(() => run.#idle());
     // ...and may block the thread on their fds while every guest sleeps (the CLI).
     if (spec.blockingWait && spec.devices.some((d) => d.waitFds)) {
+      idleWaits.possible = true; // a console reading stdin polls it first (sys/clock.ts)
       file.setWaitFds((out) => run.#waitFds(out), () => {
         for (const d of spec.devices) d.watch?.();
       }, {

@@ -144,6 +144,7 @@ const sharedStdout = (function sharedStdout(onClosed: (e: unknown, guest: string
   return {
     stdio: (guest: string): ConsoleBackend => ({
       read: stdout.read,
+      pollFd: stdout.pollFd,
       write(data: Uint8Array) {
         if (data.length === 0) return;
         writer = guest;

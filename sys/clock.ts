@@ -108,17 +108,48 @@ export function nowNs(): bigint {
 }
 
 /**
- * The async ops on Deno's blocking pool in flight whose end a blocking
- * idle wait (host/idle_wait.ts) would not see at once: a console's stdin
- * read (its key: the console), a tap's poll thread (its key: the tap's fd,
- * which the wait of that tap's own guest polls itself). An op started
- * after the event loop last went back to its scheduler leaves Deno's op
- * driver marked as woken until the next turn, and the end of any pool op
- * then reaches it without the write to the eventfd that the wait polls:
- * the wait saw a stdin read only at the next frame or its 50 ms cap. So
- * the run loop does not block while one of these is in flight (the guest
- * sleeps in the event loop, as without the wait). Here, not in the idle
- * wait: devices use it on every run, the idle wait is loaded only with a
- * busy tap.
+ * The async ops of ours on Deno's blocking pool in flight, for the
+ * blocking idle wait (host/idle_wait.ts), which blocks the main thread
+ * inside the event loop's own turn. An op started after the event loop last
+ * went back to tokio's scheduler has only a no-op waker (deno_core's op
+ * driver polls it once so at its start) and has queued the driver's task
+ * (poll_task) on the scheduler's local run queue; until that task runs, the
+ * end of any pool op wakes a task that is queued already, and tokio does
+ * nothing: no write to the eventfd in Deno's epoll, which the wait polls
+ * (docs/performance.md, net.tap.rtt; tests/helpers/pool_wake_probe.ts).
+ * So the wait does not count on seeing such an op end. The keys:
+ *
+ * - an object with a numeric `watchFd` (a console's stdin): a poll(2) of
+ *   that fd for POLLIN, which ends only when the fd is readable; the input
+ *   stays in the fd until its owner reads it, which it does only after
+ *   that end, and the key stays until that read is marked: the wait polls
+ *   the fd itself and, when it is readable, gives the event loop a turn,
+ *   which collects the end;
+ * - a number, a tap's fd: its poll thread; the wait of that tap's own guest
+ *   polls the fd itself (as above), any other guest's wait is off (a
+ *   neighbour's frame through the other guest's halt and a turn came
+ *   later than through the event loop: a netd pinged 0.3 s apart next to a
+ *   busy one, median 0.09 -> 0.15 ms, 3 ms at worst);
+ * - anything else (a console's read of its source): an op whose end leaves
+ *   nothing to poll (the read took the bytes); while one is in flight the
+ *   run loop does not block (the guest sleeps in the event loop, as without
+ *   the wait).
+ *
+ * Here, not in the idle wait: devices use it on every run, the idle wait
+ * is loaded only with a busy tap.
  */
 export const poolOps: Set<unknown> = new Set();
+
+/** A {@link poolOps} key's fd if it is a console's watch (a poll of that fd for POLLIN), else -1. */
+export function watchedFd(key: unknown): number {
+  const fd = typeof key === "object" && key !== null ? (key as { watchFd?: unknown }).watchFd : -1;
+  return typeof fd === "number" && fd >= 0 ? fd : -1;
+}
+
+/**
+ * Set once a guest of this process may block in the blocking idle wait (a
+ * device with wait fds, GuestSpec.blockingWait): a console then polls its
+ * source's fd before it reads it ({@link poolOps}), so that a read in flight
+ * does not keep the wait off while the source is quiet.
+ */
+export const idleWaits = { possible: false };

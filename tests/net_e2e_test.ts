@@ -779,6 +779,63 @@ netnsSteps.push({
 });
 
 /**
+ * netd on a tap as users run it, at a shell: its console's stdin open (a
+ * pipe nobody writes). The console's read of it, in flight on Deno's
+ * blocking pool for good, kept the blocking idle wait off (a pool op whose
+ * end the wait would not see: 0 halts answered in place, every frame
+ * through the event loop). Now the console polls stdin first and the wait
+ * polls stdin too (sys/clock.ts poolOps): the frames reach netd inside its
+ * halt, and no read of stdin is ever in flight without input.
+ */
+function openStdinTapCase(): Promise<{ r: CliResult; ping: PingResult }> {
+  return withNetns("open", async (ns) => {
+    const lg = ns.spawnCli(
+      [
+        "run",
+        "-v",
+        ...TIMEOUT,
+        "--net",
+        "tap:lgt0,ip=10.86.0.1/24",
+        "netd",
+        "--",
+        "ip=10.86.0.2/24",
+      ],
+      { stdin: "piped", killAfterMs: 30_000 },
+    );
+    try {
+      await lg.waitFor(/^netd: 10\.86\.0\.2\/24 on net0 \(MAC /m, 15_000);
+      const ping = await ns.ping("10.86.0.2", { count: 100, interval: 0.01, wait: 1 });
+      lg.kill("SIGTERM");
+      return { r: await lg.result(), ping };
+    } finally {
+      lg.kill("SIGKILL");
+      await lg.result();
+    }
+  });
+}
+
+netnsSteps.push({
+  name: "netd on a tap with its stdin open (a pipe, as at a shell) answers in its halt " +
+    "(the console's stdin does not keep the blocking wait off)",
+  async fn() {
+    const { r, ping } = await openStdinTapCase();
+    const why = describe(r);
+    const c = counters(r.stderr, "netd");
+    console.log(
+      `  ${ping.received}/${ping.transmitted} answered; ${c.haltWaitsInPlace} in place, ` +
+        `${c.waitsOffForPoolOps} waits left to the event loop, ${c.waitsWatchingPoolOps} ` +
+        `watching stdin`,
+    );
+    assert.equal(ping.received, ping.transmitted, ping.output);
+    // Before: 0 in place, ~100 left to the event loop.
+    assert.ok(c.haltWaitsInPlace >= ping.received / 2, why);
+    assert.equal(c.waitsOffForPoolOps, 0, why); // no input: no read in flight, ever
+    assert.ok(c.waitsWatchingPoolOps > 0, why);
+    assert.equal(r.code, 143, why);
+  },
+});
+
+/**
  * A shell on a busy tap, pinged 120 ms apart: most waits in place end by
  * their 50 ms cap, not a frame, each after the tap took the guest's next
  * receive buffer (TapNetDevice.armWait): the buffer must go back untouched
@@ -881,6 +938,9 @@ netnsSteps.push({
  * after the event loop's last turn leaves Deno's op driver marked as woken:
  * sys/clock.ts poolOps), so a line waited for netd's next frame or the
  * wait's 50 ms cap (pinged 45 ms apart: 4-7 of 30 lines 40-50 ms late).
+ * Then the wait was left off while the read was in flight, i.e. all the
+ * time; now the console polls stdin before it reads and the wait polls
+ * stdin too: netd waits in its halt between the lines.
  */
 function consoleNextToTapCase(): Promise<
   { r: CliResult; ping: PingResult; lat: number[] }
@@ -926,15 +986,18 @@ netnsSteps.push({
     const { r, ping, lat } = await consoleNextToTapCase();
     const why = describe(r);
     const late = lat.filter((ms) => ms > 40).length;
-    const off = counters(r.stderr, "nd").waitsOffForPoolOps;
+    const c = counters(r.stderr, "nd");
     console.log(
       `  echo ms ${lat.map((ms) => ms.toFixed(1)).join(" ")}; ${late} over 40 ms; ` +
-        `${off} waits left to the event loop; ping ${ping.received}/${ping.transmitted}`,
+        `${c.haltWaitsInPlace} in place, ${c.waitsOffForPoolOps} waits left to the event loop, ` +
+        `${c.waitsWatchingPoolOps} watching stdin; ping ${ping.received}/${ping.transmitted}`,
     );
     assert.ok(ping.received >= ping.transmitted - 1, ping.output);
     // Generous (steps run at once): the bug made 15-25 % of the lines 40-50 ms late.
     assert.ok(late <= 3, `${late} of 40 lines echoed after more than 40 ms: ${why}`);
-    assert.ok(off > 0, why);
+    // The waits watched stdin, in netd's halt (0 in place while any read was in flight).
+    assert.ok(c.waitsWatchingPoolOps > 0, why);
+    assert.ok(c.haltWaitsInPlace >= ping.received / 4, why);
   },
 });
 

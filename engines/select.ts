@@ -74,14 +74,18 @@ export async function prepareImage(
 
 /**
  * A built-in wasm image that the build checked and instrumented
- * (`launcher/images.ts` loadReady): compiled as it is.
+ * (`launcher/images.ts` loadReady): compiled as it is (synchronously:
+ * {@link compileReady}). Async all the same: a refused image is a
+ * rejection, which runner.ts's prepare holds until the payload's digest is
+ * known (a damaged payload is said as such).
  */
+// deno-lint-ignore require-await
 export const prepareReady = (async function prepareReady(
   bytes: Uint8Array,
   fuel: FuelCounts,
   name: string,
 ): Promise<ReadyImage> {
-  return wasmImage(await compileReady(bytes, fuel, name));
+  return wasmImage(compileReady(bytes, fuel, name));
 }).bind(null);
 
 const wasmImage = (function wasmImage(mod: WebAssembly.Module): ReadyImage {

@@ -30,7 +30,14 @@ import { printable } from "../sys/text.ts";
 
 export { EXIT, exitCodeOf } from "./exit.ts";
 
-const DEFAULT_MEMORY = "32M";
+/** Guest RAM without `-m` (as the help shows it). */
+export const DEFAULT_MEMORY = "32M";
+/**
+ * {@link DEFAULT_MEMORY} in bytes, written out: parsing it at every start ran the process's
+ * first regular expression, which costs V8 ~0.1 ms (boot.first_byte, docs/performance.md);
+ * tests/boot_test.ts checks that the two agree.
+ */
+export const DEFAULT_MEMORY_BYTES = 32 * 1024 ** 2;
 
 /** Option help lines: `[syntax, description]`, aligned by {@link formatOptions}. */
 type OptionHelp = [string, string];
@@ -320,7 +327,7 @@ const runCommand = (async function runCommand(argv: string[]): Promise<number> {
     engine,
     json: values.json as string | undefined,
     parseSize,
-    defaultMemory: parseSize(DEFAULT_MEMORY),
+    defaultMemory: DEFAULT_MEMORY_BYTES,
   };
   if (values.config !== undefined) {
     if (positionals.length > 0) {

@@ -68,7 +68,8 @@ export const writeBootParams = (function writeBootParams(
   mem: number,
   cmdline: string,
 ): void {
-  const bytes = new TextEncoder().encode(cmdline);
+  // No encoder for the empty line (a run without arguments; a process's first ~0.05 ms).
+  const bytes = cmdline === "" ? new Uint8Array(0) : new TextEncoder().encode(cmdline);
   if (bytes.length >= COMMAND_LINE_SIZE) {
     throw new RangeError(`layout: command line longer than ${COMMAND_LINE_SIZE - 1} bytes`);
   }

@@ -7,7 +7,9 @@
  * thread), make an Error (a process's first: ~0.08 ms) or make a JSPI
  * `WebAssembly.Suspending` (V8 compiles its wrapper when a module importing
  * it is instantiated: ~0.5 ms; engines/jspi.ts `lazySuspending`) or hash
- * (a process's first `crypto.subtle.digest`: 0.3-0.7 ms). Counted, not
+ * (a process's first `crypto.subtle.digest`: 0.3-0.7 ms), run a regular
+ * expression (a process's first: ~0.1 ms) or make or use a TextEncoder (a
+ * process's first, and its first encode: ~0.05 ms each). Counted, not
  * timed: a child process runs the CLI's `main` with those wrapped and
  * reports their counts at its first stdout write.
  *
@@ -16,6 +18,8 @@
 
 import assert from "node:assert/strict";
 import { COUNTING, NONE } from "./helpers/start_probe.ts";
+import { DEFAULT_MEMORY, DEFAULT_MEMORY_BYTES, parseSize } from "../launcher/cli.ts";
+import { LGFS_MAGIC } from "../abi/lgfs_magic.ts";
 
 const CLI = new URL("../launcher/cli.ts", import.meta.url).href;
 
@@ -52,11 +56,13 @@ async function countsAtFirstByte(args: string[], stdin: "null" | "piped") {
       suspending: number;
       queries: number;
       digests: number;
+      regexps: number;
+      encoders: number;
     } | null;
   };
 }
 
-Deno.test("boot: run hello loads no FFI library, arms no timer, starts no Worker, makes no Error and no Suspending, asks no permission, hashes nothing before its first byte", async () => {
+Deno.test("boot: run hello loads no FFI library, arms no timer, starts no Worker, makes no Error and no Suspending, asks no permission, hashes nothing, runs no regular expression and encodes no text before its first byte", async () => {
   for (const stdin of ["null", "piped"] as const) {
     const r = await countsAtFirstByte(["run", "hello"], stdin);
     assert.equal(r.code, 0);
@@ -66,6 +72,11 @@ Deno.test("boot: run hello loads no FFI library, arms no timer, starts no Worker
       `stdin ${stdin}`,
     );
   }
+});
+
+Deno.test("boot: the values written out to spare a start its first regular expression and encoder are the ones they stand for", () => {
+  assert.equal(DEFAULT_MEMORY_BYTES, parseSize(DEFAULT_MEMORY));
+  assert.deepEqual(LGFS_MAGIC, new TextEncoder().encode("LGFS1\0\0\0"));
 });
 
 /** The modules `deno run main.ts run ...` loads before any dynamic import: the static closure. */

@@ -297,7 +297,7 @@ Deno.test("fuel: every built-in wasm image comes checked and instrumented from t
       bulk: r.bulk,
       resumes: r.resumes,
     }, g.name);
-    const mod = await compileReady(ready.bytes, ready.fuel, g.name);
+    const mod = compileReady(ready.bytes, ready.fuel, g.name);
     assert.deepEqual(preemptionOf(mod), ready.fuel, g.name);
   }
   // A path is never taken for a built-in image, even one naming a built-in file.

@@ -79,7 +79,8 @@ export const LAZY_METHOD_MODULES: readonly RegExp[] = [
 function isOneFunction(text: string): boolean {
   try {
     // Parsed, never called: a syntax error means the block was cut wrong.
-    new Function(`return (${text}\n);`);
+    // `import.meta` (main.ts's fromTaskCwd) parses only in a module: an identifier stands for it.
+    new Function(`return (${text.replaceAll("import.meta", "import_meta")}\n);`);
     return true;
   } catch {
     return false;

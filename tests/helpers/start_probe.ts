@@ -2,7 +2,8 @@
  * What a start must not do before its first byte reaches stdout (boot.first_byte,
  * docs/performance.md), as JavaScript to run before the program: it wraps each such call
  * and counts it in \`counts\` (FFI libraries loaded, timers, Workers, Errors, the program's
- * and Deno's own thrown by a \`Deno.*\` call, JSPI Suspendings, permission queries, digests).
+ * and Deno's own thrown by a \`Deno.*\` call, JSPI Suspendings, permission queries, digests,
+ * regular expressions run, text encoders made or used).
  * tests/boot_test.ts runs the CLI after it, tests/ship_test.ts preloads it into the bundle.
  *
  * @module
@@ -17,11 +18,16 @@ export const NONE = {
   suspending: 0,
   queries: 0,
   digests: 0,
+  regexps: 0,
+  encoders: 0,
 } as const;
 
 /** Defines \`counts\` and the wrappers that count. */
 export const COUNTING = `
-const counts = { dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0, queries: 0, digests: 0 };
+const counts = {
+  dlopen: 0, timers: 0, workers: 0, errors: 0, suspending: 0, queries: 0, digests: 0, regexps: 0,
+  encoders: 0,
+};
 const dlopen = Deno.dlopen, setTimeout_ = globalThis.setTimeout;
 const setInterval_ = globalThis.setInterval, Worker_ = globalThis.Worker;
 Deno.dlopen = (...a) => { counts.dlopen++; return dlopen(...a); };
@@ -69,4 +75,20 @@ for (const name of Object.keys(Deno)) {
     };
   } catch { /* a read-only property */ }
 }
+// A process's first regular expression costs V8 ~0.1 ms, each one after ~0.015 (compiled at its
+// first run); every test, match, replace and split with one runs exec (wrapped last: the loop
+// above runs one). A process's first TextEncoder and its first encode ~0.05 ms each; a run
+// prints bytes (launcher/cli.ts DEFAULT_MEMORY_BYTES, sys/stdio.ts, abi/lgfs_magic.ts).
+const exec_ = RegExp.prototype.exec;
+RegExp.prototype.exec = function (s) { counts.regexps++; return exec_.call(this, s); };
+const TextEncoder_ = globalThis.TextEncoder;
+const encode_ = TextEncoder_.prototype.encode, encodeInto_ = TextEncoder_.prototype.encodeInto;
+TextEncoder_.prototype.encode = function (s) { counts.encoders++; return encode_.call(this, s); };
+TextEncoder_.prototype.encodeInto = function (s, d) {
+  counts.encoders++;
+  return encodeInto_.call(this, s, d);
+};
+globalThis.TextEncoder = class extends TextEncoder_ {
+  constructor() { counts.encoders++; super(); }
+};
 `;

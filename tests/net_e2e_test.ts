@@ -30,6 +30,7 @@ import {
   type CliResult,
   describe,
   hasStackTrace,
+  LGUEST_CMD,
   lines,
   ROOT_PATH,
   runCli,
@@ -998,6 +999,75 @@ netnsSteps.push({
     // The waits watched stdin, in netd's halt (0 in place while any read was in flight).
     assert.ok(c.waitsWatchingPoolOps > 0, why);
     assert.ok(c.haltWaitsInPlace >= ping.received / 4, why);
+  },
+});
+
+/**
+ * The same at a terminal (a pty from util-linux `script`, the console in
+ * cbreak mode): lines typed to the shell come at once, and netd waits in
+ * its halt while the console polls the terminal (before: 0 in place, every
+ * frame through the event loop, while the read of the terminal was in
+ * flight).
+ */
+function ptyNextToTapCase(): Promise<{ lat: number[]; ping: PingResult; nd: Counters }> {
+  return inTempDir((dir) =>
+    withNetns("pty", async (ns) => {
+      const config = await writeConfig(dir, [
+        { name: "nd", image: "netd", net: ["tap:lgt0,ip=10.88.0.1/24"], args: "ip=10.88.0.2/24" },
+        { name: "sh", image: "shell", console: "stdio" },
+      ]);
+      const quote = (a: string) => `'${a.replaceAll("'", `'\\''`)}'`;
+      const cmd =
+        [...LGUEST_CMD, "run", "-v", ...TIMEOUT, "--config", config].map(quote).join(" ") +
+        ` 2>${quote(`${dir}/stderr`)}`;
+      const lg = ns.spawn("script", ["-qfc", cmd, "/dev/null"], {
+        stdin: "piped",
+        killAfterMs: 40_000,
+      });
+      try {
+        await lg.waitFor(/\$ $/m, 15_000);
+        const pinging = ns.ping("10.88.0.2", { count: 60, interval: 0.045, wait: 1 });
+        await new Promise((r) => setTimeout(r, 500)); // the tap is busy from here on
+        const lat: number[] = [];
+        for (let i = 0; i < 20; i++) {
+          const t0 = performance.now();
+          await lg.write(`echo l${i}x\r`);
+          await lg.waitFor(`\nl${i}x`, 5000);
+          lat.push(performance.now() - t0);
+          await new Promise((r) => setTimeout(r, 60));
+        }
+        const ping = await pinging;
+        lg.kill("SIGTERM");
+        await lg.result();
+        return { lat, ping, nd: counters(await Deno.readTextFile(`${dir}/stderr`), "nd") };
+      } finally {
+        lg.kill("SIGKILL");
+        await lg.result();
+      }
+    })
+  );
+}
+
+netnsSteps.push({
+  name: "at a terminal, a shell's typed lines reach it at once next to netd on a busy tap, " +
+    "and netd waits in its halt meanwhile",
+  async fn() {
+    if (!onPath("script")) {
+      console.log("  skipped: no util-linux 'script' for a pty");
+      return;
+    }
+    const { lat, ping, nd } = await ptyNextToTapCase();
+    const late = lat.filter((ms) => ms > 40).length;
+    const why = JSON.stringify(nd);
+    console.log(
+      `  echo ms ${lat.map((ms) => ms.toFixed(1)).join(" ")}; ${late} over 40 ms; ` +
+        `${nd.haltWaitsInPlace} in place, ${nd.waitsWatchingPoolOps} watching stdin; ` +
+        `ping ${ping.received}/${ping.transmitted}`,
+    );
+    assert.ok(ping.received >= ping.transmitted - 1, ping.output);
+    assert.ok(late <= 2, `${late} of 20 lines echoed after more than 40 ms: ${why}`);
+    assert.ok(nd.waitsWatchingPoolOps > 0, why);
+    assert.ok(nd.haltWaitsInPlace >= ping.received / 4, why);
   },
 });
 

@@ -20,7 +20,14 @@ import { embeddedPayload, writeEmbedding } from "../guests/build.ts";
 import { DatabaseSync } from "node:sqlite";
 import { COUNTING, NONE } from "./helpers/start_probe.ts";
 import { asciiOnly } from "../tools/ascii.ts";
-import { eagerFunctions, MARK, markProfiled, unmark } from "../tools/eager.ts";
+import {
+  eagerCalls,
+  eagerFunctions,
+  lazySpans,
+  MARK,
+  markProfiled,
+  unmark,
+} from "../tools/eager.ts";
 
 /** What `deno run` needs for the CLI with disks and pcap (README "Ship it"). */
 const RUN_FLAGS = ["--allow-read", "--allow-write", "--allow-ffi"];
@@ -85,17 +92,27 @@ async function bundle(
   entry: string,
   out: string,
   extra: string[] = [],
-): Promise<{ functions: number; modules: number; methods: number; marks: number }> {
+): Promise<
+  { functions: number; modules: number; methods: number; marks: number; calls: number }
+> {
   const r = await deno(["bundle", "--quiet", "--platform", "deno", ...extra, "-o", out, entry], {
     cwd: ROOT_PATH,
   });
   assert.equal(r.code, 0, `deno bundle ${entry}\n${show(r)}`);
   // As `deno task bundle`: functions marked for eager compilation (tools/eager.ts) through the
-  // minifier, then the bundle made pure ASCII (tools/ascii.ts).
+  // minifier, then the bundle made pure ASCII (tools/ascii.ts), then (`--calls`) the arrows and
+  // function expressions V8 still compiles lazily before run hello's first byte parenthesised.
   // The profile is of `lguest run hello`: another program is marked whole.
   const counts = await minifyEager(out, out, entry === "main.ts");
   await Deno.writeTextFile(out, asciiOnly(await Deno.readTextFile(out)));
-  return counts;
+  let calls = 0;
+  if (entry === "main.ts") {
+    const dir = out.replace(/[^/]*$/, "");
+    const r = eagerCalls(await Deno.readTextFile(out), await lazySpans(out, dir));
+    await Deno.writeTextFile(out, r.text);
+    calls = r.wrapped;
+  }
+  return { ...counts, calls };
 }
 
 /**
@@ -261,6 +278,10 @@ Deno.test("ship: a built-in guest needs no permission, from a checkout and from 
     );
     // Every mark came through the minifier (one more: the helper that installs the methods).
     assert.equal(eager.marks, eager.functions + eager.modules + eager.methods + 1);
+    // The calls' arrows were found, and none is left: a second profile finds nothing to take.
+    assert.ok(eager.calls > 20, JSON.stringify(eager));
+    const left = eagerCalls(await Deno.readTextFile(js), await lazySpans(js, dir));
+    assert.equal(left.wrapped, 0);
     for (const program of [`${ROOT_PATH}/main.ts`, js]) {
       for (const [guest, out] of [["hello", /^Hello from an lguest guest!/m], ["lua", /^42$/m]]) {
         const args = guest === "lua" ? ["--", "-e", "print(6*7)"] : [];
@@ -471,6 +492,48 @@ globalThis.__eager.push([A, B, typeof gen, cold(), meta(), bound(1), coldBound()
   const ran = [3, 5, "function", 3, "string", 2, 4];
   assert.deepEqual(g.__eager, [ran, ran]);
   delete (g as { __eager?: unknown }).__eager;
+});
+
+Deno.test("ship: tools/eager.ts --calls parenthesises the arrows and function expressions it is given, and nothing else, without changing what they do", () => {
+  const text = [
+    "const xs = [1, 2, 3].map(x=>x*2), f = function named(a) { return a + 1; };",
+    "const o = { m(a) { return a; }, get g() { return 1; }, k: async (a)=>a };",
+    "function decl(a) { return xs.find((v)=>v===a) ?? f(a); }",
+    "const sum = [1, 2].reduce((a,b)=>a+b, 0), t = true ? ()=>1 : null;",
+    "globalThis.__calls = [xs, f(1), o.m(2), o.g, decl(4), sum, t(), typeof o.k];",
+  ].join("\n");
+  // V8's ranges: an arrow's from its parameters, a function expression's from its parameter list.
+  const span = (from: string, to: string, after = 0): [number, number] => {
+    const a = text.indexOf(from, after);
+    return [a, text.indexOf(to, a) + to.length];
+  };
+  const spans: [number, number][] = [
+    span("x=>x*2", "x*2"),
+    [text.indexOf("(a) { return a + 1"), text.indexOf("a + 1; }") + 8],
+    [text.indexOf("(a) { return a; }"), text.indexOf("return a; }") + 11], // a method: left
+    [text.indexOf("() { return 1; }"), text.indexOf("return 1; }") + 11], // a getter: left
+    span("async (a)=>a", "=>a"),
+    [text.indexOf("(a) { return xs"), text.indexOf("f(a); }") + 7], // a declaration: left
+    span("(v)=>v===a", "===a"),
+    span("(a,b)=>a+b", "a+b"),
+    span("()=>1", "=>1"),
+    [text.indexOf("x=>x"), text.indexOf("x=>x") + 3], // cut short (`x=>x` of `x=>x*2`): left
+  ];
+  const out = eagerCalls(text, spans);
+  assert.equal(out.wrapped, 6);
+  assert.match(out.text, /\.map\(\(x=>x\*2\)\)/);
+  assert.match(out.text, /f = \(function named\(a\) \{ return a \+ 1; \}\)/);
+  assert.match(out.text, /k: \(async \(a\)=>a\)/);
+  assert.match(out.text, /\.find\(\(\(v\)=>v===a\)\)/);
+  assert.match(out.text, /\? \(\(\)=>1\) :/);
+  assert.match(out.text, /^function decl\(a\)/m);
+  assert.match(out.text, /\{ m\(a\) \{ return a; \}, get g\(\) \{/);
+  const g = globalThis as unknown as { __calls?: unknown };
+  for (const code of [text, out.text]) {
+    new Function(code)();
+    assert.deepEqual(g.__calls, [[2, 4, 6], 2, 2, 1, 4, 3, 1, "function"]);
+  }
+  delete g.__calls;
 });
 
 Deno.test("ship: tools/eager.ts compiles warm classes' methods with their module, through the minifier too", async () => {

@@ -53,6 +53,12 @@
  * parentheses it does not need, so the marks go through it as calls of a
  * global it cannot rename or remove ({@link MARK}).
  *
+ * Last (`--calls`, on the finished bundle): the arrows and function
+ * expressions that `run hello` still compiles lazily before its first byte
+ * (call arguments above all: a call's own parentheses are no hint), found
+ * by V8's own log of such a start ({@link lazySpans}), get parentheses
+ * ({@link eagerCalls}).
+ *
  * @module
  */
 
@@ -425,12 +431,146 @@ export async function markProfiled(
   return { ...eagerFunctions(text, MARK, { only }), profiled: only.size };
 }
 
+/** Does `text` parse as one expression (module syntax and private names stood in for)? */
+function isOneExpression(text: string): boolean {
+  try {
+    // `import.meta` parses only in a module, `this.#x` only in its class: parsed, never called.
+    const plain = text.replaceAll("import.meta", "import_meta").replace(/#(?=[A-Za-z_$])/g, "_$");
+    new Function(`return (${plain}\n);`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Parentheses around the arrows and function expressions of `text` that
+ * `spans` name (V8's source ranges of functions it compiled lazily:
+ * {@link lazySpans}): V8 then compiles each with the function around it,
+ * into Deno's code cache. A range is taken only where it is plainly a
+ * whole expression: an arrow or a function expression (V8's range of the
+ * latter starts at its parameters: the keyword and name are taken in),
+ * after a token an expression follows (`( , = : [ ? > & | !`, `return`),
+ * before one that ends it (`) , ; } ] :`), and parsing alone; methods,
+ * constructors, accessors and declarations are left as they are. A
+ * parenthesised expression is the same expression: nothing else changes.
+ */
+export function eagerCalls(
+  text: string,
+  spans: readonly (readonly [number, number])[],
+): { text: string; wrapped: number } {
+  const inserts: [number, string][] = [];
+  const seen = new Set<number>();
+  for (const [start, end] of spans) {
+    let a = start;
+    const keyword = /(?:async\s*)?function\*?\s*[\w$]*\s*$/.exec(
+      text.slice(Math.max(0, a - 80), a),
+    );
+    if (keyword) a -= keyword[0].length;
+    else if (!/^(?:async\s*)?(?:\([^]*?\)|[\w$]+)\s*=>/.test(text.slice(a, end))) continue;
+    if (seen.has(a)) continue;
+    const before = text.slice(Math.max(0, a - 8), a).trimEnd();
+    if (!/(?:[(,=:[?>&|!]|(?:^|[^\w$])return)$/.test(before)) continue;
+    if (!/^\s*[),;}\]:]/.test(text.slice(end, end + 80))) continue;
+    if (!isOneExpression(text.slice(a, end))) continue;
+    seen.add(a);
+    inserts.push([a, "("], [end, ")"]);
+  }
+  // From the end, so that each position is still the original's (a nested range's closing
+  // parenthesis and its outer one's at the same place are both ")").
+  inserts.sort((x, y) => y[0] - x[0]);
+  let out = text;
+  for (const [at, paren] of inserts) out = out.slice(0, at) + paren + out.slice(at);
+  return { text: out, wrapped: inserts.length / 2 };
+}
+
+/** The name of the probe's function whose lazy compile marks the first byte in V8's log. */
+const FIRST_BYTE = "__lguestFirstByte__";
+
+/**
+ * The source ranges of the functions of `file` (a bundle) that V8 compiles
+ * lazily before the first byte of each start of {@link PROFILE_RUNS}: V8's
+ * function-events log of such a start (no code cache: what the cache would
+ * hold is what V8 compiles with the script), cut where a `--preload` probe
+ * compiles its own function at the first stdout write. The log and the
+ * probe are written in `dir` and removed.
+ */
+export async function lazySpans(file: string, dir: string): Promise<[number, number][]> {
+  const probe = `${dir}/.lguest.calls-probe.js`;
+  const log = `${dir}/.lguest.calls.log`;
+  await Deno.writeTextFile(
+    probe,
+    `const mark = function ${FIRST_BYTE}() {}, write = Deno.stdout.writeSync.bind(Deno.stdout);\n` +
+      `let first = true;\n` +
+      `Deno.stdout.writeSync = (b) => { if (first) { first = false; mark(); } return write(b); };\n`,
+  );
+  try {
+    const spans: [number, number][] = [];
+    // The bundle's script, by its name (the probe's is another): no permission to ask the cwd.
+    const name = `/${encodeURIComponent(file.replace(/^.*\//, ""))}`;
+    for (const args of PROFILE_RUNS) {
+      await Deno.remove(log).catch(() => {});
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--no-prompt",
+          "--no-code-cache",
+          "--preload",
+          probe,
+          `--v8-flags=--log-function-events,--logfile=${log},--no-logfile-per-isolate`,
+          file,
+          ...args,
+        ],
+        stdin: "null",
+        stdout: "null",
+        stderr: "piped",
+      }).output();
+      if (!out.success) {
+        const err = new TextDecoder().decode(out.stderr);
+        throw new Error(`eager: the profile run 'lguest ${args.join(" ")}' failed:\n${err}`);
+      }
+      // script-details,ID,URL,... and function,parse-function,ID,START,END,TIME,STAMP,NAME
+      let id: string | undefined;
+      let cut = false;
+      for (const line of (await Deno.readTextFile(log)).split("\n")) {
+        const f = line.split(",");
+        if (f[0] === "script-details" && f[2]?.startsWith("file:") && f[2].endsWith(name)) {
+          id = f[1];
+        }
+        if (f[0] !== "function" || f[1] !== "parse-function") continue;
+        if (f[7] === FIRST_BYTE) {
+          cut = true;
+          break;
+        }
+        if (f[2] === id) spans.push([Number(f[3]), Number(f[4])]);
+      }
+      if (id === undefined || !cut) {
+        throw new Error(`eager: V8's log of 'lguest ${args.join(" ")}' has no ${file} or no byte`);
+      }
+    }
+    return spans;
+  } finally {
+    await Deno.remove(probe).catch(() => {});
+    await Deno.remove(log).catch(() => {});
+  }
+}
+
 if (import.meta.main) {
   const usage = () => {
-    console.error("usage: tools/eager.ts FILE | --mark FILE OUT | --unmark FILE");
+    console.error("usage: tools/eager.ts FILE | --mark FILE OUT | --unmark FILE | --calls FILE");
     Deno.exit(125);
   };
   const [first, file = "", out = file] = Deno.args;
+  if (first === "--calls" && Deno.args.length === 2) {
+    const text = await Deno.readTextFile(file);
+    const spans = await lazySpans(file, file.replace(/[^/]*$/, "") || ".");
+    const r = eagerCalls(text, spans);
+    await Deno.writeTextFile(file, r.text);
+    console.error(
+      `eager: ${r.wrapped} of ${spans.length} lazily compiled function(s) parenthesised`,
+    );
+    Deno.exit(0);
+  }
   if (first === "--unmark" && Deno.args.length === 2) {
     const r = unmark(await Deno.readTextFile(file));
     await Deno.writeTextFile(file, r.text);

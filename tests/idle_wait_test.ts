@@ -61,7 +61,7 @@ Deno.test("idle wait: a pool op's end is seen after a turn, a poll of an fd the 
     console.log(`  skipped: ${res.skipped}`);
     return;
   }
-  // Deno 2.9.6: fresh 0, newer 0 (the end is missed until a turn), fdread 3-7 of 10 (a race).
+  // Deno 2.9.6: fresh 0, newer 0 (the end is missed until a turn), fdread 2-7 of 10 (a race).
   console.log(`  ${JSON.stringify(res)}`);
   const { rounds } = res;
   // What the blocking wait counts on (sys/clock.ts poolOps): after a turn a pool op's end

@@ -538,14 +538,15 @@ Deno.test("ship: tools/eager.ts --calls parenthesises the arrows and function ex
 
 Deno.test("ship: tools/eager.ts compiles warm classes' methods with their module, through the minifier too", async () => {
   // The class shapes `deno bundle` writes: a class's own name where its code uses it, private
-  // fields and methods, accessors, static, async and generator methods, and a method named like
-  // a function of the module (a method binds no name in its body). A device's class stays lazy.
+  // fields and methods, accessors, static, async and generator methods, a method named like a
+  // function of the module (a method binds no name in its body), a constructor, and a derived
+  // class (its constructor calls super(), so it stays). A device's class stays lazy.
   const bundle = `var __esm = (fn, res) => function __init() {
   return fn && (res = (0, fn[Object.getOwnPropertyNames(fn)[0]])(fn = 0)), res;
 };
 
 // host/c.ts
-var C;
+var C, D;
 var init_c = __esm({
   "host/c.ts"() {
     C = class _C {
@@ -580,6 +581,18 @@ var init_c = __esm({
         return this.#hidden();
       }
     };
+    D = class extends C {
+      constructor(n) {
+        super(n);
+        this.d = n + 1;
+      }
+      #p() {
+        return this.d;
+      }
+      p() {
+        return this.#p();
+      }
+    };
   }
 });
 function early() {
@@ -606,17 +619,20 @@ const n = Object.getOwnPropertyDescriptor(C.prototype, "n");
 globalThis.__eagerClasses.push([
   c.n, c.early(), await c.twice(), [...c.count()], c.hidden(), C.made, new Lazy().run(),
   Object.keys(C.prototype), proto.enumerable, proto.writable, proto.configurable,
-  typeof n.get, typeof n.set, n.enumerable, typeof C.make,
+  typeof n.get, typeof n.set, n.enumerable, typeof C.make, new D(2).p(), C.length,
 ]);
 `;
   const out = eagerFunctions(bundle);
-  // n (get and set), early, make, twice, count, hidden; not the constructor nor #hidden, and
-  // nothing of devices/block.ts.
-  assert.equal(out.methods, 7);
+  // n (get and set), early, make, twice, count, hidden, the constructor and #hidden; D's p and
+  // #p, not its constructor; nothing of devices/block.ts.
+  assert.equal(out.methods, 11);
   assert.match(out.text, /^ {6}static \[\(__eager0 = \[$/m);
   assert.match(out.text, /^ {8}\[0, "m", "early", \(function\(\) \{$/m);
   assert.match(out.text, /^ {6}run\(\) \{$/m);
-  assert.match(out.text, /^ {6}#hidden\(\) \{$/m);
+  // A constructor and a #private method keep a stub that calls their function.
+  assert.match(out.text, /^ {6}constructor\(__arg0\) \{\n {8}return __eager0\[0\]\[3\]/m);
+  assert.match(out.text, /^ {6}#hidden\(\) \{\n {8}return __eager0\[\d\]\[3\]/m);
+  assert.match(out.text, /^ {6}constructor\(n\) \{\n {8}super\(n\);$/m);
   assert.match(out.text, /^ {4}__eagerInstall\(C, __eager0\);$/m);
   const g = globalThis as unknown as { __eagerClasses: unknown[] };
   g.__eagerClasses = [];
@@ -626,7 +642,7 @@ globalThis.__eagerClasses.push([
     await Deno.writeTextFile(`${dir}/input.js`, bundle);
     // Through the minifier as `deno task bundle` does: `_C` in a computed name would throw there.
     const min = await minifyEager(`${dir}/input.js`, `${dir}/min.js`, false);
-    assert.deepEqual([min.methods, min.marks], [7, min.functions + min.modules + 7 + 1]);
+    assert.deepEqual([min.methods, min.marks], [11, min.functions + min.modules + 11 + 1]);
     assert.ok(!(await Deno.readTextFile(`${dir}/min.js`)).includes(MARK));
     for (const name of ["before.js", "after.js", "min.js"]) await import(`file://${dir}/${name}`);
   });
@@ -646,6 +662,8 @@ globalThis.__eagerClasses.push([
     "function",
     false,
     "function",
+    3,
+    1,
   ];
   assert.deepEqual(g.__eagerClasses, [expected, expected, expected]);
   delete (g as { __eagerClasses?: unknown }).__eagerClasses;

@@ -81,6 +81,15 @@ export const LAZY_METHOD_MODULES: readonly RegExp[] = [
   /^launcher\/supervisor\.ts$/,
 ];
 
+/** A function's `length` with these parameters (parsed, never called: no default runs). */
+function paramCount(params: string): number {
+  try {
+    return (new Function(`return (function(${params}) {}).length;`) as () => number)();
+  } catch {
+    return 0;
+  }
+}
+
 /** Does `text` parse as exactly one function expression? */
 function isOneFunction(text: string): boolean {
   try {
@@ -97,6 +106,8 @@ function isOneFunction(text: string): boolean {
 const CLASS = /^( +)([\w$]+) = class(?: ([\w$]+))?(?: extends [\w$.]+)? \{$/;
 /** A method, accessor or static method header on one line (not `constructor`, not `#private`). */
 const MEMBER = /^(static )?(async )?(\*)?(get |set )?([A-Za-z_$][\w$]*)\((.*)\) \{$/;
+/** A constructor or a `#private` method (not static, not a generator, not an accessor). */
+const CALLED = /^(async )?(constructor|#[A-Za-z_$][\w$]*)\((.*)\) \{$/;
 
 /**
  * The top of a bundle whose classes {@link eagerMethods} rewrote: the key
@@ -108,6 +119,7 @@ const methodHelpers = (pife: string) => [
   `var __eagerInstall = ${pife}(function(cls, defs) {`,
   `  for (const [isStatic, kind, name, fn] of defs) {`,
   `    const target = isStatic ? cls : cls.prototype;`,
+  `    if (kind === "c") continue;`,
   `    if (kind === "m") {`,
   `      Object.defineProperty(target, name, { value: fn, writable: true, configurable: true });`,
   `    } else {`,
@@ -128,16 +140,23 @@ const methodHelpers = (pife: string) => [
  * class's computed member names are evaluated by the code around the class
  * (here a module body, compiled eagerly), and inside the class body, where
  * its private names (`#x`) are in scope. So each method, getter and setter
- * of a warm class (not the constructor, not a `#private` method) becomes a
+ * of a warm class becomes a
  * parenthesised function expression made in the computed name of one extra
  * static method (`static [(__eagerN = [...], __eagerKey)]() {}`, never
  * called), and `__eagerInstall` defines them on the class (or its
  * prototype) right after it: non-enumerable, writable and configurable, as
  * class methods are. The functions are anonymous, as a method binds no name
  * in its own body (a named function expression would hide an outer
- * function of the same name). `deno bundle` writes no `super.x`, which a
- * plain function could not hold; a class whose rewrite does not parse on
- * its own stays as it was.
+ * function of the same name). A constructor (of a class that extends none:
+ * `super()` belongs in a constructor) and a `#private` method, which can be
+ * defined nowhere else, keep a stub in the class, `#m(a) { return
+ * __eagerN[i][3].apply(this, arguments); }` (parameters only to keep its
+ * `length`), and their body goes into such a function (kind `"c"`, which
+ * `__eagerInstall` leaves): the stub is compiled at its first call, the
+ * body with the module (a constructor's fields are set before its body, in
+ * the stub, as before; one that reads `new.target` stays). `deno bundle`
+ * writes no `super.x`, which a plain function could not hold; a class whose
+ * rewrite does not parse on its own stays as it was.
  */
 function eagerMethods(
   lines: string[],
@@ -175,9 +194,42 @@ function eagerMethods(
     const inner = `${indent}  `;
     const kept: string[] = [];
     const defs: string[] = [];
-    let count = 0;
+    const list = `__eager${vars.length}`;
+    let count = 0, entries = 0;
     for (let k = i + 1; k < end; k++) {
       const l = lines[k];
+      const c = l.startsWith(inner) ? CALLED.exec(l.slice(inner.length)) : null;
+      if (c) {
+        const [, async_ = "", member, params] = c;
+        const close = lines.indexOf(`${inner}}`, k + 1);
+        const body = close > k && close < end ? lines.slice(k + 1, close) : [];
+        const key = `${name}.${member}`;
+        // A derived class's constructor calls super(), which only a constructor may.
+        const ctor = member === "constructor";
+        if (
+          body.length > 0 && !(ctor && (async_ || / extends /.test(line))) &&
+          !body.some((b) => b.includes("new.target")) && (!opts.only || opts.only.has(key))
+        ) {
+          defs.push(
+            `${inner}  [0, "c", "${member}", ${pife}(${async_}function(${params}) {${
+              probe(opts, key)
+            }`,
+            ...body.map((b) => ownName ? b.replace(ownName, name) : b),
+            `${inner}  })],`,
+          );
+          // The stub keeps the function's length (parameters before the first default or rest).
+          const stub = Array.from({ length: paramCount(params) }, (_, j) => `__arg${j}`).join(", ");
+          kept.push(
+            `${inner}${member}(${stub}) {`,
+            `${inner}  return ${list}[${entries}][3].apply(this, arguments);`,
+            `${inner}}`,
+          );
+          entries++;
+          count++;
+          k = close;
+          continue;
+        }
+      }
       const m = l.startsWith(inner) ? MEMBER.exec(l.slice(inner.length)) : null;
       const close = m && m[5] !== "constructor" ? lines.indexOf(`${inner}}`, k + 1) : -1;
       const key = m ? `${name}.${m[4] ?? ""}${m[5]}` : "";
@@ -193,6 +245,7 @@ function eagerMethods(
           ...lines.slice(k + 1, close).map((b) => ownName ? b.replace(ownName, name) : b),
           `${inner}  })],`,
         );
+        entries++;
         count++;
         k = close;
       } else kept.push(l);
@@ -201,7 +254,6 @@ function eagerMethods(
       out.push(line);
       continue;
     }
-    const list = `__eager${vars.length}`;
     const rewritten = [
       line,
       ...kept,

@@ -39,16 +39,19 @@ export interface InputBuffer {
 }
 
 /**
- * Copy `data` into `buf`'s sections in order, as much as they hold; the
- * bytes copied (the used_len to {@link DeviceContext.complete} it with).
+ * Copy `data` (its first `length` bytes: no view made of them for a
+ * frame's read buffer) into `buf`'s sections in order, as much as they
+ * hold; the bytes copied (the used_len to {@link DeviceContext.complete}
+ * it with).
  */
-export function fillBuffer(buf: InputBuffer, data: Uint8Array): number {
+export function fillBuffer(buf: InputBuffer, data: Uint8Array, length = data.length): number {
+  const total = Math.min(length, data.length), sections = buf.sections;
   let n = 0;
-  for (const s of buf.sections) {
-    if (n >= data.length) break;
-    const part = data.subarray(n, n + s.length);
-    s.set(part);
-    n += part.length;
+  for (let i = 0; i < sections.length && n < total; i++) {
+    const s = sections[i], end = Math.min(total, n + s.length);
+    // The whole of data goes as it is (no view); otherwise the part that fits.
+    s.set(n === 0 && end === data.length ? data : data.subarray(n, end));
+    n = end;
   }
   return n;
 }

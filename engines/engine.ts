@@ -67,7 +67,8 @@ export interface GuestCpu {
    * the guest is halted (the halt wait in place, host/host.ts) and calls
    * this when the guest goes on after such a wait: the halted time was not
    * the guest's run time (the wasm engine's fuel refill measures that). An
-   * engine without it never has event() block.
+   * engine without it never has event() block. `now`: the Host's clock
+   * (sys/clock.ts nowMs) read just before, if it has it.
    */
-  haltedInPlace?(): void;
+  haltedInPlace?(now?: number): void;
 }

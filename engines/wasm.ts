@@ -390,8 +390,8 @@ export class WasmCpu implements GuestCpu {
   }
 
   /** The Host blocked inside event() while the guest was halted: its run time starts again. */
-  haltedInPlace(): void {
-    this.#resumed = nowMs();
+  haltedInPlace(now: number = nowMs()): void {
+    this.#resumed = now;
   }
 
   close(): void {

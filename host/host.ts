@@ -121,8 +121,12 @@ export class LguestFile implements HypercallPort {
   #sliceStart = 0;
   /** Event loops the guest is in: hypercalls that returned LG_EVENT, not yet done. */
   #depth = 0;
-  /** EAX of hypercalls interrupted by an IRQ handler, with their event-loop depth. */
-  #savedEax: { depth: number; eax: number }[] = [];
+  /**
+   * EAX of hypercalls interrupted by an IRQ handler, and their event-loop
+   * depths (two arrays of numbers: no object made per interrupt).
+   */
+  #savedEax: number[] = [];
+  #savedDepth: number[] = [];
 
   constructor(host: Host, cpu: GuestCpu) {
     this.host = host;
@@ -548,9 +552,10 @@ export class LguestFile implements HypercallPort {
       if (found) {
         if (g.dead !== null) return false;
         if (interruptDeliverable(g)) {
-          this.#sliceStart = nowMs();
+          const now = nowMs(); // one reading for both clocks
+          this.#sliceStart = now;
           g.newSlice();
-          this.cpu.haltedInPlace();
+          this.cpu.haltedInPlace(now);
           g.counters.haltWaitsInPlace++;
           return true;
         }
@@ -662,10 +667,10 @@ export class LguestFile implements HypercallPort {
     if (g.dead !== null) return LG_EV_WAIT; // the engine unwinds on `dead`
     // Asked again at the depth where we handed out an IRQ: its handler has
     // returned ("iret"), so EAX is the interrupted hypercall's again.
-    const saved = this.#savedEax.at(-1);
-    if (saved !== undefined && saved.depth === this.#depth) {
-      this.#savedEax.pop();
-      g.regs.eax = saved.eax;
+    const saved = this.#savedDepth.length - 1;
+    if (saved >= 0 && this.#savedDepth[saved] === this.#depth) {
+      this.#savedDepth.pop();
+      g.regs.eax = this.#savedEax.pop()!;
     }
     if (
       g.regs.trapped || g.pendingDma !== null || g.breakOut || g.preempt || g.retryDma !== null
@@ -677,13 +682,14 @@ export class LguestFile implements HypercallPort {
     if (irq >= 0) {
       // Handlers inside handlers, each level state we keep: bounded, as a
       // kernel stack would be (a guest can nest without recursing in wasm).
-      if (this.#savedEax.length >= MAX_IRQ_NESTING) {
+      if (this.#savedDepth.length >= MAX_IRQ_NESTING) {
         g.kill(`interrupts nested deeper than ${MAX_IRQ_NESTING} levels`);
         return LG_EV_WAIT;
       }
       // The handler's own hypercalls overwrite regs.eax; x86 restores EAX on
       // iret, so keep it until the handler returns.
-      this.#savedEax.push({ depth: this.#depth, eax: g.regs.eax });
+      this.#savedDepth.push(this.#depth);
+      this.#savedEax.push(g.regs.eax);
       return irq;
     }
     if (g.halted) {

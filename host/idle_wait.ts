@@ -200,7 +200,7 @@ export function blockingWait(
   }
   const ms = Math.max(0, Math.min(MAX_BLOCK_MS, Math.ceil(timeoutMs)));
   const t0 = performance.now();
-  const r = libc().poll_sync(pfd, BigInt(n), ms);
+  const r = libc().poll32(pfd, n, ms);
   if (r === 0) {
     spins = 0;
     return WOKE_TIME;

@@ -178,6 +178,8 @@ export class GuestRun {
   /** The sections of the request being served (output) and of the input buffer taken. */
   readonly #ranges = new DmaRanges();
   readonly #inRanges = new DmaRanges();
+  /** LHREQ_IRQ's request, its IRQ set per call (#complete). */
+  readonly #irqReq = [LHREQ_IRQ, 0];
 
   private constructor(spec: GuestSpec, layout: Layout, file: LguestFile, memory: GuestMemory) {
     this.spec = spec;
@@ -309,7 +311,9 @@ export class GuestRun {
 
   #complete(buf: InputBuffer, usedLen: number): void {
     this.memory.setU32(buf.addr + DMA_USED_LEN, usedLen);
-    this.file.write([LHREQ_IRQ, buf.irq]);
+    const req = this.#irqReq; // one request array, not one per frame
+    req[1] = buf.irq;
+    this.file.write(req);
   }
 
   /** GETDMA + copy + used_len + LHREQ_IRQ (§9.6 "Feeding input"). */
@@ -426,13 +430,29 @@ export class GuestRun {
     this.spec.verbose?.(`${this.spec.name}: device ${i}: ${n} failed request(s)`);
   }
 
-  /** The guest halted: input already waiting goes in before it sleeps. */
+  /**
+   * The guest halted: input already waiting goes in before it sleeps. (A
+   * tap's frame taken straight into the guest's buffer by its poll() is in
+   * already: input() runs only if a device says it holds some, or cannot
+   * say.)
+   */
   #idle(): boolean {
     if (this.#stopped) return false;
     let any = false;
-    for (const d of this.spec.devices) if (d.poll?.()) any = true;
-    if (any) this.#handleInput();
+    const devices = this.spec.devices;
+    for (let i = 0; i < devices.length; i++) if (devices[i].poll?.()) any = true;
+    if (any && this.#inputPending()) this.#handleInput();
     return any;
+  }
+
+  /** A device holds input for the guest (one without hasPendingInput may). */
+  #inputPending(): boolean {
+    const devices = this.spec.devices;
+    for (let i = 0; i < devices.length; i++) {
+      const d = devices[i];
+      if (d.input && (d.hasPendingInput === undefined || d.hasPendingInput())) return true;
+    }
+    return false;
   }
 
   #waitFds(out: number[]): void {

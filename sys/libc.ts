@@ -26,6 +26,11 @@ const SYMBOLS = {
   poll: { parameters: ["buffer", "u64", "i32"], result: "i32", nonblocking: true },
   // The same poll(2) on the calling (main) thread: host/idle_wait.ts.
   poll_sync: { name: "poll", parameters: ["buffer", "u64", "i32"], result: "i32" },
+  // A frame's path (devices/net/tap.ts, host/idle_wait.ts): 32-bit numbers, no BigInt made or
+  // converted per call (lengths here are at most 64 KiB; a count of fds, a few).
+  read32: { name: "read", parameters: ["i32", "buffer", "u32"], result: "i32" },
+  write32: { name: "write", parameters: ["i32", "buffer", "u32"], result: "i32" },
+  poll32: { name: "poll", parameters: ["buffer", "u32", "i32"], result: "i32" },
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
   tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },

@@ -648,9 +648,7 @@ function apiTimersCase(blocking: boolean): Promise<
     );
     try {
       await p.waitFor(/^ready$/m, 15_000);
-      // 2.2 s of pings inside the program's 3 s (15 took 2.8 s: under load the last fell after
-      // its end, 13 of 15 answered).
-      const ping = await ns.ping("10.86.0.2", { count: 12, interval: 0.2, wait: 1 });
+      const ping = await ns.ping("10.86.0.2", { count: 15, interval: 0.2, wait: 1 });
       const r = await p.result();
       const line = r.stdout.trim().split("\n").pop()!;
       return { ...JSON.parse(line), ping, stderr: r.stderr };
@@ -798,16 +796,16 @@ function openStdinTapCase(): Promise<{ r: CliResult; ping: PingResult }> {
         "-v",
         ...TIMEOUT,
         "--net",
-        "tap:lgt0,ip=10.89.0.1/24",
+        "tap:lgt0,ip=10.86.0.1/24",
         "netd",
         "--",
-        "ip=10.89.0.2/24",
+        "ip=10.86.0.2/24",
       ],
       { stdin: "piped", killAfterMs: 30_000 },
     );
     try {
-      await lg.waitFor(/^netd: 10\.89\.0\.2\/24 on net0 \(MAC /m, 15_000);
-      const ping = await ns.ping("10.89.0.2", { count: 100, interval: 0.01, wait: 1 });
+      await lg.waitFor(/^netd: 10\.86\.0\.2\/24 on net0 \(MAC /m, 15_000);
+      const ping = await ns.ping("10.86.0.2", { count: 100, interval: 0.01, wait: 1 });
       lg.kill("SIGTERM");
       return { r: await lg.result(), ping };
     } finally {
@@ -1069,9 +1067,7 @@ netnsSteps.push({
     assert.ok(ping.received >= ping.transmitted - 1, ping.output);
     assert.ok(late <= 2, `${late} of 20 lines echoed after more than 40 ms: ${why}`);
     assert.ok(nd.waitsWatchingPoolOps > 0, why);
-    // 24-78 of 60 here (0 before); a terminal's run has the supervisor's 50 ms heartbeat, whose
-    // turns end some waits, and a frame after a wait that ran its time takes the run loop's way.
-    assert.ok(nd.haltWaitsInPlace >= ping.received / 10, why);
+    assert.ok(nd.haltWaitsInPlace >= ping.received / 4, why);
   },
 });
 

@@ -3,7 +3,7 @@
  * of work on Deno's blocking pool wake a main thread blocked in the
  * blocking idle wait (host/idle_wait.ts blockingWait, poll(2) on Deno's
  * event-loop epoll fd)? A pool call `A` (a non-blocking FFI poll(2) of no
- * fds, 20 ms) ends while the main thread blocks for at most 60 ms; what
+ * fds, 30 ms) ends while the main thread blocks for at most 80 ms; what
  * comes between A's start and the wait varies:
  *
  * - `fresh`: nothing (A started after the last turn) — A's end is missed;
@@ -31,7 +31,7 @@
  * other pool op wakes a task that is NOTIFIED already: tokio does nothing
  * (transition_to_notified: DoNothing), so no eventfd write reaches Deno's
  * epoll. Prints one JSON line: per case, how many of the rounds the wait
- * returned before its 60 ms (`seen`), and for fdpoll also how many poll
+ * returned before its 80 ms (`seen`), and for fdpoll also how many poll
  * ends one parked turn collected.
  *
  * @module
@@ -83,12 +83,12 @@ await new Promise((resolve) => writer.onmessage = resolve);
 
 const noFds = new Uint8Array(8);
 const ROUNDS = Number(Deno.args[0] ?? 5);
-const WAIT_MS = 60;
+const WAIT_MS = 80;
 
-/** One round: start A (20 ms), do `between`, wait; true if the wait ended before its time. */
+/** One round: start A (30 ms), do `between`, wait; true if the wait ended before its time. */
 async function round(between: () => Promise<void> | void): Promise<boolean> {
   await iw.parkTurn();
-  const a = c.poll(noFds, 0n, 20);
+  const a = c.poll(noFds, 0n, 30);
   await between();
   const woke = iw.blockingWait([], WAIT_MS);
   await a;

@@ -536,16 +536,28 @@ function outside<T>(specifier: string): Promise<T> {
   return import(specifier);
 }
 
-/** Image file name -> import of its module. */
-export const FILES: Readonly<
+/** Image file name -> import of its module: see {@link files}. */
+export type Files = Readonly<
   Record<
     string,
     () => Promise<
       { BASE64: string; BROTLI?: boolean; SIZE: number; SHA256: string; PAYLOAD?: string }
     >
   >
-> = {
-${loaders.join("")}};
+>;
+
+let filesTable: Files | undefined;
+
+/**
+ * Image file name -> import of its module, made at the first call: a run of
+ * a built-in wasm guest takes its image from {@link READY} and never needs
+ * this table, whose ${files.length} closures cost every start ~0.06 ms as a
+ * constant (boot.first_byte, docs/performance.md).
+ */
+export function files(): Files {
+  return filesTable ??= {
+${loaders.map((l) => `  ${l}`).join("")}  };
+}
 
 /** What a module of {@link READY} holds. */
 export interface ReadyModule {

@@ -14,7 +14,7 @@
  */
 
 import { UsageError } from "../devices/registry.ts";
-import { FILES, MANIFEST, type ManifestEntry, READY } from "../guests/images/index.ts";
+import { files, MANIFEST, type ManifestEntry, READY } from "../guests/images/index.ts";
 import type { FuelCounts } from "../engines/wasm_fuel.ts";
 import { printable } from "../sys/text.ts";
 import { readInputFile } from "./input_file.ts";
@@ -31,7 +31,8 @@ export function builtinGuests(all = false): Promise<BuiltinGuest[]> {
 
 /** The bytes of a built-in image file (`hello.wasm`), or null if there is none. */
 export async function builtinFile(file: string): Promise<Uint8Array | null> {
-  const load = Object.hasOwn(FILES, file) ? FILES[file] : undefined;
+  const table = files();
+  const load = Object.hasOwn(table, file) ? table[file] : undefined;
   if (!load) return null;
   let mod: Embedded;
   try {

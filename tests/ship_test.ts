@@ -365,14 +365,14 @@ Deno.test("ship: the image generator embeds every file the manifest names, in su
     );
     const index = await import(`file://${dir}/index.ts`);
     assert.deepEqual(index.MANIFEST, manifest);
-    assert.deepEqual(Object.keys(index.FILES).sort(), ["a.wasm", "x86_64/a.bin", "x86_64/c.bin"]);
+    assert.deepEqual(Object.keys(index.files()).sort(), ["a.wasm", "x86_64/a.bin", "x86_64/c.bin"]);
     // The module re-exports the text module's content as BASE64.
-    const cLoaded = await index.FILES["x86_64/c.bin"]();
+    const cLoaded = await index.files()["x86_64/c.bin"]();
     assert.equal(cLoaded.BASE64, await Deno.readTextFile(`${dir}/x86_64/c.bin.b64`));
     assert.equal(cLoaded.BROTLI, true);
     // Brotli in base64; --check compares what the modules hold, not how it is compressed.
     for (const [file, bytes] of [["a.wasm", a], ["x86_64/a.bin", b]] as const) {
-      const mod = await index.FILES[file]();
+      const mod = await index.files()[file]();
       assert.equal(mod.BROTLI, true);
       assert.deepEqual(await embeddedPayload(await Deno.readTextFile(`${dir}/${file}.js`)), bytes);
       const plain = `export const BASE64: string =\n  "${bytes.toBase64()}";\n`;

@@ -241,74 +241,86 @@ function outside<T>(specifier: string): Promise<T> {
   return import(specifier);
 }
 
-/** Image file name -> import of its module. */
-export const FILES: Readonly<
+/** Image file name -> import of its module: see {@link files}. */
+export type Files = Readonly<
   Record<
     string,
     () => Promise<
       { BASE64: string; BROTLI?: boolean; SIZE: number; SHA256: string; PAYLOAD?: string }
     >
   >
-> = {
-  "disktest.wasm": () => outside("./disktest.wasm.js"),
-  "disktest.x86_64.elf": () => import("./disktest.x86_64.elf.js"),
-  "hello.wasm": () => outside("./hello.wasm.js"),
-  "hello.x86_64.elf": () => import("./hello.x86_64.elf.js"),
-  "lua.wasm": () => outside("./lua.wasm.js"),
-  "netd.wasm": () => outside("./netd.wasm.js"),
-  "netd.x86_64.elf": () => import("./netd.x86_64.elf.js"),
-  "shell.wasm": () => outside("./shell.wasm.js"),
-  "shell.x86_64.elf": () => import("./shell.x86_64.elf.js"),
-  "sqlite3.wasm": () => outside("./sqlite3.wasm.js"),
-  "test-args.wasm": () => outside("./test-args.wasm.js"),
-  "test-args.x86_64.elf": () => outside("./test-args.x86_64.elf.js"),
-  "test-badcall.wasm": () => outside("./test-badcall.wasm.js"),
-  "test-badcall.x86_64.elf": () => outside("./test-badcall.x86_64.elf.js"),
-  "test-baddma.wasm": () => outside("./test-baddma.wasm.js"),
-  "test-baddma.x86_64.elf": () => outside("./test-baddma.x86_64.elf.js"),
-  "test-badmem.wasm": () => outside("./test-badmem.wasm.js"),
-  "test-badmem.x86_64.elf": () => outside("./test-badmem.x86_64.elf.js"),
-  "test-blkerr.wasm": () => outside("./test-blkerr.wasm.js"),
-  "test-blkerr.x86_64.elf": () => outside("./test-blkerr.x86_64.elf.js"),
-  "test-clock.wasm": () => outside("./test-clock.wasm.js"),
-  "test-clock.x86_64.elf": () => outside("./test-clock.x86_64.elf.js"),
-  "test-conin.wasm": () => outside("./test-conin.wasm.js"),
-  "test-conin.x86_64.elf": () => outside("./test-conin.x86_64.elf.js"),
-  "test-crash.wasm": () => outside("./test-crash.wasm.js"),
-  "test-crash.x86_64.elf": () => outside("./test-crash.x86_64.elf.js"),
-  "test-crc.wasm": () => outside("./test-crc.wasm.js"),
-  "test-crc.x86_64.elf": () => outside("./test-crc.x86_64.elf.js"),
-  "test-dmabench.wasm": () => outside("./test-dmabench.wasm.js"),
-  "test-dmabench.x86_64.elf": () => outside("./test-dmabench.x86_64.elf.js"),
-  "test-exit.wasm": () => outside("./test-exit.wasm.js"),
-  "test-exit.x86_64.elf": () => outside("./test-exit.x86_64.elf.js"),
-  "test-fstest.wasm": () => outside("./test-fstest.wasm.js"),
-  "test-fstest.x86_64.elf": () => outside("./test-fstest.x86_64.elf.js"),
-  "test-hostile-blkbad.wasm": () => outside("./test-hostile-blkbad.wasm.js"),
-  "test-hostile-blkbad.x86_64.elf": () => outside("./test-hostile-blkbad.x86_64.elf.js"),
-  "test-hostile-exit.wasm": () => outside("./test-hostile-exit.wasm.js"),
-  "test-hostile-exit.x86_64.elf": () => outside("./test-hostile-exit.x86_64.elf.js"),
-  "test-hostile-grow.wasm": () => outside("./test-hostile-grow.wasm.js"),
-  "test-hostile-nest.wasm": () => outside("./test-hostile-nest.wasm.js"),
-  "test-hostile-nest.x86_64.elf": () => outside("./test-hostile-nest.x86_64.elf.js"),
-  "test-hostile-rebind.wasm": () => outside("./test-hostile-rebind.wasm.js"),
-  "test-hostile-rebind.x86_64.elf": () => outside("./test-hostile-rebind.x86_64.elf.js"),
-  "test-hostile-recurse.wasm": () => outside("./test-hostile-recurse.wasm.js"),
-  "test-hostile-recurse.x86_64.elf": () => outside("./test-hostile-recurse.x86_64.elf.js"),
-  "test-hostile-scribble.wasm": () => outside("./test-hostile-scribble.wasm.js"),
-  "test-hostile-scribble.x86_64.elf": () => outside("./test-hostile-scribble.x86_64.elf.js"),
-  "test-netblast.wasm": () => outside("./test-netblast.wasm.js"),
-  "test-netblast.x86_64.elf": () => outside("./test-netblast.x86_64.elf.js"),
-  "test-netflood.wasm": () => outside("./test-netflood.wasm.js"),
-  "test-netflood.x86_64.elf": () => outside("./test-netflood.x86_64.elf.js"),
-  "test-netsink.wasm": () => outside("./test-netsink.wasm.js"),
-  "test-netsink.x86_64.elf": () => outside("./test-netsink.x86_64.elf.js"),
-  "test-posix-files.wasm": () => outside("./test-posix-files.wasm.js"),
-  "test-spin.wasm": () => outside("./test-spin.wasm.js"),
-  "test-spin.x86_64.elf": () => outside("./test-spin.x86_64.elf.js"),
-  "test-x86fault.wasm": () => outside("./test-x86fault.wasm.js"),
-  "test-x86fault.x86_64.elf": () => outside("./test-x86fault.x86_64.elf.js"),
-};
+>;
+
+let filesTable: Files | undefined;
+
+/**
+ * Image file name -> import of its module, made at the first call: a run of
+ * a built-in wasm guest takes its image from {@link READY} and never needs
+ * this table, whose 58 closures cost every start ~0.06 ms as a
+ * constant (boot.first_byte, docs/performance.md).
+ */
+export function files(): Files {
+  return filesTable ??= {
+    "disktest.wasm": () => outside("./disktest.wasm.js"),
+    "disktest.x86_64.elf": () => import("./disktest.x86_64.elf.js"),
+    "hello.wasm": () => outside("./hello.wasm.js"),
+    "hello.x86_64.elf": () => import("./hello.x86_64.elf.js"),
+    "lua.wasm": () => outside("./lua.wasm.js"),
+    "netd.wasm": () => outside("./netd.wasm.js"),
+    "netd.x86_64.elf": () => import("./netd.x86_64.elf.js"),
+    "shell.wasm": () => outside("./shell.wasm.js"),
+    "shell.x86_64.elf": () => import("./shell.x86_64.elf.js"),
+    "sqlite3.wasm": () => outside("./sqlite3.wasm.js"),
+    "test-args.wasm": () => outside("./test-args.wasm.js"),
+    "test-args.x86_64.elf": () => outside("./test-args.x86_64.elf.js"),
+    "test-badcall.wasm": () => outside("./test-badcall.wasm.js"),
+    "test-badcall.x86_64.elf": () => outside("./test-badcall.x86_64.elf.js"),
+    "test-baddma.wasm": () => outside("./test-baddma.wasm.js"),
+    "test-baddma.x86_64.elf": () => outside("./test-baddma.x86_64.elf.js"),
+    "test-badmem.wasm": () => outside("./test-badmem.wasm.js"),
+    "test-badmem.x86_64.elf": () => outside("./test-badmem.x86_64.elf.js"),
+    "test-blkerr.wasm": () => outside("./test-blkerr.wasm.js"),
+    "test-blkerr.x86_64.elf": () => outside("./test-blkerr.x86_64.elf.js"),
+    "test-clock.wasm": () => outside("./test-clock.wasm.js"),
+    "test-clock.x86_64.elf": () => outside("./test-clock.x86_64.elf.js"),
+    "test-conin.wasm": () => outside("./test-conin.wasm.js"),
+    "test-conin.x86_64.elf": () => outside("./test-conin.x86_64.elf.js"),
+    "test-crash.wasm": () => outside("./test-crash.wasm.js"),
+    "test-crash.x86_64.elf": () => outside("./test-crash.x86_64.elf.js"),
+    "test-crc.wasm": () => outside("./test-crc.wasm.js"),
+    "test-crc.x86_64.elf": () => outside("./test-crc.x86_64.elf.js"),
+    "test-dmabench.wasm": () => outside("./test-dmabench.wasm.js"),
+    "test-dmabench.x86_64.elf": () => outside("./test-dmabench.x86_64.elf.js"),
+    "test-exit.wasm": () => outside("./test-exit.wasm.js"),
+    "test-exit.x86_64.elf": () => outside("./test-exit.x86_64.elf.js"),
+    "test-fstest.wasm": () => outside("./test-fstest.wasm.js"),
+    "test-fstest.x86_64.elf": () => outside("./test-fstest.x86_64.elf.js"),
+    "test-hostile-blkbad.wasm": () => outside("./test-hostile-blkbad.wasm.js"),
+    "test-hostile-blkbad.x86_64.elf": () => outside("./test-hostile-blkbad.x86_64.elf.js"),
+    "test-hostile-exit.wasm": () => outside("./test-hostile-exit.wasm.js"),
+    "test-hostile-exit.x86_64.elf": () => outside("./test-hostile-exit.x86_64.elf.js"),
+    "test-hostile-grow.wasm": () => outside("./test-hostile-grow.wasm.js"),
+    "test-hostile-nest.wasm": () => outside("./test-hostile-nest.wasm.js"),
+    "test-hostile-nest.x86_64.elf": () => outside("./test-hostile-nest.x86_64.elf.js"),
+    "test-hostile-rebind.wasm": () => outside("./test-hostile-rebind.wasm.js"),
+    "test-hostile-rebind.x86_64.elf": () => outside("./test-hostile-rebind.x86_64.elf.js"),
+    "test-hostile-recurse.wasm": () => outside("./test-hostile-recurse.wasm.js"),
+    "test-hostile-recurse.x86_64.elf": () => outside("./test-hostile-recurse.x86_64.elf.js"),
+    "test-hostile-scribble.wasm": () => outside("./test-hostile-scribble.wasm.js"),
+    "test-hostile-scribble.x86_64.elf": () => outside("./test-hostile-scribble.x86_64.elf.js"),
+    "test-netblast.wasm": () => outside("./test-netblast.wasm.js"),
+    "test-netblast.x86_64.elf": () => outside("./test-netblast.x86_64.elf.js"),
+    "test-netflood.wasm": () => outside("./test-netflood.wasm.js"),
+    "test-netflood.x86_64.elf": () => outside("./test-netflood.x86_64.elf.js"),
+    "test-netsink.wasm": () => outside("./test-netsink.wasm.js"),
+    "test-netsink.x86_64.elf": () => outside("./test-netsink.x86_64.elf.js"),
+    "test-posix-files.wasm": () => outside("./test-posix-files.wasm.js"),
+    "test-spin.wasm": () => outside("./test-spin.wasm.js"),
+    "test-spin.x86_64.elf": () => outside("./test-spin.x86_64.elf.js"),
+    "test-x86fault.wasm": () => outside("./test-x86fault.wasm.js"),
+    "test-x86fault.x86_64.elf": () => outside("./test-x86fault.x86_64.elf.js"),
+  };
+}
 
 /** What a module of {@link READY} holds. */
 export interface ReadyModule {

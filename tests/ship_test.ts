@@ -494,6 +494,68 @@ globalThis.__eager.push([A, B, typeof gen, cold(), meta(), bound(1), coldBound()
   delete (g as { __eager?: unknown }).__eager;
 });
 
+Deno.test("ship: tools/eager.ts defines a dynamically imported module's namespace when its body runs, not at every start", async () => {
+  const bundle = `var __defProp = Object.defineProperty;
+var __esm = (fn, res) => function __init() {
+  return fn && (res = (0, fn[Object.getOwnPropertyNames(fn)[0]])(fn = 0)), res;
+};
+var __export = (target, all) => {
+  for (var name in all)
+    __defProp(target, name, { get: all[name], enumerable: true });
+};
+
+// x.ts
+var x_exports = {};
+__export(x_exports, {
+  A: () => A,
+  f: () => f
+});
+function f() {
+  return A + 1;
+}
+var A;
+var init_x = __esm({
+  "x.ts"() {
+    A = 41;
+  }
+});
+
+// launcher/disk.ts
+var disk_exports = {};
+__export(disk_exports, {
+  cold: () => cold
+});
+var cold;
+var init_disk = __esm({
+  "launcher/disk.ts"() {
+    cold = 3;
+  }
+});
+const before = Object.keys(x_exports).length;
+const x = await Promise.resolve().then(() => (init_x(), x_exports));
+const d = await Promise.resolve().then(() => (init_disk(), disk_exports));
+globalThis.__eagerExports.push([before, x.A, x.f(), Object.keys(x), d.cold, init_x() === undefined]);
+`;
+  const out = eagerFunctions(bundle).text;
+  // Both calls now open their module's body (a cold module's too: its body runs only when used).
+  assert.doesNotMatch(out, /^__export\(/m);
+  assert.match(out, /^ {2}"x\.ts": \(function\(\) \{\n {4}__export\(x_exports, \{$/m);
+  assert.match(out, /^ {2}"launcher\/disk\.ts"\(\) \{\n {4}__export\(disk_exports, \{$/m);
+  const g = globalThis as unknown as { __eagerExports?: unknown[] };
+  g.__eagerExports = [];
+  await withTemp(async (dir) => {
+    await Deno.writeTextFile(`${dir}/before.js`, bundle);
+    await Deno.writeTextFile(`${dir}/after.js`, out);
+    for (const name of ["before.js", "after.js"]) await import(`file://${dir}/${name}`);
+  });
+  // Not defined before its body ran: the one difference, which nothing of the bundle can see.
+  const [first, second] = g.__eagerExports as unknown[][];
+  assert.deepEqual(first.slice(1), [41, 42, ["A", "f"], 3, true]);
+  assert.deepEqual(second.slice(1), first.slice(1));
+  assert.deepEqual([first[0], second[0]], [2, 0]);
+  delete g.__eagerExports;
+});
+
 Deno.test("ship: tools/eager.ts --calls parenthesises the arrows and function expressions it is given, and nothing else, without changing what they do", () => {
   const text = [
     "const xs = [1, 2, 3].map(x=>x*2), f = function named(a) { return a + 1; };",

@@ -46,6 +46,13 @@ export interface ConsoleBackend {
    * not block (sys/clock.ts poolOps: a blocking idle wait polls it).
    */
   readonly pollFd?: number;
+  /**
+   * True while a read in flight can end only by this thread's own
+   * JavaScript and has nothing to end with (the API's console: no input
+   * queued or ended, no stream piped in): no pool work under it that a
+   * blocking idle wait would have to see end (sys/clock.ts poolOps).
+   */
+  readIsLocal?(): boolean;
 }
 
 /**
@@ -115,12 +122,15 @@ export class ConsoleDevice implements Device {
   #ctrlC: number[] = [];
   /** The poolOps key of a poll of the source's fd in flight (see #readable). */
   readonly #watch: { readonly watchFd: number };
+  /** The poolOps key of a read of the source in flight (see ConsoleBackend.readIsLocal). */
+  readonly #reading: { readonly localRead: () => boolean };
   /** Bytes delivered to the guest and bytes written out, for --verbose. */
   readonly stats = { in: 0, out: 0 };
 
   constructor(backend: ConsoleBackend, label = "console: stdio", features = 0) {
     this.#backend = backend;
     this.#watch = { watchFd: backend.pollFd ?? -1 };
+    this.#reading = { localRead: () => backend.readIsLocal?.() === true };
     this.label = label;
     this.features = features;
   }
@@ -275,7 +285,7 @@ export class ConsoleDevice implements Device {
       const buf = new Uint8Array(CHUNK);
       let n: number | null;
       try {
-        poolOps.add(this); // a blocking idle wait would not see its end (sys/clock.ts)
+        poolOps.add(this.#reading); // a blocking idle wait would not see its end (sys/clock.ts)
         // Only now, in the same microtask: a wait that ran between the poll's end and here
         // (other continuations come first) polls the source, which holds the input unread.
         poolOps.delete(this.#watch);
@@ -283,7 +293,7 @@ export class ConsoleDevice implements Device {
       } catch {
         n = null;
       } finally {
-        poolOps.delete(this);
+        poolOps.delete(this.#reading);
       }
       if (this.#closed) return;
       if (n === null) {
@@ -377,7 +387,7 @@ export class ConsoleDevice implements Device {
     this.#closed = true;
     // A read still in flight (stdin that never ends) must not keep this console, and through
     // it the guest, in the process-wide set after the guest is gone.
-    poolOps.delete(this);
+    poolOps.delete(this.#reading);
     poolOps.delete(this.#watch);
     if (this.#retry !== undefined) clearTimeout(this.#retry);
     this.#cancelAtStop?.();

@@ -37,7 +37,7 @@ import { Guest, type SharedRegion } from "./guest.ts";
 import { doHcall, doHypercalls, syncShared } from "./hypercalls.ts";
 import { interruptDeliverable, takeInterrupt } from "./interrupts.ts";
 import { GuestMemory } from "./memory.ts";
-import { nowMs, poolOps, watchedFd } from "../sys/clock.ts";
+import { localRead, nowMs, poolOps, watchedFd } from "../sys/clock.ts";
 
 /**
  * The blocking idle wait (host/idle_wait.ts), loaded by the first guest
@@ -486,6 +486,7 @@ export class LguestFile implements HypercallPort {
       for (const k of poolOps) {
         // fds holds only this guest's own wait fds here (the others' are added below).
         if (typeof k === "number" && fds.includes(k)) continue;
+        if (localRead(k)) continue; // the API's console input: only our own code can end it
         const fd = watchedFd(k);
         if (fd < 0) {
           g.counters.waitsOffForPoolOps++;

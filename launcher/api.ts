@@ -303,6 +303,10 @@ class CapturedConsole {
       return n;
     },
     write: (data) => this.#append(this.#decoder.decode(data, { stream: true })),
+    // A read waits for write(), closeInput() or close(), each of which queues or ends input
+    // first; pipe()'s stream may read on Deno's blocking pool (sys/clock.ts poolOps).
+    readIsLocal: () =>
+      this.#reader === null && this.#input.length === 0 && !this.#inputEnded && !this.#closed,
     close: () => {
       if (this.#closed) return;
       this.#closed = true;

@@ -130,6 +130,10 @@ export function nowNs(): bigint {
  *   neighbour's frame through the other guest's halt and a turn came
  *   later than through the event loop: a netd pinged 0.3 s apart next to a
  *   busy one, median 0.09 -> 0.15 ms, 3 ms at worst);
+ * - an object whose `localRead()` says true (a console's read of the
+ *   API's input, nothing queued, no stream piped in): it ends only by this
+ *   thread's own JavaScript, which cannot run while the thread blocks, and
+ *   whatever ends it first makes `localRead()` false: not counted;
  * - anything else (a console's read of its source): an op whose end leaves
  *   nothing to poll (the read took the bytes); while one is in flight the
  *   run loop does not block (the guest sleeps in the event loop, as without
@@ -139,6 +143,14 @@ export function nowNs(): bigint {
  * is loaded only with a busy tap.
  */
 export const poolOps: Set<unknown> = new Set();
+
+/** Whether a {@link poolOps} key is a read that only this thread's JavaScript can end, now. */
+export function localRead(key: unknown): boolean {
+  const f = typeof key === "object" && key !== null
+    ? (key as { localRead?: unknown }).localRead
+    : undefined;
+  return typeof f === "function" && f() === true;
+}
 
 /** A {@link poolOps} key's fd if it is a console's watch (a poll of that fd for POLLIN), else -1. */
 export function watchedFd(key: unknown): number {

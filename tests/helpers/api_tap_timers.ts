@@ -3,7 +3,8 @@
  * (mod.ts startGuest, netd on a tap at the address given) with its own
  * 10 ms setInterval. Prints `ready` once netd is up, then counts the
  * interval's callbacks for 3 s (the test pings netd meanwhile) and prints
- * one JSON line: the count and the latest callback's lateness. A third
+ * one JSON line: the count, the latest callback's lateness and two of the
+ * guest's counters (waits left to the event loop, halts answered in place). A third
  * argument `blocking` asks for the blocking idle wait (blockingWait).
  *
  * @module
@@ -38,4 +39,11 @@ last = performance.now();
 await new Promise((r) => setTimeout(r, 3000));
 counting = false;
 clearInterval(iv);
-console.log(JSON.stringify({ ticks, worstLateMs: Math.round(worst) }));
+await g.stop();
+const c = (await g.done).counters;
+console.log(JSON.stringify({
+  ticks,
+  worstLateMs: Math.round(worst),
+  waitsOff: c?.waitsOffForPoolOps,
+  inPlace: c?.haltWaitsInPlace,
+}));

@@ -38,18 +38,20 @@ export interface Layout {
   readonly fields: readonly Field[];
 }
 
-// Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
-// start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
-const f = (function f(name: string, offset: number, kind: Kind, count = 1, c?: string): Field {
-  return { name, offset, kind, count, c };
-}).bind(null);
+// The fields are object literals, not calls of a helper: a function called once a field (32
+// times at every start) ran hot enough to be queued for V8's baseline compiler, whose first
+// batch then compiled before the first byte (docs/performance.md, boot).
 
 /** `struct lguest_dma`: 100 bytes (§2.1). */
 export const LGUEST_DMA: Layout = {
   c: "struct lguest_dma",
   size: 100,
   align: 4,
-  fields: [f("used_len", 0, "u32"), f("addr", 4, "u32", 16), f("len", 68, "u16", 16)],
+  fields: [
+    { name: "used_len", offset: 0, kind: "u32", count: 1 },
+    { name: "addr", offset: 4, kind: "u32", count: 16 },
+    { name: "len", offset: 68, kind: "u16", count: 16 },
+  ],
 };
 
 /** `struct lguest_block_page`: 20 bytes (§2.2). */
@@ -58,11 +60,11 @@ export const LGUEST_BLOCK_PAGE: Layout = {
   size: 20,
   align: 4,
   fields: [
-    f("type", 0, "i32"),
-    f("sector", 4, "u32"),
-    f("bytes", 8, "u32"),
-    f("result", 12, "i32"),
-    f("num_sectors", 16, "u32"),
+    { name: "type", offset: 0, kind: "i32", count: 1 },
+    { name: "sector", offset: 4, kind: "u32", count: 1 },
+    { name: "bytes", offset: 8, kind: "u32", count: 1 },
+    { name: "result", offset: 12, kind: "i32", count: 1 },
+    { name: "num_sectors", offset: 16, kind: "u32", count: 1 },
   ],
 };
 
@@ -71,7 +73,9 @@ export const LGUEST_NET: Layout = {
   c: "struct lguest_net",
   size: 6,
   align: 1,
-  fields: [f("mac", 0, "u8", 6)],
+  fields: [
+    { name: "mac", offset: 0, kind: "u8", count: 6 },
+  ],
 };
 
 /** `struct lguest_device_desc`: 12 bytes (§2.4). */
@@ -80,11 +84,11 @@ export const LGUEST_DEVICE_DESC: Layout = {
   size: 12,
   align: 4,
   fields: [
-    f("type", 0, "u16"),
-    f("features", 2, "u16"),
-    f("status", 4, "u16"),
-    f("num_pages", 6, "u16"),
-    f("pfn", 8, "u32"),
+    { name: "type", offset: 0, kind: "u16", count: 1 },
+    { name: "features", offset: 2, kind: "u16", count: 1 },
+    { name: "status", offset: 4, kind: "u16", count: 1 },
+    { name: "num_pages", offset: 6, kind: "u16", count: 1 },
+    { name: "pfn", offset: 8, kind: "u32", count: 1 },
   ],
 };
 
@@ -93,7 +97,12 @@ export const HCALL_RING: Layout = {
   c: "struct hcall_ring",
   size: 16,
   align: 4,
-  fields: [f("eax", 0, "u32"), f("edx", 4, "u32"), f("ebx", 8, "u32"), f("ecx", 12, "u32")],
+  fields: [
+    { name: "eax", offset: 0, kind: "u32", count: 1 },
+    { name: "edx", offset: 4, kind: "u32", count: 1 },
+    { name: "ebx", offset: 8, kind: "u32", count: 1 },
+    { name: "ecx", offset: 12, kind: "u32", count: 1 },
+  ],
 };
 
 /** `struct lguest_data`: 1128 bytes (§2.5). */
@@ -102,18 +111,18 @@ export const LGUEST_DATA: Layout = {
   size: 1128,
   align: 4,
   fields: [
-    f("irq_enabled", 0, "u32"),
-    f("blocked_interrupts", 4, "u32", 1),
-    f("cr2", 8, "u32"),
-    f("time_sec", 12, "i32", 1, "time.tv_sec"),
-    f("time_nsec", 16, "i32", 1, "time.tv_nsec"),
-    f("hcall_status", 20, "u8", 64),
-    f("hcalls", 84, "u32", 256),
-    f("reserve_mem", 1108, "u32"),
-    f("guestid", 1112, "u16"),
-    f("tsc_khz", 1116, "u32"),
-    f("noirq_start", 1120, "u32"),
-    f("noirq_end", 1124, "u32"),
+    { name: "irq_enabled", offset: 0, kind: "u32", count: 1 },
+    { name: "blocked_interrupts", offset: 4, kind: "u32", count: 1 },
+    { name: "cr2", offset: 8, kind: "u32", count: 1 },
+    { name: "time_sec", offset: 12, kind: "i32", count: 1, c: "time.tv_sec" },
+    { name: "time_nsec", offset: 16, kind: "i32", count: 1, c: "time.tv_nsec" },
+    { name: "hcall_status", offset: 20, kind: "u8", count: 64 },
+    { name: "hcalls", offset: 84, kind: "u32", count: 256 },
+    { name: "reserve_mem", offset: 1108, kind: "u32", count: 1 },
+    { name: "guestid", offset: 1112, kind: "u16", count: 1 },
+    { name: "tsc_khz", offset: 1116, kind: "u32", count: 1 },
+    { name: "noirq_start", offset: 1120, kind: "u32", count: 1 },
+    { name: "noirq_end", offset: 1124, kind: "u32", count: 1 },
   ],
 };
 
@@ -122,7 +131,11 @@ export const E820_ENTRY: Layout = {
   c: "struct e820entry",
   size: 20,
   align: 1,
-  fields: [f("addr", 0, "u64"), f("size", 8, "u64"), f("type", 16, "u32")],
+  fields: [
+    { name: "addr", offset: 0, kind: "u64", count: 1 },
+    { name: "size", offset: 8, kind: "u64", count: 1 },
+    { name: "type", offset: 16, kind: "u32", count: 1 },
+  ],
 };
 
 /** Every layout, for table-driven checks. */
@@ -138,7 +151,13 @@ export const LAYOUTS: readonly Layout[] = [
 
 /** The offset of a named field; throws on a typo (a programming error). */
 export function offsetOf(layout: Layout, name: string): number {
-  const field = layout.fields.find((x) => x.name === name);
-  if (!field) throw new Error(`abi: ${layout.c} has no field ${name}`);
-  return field.offset;
+  // A short loop, its error elsewhere: called ~25 times at start-up, this function is queued for
+  // V8's baseline compiler, and its size counts towards the batch (docs/performance.md, boot).
+  const fields = layout.fields;
+  for (let i = 0; i < fields.length; i++) if (fields[i].name === name) return fields[i].offset;
+  return noField(layout, name);
+}
+
+function noField(layout: Layout, name: string): never {
+  throw new Error(`abi: ${layout.c} has no field ${name}`);
 }

@@ -277,7 +277,7 @@ Deno.test("ship: a built-in guest needs no permission, from a checkout and from 
       JSON.stringify(eager),
     );
     // Every mark came through the minifier (one more: the helper that installs the methods).
-    assert.equal(eager.marks, eager.functions + eager.modules + eager.methods + 1);
+    assert.equal(eager.marks, eager.functions + eager.modules + eager.methods);
     // The calls' arrows were found, and none is left: a second profile finds nothing to take.
     assert.ok(eager.calls > 20, JSON.stringify(eager));
     const left = eagerCalls(await Deno.readTextFile(js), await lazySpans(js, dir));
@@ -534,13 +534,23 @@ var init_disk = __esm({
 const before = Object.keys(x_exports).length;
 const x = await Promise.resolve().then(() => (init_x(), x_exports));
 const d = await Promise.resolve().then(() => (init_disk(), disk_exports));
-globalThis.__eagerExports.push([before, x.A, x.f(), Object.keys(x), d.cold, init_x() === undefined]);
+const desc = Object.getOwnPropertyDescriptor(x, "A");
+globalThis.__eagerExports.push([before, x.A, x.f(), Object.keys(x), d.cold, init_x() === undefined,
+  typeof desc.get, desc.set, desc.enumerable, desc.configurable]);
 `;
   const out = eagerFunctions(bundle).text;
   // Both calls now open their module's body (a cold module's too: its body runs only when used).
   assert.doesNotMatch(out, /^__export\(/m);
-  assert.match(out, /^ {2}"x\.ts": \(function\(\) \{\n {4}__export\(x_exports, \{$/m);
-  assert.match(out, /^ {2}"launcher\/disk\.ts"\(\) \{\n {4}__export\(disk_exports, \{$/m);
+  // Defined at once by the builtin (no loop of JavaScript: docs/performance.md, boot).
+  assert.match(
+    out,
+    /^ {2}"x\.ts": \(function\(\) \{\n {4}Object\.defineProperties\(x_exports, \{$/m,
+  );
+  assert.match(out, /^ {6}A: \{ get: \(\) => A, enumerable: true \},$/m);
+  assert.match(
+    out,
+    /^ {2}"launcher\/disk\.ts"\(\) \{\n {4}Object\.defineProperties\(disk_exports, \{$/m,
+  );
   const g = globalThis as unknown as { __eagerExports?: unknown[] };
   g.__eagerExports = [];
   await withTemp(async (dir) => {
@@ -550,7 +560,17 @@ globalThis.__eagerExports.push([before, x.A, x.f(), Object.keys(x), d.cold, init
   });
   // Not defined before its body ran: the one difference, which nothing of the bundle can see.
   const [first, second] = g.__eagerExports as unknown[][];
-  assert.deepEqual(first.slice(1), [41, 42, ["A", "f"], 3, true]);
+  assert.deepEqual(first.slice(1), [
+    41,
+    42,
+    ["A", "f"],
+    3,
+    true,
+    "function",
+    undefined,
+    true,
+    false,
+  ]);
   assert.deepEqual(second.slice(1), first.slice(1));
   assert.deepEqual([first[0], second[0]], [2, 0]);
   delete g.__eagerExports;
@@ -695,7 +715,17 @@ globalThis.__eagerClasses.push([
   assert.match(out.text, /^ {6}constructor\(__arg0\) \{\n {8}return __eager0\[0\]\[3\]/m);
   assert.match(out.text, /^ {6}#hidden\(\) \{\n {8}return __eager0\[\d\]\[3\]/m);
   assert.match(out.text, /^ {6}constructor\(n\) \{\n {8}super\(n\);$/m);
-  assert.match(out.text, /^ {4}__eagerInstall\(C, __eager0\);$/m);
+  // Each method put in place by its own defineProperty (no shared installer: docs/performance.md).
+  assert.match(
+    out.text,
+    /^ {4}Object\.defineProperty\(C\.prototype, "early", \{ value: __eager0\[\d\]\[3\], writable: true, configurable: true \}\);$/m,
+  );
+  assert.match(
+    out.text,
+    /^ {4}__eagerHad = Object\.getOwnPropertyDescriptor\(C\.prototype, "n"\);$/m,
+  );
+  assert.match(out.text, /^ {4}Object\.defineProperty\(C, "make", /m);
+  assert.ok(!out.text.includes("__eagerInstall"));
   const g = globalThis as unknown as { __eagerClasses: unknown[] };
   g.__eagerClasses = [];
   await withTemp(async (dir) => {
@@ -704,7 +734,7 @@ globalThis.__eagerClasses.push([
     await Deno.writeTextFile(`${dir}/input.js`, bundle);
     // Through the minifier as `deno task bundle` does: `_C` in a computed name would throw there.
     const min = await minifyEager(`${dir}/input.js`, `${dir}/min.js`, false);
-    assert.deepEqual([min.methods, min.marks], [11, min.functions + min.modules + 11 + 1]);
+    assert.deepEqual([min.methods, min.marks], [11, min.functions + min.modules + 11]);
     assert.ok(!(await Deno.readTextFile(`${dir}/min.js`)).includes(MARK));
     for (const name of ["before.js", "after.js", "min.js"]) await import(`file://${dir}/${name}`);
   });

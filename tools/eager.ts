@@ -116,25 +116,41 @@ const CALLED = /^(async )?(constructor|#[A-Za-z_$][\w$]*)\((.*)\) \{$/;
  * of the static method each such class carries (its computed name is where
  * the methods are made) and what puts the methods in place.
  */
-const methodHelpers = (pife: string) => [
-  `var __eagerKey = Symbol("eager methods");`,
-  `var __eagerInstall = ${pife}(function(cls, defs) {`,
-  `  for (const [isStatic, kind, name, fn] of defs) {`,
-  `    const target = isStatic ? cls : cls.prototype;`,
-  `    if (kind === "c") continue;`,
-  `    if (kind === "m") {`,
-  `      Object.defineProperty(target, name, { value: fn, writable: true, configurable: true });`,
-  `    } else {`,
-  `      const had = Object.getOwnPropertyDescriptor(target, name);`,
-  `      Object.defineProperty(target, name, {`,
-  `        get: kind === "get" ? fn : had?.get,`,
-  `        set: kind === "set" ? fn : had?.set,`,
-  `        configurable: true,`,
-  `      });`,
-  `    }`,
-  `  }`,
-  `});`,
-];
+const methodHelpers = [`var __eagerKey = Symbol("eager methods"), __eagerHad;`];
+
+/**
+ * What puts a rewritten class's methods in place, written out after the
+ * class: one `Object.defineProperty` per method or accessor, in the order
+ * of the class (an accessor keeps the other half the class still holds).
+ * No shared installer: a JavaScript function called for every class runs
+ * hot enough at start-up for V8 to queue it for its baseline compiler
+ * (Sparkplug), whose first batch then compiles before the first byte
+ * (docs/performance.md, boot).
+ */
+function installs(indent: string, cls: string, list: string, entries: Entry[]): string[] {
+  const out: string[] = [];
+  entries.forEach(([isStatic, kind, name], j) => {
+    const target = isStatic ? cls : `${cls}.prototype`;
+    const fn = `${list}[${j}][3]`;
+    if (kind === "c") return;
+    if (kind === "m") {
+      out.push(
+        `${indent}Object.defineProperty(${target}, "${name}", { value: ${fn}, writable: true, configurable: true });`,
+      );
+      return;
+    }
+    out.push(
+      `${indent}__eagerHad = Object.getOwnPropertyDescriptor(${target}, "${name}");`,
+      `${indent}Object.defineProperty(${target}, "${name}", { get: ${
+        kind === "get" ? fn : "__eagerHad?.get"
+      }, set: ${kind === "set" ? fn : "__eagerHad?.set"}, configurable: true });`,
+    );
+  });
+  return out;
+}
+
+/** One method of a rewritten class: static or not, its kind, its name. */
+type Entry = [boolean, "m" | "c" | "get" | "set", string];
 
 /**
  * Class methods compiled with the module around them. V8 compiles a
@@ -145,16 +161,16 @@ const methodHelpers = (pife: string) => [
  * of a warm class becomes a
  * parenthesised function expression made in the computed name of one extra
  * static method (`static [(__eagerN = [...], __eagerKey)]() {}`, never
- * called), and `__eagerInstall` defines them on the class (or its
- * prototype) right after it: non-enumerable, writable and configurable, as
- * class methods are. The functions are anonymous, as a method binds no name
+ * called), and one `Object.defineProperty` each ({@link installs}) defines
+ * them on the class (or its prototype) right after it: non-enumerable,
+ * writable and configurable, as class methods are. The functions are anonymous, as a method binds no name
  * in its own body (a named function expression would hide an outer
  * function of the same name). A constructor (of a class that extends none:
  * `super()` belongs in a constructor) and a `#private` method, which can be
  * defined nowhere else, keep a stub in the class, `#m(a) { return
  * __eagerN[i][3].apply(this, arguments); }` (parameters only to keep its
  * `length`), and their body goes into such a function (kind `"c"`, which
- * `__eagerInstall` leaves): the stub is compiled at its first call, the
+ * is not installed): the stub is compiled at its first call, the
  * body with the module (a constructor's fields are set before its body, in
  * the stub, as before; one that reads `new.target` stays). `deno bundle`
  * writes no `super.x`, which a plain function could not hold; a class whose
@@ -196,6 +212,7 @@ function eagerMethods(
     const inner = `${indent}  `;
     const kept: string[] = [];
     const defs: string[] = [];
+    const made: Entry[] = [];
     const list = `__eager${vars.length}`;
     let count = 0, entries = 0;
     for (let k = i + 1; k < end; k++) {
@@ -219,6 +236,7 @@ function eagerMethods(
             ...body.map((b) => ownName ? b.replace(ownName, name) : b),
             `${inner}  })],`,
           );
+          made.push([false, "c", member]);
           // The stub keeps the function's length (parameters before the first default or rest).
           const stub = Array.from({ length: paramCount(params) }, (_, j) => `__arg${j}`).join(", ");
           kept.push(
@@ -237,7 +255,8 @@ function eagerMethods(
       const key = m ? `${name}.${m[4] ?? ""}${m[5]}` : "";
       if (m && close > k && close < end && (!opts.only || opts.only.has(key))) {
         const [, static_, async_ = "", star = "", accessor, member, params] = m;
-        const kind = accessor ? accessor.trim() : "m";
+        const kind = accessor ? accessor.trim() as "get" | "set" : "m";
+        made.push([!!static_, kind, member]);
         defs.push(
           `${inner}  [${
             static_ ? 1 : 0
@@ -272,7 +291,7 @@ function eagerMethods(
     }
     vars.push(list);
     methods += count;
-    out.push(...rewritten, `${indent}__eagerInstall(${name}, ${list});`);
+    out.push(...rewritten, ...installs(indent, name, list, made));
     i = end;
   }
   return { lines: out, vars, methods };
@@ -369,13 +388,35 @@ function exportsOnInit(lines: string[]): number {
       body++;
     }
     if (body >= lines.length || !/^ {2}"/.test(lines[body])) continue;
-    const call = lines.slice(i, end + 1).map((l) => `    ${l}`);
+    const call = definedAtOnce(lines.slice(i, end + 1)).map((l) => `    ${l}`);
     lines.splice(body + 1, 0, ...call);
     lines.splice(i, end + 1 - i);
     moved++;
     i--;
   }
   return moved;
+}
+
+/**
+ * An `__export(ns, { name: () => name, ... })` call as one
+ * `Object.defineProperties(ns, { name: { get: () => name, enumerable: true }, ... })`:
+ * the same getters (enumerable, not configurable, as `__export`'s
+ * `defineProperty` makes them), in the same order, with no loop of
+ * JavaScript around them: `__export`, called for each namespace a run
+ * makes, ran hot enough to be queued for V8's baseline compiler
+ * (docs/performance.md, boot). A call of another shape stays as it was.
+ */
+function definedAtOnce(call: string[]): string[] {
+  const head = /^__export\(([\w$]+), \{$/.exec(call[0]);
+  const entries = call.slice(1, -1).map((l) =>
+    /^( +)([\w$]+|"[^"\\]*"): (\(\) => [\w$]+)(,?)$/.exec(l)
+  );
+  if (!head || call[call.length - 1] !== "});" || entries.some((e) => !e)) return call;
+  return [
+    `Object.defineProperties(${head[1]}, {`,
+    ...entries.map((e) => `${e![1]}${e![2]}: { get: ${e![3]}, enumerable: true }${e![4]}`),
+    "});",
+  ];
 }
 
 /** The bundle `text` with its warm functions marked for eager compilation. */
@@ -435,7 +476,7 @@ export function eagerFunctions(
   );
   if (opts.probe) hoisted.unshift(...PROBE_HEAD);
   if (classes.methods > 0) {
-    hoisted.unshift(...methodHelpers(pife), `var ${classes.vars.join(", ")};`);
+    hoisted.unshift(...methodHelpers, `var ${classes.vars.join(", ")};`);
   }
   // Before everything but a `#!` line, which must stay first.
   const body = classes.lines;

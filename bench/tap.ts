@@ -10,9 +10,16 @@
  *   responder behind a tap of its own in A (`tap_echo.c`: blocking
  *   read(2), the reply made in place, write(2)), against the same veth
  *   pair: what any userspace program behind a tap pays on this machine.
- *   Tap, floor and veth runs take turns in each round (the order rotates),
- *   so the two metrics come from the same rounds; each metric's note gives
- *   the other side (net.tap.rtt against the floor).
+ * - `net.tap.rtt.js`: the same from A to a minimal Deno program behind a
+ *   tap of its own in A (`tap_echo.ts`: lguest's own blocking wait, i.e.
+ *   poll(2) on the tap and Deno's event-loop epoll fds, then read(2), the
+ *   reply made in place in JavaScript, write(2)), against the same veth
+ *   pair: what any Deno program with this wait pays, before lguest's own
+ *   machinery (the guest, its interrupt and SEND_DMA).
+ *
+ *   Tap, floor, JS and veth runs take turns in each round (the order
+ *   rotates), so the three metrics come from the same rounds; net.tap.rtt's
+ *   note gives netd against the other two.
  * - `net.tap.pps`: UDP datagrams per second echoed back to a sender in A
  *   by `netd`'s UDP echo (port 7) over the tap, against the same sender
  *   and a host UDP echo process in B across the veth pair. The sender
@@ -29,6 +36,8 @@ import { median, type Metric, metric, paired, pairedJoint, skipped, spread } fro
 const MAIN = new URL("../main.ts", import.meta.url).pathname;
 const RTT = "net.tap.rtt";
 const FLOOR = "net.tap.rtt.floor";
+const JS = "net.tap.rtt.js";
+const ECHO_TS = new URL("./tap_echo.ts", import.meta.url).pathname;
 const PPS = "net.tap.pps";
 const REF = "veth pair, same run";
 const PPS_REF = "host UDP echo across a veth pair, same sender";
@@ -118,13 +127,45 @@ async function until(child: Deno.ChildProcess, text: string, what: string): Prom
   reader.releaseLock();
 }
 
-/** Measure both tap metrics (or skip them with the reason). */
+/**
+ * Start a responder (`cmd IFNAME SUBNET.2`) in namespace `ns`: it creates
+ * tap `ifname` and says "up"; the tap gets SUBNET.1/24 and one short ping
+ * run (ARP). Null, or why it could not start (its last line on stderr).
+ */
+async function responder(
+  ns: string,
+  cmd: string[],
+  ifname: string,
+  subnet: string,
+  children: Deno.ChildProcess[],
+): Promise<string | null> {
+  const child = new Deno.Command("ip", {
+    args: ["netns", "exec", ns, ...cmd, ifname, `${subnet}.2`],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  children.push(child);
+  try {
+    await until(child, "up", cmd.join(" "));
+  } catch (e) {
+    const err = (await new Response(child.stderr).text()).trim().split("\n").at(-1);
+    return err || (e as Error).message;
+  }
+  await must("ip", ["-n", ns, "addr", "add", `${subnet}.1/24`, "dev", ifname]);
+  await must("ip", ["-n", ns, "link", "set", ifname, "up"]);
+  await ping(ns, `${subnet}.2`, 20);
+  return null;
+}
+
+/** Measure the tap metrics (or skip them with the reason). */
 export async function benchTap(): Promise<Metric[]> {
   const reason = await why();
   if (reason) {
     return [
       skipped(RTT, "µs", REF, reason),
       skipped(FLOOR, "µs", REF, reason),
+      skipped(JS, "µs", REF, reason),
       skipped(PPS, "echoes/s", PPS_REF, reason),
     ];
   }
@@ -162,60 +203,72 @@ export async function benchTap(): Promise<Metric[]> {
     }).spawn();
     children.push(lguest);
     await until(lguest, "netd:", "netd");
+    // The two responders, each behind a tap of its own in A (10.90.0.0/24:
+    // C, 10.91.0.0/24: Deno); one that cannot start is skipped with why.
     const echoBin = await build(dir, "tap_echo");
-    if (echoBin !== null) {
-      const floor = new Deno.Command("ip", {
-        args: ["netns", "exec", a, echoBin, "lgc0", "10.90.0.2"],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-      children.push(floor);
-      await until(floor, "up", "the C tap responder");
-      await must("ip", ["-n", a, "addr", "add", "10.90.0.1/24", "dev", "lgc0"]);
-      await must("ip", ["-n", a, "link", "set", "lgc0", "up"]);
-      await ping(a, "10.90.0.2", 20);
-    }
+    const floorWhy = echoBin === null
+      ? "no clang to build the C tap responder"
+      : await responder(a, [echoBin], "lgc0", "10.90.0", children);
+    const jsWhy = await responder(
+      a,
+      [Deno.execPath(), "run", "--allow-ffi", ECHO_TS],
+      "lgj0",
+      "10.91.0",
+      children,
+    );
     await ping(a, "10.89.0.2", 20); // warm-up, ARP
     await ping(a, "10.88.0.2", 20);
-    const tap = () => ping(a, "10.89.0.2"), veth = () => ping(a, "10.88.0.2");
-    const out: Metric[] = [];
-    if (echoBin === null) {
-      out.push(metric(RTT, "µs", await paired(tap, veth, { min: 5, max: 15 }), REF, false));
-      out.push(skipped(FLOOR, "µs", REF, "no clang to build the C tap responder"));
-    } else {
-      // Each round runs the three in a rotating order; the floor's samples
-      // come from the rounds of net.tap.rtt's window.
-      const floors: number[] = [];
-      let round = 0;
-      const rtt = await pairedJoint(async () => {
-        const got = new Map<string, number>();
-        const runs: [string, () => Promise<number>][] = [
-          ["tap", tap],
-          ["floor", () => ping(a, "10.90.0.2")],
-          ["veth", veth],
-        ];
-        for (let i = 0; i < 3; i++) {
-          const [k, f] = runs[(round + i) % 3];
-          got.set(k, await f());
-        }
-        round++;
-        floors.push(got.get("floor")!);
-        return [got.get("tap")!, got.get("veth")!];
-      }, { min: 5, max: 15 });
-      const fv = floors.slice(-rtt.values.length);
-      const fr = fv.map((v, i) => v / rtt.refs[i]);
-      const fp = { ...rtt, values: fv, ratios: fr, stable: spread(fr) <= rtt.tolerance };
-      const m = metric(RTT, "µs", rtt, REF, false), fm = metric(FLOOR, "µs", fp, REF, false);
-      const over = rtt.values.map((v, i) => v / fv[i]);
-      m.note = `C tap responder (net.tap.rtt.floor) in the same rounds: ${
-        fm.value.toPrecision(3)
-      } µs; netd ${median(over).toFixed(2)}× the floor, ${
-        median(rtt.values.map((v, i) => v - fv[i])).toFixed(1)
-      } µs more`;
-      fm.note = "a minimal C program behind a tap (bench/tap_echo.c): read(2), reply, write(2)";
-      out.push(m, fm);
-    }
+    // Each round runs them all in a rotating order (tap, floor, JS, veth:
+    // four runs of 200 pings); the responders' samples come from the rounds
+    // of net.tap.rtt's window.
+    const runs: [string, () => Promise<number>][] = [["tap", () => ping(a, "10.89.0.2")]];
+    if (floorWhy === null) runs.push([FLOOR, () => ping(a, "10.90.0.2")]);
+    if (jsWhy === null) runs.push([JS, () => ping(a, "10.91.0.2")]);
+    runs.push(["veth", () => ping(a, "10.88.0.2")]);
+    const sides = new Map<string, number[]>(runs.map(([k]) => [k, []]));
+    let round = 0;
+    const rtt = await pairedJoint(async () => {
+      for (let i = 0; i < runs.length; i++) {
+        const [k, f] = runs[(round + i) % runs.length];
+        sides.get(k)!.push(await f());
+      }
+      round++;
+      return [sides.get("tap")!.at(-1)!, sides.get("veth")!.at(-1)!];
+    }, { min: 5, max: 15 });
+    const m = metric(RTT, "µs", rtt, REF, false), out: Metric[] = [m], notes: string[] = [];
+    /** A responder's metric from the rounds of net.tap.rtt's window; netd's samples over it. */
+    const side = (name: string, note: string): [Metric, number[], number[]] => {
+      const v = sides.get(name)!.slice(-rtt.values.length);
+      const r = v.map((x, i) => x / rtt.refs[i]);
+      const p = { ...rtt, values: v, ratios: r, stable: spread(r) <= rtt.tolerance };
+      const sm = metric(name, "µs", p, REF, false);
+      sm.note = note;
+      out.push(sm);
+      return [sm, rtt.values.map((x, i) => x / v[i]), rtt.values.map((x, i) => x - v[i])];
+    };
+    if (floorWhy === null) {
+      const [fm, times, more] = side(
+        FLOOR,
+        "a minimal C program behind a tap (bench/tap_echo.c): read(2), reply, write(2)",
+      );
+      notes.push(
+        `C tap responder (net.tap.rtt.floor) in the same rounds: ${fm.value.toPrecision(3)} µs; ` +
+          `netd ${median(times).toFixed(2)}× the floor, ${median(more).toFixed(1)} µs more`,
+      );
+    } else out.push(skipped(FLOOR, "µs", REF, floorWhy));
+    if (jsWhy === null) {
+      const [jm, , more] = side(
+        JS,
+        "a minimal Deno program behind a tap (bench/tap_echo.ts): lguest's blocking wait " +
+          "(poll(2) on the tap and Deno's event-loop epoll fds), read(2), the reply made " +
+          "in JavaScript, write(2)",
+      );
+      notes.push(
+        `Deno tap responder (net.tap.rtt.js): ${jm.value.toPrecision(3)} µs; ` +
+          `netd ${median(more).toFixed(1)} µs over the JS responder`,
+      );
+    } else out.push(skipped(JS, "µs", REF, jsWhy));
+    if (notes.length !== 0) m.note = notes.join("; ");
     const bin = await build(dir, "udp");
     if (bin === null) {
       out.push(skipped(PPS, "echoes/s", PPS_REF, "no clang to build the UDP sender"));

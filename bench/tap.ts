@@ -252,20 +252,19 @@ export async function benchTap(): Promise<Metric[]> {
         "a minimal C program behind a tap (bench/tap_echo.c): read(2), reply, write(2)",
       );
       notes.push(
-        `C tap responder (net.tap.rtt.floor) in the same rounds: ${fm.value.toPrecision(3)} µs; ` +
-          `netd ${median(times).toFixed(2)}× the floor, ${median(more).toFixed(1)} µs more`,
+        `C responder (net.tap.rtt.floor), same rounds: ${fm.value.toPrecision(3)} µs, ` +
+          `netd ${median(times).toFixed(2)}× it, ${median(more).toFixed(1)} µs more`,
       );
     } else out.push(skipped(FLOOR, "µs", REF, floorWhy));
     if (jsWhy === null) {
       const [jm, , more] = side(
         JS,
-        "a minimal Deno program behind a tap (bench/tap_echo.ts): lguest's blocking wait " +
-          "(poll(2) on the tap and Deno's event-loop epoll fds), read(2), the reply made " +
-          "in JavaScript, write(2)",
+        "a minimal Deno program behind a tap (bench/tap_echo.ts): our wait's poll(2), read(2), " +
+          "a reply made in JavaScript, write(2)",
       );
       notes.push(
-        `Deno tap responder (net.tap.rtt.js): ${jm.value.toPrecision(3)} µs; ` +
-          `netd ${median(more).toFixed(1)} µs over the JS responder`,
+        `netd ${median(more).toFixed(1)} µs over the JS responder ` +
+          `(net.tap.rtt.js, ${jm.value.toPrecision(3)} µs)`,
       );
     } else out.push(skipped(JS, "µs", REF, jsWhy));
     if (notes.length !== 0) m.note = notes.join("; ");

@@ -260,7 +260,7 @@ export async function benchTap(): Promise<Metric[]> {
       const [jm, , more] = side(
         JS,
         "a minimal Deno program behind a tap (bench/tap_echo.ts): our wait's poll(2), read(2), " +
-          "a reply made in JavaScript, write(2)",
+          "the reply in JavaScript, write(2)",
       );
       notes.push(
         `netd ${median(more).toFixed(1)} µs over the JS responder ` +

@@ -8,7 +8,8 @@
  * support, and links with wasm-ld against libposix.a (embedded in this
  * program: guests/images/libposix.a.ts), wasi-libc and compiler-rt. Every
  * other argument goes to clang as it is (`-O2`, `-I`, `-D`, `-c`, more
- * sources, objects, `-lm` ...). Without `-o` (or `--output`) the image is
+ * sources, objects, `-lm`, `-x c -` for a source on standard input ...); a
+ * `-x LANG` never applies to the inputs cc adds itself. Without `-o` (or `--output`) the image is
  * `a.wasm`; an existing output that is not a wasm image (a disk image, say)
  * is refused, never overwritten, and so is a folder or a FIFO. A signal
  * that ends lguest (SIGINT, SIGTERM, SIGHUP) ends clang with it.
@@ -134,10 +135,14 @@ export async function ccCommand(argv: string[]): Promise<number> {
     print(USAGE);
     return EXIT.OK;
   }
+  // An input: a file name, or `-` (clang reads that source from standard input, with `-x LANG`);
+  // not the value of -o/--output/-x given apart.
+  const isInput = (i: number) =>
+    (argv[i] === "-" || !argv[i].startsWith("-")) &&
+    !["-o", "--output", "-x"].includes(argv[i - 1]);
+  const fromStdin = argv.some((a, i) => a === "-" && isInput(i));
   // Our own argv0.c is an input too: without this, no input is clang's "undefined symbol: main".
-  if (
-    argv.every((a, i) => a.startsWith("-") || argv[i - 1] === "-o" || argv[i - 1] === "--output")
-  ) {
+  if (!argv.some((_, i) => isInput(i))) {
     throw new UsageError("cc: no input files (name the program's .c files)");
   }
   const compileOnly = argv.some((a) => a === "-c" || a === "-E" || a === "-S" || a === "-M");
@@ -156,8 +161,6 @@ export async function ccCommand(argv: string[]): Promise<number> {
     }
   }
   if (output === "") throw new UsageError("cc: -o needs a file name (got '')");
-  const isInput = (i: number) =>
-    !argv[i].startsWith("-") && argv[i - 1] !== "-o" && argv[i - 1] !== "--output";
   // As gcc: the output must not be one of the inputs (-o prog.c prog.c would replace the source).
   const out = statOrNull(output);
   // The image is written by name: a folder is clang's three lines, and a FIFO blocks the linker
@@ -176,7 +179,7 @@ export async function ccCommand(argv: string[]): Promise<number> {
   }
   if (out) {
     for (const [i, a] of argv.entries()) {
-      if (!isInput(i)) continue;
+      if (!isInput(i) || a === "-") continue;
       const st = statOrNull(a);
       if (st && st.dev === out.dev && st.ino === out.ino) {
         throw new UsageError(
@@ -216,6 +219,10 @@ export async function ccCommand(argv: string[]): Promise<number> {
       await Deno.writeTextFile(argv0, `const char *lguest_argv0 = ${JSON.stringify(name)};\n`);
       if (!named) args.push("-o", output);
       args.push(
+        // A user's `-x LANG` (`-x c -`: the source on stdin) stays in force for every later input:
+        // `-x none` gives ours back their own kinds (argv0.c is C, libposix.a an archive).
+        "-x",
+        "none",
         argv0,
         "-nostartfiles",
         `-L${WASI_LIB}`,
@@ -232,7 +239,8 @@ export async function ccCommand(argv: string[]): Promise<number> {
     // a full disk) aborts with LLVM's crash dump, which is one line here instead.
     const child = new Deno.Command(clang, {
       args,
-      stdin: "null",
+      // `-` is a source on standard input: clang reads it there, as it would without lguest.
+      stdin: fromStdin ? "inherit" : "null",
       stdout: "inherit",
       stderr: "piped",
     }).spawn();

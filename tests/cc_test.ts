@@ -113,7 +113,7 @@ Deno.test("cc: a compile error shows clang's diagnostics and exits 125", async (
 });
 
 Deno.test("cc: no input file is one line (not clang's 'undefined symbol: main')", async () => {
-  for (const args of [["-o", "x.wasm"], ["-O2", "-Wall"]]) {
+  for (const args of [["-o", "x.wasm"], ["-O2", "-Wall"], ["-x", "c"]]) {
     const r = await runCli(["cc", ...args]);
     assert.equal(r.code, EXIT.USAGE, describe(r));
     assert.equal(
@@ -122,6 +122,28 @@ Deno.test("cc: no input file is one line (not clang's 'undefined symbol: main')"
       describe(r),
     );
   }
+});
+
+Deno.test("cc: a program on standard input (-x c -) builds and runs; -x LANG never reaches cc's own inputs", async () => {
+  if (await skipWithoutToolchain()) return;
+  await inTempDir(async (dir) => {
+    // Was: the user's -x c compiled the appended libposix.a as C (~90 lines of errors), and
+    // clang's stdin was /dev/null (with -x none after it: "undefined symbol: main").
+    for (
+      const [args, src, status] of [
+        [["-x", "c", "-"], "int main(void) { return 5; }\n", 5],
+        [["-x", "c", "-", "-x", "none"], "int main(void) { return 6; }\n", 6],
+        [["-x", "c++", "-"], 'extern "C" int main() { return 7; }\n', 7],
+      ] as const
+    ) {
+      const img = `${dir}/s${status}.wasm`;
+      const cc = await runCli(["cc", "-O2", "-o", img, ...args], { stdin: src });
+      assert.equal(cc.code, EXIT.OK, describe(cc));
+      assert.equal(cc.stderr, "", describe(cc));
+      const r = await runCli(["run", img]);
+      assert.equal(r.code, status, describe(r));
+    }
+  });
 });
 
 Deno.test("cc: -o naming an input (prog.c) is refused in one line; the source is kept", async () => {

@@ -530,9 +530,20 @@ export const MANIFEST: readonly ManifestEntry[] = ${JSON.stringify(manifest, nul
  * Import a module kept out of the module graph (a test guest's image, a
  * wasm image as built): the specifier is a variable, so Deno does not load
  * it with the program (start-up) and \`deno bundle\` / \`deno compile\` leave
- * it out (there it is not found: launcher/images.ts says so in one line).
+ * it out. Only this module as a checkout's \`guests/images/index.ts\` (a
+ * file or an HTTP URL) imports it, from its own folder: in the bundle every
+ * module has the bundle's URL, and \`import()\` would find (and run) a file
+ * of that name beside the bundle; a compiled binary
+ * (\`Deno.build.standalone\`) embeds none of them. There it imports nothing
+ * and rejects with an Error named \`NotInBuild\` (launcher/images.ts: "not
+ * in this build", one line).
  */
 function outside<T>(specifier: string): Promise<T> {
+  if (Deno.build.standalone || !import.meta.url.endsWith("/guests/images/index.ts")) {
+    const e = new Error(\`\${specifier} is not in this build\`);
+    e.name = "NotInBuild";
+    return Promise.reject(e);
+  }
   return import(specifier);
 }
 

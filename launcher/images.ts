@@ -47,9 +47,10 @@ export async function builtinFile(file: string): Promise<Uint8Array | null> {
  * Why the module of built-in image `file` (`guests/images/MODULE`) did not
  * import, in one line: a permission it needs (a module imported through a
  * variable, as the test guests' are, is read with --allow-read), a module
- * that is not there (`deno task bundle` leaves the test guests' out of
- * dist/lguest.js; in a checkout, a deleted file), or a damaged one (a
- * truncated file: a syntax error).
+ * that is not there (`deno task bundle` and `deno compile` leave the test
+ * guests' and the as-built images' out, and there nothing beside the bundle
+ * is imported: guests/images/index.ts `outside`; in a checkout, a deleted
+ * file), or a damaged one (a truncated file: a syntax error).
  */
 function importFailed(
   file: string,
@@ -58,6 +59,8 @@ function importFailed(
   what = `built-in image ${file}`,
 ): UsageError {
   const where = `guests/images/${module}`;
+  // guests/images/index.ts's `outside` imported nothing: the bundle, a compiled binary.
+  if (e instanceof Error && e.name === "NotInBuild") return notInBuild(file);
   const testGuest = MANIFEST.some((g) => g.test && (g.file === file || g.x86_64 === file));
   // A bundle (this module is not launcher/images.ts there) has no test guest, whatever the error.
   if (testGuest && !import.meta.url.endsWith("/launcher/images.ts")) return notInBuild(file);

@@ -181,6 +181,40 @@ Deno.test("ship: the bundle runs from an empty folder, offline: hello, a disk, t
       testGuest.stderr,
       "lguest: built-in image test-crash.wasm is not in this build (a test guest?)\n",
     );
+    // ... even with a module of a test guest's name beside the bundle: the bundle imports
+    // nothing beside itself (guests/images/index.ts `outside`), so that code never runs.
+    const beside = `${dir}/beside`;
+    await Deno.mkdir(beside);
+    await Deno.copyFile(js, `${beside}/lguest.js`);
+    const marker = `${dir}/marker.txt`;
+    const planted = `Deno.writeTextFileSync(${JSON.stringify(marker)}, "ran\\n");\n` +
+      `export const BASE64 = "", SIZE = 0, SHA256 = "";\n` +
+      `export const FUEL = { loops: 0, entries: 0, bulk: 0, resumes: 0 };\n`;
+    for (const f of ["test-args.wasm.ready.js", "test-args.wasm.js", "test-args.x86_64.elf.js"]) {
+      await Deno.writeTextFile(`${beside}/${f}`, planted);
+    }
+    for (const engine of ["wasm", "kvm"]) {
+      const r = await deno(
+        ["run", "-A", `${beside}/lguest.js`, "run", "--engine", engine, "test-args"],
+        { ...opts, cwd: beside },
+      );
+      if (engine === "kvm" && !/not in this build/.test(r.stderr) && /kvm/i.test(r.stderr)) {
+        console.log(`ship: --engine kvm not tried here: ${r.stderr.trim()}`);
+      } else {
+        assert.equal(r.code, EXIT.USAGE, show(r));
+        const file = engine === "wasm" ? "test-args.wasm" : "test-args.x86_64.elf";
+        assert.equal(
+          r.stderr,
+          `lguest: built-in image ${file} is not in this build (a test guest?)\n`,
+          show(r),
+        );
+      }
+      assert.equal(
+        await Deno.stat(marker).catch(() => null),
+        null,
+        `${engine}: the planted module ran`,
+      );
+    }
     assert.match(
       hello.stdout,
       /^Hello from an lguest guest! I have 32 MiB of RAM\.$/m,

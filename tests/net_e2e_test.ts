@@ -32,6 +32,7 @@ import {
   hasStackTrace,
   LGUEST_CMD,
   lines,
+  type LiveProcess,
   ROOT_PATH,
   runCli,
   spawnCli,
@@ -943,6 +944,103 @@ netnsSteps.push({
   },
 });
 
+/** Echo latencies (ms) of lines typed while the tap was busy, and while it was idle. */
+interface Echoes {
+  busy: number[];
+  idle: number[];
+  ping: PingResult;
+}
+
+/**
+ * Type `echo lNx` lines to the shell one at a time (each ended by `eol`)
+ * and take each line's ms from its write to its echo, in three rounds of
+ * two halves: netd's tap busy (pinged 100 ms apart: frames under 250 ms
+ * apart, so netd's run loop blocks in its idle wait, whose cap of 50 ms a
+ * held line waits for), then idle (no frame for 300 ms: no blocking wait,
+ * so nothing can hold a line; the reference). Each line comes 55-65 ms
+ * after the last one's echo (random: no lock-step with the wait's cap):
+ * where a wait that misses stdin's input holds the most lines (with the
+ * wait's poll of stdin left out, 50-70 ms after the echo: 60 % of the
+ * lines held 20-50 ms; 0-40 or 70-150 ms: 5-40 %; an event-loop turn
+ * gives the console's poll its waker and frees the line).
+ */
+async function echoBusyAndIdle(
+  ns: Netns,
+  addr: string,
+  lg: LiveProcess,
+  eol: string,
+): Promise<Echoes> {
+  const out: Echoes = { busy: [], idle: [], ping: {} as PingResult };
+  const pings: PingResult[] = [];
+  let n = 0;
+  const typeFor = async (ms: number, into: number[]) => {
+    const end = performance.now() + ms;
+    while (performance.now() < end) {
+      const i = n++;
+      const t0 = performance.now();
+      await lg.write(`echo l${i}x${eol}`);
+      await lg.waitFor(`\nl${i}x`, 5000);
+      into.push(performance.now() - t0);
+      await new Promise((r) => setTimeout(r, 55 + Math.random() * 10));
+    }
+  };
+  for (let round = 0; round < 3; round++) {
+    const pinging = ns.ping(addr, { count: 16, interval: 0.1, wait: 1 });
+    await new Promise((r) => setTimeout(r, 250)); // the tap is busy from here on
+    await typeFor(900, out.busy);
+    pings.push(await pinging);
+    await new Promise((r) => setTimeout(r, 300)); // and idle from here on
+    await typeFor(900, out.idle);
+  }
+  const transmitted = pings.reduce((a, p) => a + p.transmitted, 0);
+  const received = pings.reduce((a, p) => a + p.received, 0);
+  out.ping = {
+    tool: pings[0].tool,
+    transmitted,
+    received,
+    lossPercent: transmitted === 0 ? 0 : Math.round(100 * (1 - received / transmitted)),
+    rttMs: pings.flatMap((p) => p.rttMs),
+    output: pings.map((p) => p.output).join("\n"),
+  };
+  return out;
+}
+
+/** The `q` quantile of `xs` (0.5: the median; nearest rank). */
+function quantile(xs: number[], q: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Infinity;
+}
+
+function echoSummary(e: Echoes): string {
+  const show = (lat: number[]) =>
+    `${lat.map((ms) => ms.toFixed(1)).join(" ")} (median ${quantile(lat, 0.5).toFixed(1)}, ` +
+    `75th percentile ${quantile(lat, 0.75).toFixed(1)})`;
+  return `echo ms, tap busy: ${show(e.busy)}; idle: ${show(e.idle)}`;
+}
+
+/**
+ * Typed lines were not held by netd's blocking wait: the 75th percentile of the echoes while
+ * the tap is busy is at most {@link HELD_MS} over that while it is idle, in the same run. Not
+ * a count of slow lines (load delays some lines 0.1-0.5 s; a held one is 0-50 ms late), nor a
+ * bound on one figure (at load 7, two busy loops of the tests' priority, busy medians of
+ * 5-35 ms came with the wait working), nor the median: with the wait's poll of stdin left
+ * out, 50-75 % of the busy lines were held, busy medians 5-40 ms over idle, 75th
+ * percentiles 29-44 ms over (eight runs, quiet machine). With the blocking wait off at that
+ * load (nothing can hold a line), busy 75th percentiles were 1.3 under to 4.9 ms over idle.
+ */
+function assertNotHeld(e: Echoes, why: string): void {
+  assert.ok(e.busy.length >= 10 && e.idle.length >= 10, why);
+  // Busy against idle in the same run: load lifts both; held lines (most of them) the busy one.
+  const over = quantile(e.busy, 0.75) - quantile(e.idle, 0.75);
+  assert.ok(
+    over <= HELD_MS,
+    `typed lines held (busy 75th percentile ${over.toFixed(1)} ms over idle): ${why}`,
+  );
+}
+
+/** The bound on the busy 75th percentile's excess above. */
+const HELD_MS = 20;
+
 /**
  * A shell on the console next to netd on a busy tap (found by attack): each
  * typed line must reach the shell at once. While netd's run loop blocked in
@@ -953,11 +1051,10 @@ netnsSteps.push({
  * wait's 50 ms cap (pinged 45 ms apart: 4-7 of 30 lines 40-50 ms late).
  * Then the wait was left off while the read was in flight, i.e. all the
  * time; now the console polls stdin before it reads and the wait polls
- * stdin too: netd waits in its halt between the lines.
+ * stdin too: netd waits in its halt between the lines ({@link
+ * echoBusyAndIdle}, {@link assertNotHeld}).
  */
-function consoleNextToTapCase(): Promise<
-  { r: CliResult; ping: PingResult; lat: number[] }
-> {
+function consoleNextToTapCase(): Promise<{ r: CliResult; echoes: Echoes }> {
   return inTempDir((dir) =>
     withNetns("cons", async (ns) => {
       const config = await writeConfig(dir, [
@@ -971,19 +1068,9 @@ function consoleNextToTapCase(): Promise<
       try {
         await lg.waitFor(/netd: 10\.85\.0\.2\/24 on net0/, 15_000);
         await lg.waitFor(/\$ $/m, 15_000);
-        const pinging = ns.ping("10.85.0.2", { count: 100, interval: 0.045, wait: 1 });
-        await new Promise((r) => setTimeout(r, 500)); // the tap is busy from here on
-        const lat: number[] = [];
-        for (let i = 0; i < 40; i++) {
-          const t0 = performance.now();
-          await lg.write(`echo l${i}x\n`);
-          await lg.waitFor(`\nl${i}x`, 5000);
-          lat.push(performance.now() - t0);
-          await new Promise((r) => setTimeout(r, 60));
-        }
-        const ping = await pinging;
+        const echoes = await echoBusyAndIdle(ns, "10.85.0.2", lg, "\n");
         lg.kill("SIGTERM");
-        return { r: await lg.result(), ping, lat };
+        return { r: await lg.result(), echoes };
       } finally {
         lg.kill("SIGKILL");
         await lg.result();
@@ -996,18 +1083,17 @@ netnsSteps.push({
   name: "a shell's typed lines reach it at once next to netd on a busy tap (its blocking " +
     "wait does not hide the console's read)",
   async fn() {
-    const { r, ping, lat } = await consoleNextToTapCase();
+    const { r, echoes } = await consoleNextToTapCase();
+    const { ping } = echoes;
     const why = describe(r);
-    const late = lat.filter((ms) => ms > 40).length;
     const c = counters(r.stderr, "nd");
+    const echo = echoSummary(echoes);
     console.log(
-      `  echo ms ${lat.map((ms) => ms.toFixed(1)).join(" ")}; ${late} over 40 ms; ` +
-        `${c.haltWaitsInPlace} in place, ${c.waitsOffForPoolOps} waits left to the event loop, ` +
-        `${c.waitsWatchingPoolOps} watching stdin; ping ${ping.received}/${ping.transmitted}`,
+      `  ${echo}; ${c.haltWaitsInPlace} in place, ${c.waitsOffForPoolOps} waits left to the ` +
+        `event loop, ${c.waitsWatchingPoolOps} watching stdin; ping ${ping.received}/${ping.transmitted}`,
     );
     assert.ok(ping.received >= ping.transmitted - 1, ping.output);
-    // Generous (steps run at once): the bug made 15-25 % of the lines 40-50 ms late.
-    assert.ok(late <= 3, `${late} of 40 lines echoed after more than 40 ms: ${why}`);
+    assertNotHeld(echoes, `${echo}: ${why}`);
     // The waits watched stdin, in netd's halt (0 in place while any read was in flight).
     assert.ok(c.waitsWatchingPoolOps > 0, why);
     assert.ok(c.haltWaitsInPlace >= ping.received / 4, why);
@@ -1021,7 +1107,7 @@ netnsSteps.push({
  * frame through the event loop, while the read of the terminal was in
  * flight).
  */
-function ptyNextToTapCase(): Promise<{ lat: number[]; ping: PingResult; nd: Counters }> {
+function ptyNextToTapCase(): Promise<{ echoes: Echoes; nd: Counters }> {
   return inTempDir((dir) =>
     withNetns("pty", async (ns) => {
       const config = await writeConfig(dir, [
@@ -1038,20 +1124,10 @@ function ptyNextToTapCase(): Promise<{ lat: number[]; ping: PingResult; nd: Coun
       });
       try {
         await lg.waitFor(/\$ $/m, 15_000);
-        const pinging = ns.ping("10.88.0.2", { count: 60, interval: 0.045, wait: 1 });
-        await new Promise((r) => setTimeout(r, 500)); // the tap is busy from here on
-        const lat: number[] = [];
-        for (let i = 0; i < 20; i++) {
-          const t0 = performance.now();
-          await lg.write(`echo l${i}x\r`);
-          await lg.waitFor(`\nl${i}x`, 5000);
-          lat.push(performance.now() - t0);
-          await new Promise((r) => setTimeout(r, 60));
-        }
-        const ping = await pinging;
+        const echoes = await echoBusyAndIdle(ns, "10.88.0.2", lg, "\r");
         lg.kill("SIGTERM");
         await lg.result();
-        return { lat, ping, nd: counters(await Deno.readTextFile(`${dir}/stderr`), "nd") };
+        return { echoes, nd: counters(await Deno.readTextFile(`${dir}/stderr`), "nd") };
       } finally {
         lg.kill("SIGKILL");
         await lg.result();
@@ -1068,22 +1144,18 @@ netnsSteps.push({
       console.log("  skipped: no util-linux 'script' for a pty");
       return;
     }
-    const { lat, ping, nd } = await ptyNextToTapCase();
-    const late = lat.filter((ms) => ms > 40).length;
+    const { echoes, nd } = await ptyNextToTapCase();
+    const { ping } = echoes;
     const why = JSON.stringify(nd);
+    const echo = echoSummary(echoes);
     console.log(
-      `  echo ms ${lat.map((ms) => ms.toFixed(1)).join(" ")}; ${late} over 40 ms; ` +
-        `${nd.haltWaitsInPlace} in place, ${nd.waitsWatchingPoolOps} watching stdin; ` +
+      `  ${echo}; ${nd.haltWaitsInPlace} in place, ${nd.waitsWatchingPoolOps} watching stdin; ` +
         `ping ${ping.received}/${ping.transmitted}`,
     );
     assert.ok(ping.received >= ping.transmitted - 1, ping.output);
-    // Under the group's load a line now and then takes 40-150 ms here (main too: 0-1 of 20 a run
-    // at load 3; now 0-3: one more thread hand-off per line, the read after the poll; at load 9
-    // both see lines of 0.1-0.5 s). A line that waits for the wait's cap is the FIFO step's to
-    // catch (40 lines); this one asks that lines at a terminal are not held as a rule.
-    assert.ok(late <= 5, `${late} of 20 lines echoed after more than 40 ms: ${why}`);
+    assertNotHeld(echoes, `${echo}: ${why}`);
     assert.ok(nd.waitsWatchingPoolOps > 0, why);
-    // 24-78 of 60 here (0 before); a terminal's run has the supervisor's 50 ms heartbeat, whose
+    // 35-42 of 48 here (0 before); a terminal's run has the supervisor's 50 ms heartbeat, whose
     // turns end some waits, and a frame after a wait that ran its time takes the run loop's way.
     assert.ok(nd.haltWaitsInPlace >= ping.received / 10, why);
   },

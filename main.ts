@@ -9,6 +9,7 @@
 
 import { VERSION } from "./version.ts";
 import { print, stdoutFailure, warn } from "./sys/stdio.ts";
+import { hostStackLine, hostStackSaid, isStackOverflow } from "./sys/text.ts";
 
 // Written `(function f() {...}).bind(null)`: compiled with the module, not again at every
 // start on its first call (Deno's emit keeps these parentheses; docs/performance.md, boot).
@@ -57,6 +58,29 @@ function generatedModuleFailed(e: unknown): number {
 }
 
 /**
+ * A host whose own stack ran out (V8 --stack-size in DENO_V8_FLAGS) in code no caller awaits
+ * (Deno's lazily loaded Node timers, a rejection left to the event loop): one line and 125
+ * (launcher/exit.ts EXIT.USAGE, as for a host that cannot run the engine), not Deno's uncaught
+ * error with its stack trace. Anything else is left to Deno as before. Off once the CLI has its
+ * exit code (the last turn of the loop, below, changes none).
+ */
+const hostStackNet = (function hostStackNet(): () => void {
+  const net = (e: Event) => {
+    const why = e instanceof PromiseRejectionEvent ? e.reason : (e as ErrorEvent).error;
+    if (!isStackOverflow(why)) return;
+    e.preventDefault();
+    if (!hostStackSaid()) warn(`lguest: ${hostStackLine()}`);
+    Deno.exit(125);
+  };
+  globalThis.addEventListener("unhandledrejection", net);
+  globalThis.addEventListener("error", net);
+  return () => {
+    globalThis.removeEventListener("unhandledrejection", net);
+    globalThis.removeEventListener("error", net);
+  };
+}).bind(null);
+
+/**
  * One turn of Deno's event loop before the process exits. Deno stores a
  * module's V8 code cache in an event-loop turn after it loaded the module,
  * and `Deno.exit` ends the process at once: a run that never gave the loop a
@@ -93,6 +117,7 @@ if (import.meta.main) {
     }
   } else {
     fromTaskCwd();
+    const netOff = hostStackNet();
     // The watchdog Worker is only needed at a terminal or with --timeout (launcher/runner.ts
     // makes the same test to decide whether the run needs its supervisor).
     if (
@@ -108,6 +133,7 @@ if (import.meta.main) {
       Deno.exit(generatedModuleFailed(e));
     }
     const code = await cli.main(args);
+    netOff(); // the last turn below changes no exit code
     // At a terminal the run reads it in turns of the loop anyway; the turn is for the rest.
     if (!Deno.stdin.isTerminal()) await eventLoopTurn();
     Deno.exit(code);

@@ -10,7 +10,15 @@ interface JspiNamespace {
   promising: (fn: (...args: never[]) => unknown) => (...args: unknown[]) => Promise<unknown>;
 }
 
-const jspi = WebAssembly as unknown as Partial<JspiNamespace>;
+// `typeof`: a V8 without WebAssembly (DENO_V8_FLAGS=--jitless) has no such global, and this
+// module loads with the CLI (launcher/cli.ts says so in one line).
+const jspi = (typeof WebAssembly === "object" ? WebAssembly : {}) as Partial<JspiNamespace>;
+
+/** Has this runtime WebAssembly at all (not so under V8's --jitless)? */
+export const hasWasm: boolean = typeof WebAssembly === "object";
+
+/** Why the wasm engine cannot run here (one line), when {@link hasWasm} is false. */
+export const NO_WASM = "this Deno has no WebAssembly (V8 flag --jitless?)";
 
 /** Is JSPI available in this runtime? */
 export const hasJspi: boolean = typeof jspi.Suspending === "function" &&

@@ -10,6 +10,7 @@ import { UsageError } from "../devices/registry.ts";
 import type { GuestCpu } from "./engine.ts";
 import { compileImage, compileReady, describePreemption, WasmCpu } from "./wasm.ts";
 import type { FuelCounts } from "./wasm_fuel.ts";
+import { hasWasm, NO_WASM } from "./jspi.ts";
 
 /** The KVM engine, loaded only when a guest asks for it (start-up of wasm runs). */
 function kvm(): Promise<typeof import("./kvm.ts")> {
@@ -31,12 +32,13 @@ export const parseEngine = (function parseEngine(text: string): EngineName {
 
 /**
  * Why `engine` cannot run on this machine (one line, for the user), or
- * null. The wasm engine always can.
+ * null. The wasm engine can wherever V8 has WebAssembly.
  */
 export const engineUnavailable = (async function engineUnavailable(
   engine: EngineName,
 ): Promise<string | null> {
-  if (engine === "wasm") return null;
+  // A V8 without WebAssembly (--jitless): one line where the engine is chosen (API, --config).
+  if (engine === "wasm") return hasWasm ? null : NO_WASM;
   const why = (await kvm()).kvmUnavailable();
   return why === null
     ? null

@@ -37,12 +37,12 @@
  * @module
  */
 
+import { hostStackLine, isStackOverflow, printable } from "../sys/text.ts";
 import type { GuestCpu, HypercallPort } from "./engine.ts";
 import { LG_EV_WAIT, LG_EVENT } from "./engine.ts";
 import { lazySuspending, type Park, promising } from "./jspi.ts";
 import type { FuelCounts } from "./wasm_fuel.ts";
 import { FUEL, FUEL_EXPORT, ImageError } from "./image_error.ts";
-import { printable } from "../sys/text.ts";
 import { nowMs, nowNs } from "../sys/clock.ts";
 
 export { ImageError };
@@ -238,6 +238,8 @@ function faultReason(e: unknown): string {
   if (e instanceof RangeError && /call stack/i.test(e.message)) {
     return "guest fault: stack overflow";
   }
+  // Deno's own code in a hypercall (its lazily loaded timers) overflowing a small host stack.
+  if (isStackOverflow(e)) return hostStackLine();
   return `internal error in hypercall: ${e instanceof Error ? e.message : String(e)}`;
 }
 

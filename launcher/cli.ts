@@ -13,11 +13,12 @@
  * @module
  */
 
+import { hostStackLine, isStackOverflow, printable } from "../sys/text.ts";
 import { meant, type OptionSpec, parseOptions } from "./args.ts";
 import { deviceKinds, UsageError } from "../devices/registry.ts";
 import "../devices/all.ts";
 import { ImageError } from "../engines/wasm.ts";
-import { hasJspi } from "../engines/jspi.ts";
+import { hasJspi, hasWasm, NO_WASM } from "../engines/jspi.ts";
 import { engineUnavailable, parseEngine } from "../engines/select.ts";
 import { VERSION } from "../version.ts";
 import { builtinGuests } from "./images.ts";
@@ -26,7 +27,6 @@ import { joinCmdline } from "./cmdline.ts";
 import { MAX_MEMORY, MIN_MEMORY } from "./layout.ts";
 import { EXIT, permissionMessage } from "./exit.ts";
 import { print, stdoutFailure, warn } from "../sys/stdio.ts";
-import { printable } from "../sys/text.ts";
 
 export { EXIT, exitCodeOf } from "./exit.ts";
 
@@ -174,6 +174,7 @@ export const main = (async function main(argv: string[]): Promise<number> {
     return await dispatch(argv);
   } catch (e) {
     if (e instanceof UsageError || e instanceof ImageError) return fail(e.message);
+    if (isStackOverflow(e)) return fail(hostStackLine());
     const perm = permissionMessage(e);
     if (perm !== null) return fail(perm);
     // The host refused a file (EACCES) somewhere no message names it: one line, not a trace.
@@ -316,7 +317,12 @@ const runCommand = (async function runCommand(argv: string[]): Promise<number> {
     if (why !== null) throw new UsageError(why);
   }
   const verbose = values.verbose ? (line: string) => warn(`lguest: ${line}`) : undefined;
-  if (!hasJspi) throw new UsageError("this Deno has no WebAssembly JSPI; use Deno 2.9 or later");
+  if (!hasJspi) {
+    // As --engine kvm without /dev/kvm: a host that cannot run the engine is one line, 125.
+    throw new UsageError(
+      hasWasm ? "this Deno has no WebAssembly JSPI; use Deno 2.9 or later" : NO_WASM,
+    );
+  }
   const opts = {
     timeoutMs,
     verbose,

@@ -9,8 +9,10 @@
  * | 0..123  | the guest's own exit status (power off = 0, exit(N) = N)       |
  * | 123     | also: a guest status of 124..255 (exact status on stderr)      |
  * | 124     | `--timeout` expired                                            |
- * | 125     | usage error / input refused before any guest ran; stdout or    |
- * |         | the --json report could not be written (sys/stdio.ts)          |
+ * | 125     | usage error / input refused before any guest ran; a host that  |
+ * |         | cannot run the engine (no /dev/kvm, V8 --jitless, its own      |
+ * |         | stack exhausted: sys/text.ts `isStackOverflow`); stdout or the --json      |
+ * |         | report could not be written (sys/stdio.ts)                     |
  * | 126     | the guest crashed (panic, trap) or was killed by the host      |
  * |         | (also: its output could not be written to stdout)              |
  * | 128+N   | ended by signal N (130 also for three Ctrl-C)                  |

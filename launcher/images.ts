@@ -16,7 +16,7 @@
 import { UsageError } from "../devices/registry.ts";
 import { files, MANIFEST, type ManifestEntry, READY } from "../guests/images/index.ts";
 import type { FuelCounts } from "../engines/wasm_fuel.ts";
-import { printable } from "../sys/text.ts";
+import { hostStackLine, isStackOverflow, printable } from "../sys/text.ts";
 import { readInputFile } from "./input_file.ts";
 import { meant } from "./args.ts";
 import { permissionMessage } from "./exit.ts";
@@ -157,6 +157,8 @@ const decodeUnverified = (async function decodeUnverified(
       bytes = new Uint8Array(await new Response(stream).arrayBuffer());
     }
   } catch (e) {
+    // A host whose own stack ran out (V8 --stack-size) failed here, not the payload.
+    if (isStackOverflow(e)) throw new UsageError(hostStackLine());
     throw e instanceof UsageError ? e : damaged(what, where, e, part);
   }
   // Brotli has no checksum and base64 none either: one flipped character can decode to a valid

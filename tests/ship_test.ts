@@ -18,6 +18,7 @@ import { lanPair } from "./helpers/resources.ts";
 import { EXIT } from "../launcher/cli.ts";
 import { embeddedPayload, writeEmbedding } from "../guests/build.ts";
 import { DatabaseSync } from "node:sqlite";
+import { assertHostStack } from "./helpers/v8_flags.ts";
 import { COUNTING, NONE } from "./helpers/start_probe.ts";
 import { asciiOnly } from "../tools/ascii.ts";
 import {
@@ -51,7 +52,13 @@ const CAN_UNSHARE = await (async () => {
 /** Run deno with `args` in `cwd`; `offline` removes the network where possible. */
 async function deno(
   args: string[],
-  opts: { cwd: string; denoDir?: string; stdin?: string; offline?: boolean },
+  opts: {
+    cwd: string;
+    denoDir?: string;
+    stdin?: string;
+    offline?: boolean;
+    env?: Record<string, string>;
+  },
 ): Promise<Ran> {
   const argv = [Deno.execPath(), ...args];
   if (opts.offline && CAN_UNSHARE) argv.unshift("unshare", "-n");
@@ -61,7 +68,7 @@ async function deno(
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
-    env: { NO_COLOR: "1", ...(opts.denoDir ? { DENO_DIR: opts.denoDir } : {}) },
+    env: { NO_COLOR: "1", ...(opts.denoDir ? { DENO_DIR: opts.denoDir } : {}), ...opts.env },
   }).spawn();
   const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
   if (opts.stdin !== undefined) {
@@ -221,9 +228,21 @@ Deno.test("ship: the bundle runs from an empty folder, offline: hello, a disk, t
       show(hello),
     );
     // The big images are in the bundle too.
-    const lua = await deno(["run", ...RUN_FLAGS, js, "run", "lua", "--", "-e", "print(6*7)"], opts);
+    const luaArgs = ["run", ...RUN_FLAGS, js, "run", "lua", "--", "-e", "print(6*7)"];
+    const lua = await deno(luaArgs, opts);
     assert.equal(lua.code, EXIT.OK, show(lua));
     assert.equal(lua.stdout, "42\n", show(lua));
+    // V8 flags (tests/v8_flags_test.ts): one line and 125 from the bundle too, never a trace.
+    const jitless = await deno(["run", ...RUN_FLAGS, js, "run", "hello"], {
+      ...opts,
+      env: { DENO_V8_FLAGS: "--jitless" },
+    });
+    assert.equal(jitless.code, EXIT.USAGE, show(jitless));
+    assert.equal(jitless.stderr, "lguest: this Deno has no WebAssembly (V8 flag --jitless?)\n");
+    for (const args of [luaArgs, ["run", ...RUN_FLAGS, js, "run", "hello"]]) {
+      const small = await deno(args, { ...opts, env: { DENO_V8_FLAGS: "--stack-size=60" } });
+      assertHostStack(small, show(small));
+    }
 
     await Deno.writeFile(`${work}/disk.img`, new Uint8Array(1 << 20));
     const shell = await deno(["run", ...RUN_FLAGS, js, "run", "--block", "disk.img", "shell"], {

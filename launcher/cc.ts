@@ -41,7 +41,8 @@ Builds C programs written for a standard C library (stdio, malloc, files,
 setjmp/longjmp, time) into an lguest guest image: stdin/stdout/stderr are the
 console, files live on the first --block disk's lgfs file system, the exit
 status is lguest's exit code (docs/guest-abi.md §19). Flags go to clang
-(e.g. -O2, -Wall, -I DIR, -D X, -c, -lm). Then: lguest run ./prog.wasm -- ARGS
+(e.g. -O2, -Wall, -I DIR, -D X, -c, -lm; '-x c -' reads the source from
+standard input). Then: lguest run ./prog.wasm -- ARGS
 
 Needs: ${INSTALL}`;
 

@@ -704,13 +704,16 @@ Deno.test("ship: tools/eager.ts compiles warm classes' methods with their module
   // The class shapes `deno bundle` writes: a class's own name where its code uses it, private
   // fields and methods, accessors, static, async and generator methods, a method named like a
   // function of the module (a method binds no name in its body), a constructor, and a derived
-  // class (its constructor calls super(), so it stays). A device's class stays lazy.
+  // class (its constructor calls super(), so it stays). A device's class stays lazy. Static
+  // initialisers that call moved static methods (one of them through the class's own name), and
+  // the methods' and accessors' names (s6-atk-bundle finding 3: 'this.helper is not a function',
+  // and names that were "").
   const bundle = `var __esm = (fn, res) => function __init() {
   return fn && (res = (0, fn[Object.getOwnPropertyNames(fn)[0]])(fn = 0)), res;
 };
 
 // host/c.ts
-var C, D;
+var C, S, T, D;
 var init_c = __esm({
   "host/c.ts"() {
     C = class _C {
@@ -743,6 +746,25 @@ var init_c = __esm({
       }
       hidden() {
         return this.#hidden();
+      }
+    };
+    S = class {
+      static helper() {
+        return 42;
+      }
+      static answer = this.helper();
+    };
+    T = class _T {
+      v = 6;
+      static #made = _T.make();
+      static make() {
+        return new _T().times(7);
+      }
+      times(k) {
+        return this.v * k;
+      }
+      static get made() {
+        return _T.#made;
       }
     };
     D = class extends C {
@@ -784,29 +806,43 @@ globalThis.__eagerClasses.push([
   c.n, c.early(), await c.twice(), [...c.count()], c.hidden(), C.made, new Lazy().run(),
   Object.keys(C.prototype), proto.enumerable, proto.writable, proto.configurable,
   typeof n.get, typeof n.set, n.enumerable, typeof C.make, new D(2).p(), C.length,
+  S.answer, T.made, C.prototype.early.name, n.get.name, n.set.name, C.make.name,
+  C.prototype.twice.name, C.prototype.count.name, Object.getOwnPropertyDescriptor(T, "made").get.name,
 ]);
 `;
   const out = eagerFunctions(bundle);
-  // n (get and set), early, make, twice, count, hidden, the constructor and #hidden; D's p and
-  // #p, not its constructor; nothing of devices/block.ts.
-  assert.equal(out.methods, 11);
-  assert.match(out.text, /^ {6}static \[\(__eager0 = \[$/m);
-  assert.match(out.text, /^ {8}\[0, "m", "early", \(function\(\) \{$/m);
+  // n (get and set), early, make, twice, count, hidden, the constructor and #hidden; S's helper;
+  // T's make, times and made; D's p and #p, not its constructor; nothing of devices/block.ts.
+  assert.equal(out.methods, 15);
+  assert.match(out.text, /^ {6}static \[\(__eager0 = \[\{$/m);
+  // Each function the value of a property named as its method: its name.
+  assert.match(out.text, /^ {8}"early": \(function\(\) \{$/m);
+  assert.match(out.text, /^ {8}"get n": \(function\(\) \{$/m);
   assert.match(out.text, /^ {6}run\(\) \{$/m);
   // A constructor and a #private method keep a stub that calls their function.
-  assert.match(out.text, /^ {6}constructor\(__arg0\) \{\n {8}return __eager0\[0\]\[3\]/m);
-  assert.match(out.text, /^ {6}#hidden\(\) \{\n {8}return __eager0\[\d\]\[3\]/m);
+  assert.match(
+    out.text,
+    /^ {6}constructor\(__arg0\) \{\n {8}return __eager0\[0\]\["constructor"\]\.apply/m,
+  );
+  assert.match(out.text, /^ {6}#hidden\(\) \{\n {8}return __eager0\[0\]\["#hidden"\]\.apply/m);
   assert.match(out.text, /^ {6}constructor\(n\) \{\n {8}super\(n\);$/m);
   // Each method put in place by its own defineProperty (no shared installer: docs/performance.md).
   assert.match(
     out.text,
-    /^ {4}Object\.defineProperty\(C\.prototype, "early", \{ value: __eager0\[\d\]\[3\], writable: true, configurable: true \}\);$/m,
+    /^ {8}Object\.defineProperty\(this\.prototype, "early", \{ value: __eager0\[0\]\["early"\], writable: true, configurable: true \}\);$/m,
   );
   assert.match(
     out.text,
-    /^ {4}__eagerHad = Object\.getOwnPropertyDescriptor\(C\.prototype, "n"\);$/m,
+    /^ {8}__eagerHad = Object\.getOwnPropertyDescriptor\(this\.prototype, "n"\);$/m,
   );
-  assert.match(out.text, /^ {4}Object\.defineProperty\(C, "make", /m);
+  // A class with a static initialiser has them defined in a static block before it (one whose
+  // moved functions use its own name makes that name the class first); others after the class.
+  assert.match(
+    out.text,
+    /^ {6}static \{\n {8}T = this;\n {8}Object\.defineProperty\(this, "make", /m,
+  );
+  assert.match(out.text, /^ {6}static \{\n {8}Object\.defineProperty\(this, "helper", /m);
+  assert.match(out.text, /^ {4}Object\.defineProperty\(D\.prototype, "p", /m);
   assert.ok(!out.text.includes("__eagerInstall"));
   const g = globalThis as unknown as { __eagerClasses: unknown[] };
   g.__eagerClasses = [];
@@ -816,7 +852,7 @@ globalThis.__eagerClasses.push([
     await Deno.writeTextFile(`${dir}/input.js`, bundle);
     // Through the minifier as `deno task bundle` does: `_C` in a computed name would throw there.
     const min = await minifyEager(`${dir}/input.js`, `${dir}/min.js`, false);
-    assert.deepEqual([min.methods, min.marks], [11, min.functions + min.modules + 11]);
+    assert.deepEqual([min.methods, min.marks], [15, min.functions + min.modules + 15]);
     assert.ok(!(await Deno.readTextFile(`${dir}/min.js`)).includes(MARK));
     for (const name of ["before.js", "after.js", "min.js"]) await import(`file://${dir}/${name}`);
   });
@@ -838,6 +874,15 @@ globalThis.__eagerClasses.push([
     "function",
     3,
     1,
+    42,
+    42,
+    "early",
+    "get n",
+    "set n",
+    "make",
+    "twice",
+    "count",
+    "get made",
   ];
   assert.deepEqual(g.__eagerClasses, [expected, expected, expected]);
   delete (g as { __eagerClasses?: unknown }).__eagerClasses;
@@ -894,7 +939,7 @@ after();
     assert.deepEqual([r.functions, r.modules, r.methods, r.profiled], [1, 1, 1, 3]);
     assert.match(r.text, new RegExp(`^var called = ${MARK}\\(function called\\(\\) \\{$`, "m"));
     assert.match(r.text, new RegExp(`^ {2}"host/p\\.ts": ${MARK}\\(function\\(\\) \\{$`, "m"));
-    assert.match(r.text, new RegExp(`\\[0, "m", "used", ${MARK}\\(function\\(\\) \\{$`, "m"));
+    assert.match(r.text, new RegExp(`^ {8}"used": ${MARK}\\(function\\(\\) \\{$`, "m"));
     for (
       const lazy of [
         /^function after\(\) \{$/m,

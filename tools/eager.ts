@@ -129,9 +129,9 @@ const methodHelpers = [`var __eagerKey = Symbol("eager methods"), __eagerHad;`];
  */
 function installs(indent: string, cls: string, list: string, entries: Entry[]): string[] {
   const out: string[] = [];
-  entries.forEach(([isStatic, kind, name], j) => {
+  entries.forEach(([isStatic, kind, name]) => {
     const target = isStatic ? cls : `${cls}.prototype`;
-    const fn = `${list}[${j}][3]`;
+    const fn = `${list}[${isStatic ? 1 : 0}][${JSON.stringify(entryKey(kind, name))}]`;
     if (kind === "c") return;
     if (kind === "m") {
       out.push(
@@ -153,6 +153,23 @@ function installs(indent: string, cls: string, list: string, entries: Entry[]): 
 type Entry = [boolean, "m" | "c" | "get" | "set", string];
 
 /**
+ * A method's key in its class's object of functions (`get n` for a getter): the property a
+ * function expression is the value of gives it its `name`, the method's (`early`, `get n`).
+ */
+function entryKey(kind: Entry[1], name: string): string {
+  return kind === "get" || kind === "set" ? `${kind} ${name}` : name;
+}
+
+/**
+ * A class element that runs code while the class is made: a static field (`static x = ...;`,
+ * `static x;`, `static #x = ...`, `static [k] = ...`) or a static block (`static {`), written at
+ * the class body's indentation; a static method's header is none.
+ */
+function staticInitializer(element: string): boolean {
+  return /^static /.test(element) && !/\) \{$/.test(element);
+}
+
+/**
  * Class methods compiled with the module around them. V8 compiles a
  * method lazily, at its first call, and offers no hint for methods; but a
  * class's computed member names are evaluated by the code around the class
@@ -163,12 +180,28 @@ type Entry = [boolean, "m" | "c" | "get" | "set", string];
  * static method (`static [(__eagerN = [...], __eagerKey)]() {}`, never
  * called), and one `Object.defineProperty` each ({@link installs}) defines
  * them on the class (or its prototype) right after it: non-enumerable,
- * writable and configurable, as class methods are. The functions are anonymous, as a method binds no name
- * in its own body (a named function expression would hide an outer
- * function of the same name). A constructor (of a class that extends none:
- * `super()` belongs in a constructor) and a `#private` method, which can be
- * defined nowhere else, keep a stub in the class, `#m(a) { return
- * __eagerN[i][3].apply(this, arguments); }` (parameters only to keep its
+ * writable and configurable, as class methods are. The functions are
+ * anonymous, as a method binds no name in its own body (a named function
+ * expression would hide an outer function of the same name, and the
+ * minifier drops such names): each is the value of a property of one of two
+ * object literals, the prototype's and the class's (`__eagerN = [{ early:
+ * (function() {...}), "get n": ... }, { make: ... }]`), whose key gives it
+ * its `name` as the method's was (`early`, `get n`), at no cost at run
+ * time. (One difference stays: a function expression can be called with
+ * `new` and has a `prototype`, a method has neither; nothing in the bundle
+ * calls a method with `new`.) A class with a static field or block defines
+ * them in a static block at the top of its body instead (`this` is the class there), which runs
+ * before any other static initialiser: after the class would be too late
+ * for one that calls a moved static method. If its moved functions use its
+ * own name (`_X`, written `X` in them: see below), that block first
+ * assigns `X = this`, the class `X = class _X {...}` assigns once it is
+ * made: as `_X` is, `X` is then the class while its static initialisers
+ * run (the bundle's code in the class names it `_X`; only code that
+ * would read the unassigned `X`, and fail, sees a difference). A
+ * constructor (of a class that extends none: `super()` belongs in a
+ * constructor) and a `#private` method, which can be defined nowhere else,
+ * keep a stub in the class, `#m(a) { return __eagerN[0]["#m"].apply(this,
+ * arguments); }` (parameters only to keep its
  * `length`), and their body goes into such a function (kind `"c"`, which
  * is not installed): the stub is compiled at its first call, the
  * body with the module (a constructor's fields are set before its body, in
@@ -212,39 +245,45 @@ function eagerMethods(
     const inner = `${indent}  `;
     const kept: string[] = [];
     const defs: string[] = [];
+    const staticDefs: string[] = [];
     const made: Entry[] = [];
     const list = `__eager${vars.length}`;
-    let count = 0, entries = 0;
+    let count = 0, renamed = false;
+    const body = (b: string) => {
+      if (!ownName) return b;
+      const r = b.replace(ownName, name);
+      if (r !== b) renamed = true;
+      return r;
+    };
     for (let k = i + 1; k < end; k++) {
       const l = lines[k];
       const c = l.startsWith(inner) ? CALLED.exec(l.slice(inner.length)) : null;
       if (c) {
         const [, async_ = "", member, params] = c;
         const close = lines.indexOf(`${inner}}`, k + 1);
-        const body = close > k && close < end ? lines.slice(k + 1, close) : [];
+        const inside = close > k && close < end ? lines.slice(k + 1, close) : [];
         const key = `${name}.${member}`;
         // A derived class's constructor calls super(), which only a constructor may.
         const ctor = member === "constructor";
         if (
-          body.length > 0 && !(ctor && (async_ || / extends /.test(line))) &&
-          !body.some((b) => b.includes("new.target")) && (!opts.only || opts.only.has(key))
+          inside.length > 0 && !(ctor && (async_ || / extends /.test(line))) &&
+          !inside.some((b) => b.includes("new.target")) && (!opts.only || opts.only.has(key))
         ) {
           defs.push(
-            `${inner}  [0, "c", "${member}", ${pife}(${async_}function(${params}) {${
+            `${inner}  ${JSON.stringify(member)}: ${pife}(${async_}function(${params}) {${
               probe(opts, key)
             }`,
-            ...body.map((b) => ownName ? b.replace(ownName, name) : b),
-            `${inner}  })],`,
+            ...lines.slice(k + 1, close).map(body),
+            `${inner}  }),`,
           );
           made.push([false, "c", member]);
           // The stub keeps the function's length (parameters before the first default or rest).
           const stub = Array.from({ length: paramCount(params) }, (_, j) => `__arg${j}`).join(", ");
           kept.push(
             `${inner}${member}(${stub}) {`,
-            `${inner}  return ${list}[${entries}][3].apply(this, arguments);`,
+            `${inner}  return ${list}[0][${JSON.stringify(member)}].apply(this, arguments);`,
             `${inner}}`,
           );
-          entries++;
           count++;
           k = close;
           continue;
@@ -253,34 +292,49 @@ function eagerMethods(
       const m = l.startsWith(inner) ? MEMBER.exec(l.slice(inner.length)) : null;
       const close = m && m[5] !== "constructor" ? lines.indexOf(`${inner}}`, k + 1) : -1;
       const key = m ? `${name}.${m[4] ?? ""}${m[5]}` : "";
-      if (m && close > k && close < end && (!opts.only || opts.only.has(key))) {
+      // (`__proto__: ...` in an object literal would set its prototype: such a method stays.)
+      if (
+        m && m[5] !== "__proto__" && close > k && close < end && (!opts.only || opts.only.has(key))
+      ) {
         const [, static_, async_ = "", star = "", accessor, member, params] = m;
         const kind = accessor ? accessor.trim() as "get" | "set" : "m";
         made.push([!!static_, kind, member]);
-        defs.push(
-          `${inner}  [${
-            static_ ? 1 : 0
-          }, "${kind}", "${member}", ${pife}(${async_}function${star}(${params}) {${
-            probe(opts, key)
-          }`,
-          ...lines.slice(k + 1, close).map((b) => ownName ? b.replace(ownName, name) : b),
-          `${inner}  })],`,
+        (static_ ? staticDefs : defs).push(
+          `${inner}  ${
+            JSON.stringify(entryKey(kind, member))
+          }: ${pife}(${async_}function${star}(${params}) {${probe(opts, key)}`,
+          ...lines.slice(k + 1, close).map(body),
+          `${inner}  }),`,
         );
-        entries++;
         count++;
         k = close;
       } else kept.push(l);
     }
-    if (defs.length === 0) {
+    // A static initialiser runs while the class is made: the methods are defined before it.
+    const early = kept.some((l) =>
+      l.startsWith(inner) && l[inner.length] !== " " && staticInitializer(l.slice(inner.length))
+    );
+    if (count === 0) {
       out.push(line);
       continue;
     }
+    const first = early
+      ? [
+        `${inner}static {`,
+        ...(renamed ? [`${inner}  ${name} = this;`] : []),
+        ...installs(`${inner}  `, "this", list, made),
+        `${inner}}`,
+      ]
+      : [];
     const rewritten = [
       line,
+      ...first,
       ...kept,
-      `${inner}static [(${list} = [`,
+      `${inner}static [(${list} = [{`,
       ...defs,
-      `${inner}], __eagerKey)]() {`,
+      `${inner}}, {`,
+      ...staticDefs,
+      `${inner}}], __eagerKey)]() {`,
       `${inner}}`,
       `${indent}};`,
     ];
@@ -291,7 +345,7 @@ function eagerMethods(
     }
     vars.push(list);
     methods += count;
-    out.push(...rewritten, ...installs(indent, name, list, made));
+    out.push(...rewritten, ...(early ? [] : installs(indent, name, list, made)));
     i = end;
   }
   return { lines: out, vars, methods };

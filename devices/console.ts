@@ -120,6 +120,12 @@ export class ConsoleDevice implements Device {
   #retry: ReturnType<typeof setTimeout> | undefined;
   #retryMs = RETRY_MIN_MS;
   #ctrlC: number[] = [];
+  /**
+   * The source is a terminal (IN_TTY at construction): a lone 0x03 read from
+   * it is a typed Ctrl-C (stty -isig) and counts for the three-in-a-second
+   * exit. From a pipe, a file or the API every byte is data, delivered whole.
+   */
+  readonly #keysAreTyped: boolean;
   /** The poolOps key of a poll of the source's fd in flight (see #readable). */
   readonly #watch: { readonly watchFd: number };
   /** The poolOps key of a read of the source in flight (see ConsoleBackend.readIsLocal). */
@@ -133,6 +139,7 @@ export class ConsoleDevice implements Device {
     this.#reading = { localRead: () => backend.readIsLocal?.() === true };
     this.label = label;
     this.features = features;
+    this.#keysAreTyped = (features & LGUEST_CONSOLE_F_IN_TTY) !== 0;
   }
 
   init(ctx: DeviceContext): void {
@@ -304,7 +311,7 @@ export class ConsoleDevice implements Device {
       }
       if (n === 0) continue;
       const chunk = buf.subarray(0, n);
-      if (this.#isExitHack(chunk)) return;
+      if (this.#keysAreTyped && this.#isExitHack(chunk)) return;
       this.#pending = this.#pending === null ? chunk : concat(this.#pending, chunk);
       const drained = new Promise<void>((resolve) => (this.#drained = resolve));
       this.#inputReady();
@@ -350,7 +357,12 @@ export class ConsoleDevice implements Device {
     else ctx.requestInput();
   }
 
-  /** Three lone Ctrl-C reads within a second end the run (§10.2). */
+  /**
+   * Three lone Ctrl-C reads within a second end the run (§10.2): only at a
+   * terminal (see #keysAreTyped; 2.6.23 counted them on any stdin, so a pipe
+   * of binary data could end the run; docs/deviations.md), and for every
+   * SIGINT turned into a 0x03 (interrupt()).
+   */
   #isExitHack(chunk: Uint8Array): boolean {
     if (chunk.length !== 1 || chunk[0] !== 3) {
       this.#ctrlC = [];

@@ -9,10 +9,10 @@
  */
 
 import assert from "node:assert/strict";
-import { ConsoleDevice } from "../devices/console.ts";
+import { ConsoleDevice, LGUEST_CONSOLE_F_IN_TTY } from "../devices/console.ts";
 import { source } from "./helpers/console_source.ts";
 import type { DeviceContext } from "../devices/registry.ts";
-import { describe, lines, runCli, spawnCli } from "./helpers/run_cli.ts";
+import { describe, lines, runCli, sleep, spawnCli } from "./helpers/run_cli.ts";
 
 /** A context whose guest has `free` buffers now; records every delivery. */
 function fakeContext(free: { n: number }) {
@@ -106,6 +106,68 @@ Deno.test("console: input is read from the guest's first stop on, and a turn ask
   assert.equal(requests, 2, "the end of input, once the guest has run: at once");
   dev.close();
 });
+
+Deno.test("console: lone 0x03 reads are data from a pipe or file, the three-Ctrl-C exit only at a terminal", async () => {
+  // 2.6.23 counted them on any stdin (docs/deviations.md §10.2): three lone 0x03 reads within a
+  // second ended the run and the rest of a piped binary stream was lost.
+  for (const tty of [false, true]) {
+    const f = fakeContext({ n: 100 });
+    const exits: number[] = [];
+    const ctx = { ...f.ctx, exit: (code: number) => exits.push(code) } as unknown as DeviceContext;
+    const dev = new ConsoleDevice(
+      source(["\x03", "\x03", "\x03", "\x03", "rest"]),
+      "console: stdio",
+      tty ? LGUEST_CONSOLE_F_IN_TTY : 0,
+    );
+    f.onRequest(() => dev.input(ctx));
+    dev.init(ctx);
+    for (let i = 0; i < 20; i++) await tick();
+    const text = f.delivered.map((d) => new TextDecoder().decode(d));
+    if (tty) {
+      assert.deepEqual(exits, [130], "at a terminal: three typed Ctrl-C end the run");
+      assert.deepEqual(text, ["\x03", "\x03"]);
+    } else {
+      assert.deepEqual(exits, [], "from a pipe: no exit");
+      assert.deepEqual(text, ["\x03", "\x03", "\x03", "\x03", "rest", ""], "every byte, then EOF");
+    }
+    dev.close();
+  }
+});
+
+Deno.test("console: piped stdin with lone 0x03 bytes a tenth of a second apart reaches the guest whole", async () => {
+  // As /tmp/atk-net/repro/ctrlc_pipe.sh: each 0x03 is read alone (the guest has taken the one
+  // before), five within 0.6 s; then binary data. Exit status is the guest's (0), not 130.
+  const rest = crypto.getRandomValues(new Uint8Array(3000));
+  const p = spawnCli(["run", "test-conin"], { stdin: "piped", killAfterMs: 30_000 });
+  try {
+    await sleep(1_000);
+    for (let i = 0; i < 5; i++) {
+      await p.write(new Uint8Array([3]));
+      await sleep(150);
+    }
+    await p.write(rest);
+  } catch { /* the run ended early: its status tells */ }
+  await p.closeStdin();
+  const r = await p.result();
+  const data = new Uint8Array(5 + rest.length);
+  data.fill(3, 0, 5);
+  data.set(rest, 5);
+  assert.equal(r.code, 0, describe(r));
+  assert.equal(r.stderr, "", describe(r));
+  const m = r.stdout.match(
+    /^conin: (\d+) bytes in \d+ deliveries \(largest \d+\), fnv ([0-9a-f]{8})\n$/,
+  );
+  assert.ok(m, describe(r));
+  assert.equal(Number(m[1]), data.length, describe(r));
+  assert.equal(m[2], fnv(data), describe(r));
+});
+
+/** FNV-1a, as test-conin computes it. */
+function fnv(data: Uint8Array): string {
+  let h = 2166136261;
+  for (const b of data) h = Math.imul(h ^ b, 16777619) >>> 0;
+  return h.toString(16).padStart(8, "0");
+}
 
 Deno.test("console EOF: a console without input (a config guest's) sends none", async () => {
   const free = { n: 10 };

@@ -29,6 +29,8 @@ export class UsageError extends Error {
 export interface InputBuffer {
   /** Guest-physical address of the lguest_dma. */
   readonly addr: number;
+  /** The key GETDMA took it on. */
+  readonly key: number;
   /** The binding's IRQ. */
   readonly irq: number;
   /**
@@ -91,11 +93,18 @@ export interface DeviceContext {
   /**
    * GETDMA on `key`: a free input buffer of the guest with its sections as
    * live views and the binding's IRQ, or null if there is none. Give it
-   * back with {@link complete}. Only valid while the guest is stopped.
+   * back with {@link complete} (or {@link giveBack}). Only valid while the
+   * guest is stopped.
    */
   takeBuffer(key: number): InputBuffer | null;
   /** Store `usedLen` in the buffer's used_len and raise its IRQ. */
   complete(buf: InputBuffer, usedLen: number): void;
+  /**
+   * Give a buffer from {@link takeBuffer} back unfilled, without an IRQ:
+   * free again (used_len 0), and the next input on its key lands in it,
+   * as if it had never been taken (inputs keep the guest's order).
+   */
+  giveBack(buf: InputBuffer): void;
   /** Raise an IRQ (LHREQ_IRQ) without a buffer. */
   raise(irq: number): void;
   /** Ask for input() to be called soon (the Waker's BREAK). */

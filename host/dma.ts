@@ -104,7 +104,16 @@ export class DmaEngine {
     if (isShared(ckey) && !mayBindShared(g, key >>> 0)) return 0; // not this guest's key
     const slot = g.bindings.indexOf(null);
     if (slot < 0) return 0; // all 32 in use: the guest wrapper's -ENOMEM
-    const b: Binding = { key: ckey, dmas, numDmas: num, nextDma: 0, interrupt: irq, owner: g };
+    const b: Binding = {
+      key: ckey,
+      dmas,
+      numDmas: num,
+      nextDma: 0,
+      lastGet: -1,
+      lastGetFrom: 0,
+      interrupt: irq,
+      owner: g,
+    };
     g.bindings[slot] = b;
     const chain = this.#chains.get(ckey);
     if (chain) chain.unshift(b);
@@ -252,6 +261,7 @@ export class DmaEngine {
       }
       dst.mem.setU32(found + DMA_USED_LEN, count);
       dest.nextDma = (dest.nextDma + 1) & 0xffff;
+      dest.lastGet = -1;
       src.counters.dmaToGuest++;
       src.counters.dmaBytesToGuest += count;
       if (this.#observers.size !== 0) {
@@ -271,10 +281,14 @@ export class DmaEngine {
   }
 
   /**
-   * get_dma_buffer() behind LHREQ_GETDMA (§5.7): the first free element of
-   * this guest's first binding on `key`, scanning from index 0. Returns its
-   * address, or 0 for none. Our fix of quirk §14.1: a full array gives 0
-   * (the Launcher then drops and counts), never the last, still-full element.
+   * get_dma_buffer() behind LHREQ_GETDMA (§5.7), with the search of a
+   * guest-to-guest send: the first free element of this guest's first
+   * binding on `key`, circularly from next_dma, which then advances by one
+   * (as a delivery by SEND_DMA does). 2.6.23 scanned from index 0: a guest
+   * that frees its buffers one at a time then gets frames out of order
+   * (docs/deviations.md). Returns its address, or null for none. Our fix of
+   * quirk §14.1: a full array gives none (the Launcher then drops and
+   * counts), never the last, still-full element.
    */
   getDma(g: Guest, key: number): { addr: number; irq: number } | null {
     const ckey = canonicalKey(g, key);
@@ -285,15 +299,37 @@ export class DmaEngine {
     const b = this.#chains.get(ckey)?.find((x) => x.owner === g);
     if (!b) return null;
     for (let i = 0; i < b.numDmas; i++) {
-      const el = b.dmas + i * DMA_SIZE;
+      const el = b.dmas + ((b.nextDma + i) % b.numDmas) * DMA_SIZE;
       if (!g.mem.ok(el, DMA_SIZE)) {
         g.kill(`GETDMA: bad address in registered DMA struct ${hex(el)}`);
         return null;
       }
-      if (g.mem.u32(el + DMA_USED_LEN) === 0) return { addr: el, irq: b.interrupt };
+      if (g.mem.u32(el + DMA_USED_LEN) === 0) {
+        b.lastGet = el;
+        b.lastGetFrom = b.nextDma;
+        b.nextDma = (b.nextDma + 1) & 0xffff;
+        return { addr: el, irq: b.interrupt };
+      }
     }
     g.counters.getDmaNone++;
     return null;
+  }
+
+  /**
+   * A buffer GETDMA returned on `key` goes back unfilled (not part of
+   * 2.6.23: a wait in place takes one before it knows a frame will come):
+   * its used_len is 0 again, and if it is the last one GETDMA took and
+   * nothing was delivered since, next_dma goes back too, so the next input
+   * lands there and the guest's order holds.
+   */
+  giveBack(g: Guest, key: number, addr: number): void {
+    const ckey = canonicalKey(g, key);
+    if (ckey < 0 || !g.mem.ok(addr, DMA_SIZE)) return;
+    g.mem.setU32(addr + DMA_USED_LEN, 0);
+    const b = this.#chains.get(ckey)?.find((x) => x.owner === g);
+    if (!b || b.lastGet !== addr) return;
+    b.lastGet = -1;
+    if (b.nextDma === ((b.lastGetFrom + 1) & 0xffff)) b.nextDma = b.lastGetFrom;
   }
 }
 

@@ -15,8 +15,15 @@ export interface Binding {
   dmas: number;
   /** Elements in the array (u16). */
   numDmas: number;
-  /** Circular search hint (u16). */
+  /** Circular search hint (u16), for SEND_DMA and GETDMA alike. */
   nextDma: number;
+  /**
+   * The element the last GETDMA returned and next_dma before it (-1: none):
+   * {@link DmaEngine.giveBack} rewinds the cursor for a buffer taken and
+   * left unfilled.
+   */
+  lastGet: number;
+  lastGetFrom: number;
   /** IRQ raised on delivery; 0 = free slot. */
   interrupt: number;
   owner: Guest;

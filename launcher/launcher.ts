@@ -288,6 +288,7 @@ export class GuestRun {
       deliver: (key, data) => this.#deliver(key, data),
       takeBuffer: (key) => this.#takeBuffer(key),
       complete: (buf, usedLen) => this.#complete(buf, usedLen),
+      giveBack: (buf) => file.host.dma.giveBack(file.guest!, buf.key, buf.addr),
       raise: (irq) => void this.file.write([LHREQ_IRQ, irq]),
       requestInput: () => this.#requestInput(),
       log: (msg) => this.spec.verbose?.(`${this.spec.name}: ${msg}`),
@@ -306,7 +307,7 @@ export class GuestRun {
       this.file.kill(`GETDMA buffer for key ${hex(key)}: ${bad}`);
       return null;
     }
-    return { addr, irq, sections: this.#inRanges.mergedViews() };
+    return { addr, key, irq, sections: this.#inRanges.mergedViews() };
   }
 
   #complete(buf: InputBuffer, usedLen: number): void {

@@ -37,8 +37,14 @@ function rig(): Rig {
     deliver: () => -1,
     takeBuffer(): InputBuffer | null {
       if (!r.replyBound) return null;
-      return { addr: 0, irq: 1, sections: [mem.slice(REPLY, 4096), mem.slice(REPLY + 8192, 4096)] };
+      return {
+        addr: 0,
+        key: 0,
+        irq: 1,
+        sections: [mem.slice(REPLY, 4096), mem.slice(REPLY + 8192, 4096)],
+      };
     },
+    giveBack() {},
     complete(_buf, usedLen) {
       r.used.push(usedLen);
       r.irqs.push(1);

@@ -163,11 +163,21 @@ Deno.test("§5.5 property: the circular search takes the first free element from
           assert.equal(b.guest.bindings[0]!.nextDma, expect < 0 ? next : (next + 1) & 0xffff);
           assert.equal(b.guest.pending, 1 << IRQ, "interrupt whether or not it was full");
           assert.equal(a.used(TX), expect < 0 ? 0 : 3);
-          // GETDMA on the same array scans from index 0 instead (§5.7).
-          const first = full.findIndex((f, i) => !f && i !== expect);
+          // GETDMA on the same array searches the same way, from the cursor
+          // the send left (§5.7, our deviation: 2.6.23 scanned from index 0).
+          const cursor = b.guest.bindings[0]!.nextDma;
+          let first = -1;
+          for (let i = 0; i < n; i++) {
+            const k = (cursor + i) % n;
+            if (!full[k] && k !== expect) {
+              first = k;
+              break;
+            }
+          }
           b.dma(RX + n * DMA_SIZE, []); // guard: nothing past the array is looked at
           const r = b.file.write([LHREQ_GETDMA, sharedKey(b)]);
           assert.equal(r, first < 0 ? -ENOENT : RX + first * DMA_SIZE);
+          assert.equal(b.guest.bindings[0]!.nextDma, first < 0 ? cursor : (cursor + 1) & 0xffff);
         } finally {
           closeAll([a, b]);
         }

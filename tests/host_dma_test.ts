@@ -8,7 +8,7 @@
 
 import assert from "node:assert/strict";
 import { ENOENT, LGUEST_MAX_DMA, LHREQ_GETDMA, PAGE_SIZE } from "../abi/constants.ts";
-import { DMA_SIZE } from "../abi/structs.ts";
+import { DMA_SIZE, DMA_USED_LEN } from "../abi/structs.ts";
 import { canonicalKey, isShared } from "../host/dma.ts";
 import {
   ARR,
@@ -616,18 +616,95 @@ Deno.test("§5.6 the Launcher's path checks bounds only, no page rules", () => {
 
 // --- §5.7 GETDMA --------------------------------------------------------------
 
-Deno.test("§5.7 GETDMA scans from index 0 and writes irq into used_len", () => {
-  const { a } = pair(1);
+Deno.test("§5.7 GETDMA scans circularly from next_dma (our deviation), advances it and writes irq into used_len", () => {
+  const { host, a } = pair(1);
   const KEY = 0x3000;
   for (let i = 0; i < 3; i++) a.dma(ARR + i * DMA_SIZE, [[BUF + i * 0x100, 64]]);
   assert.equal(a.bind(KEY, ARR, 3, 7), 1);
-  a.guest.bindings[0]!.nextDma = 2; // not used by GETDMA
-  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR);
-  assert.equal(a.used(ARR), 7, "irq in used_len until the Launcher fills it");
-  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + DMA_SIZE);
-  assert.equal(a.used(ARR + DMA_SIZE), 7);
+  const binding = a.guest.bindings[0]!;
+  binding.nextDma = 2;
+  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + 2 * DMA_SIZE, "from next_dma, not index 0");
+  assert.equal(a.used(ARR + 2 * DMA_SIZE), 7, "irq in used_len until the Launcher fills it");
+  assert.equal(binding.nextDma, 3);
+  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR, "3 % 3: wraps to element 0");
+  a.mem.setU32(ARR + 2 * DMA_SIZE, 0); // the guest frees element 2 first
+  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + DMA_SIZE, "element 1, not the freed 2");
+  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + 2 * DMA_SIZE);
+  assert.equal(binding.nextDma, 6);
+  // A full element at next_dma is passed over; the cursor still moves by one.
   a.mem.setU32(ARR, 0);
   assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR);
+  assert.equal(binding.nextDma, 7);
+  // u16 wrap, as SEND_DMA's.
+  a.mem.setU32(ARR + DMA_SIZE, 0);
+  binding.nextDma = 0xffff; // 65535 % 3 = 0: element 0 is full, element 1 free
+  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + DMA_SIZE);
+  assert.equal(binding.nextDma, 0);
+  assert.equal(host.dma.bindingCount, 1);
+  closeAll([a]);
+});
+
+Deno.test("§5.7 input keeps its order for a guest that frees its buffers one at a time (GETDMA fills circularly)", () => {
+  // The Launcher delivers numbered inputs (GETDMA, used_len = number + 1);
+  // the guest takes them round-robin from the one after the last it took
+  // (guests/kit/net.c rx_scan), freeing one at a time, at times of its own.
+  // 2.6.23's first-free-from-0 puts a new input into a low element freed
+  // while higher ones still hold older inputs: out of order.
+  const { a } = pair(1);
+  const KEY = 0x3000, N = 8;
+  for (let i = 0; i < N; i++) a.dma(ARR + i * DMA_SIZE, [[BUF + i * 0x100, 64]]);
+  assert.equal(a.bind(KEY, ARR, N, 7), 1);
+  let seed = 12345;
+  const rand = () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 16;
+  let sent = 0, next = 0;
+  const got: number[] = [];
+  for (let step = 0; step < 5000; step++) {
+    if (rand() % 2 === 0) {
+      const r = a.file.write([LHREQ_GETDMA, KEY]);
+      if (r === -ENOENT) continue; // all full: dropped
+      a.mem.setU32(r + DMA_USED_LEN, sent++ + 1); // used_len
+    } else {
+      for (let k = 0; k < N; k++) {
+        const i = (next + k) % N;
+        const used = a.used(ARR + i * DMA_SIZE);
+        if (used === 0) continue;
+        got.push(used - 1);
+        a.mem.setU32(ARR + i * DMA_SIZE + DMA_USED_LEN, 0);
+        next = (i + 1) % N;
+        break; // one at a time
+      }
+    }
+  }
+  assert.ok(got.length > 1000, `${got.length} taken`);
+  const late = got.filter((x, i) => i > 0 && x < got[i - 1]).length;
+  assert.equal(late, 0, `${late} of ${got.length} inputs taken after a later one`);
+  closeAll([a]);
+});
+
+Deno.test("§5.7 giveBack: a buffer GETDMA took and left unfilled is free again and next in line", () => {
+  const { host, a } = pair(1);
+  const KEY = 0x3000;
+  for (let i = 0; i < 3; i++) a.dma(ARR + i * DMA_SIZE, [[BUF + i * 0x100, 64]]);
+  assert.equal(a.bind(KEY, ARR, 3, 7), 1);
+  const binding = a.guest.bindings[0]!;
+  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR);
+  host.dma.giveBack(a.guest, KEY, ARR);
+  assert.equal(a.used(ARR), 0);
+  assert.equal(binding.nextDma, 0, "rewound");
+  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR, "the next input lands there");
+  a.mem.setU32(ARR + DMA_USED_LEN, 5); // filled
+  // Taken, then another GETDMA: giving the first back frees it but cannot rewind.
+  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + DMA_SIZE);
+  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + 2 * DMA_SIZE);
+  host.dma.giveBack(a.guest, KEY, ARR + DMA_SIZE);
+  assert.equal(a.used(ARR + DMA_SIZE), 0);
+  assert.equal(binding.nextDma, 3);
+  host.dma.giveBack(a.guest, KEY, ARR + 2 * DMA_SIZE);
+  assert.equal(binding.nextDma, 2, "the last one taken rewinds");
+  host.dma.giveBack(a.guest, KEY, ARR + 2 * DMA_SIZE);
+  assert.equal(binding.nextDma, 2, "once");
+  assert.equal(a.used(ARR), 5, "a filled buffer is not touched");
+  assert.equal(a.dead, null);
   closeAll([a]);
 });
 

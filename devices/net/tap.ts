@@ -20,7 +20,6 @@ import {
   LGUEST_DEVICE_T_NET,
   LGUEST_NET_PROMISC,
 } from "../../abi/constants.ts";
-import { DMA_USED_LEN } from "../../abi/structs.ts";
 import type { DmaRanges } from "../../host/memory.ts";
 import type { Device, DeviceContext, FrameSink, InputBuffer } from "../registry.ts";
 import { fillBuffer, UsageError } from "../registry.ts";
@@ -306,9 +305,10 @@ export class TapNetDevice implements Device {
     const b = this.#armed;
     if (b === null) return;
     this.#armed = null;
-    // GETDMA only wrote the IRQ number into its used_len, and the guest has
-    // not run since: 0 makes it free again, as the guest left it.
-    this.#ctx!.memory.setU32(b.addr + DMA_USED_LEN, 0);
+    // GETDMA only wrote the IRQ number into its used_len and advanced the
+    // binding's next_dma, and the guest has not run since: giveBack frees
+    // it and rewinds the cursor, so the next frame lands there (in order).
+    this.#ctx!.giveBack(b);
   }
 
   /** The guest sleeps in the event loop: the poll thread watches the tap again. */

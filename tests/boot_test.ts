@@ -252,3 +252,46 @@ Deno.test("boot: the run path's functions written (function f() {...}).bind(null
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+/**
+ * Deno 2.9 defines the global timers (`setTimeout`, `clearTimeout`, ...) lazily: the first read
+ * of one loads Node's timers and ~20 modules of its compatibility layer (~4 ms). A `run hello`
+ * sets no timer, and must not touch one either (runner.ts once called `clearTimeout` on no
+ * timer at every run's end: spawn to exit 23.9 -> 19.8 ms without it; docs/performance.md). This
+ * compares the scripts V8 loads in a whole run with those of Deno printing one byte.
+ */
+Deno.test("boot: run hello loads none of Deno's Node compatibility modules that Deno printing one byte does not", async () => {
+  const root = new URL("../", import.meta.url);
+  const dir = await Deno.makeTempDir();
+  try {
+    const loaded = async (program: string, ...args: string[]) => {
+      const log = `${dir}/v8.log`;
+      const out = await new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "--allow-read",
+          `--v8-flags=--log-function-events,--logfile=${log},--no-logfile-per-isolate`,
+          new URL(program, root).pathname,
+          ...args,
+        ],
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).output();
+      assert.ok(out.success, new TextDecoder().decode(out.stderr));
+      const urls = new Set<string>();
+      for (const line of (await Deno.readTextFile(log)).split("\n")) {
+        const f = line.split(",");
+        if (f[0] === "script-details" && /^(node:|ext:deno_node\/)/.test(f[2] ?? "")) {
+          urls.add(f[2]);
+        }
+      }
+      return urls;
+    };
+    const reference = await loaded("bench/one_byte.ts");
+    const run = await loaded("main.ts", "run", "hello");
+    assert.deepEqual([...run].filter((u) => !reference.has(u)), []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -239,10 +239,9 @@ Deno.test("ship: the bundle runs from an empty folder, offline: hello, a disk, t
     });
     assert.equal(jitless.code, EXIT.USAGE, show(jitless));
     assert.equal(jitless.stderr, "lguest: this Deno has no WebAssembly (V8 flag --jitless?)\n");
-    for (const args of [luaArgs, ["run", ...RUN_FLAGS, js, "run", "hello"]]) {
-      const small = await deno(args, { ...opts, env: { DENO_V8_FLAGS: "--stack-size=60" } });
-      assertHostStack(small, show(small));
-    }
+    // lua only: hello reaches its end and Deno's own exit path overflows (v8_flags_test).
+    const small = await deno(luaArgs, { ...opts, env: { DENO_V8_FLAGS: "--stack-size=60" } });
+    assertHostStack(small, show(small));
 
     await Deno.writeFile(`${work}/disk.img`, new Uint8Array(1 << 20));
     const shell = await deno(["run", ...RUN_FLAGS, js, "run", "--block", "disk.img", "shell"], {

@@ -25,9 +25,12 @@ Deno.test("v8 flags: --jitless (no WebAssembly) is one line and 125, not a Refer
   );
 });
 
-Deno.test("v8 flags: a small --stack-size is the host's one line and 125 (was: lua's payload 'damaged', hello's trace)", async () => {
-  for (const args of [["run", "lua", "--", "-e", "print(1)"], ["run", "hello"]]) {
-    const r = await runCli(args, { env: { DENO_V8_FLAGS: "--stack-size=60" } });
-    assertHostStack(r, describe(r));
-  }
+Deno.test("v8 flags: a small --stack-size is the host's one line and 125 (was: lua's payload 'damaged')", async () => {
+  // lua meets the small stack in lguest's own code. hello, which sets no timer, now reaches its
+  // end and Deno's own exit path overflows outside lguest (its `Uncaught RangeError` lines, for
+  // any script: README, V8 flags), so it is not a case of ours (docs/performance.md, boot).
+  const r = await runCli(["run", "lua", "--", "-e", "print(1)"], {
+    env: { DENO_V8_FLAGS: "--stack-size=60" },
+  });
+  assertHostStack(r, describe(r));
 });

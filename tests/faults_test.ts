@@ -16,6 +16,7 @@
 
 import assert from "node:assert/strict";
 import { EXIT } from "../launcher/exit.ts";
+import { READS_PER_LOOK } from "../devices/net/tap.ts";
 import { netnsUnavailable, onPath, withNetns } from "./helpers/netns.ts";
 import {
   type CliResult,
@@ -545,4 +546,67 @@ Deno.test({
         await sampler.stop();
       }
     }),
+});
+
+Deno.test({
+  name: "faults: a host-side flood of a tap does not hold up a neighbour: the shell's lines " +
+    "answer within a second, SIGTERM ends the run within two, each look of the tap is bounded",
+  ignore: netnsWhy !== null || !onPath("python3"),
+  ...SANITIZERS_OFF,
+  fn: () =>
+    withNetns("nbr", (ns) =>
+      inTempDir(async (dir) => {
+        const config = await writeConfig(dir, [
+          { name: "nd", image: "netd", net: ["tap:lgt0,ip=10.83.0.1/24"], args: "ip=10.83.0.2/24" },
+          { name: "sh", image: "shell", console: "stdio" },
+        ]);
+        const lg = ns.spawnCli(["run", "-v", "--config", config], {
+          stdin: "piped",
+          killAfterMs: 45_000,
+        });
+        let blast: ReturnType<typeof ns.spawn> | null = null;
+        try {
+          await lg.waitFor(/netd: 10\.83\.0\.2\/24 on net0 \(MAC (\S+)\)/, 15_000);
+          const mac = /\(MAC (\S+)\)/.exec(lg.stdout)![1];
+          await lg.write("echo ready\n");
+          await lg.waitFor("ready\n", 10_000);
+          // Unpaced raw frames to netd's MAC (the tap never runs empty) for 4 s.
+          blast = ns.spawn("python3", ["-c", PY_BLAST, "lgt0", mac, "4"], { killAfterMs: 20_000 });
+          await new Promise((r) => setTimeout(r, 700));
+          const lat: number[] = [];
+          for (let i = 0; i < 10; i++) {
+            const t0 = performance.now();
+            await lg.write(`echo LN${i}\n`);
+            await lg.waitFor(`LN${i}\n`, 5_000);
+            lat.push(performance.now() - t0);
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          log(`shell lines under the flood: ${lat.map((x) => x.toFixed(0)).join(" ")} ms`);
+          assert.ok(Math.max(...lat) < 1_000, `a line took ${Math.max(...lat).toFixed(0)} ms`);
+          const t0 = performance.now();
+          lg.kill("SIGTERM");
+          const r = await lg.result();
+          const ms = performance.now() - t0;
+          const b = await blast.result();
+          log(`SIGTERM to exit under the flood: ${ms.toFixed(0)} ms; blast: ${b.stdout.trim()}`);
+          const why = describe(r);
+          assert.equal(r.code, 143, why);
+          assert.ok(
+            /sent \d+/.test(b.stdout) && b.code === 0,
+            `the flood ran to the end: ${b.stdout}${b.stderr}`,
+          );
+          assert.ok(ms < 2_000, `SIGTERM took ${ms.toFixed(0)} ms`);
+          const m = /^lguest: nd: tap lgt0: (\{.*\})$/m.exec(r.stderr);
+          assert.ok(m, why);
+          const s = JSON.parse(m[1]);
+          log(`tap lgt0: ${m[1]}`);
+          // Without the bound one look read on while the flood lasted (3 000 reads, 49-175 ms).
+          assert.ok(s.rxMostReadsPerLook >= 1 && s.rxMostReadsPerLook <= READS_PER_LOOK, why);
+        } finally {
+          lg.kill("SIGKILL");
+          blast?.kill("SIGKILL");
+          await lg.result();
+          await blast?.result();
+        }
+      })),
 });

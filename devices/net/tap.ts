@@ -41,6 +41,17 @@ export const MAX_FRAME = 1514;
 /** Frames held for the guest between two input() calls. */
 const QUEUE = 64;
 /**
+ * Reads of the tap one look (#drain) makes at most, frames dropped (queue
+ * full, malformed) included: under a host-side flood the tap never runs
+ * empty, and a look without a bound ran 49-175 ms (3 000 reads), holding
+ * the event loop from the run's other guests, their input and the signals.
+ * 64 reads are ~1 ms; the rest waits in the tap for the next look (the
+ * poll thread's next poll finds it at once, the run loop's look comes
+ * after the guest's turn), and no more is lost than a full queue drops
+ * anyway: the queue holds 64, the kernel's tap queue 1000 (qlen).
+ */
+export const READS_PER_LOOK = 64;
+/**
  * While frames come from the tap less than this apart (the last two, and
  * the last one this recently), the run loop may block on the tap's fd while
  * every guest sleeps (waitFds); otherwise an idle guest sleeps in the
@@ -89,6 +100,8 @@ export interface TapStats {
   rxDroppedMalformed: number;
   rxDroppedQueue: number;
   txErrors: number;
+  /** The most reads one look of the tap made (at most READS_PER_LOOK). */
+  rxMostReadsPerLook: number;
 }
 
 /** A guest's net device on a host tap interface. */
@@ -106,6 +119,7 @@ export class TapNetDevice implements Device {
     rxDroppedMalformed: 0,
     rxDroppedQueue: 0,
     txErrors: 0,
+    rxMostReadsPerLook: 0,
   };
   readonly #fd: number;
   readonly #sinks: FrameSink[];
@@ -332,15 +346,18 @@ export class TapNetDevice implements Device {
 
   /**
    * Read the frames the tap holds (non-blocking) into the queue, until it is
-   * empty or `max` frames were taken by this call; true if any. `direct`
+   * empty, `max` frames were taken by this call or it made READS_PER_LOOK
+   * reads (dropped frames count); true if any. `direct`
    * (the guest is stopped: poll()): while the queue is empty, a frame goes
    * from the read buffer into the guest's (ctx.deliver: GETDMA, the one
    * checked path, copy, IRQ) at once, with no copy of its own, no queue.
    */
   #drain(max = Infinity, direct = false): boolean {
     let got = false;
-    for (let queued = 0; queued < max;) {
+    let reads = 0;
+    for (let queued = 0; queued < max && reads < READS_PER_LOOK;) {
       const n = libc().read32(this.#fd, this.#buf, this.#buf.length);
+      if (n >= 0 && ++reads > this.stats.rxMostReadsPerLook) this.stats.rxMostReadsPerLook = reads;
       if (n < 0) {
         const e = errno();
         if (e !== EAGAIN) {

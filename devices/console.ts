@@ -47,6 +47,12 @@ export interface ConsoleBackend {
    */
   readonly pollFd?: number;
   /**
+   * `read` done on this thread (null: the end), for a source with `pollFd`:
+   * called only when a poll(2) of that fd has just found it readable, so
+   * it does not wait (see ConsoleDevice #pump).
+   */
+  readSync?(buf: Uint8Array): number | null;
+  /**
    * True while a read in flight can end only by this thread's own
    * JavaScript and has nothing to end with (the API's console: no input
    * queued or ended, no stream piped in): no pool work under it that a
@@ -68,6 +74,7 @@ export function stdioBackend(
   return {
     read: (buf) => Deno.stdin.read(buf),
     pollFd: 0,
+    readSync: (buf) => Deno.stdin.readSync(buf),
     write(data) {
       try {
         // The one stdout writer (sys/stdio.ts): a full non-blocking stdout is waited for.
@@ -80,6 +87,10 @@ export function stdioBackend(
     },
   };
 }
+
+/** ConsoleDevice #readNow: nothing to read after all (poll again); read through the pool. */
+const AGAIN = -1;
+const POOL = -2;
 
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
@@ -278,29 +289,39 @@ export class ConsoleDevice implements Device {
   async #pump(): Promise<void> {
     const read = this.#backend.read?.bind(this.#backend);
     if (!read) return;
+    const readSync = this.#backend.readSync?.bind(this.#backend);
     while (!this.#closed) {
       // Where a blocking idle wait may run, the read starts only once the source has input: a
       // read in flight would keep the wait off, a poll of the source's fd does not.
+      let polled = false;
       if (idleWaits.possible && this.#watch.watchFd >= 0) {
         try {
           await this.#readable(this.#watch.watchFd);
+          polled = true;
         } catch {
           // (no poll: the read alone, as without the wait)
         }
         if (this.#closed) return; // (close() took the mark)
       }
       const buf = new Uint8Array(CHUNK);
-      let n: number | null;
-      try {
-        poolOps.add(this.#reading); // a blocking idle wait would not see its end (sys/clock.ts)
-        // Only now, in the same microtask: a wait that ran between the poll's end and here
-        // (other continuations come first) polls the source, which holds the input unread.
-        poolOps.delete(this.#watch);
-        n = await read(buf);
-      } catch {
-        n = null;
-      } finally {
-        poolOps.delete(this.#reading);
+      // The source has input (or its end) now: read it here, in this microtask, not through a
+      // read on Deno's blocking pool. That read was one more thread hand-off per line: under CPU
+      // load its pool thread started 10-170 ms late, and a line typed next to netd's blocking
+      // wait came that much later (docs/performance.md, net.tap.rtt).
+      let n = polled && readSync !== undefined ? this.#readNow(readSync, buf) : POOL;
+      if (n === AGAIN) continue; // (taken by another reader of the source: poll again)
+      if (n === POOL) {
+        try {
+          poolOps.add(this.#reading); // a blocking idle wait would not see its end (sys/clock.ts)
+          // Only now, in the same microtask: a wait that ran between the poll's end and here
+          // (other continuations come first) polls the source, which holds the input unread.
+          poolOps.delete(this.#watch);
+          n = await read(buf);
+        } catch {
+          n = null;
+        } finally {
+          poolOps.delete(this.#reading);
+        }
       }
       if (this.#closed) return;
       if (n === null) {
@@ -338,6 +359,43 @@ export class ConsoleDevice implements Device {
     poolOps.add(this.#watch); // from here: its input unread, or this poll in flight
     if (libc().poll_sync(pfd, 1n, 0) !== 0) return;
     while ((await libc().poll(pfd, 1n, -1)) === 0 && !this.#closed);
+  }
+
+  /**
+   * After {@link #readable}: read the source on this thread if a poll(2)
+   * that does not wait finds it readable now (or ended, or in error), in
+   * the same microtask: nothing of this process can take the input
+   * between, and a read of a readable pipe or terminal does not wait.
+   * Returns the bytes read (null: the end or a failed read, as the pool's
+   * read), AGAIN when there is nothing after all (another process took it,
+   * or a non-blocking source is empty: poll again), POOL when the poll
+   * fails (EINTR, a signal at a terminal: a read here might wait; the
+   * pool's read does not hold this thread). The watch's mark goes with
+   * the input it marked.
+   */
+  #readNow(
+    readSync: (buf: Uint8Array) => number | null,
+    buf: Uint8Array,
+  ): number | null {
+    const pfd = new Uint8Array(8);
+    const v = new DataView(pfd.buffer);
+    v.setInt32(0, this.#watch.watchFd, true);
+    v.setInt16(4, POLLIN, true);
+    let r: number;
+    try {
+      r = libc().poll_sync(pfd, 1n, 0);
+    } catch {
+      r = -1;
+    }
+    if (r < 0) return POOL; // (the pool's read takes the mark off)
+    poolOps.delete(this.#watch); // (#readable marks it again)
+    if (r === 0) return AGAIN;
+    try {
+      return readSync(buf);
+    } catch (e) {
+      if (e instanceof Deno.errors.WouldBlock || e instanceof Deno.errors.Interrupted) return AGAIN;
+      return null;
+    }
   }
 
   /**

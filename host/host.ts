@@ -298,6 +298,12 @@ export class LguestFile implements HypercallPort {
             continue;
           }
           const iw = idleWait;
+          if (iw.probeDue()) {
+            // A probe that gave up (CPU load) is tried again a while later (findLoopFds).
+            loadingIdleWait = iw.findLoopFds(yieldToEventLoop).then(() => iw);
+            await loadingIdleWait;
+            continue;
+          }
           const afterTurn = turned;
           turned = false;
           // What the halt wait in place saw last, if it gave up (see #haltInPlace).

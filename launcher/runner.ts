@@ -145,6 +145,7 @@ const sharedStdout = (function sharedStdout(onClosed: (e: unknown, guest: string
     stdio: (guest: string): ConsoleBackend => ({
       read: stdout.read,
       pollFd: stdout.pollFd,
+      readSync: stdout.readSync,
       write(data: Uint8Array) {
         if (data.length === 0) return;
         writer = guest;

@@ -122,7 +122,9 @@ export function nowNs(): bigint {
  * - an object with a numeric `watchFd` (a console's stdin): a poll(2) of
  *   that fd for POLLIN, which ends only when the fd is readable; the input
  *   stays in the fd until its owner reads it, which it does only after
- *   that end, and the key stays until that read is marked: the wait polls
+ *   that end, and the key stays until that read is marked (or done: the
+ *   CLI's stdin is read on this thread, in one microtask with a poll(2)
+ *   that finds it readable; devices/console.ts #readNow): the wait polls
  *   the fd itself and, when it is readable, gives the event loop a turn,
  *   which collects the end;
  * - a number, a tap's fd: its poll thread; the wait of that tap's own guest

@@ -226,3 +226,52 @@ Deno.test("console: a closed console whose read never ends is not kept by the pr
   // sample grew memory.rss.per_guest from 49 to 68 KiB.
   assert.ok(!poolOps.has(mine[0]), "closed: no longer kept");
 });
+
+Deno.test("console: where a blocking wait may run, a polled source is read on this thread (readSync), no read left on the pool", async () => {
+  const { idleWaits, poolOps } = await import("../sys/clock.ts");
+  const { libc } = await import("../sys/libc.ts");
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/in`;
+  const text = "echo l0x\n".repeat(100); // 900 bytes: several chunks, then the end
+  await Deno.writeTextFile(path, text);
+  const fd = libc().open(new TextEncoder().encode(`${path}\0`), 0, 0); // O_RDONLY: always readable
+  assert.ok(fd >= 0);
+  let poolReads = 0;
+  const was = idleWaits.possible;
+  idleWaits.possible = true;
+  const before = new Set(poolOps);
+  try {
+    const free = { n: 100 };
+    const f = fakeContext(free);
+    const dev = new ConsoleDevice({
+      read: (_buf) => {
+        poolReads++;
+        return Promise.resolve(null);
+      },
+      readSync: (buf) => {
+        const n = Number(libc().read(fd, buf, BigInt(buf.length)));
+        return n <= 0 ? null : n;
+      },
+      pollFd: fd,
+      write() {},
+    });
+    f.onRequest(() => dev.input(f.ctx));
+    dev.init(f.ctx);
+    for (let i = 0; i < 200 && !dev.eof; i++) await tick();
+    for (let i = 0; i < 5; i++) await tick();
+    const got = f.delivered.map((d) => new TextDecoder().decode(d));
+    assert.equal(got.join(""), text, "every byte, in order");
+    assert.equal(got[got.length - 1], "", "then the end");
+    assert.equal(poolReads, 0, "no read through the pool");
+    assert.deepEqual(
+      [...poolOps].filter((k) => !before.has(k)),
+      [],
+      "no watch or read left marked",
+    );
+    dev.close();
+  } finally {
+    idleWaits.possible = was;
+    libc().close(fd);
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -187,6 +187,28 @@ Deno.test("boot: the image modules are JavaScript (a run reads no emitted copy o
 });
 
 /**
+ * The fields of each line of V8's log (`--log-function-events`) of `program` (relative to the
+ * repository) run with `args` and `--allow-read`, stdin closed; the run must succeed.
+ */
+async function v8FunctionEvents(dir: string, program: string, ...args: string[]) {
+  const log = `${dir}/v8.log`;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      `--v8-flags=--log-function-events,--logfile=${log},--no-logfile-per-isolate`,
+      new URL(`../${program}`, import.meta.url).pathname,
+      ...args,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.ok(out.success, new TextDecoder().decode(out.stderr));
+  return (await Deno.readTextFile(log)).split("\n").map((line) => line.split(","));
+}
+
+/**
  * The run path's top-level functions that every start calls are written
  * `(function f(...) { ... }).bind(null)`: V8 compiles a function expression
  * in parentheses with its module (its "PIFE" heuristic), so Deno's code cache
@@ -201,27 +223,11 @@ Deno.test("boot: the run path's functions written (function f() {...}).bind(null
   const root = new URL("../", import.meta.url);
   const dir = await Deno.makeTempDir();
   try {
-    const log = `${dir}/v8.log`;
-    const out = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "--allow-read",
-        `--v8-flags=--log-function-events,--logfile=${log},--no-logfile-per-isolate`,
-        new URL("main.ts", root).pathname,
-        "run",
-        "hello",
-      ],
-      stdin: "null",
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assert.ok(out.success, new TextDecoder().decode(out.stderr));
     // script-details,ID,URL,... and function,parse-function,ID,START,END,TIME,STAMP,NAME: the
     // functions V8 compiled lazily (on their first call).
     const scripts = new Map<string, string>();
     const lazy = new Map<string, string[]>();
-    for (const line of (await Deno.readTextFile(log)).split("\n")) {
-      const f = line.split(",");
+    for (const f of await v8FunctionEvents(dir, "main.ts", "run", "hello")) {
       if (f[0] === "script-details" && f[2]?.startsWith(root.href)) {
         scripts.set(f[1], f[2].slice(root.href.length));
       } else if (f[0] === "function" && f[1] === "parse-function" && scripts.has(f[2])) {
@@ -261,27 +267,11 @@ Deno.test("boot: the run path's functions written (function f() {...}).bind(null
  * compares the scripts V8 loads in a whole run with those of Deno printing one byte.
  */
 Deno.test("boot: run hello loads none of Deno's Node compatibility modules that Deno printing one byte does not", async () => {
-  const root = new URL("../", import.meta.url);
   const dir = await Deno.makeTempDir();
   try {
     const loaded = async (program: string, ...args: string[]) => {
-      const log = `${dir}/v8.log`;
-      const out = await new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "--allow-read",
-          `--v8-flags=--log-function-events,--logfile=${log},--no-logfile-per-isolate`,
-          new URL(program, root).pathname,
-          ...args,
-        ],
-        stdin: "null",
-        stdout: "piped",
-        stderr: "piped",
-      }).output();
-      assert.ok(out.success, new TextDecoder().decode(out.stderr));
       const urls = new Set<string>();
-      for (const line of (await Deno.readTextFile(log)).split("\n")) {
-        const f = line.split(",");
+      for (const f of await v8FunctionEvents(dir, program, ...args)) {
         if (f[0] === "script-details" && /^(node:|ext:deno_node\/)/.test(f[2] ?? "")) {
           urls.add(f[2]);
         }

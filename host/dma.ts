@@ -260,7 +260,7 @@ export class DmaEngine {
         return Transfer.Abandoned; // step 5: no write to R, no interrupt
       }
       dst.mem.setU32(found + DMA_USED_LEN, count);
-      dest.nextDma = (dest.nextDma + 1) & 0xffff;
+      dest.nextDma = (dest.nextDma + 1) % dest.numDmas; // not 2.6.23's u16: deviations §14.16
       dest.lastGet = -1;
       src.counters.dmaToGuest++;
       src.counters.dmaBytesToGuest += count;
@@ -307,7 +307,7 @@ export class DmaEngine {
       if (g.mem.u32(el + DMA_USED_LEN) === 0) {
         b.lastGet = el;
         b.lastGetFrom = b.nextDma;
-        b.nextDma = (b.nextDma + 1) & 0xffff;
+        b.nextDma = (b.nextDma + 1) % b.numDmas;
         return { addr: el, irq: b.interrupt };
       }
     }
@@ -329,7 +329,7 @@ export class DmaEngine {
     const b = this.#chains.get(ckey)?.find((x) => x.owner === g);
     if (!b || b.lastGet !== addr) return;
     b.lastGet = -1;
-    if (b.nextDma === ((b.lastGetFrom + 1) & 0xffff)) b.nextDma = b.lastGetFrom;
+    if (b.nextDma === (b.lastGetFrom + 1) % b.numDmas) b.nextDma = b.lastGetFrom;
   }
 }
 

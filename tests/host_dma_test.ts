@@ -377,7 +377,7 @@ Deno.test("§5.5 next_dma increments by one (a hint, not found + 1)", () => {
   closeAll([a, b]);
 });
 
-Deno.test("§5.5 the search is circular and next_dma wraps as a u16", () => {
+Deno.test("§5.5 the search is circular and next_dma counts modulo the array's length (deviation §14.16: 2.6.23's u16)", () => {
   const { a, b } = pair();
   for (let i = 0; i < 3; i++) b.dma(ARR + i * DMA_SIZE, [[BUF + i * 0x1000, 64]]);
   assert.equal(b.bind(sharedKey(b), ARR, 3, 3), 1);
@@ -386,11 +386,11 @@ Deno.test("§5.5 the search is circular and next_dma wraps as a u16", () => {
   b.mem.setU32(ARR + 2 * DMA_SIZE, 1); // element 2 full: wrap to 0
   a.send(sharedKey(a), tx(a, pattern(8)));
   assert.equal(b.used(ARR), 8);
-  assert.equal(binding.nextDma, 3);
-  binding.nextDma = 0xffff; // 65535 % 3 = 0: element 0 is full, element 1 free
+  assert.equal(binding.nextDma, 0, "by one from 2, modulo 3 (2.6.23: 3)");
+  // Element 0 is full, element 1 free.
   a.send(sharedKey(a), tx(a, pattern(7)));
   assert.equal(b.used(ARR + DMA_SIZE), 7);
-  assert.equal(binding.nextDma, 0, "u16 wrap");
+  assert.equal(binding.nextDma, 1);
   closeAll([a, b]);
 });
 
@@ -625,21 +625,18 @@ Deno.test("§5.7 GETDMA scans circularly from next_dma (our deviation), advances
   binding.nextDma = 2;
   assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + 2 * DMA_SIZE, "from next_dma, not index 0");
   assert.equal(a.used(ARR + 2 * DMA_SIZE), 7, "irq in used_len until the Launcher fills it");
-  assert.equal(binding.nextDma, 3);
-  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR, "3 % 3: wraps to element 0");
+  assert.equal(binding.nextDma, 0, "by one, modulo the length");
+  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR, "wraps to element 0");
   a.mem.setU32(ARR + 2 * DMA_SIZE, 0); // the guest frees element 2 first
   assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + DMA_SIZE, "element 1, not the freed 2");
   assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + 2 * DMA_SIZE);
-  assert.equal(binding.nextDma, 6);
+  assert.equal(binding.nextDma, 0);
   // A full element at next_dma is passed over; the cursor still moves by one.
   a.mem.setU32(ARR, 0);
-  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR);
-  assert.equal(binding.nextDma, 7);
-  // u16 wrap, as SEND_DMA's.
   a.mem.setU32(ARR + DMA_SIZE, 0);
-  binding.nextDma = 0xffff; // 65535 % 3 = 0: element 0 is full, element 1 free
-  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + DMA_SIZE);
-  assert.equal(binding.nextDma, 0);
+  binding.nextDma = 2; // element 2 is full, element 0 free
+  assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR);
+  assert.equal(binding.nextDma, 0, "by one from 2, not to the element after the one filled");
   assert.equal(host.dma.bindingCount, 1);
   closeAll([a]);
 });
@@ -681,6 +678,24 @@ Deno.test("§5.7 input keeps its order for a guest that frees its buffers one at
   closeAll([a]);
 });
 
+Deno.test("§5.7 input keeps its order past 65 536 deliveries on an array whose length is not a power of two (next_dma modulo the length, not 2.6.23's u16)", () => {
+  // Each input is taken (freed) before the next comes: the elements must be
+  // filled 0, 1, 2, 0, 1, 2, ... for ever. With a u16 cursor, 65535 % 3 = 0
+  // is followed by 0 % 3 = 0: element 0 twice, and a guest reading
+  // round-robin takes an older input after a newer one.
+  const { a } = pair(1);
+  const KEY = 0x3000, N = 3;
+  for (let i = 0; i < N; i++) a.dma(ARR + i * DMA_SIZE, [[BUF + i * 0x100, 64]]);
+  assert.equal(a.bind(KEY, ARR, N, 7), 1);
+  for (let k = 0; k < 70_000; k++) {
+    const r = a.file.write([LHREQ_GETDMA, KEY]);
+    assert.equal(r, ARR + (k % N) * DMA_SIZE, `delivery ${k}`);
+    // GETDMA wrote the IRQ into used_len; the guest takes it (frees it) at once.
+    a.mem.setU32(r + DMA_USED_LEN, 0);
+  }
+  closeAll([a]);
+});
+
 Deno.test("§5.7 giveBack: a buffer GETDMA took and left unfilled is free again and next in line", () => {
   const { host, a } = pair(1);
   const KEY = 0x3000;
@@ -698,7 +713,7 @@ Deno.test("§5.7 giveBack: a buffer GETDMA took and left unfilled is free again 
   assert.equal(a.file.write([LHREQ_GETDMA, KEY]), ARR + 2 * DMA_SIZE);
   host.dma.giveBack(a.guest, KEY, ARR + DMA_SIZE);
   assert.equal(a.used(ARR + DMA_SIZE), 0);
-  assert.equal(binding.nextDma, 3);
+  assert.equal(binding.nextDma, 0, "3 GETDMAs on 3 elements: round to 0");
   host.dma.giveBack(a.guest, KEY, ARR + 2 * DMA_SIZE);
   assert.equal(binding.nextDma, 2, "the last one taken rewinds");
   host.dma.giveBack(a.guest, KEY, ARR + 2 * DMA_SIZE);

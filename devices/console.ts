@@ -22,7 +22,7 @@ import type { Device, DeviceContext } from "./registry.ts";
 import { EXIT } from "../launcher/exit.ts";
 import { writeStdout } from "../sys/stdio.ts";
 import { idleWaits, poolOps } from "../sys/clock.ts";
-import { libc } from "../sys/libc.ts";
+import { errno, fdFileType, libc, S_IFREG } from "../sys/libc.ts";
 
 /** Bytes read from the source at a time: the guest's buffer size. */
 const CHUNK = 256;
@@ -48,8 +48,12 @@ export interface ConsoleBackend {
   readonly pollFd?: number;
   /**
    * `read` done on this thread (null: the end), for a source with `pollFd`:
-   * called only when a poll(2) of that fd has just found it readable, so
-   * it does not wait (see ConsoleDevice #pump).
+   * called only when a poll(2) of that fd has just found it readable
+   * (see ConsoleDevice #pump). It must never wait: another process may
+   * read the same source between that poll and this read. Throws
+   * Deno.errors.WouldBlock when there is nothing after all (poll again),
+   * Deno.errors.NotSupported when it cannot read without waiting (the
+   * console then reads through `read` from then on).
    */
   readSync?(buf: Uint8Array): number | null;
   /**
@@ -71,10 +75,21 @@ export function stdioBackend(
   onClosed?: (error?: unknown) => void,
 ): ConsoleBackend {
   let closed = false;
+  let stdinIsFile: boolean | undefined;
   return {
     read: (buf) => Deno.stdin.read(buf),
     pollFd: 0,
-    readSync: (buf) => Deno.stdin.readSync(buf),
+    // A regular file (or block device) is read as before: its read waits only for the disk,
+    // and RWF_NOWAIT's EAGAIN there (pages not cached) would have the console poll again,
+    // find it readable at once and spin. Anything else (a pipe, FIFO, terminal) may be read by
+    // another process between our poll and this read: the read must not wait (readNoWait).
+    readSync(buf) {
+      if (stdinIsFile === undefined) {
+        const t = fdFileType(0);
+        stdinIsFile = t === S_IFREG || t === S_IFBLK;
+      }
+      return stdinIsFile ? Deno.stdin.readSync(buf) : readNoWait(0, buf);
+    },
     write(data) {
       try {
         // The one stdout writer (sys/stdio.ts): a full non-blocking stdout is waited for.
@@ -86,6 +101,37 @@ export function stdioBackend(
       }
     },
   };
+}
+
+const RWF_NOWAIT = 0x8;
+const S_IFBLK = 0o060000;
+const EINTR = 4, EAGAIN = 11, EINVAL = 22, EOPNOTSUPP = 95;
+/** readNoWait's struct iovec {void *base; size_t len} (one, reused: this thread only). */
+const iovec = new Uint8Array(16);
+const iovecView = new DataView(iovec.buffer);
+
+/**
+ * Read `fd` at its position into `buf` without ever waiting, whatever
+ * its file type and whoever else reads it: preadv2(2) with RWF_NOWAIT,
+ * not O_NONBLOCK (fd 0's open file description is shared with other
+ * processes: a shell, the terminal). Returns the bytes read, null at the
+ * end; throws Deno.errors.WouldBlock when it would wait (nothing to read:
+ * another process took the input after our poll) or a signal came
+ * (EINTR), Deno.errors.NotSupported where the file or kernel has no
+ * RWF_NOWAIT (EOPNOTSUPP, EINVAL: a FIFO or a pty on Linux 6.18), any other failure as
+ * Deno.errors.BadResource (the end, for the console).
+ */
+export function readNoWait(fd: number, buf: Uint8Array): number | null {
+  if (buf.length === 0) return 0;
+  iovecView.setBigUint64(0, BigInt(Deno.UnsafePointer.value(Deno.UnsafePointer.of(buf))), true);
+  iovecView.setBigUint64(8, BigInt(buf.length), true);
+  const n = libc().preadv2_32(fd, iovec, 1, -1n, RWF_NOWAIT);
+  if (n > 0) return n;
+  if (n === 0) return null;
+  const e = errno();
+  if (e === EAGAIN || e === EINTR) throw new Deno.errors.WouldBlock(`read: errno ${e}`);
+  if (e === EOPNOTSUPP || e === EINVAL) throw new Deno.errors.NotSupported(`read: errno ${e}`);
+  throw new Deno.errors.BadResource(`read: errno ${e}`);
 }
 
 /** ConsoleDevice #readNow: nothing to read after all (poll again); read through the pool. */
@@ -137,6 +183,8 @@ export class ConsoleDevice implements Device {
    * exit. From a pipe, a file or the API every byte is data, delivered whole.
    */
   readonly #keysAreTyped: boolean;
+  /** The backend's readSync cannot read without waiting (see #readNow): the pool reads. */
+  #readSyncUnsupported = false;
   /** The poolOps key of a poll of the source's fd in flight (see #readable). */
   readonly #watch: { readonly watchFd: number };
   /** The poolOps key of a read of the source in flight (see ConsoleBackend.readIsLocal). */
@@ -308,7 +356,9 @@ export class ConsoleDevice implements Device {
       // read on Deno's blocking pool. That read was one more thread hand-off per line: under CPU
       // load its pool thread started 10-170 ms late, and a line typed next to netd's blocking
       // wait came that much later (docs/performance.md, net.tap.rtt).
-      let n = polled && readSync !== undefined ? this.#readNow(readSync, buf) : POOL;
+      let n = polled && readSync !== undefined && !this.#readSyncUnsupported
+        ? this.#readNow(readSync, buf)
+        : POOL;
       if (n === AGAIN) continue; // (taken by another reader of the source: poll again)
       if (n === POOL) {
         try {
@@ -365,13 +415,17 @@ export class ConsoleDevice implements Device {
    * After {@link #readable}: read the source on this thread if a poll(2)
    * that does not wait finds it readable now (or ended, or in error), in
    * the same microtask: nothing of this process can take the input
-   * between, and a read of a readable pipe or terminal does not wait.
-   * Returns the bytes read (null: the end or a failed read, as the pool's
-   * read), AGAIN when there is nothing after all (another process took it,
-   * or a non-blocking source is empty: poll again), POOL when the poll
-   * fails (EINTR, a signal at a terminal: a read here might wait; the
-   * pool's read does not hold this thread). The watch's mark goes with
-   * the input it marked.
+   * between. Another process can (a second reader of the same pipe, FIFO
+   * or terminal), so the read must not wait either: a blocking read(2)
+   * here held the main thread, every guest and netd's tap with it, until
+   * the source's next byte. The backend's readSync does not wait
+   * (stdioBackend: preadv2(2) with RWF_NOWAIT). Returns the bytes read
+   * (null: the end or a failed read, as the pool's read), AGAIN when there
+   * is nothing after all (another process took it, a signal came: poll
+   * again), POOL when the poll fails (EINTR, a signal at a terminal) or
+   * the source cannot be read without waiting (no RWF_NOWAIT: a FIFO, a pty;
+   * from then on: the pool's read does not hold this thread). The watch's
+   * mark goes with the input it marked.
    */
   #readNow(
     readSync: (buf: Uint8Array) => number | null,
@@ -394,6 +448,10 @@ export class ConsoleDevice implements Device {
       return readSync(buf);
     } catch (e) {
       if (e instanceof Deno.errors.WouldBlock || e instanceof Deno.errors.Interrupted) return AGAIN;
+      if (e instanceof Deno.errors.NotSupported) {
+        this.#readSyncUnsupported = true;
+        return POOL;
+      }
       return null;
     }
   }

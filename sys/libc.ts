@@ -31,6 +31,12 @@ const SYMBOLS = {
   read32: { name: "read", parameters: ["i32", "buffer", "u32"], result: "i32" },
   write32: { name: "write", parameters: ["i32", "buffer", "u32"], result: "i32" },
   poll32: { name: "poll", parameters: ["buffer", "u32", "i32"], result: "i32" },
+  // preadv2(2) of one iovec at the file's position (offset -1), RWF_NOWAIT: devices/console.ts.
+  preadv2_32: {
+    name: "preadv2",
+    parameters: ["i32", "buffer", "i32", "i64", "i32"],
+    result: "i32",
+  },
   readlink: { parameters: ["buffer", "buffer", "usize"], result: "isize" },
   tcgetattr: { parameters: ["i32", "buffer"], result: "i32" },
   tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },

@@ -275,3 +275,96 @@ Deno.test("console: where a blocking wait may run, a polled source is read on th
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("console: the CLI's stdin read on this thread never waits: an open pipe emptied by another reader after our poll gives nothing at once", async () => {
+  // What a second reader of the same pipe leaves after our poll found it readable: an open,
+  // empty pipe. A blocking read(2) there held the main thread (every guest, netd's tap) until
+  // the next byte; the read is in a child, bounded, so a regression fails instead of hanging.
+  const script = await Deno.makeTempFile({ suffix: ".ts" });
+  await Deno.writeTextFile(
+    script,
+    `const { stdioBackend } = await import(${
+      JSON.stringify(new URL("../devices/console.ts", import.meta.url).href)
+    });
+    let out;
+    try { out = "read " + stdioBackend().readSync(new Uint8Array(64)); }
+    catch (e) { out = e.name; }
+    console.log(out);`,
+  );
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-lock", script],
+    stdin: "piped", // kept open, nothing written
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  let killed = false;
+  const bound = setTimeout(() => {
+    killed = true;
+    child.kill("SIGKILL");
+  }, 20_000);
+  try {
+    const out = new TextDecoder().decode((await child.output()).stdout).trim();
+    assert.ok(!killed, "the read returned (it waited for input that never came)");
+    // WouldBlock: RWF_NOWAIT's EAGAIN (Linux 5.x+ pipes); NotSupported: a kernel without it
+    // for pipes (the console then reads through the pool, not on this thread).
+    assert.ok(out === "WouldBlock" || out === "NotSupported", `got ${out}`);
+  } finally {
+    clearTimeout(bound);
+    await Deno.remove(script);
+  }
+});
+
+Deno.test("console: a polled source whose readSync finds nothing polls again; one that cannot read without waiting is read through the pool from then on", async () => {
+  const { idleWaits } = await import("../sys/clock.ts");
+  const { libc } = await import("../sys/libc.ts");
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/in`;
+  const text = "echo l0x\n".repeat(100); // 900 bytes: several chunks, then the end
+  await Deno.writeTextFile(path, text);
+  const was = idleWaits.possible;
+  idleWaits.possible = true;
+  try {
+    for (const first of ["WouldBlock", "NotSupported"] as const) {
+      const fd = libc().open(new TextEncoder().encode(`${path}\0`), 0, 0); // always readable
+      assert.ok(fd >= 0);
+      const raw = (buf: Uint8Array) => {
+        const n = Number(libc().read(fd, buf, BigInt(buf.length)));
+        return n <= 0 ? null : n;
+      };
+      let poolReads = 0, syncReads = 0;
+      const free = { n: 100 };
+      const f = fakeContext(free);
+      const dev = new ConsoleDevice({
+        read: (buf) => {
+          poolReads++;
+          return Promise.resolve(raw(buf));
+        },
+        readSync: (buf) => {
+          if (syncReads++ === 0) throw new Deno.errors[first]("test");
+          return raw(buf);
+        },
+        pollFd: fd,
+        write() {},
+      });
+      f.onRequest(() => dev.input(f.ctx));
+      dev.init(f.ctx);
+      for (let i = 0; i < 200 && !dev.eof; i++) await tick();
+      for (let i = 0; i < 5; i++) await tick();
+      const got = f.delivered.map((d) => new TextDecoder().decode(d));
+      assert.equal(got.join(""), text, `${first}: every byte, in order`);
+      assert.equal(got[got.length - 1], "", `${first}: then the end`);
+      if (first === "WouldBlock") {
+        assert.equal(poolReads, 0, "nothing after all: polled and read here again");
+        assert.ok(syncReads > 1);
+      } else {
+        assert.equal(syncReads, 1, "not supported: never tried again");
+        assert.ok(poolReads > 1, "the pool read the rest");
+      }
+      dev.close();
+      libc().close(fd);
+    }
+  } finally {
+    idleWaits.possible = was;
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -164,21 +164,32 @@ async function wallMs(f: () => Promise<unknown>): Promise<number> {
   return performance.now() - t;
 }
 
-/** One performance.now() in ns, over 100 000 calls (as test-clock reads). */
+/**
+ * One performance.now() in ns, over 100 000 calls (as test-clock reads): the
+ * fastest of three bursts, as the guest's sample is (docs/performance.md,
+ * samples on a shared machine).
+ */
 function hostClockNs(): number {
-  let x = 0;
-  const t0 = performance.now();
-  for (let i = 0; i < 100000; i++) x += performance.now();
-  const t1 = performance.now();
+  let best = Infinity, x = 0;
+  for (let k = 0; k < 3; k++) {
+    const t0 = performance.now();
+    for (let i = 0; i < 100000; i++) x += performance.now();
+    best = Math.min(best, performance.now() - t0);
+  }
   if (x === 0) throw new Error("unreachable");
-  return (t1 - t0) * 1e6 / 100000;
+  return best * 1e6 / 100000;
 }
 
+/** One lg_clock_ns() in a guest in ns: the fastest of three runs of test-clock's 100 000. */
 async function guestClockNs(): Promise<number> {
-  const out = await lguest(["run", "test-clock"]);
-  const m = /^readings 100000 monotonic yes span (\d+)/m.exec(out);
-  if (!m) throw new Error(`bench: test-clock said ${out.slice(-200)}`);
-  return Number(m[1]) / 100000;
+  let best = Infinity;
+  for (let k = 0; k < 3; k++) {
+    const out = await lguest(["run", "test-clock"]);
+    const m = /^readings 100000 monotonic yes span (\d+)/m.exec(out);
+    if (!m) throw new Error(`bench: test-clock said ${out.slice(-200)}`);
+    best = Math.min(best, Number(m[1]) / 100000);
+  }
+  return best;
 }
 
 /** Every metric of this file. */

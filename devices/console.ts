@@ -22,7 +22,7 @@ import type { Device, DeviceContext } from "./registry.ts";
 import { EXIT } from "../launcher/exit.ts";
 import { writeStdout } from "../sys/stdio.ts";
 import { idleWaits, poolOps } from "../sys/clock.ts";
-import { errno, fdFileType, libc, S_IFREG } from "../sys/libc.ts";
+import { errno, fdFileType, libc, pollFd, POLLIN, S_IFREG } from "../sys/libc.ts";
 
 /** Bytes read from the source at a time: the guest's buffer size. */
 const CHUNK = 256;
@@ -31,7 +31,6 @@ const RETRY_MIN_MS = 1;
 const RETRY_MAX_MS = 20;
 /** ... and for the end of input, which nobody waits behind (a guest may never read). */
 const EOF_RETRY_MAX_MS = 500;
-const POLLIN = 1;
 
 /** Where console bytes come from and go to. */
 export interface ConsoleBackend {
@@ -187,6 +186,8 @@ export class ConsoleDevice implements Device {
   #readSyncUnsupported = false;
   /** The poolOps key of a poll of the source's fd in flight (see #readable). */
   readonly #watch: { readonly watchFd: number };
+  /** The pollfd of the source's fd that #readable and #readNow poll (made at the first). */
+  #pfd: Uint8Array<ArrayBuffer> | null = null;
   /** The poolOps key of a read of the source in flight (see ConsoleBackend.readIsLocal). */
   readonly #reading: { readonly localRead: () => boolean };
   /** Bytes delivered to the guest and bytes written out, for --verbose. */
@@ -402,10 +403,7 @@ export class ConsoleDevice implements Device {
    * wait among them). A failed poll returns too: the read then tells.
    */
   async #readable(fd: number): Promise<void> {
-    const pfd = new Uint8Array(8);
-    const v = new DataView(pfd.buffer);
-    v.setInt32(0, fd, true);
-    v.setInt16(4, POLLIN, true);
+    const pfd = this.#pfd ??= pollFd(fd, POLLIN);
     poolOps.add(this.#watch); // from here: its input unread, or this poll in flight
     if (libc().poll_sync(pfd, 1n, 0) !== 0) return;
     while ((await libc().poll(pfd, 1n, -1)) === 0 && !this.#closed);
@@ -431,10 +429,7 @@ export class ConsoleDevice implements Device {
     readSync: (buf: Uint8Array) => number | null,
     buf: Uint8Array,
   ): number | null {
-    const pfd = new Uint8Array(8);
-    const v = new DataView(pfd.buffer);
-    v.setInt32(0, this.#watch.watchFd, true);
-    v.setInt16(4, POLLIN, true);
+    const pfd = this.#pfd ??= pollFd(this.#watch.watchFd, POLLIN);
     let r: number;
     try {
       r = libc().poll_sync(pfd, 1n, 0);

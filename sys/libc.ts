@@ -171,6 +171,18 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
 }
 
 /** Open flags (Linux x86-64). */
+/** poll(2)'s events. */
+export const POLLIN = 1, POLLOUT = 4;
+
+/** A `struct pollfd { int fd; short events; short revents; }` for one fd, for `poll`/`poll_sync`. */
+export function pollFd(fd: number, events: number): Uint8Array<ArrayBuffer> {
+  const pfd = new Uint8Array(8);
+  const v = new DataView(pfd.buffer);
+  v.setInt32(0, fd, true);
+  v.setInt16(4, events, true);
+  return pfd;
+}
+
 export const O_RDONLY = 0;
 export const O_WRONLY = 1;
 export const O_RDWR = 2;
@@ -241,11 +253,7 @@ export function writeAll(fd: number, buf: Uint8Array, stallMs?: number): void {
 
 /** Wait up to `ms` for `fd` to take a write (poll(2), POLLOUT); false at the time limit. */
 function pollWritable(fd: number, ms: number): boolean {
-  const POLLOUT = 4;
-  const pfd = new Uint8Array(8); // struct pollfd { int fd; short events; short revents; }
-  const v = new DataView(pfd.buffer);
-  v.setInt32(0, fd, true);
-  v.setInt16(4, POLLOUT, true);
+  const pfd = pollFd(fd, POLLOUT);
   const end = performance.now() + ms;
   for (;;) {
     const left = Math.max(0, Math.ceil(end - performance.now()));

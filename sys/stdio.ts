@@ -16,7 +16,7 @@
  * @module
  */
 
-import { errno, errnoName, libc, O_NONBLOCK } from "./libc.ts";
+import { errno, errnoName, libc, O_NONBLOCK, pollFd, POLLOUT } from "./libc.ts";
 
 /** Made at the first text printed: a run's console writes bytes (a process's first ~0.05 ms). */
 let encoder: TextEncoder | undefined;
@@ -93,11 +93,8 @@ function writeRaw(data: Uint8Array, stop?: () => boolean): void {
 
 /** Wait until `fd` can be written (poll(2), POLLOUT); false if that cannot be known. */
 function waitWritable(fd: number): boolean {
-  const POLLOUT = 4, EINTR = 4;
-  const pfd = new Uint8Array(8); // struct pollfd { int fd; short events; short revents; }
-  const v = new DataView(pfd.buffer);
-  v.setInt32(0, fd, true);
-  v.setInt16(4, POLLOUT, true);
+  const EINTR = 4;
+  const pfd = pollFd(fd, POLLOUT);
   try {
     for (;;) {
       const r = libc().poll_sync(pfd, 1n, -1);

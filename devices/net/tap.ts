@@ -23,7 +23,17 @@ import {
 import type { DmaRanges } from "../../host/memory.ts";
 import type { Device, DeviceContext, FrameSink, InputBuffer } from "../registry.ts";
 import { fillBuffer, UsageError } from "../registry.ts";
-import { cstr, errno, type Libc, libc, O_CLOEXEC, O_NONBLOCK, O_RDWR } from "../../sys/libc.ts";
+import {
+  cstr,
+  errno,
+  type Libc,
+  libc,
+  O_CLOEXEC,
+  O_NONBLOCK,
+  O_RDWR,
+  pollFd,
+  POLLIN,
+} from "../../sys/libc.ts";
 import { permissionMessage } from "../../launcher/exit.ts";
 import { nowMs, poolOps } from "../../sys/clock.ts";
 import { warn } from "../../sys/stdio.ts";
@@ -32,7 +42,6 @@ const TUNSETIFF = 0x400454ca;
 const IFF_TAP = 0x0002;
 const IFF_NO_PI = 0x1000;
 const F_SETFL = 4;
-const POLLIN = 1;
 const EAGAIN = 11;
 const EBADFD = 77;
 /** ETH_HLEN and ETH_HLEN + 1500: frames outside are malformed here. */
@@ -425,10 +434,7 @@ export class TapNetDevice implements Device {
 
   /** Wait for the tap to be readable (on an FFI thread), then drain it. */
   async #pump(): Promise<void> {
-    const pfd = new Uint8Array(8);
-    const dv = new DataView(pfd.buffer);
-    dv.setInt32(0, this.#fd, true);
-    dv.setInt16(4, POLLIN, true);
+    const pfd = pollFd(this.#fd, POLLIN);
     while (!this.#closed) {
       if (!this.#watching) {
         // Every poll in flight is a second thread woken per frame, and its end

@@ -1156,21 +1156,34 @@ netnsSteps.push({
     "wait does not hide the console's read)",
   async fn() {
     const { r, echoes } = await consoleNextToTapCase();
-    const { ping } = echoes;
-    const why = describe(r);
-    const c = counters(r.stderr, "nd");
-    const echo = echoSummary(echoes);
-    console.log(
-      `  ${echo}; ${c.haltWaitsInPlace} in place, ${c.waitsOffForPoolOps} waits left to the ` +
-        `event loop, ${c.waitsWatchingPoolOps} watching stdin; ping ${ping.received}/${ping.transmitted}`,
-    );
-    assert.ok(ping.received >= ping.transmitted - 1, ping.output);
-    assertNotHeld(echoes, `${echo}: ${why}`);
-    // The waits watched stdin, in netd's halt (0 in place while any read was in flight).
-    assert.ok(c.waitsWatchingPoolOps > 0, why);
-    assert.ok(c.haltWaitsInPlace >= ping.received / 4, why);
+    assertShellBesideBusyTap(echoes, counters(r.stderr, "nd"), describe(r), 4);
   },
 });
+
+/**
+ * What both shell-beside-netd steps ask (a pipe, a terminal): every ping but
+ * one answered, lines typed while the tap is busy not held ({@link
+ * assertNotHeld}), the waits watched stdin, and netd waited in its halt for
+ * at least 1 / `inPlaceDivisor` of the pings (0 in place while any read was
+ * in flight).
+ */
+function assertShellBesideBusyTap(
+  echoes: Echoes,
+  nd: Counters,
+  why: string,
+  inPlaceDivisor: number,
+): void {
+  const { ping } = echoes;
+  const echo = echoSummary(echoes);
+  console.log(
+    `  ${echo}; ${nd.haltWaitsInPlace} in place, ${nd.waitsOffForPoolOps} waits left to the ` +
+      `event loop, ${nd.waitsWatchingPoolOps} watching stdin; ping ${ping.received}/${ping.transmitted}`,
+  );
+  assert.ok(ping.received >= ping.transmitted - 1, ping.output);
+  assertNotHeld(echoes, `${echo}: ${why}`);
+  assert.ok(nd.waitsWatchingPoolOps > 0, why);
+  assert.ok(nd.haltWaitsInPlace >= ping.received / inPlaceDivisor, why);
+}
 
 /**
  * The same at a terminal (a pty from util-linux `script`, the console in
@@ -1217,19 +1230,10 @@ netnsSteps.push({
       return;
     }
     const { echoes, nd } = await ptyNextToTapCase();
-    const { ping } = echoes;
-    const why = JSON.stringify(nd);
-    const echo = echoSummary(echoes);
-    console.log(
-      `  ${echo}; ${nd.haltWaitsInPlace} in place, ${nd.waitsWatchingPoolOps} watching stdin; ` +
-        `ping ${ping.received}/${ping.transmitted}`,
-    );
-    assert.ok(ping.received >= ping.transmitted - 1, ping.output);
-    assertNotHeld(echoes, `${echo}: ${why}`);
-    assert.ok(nd.waitsWatchingPoolOps > 0, why);
-    // 35-42 of 48 here (0 before); a terminal's run has the supervisor's 50 ms heartbeat, whose
-    // turns end some waits, and a frame after a wait that ran its time takes the run loop's way.
-    assert.ok(nd.haltWaitsInPlace >= ping.received / 10, why);
+    // A tenth: 35-42 of 48 here (0 before); a terminal's run has the supervisor's 50 ms
+    // heartbeat, whose turns end some waits, and a frame after a wait that ran its time takes
+    // the run loop's way.
+    assertShellBesideBusyTap(echoes, nd, JSON.stringify(nd), 10);
   },
 });
 

@@ -9,7 +9,7 @@
  */
 
 import assert from "node:assert/strict";
-import { ConsoleDevice, LGUEST_CONSOLE_F_IN_TTY } from "../devices/console.ts";
+import { type ConsoleBackend, ConsoleDevice, LGUEST_CONSOLE_F_IN_TTY } from "../devices/console.ts";
 import { source } from "./helpers/console_source.ts";
 import type { DeviceContext } from "../devices/registry.ts";
 import { describe, lines, runCli, sleep, spawnCli } from "./helpers/run_cli.ts";
@@ -36,6 +36,20 @@ function fakeContext(free: { n: number }) {
 }
 
 const tick = () => new Promise((r) => setTimeout(r, 5));
+
+/**
+ * The console's deliveries from `backend`, decoded, up to the end of its
+ * input (a guest with 100 free buffers); the device, still open.
+ */
+async function readsOf(backend: ConsoleBackend): Promise<{ dev: ConsoleDevice; got: string[] }> {
+  const f = fakeContext({ n: 100 });
+  const dev = new ConsoleDevice(backend);
+  f.onRequest(() => dev.input(f.ctx));
+  dev.init(f.ctx);
+  for (let i = 0; i < 200 && !dev.eof; i++) await tick();
+  for (let i = 0; i < 5; i++) await tick();
+  return { dev, got: f.delivered.map((d) => new TextDecoder().decode(d)) };
+}
 
 Deno.test("console EOF: every byte, then one DMA with used_len 0, then nothing", async () => {
   const free = { n: 100 };
@@ -241,9 +255,7 @@ Deno.test("console: where a blocking wait may run, a polled source is read on th
   idleWaits.possible = true;
   const before = new Set(poolOps);
   try {
-    const free = { n: 100 };
-    const f = fakeContext(free);
-    const dev = new ConsoleDevice({
+    const { dev, got } = await readsOf({
       read: (_buf) => {
         poolReads++;
         return Promise.resolve(null);
@@ -255,11 +267,6 @@ Deno.test("console: where a blocking wait may run, a polled source is read on th
       pollFd: fd,
       write() {},
     });
-    f.onRequest(() => dev.input(f.ctx));
-    dev.init(f.ctx);
-    for (let i = 0; i < 200 && !dev.eof; i++) await tick();
-    for (let i = 0; i < 5; i++) await tick();
-    const got = f.delivered.map((d) => new TextDecoder().decode(d));
     assert.equal(got.join(""), text, "every byte, in order");
     assert.equal(got[got.length - 1], "", "then the end");
     assert.equal(poolReads, 0, "no read through the pool");
@@ -332,9 +339,7 @@ Deno.test("console: a polled source whose readSync finds nothing polls again; on
         return n <= 0 ? null : n;
       };
       let poolReads = 0, syncReads = 0;
-      const free = { n: 100 };
-      const f = fakeContext(free);
-      const dev = new ConsoleDevice({
+      const { dev, got } = await readsOf({
         read: (buf) => {
           poolReads++;
           return Promise.resolve(raw(buf));
@@ -346,11 +351,6 @@ Deno.test("console: a polled source whose readSync finds nothing polls again; on
         pollFd: fd,
         write() {},
       });
-      f.onRequest(() => dev.input(f.ctx));
-      dev.init(f.ctx);
-      for (let i = 0; i < 200 && !dev.eof; i++) await tick();
-      for (let i = 0; i < 5; i++) await tick();
-      const got = f.delivered.map((d) => new TextDecoder().decode(d));
       assert.equal(got.join(""), text, `${first}: every byte, in order`);
       assert.equal(got[got.length - 1], "", `${first}: then the end`);
       if (first === "WouldBlock") {

@@ -32,7 +32,7 @@ import { BLK_BYTES, BLK_NUM_SECTORS, BLK_RESULT, BLK_SECTOR, BLK_TYPE } from "..
 import { type Device, type DeviceContext, type InputBuffer, UsageError } from "./registry.ts";
 import {
   cstr,
-  errno,
+  ERRNO,
   libc,
   O_DIRECT,
   O_RDONLY,
@@ -50,7 +50,7 @@ export { type BlockSpec, parseBlockSpec } from "./block_spec.ts";
 
 /** fdatasync(2); throws SysError. */
 function fdatasync(fd: number): void {
-  if (libc().fdatasync(fd) !== 0) throw new SysError("fdatasync", errno());
+  if (libc().fdatasync(fd) !== 0) throw new SysError("fdatasync", ERRNO[0]);
 }
 
 /** The protocol's sector count is a u32 (§10.3): larger disks are refused. */
@@ -81,7 +81,7 @@ function fileType(path: string): number | null {
   if (!statx) return null;
   const buf = new Uint8Array(256); // struct statx; stx_mode is the u16 at 28
   const AT_FDCWD = -100, STATX_TYPE = 1;
-  if (statx(AT_FDCWD, cstr(path), 0, STATX_TYPE, buf) !== 0) return -errno();
+  if (statx(AT_FDCWD, cstr(path), 0, STATX_TYPE, buf) !== 0) return -ERRNO[0];
   return new DataView(buf.buffer).getUint16(28, true) & S_IFMT;
 }
 

@@ -22,7 +22,7 @@ import type { Device, DeviceContext } from "./registry.ts";
 import { EXIT } from "../launcher/exit.ts";
 import { writeStdout } from "../sys/stdio.ts";
 import { idleWaits, poolOps } from "../sys/clock.ts";
-import { errno, fdFileType, libc, pollFd, POLLIN, S_IFREG } from "../sys/libc.ts";
+import { ERRNO, fdFileType, libc, pollFd, POLLIN, S_IFREG } from "../sys/libc.ts";
 
 /** Bytes read from the source at a time: the guest's buffer size. */
 const CHUNK = 256;
@@ -127,7 +127,7 @@ export function readNoWait(fd: number, buf: Uint8Array): number | null {
   const n = libc().preadv2_32(fd, iovec, 1, -1n, RWF_NOWAIT);
   if (n > 0) return n;
   if (n === 0) return null;
-  const e = errno();
+  const e = ERRNO[0];
   if (e === EAGAIN || e === EINTR) throw new Deno.errors.WouldBlock(`read: errno ${e}`);
   if (e === EOPNOTSUPP || e === EINVAL) throw new Deno.errors.NotSupported(`read: errno ${e}`);
   throw new Deno.errors.BadResource(`read: errno ${e}`);

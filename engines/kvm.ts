@@ -41,7 +41,7 @@ import {
   EACCES,
   EINTR,
   ENOENT,
-  errno,
+  ERRNO,
   EXIT_REASON,
   KVM,
   mapAnon,
@@ -194,7 +194,7 @@ function probe(): string | null {
   }
   const fd = s.open(cstr(kvmDevice()), 2 | 0x80000, 0);
   if (fd < 0) {
-    const e = errno();
+    const e = ERRNO[0];
     if (e === ENOENT && kvmDevice() !== "/dev/kvm") return `no ${kvmDevice()}`;
     if (e === ENOENT) {
       // Through libc: Deno wants more than --allow-read for /proc.
@@ -489,8 +489,8 @@ export class KvmCpu implements GuestCpu {
       );
     }
     const s = sys();
-    const fail = (what: string): never => {
-      const e = errno();
+    // `e`: ERRNO[0] read at the call, before this arrow's entry (sys/libc.ts).
+    const fail = (what: string, e: number): never => {
       this.#release(vm);
       throw new ImageError(`kvm: ${what} failed: errno ${e}`);
     };
@@ -506,12 +506,12 @@ export class KvmCpu implements GuestCpu {
     this.#vm = vm;
     this.#top = top;
     vm.vmFd = s.ioctl(kvmFd, KVM.CREATE_VM, 0n);
-    if (vm.vmFd < 0) fail("KVM_CREATE_VM");
+    if (vm.vmFd < 0) fail("KVM_CREATE_VM", ERRNO[0]);
     const ram = mapAnon(top);
-    if (ram === null) fail(`mmap of ${top} bytes of guest RAM`);
+    if (ram === null) fail(`mmap of ${top} bytes of guest RAM`, ERRNO[0]);
     vm.ram = ram!;
     const sysArea = mapAnon(SYS_SIZE);
-    if (sysArea === null) fail("mmap of the system area");
+    if (sysArea === null) fail("mmap of the system area", ERRNO[0]);
     vm.sysArea = sysArea!;
     this.memory = new Uint8Array(viewRegion(vm.ram, top));
     this.#sys = new Uint8Array(viewRegion(vm.sysArea, SYS_SIZE));
@@ -522,18 +522,18 @@ export class KvmCpu implements GuestCpu {
       r.setBigUint64(16, BigInt(size), true);
       r.setBigUint64(24, Deno.UnsafePointer.value(p) as bigint, true);
       if (s.ioctl_buf(vm.vmFd, KVM.SET_USER_MEMORY_REGION, new Uint8Array(r.buffer)) !== 0) {
-        fail(`KVM_SET_USER_MEMORY_REGION (slot ${slot})`);
+        fail(`KVM_SET_USER_MEMORY_REGION (slot ${slot})`, ERRNO[0]);
       }
     };
     region(0, 0, top, vm.ram);
     region(1, SYS_BASE, SYS_SIZE, vm.sysArea);
     vm.vcpuFd = s.ioctl(vm.vmFd, KVM.CREATE_VCPU, 0n);
-    if (vm.vcpuFd < 0) fail("KVM_CREATE_VCPU");
+    if (vm.vcpuFd < 0) fail("KVM_CREATE_VCPU", ERRNO[0]);
     vm.runSize = s.ioctl(kvmFd, KVM.GET_VCPU_MMAP_SIZE, 0n);
-    if (vm.runSize < 2352) fail("KVM_GET_VCPU_MMAP_SIZE");
+    if (vm.runSize < 2352) fail("KVM_GET_VCPU_MMAP_SIZE", ERRNO[0]);
     const run = s.mmap(null, BigInt(vm.runSize), 3, 1, /* MAP_SHARED */ vm.vcpuFd, 0n);
     if (run === null || Deno.UnsafePointer.value(run) === 0xffffffffffffffffn) {
-      fail("mmap of kvm_run");
+      fail("mmap of kvm_run", ERRNO[0]);
     }
     vm.run = run!;
     const runBuf = Deno.UnsafePointerView.getArrayBuffer(vm.run, vm.runSize);
@@ -547,7 +547,7 @@ export class KvmCpu implements GuestCpu {
     for (const seg of image.segments) this.memory.set(seg.data, seg.addr);
     buildSystemArea(this.#sys, top);
     const sregs = new Uint8Array(312);
-    if (s.ioctl_buf(vm.vcpuFd, KVM.GET_SREGS, sregs) !== 0) fail("KVM_GET_SREGS");
+    if (s.ioctl_buf(vm.vcpuFd, KVM.GET_SREGS, sregs) !== 0) fail("KVM_GET_SREGS", ERRNO[0]);
     const sd = new DataView(sregs.buffer);
     const flat = { limit: 0xffffffff, g: 1, s: 1 };
     setSegment(sd, 0, { ...flat, sel: SEL_UCODE, type: 11, dpl: 3, l: 1 });
@@ -575,7 +575,7 @@ export class KvmCpu implements GuestCpu {
     // regardless; VT-x and SVM would raise #UD without these).
     sd.setBigUint64(248, 0x620n, true);
     sd.setBigUint64(264, 0x500n, true); // LME LMA
-    if (s.ioctl_buf(vm.vcpuFd, KVM.SET_SREGS, sregs) !== 0) fail("KVM_SET_SREGS");
+    if (s.ioctl_buf(vm.vcpuFd, KVM.SET_SREGS, sregs) !== 0) fail("KVM_SET_SREGS", ERRNO[0]);
     const msrs = new DataView(new ArrayBuffer(8 + 16 * 3));
     msrs.setUint32(0, 3, true);
     [
@@ -587,13 +587,13 @@ export class KvmCpu implements GuestCpu {
       msrs.setBigUint64(16 + 16 * i, BigInt(v), true);
     });
     if (s.ioctl_buf(vm.vcpuFd, KVM.SET_MSRS, new Uint8Array(msrs.buffer)) !== 3) {
-      fail("KVM_SET_MSRS");
+      fail("KVM_SET_MSRS", ERRNO[0]);
     }
     const regs = new DataView(new ArrayBuffer(144));
     regs.setBigUint64(R.rip, BigInt(image.entry), true);
     regs.setBigUint64(R.rflags, BigInt(RFLAGS), true);
     if (s.ioctl_buf(vm.vcpuFd, KVM.SET_REGS, new Uint8Array(regs.buffer)) !== 0) {
-      fail("KVM_SET_REGS");
+      fail("KVM_SET_REGS", ERRNO[0]);
     }
     this.#runDv.setBigUint64(VALID_REGS, 1n, true); // KVM_SYNC_X86_REGS
   }
@@ -670,7 +670,7 @@ export class KvmCpu implements GuestCpu {
         if (port.dead !== null) return;
         const rc = s.ioctl(fd, KVM.RUN, 0n);
         if (rc !== 0) {
-          const e = errno();
+          const e = ERRNO[0];
           this.#run[RUN_IMMEDIATE_EXIT] = 0;
           if (e === EINTR || e === 11) {
             if (port.preempt()) return;

@@ -8,6 +8,8 @@
  * @module
  */
 
+import { ERRNO, libc } from "../sys/libc.ts";
+
 /** ioctl numbers (x86-64). */
 export const KVM = {
   GET_API_VERSION: 0xae00n,
@@ -58,7 +60,6 @@ const SYMBOLS = {
   sigaction: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   timer_create: { parameters: ["i32", "buffer", "buffer"], result: "i32" },
   timer_settime: { parameters: ["u64", "i32", "buffer", "buffer"], result: "i32" },
-  __errno_location: { parameters: [], result: "pointer" },
   // Only its address is used: a C function that ignores its argument, as
   // the timer signal's handler (no JS runs on the signal).
   getpid: { type: "pointer" },
@@ -67,17 +68,17 @@ const SYMBOLS = {
 type Lib = Deno.DynamicLibrary<typeof SYMBOLS>;
 let lib: Lib | null = null;
 
-/** libc's symbols for KVM (dlopen on first use). */
+/** libc's symbols for KVM (dlopen on first use; also makes sys/libc.ts's ERRNO view). */
 export function sys(): Lib["symbols"] {
-  lib ??= Deno.dlopen("libc.so.6", SYMBOLS);
+  if (lib === null) {
+    libc();
+    lib = Deno.dlopen("libc.so.6", SYMBOLS);
+  }
   return lib.symbols;
 }
 
-/** errno of the last failed call on this thread. */
-export function errno(): number {
-  const p = sys().__errno_location();
-  return p === null ? 0 : new Deno.UnsafePointerView(p).getInt32();
-}
+/** errno, read as `ERRNO[0]` right after the failing call (see sys/libc.ts). */
+export { ERRNO };
 
 export const EINTR = 4;
 export const EAGAIN = 11;
@@ -157,7 +158,7 @@ function kickTimerId(): bigint {
   dv.setBigUint64(0, Deno.UnsafePointer.value(s.getpid) as bigint, true);
   dv.setInt32(136, SA_RESTART, true);
   if (s.sigaction(KICK_SIGNAL, act, null) !== 0) {
-    throw new Error(`kvm: sigaction(${KICK_SIGNAL}) failed: errno ${errno()}`);
+    throw new Error(`kvm: sigaction(${KICK_SIGNAL}) failed: errno ${ERRNO[0]}`);
   }
   const sev = new Uint8Array(64);
   const sv = new DataView(sev.buffer);
@@ -166,7 +167,7 @@ function kickTimerId(): bigint {
   sv.setInt32(16, s.gettid(), true);
   const id = new BigUint64Array(1);
   if (s.timer_create(CLOCK_MONOTONIC, sev, new Uint8Array(id.buffer)) !== 0) {
-    throw new Error(`kvm: timer_create failed: errno ${errno()}`);
+    throw new Error(`kvm: timer_create failed: errno ${ERRNO[0]}`);
   }
   kickTimer = id[0];
   return kickTimer;

@@ -46,7 +46,7 @@ import {
   validName,
 } from "./lgfs.ts";
 import {
-  errno,
+  ERRNO,
   fdIdentity,
   libc,
   O_CREAT,
@@ -192,7 +192,9 @@ class FileDev implements BlockDev {
   }
   sync(): void {
     // EINVAL: a file that cannot be synced (a special file); its writes are in order anyway.
-    if (libc().fdatasync(this.fd) !== 0 && errno() !== 22) throw new SysError("fdatasync", errno());
+    if (libc().fdatasync(this.fd) !== 0 && ERRNO[0] !== 22) {
+      throw new SysError("fdatasync", ERRNO[0]);
+    }
   }
   close(): void {
     libc().close(this.fd);
@@ -344,7 +346,7 @@ function holdsData(fd: number, size: number): boolean {
   const buf = new Uint8Array(1 << 20);
   for (let off = 0; off < size;) {
     let data = Number(libc().lseek(fd, BigInt(off), SEEK_DATA));
-    if (data < 0 && errno() === ENXIO) return false; // only a hole from off to the end
+    if (data < 0 && ERRNO[0] === ENXIO) return false; // only a hole from off to the end
     let hole = data < 0 ? -1 : Number(libc().lseek(fd, BigInt(data), SEEK_HOLE));
     if (data < 0 || hole < 0) [data, hole] = [off, size]; // no SEEK_DATA here: read it all
     for (let at = data; at < hole;) {
@@ -392,7 +394,7 @@ function mkfs(argv: string[]): number {
     if (size !== null) {
       // On the open file: a link (even a dangling one, whose file open made) is followed.
       if (libc().ftruncate(dev0.fd, BigInt(size)) !== 0) {
-        throw new DiskUsage(`${shownName(path)}: ${sysText(new SysError("ftruncate", errno()))}`);
+        throw new DiskUsage(`${shownName(path)}: ${sysText(new SysError("ftruncate", ERRNO[0]))}`);
       }
       bytes = size;
     } else if (bytes < MIN_SIZE) {
@@ -496,7 +498,7 @@ function* hostChunks(path: string): Generator<Uint8Array | number> {
     const buf = new Uint8Array(1 << 20);
     for (let off = 0; off < size;) {
       let data = Number(libc().lseek(fd, BigInt(off), SEEK_DATA));
-      if (data < 0 && errno() === ENXIO) {
+      if (data < 0 && ERRNO[0] === ENXIO) {
         yield size - off; // a hole to the end
         return;
       }

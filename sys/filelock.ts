@@ -15,7 +15,7 @@
  * @module
  */
 
-import { errno, errnoName, libc } from "./libc.ts";
+import { ERRNO, errnoName, libc } from "./libc.ts";
 
 const LOCK_SH = 1, LOCK_EX = 2, LOCK_NB = 4, LOCK_UN = 8;
 const EWOULDBLOCK = 11, EINTR = 4;
@@ -28,7 +28,7 @@ const EWOULDBLOCK = 11, EINTR = 4;
 export function lockFile(fd: number, exclusive: boolean): boolean {
   for (;;) {
     if (libc().flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) === 0) return true;
-    const e = errno();
+    const e = ERRNO[0];
     if (e === EINTR) continue;
     if (e === EWOULDBLOCK) return false;
     throw new Error(`flock: ${errnoName(e)}`);

@@ -62,27 +62,32 @@ export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 let lib: Deno.DynamicLibrary<typeof SYMBOLS> | null = null;
 
-/** This thread's errno, found once: reading it then makes no FFI call. */
-let errnoView: Deno.UnsafePointerView | null = null;
+/**
+ * This thread's errno: a view of its four bytes, made when libc is first
+ * loaded (a placeholder reading 0 before). Read it as `ERRNO[0]` in the
+ * function that made the failing call, right after it, with no JavaScript
+ * call in between: V8 services interrupts at a function's entry and return
+ * (tiering, installing optimised code, finalisers), and that work makes
+ * system calls of its own. Seen (session 7, strace): abseil's
+ * once-a-process CPU-frequency probe, which V8 reaches through a contended
+ * `absl::Mutex`, opened `/sys/devices/system/cpu/cpu0/tsc_freq_khz`
+ * (ENOENT on these machines) on the main thread between a failing
+ * TUNSETIFF and the `ERRNO[0]` call that was to read its EPERM: in about
+ * one start of twenty a tap without CAP_NET_ADMIN said "errno 2" (an
+ * earlier flock EWOULDBLOCK read back as ENOENT was the same). A wrong
+ * errno there is not only a wrong message: a tap read's EAGAIN or
+ * KVM_RUN's EINTR read as ENOENT would end a device or a guest.
+ */
+export let ERRNO: Int32Array = new Int32Array(1);
 
 /** libc's symbols (dlopen on first call). */
 export function libc(): Libc {
   if (lib === null) {
     lib = Deno.dlopen("libc.so.6", SYMBOLS);
-    // Find errno's address now, so that reading errno after a failing call
-    // makes no further FFI call that could change it first (flock's
-    // EWOULDBLOCK was read back as ENOENT in loaded test runs; not reproduced
-    // on demand, so this removes the suspect rather than proving it).
     const p = lib.symbols.__errno_location();
-    errnoView = p === null ? null : new Deno.UnsafePointerView(p);
+    if (p !== null) ERRNO = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(p, 4));
   }
   return lib.symbols;
-}
-
-/** errno of the last failed call on this thread. */
-export function errno(): number {
-  libc();
-  return errnoView === null ? 0 : errnoView.getInt32();
 }
 
 /** Names of the errno values our messages mention. */
@@ -207,7 +212,7 @@ export class SysError extends Error {
 export function openFile(path: string, flags: number, mode = 0o644): number {
   const fd = libc().open(cstr(path), flags | O_CLOEXEC, mode);
   if (fd < 0) {
-    const e = errno(); // before the message is built: nothing else may run between open and it
+    const e = ERRNO[0]; // before the message is built: nothing else may run between open and it
     throw new SysError(`open ${path}`, e);
   }
   return fd;
@@ -218,7 +223,7 @@ export function pread(fd: number, buf: Uint8Array, pos: number): number {
   const n = Number(
     libc().pread(fd, buf as Uint8Array<ArrayBuffer>, BigInt(buf.length), BigInt(pos)),
   );
-  if (n < 0) throw new SysError("pread", errno());
+  if (n < 0) throw new SysError("pread", ERRNO[0]);
   return n;
 }
 
@@ -227,7 +232,7 @@ export function pwrite(fd: number, buf: Uint8Array, pos: number): number {
   const n = Number(
     libc().pwrite(fd, buf as Uint8Array<ArrayBuffer>, BigInt(buf.length), BigInt(pos)),
   );
-  if (n < 0) throw new SysError("pwrite", errno());
+  if (n < 0) throw new SysError("pwrite", ERRNO[0]);
   return n;
 }
 
@@ -242,7 +247,7 @@ export function writeAll(fd: number, buf: Uint8Array, stallMs?: number): void {
     const part = buf.subarray(off) as Uint8Array<ArrayBuffer>;
     const n = Number(libc().write(fd, part, BigInt(part.length)));
     if (n < 0) {
-      const e = errno();
+      const e = ERRNO[0];
       if (e === 4) continue; // EINTR
       if (e === 11 && stallMs !== undefined && pollWritable(fd, stallMs)) continue;
       throw new SysError("write", e);
@@ -259,7 +264,7 @@ function pollWritable(fd: number, ms: number): boolean {
     const left = Math.max(0, Math.ceil(end - performance.now()));
     const r = libc().poll_sync(pfd, 1n, left);
     if (r > 0) return true;
-    if (r < 0 && errno() === 4 && left > 0) continue; // EINTR
+    if (r < 0 && ERRNO[0] === 4 && left > 0) continue; // EINTR
     return false;
   }
 }

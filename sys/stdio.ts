@@ -16,7 +16,7 @@
  * @module
  */
 
-import { errno, errnoName, libc, O_NONBLOCK, pollFd, POLLOUT } from "./libc.ts";
+import { ERRNO, errnoName, libc, O_NONBLOCK, pollFd, POLLOUT } from "./libc.ts";
 
 /** Made at the first text printed: a run's console writes bytes (a process's first ~0.05 ms). */
 let encoder: TextEncoder | undefined;
@@ -76,7 +76,7 @@ function writeRaw(data: Uint8Array, stop?: () => boolean): void {
       off += n;
       continue;
     }
-    const e = errno();
+    const e = ERRNO[0];
     if (e === EINTR || (e === EAGAIN && waitWritable(1))) continue;
     if (e === EPIPE) throw new Deno.errors.BrokenPipe("Broken pipe (os error 32)");
     const text: Record<number, string> = {
@@ -99,7 +99,7 @@ function waitWritable(fd: number): boolean {
     for (;;) {
       const r = libc().poll_sync(pfd, 1n, -1);
       if (r > 0) return true;
-      if (r < 0 && errno() === EINTR) continue;
+      if (r < 0 && ERRNO[0] === EINTR) continue;
       return false;
     }
   } catch {

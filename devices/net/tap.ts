@@ -25,7 +25,7 @@ import type { Device, DeviceContext, FrameSink, InputBuffer } from "../registry.
 import { fillBuffer, UsageError } from "../registry.ts";
 import {
   cstr,
-  errno,
+  ERRNO,
   type Libc,
   libc,
   O_CLOEXEC,
@@ -193,7 +193,7 @@ export class TapNetDevice implements Device {
     }
     const fd = c.open(cstr("/dev/net/tun"), O_RDWR | O_CLOEXEC, 0);
     if (fd < 0) {
-      const e = errno();
+      const e = ERRNO[0];
       throw new UsageError(
         `tap ${ifname}: cannot open /dev/net/tun (${
           e === 2 ? "no tun device" : e === 13 || e === 1 ? "permission denied" : `errno ${e}`
@@ -204,7 +204,7 @@ export class TapNetDevice implements Device {
     ifr.set(new TextEncoder().encode(ifname));
     new DataView(ifr.buffer).setUint16(16, IFF_TAP | IFF_NO_PI, true);
     if (c.ioctl(fd, BigInt(TUNSETIFF), ifr) < 0) {
-      const e = errno();
+      const e = ERRNO[0];
       c.close(fd);
       throw new UsageError(
         `tap ${ifname}: TUNSETIFF failed (${
@@ -368,7 +368,7 @@ export class TapNetDevice implements Device {
       const n = libc().read32(this.#fd, this.#buf, this.#buf.length);
       if (n >= 0 && ++reads > this.stats.rxMostReadsPerLook) this.stats.rxMostReadsPerLook = reads;
       if (n < 0) {
-        const e = errno();
+        const e = ERRNO[0];
         if (e !== EAGAIN) {
           // The interface went away (EBADFD after `ip link del`) or broke: say so
           // once, even without -v; the guest runs on and its frames are dropped.

@@ -3,11 +3,11 @@
 /**
  * shell.wasm checked against the guest-image profile and instrumented for
  * preemption at build time (engines/wasm_profile.ts, engines/wasm_fuel.ts):
- * 56502 bytes, brotli, base64, and where its fuel checks are.
+ * 55881 bytes, brotli, base64, and where its fuel checks are.
  */
-export const FUEL = { loops: 143, entries: 113, bulk: 0, resumes: 4 };
+export const FUEL = { loops: 144, entries: 118, bulk: 0, resumes: 4 };
 export const BROTLI = true;
-export const SIZE = 56502;
-export const SHA256 = "d8/bAOlJkUu/JhDmB9AlQDNdzhHQUs3vfDdG97aXGYw=";
+export const SIZE = 55881;
+export const SHA256 = "CWutkBM7/xD1l9AsAueU8xJOtivwOuMVm2k5NpJnFqI=";
 export const PAYLOAD = "shell.wasm.ready.b64";
 export { default as BASE64 } from "./shell.wasm.ready.b64" with { type: "text" };

@@ -3,6 +3,6 @@
 /** shell.x86_64.elf, 46896 bytes, brotli, base64. */
 export const BROTLI = true;
 export const SIZE = 46896;
-export const SHA256 = "zMuUFpZ+zvppHBLhXUepSbEtf0PrziMtsMtHxfUhK6g=";
+export const SHA256 = "pvMzCSjeJGso2RlSYoXCqJw2Pat+1O0zmetonkKSfk4=";
 export const PAYLOAD = "shell.x86_64.elf.b64";
 export { default as BASE64 } from "./shell.x86_64.elf.b64" with { type: "text" };

@@ -3,6 +3,6 @@
 /** test-conin.x86_64.elf, 34608 bytes, brotli, base64. */
 export const BROTLI = true;
 export const SIZE = 34608;
-export const SHA256 = "dVyaN+h8EnLX0y3XF56DjvifHtR1BXmod/FIfaqLT68=";
+export const SHA256 = "9SZ8GtYmT43NkzXg/tMkfVGNndZwEd7RYGq3I7+rW2g=";
 export const PAYLOAD = "test-conin.x86_64.elf.b64";
 export { default as BASE64 } from "./test-conin.x86_64.elf.b64" with { type: "text" };

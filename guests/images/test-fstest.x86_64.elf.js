@@ -3,6 +3,6 @@
 /** test-fstest.x86_64.elf, 65128 bytes, brotli, base64. */
 export const BROTLI = true;
 export const SIZE = 65128;
-export const SHA256 = "tViRJun8oLBUfXltS8xib2MP2hBSGrYl2ygRwvpLk4I=";
+export const SHA256 = "VNNE5OrPMypMDb6ewUgrTK0we9C+6eQGDWo0WxM4F+M=";
 export const PAYLOAD = "test-fstest.x86_64.elf.b64";
 export { default as BASE64 } from "./test-fstest.x86_64.elf.b64" with { type: "text" };

@@ -3,6 +3,6 @@
 /** test-hostile-blkbad.x86_64.elf, 38704 bytes, brotli, base64. */
 export const BROTLI = true;
 export const SIZE = 38704;
-export const SHA256 = "8unNlgP/ZZVn78vVVyVJWpK3WJPel3pFVEixseROA3Y=";
+export const SHA256 = "rOGp7wUPUXL2AKgX2wp5BdrSnFeiwcqNVcxgfNoxtA4=";
 export const PAYLOAD = "test-hostile-blkbad.x86_64.elf.b64";
 export { default as BASE64 } from "./test-hostile-blkbad.x86_64.elf.b64" with { type: "text" };

@@ -3,6 +3,6 @@
 /** test-hostile-rebind.x86_64.elf, 34616 bytes, brotli, base64. */
 export const BROTLI = true;
 export const SIZE = 34616;
-export const SHA256 = "+TdtQF8vlEw1Y88MWJ+vI/hu+nIIi+/0cD+mKEzqqgE=";
+export const SHA256 = "WZHIFMyAcXjaI/s4Nc7xZ6mA1P7BIykgoxJXFOLdKzs=";
 export const PAYLOAD = "test-hostile-rebind.x86_64.elf.b64";
 export { default as BASE64 } from "./test-hostile-rebind.x86_64.elf.b64" with { type: "text" };

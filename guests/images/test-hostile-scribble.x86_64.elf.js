@@ -3,6 +3,6 @@
 /** test-hostile-scribble.x86_64.elf, 34608 bytes, brotli, base64. */
 export const BROTLI = true;
 export const SIZE = 34608;
-export const SHA256 = "8Kr6JonofvY/oqXpUJMinNh+4R7Z7k7DW7/9J8ew3pU=";
+export const SHA256 = "47aQFhza4QX3drd56okaA90q38Z2AqZjeO5Nk2wVtQ4=";
 export const PAYLOAD = "test-hostile-scribble.x86_64.elf.b64";
 export { default as BASE64 } from "./test-hostile-scribble.x86_64.elf.b64" with { type: "text" };

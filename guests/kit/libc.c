@@ -250,8 +250,20 @@ uint32_t crc32(uint32_t crc, const void *buf, size_t len)
 
 /* ---- The printf engine --------------------------------------------------- */
 
-/* Output goes through a sink: a buffer, which snprintf returns and printf
- * flushes to the console whenever it fills up. */
+/*
+ * Output goes through a sink: a buffer, which snprintf returns and printf
+ * flushes to the console whenever it fills up.
+ *
+ * The engine is cut for the guest's first printf: a wasm guest's functions
+ * are compiled (V8's Liftoff) at their first call, each in full, and every
+ * guest prints before anything else it does. So what a plain "%d"/"%u"/"%x"
+ * needs is small and inline, and the rest (padding, signs and prefixes,
+ * %s, %c) sits in functions of its own, NOINLINE, compiled only by the
+ * first format that uses them. Behaviour is the same either way
+ * (tests/kit_printf_test.ts).
+ */
+#define NOINLINE __attribute__((noinline))
+
 struct sink {
 	char *buf;
 	size_t size;    /* capacity of buf */
@@ -268,7 +280,7 @@ static void sink_flush(struct sink *s)
 	}
 }
 
-static void sink_put(struct sink *s, char c)
+static NOINLINE void sink_put(struct sink *s, char c)
 {
 	s->total++;
 	if (s->pos + 1 >= s->size) {   /* keep room for the NUL */
@@ -323,11 +335,10 @@ static int format_digits(char *out, uint64_t v, unsigned base, bool upper)
 	return n;
 }
 
-static void format_number(struct sink *s, uint64_t v, bool negative, unsigned base,
-			  bool upper, int width, bool left, bool zero, const char *prefix)
+/* The n digits (most significant last) with a sign, prefix and padding. */
+static NOINLINE void format_padded(struct sink *s, const char *digits, int n, bool negative,
+				   int width, bool left, bool zero, const char *prefix)
 {
-	char digits[24];
-	int n = format_digits(digits, v, base, upper);
 	int plen = (int)strlen(prefix) + (negative ? 1 : 0);
 	int pad = width - n - plen;
 
@@ -345,121 +356,166 @@ static void format_number(struct sink *s, uint64_t v, bool negative, unsigned ba
 		sink_pad(s, ' ', pad);
 }
 
-static void format(struct sink *s, const char *fmt, va_list ap)
+static NOINLINE void format_number(struct sink *s, uint64_t v, bool negative, unsigned base,
+			  bool upper, int width, bool left, bool zero, const char *prefix)
+{
+	char digits[24];
+	int n = format_digits(digits, v, base, upper);
+
+	if (negative || *prefix || width > n) {
+		format_padded(s, digits, n, negative, width, left, zero, prefix);
+		return;
+	}
+	while (n)
+		sink_put(s, digits[--n]);
+}
+
+static NOINLINE void format_char(struct sink *s, char c, int width, bool left)
+{
+	sink_pad(s, ' ', left ? 0 : width - 1);
+	sink_put(s, c);
+	sink_pad(s, ' ', left ? width - 1 : 0);
+}
+
+static NOINLINE void format_string(struct sink *s, const char *str, int width, int precision,
+				   bool left)
+{
+	int len;
+
+	if (!str)
+		str = "(null)";
+	len = (int)(precision >= 0 ? strnlen(str, (size_t)precision) : strlen(str));
+	if (!left)
+		sink_pad(s, ' ', width - len);
+	for (int k = 0; k < len; k++)
+		sink_put(s, str[k]);
+	if (left)
+		sink_pad(s, ' ', width - len);
+}
+
+/*
+ * One conversion, fmt just past its '%': flags, width, precision, length,
+ * then the conversion. Returns where the conversion ends (its last
+ * character, or the NUL of a lone '%' at the end).
+ */
+static NOINLINE const char *format_spec(struct sink *s, const char *fmt, va_list *ap)
+{
+	bool left = false, zero = false;
+	int width = 0, precision = -1, longs = 0;
+	uint64_t u;
+	int64_t i;
+
+	for (;; fmt++) {                               /* flags */
+		if (*fmt == '-')
+			left = true;
+		else if (*fmt == '0')
+			zero = true;
+		else
+			break;
+	}
+	if (*fmt == '*') {                             /* width */
+		width = va_arg(*ap, int);
+		if (width < 0) {
+			left = true;
+			width = -width;
+		}
+		fmt++;
+	} else {
+		while (isdigit(*fmt))
+			width = width * 10 + (*fmt++ - '0');
+	}
+	if (*fmt == '.') {                             /* precision (%s only) */
+		fmt++;
+		precision = 0;
+		if (*fmt == '*') {
+			precision = va_arg(*ap, int);
+			fmt++;
+		} else {
+			while (isdigit(*fmt))
+				precision = precision * 10 + (*fmt++ - '0');
+		}
+	}
+	for (;; fmt++) {                               /* length */
+		if (*fmt == 'l')
+			longs++;
+		else if (*fmt == 'z')
+			longs = sizeof(size_t) > 4 ? 2 : 0;
+		else
+			break;
+	}
+
+	switch (*fmt) {
+	case 'd':
+	case 'i':
+		if (longs >= 2)
+			i = va_arg(*ap, long long);
+		else if (longs == 1)
+			i = va_arg(*ap, long);
+		else
+			i = va_arg(*ap, int);
+		u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
+		format_number(s, u, i < 0, 10, false, width, left, zero, "");
+		break;
+	case 'u':
+	case 'x':
+	case 'X':
+	case 'o':
+		if (longs >= 2)
+			u = va_arg(*ap, unsigned long long);
+		else if (longs == 1)
+			u = va_arg(*ap, unsigned long);
+		else
+			u = va_arg(*ap, unsigned int);
+		format_number(s, u, false, *fmt == 'u' ? 10 : *fmt == 'o' ? 8 : 16, *fmt == 'X',
+			      width, left, zero, "");
+		break;
+	case 'p':
+		u = (uintptr_t)va_arg(*ap, void *);
+		format_number(s, u, false, 16, false, width ? width : 2 + 2 * (int)sizeof(void *),
+			      left, true, "0x");
+		break;
+	case 'c':
+		format_char(s, (char)va_arg(*ap, int), width, left);
+		break;
+	case 's':
+		format_string(s, va_arg(*ap, const char *), width, precision, left);
+		break;
+	case '%':
+		sink_put(s, '%');
+		break;
+	case '\0':                                     /* lone '%' at the end */
+		break;
+	default:                                       /* unknown: print as is */
+		sink_put(s, '%');
+		sink_put(s, *fmt);
+		break;
+	}
+	return fmt;
+}
+
+/*
+ * The text, with the plainest conversions (%u, %d, %s: no flag, width,
+ * precision or length) done here and every other in format_spec().
+ */
+static void format(struct sink *s, const char *fmt, va_list *ap)
 {
 	for (; *fmt; fmt++) {
-		bool left = false, zero = false;
-		int width = 0, precision = -1, longs = 0;
-		uint64_t u;
-		int64_t i;
-
 		if (*fmt != '%') {
 			sink_put(s, *fmt);
 			continue;
 		}
 		fmt++;
-		for (;; fmt++) {                       /* flags */
-			if (*fmt == '-')
-				left = true;
-			else if (*fmt == '0')
-				zero = true;
-			else
-				break;
-		}
-		if (*fmt == '*') {                     /* width */
-			width = va_arg(ap, int);
-			if (width < 0) {
-				left = true;
-				width = -width;
-			}
-			fmt++;
-		} else {
-			while (isdigit(*fmt))
-				width = width * 10 + (*fmt++ - '0');
-		}
-		if (*fmt == '.') {                     /* precision (%s only) */
-			fmt++;
-			precision = 0;
-			if (*fmt == '*') {
-				precision = va_arg(ap, int);
-				fmt++;
-			} else {
-				while (isdigit(*fmt))
-					precision = precision * 10 + (*fmt++ - '0');
-			}
-		}
-		for (;; fmt++) {                       /* length */
-			if (*fmt == 'l')
-				longs++;
-			else if (*fmt == 'z')
-				longs = sizeof(size_t) > 4 ? 2 : 0;
-			else
-				break;
-		}
+		if (*fmt == 'u') {
+			format_number(s, va_arg(*ap, unsigned int), false, 10, false, 0, false, false, "");
+		} else if (*fmt == 'd') {
+			int64_t i = va_arg(*ap, int);
 
-		switch (*fmt) {
-		case 'd':
-		case 'i':
-			if (longs >= 2)
-				i = va_arg(ap, long long);
-			else if (longs == 1)
-				i = va_arg(ap, long);
-			else
-				i = va_arg(ap, int);
-			u = i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i;
-			format_number(s, u, i < 0, 10, false, width, left, zero, "");
-			break;
-		case 'u':
-		case 'x':
-		case 'X':
-		case 'o':
-			if (longs >= 2)
-				u = va_arg(ap, unsigned long long);
-			else if (longs == 1)
-				u = va_arg(ap, unsigned long);
-			else
-				u = va_arg(ap, unsigned int);
-			format_number(s, u, false,
-				      *fmt == 'u' ? 10 : *fmt == 'o' ? 8 : 16,
-				      *fmt == 'X', width, left, zero, "");
-			break;
-		case 'p':
-			u = (uintptr_t)va_arg(ap, void *);
-			format_number(s, u, false, 16, false,
-				      width ? width : 2 + 2 * (int)sizeof(void *),
-				      left, true, "0x");
-			break;
-		case 'c': {
-			sink_pad(s, ' ', left ? 0 : width - 1);
-			sink_put(s, (char)va_arg(ap, int));
-			sink_pad(s, ' ', left ? width - 1 : 0);
-			break;
-		}
-		case 's': {
-			const char *str = va_arg(ap, const char *);
-			int len;
-
-			if (!str)
-				str = "(null)";
-			len = (int)(precision >= 0 ? strnlen(str, (size_t)precision)
-						   : strlen(str));
-			if (!left)
-				sink_pad(s, ' ', width - len);
-			for (int k = 0; k < len; k++)
-				sink_put(s, str[k]);
-			if (left)
-				sink_pad(s, ' ', width - len);
-			break;
-		}
-		case '%':
-			sink_put(s, '%');
-			break;
-		case '\0':                             /* lone '%' at the end */
+			format_number(s, i < 0 ? (uint64_t)0 - (uint64_t)i : (uint64_t)i, i < 0, 10,
+				      false, 0, false, false, "");
+		} else if (*fmt == 's') {
+			format_string(s, va_arg(*ap, const char *), 0, -1, false);
+		} else if (!*(fmt = format_spec(s, fmt, ap))) {
 			return;
-		default:                               /* unknown: print as is */
-			sink_put(s, '%');
-			sink_put(s, *fmt);
-			break;
 		}
 	}
 }
@@ -468,8 +524,11 @@ int vsnprintf(char *buf, size_t size, const char *fmt, va_list ap)
 {
 	char dummy;
 	struct sink s = { size ? buf : &dummy, size ? size : 1, 0, 0, false };
+	va_list args;
 
-	format(&s, fmt, ap);
+	va_copy(args, ap);
+	format(&s, fmt, &args);
+	va_end(args);
 	s.buf[s.pos] = '\0';
 	return (int)s.total;
 }
@@ -489,9 +548,12 @@ int vprintf(const char *fmt, va_list ap)
 {
 	char buf[256];   /* on the stack: printf may be used by IRQ handlers */
 	struct sink s = { buf, sizeof(buf) + 1, 0, 0, true };
+	va_list args;
 
 	/* size is +1 because a console sink needs no NUL terminator. */
-	format(&s, fmt, ap);
+	va_copy(args, ap);
+	format(&s, fmt, &args);
+	va_end(args);
 	sink_flush(&s);
 	return (int)s.total;
 }

@@ -91,12 +91,102 @@ function notInBuild(file: string): UsageError {
  * A module of `what` (`built-in image FILE`) that imported but does not hold its image whole;
  * `module` is its name in guests/images/ (the text module of its payload, if that is damaged).
  */
-function damaged(what: string, module: string, e: unknown, part = "module"): UsageError {
+function damaged(
+  what: string,
+  module: string,
+  e: unknown,
+  part = "module",
+  fix = "deno task guests",
+): UsageError {
   const why = printable((e instanceof Error ? e.message : String(e)).split("\n")[0], 100);
   return new UsageError(
     `${what}: its ${part} guests/images/${printable(module)} is damaged (${why}): ` +
-      `'deno task guests' writes it again`,
+      `'${fix}' writes it again`,
   );
+}
+
+/**
+ * A payload of the bundle, 7 bits a character (`tools/pack.ts`, the last step of `deno task
+ * bundle`, writes it in place of a text payload's base64): `text` is a function whose body is
+ * one comment, read back with `Function.prototype.toString`, holding the bytes 7 to every 8
+ * characters (each character's low 7 bits, little-endian, the last group padded with zeros);
+ * `length` is the bytes' count and `slashes` the places where a `/` after a `*` (which would
+ * end the comment) was written as another character. A byte of module text costs every start
+ * ~2 ns, whatever it is (docs/performance.md, boot.first_byte): 8 characters for 7 bytes, where
+ * base64 takes 4 for 3.
+ */
+export interface Packed7 {
+  text: () => void;
+  length: number;
+  slashes: readonly number[];
+}
+
+/** The wasm module of {@link unpack7} (its source: tools/pack.ts `UNPACK7_WAT`), made once. */
+let unpack7Module: WebAssembly.Module | undefined;
+
+/**
+ * The bytes of a packed payload ({@link Packed7}); a payload that is not as `tools/pack.ts`
+ * writes it (a character outside 7 bits, a count that does not match) throws.
+ */
+export function unpack7(packed: Packed7): Uint8Array {
+  const { text, length, slashes } = packed;
+  if (typeof text !== "function" || !Number.isSafeInteger(length) || length < 0) {
+    throw new Error("not a packed payload");
+  }
+  const source = Function.prototype.toString.call(text);
+  const start = source.indexOf("/*") + 2, end = source.lastIndexOf("*/");
+  const chars = end - start;
+  if (start < 2 || chars !== Math.ceil(length / 7) * 8) {
+    throw new Error(`${Math.max(chars, 0)} characters packed, ${length} bytes expected`);
+  }
+  // The characters as bytes, 8 spare at the end (the unpacker's last store writes 8).
+  const wasm = typeof WebAssembly === "object";
+  const memory = wasm ? new WebAssembly.Memory({ initial: Math.ceil((chars + 8) / 65536) }) : null;
+  const bytes = memory ? new Uint8Array(memory.buffer, 0, chars + 8) : new Uint8Array(chars + 8);
+  const { read, written } = new TextEncoder().encodeInto(source.slice(start, end), bytes);
+  if (read !== chars || written !== chars) throw new Error("a character outside 7 bits");
+  if (!Array.isArray(slashes)) throw new Error("no slashes");
+  for (const at of slashes) {
+    if (!Number.isSafeInteger(at) || at < 1 || at >= chars) throw new Error("a slash outside");
+    bytes[at] = 0x2f;
+  }
+  if (memory) {
+    unpack7Module ??= new WebAssembly.Module(
+      Uint8Array.fromBase64(
+        "AGFzbQEAAAABBQFgAX8AAggBAW0BbQIAAQMCAQAHBQEBdQAACo4BAYsBAgJ/AX4CQANAIAEgAE8NASABKQMA" +
+          "IQMgA0L/gPyD8I/AP4MgA0KA/oH4h+CfgP8Ag0IBiIQhAyADQv//gIDw/w+DIANCgID8/4OAwP8/g0ICiIQh" +
+          "AyADQv////8AgyADQoCAgIDw////D4NCBIiEIQMgAiADNwMAIAFBCGohASACQQdqIQIMAAsLCw==",
+      ),
+    );
+    const unpack = new WebAssembly.Instance(unpack7Module, { m: { m: memory } }).exports.u;
+    (unpack as (chars: number) => void)(chars);
+  } else {
+    unpack7Js(bytes, chars);
+  }
+  return bytes.subarray(0, length);
+}
+
+/**
+ * {@link unpack7}'s unpacker in JavaScript, in place (where there is no WebAssembly: V8's
+ * `--jitless`; ~5 times slower cold): each 8 characters, two little-endian words of 4, give
+ * 7 bytes.
+ */
+export function unpack7Js(bytes: Uint8Array, chars: number): void {
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset, chars >>> 2);
+  for (let i = 0, o = 0; i < words.length; i += 2, o += 7) {
+    let a = words[i], b = words[i + 1];
+    a = (a & 0x7f007f) | ((a & 0x7f007f00) >>> 1);
+    a = (a & 0x3fff) | ((a & 0x3fff0000) >>> 2);
+    b = (b & 0x7f007f) | ((b & 0x7f007f00) >>> 1);
+    b = (b & 0x3fff) | ((b & 0x3fff0000) >>> 2);
+    bytes[o] = a;
+    bytes[o + 1] = a >>> 8;
+    bytes[o + 2] = a >>> 16;
+    bytes[o + 3] = (a >>> 24) | (b << 4);
+    bytes[o + 4] = b >>> 4;
+    bytes[o + 5] = b >>> 12;
+    bytes[o + 6] = b >>> 20;
+  }
 }
 
 /**
@@ -105,7 +195,7 @@ function damaged(what: string, module: string, e: unknown, part = "module"): Usa
  * comes from, if any (guests/build.ts `payloadCheck`).
  */
 export interface Embedded {
-  BASE64: string;
+  BASE64: string | Packed7;
   BROTLI?: boolean;
   SIZE?: number;
   SHA256?: string;
@@ -141,14 +231,22 @@ const decodeUnverified = (async function decodeUnverified(
 ): Promise<{ bytes: Uint8Array; verified: Promise<void> | null }> {
   // Which file holds the payload: the text module beside the module (a large one), or itself.
   const text = typeof mod.PAYLOAD === "string" && /^[\w.+-]+\.b64$/.test(mod.PAYLOAD);
-  const [where, part] = text ? [mod.PAYLOAD!, "payload"] : [module, "module"];
+  // A bundle's text payload is packed 7 bits a character (tools/pack.ts): `deno task bundle`
+  // writes it again, not `deno task guests`.
+  const packed = typeof mod.BASE64 === "object" && mod.BASE64 !== null;
+  const [where, part] = text
+    ? [packed ? `${mod.PAYLOAD!} (packed in this bundle)` : mod.PAYLOAD!, "payload"]
+    : [module, "module"];
+  const fix = packed ? "deno task bundle" : "deno task guests";
   let bytes: Uint8Array;
   try {
-    if (typeof mod.BASE64 !== "string") throw new Error("no BASE64 string");
+    if (typeof mod.BASE64 !== "string" && !packed) throw new Error("no BASE64 string");
     if (typeof mod.SIZE !== "number" || typeof mod.SHA256 !== "string") {
       throw damaged(what, module, new Error("no SIZE and SHA256 of its payload"));
     }
-    const raw = Uint8Array.fromBase64(mod.BASE64);
+    const raw = typeof mod.BASE64 === "string"
+      ? Uint8Array.fromBase64(mod.BASE64)
+      : unpack7(mod.BASE64) as Uint8Array<ArrayBuffer>;
     if (!mod.BROTLI) {
       bytes = raw;
     } else {
@@ -159,7 +257,7 @@ const decodeUnverified = (async function decodeUnverified(
   } catch (e) {
     // A host whose own stack ran out (V8 --stack-size) failed here, not the payload.
     if (isStackOverflow(e)) throw new UsageError(hostStackLine());
-    throw e instanceof UsageError ? e : damaged(what, where, e, part);
+    throw e instanceof UsageError ? e : damaged(what, where, e, part, fix);
   }
   // Brotli has no checksum and base64 none either: one flipped character can decode to a valid
   // image that is not the one the build checked and instrumented. The build's length and
@@ -170,6 +268,7 @@ const decodeUnverified = (async function decodeUnverified(
       where,
       new Error(`${bytes.length} bytes decoded, the build wrote ${mod.SIZE}`),
       part,
+      fix,
     );
   }
   // The digest is checked for a payload that is a data file beside its module (FILE.b64), not
@@ -180,7 +279,13 @@ const decodeUnverified = (async function decodeUnverified(
   const verified = crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>).then(
     (digest) => {
       if (new Uint8Array(digest).toBase64() !== mod.SHA256) {
-        throw damaged(what, where, new Error("its SHA-256 is not the one the build wrote"), part);
+        throw damaged(
+          what,
+          where,
+          new Error("its SHA-256 is not the one the build wrote"),
+          part,
+          fix,
+        );
       }
     },
   );

@@ -21,6 +21,7 @@ import { DatabaseSync } from "node:sqlite";
 import { assertHostStack } from "./helpers/v8_flags.ts";
 import { COUNTING, NONE } from "./helpers/start_probe.ts";
 import { asciiOnly } from "../tools/ascii.ts";
+import { packBundle } from "../tools/pack.ts";
 import {
   eagerCalls,
   eagerFunctions,
@@ -108,7 +109,8 @@ async function bundle(
   assert.equal(r.code, 0, `deno bundle ${entry}\n${show(r)}`);
   // As `deno task bundle`: functions marked for eager compilation (tools/eager.ts) through the
   // minifier, then the bundle made pure ASCII (tools/ascii.ts), then (`--calls`) the arrows and
-  // function expressions V8 still compiles lazily before run hello's first byte parenthesised.
+  // function expressions V8 still compiles lazily before run hello's first byte parenthesised,
+  // then the large images' payloads packed 7 bits a character (tools/pack.ts).
   // The profile is of `lguest run hello`: another program is marked whole.
   const counts = await minifyEager(out, out, entry === "main.ts");
   await Deno.writeTextFile(out, asciiOnly(await Deno.readTextFile(out)));
@@ -119,6 +121,7 @@ async function bundle(
     await Deno.writeTextFile(out, r.text);
     calls = r.wrapped;
   }
+  await Deno.writeTextFile(out, packBundle(await Deno.readTextFile(out)).text);
   return { ...counts, calls };
 }
 
@@ -232,6 +235,28 @@ Deno.test("ship: the bundle runs from an empty folder, offline: hello, a disk, t
     const lua = await deno(luaArgs, opts);
     assert.equal(lua.code, EXIT.OK, show(lua));
     assert.equal(lua.stdout, "42\n", show(lua));
+    // Its payload is packed 7 bits a character (tools/pack.ts): a character changed in a copy
+    // is one line naming it, exit 125, not a stack trace and not another image run.
+    const damaged = `${dir}/damaged.js`;
+    const text = await Deno.readTextFile(js);
+    const at = text.indexOf("/*", text.indexOf('"guests/images/lua.wasm.ready.b64"')) + 50_000;
+    const c = text.charCodeAt(at) ^ 0x55;
+    assert.ok(c !== 0x2a && c !== 0x2f && text[at - 1] !== "*" && text[at + 1] !== "/");
+    await Deno.writeTextFile(
+      damaged,
+      text.slice(0, at) + String.fromCharCode(c) + text.slice(at + 1),
+    );
+    const bad = await deno(
+      ["run", ...RUN_FLAGS, damaged, ...luaArgs.slice(RUN_FLAGS.length + 2)],
+      opts,
+    );
+    assert.equal(bad.code, EXIT.USAGE, show(bad));
+    assert.match(
+      bad.stderr,
+      /^lguest: built-in image lua\.wasm: its payload guests\/images\/lua\.wasm\.ready\.b64 \(packed in this bundle\) is damaged \([^\n]+\): 'deno task bundle' writes it again\n$/,
+      show(bad),
+    );
+    assert.equal(bad.stdout, "", show(bad));
     // V8 flags (tests/v8_flags_test.ts): one line and 125 from the bundle too, never a trace.
     const jitless = await deno(["run", ...RUN_FLAGS, js, "run", "hello"], {
       ...opts,

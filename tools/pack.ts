@@ -23,6 +23,9 @@
 
 import { type Packed7, unpack7 } from "../launcher/images.ts";
 
+/** Where a module's start costs a step more (docs/performance.md, boot.first_byte). */
+export const ONE_MIB = 1 << 20;
+
 /** The unpacker `launcher/images.ts` embeds (as bytes: `wat2wasm`), in place, 8 characters → 7 bytes. */
 export const UNPACK7_WAT = `(module
   (import "m" "m" (memory 1))
@@ -91,7 +94,7 @@ export function packBundle(
 ): { text: string; payloads: { name: string; base64: number; packed: number }[] } {
   const payloads: { name: string; base64: number; packed: number }[] = [];
   const text = bundle.replace(
-    /("guests\/images\/([\w.+-]+\.b64)"\s*(?::\s*function\s*)?\(\)\s*\{\s*[\w$]+\s*=\s*)"([A-Za-z0-9+/=]*)"/g,
+    /("(?:[\w.+\-/]*\/)?guests\/images\/([\w.+-]+\.b64)"\s*(?::\s*function\s*)?\(\)\s*\{\s*[\w$]+\s*=\s*)"([A-Za-z0-9+/=]*)"/g,
     (_all, head: string, name: string, base64: string) => {
       const bytes = Uint8Array.fromBase64(base64);
       const source = packedSource(bytes);
@@ -122,6 +125,14 @@ if (import.meta.main) {
     Deno.exit(1);
   }
   await Deno.writeTextFile(file, text);
+  // Deno and V8 make ~250 more page faults (~0.3 ms) for a module of 1 MiB or more: the
+  // bundle's start pays a step there (docs/performance.md, boot.first_byte). Say so.
+  if (text.length >= ONE_MIB) {
+    console.error(
+      `pack: ${file} is ${text.length} bytes, not under 1 MiB (${ONE_MIB}): every start of it ` +
+        `pays ~0.3 ms more (docs/performance.md, boot.first_byte)`,
+    );
+  }
   const sum = (k: "base64" | "packed") => payloads.reduce((n, p) => n + p[k], 0);
   console.error(
     `pack: ${payloads.length} payload(s), ${sum("base64")} characters of base64 -> ${

@@ -89,7 +89,9 @@ export function stdioBackend(
       }
       return stdinIsFile ? Deno.stdin.readSync(buf) : readNoWait(0, buf);
     },
-    write(data) {
+    // An arrow, not a method: the bundle compiles it with the code around it (an object
+    // literal's method is compiled at its first call, the guest's first byte; boot.first_byte).
+    write: (data) => {
       try {
         // The one stdout writer (sys/stdio.ts): a full non-blocking stdout is waited for.
         writeStdout(data, () => closed);

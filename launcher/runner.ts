@@ -146,7 +146,8 @@ const sharedStdout = (function sharedStdout(onClosed: (e: unknown, guest: string
       read: stdout.read,
       pollFd: stdout.pollFd,
       readSync: stdout.readSync,
-      write(data: Uint8Array) {
+      // An arrow, not a method: compiled with the bundle (devices/console.ts stdioBackend).
+      write: (data: Uint8Array) => {
         if (data.length === 0) return;
         writer = guest;
         stdout.write(data);

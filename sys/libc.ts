@@ -10,7 +10,11 @@
  * @module
  */
 
-const SYMBOLS = {
+/**
+ * The symbols' table, made at the first dlopen: a run that loads no library (`run hello`) does
+ * not build its ~30 nested literals at every start (~0.025 ms; boot.first_byte).
+ */
+const symbols = () => ({
   open: { parameters: ["buffer", "i32", "i32"], result: "i32" },
   close: { parameters: ["i32"], result: "i32" },
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
@@ -55,12 +59,12 @@ const SYMBOLS = {
     result: "i32",
     optional: true,
   },
-} as const;
+} as const);
 
 /** The loaded symbols. */
-export type Libc = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
+export type Libc = Deno.DynamicLibrary<ReturnType<typeof symbols>>["symbols"];
 
-let lib: Deno.DynamicLibrary<typeof SYMBOLS> | null = null;
+let lib: Deno.DynamicLibrary<ReturnType<typeof symbols>> | null = null;
 
 /**
  * This thread's errno: a view of its four bytes, made when libc is first
@@ -83,7 +87,7 @@ export let ERRNO: Int32Array = new Int32Array(1);
 /** libc's symbols (dlopen on first call). */
 export function libc(): Libc {
   if (lib === null) {
-    lib = Deno.dlopen("libc.so.6", SYMBOLS);
+    lib = Deno.dlopen("libc.so.6", symbols());
     const p = lib.symbols.__errno_location();
     if (p !== null) ERRNO = new Int32Array(Deno.UnsafePointerView.getArrayBuffer(p, 4));
   }

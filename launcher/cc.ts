@@ -211,7 +211,19 @@ export async function ccCommand(argv: string[]): Promise<number> {
       await Deno.mkdir(path.slice(0, path.lastIndexOf("/")), { recursive: true });
       await Deno.writeTextFile(path, text);
     }
-    const args = [...programFlags(res, include), ...argv];
+    // clang's driver runs `wasm-opt` after linking with any -O when it finds one (binaryen
+    // installed): a build that then depends on the machine, and binaryen's default features
+    // refuse the bulk-memory code wasi-libc links in ("bulk memory is disabled"). `-B` puts
+    // this no-op first in clang's program search, so the image is what wasm-ld made, with or
+    // without binaryen.
+    const bin = `${tmp}/bin`;
+    await Deno.mkdir(bin);
+    await Deno.writeTextFile(
+      `${bin}/wasm-opt`,
+      "#!/bin/sh\n# lguest cc: leaves the image as wasm-ld linked it (launcher/cc.ts)\nexit 0\n",
+      { mode: 0o755 },
+    );
+    const args = [`-B${bin}/`, ...programFlags(res, include), ...argv];
     if (archiveBytes) {
       const archive = `${tmp}/libposix.a`;
       await Deno.writeFile(archive, archiveBytes);

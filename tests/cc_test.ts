@@ -163,6 +163,28 @@ Deno.test("cc: -o naming an input (prog.c) is refused in one line; the source is
   });
 });
 
+Deno.test("cc: a wasm-opt on PATH is never run: the image is what wasm-ld made, binaryen or not", async () => {
+  // clang runs the first wasm-opt it finds after linking with any -O (binaryen installed):
+  // its default features refused wasi-libc's bulk-memory code, so every -O build failed.
+  if (await skipWithoutToolchain()) return;
+  await inTempDir(async (dir) => {
+    await Deno.mkdir(`${dir}/bin`);
+    await Deno.writeTextFile(`${dir}/bin/wasm-opt`, "#!/bin/sh\necho wasm-opt ran >&2\nexit 3\n", {
+      mode: 0o755,
+    });
+    await Deno.writeTextFile(
+      `${dir}/p.c`,
+      '#include <stdio.h>\nint main(void) { puts("built"); }\n',
+    );
+    const env = { PATH: `${dir}/bin:${Deno.env.get("PATH") ?? "/usr/bin:/bin"}` };
+    const cc = await runCli(["cc", "-O2", "-o", `${dir}/p.wasm`, `${dir}/p.c`], { env });
+    assert.equal(cc.code, EXIT.OK, describe(cc));
+    assert.doesNotMatch(cc.stderr, /wasm-opt ran/, describe(cc));
+    const r = await runCli(["run", `${dir}/p.wasm`]);
+    assert.deepEqual([r.code, lines(r.stdout)], [EXIT.OK, ["built"]], describe(r));
+  });
+});
+
 Deno.test("cc: without clang it says in one line what to install", async () => {
   const r = await runCli(["cc", "-o", "x.wasm", "x.c"], { env: { PATH: "/nonexistent" } });
   assert.equal(r.code, EXIT.USAGE, describe(r));

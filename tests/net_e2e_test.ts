@@ -913,8 +913,10 @@ netnsSteps.push({
         `watching stdin`,
     );
     assert.equal(ping.received, ping.transmitted, ping.output);
-    // Before: 0 in place, ~100 left to the event loop.
-    assert.ok(c.haltWaitsInPlace >= ping.received / 2, why);
+    // Before: 0 in place, ~100 left to the event loop. A tenth, not a half: in a fresh-clone CI
+    // run beside two other engineers' loads (session 7) 18 of 100 were in place, none left to
+    // the event loop (it is the count below that the broken mechanism moves).
+    assert.ok(c.haltWaitsInPlace >= ping.received / 10, why);
     assert.equal(c.waitsOffForPoolOps, 0, why); // no input: no read in flight, ever
     assert.ok(c.waitsWatchingPoolOps > 0, why);
     assert.equal(r.code, 143, why);

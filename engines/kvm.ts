@@ -508,11 +508,11 @@ export class KvmCpu implements GuestCpu {
     vm.vmFd = s.ioctl(kvmFd, KVM.CREATE_VM, 0n);
     if (vm.vmFd < 0) fail("KVM_CREATE_VM", ERRNO[0]);
     const ram = mapAnon(top);
-    if (ram === null) fail(`mmap of ${top} bytes of guest RAM`, ERRNO[0]);
-    vm.ram = ram!;
+    if (typeof ram === "number") fail(`mmap of ${top} bytes of guest RAM`, ram);
+    vm.ram = ram as Deno.PointerObject;
     const sysArea = mapAnon(SYS_SIZE);
-    if (sysArea === null) fail("mmap of the system area", ERRNO[0]);
-    vm.sysArea = sysArea!;
+    if (typeof sysArea === "number") fail("mmap of the system area", sysArea);
+    vm.sysArea = sysArea as Deno.PointerObject;
     this.memory = new Uint8Array(viewRegion(vm.ram, top));
     this.#sys = new Uint8Array(viewRegion(vm.sysArea, SYS_SIZE));
     const region = (slot: number, gpa: number, size: number, p: Deno.PointerObject) => {
@@ -532,8 +532,9 @@ export class KvmCpu implements GuestCpu {
     vm.runSize = s.ioctl(kvmFd, KVM.GET_VCPU_MMAP_SIZE, 0n);
     if (vm.runSize < 2352) fail("KVM_GET_VCPU_MMAP_SIZE", ERRNO[0]);
     const run = s.mmap(null, BigInt(vm.runSize), 3, 1, /* MAP_SHARED */ vm.vcpuFd, 0n);
+    const runErrno = ERRNO[0]; // before UnsafePointer.value, a call (sys/libc.ts ERRNO)
     if (run === null || Deno.UnsafePointer.value(run) === 0xffffffffffffffffn) {
-      fail("mmap of kvm_run", ERRNO[0]);
+      fail("mmap of kvm_run", runErrno);
     }
     vm.run = run!;
     const runBuf = Deno.UnsafePointerView.getArrayBuffer(vm.run, vm.runSize);

@@ -92,8 +92,8 @@ const MAP_NORESERVE = 0x4000;
 const MADV_DONTNEED = 4;
 const MAP_FAILED = 0xffffffffffffffffn;
 
-/** An anonymous private mapping (zeroed); null if mmap failed. */
-export function mapAnon(bytes: number): Deno.PointerObject | null {
+/** An anonymous private mapping (zeroed); mmap's errno if it failed. */
+export function mapAnon(bytes: number): Deno.PointerObject | number {
   const p = sys().mmap(
     null,
     BigInt(bytes),
@@ -102,7 +102,8 @@ export function mapAnon(bytes: number): Deno.PointerObject | null {
     -1,
     0n,
   );
-  if (p === null || Deno.UnsafePointer.value(p) === MAP_FAILED) return null;
+  const e = ERRNO[0]; // before any other call (sys/libc.ts ERRNO); meaningless on success
+  if (p === null || Deno.UnsafePointer.value(p) === MAP_FAILED) return e;
   return p;
 }
 

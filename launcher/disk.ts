@@ -394,7 +394,8 @@ function mkfs(argv: string[]): number {
     if (size !== null) {
       // On the open file: a link (even a dangling one, whose file open made) is followed.
       if (libc().ftruncate(dev0.fd, BigInt(size)) !== 0) {
-        throw new DiskUsage(`${shownName(path)}: ${sysText(new SysError("ftruncate", ERRNO[0]))}`);
+        const e = ERRNO[0]; // before shownName runs (sys/libc.ts ERRNO)
+        throw new DiskUsage(`${shownName(path)}: ${sysText(new SysError("ftruncate", e))}`);
       }
       bytes = size;
     } else if (bytes < MIN_SIZE) {

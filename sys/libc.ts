@@ -76,7 +76,7 @@ let lib: Deno.DynamicLibrary<ReturnType<typeof symbols>> | null = null;
  * once-a-process CPU-frequency probe, which V8 reaches through a contended
  * `absl::Mutex`, opened `/sys/devices/system/cpu/cpu0/tsc_freq_khz`
  * (ENOENT on these machines) on the main thread between a failing
- * TUNSETIFF and the `ERRNO[0]` call that was to read its EPERM: in about
+ * TUNSETIFF and the `errno()` call that was to read its EPERM: in about
  * one start of twenty a tap without CAP_NET_ADMIN said "errno 2" (an
  * earlier flock EWOULDBLOCK read back as ENOENT was the same). A wrong
  * errno there is not only a wrong message: a tap read's EAGAIN or

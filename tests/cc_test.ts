@@ -11,10 +11,13 @@ import { EXIT } from "../launcher/cli.ts";
 import {
   describe,
   hasDevFull,
+  LGUEST_CMD,
   lines,
   runCli,
   runCliAllowAll,
+  shellQuote,
   spawnCli,
+  spawnProcess,
 } from "./helpers/run_cli.ts";
 import { inTempDir } from "./helpers/resources.ts";
 import { skipWithoutToolchain } from "./helpers/toolchain.ts";
@@ -182,6 +185,24 @@ Deno.test("cc: a wasm-opt on PATH is never run: the image is what wasm-ld made, 
     assert.doesNotMatch(cc.stderr, /wasm-opt ran/, describe(cc));
     const r = await runCli(["run", `${dir}/p.wasm`]);
     assert.deepEqual([r.code, lines(r.stdout)], [EXIT.OK, ["built"]], describe(r));
+    // The same with TMPDIR mounted noexec (clang skips a no-op it may not execute there), in a
+    // mount namespace of its own: root and unshare(1) only.
+    if (Deno.uid() !== 0) {
+      console.log("  cc_test: skipping the noexec TMPDIR case: not root (mount)");
+      return;
+    }
+    const tmp = `${dir}/noexec`;
+    await Deno.mkdir(tmp);
+    const line = [...LGUEST_CMD, "cc", "-O2", "-o", `${dir}/q.wasm`, `${dir}/p.c`]
+      .map(shellQuote).join(" ");
+    const nx = await spawnProcess("unshare", [
+      "-m",
+      "sh",
+      "-c",
+      `mount -t tmpfs -o noexec tmpfs ${shellQuote(tmp)} && TMPDIR=${shellQuote(tmp)} exec ${line}`,
+    ], { env }).result();
+    assert.equal(nx.code, EXIT.OK, describe(nx));
+    assert.doesNotMatch(nx.stderr, /wasm-opt ran/, describe(nx));
   });
 });
 

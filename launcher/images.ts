@@ -96,29 +96,32 @@ function damaged(
   module: string,
   e: unknown,
   part = "module",
-  fix = "deno task guests",
 ): UsageError {
   const why = printable((e instanceof Error ? e.message : String(e)).split("\n")[0], 100);
+  // In a bundle (this module is not launcher/images.ts there) every module and payload is part of
+  // the one file, which `deno task bundle` writes again.
+  const bundle = !import.meta.url.endsWith("/launcher/images.ts");
+  const where = bundle && !module.endsWith(" in this bundle)")
+    ? `${module} (in this bundle)`
+    : module;
   return new UsageError(
-    `${what}: its ${part} guests/images/${printable(module)} is damaged (${why}): ` +
-      `'${fix}' writes it again`,
+    `${what}: its ${part} guests/images/${printable(where)} is damaged (${why}): ` +
+      `'deno task ${bundle ? "bundle" : "guests"}' writes it again`,
   );
 }
 
 /**
  * A payload of the bundle, 7 bits a character (`tools/pack.ts`, the last step of `deno task
- * bundle`, writes it in place of a text payload's base64): `text` is a function whose body is
- * one comment, read back with `Function.prototype.toString`, holding the bytes 7 to every 8
- * characters (each character's low 7 bits, little-endian, the last group padded with zeros);
- * `length` is the bytes' count and `slashes` the places where a `/` after a `*` (which would
- * end the comment) was written as another character. A byte of module text costs every start
- * ~2 ns, whatever it is (docs/performance.md, boot.first_byte): 8 characters for 7 bytes, where
- * base64 takes 4 for 3.
+ * bundle`, writes it in place of a text payload's base64): `text` holds the bytes 7 to every 8
+ * characters (each character's low 7 bits, little-endian, the last group padded with zeros), a
+ * string literal in the bundle (its value survives Deno's TypeScript emit, which drops
+ * comments: a copy of the bundle with no extension or a `.ts` name); `length` is the bytes'
+ * count. A byte of module text costs every start ~2 ns, whatever it is (docs/performance.md,
+ * boot.first_byte): 8 characters for 7 bytes, where base64 takes 4 for 3.
  */
 export interface Packed7 {
-  text: () => void;
+  text: string;
   length: number;
-  slashes: readonly number[];
 }
 
 /** The wasm module of {@link unpack7} (its source: tools/pack.ts `UNPACK7_WAT`), made once. */
@@ -126,43 +129,45 @@ let unpack7Module: WebAssembly.Module | undefined;
 
 /**
  * The bytes of a packed payload ({@link Packed7}); a payload that is not as `tools/pack.ts`
- * writes it (a character outside 7 bits, a count that does not match) throws.
+ * writes it (a character outside 7 bits, a count that does not match) throws. The unpacker is a
+ * small WebAssembly module; where WebAssembly fails (no wasm: V8's `--jitless`; a V8 limit such as
+ * `--wasm-max-mem-pages`), it is the same loop in JavaScript: the payload is not damaged, and a
+ * guest's own module meets the limit as in a checkout.
  */
 export function unpack7(packed: Packed7): Uint8Array {
-  const { text, length, slashes } = packed;
-  if (typeof text !== "function" || !Number.isSafeInteger(length) || length < 0) {
+  const { text, length } = packed;
+  if (typeof text !== "string" || !Number.isSafeInteger(length) || length < 0) {
     throw new Error("not a packed payload");
   }
-  const source = Function.prototype.toString.call(text);
-  const start = source.indexOf("/*") + 2, end = source.lastIndexOf("*/");
-  const chars = end - start;
-  if (start < 2 || chars !== Math.ceil(length / 7) * 8) {
-    throw new Error(`${Math.max(chars, 0)} characters packed, ${length} bytes expected`);
+  const chars = text.length;
+  if (chars !== Math.ceil(length / 7) * 8) {
+    throw new Error(`${chars} characters packed, ${length} bytes expected`);
   }
   // The characters as bytes, 8 spare at the end (the unpacker's last store writes 8).
-  const wasm = typeof WebAssembly === "object";
-  const memory = wasm ? new WebAssembly.Memory({ initial: Math.ceil((chars + 8) / 65536) }) : null;
+  let memory: WebAssembly.Memory | null = null;
+  let unpack: ((chars: number) => void) | null = null;
+  if (typeof WebAssembly === "object") {
+    try {
+      memory = new WebAssembly.Memory({ initial: Math.ceil((chars + 8) / 65536) });
+      unpack7Module ??= new WebAssembly.Module(
+        Uint8Array.fromBase64(
+          "AGFzbQEAAAABBQFgAX8AAggBAW0BbQIAAQMCAQAHBQEBdQAACo4BAYsBAgJ/AX4CQANAIAEgAE8NASABKQMA" +
+            "IQMgA0L/gPyD8I/AP4MgA0KA/oH4h+CfgP8Ag0IBiIQhAyADQv//gIDw/w+DIANCgID8/4OAwP8/g0ICiIQh" +
+            "AyADQv////8AgyADQoCAgIDw////D4NCBIiEIQMgAiADNwMAIAFBCGohASACQQdqIQIMAAsLCw==",
+        ),
+      );
+      const instance = new WebAssembly.Instance(unpack7Module, { m: { m: memory } });
+      unpack = instance.exports.u as (chars: number) => void;
+    } catch (e) {
+      if (isStackOverflow(e)) throw e;
+      memory = null;
+    }
+  }
   const bytes = memory ? new Uint8Array(memory.buffer, 0, chars + 8) : new Uint8Array(chars + 8);
-  const { read, written } = new TextEncoder().encodeInto(source.slice(start, end), bytes);
+  const { read, written } = new TextEncoder().encodeInto(text, bytes);
   if (read !== chars || written !== chars) throw new Error("a character outside 7 bits");
-  if (!Array.isArray(slashes)) throw new Error("no slashes");
-  for (const at of slashes) {
-    if (!Number.isSafeInteger(at) || at < 1 || at >= chars) throw new Error("a slash outside");
-    bytes[at] = 0x2f;
-  }
-  if (memory) {
-    unpack7Module ??= new WebAssembly.Module(
-      Uint8Array.fromBase64(
-        "AGFzbQEAAAABBQFgAX8AAggBAW0BbQIAAQMCAQAHBQEBdQAACo4BAYsBAgJ/AX4CQANAIAEgAE8NASABKQMA" +
-          "IQMgA0L/gPyD8I/AP4MgA0KA/oH4h+CfgP8Ag0IBiIQhAyADQv//gIDw/w+DIANCgID8/4OAwP8/g0ICiIQh" +
-          "AyADQv////8AgyADQoCAgIDw////D4NCBIiEIQMgAiADNwMAIAFBCGohASACQQdqIQIMAAsLCw==",
-      ),
-    );
-    const unpack = new WebAssembly.Instance(unpack7Module, { m: { m: memory } }).exports.u;
-    (unpack as (chars: number) => void)(chars);
-  } else {
-    unpack7Js(bytes, chars);
-  }
+  if (memory && unpack) unpack(chars);
+  else unpack7Js(bytes, chars);
   return bytes.subarray(0, length);
 }
 
@@ -231,13 +236,11 @@ const decodeUnverified = (async function decodeUnverified(
 ): Promise<{ bytes: Uint8Array; verified: Promise<void> | null }> {
   // Which file holds the payload: the text module beside the module (a large one), or itself.
   const text = typeof mod.PAYLOAD === "string" && /^[\w.+-]+\.b64$/.test(mod.PAYLOAD);
-  // A bundle's text payload is packed 7 bits a character (tools/pack.ts): `deno task bundle`
-  // writes it again, not `deno task guests`.
+  // A bundle's text payload is packed 7 bits a character (tools/pack.ts).
   const packed = typeof mod.BASE64 === "object" && mod.BASE64 !== null;
   const [where, part] = text
     ? [packed ? `${mod.PAYLOAD!} (packed in this bundle)` : mod.PAYLOAD!, "payload"]
     : [module, "module"];
-  const fix = packed ? "deno task bundle" : "deno task guests";
   let bytes: Uint8Array;
   try {
     if (typeof mod.BASE64 !== "string" && !packed) throw new Error("no BASE64 string");
@@ -257,7 +260,7 @@ const decodeUnverified = (async function decodeUnverified(
   } catch (e) {
     // A host whose own stack ran out (V8 --stack-size) failed here, not the payload.
     if (isStackOverflow(e)) throw new UsageError(hostStackLine());
-    throw e instanceof UsageError ? e : damaged(what, where, e, part, fix);
+    throw e instanceof UsageError ? e : damaged(what, where, e, part);
   }
   // Brotli has no checksum and base64 none either: one flipped character can decode to a valid
   // image that is not the one the build checked and instrumented. The build's length and
@@ -268,7 +271,6 @@ const decodeUnverified = (async function decodeUnverified(
       where,
       new Error(`${bytes.length} bytes decoded, the build wrote ${mod.SIZE}`),
       part,
-      fix,
     );
   }
   // The digest is checked for a payload that is a data file beside its module (FILE.b64), not
@@ -284,7 +286,6 @@ const decodeUnverified = (async function decodeUnverified(
           where,
           new Error("its SHA-256 is not the one the build wrote"),
           part,
-          fix,
         );
       }
     },

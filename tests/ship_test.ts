@@ -235,28 +235,91 @@ Deno.test("ship: the bundle runs from an empty folder, offline: hello, a disk, t
     const lua = await deno(luaArgs, opts);
     assert.equal(lua.code, EXIT.OK, show(lua));
     assert.equal(lua.stdout, "42\n", show(lua));
+    // Loaded as TypeScript (a copy with no extension or a `.ts` name, as a shebang script or
+    // `deno install` makes it), whose emit drops comments: the packed payloads are string
+    // literals (tools/pack.ts), and lua and sqlite3 run from such copies too.
+    for (const name of [`${dir}/lguest`, `${dir}/lguest.ts`]) {
+      await Deno.copyFile(js, name);
+      const asTs = await deno(
+        ["run", ...RUN_FLAGS, name, ...luaArgs.slice(RUN_FLAGS.length + 2)],
+        opts,
+      );
+      assert.equal(asTs.code, EXIT.OK, `${name}: ${show(asTs)}`);
+      assert.equal(asTs.stdout, "42\n", show(asTs));
+      const sql = await deno(
+        ["run", ...RUN_FLAGS, name, "run", "sqlite3", "--", ":memory:", "select 6*7;"],
+        opts,
+      );
+      assert.equal(sql.code, EXIT.OK, `${name}: ${show(sql)}`);
+      assert.equal(sql.stdout, "42\n", show(sql));
+    }
     // Its payload is packed 7 bits a character (tools/pack.ts): a character changed in a copy
     // is one line naming it, exit 125, not a stack trace and not another image run.
     const damaged = `${dir}/damaged.js`;
     const text = await Deno.readTextFile(js);
-    const at = text.indexOf("/*", text.indexOf('"guests/images/lua.wasm.ready.b64"')) + 50_000;
-    const c = text.charCodeAt(at) ^ 0x55;
-    assert.ok(c !== 0x2a && c !== 0x2f && text[at - 1] !== "*" && text[at + 1] !== "/");
-    await Deno.writeTextFile(
-      damaged,
-      text.slice(0, at) + String.fromCharCode(c) + text.slice(at + 1),
-    );
+    const lua0 = text.indexOf("{text:'", text.indexOf('"guests/images/lua.wasm.ready.b64"')) + 6;
+    const lua1 = text.indexOf("'\n\n,length:", lua0);
+    assert.ok(lua0 > 6 && lua1 > lua0 + 100_000, "lua's packed payload");
+    let at = lua0 + 50_000;
+    const plain = (i: number) => !"\\'\n\r".includes(text[i]);
+    while (!plain(at - 1) || !plain(at) || !plain(at + 1) || !plain(at - 2)) at++;
+    const c = String.fromCharCode(text.charCodeAt(at) ^ 0x55);
+    assert.ok(!"\\'\n\r".includes(c));
+    const copy = (at: number, c: string) => text.slice(0, at) + c + text.slice(at + 1);
+    await Deno.writeTextFile(damaged, copy(at, c));
     const bad = await deno(
       ["run", ...RUN_FLAGS, damaged, ...luaArgs.slice(RUN_FLAGS.length + 2)],
       opts,
     );
+    const luaDamaged =
+      /^lguest: built-in image lua\.wasm: its payload guests\/images\/lua\.wasm\.ready\.b64 \(packed in this bundle\) is damaged \([^\n]+\): 'deno task bundle' writes it again\n$/;
     assert.equal(bad.code, EXIT.USAGE, show(bad));
-    assert.match(
-      bad.stderr,
-      /^lguest: built-in image lua\.wasm: its payload guests\/images\/lua\.wasm\.ready\.b64 \(packed in this bundle\) is damaged \([^\n]+\): 'deno task bundle' writes it again\n$/,
-      show(bad),
-    );
+    assert.match(bad.stderr, luaDamaged, show(bad));
     assert.equal(bad.stdout, "", show(bad));
+    // Its string's quotes changed or cut: the file does not load (a closing quote runs into the
+    // line feeds after it; an opening one leaves the text as code), or, if it did, lua's run is
+    // that line and the other guests run: never another payload swallowed, another guest broken
+    // or a stack trace (as a comment's closing `*` did).
+    for (const [where, i] of [["opening", lua0], ["closing", lua1]] as const) {
+      for (const r of ["x", "\\", '"', "`", "\n", ""]) {
+        await Deno.writeTextFile(damaged, text.slice(0, i) + r + text.slice(i + 1));
+        const label = `lua's ${where} quote made ${JSON.stringify(r)}`;
+        const hi = await deno(["run", ...RUN_FLAGS, damaged, "run", "hello"], opts);
+        if (hi.code !== EXIT.OK) {
+          assert.equal(hi.stdout, "", `${label}: ${show(hi)}`);
+          assert.match(
+            hi.stderr,
+            /^\S*error\S*: (Uncaught )?SyntaxError: /,
+            `${label}: ${show(hi)}`,
+          );
+          continue;
+        }
+        assert.match(hi.stdout, /^Hello from an lguest guest!/m, `${label}: ${show(hi)}`);
+        const l = await deno(
+          ["run", ...RUN_FLAGS, damaged, ...luaArgs.slice(RUN_FLAGS.length + 2)],
+          opts,
+        );
+        assert.equal(l.code, EXIT.USAGE, `${label}: ${show(l)}`);
+        assert.match(l.stderr, luaDamaged, `${label}: ${show(l)}`);
+        const sql = await deno(
+          ["run", ...RUN_FLAGS, damaged, "run", "sqlite3", "--", ":memory:", "select 6*7;"],
+          opts,
+        );
+        assert.equal(sql.stdout, "42\n", `${label}: ${show(sql)}`);
+      }
+    }
+    // hello's payload is base64 inline in its module (no digest: docs/security.md); a character
+    // of it that is not base64 is one line naming its module in the bundle, and the bundle's fix.
+    const h = text.indexOf("AGFzbQ", text.indexOf('"guests/images/hello.wasm.ready.js"'));
+    assert.ok(h > 0, "hello's inline base64");
+    await Deno.writeTextFile(damaged, copy(h + 1000, "!"));
+    const badHello = await deno(["run", ...RUN_FLAGS, damaged, "run", "hello"], opts);
+    assert.equal(badHello.code, EXIT.USAGE, show(badHello));
+    assert.match(
+      badHello.stderr,
+      /^lguest: built-in image hello\.wasm: its module guests\/images\/hello\.wasm\.ready\.js \(in this bundle\) is damaged \([^\n]+\): 'deno task bundle' writes it again\n$/,
+      show(badHello),
+    );
     // V8 flags (tests/v8_flags_test.ts): one line and 125 from the bundle too, never a trace.
     const jitless = await deno(["run", ...RUN_FLAGS, js, "run", "hello"], {
       ...opts,

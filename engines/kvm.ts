@@ -50,6 +50,7 @@ import {
   viewRegion,
 } from "./kvm_sys.ts";
 import { ImageError } from "./wasm.ts";
+import { hostStackLine, isStackOverflow } from "../sys/text.ts";
 import { otherKind } from "./image_kind.ts";
 
 /** The hypercall port. */
@@ -609,7 +610,11 @@ export class KvmCpu implements GuestCpu {
       try {
         this.#loop(this.#port);
       } catch (e) {
-        this.#port.kill(`kvm engine error: ${(e as Error).message}`);
+        // The host's own stack run out in its loop (a small V8 --stack-size, met in a hypercall's
+        // host code): the host's one line and 125 (launcher.ts), as under the wasm engine.
+        this.#port.kill(
+          isStackOverflow(e) ? hostStackLine() : `kvm engine error: ${(e as Error).message}`,
+        );
       } finally {
         this.#running = false;
         if (this.#closed) this.#release(this.#vm);

@@ -214,22 +214,54 @@ export function compileReady(
 }
 
 /**
+ * Where an import finds the guest's port, and what the host's own code last threw out of an
+ * import (`thrown`): an error that then comes out of the guest's `start` is the host's, not a
+ * guest fault, whatever its class ({@link faultReason}).
+ */
+export interface ImportSlot {
+  port: HypercallPort | null;
+  thrown?: unknown;
+}
+
+/**
  * The plain `env.hcall` import over a port: the fast path is one call into
- * the Host; a dead guest's stack is unwound by throwing through it.
+ * the Host; a dead guest's stack is unwound by throwing through it. What
+ * the host's code throws is kept in the slot on its way out (a store, no
+ * call: the host's stack may be all but gone).
  */
 export function hcallImport(
-  slot: { port: HypercallPort | null },
+  slot: ImportSlot,
 ): (eax: number, edx: number, ebx: number, ecx: number) => number {
   return (eax, edx, ebx, ecx) => {
-    const p = slot.port!;
-    const r = p.hypercall(eax >>> 0, edx >>> 0, ebx >>> 0, ecx >>> 0);
-    if (r === LG_EVENT && p.dead !== null) exitGuest();
-    return r | 0;
+    try {
+      const p = slot.port!;
+      const r = p.hypercall(eax >>> 0, edx >>> 0, ebx >>> 0, ecx >>> 0);
+      if (r === LG_EVENT && p.dead !== null) exitGuest();
+      return r | 0;
+    } catch (e) {
+      slot.thrown = e;
+      throw e;
+    }
   };
 }
 
-/** Describe an exception that came out of guest code as a kill reason. */
-function faultReason(e: unknown): string {
+/**
+ * Describe an exception that came out of guest code as a kill reason. `host` is what the host's
+ * own code last threw out of an import ({@link ImportSlot}): the same object coming out of the
+ * guest is the host's failure, never a guest fault. A RangeError "Maximum call stack size
+ * exceeded" is both V8's wasm stack overflow (the guest's own frames: a guest fault) and what
+ * the host's code in a hypercall throws when a small --stack-size runs out there (Deno's lazily
+ * loaded timers, at the guest's first clock timer): its class cannot tell them apart, and Deno
+ * wraps the latter as a RangeError or a plain Error from one run to the next (the bundle said
+ * `guest fault: stack overflow` in about half its runs under DENO_V8_FLAGS=--stack-size=60).
+ * The guest's wasm runs on its own JSPI stack and every import on the host's, so an overflow
+ * thrown in an import's body is the host's stack; one in the guest's own frames is the guest's.
+ */
+function faultReason(e: unknown, host: unknown): string {
+  if (e === host) {
+    if (isStackOverflow(e)) return hostStackLine();
+    return `internal error in hypercall: ${e instanceof Error ? e.message : String(e)}`;
+  }
   if (e instanceof WebAssembly.RuntimeError) return `guest fault: ${e.message}`;
   const WasmException = (WebAssembly as unknown as { Exception?: new () => unknown }).Exception;
   if (WasmException && e instanceof WasmException) {
@@ -238,7 +270,6 @@ function faultReason(e: unknown): string {
   if (e instanceof RangeError && /call stack/i.test(e.message)) {
     return "guest fault: stack overflow";
   }
-  // Deno's own code in a hypercall (its lazily loaded timers) overflowing a small host stack.
   if (isStackOverflow(e)) return hostStackLine();
   return `internal error in hypercall: ${e instanceof Error ? e.message : String(e)}`;
 }
@@ -251,7 +282,7 @@ export class WasmCpu implements GuestCpu {
   #instance: WebAssembly.Instance;
   #port: HypercallPort | null = null;
   /** The port, where the hcall import finds it (set by attach). */
-  readonly #slot: { port: HypercallPort | null } = { port: null };
+  readonly #slot: ImportSlot = { port: null, thrown: undefined };
   #started = false;
   #closed = false;
   #stopped: (() => void) | undefined;
@@ -276,12 +307,18 @@ export class WasmCpu implements GuestCpu {
     const hcall = hcallImport(this.#slot);
     /** event() said LG_EV_WAIT: the next wait() is the protocol's, not a fuel check. */
     let expected = false;
+    const slot = this.#slot;
     const event = (): number => {
-      const p = port();
-      if (p.dead !== null) exitGuest();
-      const ev = p.event() | 0;
-      if (ev === LG_EV_WAIT) expected = true;
-      return ev;
+      try {
+        const p = port();
+        if (p.dead !== null) exitGuest();
+        const ev = p.event() | 0;
+        if (ev === LG_EV_WAIT) expected = true;
+        return ev;
+      } catch (e) {
+        slot.thrown = e; // the host's (faultReason), as in hcall
+        throw e;
+      }
     };
     /** The fuel counter ($fuel, exported by the instrumentation), set once instantiated. */
     let fuel: WebAssembly.Global | undefined;
@@ -313,20 +350,25 @@ export class WasmCpu implements GuestCpu {
     // Decides only: a park it returns is made inside the Suspending import, once the guest's stack
     // holds its frames (jspi.ts); undefined: the guest goes on.
     const wait = lazySuspending((): Park | undefined => {
-      if (expected) {
-        expected = false;
-        return park;
+      try {
+        if (expected) {
+          expected = false;
+          return park;
+        }
+        // A fuel check from an instrumented loop: the guest goes on unless its slice is over.
+        const p = this.#port;
+        if (p === null) return undefined;
+        if (this.#closed || p.dead !== null) return parkForever;
+        // The check refilled FUEL; code whose units are slow gets less (LOOK_MS).
+        const now = nowMs(), next = refillAfter(refill, now - this.#resumed);
+        if (next !== FUEL && fuel !== undefined) fuel.value = next;
+        refill = next;
+        this.#resumed = now;
+        return p.preempt() ? park : undefined;
+      } catch (e) {
+        slot.thrown = e; // the host's (faultReason), as in hcall
+        throw e;
       }
-      // A fuel check from an instrumented loop: the guest goes on unless its slice is over.
-      const p = this.#port;
-      if (p === null) return undefined;
-      if (this.#closed || p.dead !== null) return parkForever;
-      // The check refilled FUEL; code whose units are slow gets less (LOOK_MS).
-      const now = nowMs(), next = refillAfter(refill, now - this.#resumed);
-      if (next !== FUEL && fuel !== undefined) fuel.value = next;
-      refill = next;
-      this.#resumed = now;
-      return p.preempt() ? park : undefined;
     });
     try {
       this.#instance = new WebAssembly.Instance(mod, {
@@ -375,7 +417,7 @@ export class WasmCpu implements GuestCpu {
         start().then(
           () => this.#port!.kill("guest returned from start()"),
           (e: unknown) => {
-            if (!(e instanceof GuestExit)) this.#port!.kill(faultReason(e));
+            if (!(e instanceof GuestExit)) this.#port!.kill(faultReason(e, this.#slot.thrown));
           },
         ).finally(() => {
           const s = this.#stopped;

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { printable } from "../sys/text.ts";
+import { HOST_STACK, printable } from "../sys/text.ts";
 import {
   EAGAIN,
   ENOENT,
@@ -373,7 +373,12 @@ export class GuestRun {
     for (const d of this.spec.devices) await d.close?.();
     this.file.close();
     if (this.#stopped) return this.#stopped;
-    if (status === null) return { code: EXIT.GUEST_FAILED, reason };
+    // The host's own stack ran out in this guest's hypercall (V8 --stack-size): not the guest's
+    // failure but the host's, 125 as for a host that cannot run the engine (README "Exit codes").
+    // No guest text makes this reason (a guest's own are prefixed: `CRASH: `, `guest fault: `).
+    if (status === null) {
+      return { code: reason === HOST_STACK ? EXIT.USAGE : EXIT.GUEST_FAILED, reason };
+    }
     return { code: exitCodeOf(status), status, reason };
   }
 

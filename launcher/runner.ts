@@ -871,7 +871,11 @@ export const runGuests = (async function runGuests(
     supervisor.close();
   }
 
-  const exitCode = stdioGuest
+  // A guest in whose hypercall the host's own stack ran out (its outcome 125, launcher.ts) makes
+  // the run the host's failure, whichever guest it was.
+  const exitCode = outcomes.some((o) => o.code === EXIT.USAGE)
+    ? EXIT.USAGE
+    : stdioGuest
     ? outcomes[prepared.indexOf(stdioGuest)].code
     : outcomes.find((o) => o.code !== EXIT.OK)?.code ?? EXIT.OK;
   if (opts.json !== undefined) {

@@ -16,6 +16,7 @@ import {
   ROOT_PATH,
   runCli,
   runCliAllowAll,
+  sleep,
   spawnCli,
 } from "./helpers/run_cli.ts";
 import { inTempDir, writeConfig } from "./helpers/resources.ts";
@@ -209,6 +210,9 @@ Deno.test("--config: a held unfinished line is written when SIGTERM or SIGINT en
         killAfterMs: 60_000,
       });
       await p.waitFor((t) => t.includes("[a] ready\n") && t.includes("[b] ready\n"), 50_000);
+      // Each guest's io.write comes just after its 'ready': give both time to make it (a loaded
+      // CI run once signalled before guest a had, and its held line was rightly not there).
+      await sleep(300);
       p.kill(signal);
       const r = await p.result();
       assert.equal(r.code, code, `${signal}: ${JSON.stringify(r)}`);

@@ -278,7 +278,7 @@ Deno.test("lazySuspending: a park is made only inside the Suspending function: a
     return { decided, parked, overflow };
   };
   /** Runs whose look decided to park but whose call overflowed before the park. */
-  let window = 0;
+  let window = 0, overflowed = 0;
   for (const switched of [false, true]) {
     for (let k = 0; k < 8; k++) {
       // The deepest guest that parks (the stack's size is fixed: a few 10 000 frames).
@@ -292,7 +292,14 @@ Deno.test("lazySuspending: a park is made only inside the Suspending function: a
       assert.deepEqual(ok, { decided: 1, parked: 1, overflow: false }, `k ${k} n ${lo}`);
       for (let n = lo + 1; n <= lo + 3; n++) {
         const r = await run(k, n, switched);
-        assert.ok(r.overflow, `k ${k} n ${n}`);
+        // The edge can move by a frame or two between runs (V8 tiers the guest's code up
+        // meanwhile; seen once in a loaded CI run: k 0, lo + 1 did not overflow): a run that
+        // did not overflow parked as a whole run does; one that did made no park.
+        if (!r.overflow) {
+          assert.deepEqual(r, { decided: 1, parked: 1, overflow: false }, `k ${k} n ${n}`);
+          continue;
+        }
+        overflowed++;
         assert.equal(r.parked, 0, `k ${k} n ${n}: a park made in a call that overflowed`);
         if (r.decided) window++;
       }
@@ -300,5 +307,6 @@ Deno.test("lazySuspending: a park is made only inside the Suspending function: a
   }
   // The edge was reached where it matters (7 of these 48 runs in Deno 2.9.6): had the park been
   // made in the look, its promise would have been left pending, never handed to JSPI.
+  assert.ok(overflowed >= 24, `only ${overflowed} of the 48 runs past the edge overflowed`);
   assert.ok(window > 0, "no call overflowed between the look's decision and the park");
 });

@@ -234,15 +234,33 @@ export function hcallImport(
 ): (eax: number, edx: number, ebx: number, ecx: number) => number {
   return (eax, edx, ebx, ecx) => {
     try {
+      if (slot.thrown !== undefined) hostFailed(slot);
       const p = slot.port!;
       const r = p.hypercall(eax >>> 0, edx >>> 0, ebx >>> 0, ecx >>> 0);
       if (r === LG_EVENT && p.dead !== null) exitGuest();
       return r | 0;
     } catch (e) {
-      slot.thrown = e;
+      keepHostError(slot, e);
       throw e;
     }
   };
+}
+
+/** Keep the first error the host's own code threw out of an import (a store, no call). */
+function keepHostError(slot: ImportSlot, e: unknown): void {
+  if (slot.thrown === undefined && !(e instanceof GuestExit)) slot.thrown = e;
+}
+
+/**
+ * The guest called into the host again after the host's own code failed in an import: it
+ * caught that error (legacy exception handling's `catch_all` catches JavaScript exceptions) and
+ * went on. The host's failure ends it, with the host's reason (found by attack: a guest that
+ * caught the host's stack overflow powered off with 0, or trapped as a "guest fault", 126).
+ */
+function hostFailed(slot: ImportSlot): never {
+  const p = slot.port;
+  if (p !== null && p.dead === null) p.kill(faultReason(slot.thrown, slot.thrown));
+  exitGuest();
 }
 
 /**
@@ -258,7 +276,10 @@ export function hcallImport(
  * thrown in an import's body is the host's stack; one in the guest's own frames is the guest's.
  */
 function faultReason(e: unknown, host: unknown): string {
-  if (e === host) {
+  // Once the host's code has failed in an import, whatever ends the guest is the host's failure
+  // (the guest may have caught that error and trapped on its own after it).
+  if (host !== undefined) {
+    e = host;
     if (isStackOverflow(e)) return hostStackLine();
     return `internal error in hypercall: ${e instanceof Error ? e.message : String(e)}`;
   }
@@ -310,13 +331,14 @@ export class WasmCpu implements GuestCpu {
     const slot = this.#slot;
     const event = (): number => {
       try {
+        if (slot.thrown !== undefined) hostFailed(slot);
         const p = port();
         if (p.dead !== null) exitGuest();
         const ev = p.event() | 0;
         if (ev === LG_EV_WAIT) expected = true;
         return ev;
       } catch (e) {
-        slot.thrown = e; // the host's (faultReason), as in hcall
+        keepHostError(slot, e); // the host's (faultReason), as in hcall
         throw e;
       }
     };
@@ -358,6 +380,9 @@ export class WasmCpu implements GuestCpu {
         // A fuel check from an instrumented loop: the guest goes on unless its slice is over.
         const p = this.#port;
         if (p === null) return undefined;
+        if (slot.thrown !== undefined && p.dead === null) {
+          p.kill(faultReason(slot.thrown, slot.thrown)); // as hostFailed, for a guest that spins
+        }
         if (this.#closed || p.dead !== null) return parkForever;
         // The check refilled FUEL; code whose units are slow gets less (LOOK_MS).
         const now = nowMs(), next = refillAfter(refill, now - this.#resumed);
@@ -366,7 +391,7 @@ export class WasmCpu implements GuestCpu {
         this.#resumed = now;
         return p.preempt() ? park : undefined;
       } catch (e) {
-        slot.thrown = e; // the host's (faultReason), as in hcall
+        keepHostError(slot, e); // the host's (faultReason), as in hcall
         throw e;
       }
     });
@@ -415,7 +440,12 @@ export class WasmCpu implements GuestCpu {
         this.#started = true;
         const start = promising(this.#instance.exports.start as () => unknown);
         start().then(
-          () => this.#port!.kill("guest returned from start()"),
+          () =>
+            this.#port!.kill(
+              this.#slot.thrown === undefined
+                ? "guest returned from start()"
+                : faultReason(this.#slot.thrown, this.#slot.thrown),
+            ),
           (e: unknown) => {
             if (!(e instanceof GuestExit)) this.#port!.kill(faultReason(e, this.#slot.thrown));
           },

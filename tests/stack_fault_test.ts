@@ -90,6 +90,39 @@ Deno.test("stack: the host's stack running out in a hypercall is the host's line
   assert.equal(await killReason(EVENTS, () => 0, overflow), HOST_STACK);
 });
 
+Deno.test("stack: a guest that catches the host's failure cannot hide it: it ends with the host's line", async () => {
+  // Legacy exception handling's catch_all catches the host's JavaScript exception. Found by
+  // attack: the guest then powered off (exit 0) or trapped ('guest fault: unreachable', 126).
+  const caught = (after: number[]) =>
+    guestImage({ start: [0x06, 0x40, ...hcall(9, 0), 0x19, 0x0b, ...after] });
+  /**
+   * The host's code fails at the guest's second hypercall only (the first is LGUEST_INIT); the
+   * others answer 0. A stack overflow V8 raises itself is not catchable by wasm; the one Deno
+   * rethrows from its lazy loads is (the attack's case): thrown as Deno does.
+   */
+  const once = () => {
+    let n = 0;
+    return () => {
+      if (n++ !== 1) return 0;
+      throw new RangeError("RangeError: Maximum call stack size exceeded");
+    };
+  };
+  // ... then traps on its own (guestImage ends start with `unreachable`).
+  assert.equal(await killReason(caught([]), once()), HOST_STACK);
+  // ... then returns from start.
+  assert.equal(await killReason(caught([0x0f]), once()), HOST_STACK);
+  // ... then goes on making hypercalls (a loop of them, which the host answers).
+  assert.equal(
+    await killReason(caught([0x03, 0x40, ...hcall(9, 0), 0x0c, 0, 0x0b]), once()),
+    HOST_STACK,
+  );
+  // ... then spins without a hypercall: its next fuel check ends it.
+  assert.equal(await killReason(caught([0x03, 0x40, 0x0c, 0, 0x0b]), once()), HOST_STACK);
+  // ... in event() too.
+  const caughtEvent = guestImage({ start: [0x06, 0x40, 0x10, 1, 0x1a, 0x10, 1, 0x1a, 0x19, 0x0b] });
+  assert.equal(await killReason(caughtEvent, () => 0, once()), HOST_STACK);
+});
+
 Deno.test("stack: a guest's own recursion is a guest fault, with or without hypercalls on the way", async () => {
   assert.equal(await killReason(recursing(), () => 0), "guest fault: stack overflow");
   // A hypercall at every level whose host code goes 200 frames deep: the import runs on the

@@ -20,6 +20,7 @@ import {
 import { EXIT } from "./exit.ts";
 import { type SupervisorInit, watchdog } from "./supervisor_worker.ts";
 import { functionWorker } from "../sys/worker.ts";
+import { hostStackLine, printable } from "../sys/text.ts";
 
 /** Signals that end a run, with their numbers. */
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGTERM: 15 } as const;
@@ -61,6 +62,8 @@ export class Supervisor {
   readonly #listeners: [SignalName, () => void][] = [];
   readonly #terminal: boolean;
   #stop: (code: number, why: string) => void = () => {};
+  /** Why the Worker failed (its own code threw), if it did before {@link onStop}. */
+  #failed: string | null = null;
   #interrupt: (() => void) | null = null;
   #closed = false;
   /**
@@ -103,7 +106,30 @@ export class Supervisor {
       this.#beat = setInterval(() => this.#heartbeat(), HEARTBEAT_MS);
       const worker = this.#worker = early ?? startWorker();
       early = null;
-      this.ready = new Promise((resolve) => (worker.onmessage = () => resolve()));
+      this.ready = new Promise((resolve) => {
+        const fail = (message: string) => {
+          const why = /call stack/i.test(message)
+            ? hostStackLine()
+            : `the watchdog thread failed: ${printable(message, 200)}`;
+          this.#failed ??= why;
+          resolve();
+          if (!this.#closed) this.#stop(EXIT.USAGE, why);
+        };
+        worker.onmessage = (m: MessageEvent<unknown>) => {
+          const failed = (m.data as { failed?: unknown } | null)?.failed;
+          if (failed !== undefined) fail(String(failed));
+          resolve();
+        };
+        // The Worker's own code can fail where the main thread's did not: under a small V8
+        // --stack-size Deno's lazily loaded timers overflow there first (found by attack: the
+        // Worker's uncaught error, ~80 lines from Deno, then exit 1). It tells us (a message,
+        // or, uncaught, this event): a run that cannot keep --timeout's or a signal's promise
+        // for a spinning guest stops, in one line, 125; one that ended first is not told.
+        worker.onerror = (e: ErrorEvent) => {
+          e.preventDefault();
+          fail(e.message);
+        };
+      });
       const init: SupervisorInit = {
         shared: this.#shared,
         timeoutMs: opts.timeoutMs,
@@ -154,6 +180,8 @@ export class Supervisor {
   /** Called with the exit code and reason when the run must stop. */
   onStop(fn: (code: number, why: string) => void): void {
     this.#stop = fn;
+    const failed = this.#failed;
+    if (failed !== null && !this.#closed) queueMicrotask(() => fn(EXIT.USAGE, failed));
   }
 
   /** Called on Ctrl-C at a terminal (the console turns it into input). */

@@ -38,7 +38,29 @@ export function watchdog(): void {
     onmessage: (e: MessageEvent<SupervisorInit>) => void;
     postMessage(message: unknown): void;
   };
+  // What fails in here (under a small V8 --stack-size, Deno's lazily loaded timers overflow
+  // this thread's stack first) is told to the main thread, which stops the run in one line,
+  // instead of being thrown: an uncaught error here is ~80 lines from Deno, then exit 1.
+  const failed = (e: unknown) => {
+    try {
+      scope.postMessage({ failed: e instanceof Error ? e.message : String(e) });
+    } catch {
+      // nothing more can be done from here: the main thread's onerror is the last net
+    }
+  };
+  // Deno's lazy load that fails also leaves its promise rejected: told, not reported by Deno.
+  (scope as unknown as EventTarget).addEventListener("unhandledrejection", (e: Event) => {
+    e.preventDefault();
+    failed((e as PromiseRejectionEvent).reason);
+  });
   scope.onmessage = (e: MessageEvent<SupervisorInit>) => {
+    try {
+      init(e);
+    } catch (err) {
+      failed(err);
+    }
+  };
+  const init = (e: MessageEvent<SupervisorInit>) => {
     const { shared, timeoutMs, hb, term, fg, termiosOff, termiosSize, heartbeatMs, staleMs } =
       e.data;
     const { signals, timeoutCode, signalBase } = e.data;
@@ -83,7 +105,11 @@ export function watchdog(): void {
           if (stale()) hardExit(signalBase + num, `ended by ${name} (guest not responding)`);
           else if (performance.now() - heard < 2 * staleMs) setTimeout(check, heartbeatMs);
         };
-        setTimeout(check, staleMs);
+        try {
+          setTimeout(check, staleMs);
+        } catch (err) {
+          failed(err);
+        }
       });
     }
     scope.postMessage("ready"); // see Supervisor.ready

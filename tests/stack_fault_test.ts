@@ -20,7 +20,9 @@ import { HOST_STACK } from "../sys/text.ts";
 import { EXIT } from "../launcher/cli.ts";
 import { guestImage, hcall } from "./helpers/guest_asm.ts";
 import { describe, lines, runCli } from "./helpers/run_cli.ts";
-import { assertHostStack } from "./helpers/v8_flags.ts";
+import { assertHostStack, DENO_OWN_LINE } from "./helpers/v8_flags.ts";
+import { functionWorker } from "../sys/worker.ts";
+import { watchdog } from "../launcher/supervisor_worker.ts";
 import { KvmCpu, kvmUnavailable, parseX86Image } from "../engines/kvm.ts";
 import { loadImage } from "../launcher/images.ts";
 
@@ -183,4 +185,65 @@ Deno.test({
     }
     assert.equal(dead, HOST_STACK);
   },
+});
+
+Deno.test("stack: the watchdog thread tells the main thread what failed in it, never throws it uncaught", async () => {
+  // Its init failing (here a signal name Deno refuses) comes back as a message: the Supervisor
+  // stops the run with one line and 125 (launcher/supervisor.ts), where Deno printed the
+  // thread's uncaught error (~80 lines) and exited 1 (found by attack, --stack-size=80).
+  const worker = functionWorker(watchdog, "watchdog under test");
+  try {
+    const told = new Promise<unknown>((resolve) => (worker.onmessage = (m) => resolve(m.data)));
+    const errored = new Promise<string>((resolve) =>
+      worker.onerror = (e) => {
+        e.preventDefault();
+        resolve(e.message);
+      }
+    );
+    const shared = new SharedArrayBuffer(64);
+    worker.postMessage({
+      shared,
+      timeoutMs: 0,
+      hb: 0,
+      term: 1,
+      fg: 2,
+      termiosOff: 12,
+      termiosSize: 32,
+      heartbeatMs: 100,
+      staleMs: 750,
+      signals: { SIGNOPE: 99 },
+      timeoutCode: 124,
+      signalBase: 128,
+    });
+    const first = await Promise.race([told, errored.then((m) => `uncaught: ${m}`)]);
+    assert.equal(typeof first, "object", String(first));
+    assert.match(String((first as { failed?: unknown }).failed), /SIGNOPE/);
+  } finally {
+    worker.terminate();
+  }
+});
+
+Deno.test("stack: a small --stack-size that fails the watchdog thread is one line and 125, or the timeout as usual", async () => {
+  // Around --stack-size=80 Deno's timers overflow in the watchdog thread first; below ~75 Deno
+  // itself panics starting a Worker (its bug: README, V8 flags), above ~90 the thread works.
+  const seen: string[] = [];
+  for (const size of [78, 80, 82, 86]) {
+    const r = await runCli(["run", "--timeout", "1", "lua", "--", "-e", "while true do end"], {
+      env: { DENO_V8_FLAGS: `--stack-size=${size}` },
+    });
+    const why = `--stack-size=${size}: ${describe(r)}`;
+    if (/Deno has panicked/.test(r.stderr)) {
+      seen.push(`${size}: Deno panicked`);
+      continue;
+    }
+    assert.ok(!/Uncaught/.test(r.stderr.replaceAll(DENO_OWN_LINE, "")), why);
+    if (r.code === EXIT.TIMEOUT) {
+      assert.match(r.stderr, /^lguest: lua: timed out after 1 s$/m, why);
+      seen.push(`${size}: timed out`);
+    } else {
+      assertHostStack(r, why);
+      seen.push(`${size}: host stack, 125`);
+    }
+  }
+  console.log(`  ${seen.join("; ")}`);
 });

@@ -62,8 +62,9 @@ export class Supervisor {
   readonly #listeners: [SignalName, () => void][] = [];
   readonly #terminal: boolean;
   #stop: (code: number, why: string) => void = () => {};
-  /** Why the Worker failed (its own code threw), if it did before {@link onStop}. */
-  #failed: string | null = null;
+  /** A stop asked for before {@link onStop} (a signal, the Worker's failure): the first one. */
+  #pending: [number, string] | null = null;
+  #stopSet = false;
   #interrupt: (() => void) | null = null;
   #closed = false;
   /**
@@ -80,83 +81,105 @@ export class Supervisor {
    * is held is written out) even without a terminal or --timeout.
    */
   constructor(opts: { timeoutMs: number; terminal: boolean; signals?: boolean }) {
-    // Cbreak mode needs libc; without --allow-ffi the terminal stays in line mode.
-    this.#terminal = opts.terminal &&
-      Deno.permissions.querySync({ name: "ffi" }).state === "granted" &&
-      enterCbreak(this.#termios);
-    Atomics.store(this.#i32, TERM, this.#terminal ? 1 : 0);
-    // Ctrl-C once, also under `deno task` (termios.ts).
-    Atomics.store(this.#i32, FG, this.#terminal ? takeForeground() : 0);
-    this.#heartbeat();
-    // Without a terminal to restore and without --timeout, nothing needs
-    // watching: SIGINT/SIGQUIT/SIGTERM/SIGHUP keep their default action and end the
-    // process at once, even while a guest spins (every write a guest was
-    // told is done is already in its file). Starting the Worker costs the
-    // main thread ~45 ms, so only a run that needs it pays for it: a
-    // terminal, --timeout, or lines held back (`signals`: a --config run's
-    // guests without stdio hold an unfinished line until it ends).
-    if (!this.#terminal && opts.timeoutMs <= 0 && !opts.signals) {
-      this.#worker = null;
-      early?.terminate();
-      early = null;
-      this.ready = Promise.resolve();
-    } else {
-      // The heartbeat is for the Worker only. (Deno's first timer costs ~3.5 ms
-      // of start-up, which a run without the Worker does not pay here.)
-      this.#beat = setInterval(() => this.#heartbeat(), HEARTBEAT_MS);
-      const worker = this.#worker = early ?? startWorker();
-      early = null;
-      this.ready = new Promise((resolve) => {
-        const fail = (message: string) => {
-          const why = /call stack/i.test(message)
-            ? hostStackLine()
-            : `the watchdog thread failed: ${printable(message, 200)}`;
-          this.#failed ??= why;
-          resolve();
-          if (!this.#closed) this.#stop(EXIT.USAGE, why);
-        };
-        worker.onmessage = (m: MessageEvent<unknown>) => {
-          const failed = (m.data as { failed?: unknown } | null)?.failed;
-          if (failed !== undefined) fail(String(failed));
-          resolve();
-        };
-        // The Worker's own code can fail where the main thread's did not: under a small V8
-        // --stack-size Deno's lazily loaded timers overflow there first (found by attack: the
-        // Worker's uncaught error, ~80 lines from Deno, then exit 1). It tells us (a message,
-        // or, uncaught, this event): a run that cannot keep --timeout's or a signal's promise
-        // for a spinning guest stops, in one line, 125; one that ended first is not told.
-        worker.onerror = (e: ErrorEvent) => {
-          e.preventDefault();
-          fail(e.message);
-        };
-      });
-      const init: SupervisorInit = {
-        shared: this.#shared,
-        timeoutMs: opts.timeoutMs,
-        hb: HB,
-        term: TERM,
-        fg: FG,
-        termiosOff: TERMIOS_OFF,
-        termiosSize: TERMIOS_SIZE,
-        heartbeatMs: HEARTBEAT_MS,
-        staleMs: STALE_MS,
-        signals: SIGNALS,
-        timeoutCode: EXIT.TIMEOUT,
-        signalBase: EXIT.SIGNAL_BASE,
-      };
-      worker.postMessage(init);
+    // Listen before the terminal is changed: a signal between cbreak mode and the listeners kept
+    // its default action and ended the process with the terminal left in cbreak mode (found by
+    // attack: a Ctrl-C or SIGTERM in a run's first ~10 ms, 4 runs of 16). Until onStop, the stop
+    // it asks for is kept (#request).
+    if (opts.terminal || opts.timeoutMs > 0 || opts.signals) {
       for (const name of Object.keys(SIGNALS) as SignalName[]) {
         const fn = () => this.#signal(name);
         Deno.addSignalListener(name, fn);
         this.#listeners.push([name, fn]);
       }
     }
-    if (opts.timeoutMs > 0) {
-      this.#timer = setTimeout(
-        () => this.#stop(EXIT.TIMEOUT, `timed out after ${opts.timeoutMs / 1000} s`),
-        opts.timeoutMs,
-      );
+    try {
+      // Cbreak mode needs libc; without --allow-ffi the terminal stays in line mode.
+      this.#terminal = opts.terminal &&
+        Deno.permissions.querySync({ name: "ffi" }).state === "granted" &&
+        enterCbreak(this.#termios);
+      Atomics.store(this.#i32, TERM, this.#terminal ? 1 : 0);
+      // Ctrl-C once, also under `deno task` (termios.ts).
+      Atomics.store(this.#i32, FG, this.#terminal ? takeForeground() : 0);
+      this.#heartbeat();
+      // Without a terminal to restore and without --timeout, nothing needs
+      // watching: SIGINT/SIGQUIT/SIGTERM/SIGHUP keep their default action and end the
+      // process at once, even while a guest spins (every write a guest was
+      // told is done is already in its file). Starting the Worker costs the
+      // main thread ~45 ms, so only a run that needs it pays for it: a
+      // terminal, --timeout, or lines held back (`signals`: a --config run's
+      // guests without stdio hold an unfinished line until it ends).
+      if (!this.#terminal && opts.timeoutMs <= 0 && !opts.signals) {
+        for (const [name, fn] of this.#listeners) Deno.removeSignalListener(name, fn);
+        this.#listeners.length = 0;
+        this.#worker = null;
+        early?.terminate();
+        early = null;
+        this.ready = Promise.resolve();
+      } else {
+        // The heartbeat is for the Worker only. (Deno's first timer costs ~3.5 ms
+        // of start-up, which a run without the Worker does not pay here.)
+        this.#beat = setInterval(() => this.#heartbeat(), HEARTBEAT_MS);
+        const worker = this.#worker = early ?? startWorker();
+        early = null;
+        this.ready = new Promise((resolve) => {
+          const fail = (message: string) => {
+            const why = /call stack/i.test(message)
+              ? hostStackLine()
+              : `the watchdog thread failed: ${printable(message, 200)}`;
+            resolve();
+            this.#request(EXIT.USAGE, why);
+          };
+          worker.onmessage = (m: MessageEvent<unknown>) => {
+            const failed = (m.data as { failed?: unknown } | null)?.failed;
+            if (failed !== undefined) fail(String(failed));
+            resolve();
+          };
+          // The Worker's own code can fail where the main thread's did not: under a small V8
+          // --stack-size Deno's lazily loaded timers overflow there first (found by attack: the
+          // Worker's uncaught error, ~80 lines from Deno, then exit 1). It tells us (a message,
+          // or, uncaught, this event): a run that cannot keep --timeout's or a signal's promise
+          // for a spinning guest stops, in one line, 125; one that ended first is not told.
+          worker.onerror = (e: ErrorEvent) => {
+            e.preventDefault();
+            fail(e.message);
+          };
+        });
+        const init: SupervisorInit = {
+          shared: this.#shared,
+          timeoutMs: opts.timeoutMs,
+          hb: HB,
+          term: TERM,
+          fg: FG,
+          termiosOff: TERMIOS_OFF,
+          termiosSize: TERMIOS_SIZE,
+          heartbeatMs: HEARTBEAT_MS,
+          staleMs: STALE_MS,
+          signals: SIGNALS,
+          timeoutCode: EXIT.TIMEOUT,
+          signalBase: EXIT.SIGNAL_BASE,
+        };
+        worker.postMessage(init);
+      }
+      if (opts.timeoutMs > 0) {
+        this.#timer = setTimeout(
+          () => this.#request(EXIT.TIMEOUT, `timed out after ${opts.timeoutMs / 1000} s`),
+          opts.timeoutMs,
+        );
+      }
+    } catch (e) {
+      // Deno's lazily loaded timers can throw here under a small V8 --stack-size, after the
+      // terminal was changed (found by attack: left in cbreak mode, another process group in
+      // the foreground): it is put back before the error's one line.
+      this.close();
+      throw e;
     }
+  }
+
+  /** A stop, now, or once {@link onStop} gives the run's (the first one asked for is kept). */
+  #request(code: number, why: string): void {
+    if (this.#closed) return;
+    if (this.#stopSet) this.#stop(code, why);
+    else this.#pending ??= [code, why];
   }
 
   #heartbeat(): void {
@@ -169,7 +192,7 @@ export class Supervisor {
       this.#interrupt(); // Ctrl-C at the terminal: a 0x03 for the guest
       return;
     }
-    this.#stop(EXIT.SIGNAL_BASE + SIGNALS[name], `ended by ${name}`);
+    this.#request(EXIT.SIGNAL_BASE + SIGNALS[name], `ended by ${name}`);
   }
 
   /** Is the terminal in cbreak mode (the guest sees keys as typed and echoes them)? */
@@ -180,8 +203,9 @@ export class Supervisor {
   /** Called with the exit code and reason when the run must stop. */
   onStop(fn: (code: number, why: string) => void): void {
     this.#stop = fn;
-    const failed = this.#failed;
-    if (failed !== null && !this.#closed) queueMicrotask(() => fn(EXIT.USAGE, failed));
+    this.#stopSet = true;
+    const pending = this.#pending;
+    if (pending !== null && !this.#closed) queueMicrotask(() => fn(...pending));
   }
 
   /** Called on Ctrl-C at a terminal (the console turns it into input). */

@@ -70,6 +70,7 @@ export function watchdog(): void {
       | Deno.DynamicLibrary<{
         tcsetattr: { parameters: ["i32", "i32", "buffer"]; result: "i32" };
         tcsetpgrp: { parameters: ["i32", "i32"]; result: "i32" };
+        poll: { parameters: ["buffer", "u64", "i32"]; result: "i32" };
         _exit: { parameters: ["i32"]; result: "void" };
       }>
       | null = null;
@@ -77,8 +78,26 @@ export function watchdog(): void {
       lib ??= Deno.dlopen("libc.so.6", {
         tcsetattr: { parameters: ["i32", "i32", "buffer"], result: "i32" },
         tcsetpgrp: { parameters: ["i32", "i32"], result: "i32" },
+        poll: { parameters: ["buffer", "u64", "i32"], result: "i32" },
         _exit: { parameters: ["i32"], result: "void" },
       });
+    /**
+     * Whether stderr takes a short line now (poll(2), POLLOUT, 100 ms at most): the main thread
+     * this thread ends is often stuck writing to a reader that takes nothing, and stderr can be
+     * the same pipe or a terminal stopped with Ctrl-S: a blocking write of the line here hung the
+     * exit itself (found by attack: neither --timeout nor a signal ended such a run).
+     */
+    const stderrTakes = (): boolean => {
+      const pfd = new Uint8Array(8); // struct pollfd { int fd; short events, revents; }
+      const v = new DataView(pfd.buffer);
+      v.setInt32(0, 2, true);
+      v.setInt16(4, 4, true); // POLLOUT
+      try {
+        return libc().symbols.poll(pfd, 1n, 100) === 1 && (v.getInt16(6, true) & 4) !== 0;
+      } catch {
+        return false;
+      }
+    };
 
     const stale = () => (Date.now() % 2 ** 31) - Atomics.load(i32, hb) > staleMs;
     const hardExit = (code: number, why: string) => {
@@ -87,7 +106,7 @@ export function watchdog(): void {
       const group = Atomics.load(i32, fg);
       if (group > 0) libc().symbols.tcsetpgrp(0, group);
       try {
-        Deno.stderr.writeSync(new TextEncoder().encode(`\nlguest: ${why}\n`));
+        if (stderrTakes()) Deno.stderr.writeSync(new TextEncoder().encode(`\nlguest: ${why}\n`));
       } catch {
         // stderr unwritable (2>/dev/full): the exit code still says it.
       }

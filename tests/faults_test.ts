@@ -22,8 +22,10 @@ import {
   type CliResult,
   describe,
   hasStackTrace,
+  LGUEST_CMD,
   lines,
   runCli,
+  shellQuote,
   spawnCli,
 } from "./helpers/run_cli.ts";
 import {
@@ -609,4 +611,35 @@ Deno.test({
           await blast?.result();
         }
       })),
+});
+
+Deno.test("faults: stdout and stderr into one pipe nobody reads: --timeout and a signal still end the run", async () => {
+  // The guest's console blocks the main thread in a write to the full pipe; the watchdog thread
+  // ends the run, and its one line went to stderr, the same full pipe, with a blocking write:
+  // the exit itself hung, >10 s after --timeout or SIGTERM (found by attack). It now writes the
+  // line only if stderr takes it.
+  const spew = ["lua", "--", "-e", 'while true do print("x") end'];
+  const cases = [
+    { timeout: "1", signal: null, code: EXIT.TIMEOUT },
+    { timeout: "30", signal: "SIGTERM", code: EXIT.SIGNAL_BASE + 15 },
+  ] as const;
+  for (const { timeout, signal, code } of cases) {
+    const cmd = [...LGUEST_CMD, "run", "--timeout", timeout, ...spew].map(shellQuote).join(" ");
+    const child = new Deno.Command("sh", {
+      args: ["-c", `exec ${cmd} 2>&1`],
+      stdin: "null",
+      stdout: "piped", // never read: the pipe fills
+      stderr: "null",
+    }).spawn();
+    const started = performance.now();
+    const killer = setTimeout(() => child.kill("SIGKILL"), 15_000);
+    if (signal !== null) setTimeout(() => child.kill(signal), 1500);
+    const status = await child.status;
+    clearTimeout(killer);
+    const ms = performance.now() - started;
+    const what = signal ?? `--timeout ${timeout}`;
+    assert.equal(status.code, code, `${what}: exit ${status.code} after ${ms} ms`);
+    assert.ok(ms < 10_000, `${what}: ended after ${ms} ms`);
+    await child.stdout.cancel();
+  }
 });

@@ -258,9 +258,20 @@ function keepHostError(slot: ImportSlot, e: unknown): void {
  * caught the host's stack overflow powered off with 0, or trapped as a "guest fault", 126).
  */
 function hostFailed(slot: ImportSlot): never {
-  const p = slot.port;
-  if (p !== null && p.dead === null) p.kill(faultReason(slot.thrown, slot.thrown));
+  killForHost(slot);
   exitGuest();
+}
+
+/** Kill the slot's guest, if it still lives, with the reason for what the host's code threw. */
+function killForHost(slot: ImportSlot): void {
+  const p = slot.port;
+  if (p !== null && p.dead === null) p.kill(hostReason(slot.thrown));
+}
+
+/** The kill reason for an error the host's own code threw: its stack line, or a host bug. */
+function hostReason(e: unknown): string {
+  if (isStackOverflow(e)) return hostStackLine();
+  return `internal error in hypercall: ${e instanceof Error ? e.message : String(e)}`;
 }
 
 /**
@@ -278,11 +289,7 @@ function hostFailed(slot: ImportSlot): never {
 function faultReason(e: unknown, host: unknown): string {
   // Once the host's code has failed in an import, whatever ends the guest is the host's failure
   // (the guest may have caught that error and trapped on its own after it).
-  if (host !== undefined) {
-    e = host;
-    if (isStackOverflow(e)) return hostStackLine();
-    return `internal error in hypercall: ${e instanceof Error ? e.message : String(e)}`;
-  }
+  if (host !== undefined) return hostReason(host);
   if (e instanceof WebAssembly.RuntimeError) return `guest fault: ${e.message}`;
   const WasmException = (WebAssembly as unknown as { Exception?: new () => unknown }).Exception;
   if (WasmException && e instanceof WasmException) {
@@ -291,8 +298,7 @@ function faultReason(e: unknown, host: unknown): string {
   if (e instanceof RangeError && /call stack/i.test(e.message)) {
     return "guest fault: stack overflow";
   }
-  if (isStackOverflow(e)) return hostStackLine();
-  return `internal error in hypercall: ${e instanceof Error ? e.message : String(e)}`;
+  return hostReason(e);
 }
 
 /** One wasm guest: its module instance, memory and suspended stack. */
@@ -380,9 +386,7 @@ export class WasmCpu implements GuestCpu {
         // A fuel check from an instrumented loop: the guest goes on unless its slice is over.
         const p = this.#port;
         if (p === null) return undefined;
-        if (slot.thrown !== undefined && p.dead === null) {
-          p.kill(faultReason(slot.thrown, slot.thrown)); // as hostFailed, for a guest that spins
-        }
+        if (slot.thrown !== undefined) killForHost(slot); // as hostFailed, for a guest that spins
         if (this.#closed || p.dead !== null) return parkForever;
         // The check refilled FUEL; code whose units are slow gets less (LOOK_MS).
         const now = nowMs(), next = refillAfter(refill, now - this.#resumed);
@@ -444,7 +448,7 @@ export class WasmCpu implements GuestCpu {
             this.#port!.kill(
               this.#slot.thrown === undefined
                 ? "guest returned from start()"
-                : faultReason(this.#slot.thrown, this.#slot.thrown),
+                : hostReason(this.#slot.thrown),
             ),
           (e: unknown) => {
             if (!(e instanceof GuestExit)) this.#port!.kill(faultReason(e, this.#slot.thrown));

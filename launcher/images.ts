@@ -91,12 +91,7 @@ function notInBuild(file: string): UsageError {
  * A module of `what` (`built-in image FILE`) that imported but does not hold its image whole;
  * `module` is its name in guests/images/ (the text module of its payload, if that is damaged).
  */
-function damaged(
-  what: string,
-  module: string,
-  e: unknown,
-  part = "module",
-): UsageError {
+function damaged(what: string, module: string, e: unknown, part = "module"): UsageError {
   const why = printable((e instanceof Error ? e.message : String(e)).split("\n")[0], 100);
   // In a bundle (this module is not launcher/images.ts there) every module and payload is part of
   // the one file, which `deno task bundle` writes again.
@@ -281,12 +276,7 @@ const decodeUnverified = (async function decodeUnverified(
   const verified = crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>).then(
     (digest) => {
       if (new Uint8Array(digest).toBase64() !== mod.SHA256) {
-        throw damaged(
-          what,
-          where,
-          new Error("its SHA-256 is not the one the build wrote"),
-          part,
-        );
+        throw damaged(what, where, new Error("its SHA-256 is not the one the build wrote"), part);
       }
     },
   );

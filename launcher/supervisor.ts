@@ -20,7 +20,7 @@ import {
 import { EXIT } from "./exit.ts";
 import { type SupervisorInit, watchdog } from "./supervisor_worker.ts";
 import { functionWorker } from "../sys/worker.ts";
-import { hostStackLine, printable } from "../sys/text.ts";
+import { hostStackLine, isStackOverflow, printable } from "../sys/text.ts";
 
 /** Signals that end a run, with their numbers. */
 const SIGNALS = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGTERM: 15 } as const;
@@ -61,10 +61,10 @@ export class Supervisor {
   readonly #timer: ReturnType<typeof setTimeout> | undefined;
   readonly #listeners: [SignalName, () => void][] = [];
   readonly #terminal: boolean;
-  #stop: (code: number, why: string) => void = () => {};
+  /** The run's stop, once {@link onStop} gave it. */
+  #stop: ((code: number, why: string) => void) | null = null;
   /** A stop asked for before {@link onStop} (a signal, the Worker's failure): the first one. */
   #pending: [number, string] | null = null;
-  #stopSet = false;
   #interrupt: (() => void) | null = null;
   #closed = false;
   /**
@@ -109,8 +109,7 @@ export class Supervisor {
       // terminal, --timeout, or lines held back (`signals`: a --config run's
       // guests without stdio hold an unfinished line until it ends).
       if (!this.#terminal && opts.timeoutMs <= 0 && !opts.signals) {
-        for (const [name, fn] of this.#listeners) Deno.removeSignalListener(name, fn);
-        this.#listeners.length = 0;
+        this.#unlisten();
         this.#worker = null;
         early?.terminate();
         early = null;
@@ -123,7 +122,7 @@ export class Supervisor {
         early = null;
         this.ready = new Promise((resolve) => {
           const fail = (message: string) => {
-            const why = /call stack/i.test(message)
+            const why = isStackOverflow(message)
               ? hostStackLine()
               : `the watchdog thread failed: ${printable(message, 200)}`;
             resolve();
@@ -175,10 +174,15 @@ export class Supervisor {
     }
   }
 
+  #unlisten(): void {
+    for (const [name, fn] of this.#listeners) Deno.removeSignalListener(name, fn);
+    this.#listeners.length = 0;
+  }
+
   /** A stop, now, or once {@link onStop} gives the run's (the first one asked for is kept). */
   #request(code: number, why: string): void {
     if (this.#closed) return;
-    if (this.#stopSet) this.#stop(code, why);
+    if (this.#stop !== null) this.#stop(code, why);
     else this.#pending ??= [code, why];
   }
 
@@ -203,7 +207,6 @@ export class Supervisor {
   /** Called with the exit code and reason when the run must stop. */
   onStop(fn: (code: number, why: string) => void): void {
     this.#stop = fn;
-    this.#stopSet = true;
     const pending = this.#pending;
     if (pending !== null && !this.#closed) queueMicrotask(() => fn(...pending));
   }
@@ -219,7 +222,7 @@ export class Supervisor {
     this.#closed = true;
     if (this.#beat !== undefined) clearInterval(this.#beat);
     if (this.#timer !== undefined) clearTimeout(this.#timer);
-    for (const [name, fn] of this.#listeners) Deno.removeSignalListener(name, fn);
+    this.#unlisten();
     this.#worker?.terminate();
     if (this.#terminal) restoreTerminal(this.#termios);
     giveBackForeground(Atomics.load(this.#i32, FG));

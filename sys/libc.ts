@@ -179,7 +179,6 @@ export function cstr(s: string): Uint8Array<ArrayBuffer> {
   return new TextEncoder().encode(s + "\0") as Uint8Array<ArrayBuffer>;
 }
 
-/** Open flags (Linux x86-64). */
 /** poll(2)'s events. */
 export const POLLIN = 1, POLLOUT = 4;
 
@@ -192,6 +191,7 @@ export function pollFd(fd: number, events: number): Uint8Array<ArrayBuffer> {
   return pfd;
 }
 
+/** Open flags (Linux x86-64). */
 export const O_RDONLY = 0;
 export const O_WRONLY = 1;
 export const O_RDWR = 2;
